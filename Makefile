@@ -1,0 +1,46 @@
+# Two commands on a fresh Debian machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_PORT ?= 54329
+REDIS_PORT ?= 63799
+TEST_ENV = DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/orchestrator \
+	REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 PG_PORT=$(PG_PORT) REDIS_PORT=$(REDIS_PORT)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test bench services-start services-stop clean
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py welcome --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install
+	./scripts/services.sh install
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status
+
+bench: install
+	./scripts/services.sh install
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  $(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS) || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status
+
+services-start:
+	./scripts/services.sh start
+
+services-stop:
+	./scripts/services.sh stop
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

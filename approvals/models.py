@@ -1,0 +1,51 @@
+import uuid
+
+from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class Approval(ConcurrentTransitionMixin, models.Model):
+    """A human gate on a task. Pending past expires_at means expired (default-deny), never approved."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey("routing.Task", on_delete=models.CASCADE, related_name="approvals")
+    approver_role = models.CharField(max_length=64)
+    status = FSMField(default=ApprovalStatus.PENDING, choices=ApprovalStatus.choices)
+    requested_by = models.CharField(max_length=255)
+    decided_by = models.CharField(max_length=255, blank=True)
+    decision_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["approver_role", "status", "created_at"], name="approval_queue_idx"),
+            models.Index(
+                fields=["expires_at"], name="approval_pending_expiry_idx", condition=models.Q(status="pending")
+            ),
+        ]
+
+    def __str__(self):
+        return f"approval {self.id} by {self.approver_role} ({self.status})"
+
+    @transition(field=status, source=ApprovalStatus.PENDING, target=ApprovalStatus.APPROVED)
+    def approve(self):
+        pass
+
+    @transition(field=status, source=ApprovalStatus.PENDING, target=ApprovalStatus.REJECTED)
+    def reject(self):
+        pass
+
+    @transition(field=status, source=ApprovalStatus.PENDING, target=ApprovalStatus.EXPIRED)
+    def expire(self):
+        pass

@@ -1,0 +1,26 @@
+from django.contrib import admin
+
+from audit.models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: audit events are never added, changed or deleted through the admin."""
+
+    list_display = ["id", "timestamp", "event_type", "actor", "role", "target_type", "target_id", "trace_id", "seal_seq"]
+    list_filter = ["event_type", "role", "target_type"]
+    search_fields = ["=trace_id", "=target_id", "actor"]
+    date_hierarchy = "timestamp"
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

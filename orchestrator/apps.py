@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class OrchestratorConfig(AppConfig):
+    """The project package is also an app: it owns the cross-cutting models (API tokens, idempotency records)."""
+
+    name = "orchestrator"
+    verbose_name = "Orchestrator"

@@ -1,0 +1,42 @@
+"""JSON in and out through orjson: the stock renderer is a measurable share of every request."""
+
+import orjson
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+
+from orchestrator.problems import RequestTooLarge
+
+
+def _default(value):
+    # UUIDs and datetimes are native to orjson; Decimal and lazy strings are not.
+    return str(value)
+
+
+class FastJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_default)
+
+
+class FastJSONParser(BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        # Read one byte past the limit so an oversize body is refused without buffering it all.
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge()
+        if not body:
+            return {}
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"Malformed JSON: {exc}")

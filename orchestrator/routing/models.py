@@ -1,0 +1,106 @@
+import uuid
+
+from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class Task(ConcurrentTransitionMixin, models.Model):
+    """A work item routed from one role to another (not a Celery job: those live in jobs.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=100)
+    from_role = models.CharField(max_length=64)
+    to_role = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+    trace_id = models.CharField(max_length=128)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    status = FSMField(default=TaskStatus.PENDING, choices=TaskStatus.choices)
+    created_by = models.CharField(max_length=255)
+    claimed_by = models.CharField(max_length=255, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Inbox and claim-next: a role's tasks in one status, oldest or newest first.
+            models.Index(fields=["to_role", "status", "created_at", "id"], name="task_inbox_idx"),
+            models.Index(fields=["from_role", "-created_at"], name="task_outbox_idx"),
+            models.Index(fields=["trace_id"], name="task_trace_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.from_role}->{self.to_role} ({self.status})"
+
+    @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.AWAITING_APPROVAL)
+    def await_approval(self):
+        pass
+
+    @transition(field=status, source=TaskStatus.AWAITING_APPROVAL, target=TaskStatus.PENDING)
+    def release(self):
+        pass
+
+    @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.CLAIMED, custom={"admin": False})
+    def claim(self):
+        pass
+
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.COMPLETED, custom={"admin": False})
+    def complete(self):
+        pass
+
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.FAILED, custom={"admin": False})
+    def fail(self):
+        pass
+
+    @transition(
+        field=status,
+        source=[TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.AWAITING_APPROVAL],
+        target=TaskStatus.CANCELLED,
+        custom={"admin": True, "label": "Cancel"},
+    )
+    def cancel(self):
+        pass
+
+
+class Notification(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    to_role = models.CharField(max_length=64)
+    from_role = models.CharField(max_length=64)
+    message = models.TextField()
+    trace_id = models.CharField(max_length=128)
+    session = models.ForeignKey(
+        "agent_sessions.Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    created_by = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    acked_by = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["to_role", "created_at", "id"],
+                name="notification_unacked_idx",
+                condition=models.Q(acked_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.from_role}->{self.to_role}: {self.message[:40]}"

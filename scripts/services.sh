@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL and Redis on loopback for the test suite and benchmarks.
+#   scripts/services.sh install   apt packages if missing
+#   scripts/services.sh start     init + start both (idempotent), print the env to use
+#   scripts/services.sh stop      stop both and delete their data
+# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR.
+set -euo pipefail
+
+PG_PORT=${PG_PORT:-54329}
+REDIS_PORT=${REDIS_PORT:-63799}
+SERVICES_DIR=${SERVICES_DIR:-/tmp/orchestrator-services-$PG_PORT}
+PG_DATA=$SERVICES_DIR/pg
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+
+as_postgres() { su postgres -s /bin/sh -c "$*"; }
+
+install_packages() {
+  local missing=()
+  [ -n "$PG_BIN" ] || missing+=(postgresql postgresql-contrib)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+start() {
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  mkdir -p "$SERVICES_DIR"
+  chmod 755 "$SERVICES_DIR"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    command install -d -o postgres -g postgres "$PG_DATA"
+    as_postgres "$PG_BIN/initdb -D $PG_DATA -U postgres --auth=trust -E UTF8 --no-locale" >/dev/null
+    cat >>"$PG_DATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DATA'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+CONF
+  fi
+  if ! as_postgres "$PG_BIN/pg_ctl -D $PG_DATA status" >/dev/null 2>&1; then
+    as_postgres "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DATA/server.log -w start" >/dev/null
+  fi
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+      --daemonize yes --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log" --dir "$SERVICES_DIR"
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  echo "DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/orchestrator"
+  echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+stop() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [ -n "$PG_BIN" ] && [ -f "$PG_DATA/PG_VERSION" ]; then
+    as_postgres "$PG_BIN/pg_ctl -D $PG_DATA -m immediate stop" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$SERVICES_DIR"
+}
+
+case "${1:-}" in
+  install) install_packages ;;
+  start) install_packages; start ;;
+  stop) stop ;;
+  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,223 @@
+"""Session endpoints: thin views that validate input, call sessions.services and shape JSON."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from orchestrator.api import (
+    ApiView,
+    PageParams,
+    StrictSerializer,
+    encode_cursor,
+    etag_for,
+    keyset_page,
+    parse_uuid,
+    query_params,
+    validated,
+)
+from sessions import services
+from sessions.models import SessionStatus
+
+
+def session_json(session):
+    return {
+        "session_id": session.id,
+        "role": session.role,
+        "task_id": session.task_id,
+        "status": session.status,
+        "metadata": session.metadata,
+        "owner": session.owner,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+    }
+
+
+def message_json(message):
+    return {
+        "message_id": message.id,
+        "author_role": message.author_role,
+        "content": message.content,
+        "created_at": message.created_at,
+    }
+
+
+def _session_response(session, status_code=200):
+    return Response(session_json(session), status=status_code, headers={"ETag": etag_for(session.updated_at)})
+
+
+class SessionIn(StrictSerializer):
+    role = serializers.CharField(max_length=64)
+    task_id = serializers.UUIDField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False)
+
+
+class SessionUpdateIn(StrictSerializer):
+    status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
+    metadata = serializers.DictField(required=False)
+    task_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class SessionListParams(PageParams):
+    role = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
+
+
+class MessageIn(StrictSerializer):
+    content = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    author_role = serializers.CharField(required=False, max_length=64)
+
+
+class MessageListParams(StrictSerializer):
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+SessionOut = inline_serializer(
+    "Session",
+    {
+        "session_id": serializers.UUIDField(),
+        "role": serializers.CharField(),
+        "task_id": serializers.UUIDField(allow_null=True),
+        "status": serializers.ChoiceField(choices=SessionStatus.choices),
+        "metadata": serializers.DictField(),
+        "owner": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+SessionListOut = inline_serializer(
+    "SessionList",
+    {
+        "sessions": SessionOut.__class__(many=True),
+        "total": serializers.IntegerField(required=False),
+        "limit": serializers.IntegerField(),
+        "offset": serializers.IntegerField(required=False),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
+MessageOut = inline_serializer(
+    "Message",
+    {
+        "message_id": serializers.IntegerField(),
+        "author_role": serializers.CharField(),
+        "content": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+    },
+)
+MessageListOut = inline_serializer(
+    "MessageList",
+    {"messages": MessageOut.__class__(many=True), "next_after": serializers.IntegerField(allow_null=True)},
+)
+
+
+class SessionCollection(ApiView):
+    @extend_schema(request=SessionIn, responses={201: SessionOut}, operation_id="sessions_create")
+    def post(self, request):
+        data = validated(SessionIn, request.data)
+        session = services.create_session(
+            principal=self.principal,
+            role=data["role"],
+            task_id=data.get("task_id"),
+            metadata=data.get("metadata"),
+            trace_id=self.trace_id,
+        )
+        response = _session_response(session, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/sessions/{session.id}"
+        return response
+
+    @extend_schema(
+        parameters=[SessionListParams],
+        responses={200: SessionListOut},
+        operation_id="sessions_list",
+        description="Newest first. With `cursor` (empty for the first page) the answer is a keyset page "
+        "without `total`, fast at any depth; otherwise `limit`/`offset` with `total`.",
+    )
+    def get(self, request):
+        params = query_params(request, SessionListParams)
+        queryset = services.sessions_visible_to(self.principal)
+        if "role" in params:
+            queryset = queryset.filter(role=params["role"])
+        if "status" in params:
+            queryset = queryset.filter(status=params["status"])
+        limit = params["limit"]
+        if "cursor" in params:
+            rows, next_cursor = keyset_page(queryset, cursor=params["cursor"], limit=limit)
+            return Response({"sessions": [session_json(s) for s in rows], "limit": limit, "next_cursor": next_cursor})
+        offset = params["offset"]
+        rows = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
+        total = queryset.count()
+        next_cursor = None
+        if rows and offset + len(rows) < total:
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return Response(
+            {
+                "sessions": [session_json(s) for s in rows],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "next_cursor": next_cursor,
+            }
+        )
+
+
+class SessionDetail(ApiView):
+    @extend_schema(responses={200: SessionOut}, operation_id="sessions_read")
+    def get(self, request, session_id):
+        session = services.get_session(principal=self.principal, session_id=parse_uuid(session_id, what="session"))
+        return _session_response(session)
+
+    def _update(self, request, session_id):
+        data = validated(SessionUpdateIn, request.data)
+        changes = {key: data[key] for key in ("status", "metadata", "task_id") if key in data}
+        session = services.update_session(
+            principal=self.principal,
+            session_id=parse_uuid(session_id, what="session"),
+            trace_id=self.trace_id,
+            if_match=request.headers.get("If-Match"),
+            **changes,
+        )
+        return _session_response(session)
+
+    @extend_schema(
+        request=SessionUpdateIn,
+        responses={200: SessionOut},
+        operation_id="sessions_update",
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def put(self, request, session_id):
+        return self._update(request, session_id)
+
+    @extend_schema(
+        request=SessionUpdateIn,
+        responses={200: SessionOut},
+        operation_id="sessions_partial_update",
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def patch(self, request, session_id):
+        return self._update(request, session_id)
+
+
+class SessionMessages(ApiView):
+    @extend_schema(request=MessageIn, responses={201: MessageOut}, operation_id="sessions_messages_create")
+    def post(self, request, session_id):
+        data = validated(MessageIn, request.data)
+        message = services.append_message(
+            principal=self.principal,
+            session_id=parse_uuid(session_id, what="session"),
+            content=data["content"],
+            author_role=data.get("author_role"),
+            trace_id=self.trace_id,
+        )
+        return Response(message_json(message), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[MessageListParams], responses={200: MessageListOut}, operation_id="sessions_messages_list")
+    def get(self, request, session_id):
+        params = query_params(request, MessageListParams)
+        messages = services.list_messages(
+            principal=self.principal,
+            session_id=parse_uuid(session_id, what="session"),
+            after=params["after"],
+            limit=params["limit"],
+        )
+        next_after = messages[-1].id if len(messages) == params["limit"] else None
+        return Response({"messages": [message_json(m) for m in messages], "next_after": next_after})

@@ -1,0 +1,162 @@
+"""Session operations: the one code path for every state change, whoever asks (API, admin, jobs).
+
+Each function validates, changes state and writes its audit event in one transaction.
+"""
+
+from django.db import transaction
+from django_fsm import can_proceed
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+
+from audit import services as audit
+from orchestrator.api import etag_for
+from orchestrator.problems import Conflict, InvalidTransition, PreconditionFailed
+from orchestrator.roles import is_known_role
+from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage, SessionStatus
+
+_UNSET = object()
+
+
+def allowed_targets(session):
+    return [str(t.target) for t in session.get_available_status_transitions()]
+
+
+def _visible_task(*, principal, task_id):
+    from orchestrator.routing.models import Task
+
+    task = Task.objects.filter(pk=task_id).only("id", "from_role", "to_role").first()
+    if task is None or not (principal.can_act_for(task.from_role) or principal.can_act_for(task.to_role)):
+        raise ValidationError({"task_id": [f"No task with id {task_id}."]})
+    return task
+
+
+def _audit(session, *, event_type, principal, trace_id, metadata):
+    audit.record(
+        event_type=event_type,
+        actor=principal.subject,
+        role=principal.role or session.role,
+        trace_id=trace_id,
+        target_type="session",
+        target_id=session.pk,
+        metadata=metadata,
+    )
+
+
+def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
+    if not is_known_role(role):
+        raise ValidationError({"role": [f"Unknown role {role!r}."]})
+    if not principal.can_act_for(role):
+        raise PermissionDenied("Agents create sessions only in their own role.")
+    with transaction.atomic():
+        task = _visible_task(principal=principal, task_id=task_id) if task_id else None
+        session = Session(role=role, task=task, metadata=metadata or {}, owner=principal.subject)
+        session.save(force_insert=True)
+        _audit(
+            session,
+            event_type="session.created",
+            principal=principal,
+            trace_id=trace_id,
+            metadata={"after": {"status": session.status, "task_id": str(task_id) if task_id else None}},
+        )
+    return session
+
+
+def get_session(*, principal, session_id, for_update=False):
+    """The session if the principal may see it; another role's session is 'not found', so ids do not leak."""
+    queryset = Session.objects.select_for_update() if for_update else Session.objects
+    session = queryset.filter(pk=session_id).first()
+    if session is None or not principal.can_act_for(session.role):
+        raise NotFound(f"No session with id {session_id}.")
+    return session
+
+
+def _apply_transition(session, target_status):
+    target_status = SessionStatus(target_status)
+    method = getattr(session, SESSION_TRANSITIONS.get(target_status, ""), None)
+    if method is None or not can_proceed(method):
+        raise InvalidTransition(
+            resource="session",
+            current_status=session.status,
+            target_status=target_status,
+            allowed=allowed_targets(session),
+        )
+    method()
+
+
+def update_session(*, principal, session_id, trace_id, status=None, metadata=_UNSET, task_id=_UNSET, if_match=None):
+    """Change a session's status (a transition) and/or its metadata and task link.
+
+    Asking for the status it already has is not a transition and changes nothing.
+    """
+    with transaction.atomic():
+        # The row lock makes concurrent writers queue: the second sees the first's result
+        # and fails its transition check with 409 instead of overwriting it.
+        session = get_session(principal=principal, session_id=session_id, for_update=True)
+        if if_match is not None and if_match.strip() not in ("*", etag_for(session.updated_at)):
+            raise PreconditionFailed()
+
+        before_status = session.status
+        changed = {}
+        if metadata is not _UNSET and metadata != session.metadata:
+            changed["metadata"] = {"before": session.metadata, "after": metadata}
+            session.metadata = metadata
+        if task_id is not _UNSET:
+            current = str(session.task_id) if session.task_id else None
+            wanted = str(task_id) if task_id else None
+            if current != wanted:
+                session.task = _visible_task(principal=principal, task_id=task_id) if task_id else None
+                changed["task_id"] = {"before": current, "after": wanted}
+        if changed and session.is_terminal:
+            raise Conflict(
+                f"Session is {session.status}; a terminal session cannot be changed.",
+                current_status=session.status,
+                allowed_transitions=[],
+            )
+        transitioned = status is not None and status != before_status
+        if transitioned:
+            _apply_transition(session, status)
+
+        if not changed and not transitioned:
+            return session
+        session.save()
+        if changed:
+            _audit(session, event_type="session.updated", principal=principal, trace_id=trace_id,
+                   metadata={"changed_fields": sorted(changed), **changed})
+        if transitioned:
+            _audit(session, event_type="session.transitioned", principal=principal, trace_id=trace_id,
+                   metadata={"before": {"status": before_status}, "after": {"status": session.status}})
+    return session
+
+
+def transition_session(*, principal, session_id, target_status, trace_id):
+    return update_session(principal=principal, session_id=session_id, trace_id=trace_id, status=target_status)
+
+
+def append_message(*, principal, session_id, content, trace_id, author_role=None):
+    author_role = author_role or principal.role
+    if not principal.can_act_for(author_role):
+        raise PermissionDenied("Agents write messages only as their own role.")
+    with transaction.atomic():
+        # Lock so an append cannot slip in after a concurrent transition to a terminal status.
+        session = get_session(principal=principal, session_id=session_id, for_update=True)
+        if session.is_terminal:
+            raise Conflict(
+                f"Session is {session.status}; its transcript is closed.",
+                current_status=session.status,
+                allowed_transitions=[],
+            )
+        message = SessionMessage.objects.create(session=session, author_role=author_role, content=content)
+        _audit(session, event_type="session.message_appended", principal=principal, trace_id=trace_id,
+               metadata={"message_id": message.pk, "author_role": author_role, "length": len(content)})
+    return message
+
+
+def list_messages(*, principal, session_id, after=0, limit=100):
+    session = get_session(principal=principal, session_id=session_id)
+    return list(SessionMessage.objects.filter(session=session, id__gt=after).order_by("id")[:limit])
+
+
+def sessions_visible_to(principal):
+    queryset = Session.objects.all()
+    if not principal.is_staff:
+        queryset = queryset.filter(role=principal.role)
+    return queryset

@@ -1,0 +1,61 @@
+"""Shared fixtures. The suite runs on PostgreSQL and Redis (make test starts both)."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from orchestrator.auth import token_cache
+from orchestrator.models import ApiToken
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache():
+    token_cache.clear()
+    yield
+    token_cache.clear()
+
+
+class AgentClient(APIClient):
+    """An API client holding one bearer token; `.principal_subject` names who it is."""
+
+    def __init__(self, raw_token, token):
+        super().__init__()
+        self.token = token
+        self.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+
+
+@pytest.fixture
+def make_agent(db):
+    def make(role="finance", *, staff=False, name=""):
+        token, raw = ApiToken.issue(role=role, is_staff=staff, name=name or f"{role}-agent")
+        return AgentClient(raw, token)
+
+    return make
+
+
+@pytest.fixture
+def finance(make_agent):
+    return make_agent("finance")
+
+
+@pytest.fixture
+def manager(make_agent):
+    return make_agent("manager")
+
+
+@pytest.fixture
+def staff(make_agent):
+    return make_agent("operations", staff=True)
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (Redis in make test), so no test sees another's entries."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
