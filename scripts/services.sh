@@ -18,6 +18,8 @@ install_packages() {
   local missing=()
   [ -n "$PG_BIN" ] || missing+=(postgresql postgresql-contrib)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # The dashboard's browser test drives Debian's chromium (no browser download at test time).
+  [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt-get update -qq
