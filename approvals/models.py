@@ -29,9 +29,15 @@ class Approval(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["approver_role", "status", "created_at"], name="approval_queue_idx"),
+            models.Index(fields=["approver_role", "status", "-created_at", "-id"], name="approval_queue_idx"),
             models.Index(
                 fields=["expires_at"], name="approval_pending_expiry_idx", condition=models.Q(status="pending")
+            ),
+        ]
+        constraints = [
+            # One open gate per task: a second request while one is pending would let either decide.
+            models.UniqueConstraint(
+                fields=["task"], name="approval_one_pending_per_task", condition=models.Q(status="pending")
             ),
         ]
 

@@ -41,6 +41,13 @@ class Task(ConcurrentTransitionMixin, models.Model):
         indexes = [
             # Inbox and claim-next: a role's tasks in one status, oldest or newest first.
             models.Index(fields=["to_role", "status", "created_at", "id"], name="task_inbox_idx"),
+            # claim-next reads only a role's pending rows, oldest first; claimed and finished rows
+            # pile up over time and stay out of this index.
+            models.Index(
+                fields=["to_role", "created_at", "id"],
+                name="task_claimable_idx",
+                condition=models.Q(status="pending"),
+            ),
             models.Index(fields=["from_role", "-created_at"], name="task_outbox_idx"),
             models.Index(fields=["trace_id"], name="task_trace_idx"),
         ]
@@ -48,11 +55,11 @@ class Task(ConcurrentTransitionMixin, models.Model):
     def __str__(self):
         return f"{self.type} {self.from_role}->{self.to_role} ({self.status})"
 
-    @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.AWAITING_APPROVAL)
+    @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.AWAITING_APPROVAL, custom={"admin": False})
     def await_approval(self):
         pass
 
-    @transition(field=status, source=TaskStatus.AWAITING_APPROVAL, target=TaskStatus.PENDING)
+    @transition(field=status, source=TaskStatus.AWAITING_APPROVAL, target=TaskStatus.PENDING, custom={"admin": False})
     def release(self):
         pass
 
@@ -70,11 +77,17 @@ class Task(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         field=status,
-        source=[TaskStatus.PENDING, TaskStatus.CLAIMED, TaskStatus.AWAITING_APPROVAL],
+        source=[TaskStatus.PENDING, TaskStatus.CLAIMED],
         target=TaskStatus.CANCELLED,
         custom={"admin": True, "label": "Cancel"},
     )
     def cancel(self):
+        pass
+
+    # A task awaiting approval is settled by its approval (rejected or expired), never cancelled
+    # directly: that would leave a pending approval gating nothing.
+    @transition(field=status, source=TaskStatus.AWAITING_APPROVAL, target=TaskStatus.CANCELLED, custom={"admin": False})
+    def deny(self):
         pass
 
 

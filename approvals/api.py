@@ -1,0 +1,156 @@
+"""Approval endpoints: request a decision on a task, read the queue, decide."""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from approvals import services
+from approvals.models import ApprovalStatus
+from orchestrator.api import ApiView, StrictSerializer, keyset_page, parse_uuid, query_params, validated
+from orchestrator.routing.api import PageIn
+from orchestrator.routing.models import TaskStatus
+
+
+def approval_json(approval, now=None):
+    return {
+        "approval_id": approval.id,
+        "task_id": approval.task_id,
+        "task_status": approval.task.status,
+        "approver_role": approval.approver_role,
+        "status": services.effective_status(approval, now),
+        "requested_by": approval.requested_by,
+        "decided_by": approval.decided_by,
+        "decision_at": approval.decision_at,
+        "notes": approval.notes,
+        "expires_at": approval.expires_at,
+        "created_at": approval.created_at,
+        "updated_at": approval.updated_at,
+    }
+
+
+ApprovalOut = inline_serializer(
+    "Approval",
+    {
+        "approval_id": serializers.UUIDField(),
+        "task_id": serializers.UUIDField(),
+        "task_status": serializers.ChoiceField(choices=TaskStatus.choices),
+        "approver_role": serializers.CharField(),
+        "status": serializers.ChoiceField(
+            choices=ApprovalStatus.choices, help_text="Pending past `expires_at` reads as expired."
+        ),
+        "requested_by": serializers.CharField(),
+        "decided_by": serializers.CharField(allow_blank=True),
+        "decision_at": serializers.DateTimeField(allow_null=True),
+        "notes": serializers.CharField(allow_blank=True),
+        "expires_at": serializers.DateTimeField(),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+ApprovalListOut = inline_serializer(
+    "ApprovalList",
+    {
+        "approvals": ApprovalOut.__class__(many=True),
+        "limit": serializers.IntegerField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
+
+
+class ApprovalIn(StrictSerializer):
+    task_id = serializers.UUIDField()
+    approver_role = serializers.CharField(max_length=64)
+    notes = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    expires_in = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=services.MAX_EXPIRES_IN_SECONDS,
+        help_text="Seconds until the approval expires (default APPROVAL_TIMEOUT_SECONDS).",
+    )
+
+
+class DecisionIn(StrictSerializer):
+    decision = serializers.ChoiceField(choices=sorted(services.DECISIONS))
+    notes = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+
+
+class ApprovalListParams(PageIn):
+    status = serializers.ChoiceField(choices=ApprovalStatus.choices, required=False)
+    approver_role = serializers.CharField(required=False, max_length=64)
+    task_id = serializers.UUIDField(required=False)
+
+
+class ApprovalCollection(ApiView):
+    @extend_schema(
+        request=ApprovalIn,
+        responses={201: ApprovalOut},
+        operation_id="approvals_request",
+        description="Put a pending task on hold until `approver_role` decides.",
+    )
+    def post(self, request):
+        data = validated(ApprovalIn, request.data)
+        approval = services.request_approval(
+            principal=self.principal,
+            task_id=data["task_id"],
+            approver_role=data["approver_role"],
+            notes=data.get("notes", ""),
+            expires_in=data.get("expires_in"),
+            trace_id=self.trace_id,
+        )
+        return Response(
+            approval_json(approval),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/approvals/{approval.id}"},
+        )
+
+    @extend_schema(
+        parameters=[ApprovalListParams],
+        responses={200: ApprovalListOut},
+        operation_id="approvals_list",
+        description="Approvals for the caller's approver role or gating its role's tasks (staff: all), "
+        "newest first, in keyset pages. `status=pending` leaves out approvals past their deadline.",
+    )
+    def get(self, request):
+        params = query_params(request, ApprovalListParams)
+        now = timezone.now()
+        queryset = services.approvals_visible_to(self.principal)
+        if "status" in params:
+            queryset = services.filter_by_status(queryset, params["status"], now=now)
+        if "approver_role" in params:
+            queryset = queryset.filter(approver_role=params["approver_role"])
+        if "task_id" in params:
+            queryset = queryset.filter(task_id=params["task_id"])
+        rows, next_cursor = keyset_page(queryset, cursor=params.get("cursor"), limit=params["limit"])
+        return Response(
+            {"approvals": [approval_json(a, now) for a in rows], "limit": params["limit"], "next_cursor": next_cursor}
+        )
+
+
+class ApprovalDetail(ApiView):
+    @extend_schema(responses={200: ApprovalOut}, operation_id="approvals_read")
+    def get(self, request, approval_id):
+        approval = services.get_approval(
+            principal=self.principal, approval_id=parse_uuid(approval_id, what="approval")
+        )
+        return Response(approval_json(approval))
+
+
+class ApprovalDecision(ApiView):
+    @extend_schema(
+        request=DecisionIn,
+        responses={200: ApprovalOut},
+        operation_id="approvals_decide",
+        description="approve: the task goes back to pending; reject: the task is cancelled. Final: "
+        "deciding again, or after `expires_at`, answers 409.",
+    )
+    def post(self, request, approval_id):
+        data = validated(DecisionIn, request.data)
+        approval = services.decide_approval(
+            principal=self.principal,
+            approval_id=parse_uuid(approval_id, what="approval"),
+            decision=data["decision"],
+            notes=data.get("notes", ""),
+            trace_id=self.trace_id,
+        )
+        return Response(approval_json(approval))
