@@ -193,6 +193,47 @@ IDEMPOTENCY_ENABLED = env_bool("IDEMPOTENCY_ENABLED", True)
 IDEMPOTENCY_REQUIRED = env_bool("IDEMPOTENCY_REQUIRED", False)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
 
+# --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
+# Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
+# default) `make run` drives the same schedule with `manage.py run_jobs`, and .delay() runs inline.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://"
+# Empty: results are not stored; the jobs report through logs and the audit log.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
+# Acked after they finish, so a worker killed mid-run leaves its job queued for another worker;
+# every job is safe to run twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A job left unacknowledged this long (its worker vanished) is delivered again.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)}
+CELERY_BEAT_SCHEDULE = {
+    "expire_sessions": {
+        "task": "sessions.jobs.expire_sessions",
+        "schedule": env_int("EXPIRE_SESSIONS_INTERVAL_SECONDS", 15 * 60),
+    },
+    "expire_approvals": {
+        "task": "approvals.jobs.expire_approvals",
+        "schedule": env_int("EXPIRE_APPROVALS_INTERVAL_SECONDS", 60),
+    },
+    "purge_idempotency_keys": {
+        "task": "orchestrator.jobs.purge_idempotency_keys",
+        "schedule": env_int("PURGE_IDEMPOTENCY_KEYS_INTERVAL_SECONDS", 60 * 60),
+    },
+    "seal_audit": {
+        "task": "audit.jobs.seal_audit",
+        "schedule": env_int("SEAL_AUDIT_INTERVAL_SECONDS", 60),
+    },
+}
+# Sessions expired per transaction by expire_sessions: short row locks, bounded memory.
+SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,29 @@
+"""Progress for long management commands: a tqdm bar on a terminal, plain log lines otherwise
+(cron, docker logs, CI), where a redrawn bar would be noise."""
+
+from tqdm import tqdm
+
+
+class _LineProgress:
+    def __init__(self, *, total, description, stream):
+        self.total = total
+        self.description = description
+        self.stream = stream
+        self.done = 0
+
+    def update(self, count):
+        self.done += count
+        of_total = f"/{self.total}" if self.total is not None else ""
+        self.stream.write(f"{self.description}: {self.done}{of_total}\n")
+
+    def close(self):
+        pass
+
+
+def progress(*, total, description, stream):
+    """An object with update(n) and close(), drawing on `stream` (a command's stdout or stderr)."""
+    if stream.isatty():
+        # tqdm redraws with "\r"; Django's OutputWrapper would end every redraw with a newline.
+        raw = getattr(stream, "_out", stream)
+        return tqdm(total=total, desc=description, file=raw, unit="rec", dynamic_ncols=True)
+    return _LineProgress(total=total, description=description, stream=stream)
