@@ -6,3 +6,7 @@ class OrchestratorConfig(AppConfig):
 
     name = "orchestrator"
     verbose_name = "Orchestrator"
+
+    def ready(self):
+        # Registers the OpenAPI extension for the bearer scheme (drf-spectacular finds extensions by import).
+        from orchestrator import schema  # noqa: F401

@@ -180,6 +180,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Three models have a "status" choice set; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions.models.SessionStatus",
+        "TaskStatusEnum": "orchestrator.routing.models.TaskStatus",
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orchestrator.schema.add_problem_responses",
+    ],
 }
 
 # Local API tokens are looked up once and then kept in process memory this long,
@@ -192,6 +202,12 @@ APPROVAL_TIMEOUT_SECONDS = env_int("APPROVAL_TIMEOUT_SECONDS", 3600)
 IDEMPOTENCY_ENABLED = env_bool("IDEMPOTENCY_ENABLED", True)
 IDEMPOTENCY_REQUIRED = env_bool("IDEMPOTENCY_REQUIRED", False)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
+
+# Live audit stream (docs/audit.md): a stream ends after this long and the client resumes with
+# Last-Event-ID, so no worker thread is held forever; without a Redis wake-up it polls this often.
+AUDIT_STREAM_MAX_SECONDS = env_int("AUDIT_STREAM_MAX_SECONDS", 300)
+AUDIT_STREAM_POLL_SECONDS = float(env_str("AUDIT_STREAM_POLL_SECONDS", "1.0"))
+AUDIT_STREAM_HEARTBEAT_SECONDS = float(env_str("AUDIT_STREAM_HEARTBEAT_SECONDS", "15"))
 
 # --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
 # Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
@@ -246,4 +262,31 @@ LOGGING = {
 ORCHESTRATOR_ROLES = env_list("ORCHESTRATOR_ROLES", "finance,manager,engineering,marketing,support,operations")
 
 # --- OIDC (agents' JWTs and humans' admin login); empty issuer = local tokens and accounts only.
+# docs/auth.md explains each value and how to set them for Keycloak.
 OIDC_ISSUER = env_str("OIDC_ISSUER")
+OIDC_AUDIENCE = env_str("OIDC_AUDIENCE", "orchestrator")
+# Dotted path into the token's claims; a list value (Keycloak's realm_access.roles) gives its first known role.
+OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM", "role")
+# Staff when the claim at this dotted path equals, or is a list containing, OIDC_STAFF_VALUE.
+OIDC_STAFF_CLAIM = env_str("OIDC_STAFF_CLAIM", "groups")
+OIDC_STAFF_VALUE = env_str("OIDC_STAFF_VALUE", "orchestrator-staff")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 5)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 30)
+OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 3600)
+# An unknown key refetches the JWKS at most this often, so forged tokens cannot flood the provider.
+OIDC_JWKS_MIN_REFETCH_SECONDS = env_int("OIDC_JWKS_MIN_REFETCH_SECONDS", 30)
+# Endpoints come from OIDC_ISSUER/.well-known/openid-configuration unless set here.
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+# Human login (mozilla-django-oidc): on when both the issuer and this confidential client are set.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_AUTHENTICATE_CLASS = "orchestrator.oidc_login.AuthenticationRequestView"
+OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", True)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.insert(0, "orchestrator.oidc_login.OIDCBackend")

@@ -1,0 +1,61 @@
+"""OpenAPI details drf-spectacular cannot infer: the bearer scheme and the problem responses."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "orchestrator.auth.BearerAuthentication"
+    name = "bearer"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A local API token (manage.py issue_token) or an OIDC access token (JWT).",
+        }
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "current_status": {"type": "string"},
+        "allowed_transitions": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+_PROBLEMS = {
+    "400": "Malformed input: bad JSON, wrong types, unknown fields, bad parameters.",
+    "401": "No or bad credentials.",
+    "403": "Not allowed for this caller's role.",
+    "404": "Not found, or owned by another role.",
+    "405": "Method not allowed.",
+    "406": "Not acceptable.",
+    "409": "Invalid transition or conflicting state; names the current status and the allowed targets.",
+    "412": "If-Match does not match.",
+    "413": "Request body too large.",
+    "415": "Unsupported media type.",
+    "422": "Idempotency-Key reused with another request.",
+    "503": "Database unavailable.",
+}
+_UNSAFE = {"post", "put", "patch", "delete"}
+
+
+def add_problem_responses(result, generator, request, public):
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    reference = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code, description in _PROBLEMS.items():
+                if code in ("412", "413", "415", "422") and method not in _UNSAFE:
+                    continue
+                if code == "401" and operation.get("security") == [{}]:
+                    continue
+                responses.setdefault(code, {"description": description, "content": reference})
+    return result
