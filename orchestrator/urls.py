@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -25,3 +26,13 @@ urlpatterns = [
     path("api/v1/", include("approvals.urls")),
     path("api/v1/", include("audit.urls")),
 ]
+
+if settings.OIDC_ISSUER and settings.OIDC_RP_CLIENT_ID:
+    # Humans sign in through the provider; these come first so they replace the admin's own login form.
+    from orchestrator.oidc_login import admin_login
+
+    urlpatterns = [
+        path("admin/login/", admin_login, name="oidc_admin_login"),
+        path("oidc/", include("mozilla_django_oidc.urls")),
+        *urlpatterns,
+    ]
