@@ -46,7 +46,20 @@ _PROBLEMS = {
 _UNSAFE = {"post", "put", "patch", "delete"}
 
 
+def _forbid_unknown_request_fields(result):
+    """Inputs go through StrictSerializer, which refuses unknown fields; the schema says so."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = schemas.get(ref.rsplit("/", 1)[-1])
+                if component is not None and component.get("type") == "object":
+                    component["additionalProperties"] = False
+
+
 def add_problem_responses(result, generator, request, public):
+    _forbid_unknown_request_fields(result)
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     reference = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():

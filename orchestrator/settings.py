@@ -180,6 +180,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Separate request components carry the input constraints (minLength, required) that clients must meet.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Three models have a "status" choice set; name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions.models.SessionStatus",

@@ -6,6 +6,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from orchestrator.wsgi import application
 
@@ -41,4 +42,8 @@ def _keep_the_test_connection():
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_session_endpoints_never_answer_5xx_or_break_their_schema(case, staff_authorization):
-    case.call_and_validate(headers={"Authorization": staff_authorization})
+    # positive_data_acceptance is left out on purpose: schema-valid input that names an unknown role, task or
+    # cursor is rightly refused with a 400 problem, which the other checks still hold to the schema.
+    case.call_and_validate(
+        headers={"Authorization": staff_authorization}, excluded_checks=[positive_data_acceptance]
+    )
