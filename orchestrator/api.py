@@ -11,12 +11,41 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.views import APIView
 
+from orchestrator import idempotency
+
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 
 
 class ApiView(APIView):
-    """Base of every /api/v1 view: bearer auth, problem+json errors, orjson (see settings.REST_FRAMEWORK)."""
+    """Base of every /api/v1 view: bearer auth, problem+json errors, orjson (see settings.REST_FRAMEWORK),
+    and Idempotency-Key handling for every POST, PUT and PATCH (orchestrator.idempotency)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        # APIView.dispatch, with the handler run through the idempotency mechanism once the
+        # caller is authenticated: the key is scoped to the principal, never checked before.
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def _respond(self, request, *args, **kwargs):
+        method = request.method.lower()
+        handler = self.http_method_not_allowed
+        if method in self.http_method_names:
+            handler = getattr(self, method, self.http_method_not_allowed)
+        try:
+            return handler(request, *args, **kwargs)
+        except Exception as exc:
+            return self.handle_exception(exc)
 
     @property
     def principal(self):

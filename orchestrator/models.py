@@ -42,3 +42,32 @@ class ApiToken(models.Model):
             role=role, name=name, is_staff=is_staff, token_hash=hash_token(raw), hint=raw[:12]
         )
         return token, raw
+
+
+class IdempotencyRecord(models.Model):
+    """The stored outcome of one request sent with an `Idempotency-Key`, scoped to its caller.
+
+    orchestrator.idempotency writes it in the transaction of the request's side effects, so an
+    effect never commits without its record, and only for responses below 400 (see
+    docs/idempotency.md). The unique (principal, key) pair is the last line of defence: two
+    first attempts that slipped past every other check collide here instead of both committing.
+    """
+
+    principal = models.CharField(max_length=255, help_text="Subject of the caller that sent the key.")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.TextField(help_text="Path and query string of the original request.")
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.BinaryField()
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="idempotency_scope_uniq")]
+        # The purge job deletes by expiry; without this index it scans the whole table.
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expires_idx")]
+
+    def __str__(self):
+        return f"{self.method} {self.path} by {self.principal} ({self.key})"
