@@ -1,9 +1,25 @@
 from django.db import models
 
+# The only columns the sealing job may ever set, once, on a row whose seal_seq is still null.
+SEAL_FIELDS = frozenset({"seal_seq", "prev_hash", "hash"})
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """No ORM path edits or removes audit events; only the sealer's bulk update of the seal columns passes."""
+
+    def update(self, **kwargs):
+        if set(kwargs) - SEAL_FIELDS:
+            raise ValueError("Audit events are append-only; only their seal may be set, once.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        raise ValueError("Audit events are append-only; they cannot be deleted.")
+
 
 class AuditEvent(models.Model):
     """One recorded change. Append-only: rows are inserted by audit.services.record and
     later sealed once (seal_seq, prev_hash, hash) by the sealing job; nothing else writes them.
+    On PostgreSQL a trigger enforces this at the database (migration 0003).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -18,6 +34,12 @@ class AuditEvent(models.Model):
     seal_seq = models.BigIntegerField(null=True, blank=True, unique=True)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
+    # The inserting transaction's id, set by a database trigger on PostgreSQL (null elsewhere).
+    # The live stream orders by it: ids can commit out of order, transaction ids below the
+    # oldest running transaction cannot gain new rows (see audit.stream).
+    txid = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
@@ -29,15 +51,33 @@ class AuditEvent(models.Model):
             models.Index(fields=["timestamp"], name="audit_timestamp_idx"),
             # The sealing job's "next unsealed rows" scan stays small however long the log grows.
             models.Index(fields=["id"], name="audit_unsealed_idx", condition=models.Q(seal_seq__isnull=True)),
+            models.Index(fields=["txid", "id"], name="audit_stream_idx"),
         ]
 
     def __str__(self):
         return f"#{self.id} {self.event_type} {self.target_type}:{self.target_id}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not kwargs.pop("_sealing", False):
+        if self.pk is not None:
             raise ValueError("Audit events are append-only; they cannot be changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The sealed end of the hash chain: one row, locked only by the sealing job.
+
+    Its row lock is what keeps two sealers from interleaving; requests never read or lock it.
+    It also remembers the last seal, so verify_audit notices rows removed from or appended to
+    the end of the chain, which links alone cannot show.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    seal_seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"chain head at seq {self.seal_seq}"

@@ -1,0 +1,237 @@
+"""Audit endpoints: query, read one, and the live Server-Sent Events stream. Read-only by design:
+no view here writes, so no interface can edit an audit event."""
+
+import base64
+import binascii
+import re
+import time
+
+import orjson
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+
+from audit import selectors
+from audit.stream import Wakeup, events_after, live_position, position_of
+from orchestrator.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ApiView, StrictSerializer, query_params
+from orchestrator.renderers import FastJSONRenderer
+
+STREAM_BATCH_SIZE = 500
+MAX_EVENT_ID = 2**63 - 1
+_EVENT_ID = re.compile(r"^[0-9]{1,19}$")
+
+
+def parse_event_id(value):
+    """An event id as an int, or None if `value` cannot be one (the column is a bigint)."""
+    value = str(value)
+    if not _EVENT_ID.match(value) or int(value) > MAX_EVENT_ID:
+        return None
+    return int(value)
+
+
+def event_json(event):
+    return {
+        "event_id": event.id,
+        "event_type": event.event_type,
+        "actor": event.actor,
+        "role": event.role,
+        "timestamp": event.timestamp,
+        "trace_id": event.trace_id,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "metadata": event.metadata,
+        "seal_seq": event.seal_seq,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def encode_cursor(event_id):
+    return base64.urlsafe_b64encode(f"audit:{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, event_id = raw.partition(":")
+        event_id = parse_event_id(event_id)
+        if prefix != "audit" or event_id is None:
+            raise ValueError(raw)
+        return event_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError({"cursor": ["Malformed cursor; use the next_cursor of a previous page."]})
+
+
+class AuditFilters(StrictSerializer):
+    trace_id = serializers.CharField(required=False, max_length=128)
+    event_type = serializers.CharField(required=False, max_length=64)
+    role = serializers.CharField(required=False, max_length=64)
+    actor = serializers.CharField(required=False, max_length=255)
+    target_type = serializers.CharField(required=False, max_length=64)
+    target_id = serializers.CharField(required=False, max_length=64)
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive.")
+
+    def validate(self, data):
+        if "since" in data and "until" in data and data["since"] >= data["until"]:
+            raise ValidationError({"until": ["Must be later than since."]})
+        return data
+
+
+class AuditQueryParams(AuditFilters):
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+    cursor = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class AuditStreamParams(AuditFilters):
+    last_event_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_EVENT_ID, help_text="Resume point for clients that cannot send the Last-Event-ID header."
+    )
+
+
+def _filters(params):
+    return {key: params[key] for key in AuditFilters().fields if key in params}
+
+
+AuditEventOut = inline_serializer(
+    "AuditEvent",
+    {
+        "event_id": serializers.IntegerField(),
+        "event_type": serializers.CharField(),
+        "actor": serializers.CharField(),
+        "role": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "trace_id": serializers.CharField(),
+        "target_type": serializers.CharField(),
+        "target_id": serializers.CharField(),
+        "metadata": serializers.DictField(),
+        "seal_seq": serializers.IntegerField(allow_null=True),
+        "prev_hash": serializers.CharField(),
+        "hash": serializers.CharField(),
+    },
+)
+AuditPageOut = inline_serializer(
+    "AuditEventPage",
+    {
+        "events": AuditEventOut.__class__(many=True),
+        "limit": serializers.IntegerField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
+
+
+class AuditCollection(ApiView):
+    @extend_schema(
+        parameters=[AuditQueryParams],
+        responses={200: AuditPageOut},
+        operation_id="audit_list",
+        description="Newest first, keyset pages: pass `next_cursor` back as `cursor` until it is null. "
+        "Filters combine. Agents see only events recorded in their own role; staff see all.",
+    )
+    def get(self, request):
+        params = query_params(request, AuditQueryParams)
+        queryset = selectors.filter_events(selectors.events_visible_to(self.principal), **_filters(params))
+        after_id = decode_cursor(params["cursor"]) if params.get("cursor") else None
+        rows, last_id = selectors.page_of_events(queryset, after_id=after_id, limit=params["limit"])
+        return Response(
+            {
+                "events": [event_json(e) for e in rows],
+                "limit": params["limit"],
+                "next_cursor": encode_cursor(last_id) if last_id else None,
+            }
+        )
+
+
+class AuditDetail(ApiView):
+    @extend_schema(responses={200: AuditEventOut}, operation_id="audit_read")
+    def get(self, request, event_id):
+        parsed = parse_event_id(event_id)
+        if parsed is None:
+            raise NotFound(f"No audit event with id {event_id!r}.")
+        return Response(event_json(selectors.get_event(principal=self.principal, event_id=parsed)))
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets `Accept: text/event-stream` through negotiation; errors before the stream starts are JSON."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return b"" if data is None else orjson.dumps(data)
+
+
+def _sse(event):
+    return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(event_json(event)))
+
+
+def _event_stream(queryset, position):
+    """Events after `position` as they commit, for at most AUDIT_STREAM_MAX_SECONDS.
+
+    The bound keeps a worker thread from being held for ever; EventSource clients reconnect
+    on their own with Last-Event-ID. Heartbeats let a vanished client's thread notice and end.
+    """
+    now = time.monotonic()
+    deadline = now + settings.AUDIT_STREAM_MAX_SECONDS
+    # Subscribed before the first query, so a commit between query and wait still wakes us.
+    wakeup = Wakeup()
+    try:
+        yield b"retry: 1000\n: stream open\n\n"
+        last_write = now
+        while now < deadline:
+            rows, position = events_after(queryset, position, limit=STREAM_BATCH_SIZE)
+            now = time.monotonic()
+            if rows:
+                yield b"".join(_sse(event) for event in rows)
+                last_write = now
+                if len(rows) == STREAM_BATCH_SIZE:
+                    continue
+            elif now - last_write >= settings.AUDIT_STREAM_HEARTBEAT_SECONDS:
+                yield b": keepalive\n\n"
+                last_write = now
+            wakeup.wait(max(0.0, min(settings.AUDIT_STREAM_POLL_SECONDS, deadline - now)))
+            now = time.monotonic()
+    finally:
+        wakeup.close()
+
+
+class AuditStream(ApiView):
+    renderer_classes = [FastJSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        parameters=[
+            AuditStreamParams,
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False,
+                             description="Resume after this event: nothing missed, nothing repeated."),
+        ],
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
+            "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
+            "Without Last-Event-ID the stream starts at the events committing now. It ends after "
+            "AUDIT_STREAM_MAX_SECONDS; reconnect with Last-Event-ID."))},
+        operation_id="audit_stream",
+        description="Live audit events, filtered and role-scoped like GET /audit.",
+    )
+    def get(self, request):
+        params = query_params(request, AuditStreamParams)
+        visible = selectors.events_visible_to(self.principal)
+        queryset = selectors.filter_events(visible, **_filters(params))
+        resume = request.headers.get("Last-Event-ID", "").strip() or params.get("last_event_id")
+        if resume:
+            resume_id = parse_event_id(resume)
+            event = visible.filter(pk=resume_id).first() if resume_id else None
+            if event is None:
+                raise ValidationError({"Last-Event-ID": [f"No audit event {resume!r} to resume after."]})
+            position = position_of(event)
+        else:
+            position = live_position(queryset)
+        response = StreamingHttpResponse(_event_stream(queryset, position), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        # Proxies (nginx) must pass each event through at once, not buffer the response.
+        response["X-Accel-Buffering"] = "no"
+        return response

@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from audit import services
+from orchestrator.progress import progress
+
+
+class Command(BaseCommand):
+    help = "Chain the unsealed audit events into the hash chain (batched; safe beside the beat job)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=1000, help="Events per transaction (default 1000).")
+
+    def handle(self, *args, batch_size, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be >= 1.")
+        bar = progress(total=services.count_unsealed(), description="Sealing audit events", stream=self.stdout)
+        try:
+            count = services.seal_audit(batch_size=batch_size, on_batch=bar.update)
+        finally:
+            bar.close()
+        self.stdout.write(f"Sealed {count} audit events.")

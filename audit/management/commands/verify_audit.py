@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from audit import services
+from orchestrator.progress import progress
+
+
+class Command(BaseCommand):
+    help = "Walk the audit hash chain and report the first broken link; exit code 1 on a break, 0 when intact."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="from_seq", type=int, default=None, metavar="SEQ",
+                            help="Start at this seal_seq, trusting the hash of the one before (default: 1).")
+
+    def handle(self, *args, from_seq, **options):
+        if from_seq is not None and from_seq < 1:
+            raise CommandError("--from must be >= 1.")
+        bar = progress(total=None, description="Verifying audit events", stream=self.stderr)
+        try:
+            result = services.verify_audit(from_seq=from_seq, on_batch=bar.update)
+        finally:
+            bar.close()
+        self.stdout.write(
+            f"Checked {result.checked} sealed audit events from seq {result.first_seq}; "
+            f"chain head at seq {result.head_seq}; {result.unsealed} events still unsealed."
+        )
+        if result.broken:
+            broken = result.broken
+            event = f"event id {broken.event_id}" if broken.event_id is not None else "no row"
+            raise CommandError(f"Chain broken at seq {broken.seal_seq} ({event}): {broken.reason}", returncode=1)
+        self.stdout.write("Audit chain intact.")

@@ -1,0 +1,44 @@
+"""Reading audit events: who may see which, and the query filters the API and the stream share."""
+
+from rest_framework.exceptions import NotFound
+
+from audit.models import AuditEvent
+
+# Exact-match filters: query parameter -> model field.
+EXACT_FILTERS = ("trace_id", "event_type", "role", "actor", "target_type", "target_id")
+
+
+def events_visible_to(principal):
+    """Staff see every event; an agent sees only the events recorded in its own role."""
+    queryset = AuditEvent.objects.all()
+    if not principal.is_staff:
+        queryset = queryset.filter(role=principal.role)
+    return queryset
+
+
+def filter_events(queryset, *, since=None, until=None, **exact):
+    """Combine the filters (AND): `since` is inclusive, `until` exclusive."""
+    for name in EXACT_FILTERS:
+        if exact.get(name) is not None:
+            queryset = queryset.filter(**{name: exact[name]})
+    if since is not None:
+        queryset = queryset.filter(timestamp__gte=since)
+    if until is not None:
+        queryset = queryset.filter(timestamp__lt=until)
+    return queryset
+
+
+def get_event(*, principal, event_id):
+    """Another role's event is 'not found', so ids do not leak."""
+    event = events_visible_to(principal).filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(f"No audit event with id {event_id}.")
+    return event
+
+
+def page_of_events(queryset, *, after_id=None, limit):
+    """Newest first, keyset by id: each page is an index range scan, however deep."""
+    if after_id is not None:
+        queryset = queryset.filter(id__lt=after_id)
+    rows = list(queryset.order_by("-id")[: limit + 1])
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)

@@ -1,0 +1,133 @@
+"""The live audit stream: which events come next for a reader, and the wake-up that says
+"something committed".
+
+Ordering. Event ids come from a sequence, so a transaction can commit id 7 after id 9 is
+already visible; a reader that resumed "after id 9" would miss 7 for ever. On PostgreSQL
+each row carries the id of the transaction that inserted it (`txid`, stamped by a trigger),
+and a reader only takes rows whose txid is below the oldest transaction still running
+(`pg_snapshot_xmin`): no such transaction can ever add another row. Rows are streamed in
+(txid, id) order, and a position (txid, id) is a resume point that nothing can commit behind.
+On SQLite writers are serialised, so ids commit in order and the position is the id alone.
+
+Wake-up. Readers sleep on Redis pub/sub and re-query the database when a commit that wrote
+audit events announces itself. The message carries nothing: the database stays the one
+source of truth, and a lost message only delays a reader until its next poll.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "orchestrator:audit:committed"
+# After Redis fails, writers skip the announcement this long instead of paying a timeout each.
+_ANNOUNCE_BACKOFF_SECONDS = 5.0
+
+_client = None
+_client_lock = threading.Lock()
+_quiet_until = 0.0
+
+
+def _redis():
+    global _client
+    if not settings.REDIS_URL:
+        return None
+    with _client_lock:
+        if _client is None:
+            import redis
+
+            _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2)
+        return _client
+
+
+def announce():
+    """Wake open streams; called on commit of a transaction that wrote audit events. Never raises."""
+    global _quiet_until
+    if time.monotonic() < _quiet_until:
+        return
+    client = _redis()
+    if client is None:
+        return
+    try:
+        client.publish(CHANNEL, b"")
+    except Exception as exc:
+        _quiet_until = time.monotonic() + _ANNOUNCE_BACKOFF_SECONDS
+        logger.warning("audit stream wake-up not published (streams fall back to polling): %s", exc)
+
+
+class Wakeup:
+    """Blocks until an announcement or the timeout; without Redis it is a plain sleep."""
+
+    def __init__(self):
+        self._pubsub = None
+        client = _redis()
+        if client is not None:
+            try:
+                self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+                self._pubsub.subscribe(CHANNEL)
+            except Exception as exc:
+                logger.warning("audit stream polls without Redis wake-ups: %s", exc)
+                self._pubsub = None
+
+    def wait(self, timeout):
+        if self._pubsub is None:
+            time.sleep(timeout)
+            return
+        try:
+            if self._pubsub.get_message(timeout=timeout) is not None:
+                while self._pubsub.get_message(timeout=0) is not None:
+                    pass
+        except Exception as exc:
+            logger.warning("audit stream lost its Redis wake-up, polling instead: %s", exc)
+            self.close()
+            time.sleep(timeout)
+
+    def close(self):
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:
+                logger.debug("closing the audit stream's pubsub failed", exc_info=True)
+            self._pubsub = None
+
+
+def _horizon():
+    """Transaction ids below this are finished: their rows are all visible and final."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        return cursor.fetchone()[0]
+
+
+def position_of(event):
+    return (event.txid or 0, event.id)
+
+
+def live_position(queryset):
+    """Where a reader without Last-Event-ID starts: every event not yet committed is after it."""
+    horizon = _horizon()
+    if horizon is not None:
+        return (horizon, 0)
+    last = queryset.order_by("-id").values_list("id", flat=True).first()
+    return (0, last or 0)
+
+
+def events_after(queryset, position, *, limit):
+    """The next events of `queryset` after `position`, in stream order, and the new position."""
+    txid, event_id = position
+    horizon = _horizon()
+    if horizon is None:
+        rows = list(queryset.filter(id__gt=event_id).order_by("id")[:limit])
+    else:
+        rows = list(
+            queryset.filter(txid__lt=horizon)
+            .filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
+            .order_by("txid", "id")[:limit]
+        )
+    return rows, (position_of(rows[-1]) if rows else position)

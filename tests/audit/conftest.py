@@ -1,0 +1,56 @@
+"""Fixtures for the audit tests: bulk events, and an attacker who can bypass the trigger."""
+
+import datetime
+
+import pytest
+from django.db import connection
+
+from audit import services
+from audit.models import AuditEvent
+
+BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture
+def make_events(db):
+    """Insert `count` events at once; each gets a distinct timestamp, one second apart."""
+
+    def make(count, *, role="finance", event_type="session.created", trace_id="trace-bulk", start=0, **fields):
+        services.record_many(
+            {
+                "event_type": event_type,
+                "actor": f"token:{role}",
+                "role": role,
+                "trace_id": trace_id,
+                "target_type": "session",
+                "target_id": f"target-{start + i}",
+                "metadata": {"n": start + i},
+                "timestamp": BASE_TIME + datetime.timedelta(seconds=start + i),
+                **fields,
+            }
+            for i in range(count)
+        )
+        return list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+
+    return make
+
+
+@pytest.fixture
+def sealed_chain(make_events):
+    """Twenty sealed events, seq 1..20; returns {seal_seq: event id}."""
+    make_events(20)
+    services.seal_audit()
+    return dict(AuditEvent.objects.values_list("seal_seq", "id"))
+
+
+def raw_sql(sql, params=None):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@pytest.fixture
+def attacker(db):
+    """A superuser who drops the append-only triggers (in the test's transaction, rolled back after)."""
+    for trigger in ("audit_event_insert", "audit_event_append_only", "audit_event_no_truncate"):
+        raw_sql(f"DROP TRIGGER {trigger} ON audit_auditevent")
+    return raw_sql
