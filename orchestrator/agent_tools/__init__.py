@@ -1,0 +1,36 @@
+"""Agent tools: OrchestratorClient (HTTP, retry-safe) and the MCP server built on it.
+
+Nothing here imports Django: an agent's process talks to the orchestrator over HTTP only.
+"""
+
+from orchestrator.agent_tools.client import (
+    Approval,
+    Conflict,
+    ControllerError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Notification,
+    OrchestratorClient,
+    OrchestratorError,
+    Session,
+    Status,
+    Task,
+    Unauthorized,
+)
+
+__all__ = [
+    "Approval",
+    "Conflict",
+    "ControllerError",
+    "Forbidden",
+    "InvalidRequest",
+    "NotFound",
+    "Notification",
+    "OrchestratorClient",
+    "OrchestratorError",
+    "Session",
+    "Status",
+    "Task",
+    "Unauthorized",
+]

@@ -1,0 +1,193 @@
+"""The orchestrator's MCP server: four tools, each one call through OrchestratorClient.
+
+Any MCP host starts it over stdio (`python -m orchestrator.agent_tools`) with
+ORCHESTRATOR_URL and ORCHESTRATOR_TOKEN in its environment; the token decides which
+role the agent acts as. A refused or failed call comes back as a tool error whose text
+says what went wrong, so the model can correct itself; it never stops the server.
+"""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from orchestrator.agent_tools.client import (
+    ControllerError,
+    Forbidden,
+    NotFound,
+    OrchestratorClient,
+    OrchestratorError,
+    Unauthorized,
+)
+
+INSTRUCTIONS = """\
+Tools of the Orchestrator, the control plane of an organisation of AI agents. You act in the
+role your token was issued for. Route work to another role with send_task, gate a task on a
+human decision with request_approval, tell a role something with notify, and follow any
+session, task or approval with fetch_status. Every change is recorded in the audit log under
+its trace id; pass the same trace_id to related calls to tie them together."""
+
+# The same shape the API accepts (orchestrator.tracing); checked here so a bad one is a clear tool error.
+TRACE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+
+Role = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A role of the organisation, e.g. finance, manager, engineering, marketing, support, operations.",
+    ),
+]
+TraceId = Annotated[
+    str | None,
+    Field(
+        pattern=TRACE_ID_PATTERN,
+        description="Optional trace id (letters, digits, . _ : -; at most 128) that ties related calls together "
+        "in the audit log. One is generated when omitted.",
+    ),
+]
+
+
+class TaskRouted(BaseModel):
+    task_id: str = Field(description="Id of the task; pass it to fetch_status or request_approval.")
+    status: str = Field(description="pending, or awaiting_approval when the task waits for an approval.")
+    approval_id: str | None = Field(description="With requires_approval: the approval the task waits for.")
+    trace_id: str | None = Field(description="Trace id of the task in the audit log.")
+
+
+class ApprovalRequested(BaseModel):
+    approval_id: str = Field(description="Id of the approval; pass it to fetch_status.")
+    status: str = Field(description="pending until a human of the approver role decides (or it expires).")
+    task_id: str | None = Field(description="The task the approval gates.")
+    expires_at: str | None = Field(description="When a still pending approval expires (and the task is cancelled).")
+    trace_id: str | None = Field(description="Trace id of the request in the audit log.")
+
+
+class NotificationSent(BaseModel):
+    notification_id: str = Field(description="Id of the notification.")
+    to_role: str | None = Field(description="The role it was sent to.")
+    trace_id: str | None = Field(description="Trace id of the notification in the audit log.")
+
+
+def tool_error(exc: OrchestratorError) -> ToolError:
+    """A refusal or failure of the API as a tool error the model can act on."""
+    if isinstance(exc, Unauthorized):
+        return ToolError(
+            "unauthorized: the orchestrator rejected the token; ORCHESTRATOR_TOKEN is missing, wrong, expired "
+            "or revoked."
+        )
+    if isinstance(exc, Forbidden):
+        return ToolError(f"forbidden: the token's role lacks the rights for this: {exc.detail}")
+    if isinstance(exc, ControllerError):
+        return ToolError(f"controller error: {exc} (trace id {exc.trace_id}); retrying later may succeed.")
+    return ToolError(f"{exc.kind}: {exc.detail}")
+
+
+def build_server(client: OrchestratorClient) -> MCPServer:
+    server = MCPServer(name="orchestrator", instructions=INSTRUCTIONS)
+
+    @server.tool(
+        description="Route a task to another role's inbox. Returns its task_id and status (pending, or "
+        "awaiting_approval with requires_approval). The task comes from the role of your token."
+    )
+    def send_task(
+        to_role: Role,
+        type: Annotated[
+            str, Field(min_length=1, max_length=100, description="Kind of work, e.g. invoice.review or deploy.")
+        ],
+        payload: Annotated[dict[str, Any], Field(description="The work item: any JSON object the receiver reads.")],
+        requires_approval: Annotated[
+            bool, Field(strict=True, description="Hold the task until approver_role approves it.")
+        ] = False,
+        approver_role: Annotated[
+            str | None,
+            Field(min_length=1, max_length=64, description="Role that must approve; required with requires_approval."),
+        ] = None,
+        trace_id: TraceId = None,
+    ) -> TaskRouted:
+        try:
+            task = client.route_task(
+                to_role=to_role,
+                type=type,
+                payload=payload,
+                requires_approval=requires_approval,
+                approver_role=approver_role,
+                trace_id=trace_id,
+            )
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+        return TaskRouted(
+            task_id=task.task_id, status=task.status, approval_id=task.approval_id, trace_id=task.trace_id
+        )
+
+    @server.tool(
+        description="Ask a human of approver_role to approve or reject a task; the task waits until they decide. "
+        "An approval not decided within expires_in seconds expires and the task is cancelled (never approved)."
+    )
+    def request_approval(
+        task_id: Annotated[UUID, Field(description="Id of the task to gate, as returned by send_task.")],
+        approver_role: Role,
+        notes: Annotated[
+            str | None, Field(max_length=10_000, description="What the approver should know or check.")
+        ] = None,
+        expires_in: Annotated[
+            int | None,
+            Field(strict=True, ge=1, description="Seconds until the approval expires; the server default if omitted."),
+        ] = None,
+    ) -> ApprovalRequested:
+        try:
+            approval = client.request_approval(
+                task_id=task_id, approver_role=approver_role, notes=notes, expires_in=expires_in
+            )
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+        return ApprovalRequested(
+            approval_id=approval.approval_id,
+            status=approval.status,
+            task_id=approval.task_id,
+            expires_at=approval.expires_at,
+            trace_id=approval.trace_id,
+        )
+
+    @server.tool(description="Send a short message to every agent of a role; they read and acknowledge it.")
+    def notify(
+        to_role: Role,
+        message: Annotated[str, Field(min_length=1, max_length=10_000, description="The message text.")],
+        session_id: Annotated[
+            UUID | None, Field(description="Session the message is about, if any.")
+        ] = None,
+        trace_id: TraceId = None,
+    ) -> NotificationSent:
+        try:
+            notification = client.notify(to_role=to_role, message=message, session_id=session_id, trace_id=trace_id)
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+        return NotificationSent(
+            notification_id=notification.notification_id,
+            to_role=notification.to_role,
+            trace_id=notification.trace_id,
+        )
+
+    @server.tool(
+        description="The current status of a session, task or approval by its id, in one word: a session is "
+        "pending, active, completed, failed or expired; a task pending, awaiting_approval, claimed, completed, "
+        "failed or cancelled; an approval pending, approved, rejected or expired. An id that names nothing "
+        "you may see answers 'not_found: session not found'."
+    )
+    def fetch_status(
+        id: Annotated[UUID, Field(description="Id of a session, task or approval.")],
+    ) -> str:
+        try:
+            return client.status_of(id).status
+        except NotFound:
+            return "not_found: session not found"
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+
+    return server
+
+
+def main() -> None:
+    build_server(OrchestratorClient.from_env()).run("stdio")
