@@ -1,0 +1,122 @@
+"""A retry with the same key and payload replays the original answer and runs nothing again."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audit.models import AuditEvent
+from orchestrator.routing.models import Task
+from sessions.models import Session, SessionMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body, key, **extra):
+    return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key, **extra)
+
+
+def test_a_retried_session_create_replays_the_original_status_body_and_headers(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+
+    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+
+    assert first.status_code == retry.status_code == 201
+    assert "Idempotent-Replayed" not in first
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    for header in ("Content-Type", "Location", "ETag"):
+        assert retry[header] == first[header]
+    assert Session.objects.count() == 1
+    assert AuditEvent.objects.filter(event_type="session.created").count() == 1
+
+
+def test_a_retried_session_patch_replays_and_transitions_once(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    session_id = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+
+    first = client.patch(f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    retry = client.patch(f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code == retry.status_code == 200
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    assert retry["ETag"] == first["ETag"]
+    assert AuditEvent.objects.filter(event_type="session.transitioned").count() == 1
+
+
+def test_a_retried_message_append_replays_and_appends_once(client_for, new_key):
+    client = client_for("finance")
+    session_id = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+    key = new_key()
+
+    first = post(client, f"/api/v1/sessions/{session_id}/messages", {"content": "hello"}, key)
+    retry = post(client, f"/api/v1/sessions/{session_id}/messages", {"content": "hello"}, key)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    assert SessionMessage.objects.count() == 1
+
+
+def test_a_retried_task_route_replays_and_routes_once(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    body = {"type": "invoice.pay", "to_role": "manager", "payload": {"amount": 120}}
+
+    first = post(client, "/api/v1/tasks/route", body, key)
+    retry = post(client, "/api/v1/tasks/route", body, key)
+
+    assert first.status_code == retry.status_code == 202, first.content
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    assert Task.objects.count() == 1
+
+
+def test_the_drafts_quoted_key_and_the_bare_key_name_the_same_key(client_for):
+    client = client_for("finance")
+
+    first = post(client, "/api/v1/sessions", {"role": "finance"}, '"order-42"')
+    retry = post(client, "/api/v1/sessions", {"role": "finance"}, "order-42")
+
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+
+
+def test_the_trace_id_of_a_replay_is_the_retrys_own(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+
+    post(client, "/api/v1/sessions", {"role": "finance"}, key, HTTP_X_TRACE_ID="first-try")
+    retry = post(client, "/api/v1/sessions", {"role": "finance"}, key, HTTP_X_TRACE_ID="second-try")
+
+    assert retry["X-Trace-Id"] == "second-try"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_served_from_the_cache_makes_no_database_query_at_all(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    client.get("/api/v1/sessions")  # the token is now in the process cache, so auth needs no query either
+
+    with CaptureQueriesContext(connection) as queries:
+        retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    assert [q["sql"] for q in queries.captured_queries] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_served_from_the_database_writes_nothing(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    cache.clear()
+
+    with CaptureQueriesContext(connection) as queries:
+        retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
+    assert "SELECT" in statements
+    assert not {"INSERT", "UPDATE", "DELETE"} & set(statements), statements
