@@ -8,7 +8,7 @@ import uuid
 import orjson
 from django.db.models import Q
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from orchestrator import idempotency
@@ -75,11 +75,11 @@ def validated(serializer_class, data, **kwargs):
 
 
 def parse_uuid(value, *, what="resource"):
-    """A path id that is not a UUID names nothing: 404, the same answer as an unknown id."""
+    """A path id that is not a UUID is malformed input (400), told apart from a well-formed unknown id (404)."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(f"No {what} with id {value!r}.")
+        raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]})
 
 
 class PageParams(StrictSerializer):

@@ -45,5 +45,5 @@ def test_reading_another_roles_task_answers_404(route, make_agent):
     task = route()
 
     assert make_agent("marketing").get(f"/api/v1/tasks/{task['task_id']}").status_code == 404
-    assert make_agent("marketing").get("/api/v1/tasks/not-a-uuid").status_code == 404
+    assert make_agent("marketing").get("/api/v1/tasks/not-a-uuid").status_code == 400
     assert Task.objects.count() == 1

@@ -71,8 +71,8 @@ def test_an_unknown_status_answers_400_and_changes_nothing(finance):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/sessions/not-a-uuid", "/api/v1/sessions/123/messages"])
-def test_an_invalid_uuid_in_the_path_answers_404(finance, path):
-    assert_problem(finance.get(path), 404)
+def test_an_invalid_uuid_in_the_path_answers_400(finance, path):
+    assert "session_id" in assert_problem(finance.get(path), 400)["errors"]
 
 
 def test_an_unknown_session_answers_404(finance):
