@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from orchestrator.auth import INVALID_CREDENTIALS
 
-from .conftest import bearer, new_rsa_key
+from .conftest import bearer
+from .provider import new_rsa_key
 
 pytestmark = pytest.mark.django_db
 
