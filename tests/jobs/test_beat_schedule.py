@@ -1,0 +1,26 @@
+"""Acceptance 2: the static beat schedule holds every periodic job at its configured interval."""
+
+from orchestrator.celery import app
+
+
+def test_the_beat_schedule_runs_each_job_at_its_interval():
+    schedule = app.conf.beat_schedule
+
+    assert {name: (entry["task"], entry["schedule"]) for name, entry in schedule.items()} == {
+        "expire_sessions": ("sessions.jobs.expire_sessions", 15 * 60),
+        "expire_approvals": ("approvals.jobs.expire_approvals", 60),
+        "purge_idempotency_keys": ("orchestrator.jobs.purge_idempotency_keys", 60 * 60),
+        "seal_audit": ("audit.jobs.seal_audit", 60),
+    }
+
+
+def test_every_scheduled_job_is_a_registered_task():
+    app.loader.import_default_modules()
+
+    assert {entry["task"] for entry in app.conf.beat_schedule.values()} <= set(app.tasks)
+
+
+def test_jobs_are_acknowledged_only_after_they_finish():
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
