@@ -42,7 +42,6 @@ class OIDCBackend(OIDCAuthenticationBackend):
         # reach the provider: the endpoints are looked up only when a login actually runs.
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
         self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
-        self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
         self.OIDC_RP_IDP_SIGN_KEY = None
         self.UserModel = get_user_model()
 

@@ -285,7 +285,6 @@ OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
 # Human login (mozilla-django-oidc): on when both the issuer and this confidential client are set.
 OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
-OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 OIDC_AUTHENTICATE_CLASS = "orchestrator.oidc_login.AuthenticationRequestView"
 OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", True)
