@@ -86,6 +86,14 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+@pytest.fixture
+def refused_url():
+    """A URL where nothing listens: the port is held bound but not listening, so connections are refused."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{hole.getsockname()[1]}"
+
+
 @pytest.fixture(scope="session")
 def dead_database_server():
     """URL of a real orchestrator (gunicorn) whose PostgreSQL is unreachable: every API call answers 503.
@@ -141,7 +149,8 @@ def _read_http_message(stream, *, is_response):
 
 
 class ResettingProxy:
-    """A TCP proxy in front of a server that records each HTTP request and can drop responses.
+    """A TCP proxy in front of a server that records each HTTP request (and its response status)
+    and can drop responses.
 
     For the first `drop` request matching (method, path) it forwards the request, waits for the
     server's whole response (so the server has finished and committed), then resets the client's
@@ -193,15 +202,17 @@ class ResettingProxy:
                     name.strip().lower(): value.strip()
                     for name, _, value in (line.partition(":") for line in head.decode().split("\r\n")[1:] if line)
                 }
+                record = {"method": method, "path": path, "headers": headers, "status": None}
                 with self._lock:
-                    self.requests.append({"method": method, "path": path, "headers": headers})
+                    self.requests.append(record)
                 upstream.sendall(head + body)
                 response = _read_http_message(upstream_stream, is_response=True)
                 if response is None:
                     return
+                record["status"] = int(response[0].split(b" ", 2)[1])
                 if self._should_drop((method, path)):
                     with self._lock:
-                        self.dropped.append(response[0].split(b"\r\n", 1)[0].decode())
+                        self.dropped.append(record)
                     # SO_LINGER 0: close() sends a RST, the client's read fails with "connection reset".
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
