@@ -22,7 +22,9 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py welcome --host $(HOST) --port $(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+# No broker here: the periodic jobs run beside the server in run_jobs (docs/operations.md).
+	$(BIN)/python manage.py run_jobs & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
 	./scripts/services.sh install
