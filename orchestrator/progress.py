@@ -12,9 +12,14 @@ class _LineProgress:
         self.done = 0
 
     def update(self, count):
-        self.done += count
-        of_total = f"/{self.total}" if self.total is not None else ""
-        self.stream.write(f"{self.description}: {self.done}{of_total}\n")
+        before, self.done = self.done, self.done + count
+        if self.total:
+            # At most one line per tenth of the work: a per-record line would drown the log.
+            if self.done < self.total and before * 10 // self.total == self.done * 10 // self.total:
+                return
+            self.stream.write(f"{self.description}: {self.done}/{self.total}\n")
+        else:
+            self.stream.write(f"{self.description}: {self.done}\n")
 
     def close(self):
         pass
