@@ -78,7 +78,10 @@ class Conflict(OrchestratorError):
 
 
 class ControllerError(OrchestratorError):
-    """The orchestrator failed (5xx) or could not be reached; `trace_id` finds it in the server's logs."""
+    """The orchestrator failed (5xx), could not be reached, or something else answered at its URL.
+
+    `trace_id` finds the request in the server's logs; `status` is None when no answer came.
+    """
 
     kind = "controller error"
 
@@ -276,6 +279,7 @@ class OrchestratorClient:
 
         Raises NotFound when it names none of them (or only another role's objects).
         """
+        trace_id = trace_id or uuid.uuid4().hex
         lookups = (
             ("session", self.get_session, "session_id"),
             ("task", self.get_task, "task_id"),
@@ -293,7 +297,17 @@ class OrchestratorClient:
 
     def _resource(self, cls, method, path, *, json=None, trace_id=None):
         response = self.request(method, path, json=json, trace_id=trace_id)
-        return cls.from_response(response.json(), response)
+        try:
+            body = response.json()
+            return cls.from_response(body, response)
+        except (ValueError, TypeError, AttributeError) as exc:
+            # A proxy's error page or another service at ORCHESTRATOR_URL, not the API.
+            raise ControllerError(
+                f"{response.status_code} from {response.url} is not an answer of the orchestrator's API "
+                f"(is ORCHESTRATOR_URL right?): {exc}",
+                status=response.status_code,
+                trace_id=response.headers.get("X-Trace-Id") or trace_id,
+            ) from exc
 
     def request(self, method, path, *, json=None, params=None, trace_id=None):
         """One logical call: retried as the policy allows, then the response or an OrchestratorError."""
@@ -310,7 +324,8 @@ class OrchestratorClient:
         while True:
             try:
                 response = self.http.request(
-                    method, url, json=json, params=params, headers=headers, timeout=self.timeout
+                    method, url, json=json, params=params, headers=headers, timeout=self.timeout,
+                    allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
@@ -334,9 +349,18 @@ class OrchestratorClient:
         return min(delay, MAX_BACKOFF_SECONDS)
 
     def _checked(self, response, trace_id):
+        trace_id = response.headers.get("X-Trace-Id") or trace_id
+        if response.is_redirect:
+            # Never followed: requests would turn a redirected POST into a GET, and a redirect to
+            # another host would drop the token.
+            raise ControllerError(
+                f"{response.status_code} redirect to {response.headers.get('Location')}; set ORCHESTRATOR_URL to "
+                "the orchestrator's own address.",
+                status=response.status_code,
+                trace_id=trace_id,
+            )
         if response.status_code < 400:
             return response
-        trace_id = response.headers.get("X-Trace-Id") or trace_id
         try:
             problem = response.json()
         except ValueError:

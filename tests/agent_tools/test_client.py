@@ -153,3 +153,14 @@ def test_the_agent_tools_never_load_the_orm_nor_configure_django():
     ).stdout.strip()
 
     assert loaded == "[] False"
+
+
+def test_a_redirect_is_reported_instead_of_followed(api_url, issue_token):
+    # Under /admin every unknown path redirects to the admin login page.
+    client = OrchestratorClient(f"{api_url}/admin", issue_token("finance"), max_attempts=1)
+
+    with pytest.raises(ControllerError) as failure:
+        client.get_session("00000000-0000-0000-0000-000000000000")
+
+    assert failure.value.status == 302
+    assert "/admin/login/" in str(failure.value) and "ORCHESTRATOR_URL" in str(failure.value)
