@@ -40,7 +40,7 @@ def _approval_event(approval, *, task, event_type, actor, role, trace_id, metada
         trace_id=task.trace_id,
         target_type="approval",
         target_id=approval.pk,
-        metadata={"task_id": str(task.pk), **metadata, **routing._request_trace(trace_id, task.trace_id)},
+        metadata={"task_id": str(task.pk), **metadata, **routing.request_trace_metadata(trace_id, task.trace_id)},
     )
 
 

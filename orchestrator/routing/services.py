@@ -39,7 +39,8 @@ def _acting_role(principal, requested, *, field):
     return role
 
 
-def _request_trace(request_trace_id, object_trace_id):
+def request_trace_metadata(request_trace_id, object_trace_id):
+    """Events are filed under the object's trace; a request with a trace of its own is noted beside it."""
     return {"request_trace_id": request_trace_id} if request_trace_id and request_trace_id != object_trace_id else {}
 
 
@@ -52,7 +53,7 @@ def task_event(task, *, event_type, actor, role, trace_id, metadata):
         trace_id=task.trace_id,
         target_type="task",
         target_id=task.pk,
-        metadata={**metadata, **_request_trace(trace_id, task.trace_id)},
+        metadata={**metadata, **request_trace_metadata(trace_id, task.trace_id)},
     )
 
 
@@ -343,6 +344,6 @@ def ack_notification(*, principal, notification_id, trace_id):
             trace_id=notification.trace_id,
             target_type="notification",
             target_id=notification.pk,
-            metadata={"to_role": notification.to_role, **_request_trace(trace_id, notification.trace_id)},
+            metadata={"to_role": notification.to_role, **request_trace_metadata(trace_id, notification.trace_id)},
         )
     return notification

@@ -52,6 +52,9 @@ def test_a_task_needing_approval_goes_from_routing_to_completion_through_api_and
     assert "Approved 1 approval(s)." in [str(m) for m in response.context["messages"]]
     approval = Approval.objects.get(pk=routed["approval_id"])
     assert (approval.status, approval.decided_by) == ("approved", "user:maria")
+    decided = AuditEvent.objects.get(event_type="approval.decided")
+    assert decided.trace_id == TRACE
+    assert decided.metadata["request_trace_id"] != TRACE
 
     claimed = engineering.post("/api/v1/tasks/claim-next")
     assert claimed.json()["task_id"] == routed["task_id"]
