@@ -177,6 +177,7 @@ def _event_stream(queryset, position):
     The bound keeps a worker thread from being held for ever; EventSource clients reconnect
     on their own with Last-Event-ID. Heartbeats let a vanished client's thread notice and end.
     """
+    poll, heartbeat = settings.AUDIT_STREAM_POLL_SECONDS, settings.AUDIT_STREAM_HEARTBEAT_SECONDS
     now = time.monotonic()
     deadline = now + settings.AUDIT_STREAM_MAX_SECONDS
     # Subscribed before the first query, so a commit between query and wait still wakes us.
@@ -192,10 +193,10 @@ def _event_stream(queryset, position):
                 last_write = now
                 if len(rows) == STREAM_BATCH_SIZE:
                     continue
-            elif now - last_write >= settings.AUDIT_STREAM_HEARTBEAT_SECONDS:
+            elif now - last_write >= heartbeat:
                 yield b": keepalive\n\n"
                 last_write = now
-            wakeup.wait(max(0.0, min(settings.AUDIT_STREAM_POLL_SECONDS, deadline - now)))
+            wakeup.wait(max(0.0, min(poll, deadline - now)))
             now = time.monotonic()
     finally:
         wakeup.close()
