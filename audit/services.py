@@ -157,6 +157,7 @@ class VerifyResult:
     checked: int
     unsealed: int
     head_seq: int
+    head_hash: str
     first_seq: int
     broken: ChainBreak | None = None
 
@@ -191,12 +192,14 @@ def verify_audit(*, from_seq=None, on_batch=None):
 
 def _walk(start, on_batch):
     head = AuditChainHead.objects.filter(pk=1).first()
-    head_seq = head.seal_seq if head else 0
+    head_seq, head_hash = (head.seal_seq, head.hash) if head else (0, "")
     unsealed = count_unsealed()
     checked = 0
 
     def result(broken=None):
-        return VerifyResult(checked=checked, unsealed=unsealed, head_seq=head_seq, first_seq=start, broken=broken)
+        return VerifyResult(
+            checked=checked, unsealed=unsealed, head_seq=head_seq, head_hash=head_hash, first_seq=start, broken=broken
+        )
 
     prev_hash, prev_id = GENESIS_HASH, None
     if start > 1:

@@ -27,4 +27,4 @@ class Command(BaseCommand):
             broken = result.broken
             event = f"event id {broken.event_id}" if broken.event_id is not None else "no row"
             raise CommandError(f"Chain broken at seq {broken.seal_seq} ({event}): {broken.reason}", returncode=1)
-        self.stdout.write("Audit chain intact.")
+        self.stdout.write(f"Audit chain intact; head hash {result.head_hash or '(none yet)'}.")
