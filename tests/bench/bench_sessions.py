@@ -1,0 +1,164 @@
+"""Session API throughput: POST /api/v1/sessions and GET /api/v1/sessions/{id}.
+
+Three figures per endpoint, measured in this run on this machine, printed as ratios:
+  ours     our full endpoint on gunicorn: local bearer token, role check, FSM model,
+           audit event in the same transaction, trace id; no Idempotency-Key header
+  naive    tests/bench/naive_app.py on the same gunicorn settings: DRF generic views and
+           a ModelSerializer running the same SQL, without auth, idempotency or audit logic
+  pgbench  the same SQL straight from pgbench (session INSERT + audit INSERT in one
+           transaction; SELECT by primary key): the database's own limit
+Each app and pgbench get their own copy of the same seeded database. Target: ours >= 1.0x naive.
+
+    python -m tests.bench.bench_sessions [--only post|get] [--worker-class sync|gthread --threads N]
+"""
+
+import argparse
+import http.client
+import sys
+from urllib.parse import urlsplit
+
+from tests.bench import harness
+
+TEMPLATE_DB = "orch_bench_sessions_tmpl"
+RUN_DB = "orch_bench_sessions_run"
+SEEDED = 1000
+WARM_UP_SECONDS = 2
+
+POST_BODY = b'{"role": "finance", "metadata": {"source": "bench"}}'
+
+SEED_SQL = f"""
+INSERT INTO agent_sessions_session (id, role, task_id, status, metadata, owner, created_at, updated_at)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, 'finance', NULL, 'pending',
+       '{{"source": "seed"}}', 'token:1', now(), now()
+FROM generate_series(1, {SEEDED}) AS n
+"""
+
+# The statements Django sends for our POST (ids are made client-side, like uuid4 in the model).
+PGBENCH_POST = r"""
+\set n random(1, 281474976710655)
+BEGIN;
+INSERT INTO agent_sessions_session (id, role, task_id, status, metadata, owner, created_at, updated_at)
+VALUES ((lpad(to_hex(:client_id::bigint), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid,
+        'finance', NULL, 'pending', '{"source": "bench"}', 'token:1', now(), now());
+INSERT INTO audit_auditevent (event_type, actor, role, timestamp, trace_id, target_type, target_id, metadata,
+                              seal_seq, prev_hash, hash)
+VALUES ('session.created', 'token:1', 'finance', now(), '0123456789abcdef0123456789abcdef', 'session',
+        lpad(to_hex(:client_id::bigint), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'),
+        '{"after": {"status": "pending", "task_id": null}}', NULL, '', '')
+RETURNING id;
+COMMIT;
+"""
+
+PGBENCH_GET = rf"""
+\set n random(1, {SEEDED})
+SELECT id, role, task_id, status, metadata, owner, created_at, updated_at
+FROM agent_sessions_session
+WHERE id = ('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid;
+"""
+
+SEEDED_PATHS = [f"/api/v1/sessions/00000000-0000-4000-8000-{n:012x}" for n in range(1, SEEDED + 1)]
+
+
+def prepare_template():
+    url = harness.fresh_database(TEMPLATE_DB)
+    harness.migrate(url)
+    token = harness.issue_token(url, role="finance")
+    harness.sql(url, SEED_SQL)
+    return token
+
+
+def _check_answer(base_url, method, path, body, headers, expected_status):
+    """One request before the load: a benchmark of error answers would measure nothing."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != expected_status:
+        raise RuntimeError(f"{method} {path} answered {response.status}, not {expected_status}: {payload[:500]!r}")
+
+
+class Target:
+    """One app under load: its server, the requests it gets and the answer they must give."""
+
+    def __init__(self, kind, base_url, headers):
+        self.base_url = base_url
+        self.headers = headers
+        if kind == "post":
+            self.check = ("POST", "/api/v1/sessions", POST_BODY, 201)
+            self.load = dict(method="POST", body=POST_BODY, headers=headers)
+            self.url = base_url + "/api/v1/sessions"
+        else:
+            self.check = ("GET", SEEDED_PATHS[0], None, 200)
+            self.load = dict(method="GET", paths=SEEDED_PATHS, headers=headers)
+            self.url = base_url + SEEDED_PATHS[0]
+
+    def warm_up(self):
+        method, path, body, expected = self.check
+        _check_answer(self.base_url, method, path, body, self.headers, expected)
+        harness.http_load(self.url, duration=WARM_UP_SECONDS, **self.load)
+
+    def rps(self):
+        result = harness.http_load(self.url, **self.load)
+        if result.errors:
+            raise RuntimeError(f"{self.url}: {result.errors} failed requests of {result.requests}")
+        return result.rps
+
+
+def measure(kind, token, server_options):
+    """POST or GET: both servers up side by side, each on its own copy of the seeded database,
+    measured in turns (ABBA order across rounds) so a change in background load hits both alike."""
+    samples = {"ours": [], "naive": [], "pgbench": []}
+    script = PGBENCH_POST if kind == "post" else PGBENCH_GET
+    pgbench_url = harness.fresh_database(f"{RUN_DB}_pgbench", template=TEMPLATE_DB)
+    naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
+    ours_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_ours", template=TEMPLATE_DB))
+    with (
+        harness.gunicorn("tests.bench.naive_app:application", env=naive_env, **server_options) as naive_url,
+        harness.gunicorn(
+            "orchestrator.wsgi:application", env=ours_env, ready_path="/api/v1/health", **server_options
+        ) as ours_url,
+    ):
+        targets = {
+            "naive": Target(kind, naive_url, {}),
+            "ours": Target(kind, ours_url, {"Authorization": f"Bearer {token}"}),
+        }
+        for target in targets.values():
+            target.warm_up()
+        for round_number in range(harness.rounds()):
+            order = ["naive", "ours"] if round_number % 2 == 0 else ["ours", "naive"]
+            for name in order:
+                samples[name].append(targets[name].rps())
+            samples["pgbench"].append(harness.pgbench(pgbench_url, script).tps)
+    return {name: harness.median(values) for name, values in samples.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["post", "get"])
+    parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    server_options = {"worker_class": args.worker_class, "threads": args.threads}
+
+    print(
+        f"Session API: {harness.connections()} connections, {harness.duration():g} s per measurement, "
+        f"gunicorn {harness.workers()} {args.worker_class} workers x {args.threads} threads, "
+        f"median of {harness.rounds()} round(s)"
+    )
+    token = prepare_template()
+    try:
+        for kind in (["post", "get"] if args.only is None else [args.only]):
+            figures = measure(kind, token, server_options)
+            harness.print_ratios(f"{kind.upper()} /api/v1/sessions{'/{id}' if kind == 'get' else ''}", figures)
+            print(f"  target ours >= 1.0x naive: {'met' if figures['ours'] >= figures['naive'] else 'MISSED'}")
+    finally:
+        for suffix in ("pgbench", "naive", "ours"):
+            harness.drop_database(f"{RUN_DB}_{suffix}")
+        harness.drop_database(TEMPLATE_DB)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""Shared pieces for the benchmarks in tests/bench (run them all with `make bench`).
+
+A benchmark is a module tests/bench/bench_<name>.py that runs on its own
+(`python -m tests.bench.bench_<name>`, from the repository root) and prints what it
+measured, as ratios against baselines measured in the same run (never absolute
+targets: the machine varies). `python -m tests.bench` runs every such module in turn.
+Benchmarks are not tests: no timing asserts anywhere, and pytest does not collect them.
+
+What this module gives them:
+
+    from tests.bench import harness
+
+    url = harness.fresh_database("orch_bench_x")            # empty database on the DATABASE_URL server
+    harness.migrate(url)                                      # our schema in it (manage.py migrate)
+    url = harness.fresh_database("orch_bench_x2", template="orch_bench_x")  # fast copy of a migrated one
+    harness.sql(url, "INSERT ...")                            # run SQL (psycopg, autocommit)
+    token = harness.issue_token(url, role="finance")          # a local API token ("orch_...")
+
+    env = harness.app_env(url)                                # production-like env: DEBUG off, no SSL redirect
+    with harness.gunicorn("orchestrator.wsgi:application", env=env) as base_url:
+        result = harness.http_load(base_url + "/api/v1/sessions", method="POST",
+                                   body=b'{"role": "finance"}', headers={"Authorization": f"Bearer {token}"})
+        print(result.rps, result.errors)                      # errors = non-2xx/3xx answers + socket errors
+        harness.http_load(base_url, paths=["/api/v1/sessions/<id>", ...])   # GET, cycling through paths
+
+    harness.pgbench(url, "BEGIN; ...; COMMIT;", clients=4).tps  # the database's own limit for that SQL
+    harness.print_ratios("Session POST", {"ours": 812.0, "naive": 640.0, "pgbench": 5100.0})
+
+Knobs from the environment, so `make bench` needs no arguments:
+    BENCH_DURATION     seconds per measurement (default 10)
+    BENCH_CONNECTIONS  concurrent HTTP connections / pgbench clients (default 4)
+    BENCH_WORKERS      gunicorn workers (default 2 * cores + 1, the same for every app compared)
+    BENCH_ROUNDS       how many times a comparison is repeated; modules report the median (default 1)
+The database server comes from DATABASE_URL (`make bench` points it at the throwaway server);
+the HTTP load comes from `wrk` (installed with apt-get when missing and possible), else from a
+Python keep-alive load generator (one http.client connection per thread).
+"""
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(sys.executable).parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:54329/orchestrator"
+
+
+def _env_number(name, default, kind=int):
+    value = os.environ.get(name)
+    return kind(value) if value else default
+
+
+def duration():
+    return _env_number("BENCH_DURATION", 10.0, float)
+
+
+def connections():
+    return _env_number("BENCH_CONNECTIONS", 4)
+
+
+def workers():
+    return _env_number("BENCH_WORKERS", 2 * (os.cpu_count() or 1) + 1)
+
+
+def rounds():
+    return _env_number("BENCH_ROUNDS", 1)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+def database_url(name):
+    """DATABASE_URL with its database name replaced by `name`."""
+    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _name(url):
+    return urlsplit(url).path.lstrip("/")
+
+
+def _quote(identifier):
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def fresh_database(name, *, template=None):
+    """Drop `name` if it exists and create it empty (or as a copy of `template`); return its URL."""
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
+        suffix = f" TEMPLATE {_quote(template)}" if template else ""
+        conn.execute(f"CREATE DATABASE {_quote(name)}{suffix}")
+    return database_url(name)
+
+
+def drop_database(name):
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
+
+
+def sql(url, statement, params=None):
+    """Run one statement in autocommit mode; return its rows (or None when it returns none)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def app_env(url, **extra):
+    """The environment for our app on `url`: production-like (DEBUG off), plain HTTP on loopback."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="orchestrator.settings",
+        DATABASE_URL=url,
+        DEBUG="false",
+        SECRET_KEY="bench-secret-key-not-for-production-0123456789abcdef",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL="WARNING",
+    )
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def manage(url, *args, env=None):
+    """Run a manage.py command against `url`; return its stdout."""
+    completed = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env or app_env(url),
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stdout}{completed.stderr}")
+    return completed.stdout
+
+
+def migrate(url):
+    manage(url, "migrate", "--noinput")
+
+
+def issue_token(url, *, role, staff=False):
+    args = ["issue_token", "--role", role] + (["--staff"] if staff else [])
+    return manage(url, *args).strip().splitlines()[-1]
+
+
+# --- gunicorn ---------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(port, process, ready_path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", ready_path)
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer on port {port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_args=(), ready_path="/"):
+    """Serve the WSGI `app` ("module:callable") on a free loopback port; yield its base URL.
+
+    A worker has answered a GET of `ready_path` (any status) before this yields;
+    the server is stopped (SIGTERM, then SIGKILL) on exit.
+    """
+    port = free_port()
+    command = [
+        str(BIN_DIR / "gunicorn"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers or globals()["workers"]()),
+        "--worker-class", worker_class,
+        "--threads", str(threads),
+        "--chdir", str(BASE_DIR),
+        "--log-level", "warning",
+        *extra_args,
+        app,
+    ]
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
+    try:
+        _wait_until_serving(port, process, ready_path)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+# --- HTTP load --------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    errors: int
+
+    @property
+    def rps(self):
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _wrk_binary():
+    found = shutil.which("wrk")
+    if found or not shutil.which("apt-get") or os.geteuid() != 0:
+        return found
+    subprocess.run(
+        "apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1",
+        shell=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return shutil.which("wrk")
+
+
+def _lua_string(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    return "[==[" + value + "]==]"
+
+
+def _wrk_script(method, paths, body, headers):
+    lines = [f"wrk.method = {_lua_string(method)}"]
+    if body is not None:
+        lines.append(f"wrk.body = {_lua_string(body)}")
+    for name, value in headers.items():
+        lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
+    if paths:
+        lines.append("local paths = {" + ", ".join(_lua_string(p) for p in paths) + "}")
+        lines.append("local i = 0")
+        lines.append("request = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend")
+    return "\n".join(lines) + "\n"
+
+
+def _parse_wrk(output):
+    match = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[match.group(3)]
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        # gunicorn's sync workers close the connection after each answer; wrk counts the
+        # close it sees while reading as a "read" error, so only connect/write/timeout count.
+        errors += int(socket_errors.group(1)) + int(socket_errors.group(3)) + int(socket_errors.group(4))
+    return LoadResult(requests=int(match.group(1)), seconds=float(match.group(2)) * scale, errors=errors)
+
+
+def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_wrk_script(method, paths, body, headers))
+    try:
+        completed = subprocess.run(
+            [wrk, "-t", "1", "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(script.name)
+    # wrk reports a broken script on stderr and then runs anyway, with plain GETs.
+    if completed.returncode != 0 or completed.stderr.strip():
+        raise RuntimeError(f"wrk failed:\n{completed.stdout}{completed.stderr}")
+    return _parse_wrk(completed.stdout)
+
+
+def _python_load(url, method, paths, body, headers, conns, seconds):
+    parts = urlsplit(url)
+    paths = paths or [parts.path or "/"]
+    counts = [[0, 0] for _ in range(conns)]
+    deadline = time.monotonic() + seconds
+
+    def worker(slot):
+        conn = None
+        i = slot
+        while time.monotonic() < deadline:
+            path = paths[i % len(paths)]
+            i += 1
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                counts[slot][0] += 1
+                if response.status >= 400:
+                    counts[slot][1] += 1
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                counts[slot][1] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(conns)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return LoadResult(requests=sum(c[0] for c in counts), seconds=elapsed, errors=sum(c[1] for c in counts))
+
+
+def http_load(url, *, method="GET", paths=None, body=None, headers=None, connections=None, duration=None):
+    """Send requests to `url` (or cycle through `paths` on its host) for `duration` seconds
+    over `connections` concurrent connections; return the count, the time and the errors."""
+    headers = dict(headers or {})
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    conns = connections or globals()["connections"]()
+    seconds = duration or globals()["duration"]()
+    wrk = _wrk_binary()
+    if wrk:
+        return _wrk_load(wrk, url, method, paths, body, headers, conns, seconds)
+    return _python_load(url, method, paths, body, headers, conns, seconds)
+
+
+# --- pgbench ----------------------------------------------------------------------------
+
+
+@dataclass
+class PgbenchResult:
+    transactions: int
+    tps: float
+    failed: int
+
+
+def pgbench(url, script, *, clients=None, duration=None, protocol="prepared"):
+    """Run the pgbench `script` (custom script text) against `url`; the tps excludes connection time."""
+    clients = clients or connections()
+    seconds = duration or globals()["duration"]()
+    parts = urlsplit(url)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
+        file.write(script)
+    try:
+        completed = subprocess.run(
+            [
+                shutil.which("pgbench") or "pgbench", "--no-vacuum", "--protocol", protocol,
+                "--client", str(clients), "--jobs", str(min(clients, os.cpu_count() or 1)),
+                "--time", str(max(1, round(seconds))), "--file", file.name,
+                "--host", parts.hostname or "127.0.0.1", "--port", str(parts.port or 5432),
+                "--username", parts.username or "postgres", _name(url),
+            ],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(file.name)
+    output = completed.stdout + completed.stderr
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output)
+    processed = re.search(r"number of transactions actually processed: (\d+)", output)
+    if completed.returncode != 0 or not tps or not processed:
+        raise RuntimeError(f"pgbench failed:\n{output}")
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    return PgbenchResult(
+        transactions=int(processed.group(1)), tps=float(tps.group(1)), failed=int(failed.group(1)) if failed else 0
+    )
+
+
+# --- Reporting --------------------------------------------------------------------------
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def print_ratios(title, figures):
+    """Print each figure (requests per second) and the ratio of every pair, first over later."""
+    names = list(figures)
+    print(f"\n{title}")
+    for name in names:
+        print(f"  {name:<12} {figures[name]:>10.1f} /s")
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            ratio = figures[first] / figures[second] if figures[second] else float("nan")
+            print(f"  {first}/{second:<{22 - len(first)}} {ratio:>6.3f}x")
+    sys.stdout.flush()
