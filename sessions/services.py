@@ -63,7 +63,11 @@ def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
 def get_session(*, principal, session_id, for_update=False):
     """The session if the principal may see it; another role's session is 'not found', so ids do not leak."""
     queryset = Session.objects.select_for_update() if for_update else Session.objects
-    session = queryset.filter(pk=session_id).first()
+    try:
+        # get(), not first(): a primary-key lookup needs no ORDER BY (first() adds the model's).
+        session = queryset.get(pk=session_id)
+    except Session.DoesNotExist:
+        session = None
     if session is None or not principal.can_act_for(session.role):
         raise NotFound(f"No session with id {session_id}.")
     return session
