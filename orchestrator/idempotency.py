@@ -192,7 +192,9 @@ def execute(view, request, respond):
     with transaction.atomic():
         _claim(principal.subject, key)
         now = timezone.now()
-        record = IdempotencyRecord.objects.filter(principal=principal.subject, key=key).first()
+        # Unordered on purpose: .first() would add ORDER BY id, which the planner may serve by
+        # walking the primary key instead of probing the unique (principal, key) index.
+        record = next(iter(IdempotencyRecord.objects.filter(principal=principal.subject, key=key)[:1]), None)
         if record is not None:
             if record.expires_at > now:
                 stored = StoredResponse.from_record(record)
