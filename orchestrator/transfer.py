@@ -300,7 +300,8 @@ def export_json(*, stream, on_record=None, chunk_size=2000):
                 for session_id, *message in rows.values_list("session_id", *MESSAGE_FIELDS):
                     messages.setdefault(session_id, []).append(message)
             for instance in chunk:
-                stream.write((b"\n" if counts[kind.key] == 0 else b",\n") + orjson.dumps(_export_record(kind, instance, messages)))
+                separator = b"\n" if counts[kind.key] == 0 else b",\n"
+                stream.write(separator + orjson.dumps(_export_record(kind, instance, messages)))
                 counts[kind.key] += 1
                 if on_record is not None:
                     on_record(kind.key)

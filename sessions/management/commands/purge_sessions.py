@@ -11,16 +11,18 @@ class Command(BaseCommand):
         parser.add_argument("--older-than", type=int, required=True, metavar="DAYS",
                             help="Delete terminal sessions last changed more than DAYS days ago.")
         parser.add_argument("--batch-size", type=int, default=1000, help="Sessions deleted per transaction.")
-        parser.add_argument("--dry-run", action="store_true", help="Report how many sessions would be deleted; change nothing.")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Report how many sessions would be deleted; change nothing.")
 
     def handle(self, *args, older_than, batch_size, dry_run, **options):
         if older_than < 0 or batch_size < 1:
             raise CommandError("--older-than must be >= 0 and --batch-size >= 1.")
-        if dry_run:
-            count = retention.purge_sessions(older_than_days=older_than, dry_run=True)
-            self.stdout.write(f"Dry run: {count} terminal sessions older than {older_than} days would be deleted; nothing changed.")
-            return
         total = retention.purge_sessions(older_than_days=older_than, dry_run=True)
+        if dry_run:
+            self.stdout.write(
+                f"Dry run: {total} terminal sessions older than {older_than} days would be deleted; nothing changed."
+            )
+            return
         bar = progress(total=total, description="Purging sessions", stream=self.stdout)
         try:
             count = retention.purge_sessions(older_than_days=older_than, batch_size=batch_size,
