@@ -53,7 +53,8 @@ class IdempotencyRecord(models.Model):
     first attempts that slipped past every other check collide here instead of both committing.
     """
 
-    principal = models.CharField(max_length=255, help_text="Subject of the caller that sent the key.")
+    # Longer than a key: an OIDC subject alone may be 255 characters, before its "oidc:" prefix.
+    principal = models.CharField(max_length=512, help_text="Subject of the caller that sent the key.")
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=8)
     path = models.TextField(help_text="Path and query string of the original request.")

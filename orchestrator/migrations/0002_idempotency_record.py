@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
             name='IdempotencyRecord',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('principal', models.CharField(help_text='Subject of the caller that sent the key.', max_length=255)),
+                ('principal', models.CharField(help_text='Subject of the caller that sent the key.', max_length=512)),
                 ('key', models.CharField(max_length=255)),
                 ('method', models.CharField(max_length=8)),
                 ('path', models.TextField(help_text='Path and query string of the original request.')),

@@ -3,6 +3,7 @@
 import pytest
 
 from audit.models import AuditEvent
+from orchestrator import idempotency
 from sessions.models import Session, SessionMessage
 from tests.idempotency.burst import assert_one_execution, burst
 
@@ -31,3 +32,16 @@ def test_fifty_concurrent_message_appends_with_one_key_append_exactly_one_messag
     message = SessionMessage.objects.get()
     assert original.json()["message_id"] == message.pk
     assert AuditEvent.objects.filter(event_type="session.message_appended").count() == 1
+
+
+def test_without_the_lock_the_unique_constraint_alone_still_lets_one_of_fifty_commit(live_caller, new_key, monkeypatch):
+    # As on a backend without advisory locks: every racer runs the handler, and all but the
+    # first to commit fail on the (principal, key) constraint and roll their effects back.
+    monkeypatch.setattr(idempotency, "_claim", lambda principal, key: None)
+    caller = live_caller("finance")
+
+    responses = burst(caller, "POST", "/sessions", {"role": "finance"}, key=new_key())
+
+    assert_one_execution(responses, status=201)
+    assert Session.objects.count() == 1
+    assert AuditEvent.objects.filter(event_type="session.created").count() == 1
