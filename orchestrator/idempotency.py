@@ -218,7 +218,7 @@ def execute(view, request, respond):
             fingerprint=fingerprint,
             status_code=response.status_code,
             response_body=response.content,
-            response_headers={name: response[name] for name in STORED_HEADERS if response.has_header(name)},
+            response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
             created_at=now,
             expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
         )

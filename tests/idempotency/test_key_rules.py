@@ -84,3 +84,14 @@ def test_a_key_on_a_read_is_ignored(client_for):
 
     assert response.status_code == 200
     assert not IdempotencyRecord.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
+def test_an_oversize_body_with_a_key_answers_413_and_stores_nothing(client_for):
+    body = {"role": "finance", "metadata": {"blob": "x" * 2048}}
+
+    response = client_for("finance").post("/api/v1/sessions", body, format="json", HTTP_IDEMPOTENCY_KEY="big")
+
+    assert response.status_code == 413
+    assert not Session.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
