@@ -102,8 +102,11 @@ def decode_cursor(cursor):
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, object_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.datetime.fromisoformat(created_at), object_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        created_at = datetime.datetime.fromisoformat(created_at)
+        if created_at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return created_at, uuid.UUID(object_id)
+    except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationError({"cursor": ["Malformed cursor; use the next_cursor of a previous page."]})
 
 

@@ -1,5 +1,8 @@
 """Bad input gets a clear 4xx problem response, never a 500 and never a half-written change."""
 
+import base64
+
+import orjson
 import pytest
 
 from audit.models import AuditEvent
@@ -91,8 +94,26 @@ def test_a_non_json_content_type_answers_415(finance):
     assert_problem(finance.post("/api/v1/sessions", "role=finance", content_type="text/plain"), 415)
 
 
+def forged_cursor(*parts):
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=abc", "limit=100000", "offset=-1", "status=paused", "cursor=%%%", "bogus=1"]
+    "query",
+    [
+        "limit=0",
+        "limit=abc",
+        "limit=100000",
+        "offset=-1",
+        "status=paused",
+        "cursor=%%%",
+        "bogus=1",
+        "cursor=" + forged_cursor("2024-01-01T00:00:00+00:00", "not-a-uuid"),
+        "cursor=" + forged_cursor("2024-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"),
+        "cursor=" + forged_cursor("yesterday", "00000000-0000-0000-0000-000000000000"),
+        "cursor=" + forged_cursor(1, 2),
+        "cursor=" + forged_cursor("2024-01-01T00:00:00+00:00"),
+    ],
 )
 def test_bad_list_parameters_answer_400(finance, query):
     assert_problem(finance.get(f"/api/v1/sessions?{query}"), 400)
