@@ -1,0 +1,44 @@
+"""The dashboard counts sessions in every status, zeros included."""
+
+import re
+
+from orchestrator.auth import Principal
+from sessions import services
+
+AGENT = Principal(subject="test:agent", role="finance")
+
+
+def session_in(status):
+    session = services.create_session(principal=AGENT, role="finance", trace_id="counts")
+    path = {"pending": [], "active": ["active"], "completed": ["active", "completed"], "expired": ["expired"]}
+    for step in path[status]:
+        services.transition_session(principal=AGENT, session_id=session.pk, target_status=step, trace_id="counts")
+
+
+def rendered_counts(html):
+    pairs = re.findall(r'<li data-status="(\w+)"><span class="label">\w+</span><span class="count">(\d+)</span>', html)
+    return {status: int(count) for status, count in pairs}
+
+
+def test_staff_see_how_many_sessions_are_in_each_status(staff_client):
+    for status in ["pending", "pending", "active", "completed", "completed", "completed", "expired"]:
+        session_in(status)
+
+    response = staff_client.get("/dashboard/")
+
+    assert response.status_code == 200
+    assert rendered_counts(response.content.decode()) == {
+        "pending": 2,
+        "active": 1,
+        "completed": 3,
+        "failed": 0,
+        "expired": 1,
+    }
+
+
+def test_an_empty_system_shows_zero_everywhere_and_empty_lists(staff_client):
+    html = staff_client.get("/dashboard/").content.decode()
+
+    assert set(rendered_counts(html).values()) == {0}
+    assert "No approvals are waiting." in html
+    assert "No audit events yet." in html
