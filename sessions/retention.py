@@ -88,9 +88,12 @@ def _expire_batch_postgresql(*, cutoff, limit, now, trace_id, days):
 def _expire_batch_portable(*, cutoff, limit, now, trace_id, days):
     # SQLite has no row locks: its write transaction (IMMEDIATE) already excludes every other writer.
     rows = list(_due_sessions(cutoff).order_by("updated_at").values_list("id", "status", "role")[:limit])
-    Session.objects.filter(id__in=[row[0] for row in rows], status__in=LIVE_SESSION_STATUSES).update(
-        status=SessionStatus.EXPIRED, updated_at=now
-    )
+    # Chunked: SQLite caps the number of parameters in one statement.
+    for start in range(0, len(rows), 900):
+        chunk = [row[0] for row in rows[start:start + 900]]
+        Session.objects.filter(id__in=chunk, status__in=LIVE_SESSION_STATUSES).update(
+            status=SessionStatus.EXPIRED, updated_at=now
+        )
     audit.record_many(
         {
             "event_type": "session.transitioned",
