@@ -1,4 +1,4 @@
-"""OpenAPI details drf-spectacular cannot infer: the bearer scheme and the problem responses."""
+"""OpenAPI details drf-spectacular cannot infer: the bearer scheme, the common headers and the problem responses."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -58,8 +58,36 @@ def _forbid_unknown_request_fields(result):
                     component["additionalProperties"] = False
 
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retried request take effect once; see docs/idempotency.md.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
+TRACE_ID_PARAMETER = {
+    "name": "X-Trace-Id",
+    "in": "header",
+    "required": False,
+    # Not a constraint: a value that is not 1-128 of [A-Za-z0-9._:-] is replaced, never refused.
+    "description": "Ties calls and their audit events together; echoed back. Absent or not 1-128 "
+    "characters of [A-Za-z0-9._:-], a fresh one is generated.",
+    "schema": {"type": "string"},
+}
+
+
+def _document_headers(result):
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            parameters = operation.setdefault("parameters", [])
+            parameters.append(TRACE_ID_PARAMETER)
+            if method in _UNSAFE and method != "delete":
+                parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+
+
 def add_problem_responses(result, generator, request, public):
     _forbid_unknown_request_fields(result)
+    _document_headers(result)
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     reference = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
