@@ -148,7 +148,11 @@ class AuditCollection(ApiView):
 
 
 class AuditDetail(ApiView):
-    @extend_schema(responses={200: AuditEventOut}, operation_id="audit_read")
+    @extend_schema(
+        responses={200: AuditEventOut},
+        operation_id="audit_read",
+        description="One audit event. Another role's event answers 404, like a missing one.",
+    )
     def get(self, request, event_id):
         parsed = parse_event_id(event_id)
         if parsed is None:
@@ -210,6 +214,7 @@ class AuditStream(ApiView):
             AuditStreamParams,
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False,
                              description="Resume after this event: nothing missed, nothing repeated."),
+            OpenApiParameter("format", exclude=True),
         ],
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
             "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "

@@ -1,16 +1,10 @@
 from django.db import models
 
-# The only columns the sealing job may ever set, once, on a row whose seal_seq is still null.
-SEAL_FIELDS = frozenset({"seal_seq", "prev_hash", "hash"})
-
-
 class AuditEventQuerySet(models.QuerySet):
-    """No ORM path edits or removes audit events; only the sealer's bulk update of the seal columns passes."""
+    """No ORM path edits or removes audit events (the sealer writes its three columns in SQL)."""
 
     def update(self, **kwargs):
-        if set(kwargs) - SEAL_FIELDS:
-            raise ValueError("Audit events are append-only; only their seal may be set, once.")
-        return super().update(**kwargs)
+        raise ValueError("Audit events are append-only; they cannot be changed.")
 
     def delete(self):
         raise ValueError("Audit events are append-only; they cannot be deleted.")

@@ -1,0 +1,119 @@
+"""Session-create throughput with audit sealing running in the background versus without it.
+
+One gunicorn server answers POST /api/v1/sessions under load (each request writes a session
+and its audit event). The same load is measured in turns (ABBA across rounds): once alone, and
+once while a separate sealer process runs seal_audit every SEAL_INTERVAL_SECONDS (1 s: sixty
+times as often as the beat schedule, so every measurement overlaps many sealing runs).
+Sealing happens off the write path, so the target is with/without >= 0.9. At the end every
+event is sealed and the chain is verified.
+
+    python -m tests.bench.bench_sealing
+
+Self-contained: it creates (and drops afterwards) its own database, orch_bench_sealing, on the
+PostgreSQL server named by DATABASE_URL. Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_WORKERS,
+BENCH_ROUNDS (see tests/bench/harness.py).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from tests.bench import harness
+from tests.bench.bench_sessions import POST_BODY, _check_answer
+
+DATABASE = "orch_bench_sealing"
+WARM_UP_SECONDS = 2
+TARGET = 0.9
+SEAL_INTERVAL_SECONDS = 1.0
+
+
+def run_sealer():
+    """The background sealer: seal until SIGTERM, then print how many events it sealed."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+    django.setup()
+    from audit.services import seal_audit
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    sealed = runs = 0
+    while not stopping.is_set():
+        sealed += seal_audit()
+        runs += 1
+        stopping.wait(SEAL_INTERVAL_SECONDS)
+    print(f"{sealed} {runs}", flush=True)
+
+
+class BackgroundSealer:
+    def __init__(self, env):
+        self.env = env
+        self.sealed = self.runs = 0
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.bench_sealing", "--sealer"],
+            cwd=harness.BASE_DIR, env=self.env, stdout=subprocess.PIPE, text=True,
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=120)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"the sealer exited with status {self.process.returncode}")
+        sealed, runs = out.split()
+        self.sealed, self.runs = int(sealed), int(runs)
+
+
+def main():
+    print(
+        f"Audit sealing: {harness.connections()} connections, {harness.duration():g} s per measurement, "
+        f"gunicorn {harness.workers()} sync workers, median of {harness.rounds()} round(s)"
+    )
+    url = harness.fresh_database(DATABASE)
+    try:
+        harness.migrate(url)
+        token = harness.issue_token(url, role="finance")
+        env = harness.app_env(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        samples = {"without": [], "with": []}
+        sealed_during_load = 0
+        with harness.gunicorn("orchestrator.wsgi:application", env=env, ready_path="/api/v1/health") as base_url:
+            post = base_url + "/api/v1/sessions"
+            _check_answer(base_url, "POST", "/api/v1/sessions", POST_BODY, headers, 201)
+            harness.http_load(post, method="POST", body=POST_BODY, headers=headers, duration=WARM_UP_SECONDS)
+            for round_number in range(harness.rounds()):
+                order = ["without", "with"] if round_number % 2 == 0 else ["with", "without"]
+                for arm in order:
+                    if arm == "with":
+                        with BackgroundSealer(env) as sealer:
+                            result = harness.http_load(post, method="POST", body=POST_BODY, headers=headers)
+                        sealed_during_load += sealer.sealed
+                    else:
+                        result = harness.http_load(post, method="POST", body=POST_BODY, headers=headers)
+                    if result.errors:
+                        raise RuntimeError(f"{arm}: {result.errors} failed requests of {result.requests}")
+                    samples[arm].append(result.rps)
+        figures = {arm: harness.median(values) for arm, values in samples.items()}
+        harness.print_ratios("POST /api/v1/sessions with background sealing", {
+            "with": figures["with"], "without": figures["without"],
+        })
+        ratio = figures["with"] / figures["without"]
+        print(f"  target with/without >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f})")
+        print(f"  sealed by the background sealer during the load: {sealed_during_load} events "
+              f"(every {SEAL_INTERVAL_SECONDS:g} s)")
+        harness.manage(url, "seal_audit")
+        print("  " + harness.manage(url, "verify_audit").strip().replace("\n", "\n  "))
+    finally:
+        harness.drop_database(DATABASE)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--sealer"]:
+        run_sealer()
+    else:
+        sys.exit(main())
