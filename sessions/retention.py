@@ -38,8 +38,9 @@ PURGE_ACTOR = "system:purge_sessions"
 #   commit), which the audit event records as "before".
 # - The audit rows are built by the database from the same rows (INSERT ... SELECT): building
 #   them in Python and sending them back (audit.services.record_many) cost 5x the bare UPDATE
-#   on 1M rows, this costs under 2x (docs/benchmarks.md). They are the rows record_many
-#   would write: same columns, unsealed, stamped with their transaction id by the audit trigger.
+#   (50,000 of 100,000 sessions), this stays under 2x (docs/benchmarks.md). They are the rows
+#   record_many would write: same columns, unsealed, stamped with their transaction id by the
+#   audit trigger. (SQLite, below, uses record_many.)
 _EXPIRE_BATCH_SQL = """
 WITH due AS MATERIALIZED (
     SELECT id, status, role FROM {sessions}
