@@ -3,6 +3,7 @@
 import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
@@ -40,3 +41,17 @@ class FastJSONParser(BaseParser):
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}")
+
+
+class FastContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation without its Accept parsing when the client takes anything (no Accept
+    header, or */*, as most agents send): the answer is then the first renderer, as DRF's own."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if (
+            request.META.get("HTTP_ACCEPT", "*/*") == "*/*"
+            and not format_suffix
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)

@@ -173,6 +173,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["orchestrator.auth.IsAgentOrStaff"],
     "DEFAULT_RENDERER_CLASSES": ["orchestrator.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["orchestrator.renderers.FastJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "orchestrator.renderers.FastContentNegotiation",
     "EXCEPTION_HANDLER": "orchestrator.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
