@@ -142,6 +142,18 @@ def test_the_stream_applies_the_query_filters(live_server, fast_stream):
     assert [event_id for _, event_id, _ in got] == wanted
 
 
+def test_a_client_without_headers_resumes_with_the_last_event_id_parameter(live_server, fast_stream, make_events):
+    _, token = ApiToken.issue(role="finance")
+    ids = make_events(5)
+
+    response = requests.get(f"{live_server.url}/api/v1/audit/stream", params={"last_event_id": ids[1]},
+                            headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=(5, 30))
+    got = _read_events(_sse(response), until=lambda got: len(got) >= 3)
+    response.close()
+
+    assert [event_id for _, event_id, _ in got] == ids[2:]
+
+
 def test_an_id_committed_after_a_larger_one_is_not_skipped_by_a_resumed_reader():
     queryset = AuditEvent.objects.filter(role="finance")
     position = live_position(queryset)

@@ -146,6 +146,8 @@ def test_verify_from_a_seq_checks_only_the_rest_of_the_chain(sealed_chain, attac
     assert after_the_break.ok
     assert after_the_break.checked == 15
     assert before_the_break.broken.seal_seq == 5
+    assert _verify("--from", "6")[0] == 0
+    assert _verify("--from", "3")[0] == 1
 
 
 def test_sealing_continues_an_intact_chain(sealed_chain, make_events):
