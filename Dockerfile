@@ -1,4 +1,4 @@
-# One image for web, worker and beat (docker-compose.yml); the command picks the role.
+# One image for web, stream, worker and beat (docker-compose.yml); the command picks the role.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,6 +11,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# Static files are collected at build time; whitenoise serves them (no separate web server).
+RUN SECRET_KEY=collectstatic-only DEBUG=false python manage.py collectstatic --noinput
 RUN useradd --create-home --uid 1000 app && chown -R app:app /app
 USER app
 

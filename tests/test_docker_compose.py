@@ -46,7 +46,7 @@ def commands_of(service):
 def test_the_stack_is_postgresql_16_redis_7_and_the_app_roles():
     assert SERVICES["postgres"]["image"].startswith("postgres:16")
     assert SERVICES["redis"]["image"].startswith("redis:7")
-    assert set(APP_SERVICES) == {"web", "worker", "beat"}
+    assert set(APP_SERVICES) == {"web", "stream", "worker", "beat"}
     assert (REPO / APP_SERVICES["web"]["build"] / "Dockerfile").is_file()
 
 
