@@ -3,6 +3,8 @@ import uuid
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from orchestrator.models import PRINCIPAL_MAX_LENGTH
+
 
 class ApprovalStatus(models.TextChoices):
     PENDING = "pending"
@@ -18,8 +20,8 @@ class Approval(ConcurrentTransitionMixin, models.Model):
     task = models.ForeignKey("routing.Task", on_delete=models.CASCADE, related_name="approvals")
     approver_role = models.CharField(max_length=64)
     status = FSMField(default=ApprovalStatus.PENDING, choices=ApprovalStatus.choices)
-    requested_by = models.CharField(max_length=255)
-    decided_by = models.CharField(max_length=255, blank=True)
+    requested_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH)
+    decided_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, blank=True)
     decision_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
     expires_at = models.DateTimeField()

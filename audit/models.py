@@ -18,7 +18,8 @@ class AuditEvent(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=64)
-    actor = models.CharField(max_length=255)
+    # Room for any principal subject, e.g. "oidc:" + a 255-character sub.
+    actor = models.CharField(max_length=300)
     role = models.CharField(max_length=64, blank=True)
     timestamp = models.DateTimeField()
     trace_id = models.CharField(max_length=128, blank=True)

@@ -4,6 +4,8 @@ import secrets
 from django.db import models
 
 TOKEN_PREFIX = "orch_"
+# Columns holding a principal subject ("token:12", "user:ada", "oidc:" + a sub of up to 255 characters).
+PRINCIPAL_MAX_LENGTH = 300
 
 
 def hash_token(raw_token):

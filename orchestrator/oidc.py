@@ -210,8 +210,9 @@ def verify(raw, *, audience):
         claims = _decode_with(raw, _candidates(keys, kid, alg), alg, audience)
     if claims is None:
         raise InvalidToken(f"no published key verifies the signature (kid={kid!r})")
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise InvalidToken("sub is not a non-empty string")
+    # OpenID Connect Core caps sub at 255 ASCII characters; principal columns are sized for that.
+    if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= 255:
+        raise InvalidToken("sub is not a string of 1 to 255 characters")
     return claims
 
 

@@ -3,6 +3,8 @@ import uuid
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from orchestrator.models import PRINCIPAL_MAX_LENGTH
+
 
 class SessionStatus(models.TextChoices):
     PENDING = "pending"
@@ -27,7 +29,7 @@ class Session(ConcurrentTransitionMixin, models.Model):
     )
     status = FSMField(default=SessionStatus.PENDING, choices=SessionStatus.choices)
     metadata = models.JSONField(default=dict, blank=True)
-    owner = models.CharField(max_length=255, help_text="Subject of the principal that created the session.")
+    owner = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, help_text="Subject of the principal that created the session.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,6 +3,8 @@ import uuid
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from orchestrator.models import PRINCIPAL_MAX_LENGTH
+
 
 class TaskStatus(models.TextChoices):
     PENDING = "pending"
@@ -27,8 +29,8 @@ class Task(ConcurrentTransitionMixin, models.Model):
     trace_id = models.CharField(max_length=128)
     idempotency_key = models.CharField(max_length=255, blank=True)
     status = FSMField(default=TaskStatus.PENDING, choices=TaskStatus.choices)
-    created_by = models.CharField(max_length=255)
-    claimed_by = models.CharField(max_length=255, blank=True)
+    created_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH)
+    claimed_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -100,10 +102,10 @@ class Notification(models.Model):
     session = models.ForeignKey(
         "agent_sessions.Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
     )
-    created_by = models.CharField(max_length=255)
+    created_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
     acked_at = models.DateTimeField(null=True, blank=True)
-    acked_by = models.CharField(max_length=255, blank=True)
+    acked_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

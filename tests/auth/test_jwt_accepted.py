@@ -61,3 +61,23 @@ def test_local_api_tokens_keep_working_beside_oidc(provider, finance):
     response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json")
 
     assert response.status_code == 201, response.content
+
+
+def test_the_longest_subject_the_standard_allows_is_recorded_whole(provider):
+    long_sub = "s" * 255
+    agent = bearer(provider.id_token(long_sub, {"role": "finance"}))
+
+    created = agent.post("/api/v1/sessions", {"role": "finance"}, format="json")
+    routed = agent.post("/api/v1/tasks/route", {"type": "pay", "to_role": "manager", "payload": {}}, format="json")
+
+    assert created.status_code == 201, created.content
+    assert routed.status_code == 202, routed.content
+    assert Session.objects.get(pk=created.json()["session_id"]).owner == f"oidc:{long_sub}"
+    assert AuditEvent.objects.filter(actor=f"oidc:{long_sub}").count() == 2
+
+
+def test_a_subject_longer_than_the_standard_allows_is_refused(provider):
+    agent = bearer(provider.id_token("s" * 256, {"role": "finance"}))
+
+    assert agent.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 401
+    assert Session.objects.count() == 0
