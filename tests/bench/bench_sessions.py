@@ -33,7 +33,8 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, 'finance'
 FROM generate_series(1, {SEEDED}) AS n
 """
 
-# The statements Django sends for our POST (ids are made client-side, like uuid4 in the model).
+# The statements Django sends for our POST (ids are made client-side, like uuid4 in the model;
+# the audit table's insert trigger stamps txid, for pgbench as for the app).
 PGBENCH_POST = r"""
 \set n random(1, 281474976710655)
 BEGIN;
@@ -41,10 +42,10 @@ INSERT INTO agent_sessions_session (id, role, task_id, status, metadata, owner, 
 VALUES ((lpad(to_hex(:client_id::bigint), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid,
         'finance', NULL, 'pending', '{"source": "bench"}', 'token:1', now(), now());
 INSERT INTO audit_auditevent (event_type, actor, role, timestamp, trace_id, target_type, target_id, metadata,
-                              seal_seq, prev_hash, hash)
+                              seal_seq, prev_hash, hash, txid)
 VALUES ('session.created', 'token:1', 'finance', now(), '0123456789abcdef0123456789abcdef', 'session',
         lpad(to_hex(:client_id::bigint), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'),
-        '{"after": {"status": "pending", "task_id": null}}', NULL, '', '')
+        '{"after": {"status": "pending", "task_id": null}}', NULL, '', '', NULL)
 RETURNING id;
 COMMIT;
 """
@@ -115,7 +116,9 @@ def measure(kind, token, server_options):
     naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
     ours_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_ours", template=TEMPLATE_DB))
     with (
-        harness.gunicorn("tests.bench.naive_app:application", env=naive_env, **server_options) as naive_url,
+        harness.gunicorn(
+            "tests.bench.naive_app:application", env=naive_env, ready_path=SEEDED_PATHS[0], **server_options
+        ) as naive_url,
         harness.gunicorn(
             "orchestrator.wsgi:application", env=ours_env, ready_path="/api/v1/health", **server_options
         ) as ours_url,
@@ -145,7 +148,7 @@ def main(argv=None):
     print(
         f"Session API: {harness.connections()} connections, {harness.duration():g} s per measurement, "
         f"gunicorn {harness.workers()} {args.worker_class} workers x {args.threads} threads, "
-        f"median of {harness.rounds()} round(s)"
+        f"median of {harness.rounds()} round(s); {harness.machine()}"
     )
     token = prepare_template()
     try:
@@ -153,6 +156,7 @@ def main(argv=None):
             figures = measure(kind, token, server_options)
             harness.print_ratios(f"{kind.upper()} /api/v1/sessions{'/{id}' if kind == 'get' else ''}", figures)
             print(f"  target ours >= 1.0x naive: {'met' if figures['ours'] >= figures['naive'] else 'MISSED'}")
+        print(f"\n{harness.machine()}")
     finally:
         for suffix in ("pgbench", "naive", "ours"):
             harness.drop_database(f"{RUN_DB}_{suffix}")

@@ -25,6 +25,7 @@ What this module gives them:
 
     harness.pgbench(url, "BEGIN; ...; COMMIT;", clients=4).tps  # the database's own limit for that SQL
     harness.print_ratios("Session POST", {"ours": 812.0, "naive": 640.0, "pgbench": 5100.0})
+    print(harness.machine())                                  # cores and load average, to print with figures
 
 Knobs from the environment, so `make bench` needs no arguments:
     BENCH_DURATION     seconds per measurement (default 10)
@@ -392,6 +393,12 @@ def pgbench(url, script, *, clients=None, duration=None, protocol="prepared"):
 
 
 # --- Reporting --------------------------------------------------------------------------
+
+
+def machine():
+    """Cores and load average: figures taken on a busy machine say so."""
+    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load}"
 
 
 def median(values):
