@@ -131,6 +131,8 @@ def app_env(url, **extra):
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
+        # whitenoise warns once per worker that collectstatic has not run; the API serves no static files.
+        PYTHONWARNINGS="ignore:No directory at:UserWarning",
     )
     env.update({key: str(value) for key, value in extra.items()})
     return env

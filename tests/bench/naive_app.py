@@ -26,6 +26,8 @@ settings.configure(
         "django.contrib.contenttypes",
         "rest_framework",
         "django_fsm",
+        # The models the session model imports (principal column sizes live with the API token).
+        "orchestrator",
         "audit",
         "sessions.apps.AgentSessionsConfig",
         # The Session model's task foreign key points here.
