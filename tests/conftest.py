@@ -38,7 +38,7 @@ def _fresh_token_cache():
 
 
 class AgentClient(APIClient):
-    """An API client holding one bearer token; `.principal_subject` names who it is."""
+    """An API client holding one bearer token; `.token` is its ApiToken (`.token.subject` names the caller)."""
 
     def __init__(self, raw_token, token):
         super().__init__()
@@ -71,8 +71,27 @@ def staff(make_agent):
 
 
 @pytest.fixture
+def engineering(make_agent):
+    return make_agent("engineering")
+
+
+@pytest.fixture
 def anonymous():
     return APIClient()
+
+
+@pytest.fixture
+def route(finance):
+    """Route a task as finance (or as `agent`) through the API and return the response body."""
+
+    def send(to_role="engineering", *, agent=None, **fields):
+        response = (agent or finance).post(
+            "/api/v1/tasks/route", {"type": "invoice.check", "to_role": to_role, "payload": {"n": 1}, **fields}, format="json"
+        )
+        assert response.status_code == 202, response.content
+        return response.json()
+
+    return send
 
 
 @pytest.fixture(autouse=True)

@@ -1,47 +1,13 @@
 """Schemathesis drives the task, approval and notification endpoints from the generated OpenAPI
 schema: no 5xx, and every answer matches its documented status, content type and schema."""
 
-import orjson
 import pytest
-import schemathesis
-from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiJsonRenderer
-from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from orchestrator.auth import Principal
 from orchestrator.routing import services
-from orchestrator.wsgi import application
+from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
 
-
-def generated_schema():
-    raw = SchemaGenerator().get_schema(request=None, public=True)
-    return orjson.loads(OpenApiJsonRenderer().render(raw))
-
-
-schema = schemathesis.openapi.from_dict(generated_schema()).include(
-    path_regex=r"^/api/v1/(tasks|approvals|notifications)"
-)
-schema.app = application
-
-
-@pytest.fixture
-def staff_authorization(make_agent):
-    return make_agent("finance", staff=True)._credentials["HTTP_AUTHORIZATION"]
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection():
-    """Django closes connections at request end; inside the test's transaction that would end the test's
-    database session. Django's own test client suspends the same signal handlers."""
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+schema = api_schema(r"^/api/v1/(tasks|approvals|notifications)")
 
 
 @pytest.fixture
@@ -58,8 +24,6 @@ def existing_objects(db):
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings
 def test_routing_endpoints_never_answer_5xx_or_break_their_schema(case, staff_authorization, existing_objects):
-    # positive_data_acceptance is left out on purpose: schema-valid input that names an unknown role, task or
-    # cursor is rightly refused with a 400 problem, which the other checks still hold to the schema.
-    case.call_and_validate(headers={"Authorization": staff_authorization}, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(headers={"Authorization": staff_authorization}, excluded_checks=EXCLUDED_CHECKS)
