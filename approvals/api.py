@@ -7,8 +7,16 @@ from rest_framework.response import Response
 
 from approvals import services
 from approvals.models import ApprovalStatus
-from orchestrator.api import ApiView, StrictSerializer, keyset_page, parse_uuid, query_params, validated
-from orchestrator.routing.api import PageIn
+from orchestrator.api import (
+    ApiView,
+    CursorPageParams,
+    StrictSerializer,
+    cursor_page_schema,
+    keyset_page,
+    parse_uuid,
+    query_params,
+    validated,
+)
 from orchestrator.routing.models import TaskStatus
 
 
@@ -48,14 +56,7 @@ ApprovalOut = inline_serializer(
         "updated_at": serializers.DateTimeField(),
     },
 )
-ApprovalListOut = inline_serializer(
-    "ApprovalList",
-    {
-        "approvals": ApprovalOut.__class__(many=True),
-        "limit": serializers.IntegerField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    },
-)
+ApprovalListOut = cursor_page_schema("ApprovalList", "approvals", ApprovalOut)
 
 
 class ApprovalIn(StrictSerializer):
@@ -75,7 +76,7 @@ class DecisionIn(StrictSerializer):
     notes = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
 
 
-class ApprovalListParams(PageIn):
+class ApprovalListParams(CursorPageParams):
     status = serializers.ChoiceField(choices=ApprovalStatus.choices, required=False)
     approver_role = serializers.CharField(required=False, max_length=64)
     task_id = serializers.UUIDField(required=False)

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from audit import selectors
 from audit.stream import Wakeup, events_after, live_position, position_of
-from orchestrator.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ApiView, StrictSerializer, query_params
+from orchestrator.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ApiView, StrictSerializer, cursor_page_schema, query_params
 from orchestrator.renderers import FastJSONRenderer
 
 STREAM_BATCH_SIZE = 500
@@ -71,7 +71,7 @@ class AuditFilters(StrictSerializer):
     trace_id = serializers.CharField(required=False, max_length=128)
     event_type = serializers.CharField(required=False, max_length=64)
     role = serializers.CharField(required=False, max_length=64)
-    actor = serializers.CharField(required=False, max_length=255)
+    actor = serializers.CharField(required=False, max_length=300)
     target_type = serializers.CharField(required=False, max_length=64)
     target_id = serializers.CharField(required=False, max_length=64)
     since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive.")
@@ -115,14 +115,7 @@ AuditEventOut = inline_serializer(
         "hash": serializers.CharField(),
     },
 )
-AuditPageOut = inline_serializer(
-    "AuditEventPage",
-    {
-        "events": AuditEventOut.__class__(many=True),
-        "limit": serializers.IntegerField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    },
-)
+AuditPageOut = cursor_page_schema("AuditEventPage", "events", AuditEventOut)
 
 
 class AuditCollection(ApiView):

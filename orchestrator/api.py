@@ -7,6 +7,7 @@ import uuid
 
 import orjson
 from django.db.models import Q
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
@@ -82,10 +83,15 @@ def parse_uuid(value, *, what="resource"):
         raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]})
 
 
-class PageParams(StrictSerializer):
+class CursorPageParams(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
-    offset = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
     cursor = serializers.CharField(required=False, allow_blank=True, max_length=512)
+
+
+class PageParams(CursorPageParams):
+    """Keyset paging plus limit/offset paging, for lists that also report a total."""
+
+    offset = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
 
 
 def query_params(request, serializer_class):
@@ -128,6 +134,18 @@ def keyset_page(queryset, *, cursor, limit, newest_first=True):
     rows = list(queryset[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def cursor_page_schema(name, items_key, item_schema):
+    """OpenAPI shape of a keyset page: `{<items_key>: [...], limit, next_cursor}`."""
+    return inline_serializer(
+        name,
+        {
+            items_key: item_schema.__class__(many=True),
+            "limit": serializers.IntegerField(),
+            "next_cursor": serializers.CharField(allow_null=True),
+        },
+    )
 
 
 def etag_for(updated_at):

@@ -5,10 +5,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from orchestrator.api import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     ApiView,
+    CursorPageParams,
     StrictSerializer,
+    cursor_page_schema,
     keyset_page,
     parse_uuid,
     query_params,
@@ -106,10 +106,7 @@ _TASK_FIELDS = {
 }
 TaskOut = inline_serializer("Task", _TASK_FIELDS)
 RoutedTaskOut = inline_serializer("RoutedTask", {**_TASK_FIELDS, "approval_id": serializers.UUIDField(allow_null=True)})
-TaskListOut = inline_serializer(
-    "TaskList",
-    {"tasks": TaskOut.__class__(many=True), "limit": serializers.IntegerField(), "next_cursor": serializers.CharField(allow_null=True)},
-)
+TaskListOut = cursor_page_schema("TaskList", "tasks", TaskOut)
 NotificationOut = inline_serializer(
     "Notification",
     {
@@ -125,14 +122,7 @@ NotificationOut = inline_serializer(
         "acked_by": serializers.CharField(allow_blank=True),
     },
 )
-NotificationListOut = inline_serializer(
-    "NotificationList",
-    {
-        "notifications": NotificationOut.__class__(many=True),
-        "limit": serializers.IntegerField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    },
-)
+NotificationListOut = cursor_page_schema("NotificationList", "notifications", NotificationOut)
 
 
 # --- Input ----------------------------------------------------------------------------------
@@ -166,12 +156,7 @@ class EmptyIn(StrictSerializer):
     pass
 
 
-class PageIn(StrictSerializer):
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
-    cursor = serializers.CharField(required=False, allow_blank=True, max_length=512)
-
-
-class TaskListParams(PageIn):
+class TaskListParams(CursorPageParams):
     to_role = serializers.CharField(required=False, max_length=64)
     from_role = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
@@ -189,7 +174,7 @@ class NotificationIn(StrictSerializer):
     trace_id = serializers.CharField(max_length=128, required=False, validators=[_trace_id])
 
 
-class NotificationListParams(PageIn):
+class NotificationListParams(CursorPageParams):
     to_role = serializers.CharField(required=False, max_length=64)
 
 
