@@ -62,6 +62,28 @@ def record_many(events, *, batch_size=5000):
     return created
 
 
+def insert_from_select_sql(select_sql):
+    """SQL inserting one audit event per row of `select_sql`, for a bulk path that writes its
+    change and the change's events in one statement (PostgreSQL; see sessions.retention).
+
+    `select_sql` yields, in this order: event_type, actor, role, timestamp, trace_id,
+    target_type, target_id, metadata (jsonb). The rows are the ones record_many would write:
+    unsealed, stamped by the trigger with their transaction. The caller runs the statement in
+    its transaction and then calls announce_on_commit().
+    """
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    return (
+        f"INSERT INTO {table} "
+        "(event_type, actor, role, timestamp, trace_id, target_type, target_id, metadata, prev_hash, hash) "
+        f"SELECT new_events.*, '', '' FROM ({select_sql}) AS new_events"
+    )
+
+
+def announce_on_commit():
+    """Wake open audit streams once the current transaction commits."""
+    transaction.on_commit(stream.announce)
+
+
 # --- The hash chain -----------------------------------------------------------------------
 
 

@@ -22,8 +22,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit import stream
-from audit.models import AuditEvent
 from sessions.models import LIVE_SESSION_STATUSES, TERMINAL_SESSION_STATUSES, Session, SessionStatus
 
 logger = logging.getLogger(__name__)
@@ -36,11 +34,10 @@ PURGE_ACTOR = "system:purge_sessions"
 #   `id IN (SELECT ... FOR UPDATE SKIP LOCKED)` was measured 3x slower on 1M rows.
 # - The CTE hands back each row's status as it was when locked (it cannot change before
 #   commit), which the audit event records as "before".
-# - The audit rows are built by the database from the same rows (INSERT ... SELECT): building
-#   them in Python and sending them back (audit.services.record_many) cost 5x the bare UPDATE
-#   (50,000 of 100,000 sessions), this stays under 2x (docs/benchmarks.md). They are the rows
-#   record_many would write: same columns, unsealed, stamped with their transaction id by the
-#   audit trigger. (SQLite, below, uses record_many.)
+# - The database builds the audit rows from the same rows (audit.services.insert_from_select_sql):
+#   building them in Python and sending them back (audit.services.record_many) cost 5x the bare
+#   UPDATE (50,000 of 100,000 sessions); this stays under 2x (docs/benchmarks.md). SQLite, below,
+#   uses record_many.
 _EXPIRE_BATCH_SQL = """
 WITH due AS MATERIALIZED (
     SELECT id, status, role FROM {sessions}
@@ -53,15 +50,15 @@ WITH due AS MATERIALIZED (
     WHERE id = ANY(ARRAY(SELECT id FROM due)) AND status IN ('pending', 'active')
     RETURNING id
 )
-INSERT INTO {events} (event_type, actor, role, timestamp, trace_id, target_type, target_id, metadata, prev_hash, hash)
+"""
+_EXPIRY_EVENTS_SQL = """
 SELECT 'session.transitioned', %(actor)s, due.role, %(now)s, %(trace_id)s, 'session', due.id::text,
        jsonb_build_object(
            'before', jsonb_build_object('status', due.status),
            'after', jsonb_build_object('status', 'expired'),
            'reason', 'retention',
            'retention_days', %(days)s::integer
-       ),
-       '', ''
+       )
 FROM expired JOIN due ON due.id = expired.id
 """
 
@@ -71,10 +68,8 @@ def _due_sessions(cutoff):
 
 
 def _expire_batch_postgresql(*, cutoff, limit, now, trace_id, days):
-    sql = _EXPIRE_BATCH_SQL.format(
-        sessions=connection.ops.quote_name(Session._meta.db_table),
-        events=connection.ops.quote_name(AuditEvent._meta.db_table),
-    )
+    sql = _EXPIRE_BATCH_SQL.format(sessions=connection.ops.quote_name(Session._meta.db_table))
+    sql += audit.insert_from_select_sql(_EXPIRY_EVENTS_SQL)
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -82,7 +77,7 @@ def _expire_batch_postgresql(*, cutoff, limit, now, trace_id, days):
         )
         expired = cursor.rowcount
     if expired:
-        transaction.on_commit(stream.announce)
+        audit.announce_on_commit()
     return expired
 
 
