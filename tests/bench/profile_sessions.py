@@ -1,0 +1,107 @@
+"""CPU time per request of the session endpoints, called in-process (no server, no network).
+
+A magnifying glass for bench_sessions: it calls the WSGI app directly, prints the SQL one
+request sends and the CPU time per request, so a change's effect shows without the noise of
+a loaded machine. Not run by `make bench` (its name does not start with bench_).
+
+    python -m tests.bench.profile_sessions ours|naive post|get [--requests N]
+    py-spy record --gil --format raw -o /tmp/ours-post.txt -- \\
+        .venv/bin/python -m tests.bench.profile_sessions ours post --requests 3000
+
+It creates, migrates and seeds its own database (orch_bench_profile) on the DATABASE_URL server.
+"""
+
+import argparse
+import io
+import os
+import sys
+import time
+import warnings
+
+from tests.bench import harness
+from tests.bench.bench_sessions import POST_BODY, SEED_SQL, SEEDED_PATHS
+
+DATABASE = "orch_bench_profile"
+WARM_UP_REQUESTS = 50
+
+
+def environ(kind, index, token):
+    body = POST_BODY if kind == "post" else b""
+    env = {
+        "REQUEST_METHOD": "POST" if kind == "post" else "GET",
+        "PATH_INFO": "/api/v1/sessions" if kind == "post" else SEEDED_PATHS[index % len(SEEDED_PATHS)],
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if body:
+        env.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
+    if token:
+        env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return env
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("app", choices=["ours", "naive"])
+    parser.add_argument("kind", choices=["post", "get"])
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args(argv)
+
+    url = harness.fresh_database(DATABASE)
+    harness.migrate(url)
+    harness.sql(url, SEED_SQL)
+    token = harness.issue_token(url, role="finance") if args.app == "ours" else None
+    os.environ.update(harness.app_env(url))
+    warnings.filterwarnings("ignore", "No directory at", UserWarning)
+
+    if args.app == "ours":
+        from orchestrator.wsgi import application
+    else:
+        from tests.bench.naive_app import application
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    statuses = set()
+
+    def start_response(status, headers, exc_info=None):
+        statuses.add(status)
+
+    def call(index):
+        response = application(environ(args.kind, index, token), start_response)
+        b"".join(response)
+        response.close()
+
+    for index in range(WARM_UP_REQUESTS):
+        call(index)
+    with CaptureQueriesContext(connection) as queries:
+        call(0)
+    print(f"{args.app} {args.kind}: {len(queries.captured_queries)} statements per request")
+    for query in queries.captured_queries:
+        print(f"  {query['sql'][:150]}")
+
+    statuses.clear()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for index in range(args.requests):
+        call(index)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    connection.close()
+    harness.drop_database(DATABASE)
+    print(
+        f"{args.app} {args.kind}: {1e6 * cpu / args.requests:.0f} us CPU and {1e6 * wall / args.requests:.0f} us "
+        f"wall per request over {args.requests} requests, answers {sorted(statuses)}; {harness.machine()}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
