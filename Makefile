@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PG_PORT ?= 54329
+# Outside the kernel's ephemeral range (32768-60999), so an outgoing connection never holds the port.
+PG_PORT ?= 25432
 REDIS_PORT ?= 63799
 TEST_ENV = DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/orchestrator \
 	REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 PG_PORT=$(PG_PORT) REDIS_PORT=$(REDIS_PORT)

@@ -6,7 +6,7 @@
 # Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR.
 set -euo pipefail
 
-PG_PORT=${PG_PORT:-54329}
+PG_PORT=${PG_PORT:-25432}
 REDIS_PORT=${REDIS_PORT:-63799}
 SERVICES_DIR=${SERVICES_DIR:-/tmp/orchestrator-services-$PG_PORT}
 PG_DATA=$SERVICES_DIR/pg
