@@ -40,7 +40,7 @@ def outcome(check, data):
         return "refused", sorted(detail) if isinstance(detail, dict) else detail
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, derandomize=True)
 @given(data=bodies | json_values)
 def test_the_hand_validation_agrees_with_the_serializer_on_any_input(data):
     assert outcome(session_input, data) == outcome(lambda value: validated(SessionIn, value), data)
