@@ -1,0 +1,54 @@
+"""Commits that wrote audit events wake open streams through Redis, without the request waiting on it."""
+
+import time
+
+import redis
+from django.conf import settings
+
+from audit import stream
+
+
+def first_message(subscriber, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = subscriber.get_message(timeout=0.5)
+        if message is not None:
+            return message
+    return None
+
+
+def subscribe():
+    subscriber = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(stream.CHANNEL)
+    return subscriber
+
+
+def test_an_announcement_reaches_a_subscriber_of_the_wakeup_channel():
+    subscriber = subscribe()
+    try:
+        for _ in range(50):
+            stream.announce()
+
+        message = first_message(subscriber)
+    finally:
+        subscriber.close()
+
+    assert message is not None and message["channel"] == stream.CHANNEL.encode()
+
+
+def test_the_announcer_survives_redis_being_unreachable_and_announces_once_it_is_back(monkeypatch):
+    live = stream._redis()
+    monkeypatch.setattr(stream, "_ANNOUNCE_BACKOFF_SECONDS", 0.1)
+    monkeypatch.setattr(stream, "_client", redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+
+    stream.announce()
+    time.sleep(0.5)
+    monkeypatch.setattr(stream, "_client", live)
+    subscriber = subscribe()
+    try:
+        stream.announce()
+        message = first_message(subscriber)
+    finally:
+        subscriber.close()
+
+    assert message is not None
