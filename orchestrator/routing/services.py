@@ -18,8 +18,20 @@ from orchestrator.roles import is_known_role
 from orchestrator.routing.models import Notification, Task, TaskStatus
 from sessions import services as sessions
 
-# The fields a claim writes: the hot path of claim-next saves only these.
+# The fields a claim writes.
 _CLAIM_FIELDS = ["status", "claimed_by", "claimed_at", "updated_at"]
+
+# claim-next in one round trip: the subquery picks and locks the oldest pending row (SKIP LOCKED
+# passes over rows other claimers hold), the UPDATE makes the model's pending -> claimed
+# transition, and RETURNING gives back the whole row. Written once here rather than compiled by
+# the ORM on every call: this is the hottest write path an agent has.
+_CLAIM_NEXT_SQL = (
+    f"UPDATE {Task._meta.db_table} SET status = %(claimed)s, claimed_by = %(claimed_by)s, "
+    "claimed_at = %(now)s, updated_at = %(now)s "
+    f"WHERE id = (SELECT id FROM {Task._meta.db_table} WHERE to_role = %(to_role)s AND status = %(pending)s "
+    "ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    f"RETURNING {', '.join(field.column for field in Task._meta.concrete_fields)}"
+)
 _FINISH_FIELDS = ["status", "result", "error", "finished_at", "updated_at"]
 
 
@@ -156,6 +168,11 @@ def _claim(task, *, principal, trace_id):
     task.claimed_by = principal.subject
     task.claimed_at = timezone.now()
     task.save(update_fields=_CLAIM_FIELDS)
+    _claimed_event(task, principal=principal, trace_id=trace_id)
+    return task
+
+
+def _claimed_event(task, *, principal, trace_id):
     task_event(
         task,
         event_type="task.claimed",
@@ -164,7 +181,6 @@ def _claim(task, *, principal, trace_id):
         trace_id=trace_id,
         metadata={"before": {"status": TaskStatus.PENDING}, "after": {"status": task.status}},
     )
-    return task
 
 
 def claim_task(*, principal, task_id, trace_id):
@@ -183,16 +199,19 @@ def claim_next_task(*, principal, trace_id, to_role=None):
     them, so N claimers take N different tasks in one round trip each.
     """
     to_role = _acting_role(principal, to_role, field="to_role")
+    params = {
+        "claimed": TaskStatus.CLAIMED,
+        "claimed_by": principal.subject,
+        "now": timezone.now(),
+        "to_role": to_role,
+        "pending": TaskStatus.PENDING,
+    }
     with transaction.atomic():
-        task = (
-            Task.objects.select_for_update(skip_locked=True)
-            .filter(to_role=to_role, status=TaskStatus.PENDING)
-            .order_by("created_at", "id")
-            .first()
-        )
+        task = next(iter(Task.objects.raw(_CLAIM_NEXT_SQL, params)), None)
         if task is None:
             return None
-        return _claim(task, principal=principal, trace_id=trace_id)
+        _claimed_event(task, principal=principal, trace_id=trace_id)
+    return task
 
 
 def _require_claimer(task, *, principal, target_status):
