@@ -24,6 +24,7 @@ What this module gives them:
         harness.http_load(base_url, paths=["/api/v1/sessions/<id>", ...])   # GET, cycling through paths
 
     harness.pgbench(url, "BEGIN; ...; COMMIT;", clients=4).tps  # the database's own limit for that SQL
+    harness.pgbench(url, claim_script, transactions=12500).tps  # a fixed count per client instead of a time
     harness.print_ratios("Session POST", {"ours": 812.0, "naive": 640.0, "pgbench": 5100.0})
     print(harness.machine())                                  # cores and load average, to print with figures
 
@@ -362,10 +363,14 @@ class PgbenchResult:
     failed: int
 
 
-def pgbench(url, script, *, clients=None, duration=None, protocol="prepared"):
-    """Run the pgbench `script` (custom script text) against `url`; the tps excludes connection time."""
+def pgbench(url, script, *, clients=None, duration=None, transactions=None, protocol="prepared"):
+    """Run the pgbench `script` (custom script text) against `url`; the tps excludes connection time.
+
+    It runs for `duration` seconds, or, given `transactions`, until every client has run that
+    many (for a script that uses something up, such as a queue of rows to claim)."""
     clients = clients or connections()
     seconds = duration or globals()["duration"]()
+    limit = ["--transactions", str(transactions)] if transactions else ["--time", str(max(1, round(seconds)))]
     parts = urlsplit(url)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
@@ -374,7 +379,7 @@ def pgbench(url, script, *, clients=None, duration=None, protocol="prepared"):
             [
                 shutil.which("pgbench") or "pgbench", "--no-vacuum", "--protocol", protocol,
                 "--client", str(clients), "--jobs", str(min(clients, os.cpu_count() or 1)),
-                "--time", str(max(1, round(seconds))), "--file", file.name,
+                *limit, "--file", file.name,
                 "--host", parts.hostname or "127.0.0.1", "--port", str(parts.port or 5432),
                 "--username", parts.username or "postgres", _name(url),
             ],

@@ -1,9 +1,13 @@
-"""The naive reference for the session benchmark: what a user would write by hand with this stack.
+"""The naive reference for the session and claim benchmarks: what a user would write by hand
+with this stack.
 
-A one-file Django project (settings, serializer, views, urls, WSGI app): DRF generic views
-with a ModelSerializer over the same Session model, the same audit INSERT in the same
-transaction as the session INSERT, and nothing else: no authentication, no idempotency,
-no role checks, no trace ids, no FSM transition logic, DRF's stock JSON renderer and parser.
+A one-file Django project (settings, serializers, views, urls, WSGI app), DRF's stock JSON
+renderer and parser, no authentication, no idempotency, no role checks, no trace ids, no FSM
+transition logic:
+- sessions: DRF generic views with a ModelSerializer over the same Session model, the same
+  audit INSERT in the same transaction as the session INSERT;
+- claim-next: a minimal APIView sending the same SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 and
+  UPDATE of the claim's fields as ours, with no audit event, answered through a ModelSerializer.
 Serve it with `gunicorn tests.bench.naive_app:application` and DATABASE_URL set.
 
 Its one concession is persistent database connections (CONN_MAX_AGE, as our settings
@@ -49,8 +53,11 @@ from django.db import transaction  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework import generics, serializers  # noqa: E402
+from rest_framework.response import Response  # noqa: E402
+from rest_framework.views import APIView  # noqa: E402
 
 from audit.models import AuditEvent  # noqa: E402
+from orchestrator.routing.models import Task  # noqa: E402
 from sessions.models import Session  # noqa: E402
 
 
@@ -83,9 +90,37 @@ class SessionRead(generics.RetrieveAPIView):
     serializer_class = SessionSerializer
 
 
+class TaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = [
+            "id", "type", "from_role", "to_role", "payload", "status", "trace_id", "created_by", "claimed_by",
+            "result", "error", "created_at", "updated_at", "claimed_at", "finished_at",
+        ]
+
+
+class ClaimNext(APIView):
+    def post(self, request):
+        with transaction.atomic():
+            task = (
+                Task.objects.select_for_update(skip_locked=True)
+                .filter(to_role=request.query_params.get("to_role"), status="pending")
+                .order_by("created_at", "id")
+                .first()
+            )
+            if task is None:
+                return Response(status=204)
+            task.status = "claimed"
+            task.claimed_by = "naive"
+            task.claimed_at = timezone.now()
+            task.save(update_fields=["status", "claimed_by", "claimed_at", "updated_at"])
+        return Response(TaskSerializer(task).data)
+
+
 urlpatterns = [
     path("api/v1/sessions", SessionCreate.as_view()),
     path("api/v1/sessions/<uuid:pk>", SessionRead.as_view()),
+    path("api/v1/tasks/claim-next", ClaimNext.as_view()),
 ]
 
 application = WSGIHandler()

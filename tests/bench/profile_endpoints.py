@@ -1,12 +1,13 @@
-"""CPU time per request of the session endpoints, called in-process (no server, no network).
+"""CPU time per request of the benchmarked endpoints, called in-process (no server, no network).
 
-A magnifying glass for bench_sessions: it calls the WSGI app directly, prints the SQL one
+A magnifying glass for bench_sessions (post: POST /sessions, get: GET /sessions/{id}) and
+bench_claim (claim: POST /tasks/claim-next): it calls the WSGI app directly, prints the SQL one
 request sends and the CPU time per request, so a change's effect shows without the noise of
 a loaded machine. Not run by `make bench` (its name does not start with bench_).
 
-    python -m tests.bench.profile_sessions ours|naive post|get [--requests N]
+    python -m tests.bench.profile_endpoints ours|naive post|get|claim [--requests N]
     py-spy record --gil --format raw -o /tmp/ours-post.txt -- \\
-        .venv/bin/python -m tests.bench.profile_sessions ours post --requests 3000
+        .venv/bin/python -m tests.bench.profile_endpoints ours post --requests 3000
 
 It creates, migrates and seeds its own database (orch_bench_profile) on the DATABASE_URL server.
 """
@@ -18,8 +19,8 @@ import sys
 import time
 import warnings
 
-from tests.bench import harness
-from tests.bench.bench_sessions import POST_BODY, SEED_SQL, SEEDED_PATHS
+from tests.bench import bench_claim, bench_sessions, harness
+from tests.bench.bench_sessions import POST_BODY, SEEDED_PATHS
 
 DATABASE = "orch_bench_profile"
 WARM_UP_REQUESTS = 50
@@ -27,10 +28,14 @@ WARM_UP_REQUESTS = 50
 
 def environ(kind, index, token):
     body = POST_BODY if kind == "post" else b""
+    if kind == "claim":
+        path, query = bench_claim.CLAIM_PATH.split("?")
+    else:
+        path, query = "/api/v1/sessions" if kind == "post" else SEEDED_PATHS[index % len(SEEDED_PATHS)], ""
     env = {
-        "REQUEST_METHOD": "POST" if kind == "post" else "GET",
-        "PATH_INFO": "/api/v1/sessions" if kind == "post" else SEEDED_PATHS[index % len(SEEDED_PATHS)],
-        "QUERY_STRING": "",
+        "REQUEST_METHOD": "GET" if kind == "get" else "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
         "HTTP_HOST": "127.0.0.1:8000",
@@ -53,14 +58,18 @@ def environ(kind, index, token):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("app", choices=["ours", "naive"])
-    parser.add_argument("kind", choices=["post", "get"])
+    parser.add_argument("kind", choices=["post", "get", "claim"])
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args(argv)
 
     url = harness.fresh_database(DATABASE)
     harness.migrate(url)
-    harness.sql(url, SEED_SQL)
-    token = harness.issue_token(url, role="finance") if args.app == "ours" else None
+    if args.kind == "claim":
+        bench_claim.reseed(url)
+    else:
+        harness.sql(url, bench_sessions.SEED_SQL)
+    role = bench_claim.ROLE if args.kind == "claim" else "finance"
+    token = harness.issue_token(url, role=role) if args.app == "ours" else None
     os.environ.update(harness.app_env(url))
     warnings.filterwarnings("ignore", "No directory at", UserWarning)
 

@@ -1,0 +1,169 @@
+"""Claim-next throughput: POST /api/v1/tasks/claim-next against a 100k-task pending backlog.
+
+Three contenders, measured in this run on this machine, printed as ratios (issue 3, acceptance 7):
+  ours     our full endpoint on gunicorn: local bearer token, role check, the claim (one
+           UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING), the
+           task.claimed audit event in the same transaction, trace id
+  naive    tests/bench/naive_app.py on the same gunicorn settings: a minimal DRF view sending
+           SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 and then the UPDATE through the ORM, as a user
+           would write it, without auth or audit
+  pgbench  naive's SELECT and UPDATE in one transaction straight from pgbench: the database's own limit
+Every contender claims from BACKLOG pending tasks of one role with BENCH_CONNECTIONS (4) concurrent
+workers. Each has its own copy of the migrated template database, and its task table is reseeded
+with the full backlog before each of its measurements, so every measurement starts from the same
+queue. The apps run for BENCH_DURATION; pgbench, thousands of claims a second, runs a fixed count
+instead (half the backlog), so it cannot drain the queue on any machine. A measurement that leaves
+no pending task behind (the queue ran dry, and claims answered 204) aborts the run.
+Target: ours >= 1.0x naive.
+
+    python -m tests.bench.bench_claim [--worker-class sync|gthread --threads N]
+"""
+
+import argparse
+import sys
+
+from tests.bench import harness
+from tests.bench.bench_sessions import _check_answer
+
+TEMPLATE_DB = "orch_bench_claim_tmpl"
+RUN_DB = "orch_bench_claim_run"
+ROLE = "engineering"
+BACKLOG = 100_000
+WARM_UP_SECONDS = 2
+PGBENCH_CLAIMS = BACKLOG // 2
+CLAIM_PATH = f"/api/v1/tasks/claim-next?to_role={ROLE}"
+
+# Oldest first, one second apart, so claim-next's ORDER BY created_at, id walks the queue in order.
+SEED_SQL = f"""
+TRUNCATE routing_task CASCADE;
+INSERT INTO routing_task (id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by,
+                          claimed_by, result, error, created_at, updated_at, claimed_at, finished_at)
+SELECT gen_random_uuid(), 'report', 'finance', '{ROLE}', jsonb_build_object('n', n), md5(n::text), '', 'pending',
+       'token:1', '', NULL, NULL, now() - ({BACKLOG} - n) * interval '1 second',
+       now() - ({BACKLOG} - n) * interval '1 second', NULL, NULL
+FROM generate_series(1, {BACKLOG}) AS n;
+"""
+
+# The two statements the naive app sends (Django's SELECT of every column; the UPDATE of the
+# claim's fields, guarded by the status it read, as django-fsm's ConcurrentTransitionMixin does).
+PGBENCH_CLAIM = f"""
+BEGIN;
+SELECT id AS task_id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by, claimed_by,
+       result, error, created_at, updated_at, claimed_at, finished_at
+FROM routing_task WHERE to_role = '{ROLE}' AND status = 'pending'
+ORDER BY created_at ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
+UPDATE routing_task SET status = 'claimed', claimed_by = 'pgbench', claimed_at = now(), updated_at = now()
+WHERE id = :task_id AND status = 'pending';
+COMMIT;
+"""
+
+
+def reseed(url):
+    """A full backlog and fresh statistics, as every measurement starts from."""
+    harness.sql(url, SEED_SQL)
+    harness.sql(url, "VACUUM ANALYZE routing_task")
+
+
+def queue_state(url):
+    rows = harness.sql(url, "SELECT status, count(*) FROM routing_task GROUP BY status")
+    return {status: count for status, count in rows}
+
+
+def check_backlog_left(name, url):
+    """A measurement whose queue ran dry measured 204s, not claims; return the claims it made."""
+    state = queue_state(url)
+    if not state.get("pending"):
+        raise RuntimeError(f"{name}: the backlog of {BACKLOG} ran out; shorten BENCH_DURATION")
+    return state.get("claimed", 0)
+
+
+class App:
+    """One app under load: its server, its database and the requests it gets."""
+
+    def __init__(self, name, base_url, db_url, headers):
+        self.name = name
+        self.base_url = base_url
+        self.db_url = db_url
+        self.headers = headers
+
+    def warm_up(self):
+        reseed(self.db_url)
+        _check_answer(self.base_url, "POST", CLAIM_PATH, None, self.headers, 200)
+        harness.http_load(self.base_url + CLAIM_PATH, method="POST", headers=self.headers, duration=WARM_UP_SECONDS)
+
+    def rps(self):
+        reseed(self.db_url)
+        result = harness.http_load(self.base_url + CLAIM_PATH, method="POST", headers=self.headers)
+        if result.errors:
+            raise RuntimeError(f"{self.name}: {result.errors} failed requests of {result.requests}")
+        claimed = check_backlog_left(self.name, self.db_url)
+        # Every answer counted was a 200 with a claimed task (a 204 would leave the two apart).
+        if claimed < result.requests:
+            raise RuntimeError(f"{self.name}: {result.requests} answers but only {claimed} tasks claimed")
+        return result.rps
+
+
+def pgbench_tps(url):
+    reseed(url)
+    result = harness.pgbench(url, PGBENCH_CLAIM, transactions=PGBENCH_CLAIMS // harness.connections())
+    if result.failed:
+        raise RuntimeError(f"pgbench: {result.failed} failed transactions")
+    check_backlog_left("pgbench", url)
+    return result.tps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    server_options = {"worker_class": args.worker_class, "threads": args.threads}
+
+    print(
+        f"Claim-next: {BACKLOG:,} pending tasks, {harness.connections()} concurrent workers, "
+        f"{harness.duration():g} s per measurement, gunicorn {harness.workers()} {args.worker_class} workers x "
+        f"{args.threads} threads, median of {harness.rounds()} round(s); {harness.machine()}"
+    )
+    template = harness.fresh_database(TEMPLATE_DB)
+    try:
+        harness.migrate(template)
+        token = harness.issue_token(template, role=ROLE)
+        samples = {"ours": [], "naive": [], "pgbench": []}
+        urls = {name: harness.fresh_database(f"{RUN_DB}_{name}", template=TEMPLATE_DB) for name in samples}
+        with (
+            harness.gunicorn(
+                "tests.bench.naive_app:application", env=harness.app_env(urls["naive"]), **server_options
+            ) as naive_url,
+            harness.gunicorn(
+                "orchestrator.wsgi:application", env=harness.app_env(urls["ours"]), ready_path="/api/v1/health",
+                **server_options,
+            ) as ours_url,
+        ):
+            apps = {
+                "naive": App("naive", naive_url, urls["naive"], {}),
+                "ours": App("ours", ours_url, urls["ours"], {"Authorization": f"Bearer {token}"}),
+            }
+            for app in apps.values():
+                app.warm_up()
+            for round_number in range(harness.rounds()):
+                order = ["naive", "ours"] if round_number % 2 == 0 else ["ours", "naive"]
+                for name in order:
+                    samples[name].append(apps[name].rps())
+                samples["pgbench"].append(pgbench_tps(urls["pgbench"]))
+        claimed_events = harness.sql(
+            urls["ours"], "SELECT count(*) FROM audit_auditevent WHERE event_type = 'task.claimed'"
+        )
+        figures = {name: harness.median(values) for name, values in samples.items()}
+        harness.print_ratios("POST /api/v1/tasks/claim-next", figures)
+        print(f"  target ours >= 1.0x naive: {'met' if figures['ours'] >= figures['naive'] else 'MISSED'}")
+        print(f"  task.claimed audit events written by ours: {claimed_events[0][0]}")
+        print(f"\n{harness.machine()}")
+    finally:
+        for name in ("ours", "naive", "pgbench"):
+            harness.drop_database(f"{RUN_DB}_{name}")
+        harness.drop_database(TEMPLATE_DB)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
