@@ -5,7 +5,9 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
-from django.db import transaction
+import functools
+
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -21,17 +23,33 @@ from sessions import services as sessions
 # The fields a claim writes.
 _CLAIM_FIELDS = ["status", "claimed_by", "claimed_at", "updated_at"]
 
-# claim-next in one round trip: the subquery picks and locks the oldest pending row (SKIP LOCKED
-# passes over rows other claimers hold), the UPDATE makes the model's pending -> claimed
-# transition, and RETURNING gives back the whole row. Written once here rather than compiled by
-# the ORM on every call: this is the hottest write path an agent has.
-_CLAIM_NEXT_SQL = (
-    f"UPDATE {Task._meta.db_table} SET status = %(claimed)s, claimed_by = %(claimed_by)s, "
-    "claimed_at = %(now)s, updated_at = %(now)s "
-    f"WHERE id = (SELECT id FROM {Task._meta.db_table} WHERE to_role = %(to_role)s AND status = %(pending)s "
-    "ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    f"RETURNING {', '.join(field.column for field in Task._meta.concrete_fields)}"
+# claim-next on PostgreSQL, in one statement: the subquery picks and locks the oldest pending row
+# (SKIP LOCKED passes over rows other claimers hold), the UPDATE makes the model's pending ->
+# claimed transition, and the database builds the task.claimed event (the one _claimed_event
+# records) from the returned row. One round trip where the ORM needs five: this is the hottest
+# write path an agent has (docs/benchmarks.md, "Task claiming").
+_CLAIM_NEXT_SQL = f"""
+WITH claimed AS (
+    UPDATE {Task._meta.db_table} SET status = %(claimed)s, claimed_by = %(actor)s, claimed_at = %(now)s,
+                                     updated_at = %(now)s
+    WHERE id = (
+        SELECT id FROM {Task._meta.db_table} WHERE to_role = %(to_role)s AND status = %(pending)s
+        ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {", ".join(field.column for field in Task._meta.concrete_fields)}
+), event AS (
+    {{insert_event}}
 )
+SELECT * FROM claimed
+"""
+_CLAIMED_EVENT_SQL = """
+SELECT 'task.claimed', %(actor)s, %(role)s, %(now)s, claimed.trace_id, 'task', claimed.id::text,
+       jsonb_build_object('before', jsonb_build_object('status', %(pending)s::text),
+                          'after', jsonb_build_object('status', claimed.status))
+       || CASE WHEN %(trace_id)s::text <> '' AND %(trace_id)s::text <> claimed.trace_id
+               THEN jsonb_build_object('request_trace_id', %(trace_id)s::text) ELSE '{}'::jsonb END
+FROM claimed
+"""
 _FINISH_FIELDS = ["status", "result", "error", "finished_at", "updated_at"]
 
 
@@ -199,18 +217,35 @@ def claim_next_task(*, principal, trace_id, to_role=None):
     them, so N claimers take N different tasks in one round trip each.
     """
     to_role = _acting_role(principal, to_role, field="to_role")
-    params = {
-        "claimed": TaskStatus.CLAIMED,
-        "claimed_by": principal.subject,
-        "now": timezone.now(),
-        "to_role": to_role,
-        "pending": TaskStatus.PENDING,
-    }
+    if connection.vendor == "postgresql":
+        return _claim_next_postgresql(principal=principal, to_role=to_role, trace_id=trace_id)
+    # SQLite has no row locks: its write transaction already excludes every other writer.
     with transaction.atomic():
-        task = next(iter(Task.objects.raw(_CLAIM_NEXT_SQL, params)), None)
+        task = Task.objects.filter(to_role=to_role, status=TaskStatus.PENDING).order_by("created_at", "id").first()
         if task is None:
             return None
-        _claimed_event(task, principal=principal, trace_id=trace_id)
+        return _claim(task, principal=principal, trace_id=trace_id)
+
+
+@functools.cache
+def _claim_next_sql():
+    return _CLAIM_NEXT_SQL.format(insert_event=audit.insert_from_select_sql(_CLAIMED_EVENT_SQL))
+
+
+def _claim_next_postgresql(*, principal, to_role, trace_id):
+    params = {
+        "claimed": TaskStatus.CLAIMED,
+        "pending": TaskStatus.PENDING,
+        "actor": principal.subject,
+        "role": principal.role or to_role,
+        "now": timezone.now(),
+        "to_role": to_role,
+        "trace_id": trace_id or "",
+    }
+    # One statement is one transaction of its own (autocommit), unless a caller's is open.
+    task = next(iter(Task.objects.raw(_claim_next_sql(), params)), None)
+    if task is not None:
+        audit.announce_on_commit()
     return task
 
 
