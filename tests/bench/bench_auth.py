@@ -17,7 +17,7 @@ import tempfile
 
 from tests.auth.provider import Provider, new_rsa_key
 from tests.bench import harness
-from tests.bench.bench_sessions import SEED_SQL, SEEDED_PATHS, _check_answer
+from tests.bench.bench_sessions import SEED_SQL, SEEDED_PATHS
 
 DATABASE = "orch_bench_auth"
 WARM_UP_SECONDS = 2
@@ -26,17 +26,16 @@ TARGET = 0.8
 
 def measure(base_url, credentials):
     for headers in credentials.values():
-        _check_answer(base_url, "GET", SEEDED_PATHS[0], None, headers, 200)
+        harness.check_answer(base_url, "GET", SEEDED_PATHS[0], headers=headers, expected_status=200)
         harness.http_load(base_url + SEEDED_PATHS[0], paths=SEEDED_PATHS, headers=headers, duration=WARM_UP_SECONDS)
-    samples = {name: [] for name in credentials}
-    for round_number in range(harness.rounds()):
-        order = list(credentials) if round_number % 2 == 0 else list(reversed(credentials))
-        for name in order:
-            result = harness.http_load(base_url + SEEDED_PATHS[0], paths=SEEDED_PATHS, headers=credentials[name])
-            if result.errors:
-                raise RuntimeError(f"{name}: {result.errors} failed requests of {result.requests}")
-            samples[name].append(result.rps)
-    return {name: harness.median(values) for name, values in samples.items()}
+
+    def rps(name):
+        result = harness.http_load(base_url + SEEDED_PATHS[0], paths=SEEDED_PATHS, headers=credentials[name])
+        if result.errors:
+            raise RuntimeError(f"{name}: {result.errors} failed requests of {result.requests}")
+        return result.rps
+
+    return harness.in_turns({name: lambda name=name: rps(name) for name in credentials})
 
 
 def main(argv=None):
@@ -48,7 +47,7 @@ def main(argv=None):
     print(
         f"Auth: {harness.connections()} connections, {harness.duration():g} s per measurement, "
         f"gunicorn {harness.workers()} {args.worker_class} workers x {args.threads} threads, "
-        f"median of {harness.rounds()} round(s)"
+        f"median of {harness.rounds()} round(s); {harness.machine()}"
     )
     url = harness.fresh_database(DATABASE)
     try:

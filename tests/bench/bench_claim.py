@@ -23,7 +23,6 @@ import argparse
 import sys
 
 from tests.bench import harness
-from tests.bench.bench_sessions import _check_answer
 
 TEMPLATE_DB = "orch_bench_claim_tmpl"
 RUN_DB = "orch_bench_claim_run"
@@ -31,6 +30,7 @@ ROLE = "engineering"
 BACKLOG = 100_000
 WARM_UP_SECONDS = 2
 PGBENCH_CLAIMS = BACKLOG // 2
+CONTENDERS = ("ours", "naive", "pgbench")
 CLAIM_PATH = f"/api/v1/tasks/claim-next?to_role={ROLE}"
 
 # Oldest first, one second apart, so claim-next's ORDER BY created_at, id walks the queue in order.
@@ -88,7 +88,7 @@ class App:
 
     def warm_up(self):
         reseed(self.db_url)
-        _check_answer(self.base_url, "POST", CLAIM_PATH, None, self.headers, 200)
+        harness.check_answer(self.base_url, "POST", CLAIM_PATH, headers=self.headers, expected_status=200)
         harness.http_load(self.base_url + CLAIM_PATH, method="POST", headers=self.headers, duration=WARM_UP_SECONDS)
 
     def rps(self):
@@ -128,8 +128,7 @@ def main(argv=None):
     try:
         harness.migrate(template)
         token = harness.issue_token(template, role=ROLE)
-        samples = {"ours": [], "naive": [], "pgbench": []}
-        urls = {name: harness.fresh_database(f"{RUN_DB}_{name}", template=TEMPLATE_DB) for name in samples}
+        urls = {name: harness.fresh_database(f"{RUN_DB}_{name}", template=TEMPLATE_DB) for name in CONTENDERS}
         with (
             harness.gunicorn(
                 "tests.bench.naive_app:application", env=harness.app_env(urls["naive"]), **server_options
@@ -145,21 +144,18 @@ def main(argv=None):
             }
             for app in apps.values():
                 app.warm_up()
-            for round_number in range(harness.rounds()):
-                order = ["naive", "ours"] if round_number % 2 == 0 else ["ours", "naive"]
-                for name in order:
-                    samples[name].append(apps[name].rps())
-                samples["pgbench"].append(pgbench_tps(urls["pgbench"]))
+            figures = harness.in_turns(
+                {"ours": apps["ours"].rps, "naive": apps["naive"].rps, "pgbench": lambda: pgbench_tps(urls["pgbench"])}
+            )
         claimed_events = harness.sql(
             urls["ours"], "SELECT count(*) FROM audit_auditevent WHERE event_type = 'task.claimed'"
         )
-        figures = {name: harness.median(values) for name, values in samples.items()}
         harness.print_ratios("POST /api/v1/tasks/claim-next", figures)
         print(f"  target ours >= 1.0x naive: {'met' if figures['ours'] >= figures['naive'] else 'MISSED'}")
-        print(f"  task.claimed audit events written by ours: {claimed_events[0][0]}")
+        print(f"  task.claimed audit events written by ours, warm-up included: {claimed_events[0][0]}")
         print(f"\n{harness.machine()}")
     finally:
-        for name in ("ours", "naive", "pgbench"):
+        for name in CONTENDERS:
             harness.drop_database(f"{RUN_DB}_{name}")
         harness.drop_database(TEMPLATE_DB)
     return 0

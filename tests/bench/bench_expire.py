@@ -3,10 +3,9 @@ batched SQL UPDATE that writes no audit, on the same data in the same run (accep
 
     python -m tests.bench.bench_expire [--total 1000000] [--due 500000] [--batch-size 10000] [--rounds 1]
 
-Self-contained: it creates (and drops afterwards) its own database, `orchestrator_bench_expire`
-(or BENCH_EXPIRE_DB), on the PostgreSQL server named by DATABASE_URL (default the dev server,
-127.0.0.1:54329).
-Both contenders start from a freshly seeded, vacuumed table. Target: ratio <= 2.0.
+It creates (and drops afterwards) its own database, orch_bench_expire, on the PostgreSQL server
+named by DATABASE_URL (tests/bench/harness.py), and times both contenders in this process.
+Both start from a freshly seeded, vacuumed table. Target: ratio <= 2.0.
 """
 
 import argparse
@@ -14,49 +13,24 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-BASE_DIR = Path(__file__).resolve().parents[2]
-BENCH_DB = os.environ.get("BENCH_EXPIRE_DB", "orchestrator_bench_expire")
+from tests.bench import harness
+
+DATABASE = "orch_bench_expire"
 TARGET_RATIO = 2.0
 
 
-def server_url():
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/postgres"))
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("bench_expire needs PostgreSQL: set DATABASE_URL=postgres://user@host:port/any")
-    return parts
+def fresh_migrated_database():
+    url = harness.fresh_database(DATABASE)
+    harness.migrate(url)
+    return url
 
 
-def recreate_database(parts):
-    import psycopg
-
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return admin
-
-
-def drop_database(admin):
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def setup_django(parts):
-    sys.path.insert(0, str(BASE_DIR))
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+def setup_django(url):
+    os.environ.update(harness.app_env(url))
     import django
 
     django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def seed(*, total, due):
@@ -123,15 +97,15 @@ def main(argv):
     parser.add_argument("--total", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=500_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=1, help="Seed-and-measure rounds; the median ratio is reported.")
+    parser.add_argument(
+        "--rounds", type=int, default=harness.rounds(), help="Seed-and-measure rounds (default BENCH_ROUNDS or 1); "
+        "the median ratio is reported."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
     args = parser.parse_args(argv)
 
-    parts = server_url()
-    admin = recreate_database(parts)
     try:
-        setup_django(parts)
-        from django.core.management import call_command
+        setup_django(fresh_migrated_database())
         from django.db import connections
 
         from audit.models import AuditEvent
@@ -142,8 +116,7 @@ def main(argv):
             if round_number > 1:
                 # A fresh database per round: the append-only audit table cannot be emptied.
                 connections.close_all()
-                recreate_database(parts)
-                call_command("migrate", verbosity=0)
+                fresh_migrated_database()
             print(f"round {round_number}: seeding {args.total:,} sessions, {args.due:,} due ...", flush=True)
             due = seed(total=args.total, due=args.due)
             bare_count, bare_seconds = timed(bare_batched_update, args.batch_size)
@@ -160,16 +133,16 @@ def main(argv):
             print(f"  ratio {ratios[-1]:.2f}; {count / seconds:,.0f} sessions/s with audit", flush=True)
 
         ratio = statistics.median(ratios)
-        verdict = "OK" if ratio <= TARGET_RATIO else "ABOVE TARGET"
-        print(f"ratio (median of {len(ratios)}): {ratio:.2f} (target <= {TARGET_RATIO}) {verdict}; "
-              f"batch {args.batch_size:,}")
+        print(f"ratio (median of {len(ratios)}): {ratio:.2f}; batch {args.batch_size:,}; {harness.machine()}")
+        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        print(f"  target expire_sessions / bare UPDATE <= {TARGET_RATIO}: {verdict}")
         return 0
     finally:
         if not args.keep:
             from django.db import connections
 
             connections.close_all()
-            drop_database(admin)
+            harness.drop_database(DATABASE)
 
 
 if __name__ == "__main__":

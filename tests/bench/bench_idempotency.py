@@ -2,124 +2,37 @@
 
 One gunicorn server of ours on a fresh PostgreSQL database answers, in turns (ABBA across
 rounds):
-  first    every request carries a new key: the session is created and the record stored
   replay   every request repeats one of a few hundred keys already answered: the stored answer
            is replayed (from Redis when REDIS_URL is set, else from the database)
+  first    every request carries a new key: the session is created and the record stored
   no-key   the same POST without a key, for scale: what the mechanism adds to a first request
-and prints requests per second and the ratios replay/first and first/no-key. A replay does no
+and prints requests per second and their ratios, replay/first and first/no-key among them. A replay does no
 database write (tests/idempotency/test_replay.py counts its queries); here we only see what
-that buys. Self-contained on purpose (no shared harness), so it runs on its own:
+that buys. The load comes from Python http.client connections (not wrk), because every answer is
+checked: 201, and Idempotent-Replayed exactly on the replays.
 
     python -m tests.bench.bench_idempotency
     BENCH_DURATION=5 BENCH_ROUNDS=2 BENCH_CONNECTIONS=8 BENCH_WORKERS=4 python -m tests.bench.bench_idempotency
 
-It uses DATABASE_URL's server (default the one scripts/services.sh starts) and creates and
-drops its own database there; REDIS_URL, when set, is passed to the server unchanged.
+It uses DATABASE_URL's server and creates and drops its own database there (tests/bench/harness.py);
+REDIS_URL, when set, is passed to the server unchanged.
 """
 
-import contextlib
 import http.client
 import itertools
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import psycopg
+from tests.bench import harness
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 DATABASE = "orch_bench_idempotency"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:54329/orchestrator"
 BODY = b'{"role": "finance", "metadata": {"bench": true}}'
 REPLAY_KEYS = 300
-
-
-def knob(name, default):
-    return int(os.environ.get(name) or default)
-
-
-def database_url(name):
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-def recreate_database(name, *, drop_only=False):
-    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return database_url(name)
-
-
-def app_env(url):
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="orchestrator.settings",
-        DATABASE_URL=url,
-        DEBUG="false",
-        SECRET_KEY="bench-secret-key-not-for-production-0123456789abcdef",
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="false",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def manage(env, *args):
-    completed = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stdout}{completed.stderr}")
-    return completed.stdout
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def gunicorn(env, *, workers):
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--log-level", "warning",
-        "orchestrator.wsgi:application",
-    ]
-    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {process.returncode}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/v1/health")
-                conn.getresponse().read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start within 30 s")
-                time.sleep(0.1)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+WARM_UP_SECONDS = 2
 
 
 def post(conn, token, key):
@@ -132,11 +45,11 @@ def post(conn, token, key):
     return response.status, response.getheader("Idempotent-Replayed")
 
 
-def load(port, token, next_key, *, expect_replay, connections, seconds):
+def load(port, token, next_key, *, expect_replay, seconds=None):
     """Requests per second of POSTs whose keys come from next_key(); raises on any unexpected answer."""
     done = []
     failures = []
-    stop_at = time.monotonic() + seconds
+    stop_at = time.monotonic() + (seconds or harness.duration())
 
     def worker():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -149,7 +62,7 @@ def load(port, token, next_key, *, expect_replay, connections, seconds):
         conn.close()
         done.append(count)
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    threads = [threading.Thread(target=worker) for _ in range(harness.connections())]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -162,21 +75,26 @@ def load(port, token, next_key, *, expect_replay, connections, seconds):
 
 
 def main():
-    seconds = knob("BENCH_DURATION", 10)
-    rounds = knob("BENCH_ROUNDS", 3)
-    connections = knob("BENCH_CONNECTIONS", 8)
-    workers = knob("BENCH_WORKERS", 2 * (os.cpu_count() or 1))
-    url = recreate_database(DATABASE)
+    cache = "Redis" if os.environ.get("REDIS_URL") else "local memory (per worker)"
+    print(
+        f"Idempotency: POST /api/v1/sessions, {harness.connections()} connections, {harness.duration():g} s per "
+        f"measurement, gunicorn {harness.workers()} sync workers, median of {harness.rounds()} round(s), "
+        f"cache: {cache}; {harness.machine()}"
+    )
+    url = harness.fresh_database(DATABASE)
     try:
-        env = app_env(url)
-        manage(env, "migrate", "--noinput")
-        token = manage(env, "issue_token", "--role", "finance").strip().splitlines()[-1]
-        with gunicorn(env, workers=workers) as port:
+        harness.migrate(url)
+        token = harness.issue_token(url, role="finance")
+        with harness.gunicorn(
+            "orchestrator.wsgi:application", env=harness.app_env(url), ready_path="/api/v1/health"
+        ) as base_url:
+            port = urlsplit(base_url).port
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             replay_keys = [f"bench-{uuid.uuid4()}" for _ in range(REPLAY_KEYS)]
             for key in replay_keys:
                 if post(conn, token, key) != (201, None):
                     raise RuntimeError("could not create the sessions to replay")
+            conn.close()
             cycle = itertools.cycle(replay_keys)
             lock = threading.Lock()
 
@@ -184,32 +102,22 @@ def main():
                 with lock:
                     return next(cycle)
 
-            kinds = {
-                "first": (lambda: f"bench-{uuid.uuid4()}", False),
-                "replay": (next_replay, True),
-                "no-key": (lambda: None, False),
-            }
             # Warm-up: with the local-memory cache each worker fills its own copy on its first replays.
-            load(port, token, next_replay, expect_replay=True, connections=connections, seconds=2)
-            samples = {name: [] for name in kinds}
-            for number in range(rounds):
-                order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
-                for name in order:
-                    next_key, expect_replay = kinds[name]
-                    rps = load(port, token, next_key, expect_replay=expect_replay, connections=connections, seconds=seconds)
-                    samples[name].append(rps)
+            load(port, token, next_replay, expect_replay=True, seconds=WARM_UP_SECONDS)
+            rps = harness.in_turns(
+                {
+                    "replay": lambda: load(port, token, next_replay, expect_replay=True),
+                    "first": lambda: load(port, token, lambda: f"bench-{uuid.uuid4()}", expect_replay=False),
+                    "no-key": lambda: load(port, token, lambda: None, expect_replay=False),
+                }
+            )
     finally:
-        recreate_database(DATABASE, drop_only=True)
+        harness.drop_database(DATABASE)
 
-    rps = {name: statistics.median(values) for name, values in samples.items()}
-    cache = "Redis" if os.environ.get("REDIS_URL") else "local memory (per worker)"
-    print(f"POST /api/v1/sessions, gunicorn {workers} sync workers, {connections} connections, "
-          f"{rounds} rounds of {seconds} s, cache: {cache}")
-    for name, value in rps.items():
-        print(f"  {name:<7} {value:9.1f} req/s")
-    print(f"  replay / first : {rps['replay'] / rps['first']:.2f}x")
-    print(f"  first / no-key : {rps['first'] / rps['no-key']:.2f}x  (the cost of storing the record)")
+    harness.print_ratios("POST /api/v1/sessions: replayed, first and keyless requests", rps)
+    print("  (first/no-key is the cost of storing the record)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,9 +9,9 @@ event is sealed and the chain is verified.
 
     python -m tests.bench.bench_sealing
 
-Self-contained: it creates (and drops afterwards) its own database, orch_bench_sealing, on the
-PostgreSQL server named by DATABASE_URL. Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_WORKERS,
-BENCH_ROUNDS (see tests/bench/harness.py).
+It creates (and drops afterwards) its own database, orch_bench_sealing, on the PostgreSQL server
+named by DATABASE_URL. Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_ROUNDS
+(see tests/bench/harness.py).
 """
 
 import os
@@ -20,8 +20,6 @@ import subprocess
 import sys
 import threading
 
-import requests
-
 from tests.bench import harness
 
 DATABASE = "orch_bench_sealing"
@@ -29,14 +27,6 @@ WARM_UP_SECONDS = 2
 TARGET = 0.9
 SEAL_INTERVAL_SECONDS = 1.0
 POST_BODY = b'{"role": "finance", "metadata": {"source": "bench"}}'
-
-
-def check_created(post_url, headers):
-    """One request before the load: a benchmark of error answers would measure nothing."""
-    response = requests.post(post_url, data=POST_BODY, headers={"Content-Type": "application/json", **headers},
-                             timeout=10)
-    if response.status_code != 201:
-        raise RuntimeError(f"POST {post_url} answered {response.status_code}, not 201: {response.text[:500]}")
 
 
 def run_sealer():
@@ -86,7 +76,7 @@ class BackgroundSealer:
 def main():
     print(
         f"Audit sealing: {harness.connections()} connections, {harness.duration():g} s per measurement, "
-        f"gunicorn {harness.workers()} sync workers, median of {harness.rounds()} round(s)"
+        f"gunicorn {harness.workers()} sync workers, median of {harness.rounds()} round(s); {harness.machine()}"
     )
     url = harness.fresh_database(DATABASE)
     try:
@@ -94,25 +84,27 @@ def main():
         token = harness.issue_token(url, role="finance")
         env = harness.app_env(url)
         headers = {"Authorization": f"Bearer {token}"}
-        samples = {"without": [], "with": []}
         sealed_during_load = 0
         with harness.gunicorn("orchestrator.wsgi:application", env=env, ready_path="/api/v1/health") as base_url:
             post = base_url + "/api/v1/sessions"
-            check_created(post, headers)
+
+            def rps(arm):
+                result = harness.http_load(post, method="POST", body=POST_BODY, headers=headers)
+                if result.errors:
+                    raise RuntimeError(f"{arm}: {result.errors} failed requests of {result.requests}")
+                return result.rps
+
+            def with_sealer():
+                nonlocal sealed_during_load
+                with BackgroundSealer(env) as sealer:
+                    measured = rps("with")
+                sealed_during_load += sealer.sealed
+                return measured
+
+            harness.check_answer(base_url, "POST", "/api/v1/sessions", body=POST_BODY, headers=headers,
+                                 expected_status=201)
             harness.http_load(post, method="POST", body=POST_BODY, headers=headers, duration=WARM_UP_SECONDS)
-            for round_number in range(harness.rounds()):
-                order = ["without", "with"] if round_number % 2 == 0 else ["with", "without"]
-                for arm in order:
-                    if arm == "with":
-                        with BackgroundSealer(env) as sealer:
-                            result = harness.http_load(post, method="POST", body=POST_BODY, headers=headers)
-                        sealed_during_load += sealer.sealed
-                    else:
-                        result = harness.http_load(post, method="POST", body=POST_BODY, headers=headers)
-                    if result.errors:
-                        raise RuntimeError(f"{arm}: {result.errors} failed requests of {result.requests}")
-                    samples[arm].append(result.rps)
-        figures = {arm: harness.median(values) for arm, values in samples.items()}
+            figures = harness.in_turns({"without": lambda: rps("without"), "with": with_sealer})
         harness.print_ratios("POST /api/v1/sessions with background sealing", {
             "with": figures["with"], "without": figures["without"],
         })

@@ -13,9 +13,7 @@ Each app and pgbench get their own copy of the same seeded database. Target: our
 """
 
 import argparse
-import http.client
 import sys
-from urllib.parse import urlsplit
 
 from tests.bench import harness
 
@@ -68,18 +66,6 @@ def prepare_template():
     return token
 
 
-def _check_answer(base_url, method, path, body, headers, expected_status):
-    """One request before the load: a benchmark of error answers would measure nothing."""
-    parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
-    response = conn.getresponse()
-    payload = response.read()
-    conn.close()
-    if response.status != expected_status:
-        raise RuntimeError(f"{method} {path} answered {response.status}, not {expected_status}: {payload[:500]!r}")
-
-
 class Target:
     """One app under load: its server, the requests it gets and the answer they must give."""
 
@@ -97,7 +83,7 @@ class Target:
 
     def warm_up(self):
         method, path, body, expected = self.check
-        _check_answer(self.base_url, method, path, body, self.headers, expected)
+        harness.check_answer(self.base_url, method, path, body=body, headers=self.headers, expected_status=expected)
         harness.http_load(self.url, duration=WARM_UP_SECONDS, **self.load)
 
     def rps(self):
@@ -109,8 +95,7 @@ class Target:
 
 def measure(kind, token, server_options):
     """POST or GET: both servers up side by side, each on its own copy of the seeded database,
-    measured in turns (ABBA order across rounds) so a change in background load hits both alike."""
-    samples = {"ours": [], "naive": [], "pgbench": []}
+    measured in turns with pgbench (ABBA order across rounds) so a change in background load hits all alike."""
     script = PGBENCH_POST if kind == "post" else PGBENCH_GET
     pgbench_url = harness.fresh_database(f"{RUN_DB}_pgbench", template=TEMPLATE_DB)
     naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
@@ -129,12 +114,13 @@ def measure(kind, token, server_options):
         }
         for target in targets.values():
             target.warm_up()
-        for round_number in range(harness.rounds()):
-            order = ["naive", "ours"] if round_number % 2 == 0 else ["ours", "naive"]
-            for name in order:
-                samples[name].append(targets[name].rps())
-            samples["pgbench"].append(harness.pgbench(pgbench_url, script).tps)
-    return {name: harness.median(values) for name, values in samples.items()}
+        return harness.in_turns(
+            {
+                "ours": targets["ours"].rps,
+                "naive": targets["naive"].rps,
+                "pgbench": lambda: harness.pgbench(pgbench_url, script).tps,
+            }
+        )
 
 
 def main(argv=None):

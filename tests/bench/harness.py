@@ -18,6 +18,7 @@ What this module gives them:
 
     env = harness.app_env(url)                                # production-like env: DEBUG off, no SSL redirect
     with harness.gunicorn("orchestrator.wsgi:application", env=env) as base_url:
+        harness.check_answer(base_url, "GET", "/api/v1/health", expected_status=200)   # one request before the load
         result = harness.http_load(base_url + "/api/v1/sessions", method="POST",
                                    body=b'{"role": "finance"}', headers={"Authorization": f"Bearer {token}"})
         print(result.rps, result.errors)                      # errors = non-2xx/3xx answers + socket errors
@@ -25,6 +26,7 @@ What this module gives them:
 
     harness.pgbench(url, "BEGIN; ...; COMMIT;", clients=4).tps  # the database's own limit for that SQL
     harness.pgbench(url, claim_script, transactions=12500).tps  # a fixed count per client instead of a time
+    figures = harness.in_turns({"ours": measure_ours, "naive": measure_naive})  # ABBA rounds, medians
     harness.print_ratios("Session POST", {"ours": 812.0, "naive": 640.0, "pgbench": 5100.0})
     print(harness.machine())                                  # cores and load average, to print with figures
 
@@ -33,7 +35,8 @@ Knobs from the environment, so `make bench` needs no arguments:
     BENCH_CONNECTIONS  concurrent HTTP connections / pgbench clients (default 4)
     BENCH_WORKERS      gunicorn workers (default 2 * cores + 1, the same for every app compared)
     BENCH_ROUNDS       how many times a comparison is repeated; modules report the median (default 1)
-The database server comes from DATABASE_URL (`make bench` points it at the throwaway server);
+The database server comes from DATABASE_URL (`make bench` points it at the throwaway server,
+which is also the default: `make services-start`, port 25432);
 the HTTP load comes from `wrk` (installed with apt-get when missing and possible), else from a
 Python keep-alive load generator (one http.client connection per thread).
 """
@@ -59,7 +62,8 @@ import psycopg
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:54329/orchestrator"
+# The throwaway server `make services-start` (scripts/services.sh) runs.
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:25432/orchestrator"
 
 
 def _env_number(name, default, kind=int):
@@ -353,6 +357,18 @@ def http_load(url, *, method="GET", paths=None, body=None, headers=None, connect
     return _python_load(url, method, paths, body, headers, conns, seconds)
 
 
+def check_answer(base_url, method, path, *, body=None, headers=None, expected_status):
+    """One request before the load: a benchmark of error answers would measure nothing."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != expected_status:
+        raise RuntimeError(f"{method} {path} answered {response.status}, not {expected_status}: {payload[:500]!r}")
+
+
 # --- pgbench ----------------------------------------------------------------------------
 
 
@@ -410,6 +426,18 @@ def machine():
 
 def median(values):
     return statistics.median(values)
+
+
+def in_turns(measures):
+    """Run each measure (name -> function returning a rate) once per round, in ABBA order across
+    rounds (forward, then backward), so a change in background load hits all of them alike;
+    return each one's median over the rounds."""
+    samples = {name: [] for name in measures}
+    for round_number in range(rounds()):
+        order = list(measures) if round_number % 2 == 0 else list(reversed(measures))
+        for name in order:
+            samples[name].append(measures[name]())
+    return {name: median(values) for name, values in samples.items()}
 
 
 def print_ratios(title, figures):
