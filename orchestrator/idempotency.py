@@ -177,6 +177,8 @@ def execute(view, request, respond):
     if not isinstance(principal, Principal):
         return respond()
     key = parse_key(request.headers.get(HEADER))
+    # Handlers that keep the key with what they create (a routed task) read it from here.
+    request.idempotency_key = key
     if key is None:
         if settings.IDEMPOTENCY_REQUIRED:
             raise IdempotencyKeyRequired()

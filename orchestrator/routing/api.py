@@ -191,7 +191,6 @@ class RouteTask(ApiView):
     )
     def post(self, request):
         data = validated(RouteIn, request.data)
-        key = request.headers.get("Idempotency-Key", "")
         task, approval = services.route_task(
             principal=self.principal,
             type=data["type"],
@@ -203,7 +202,7 @@ class RouteTask(ApiView):
             approver_role=data.get("approver_role"),
             approval_notes=data.get("approval_notes", ""),
             expires_in=data.get("expires_in"),
-            idempotency_key=key if len(key) <= 255 else "",
+            idempotency_key=getattr(request, "idempotency_key", None) or "",
         )
         return Response(
             {**task_json(task), "approval_id": approval.id if approval else None},

@@ -85,3 +85,15 @@ def test_a_nul_character_in_the_payload_answers_400_not_500(finance):
 
     assert response.status_code == 400
     assert "payload" in response.json()["errors"]
+
+
+def test_the_task_keeps_the_idempotency_key_it_was_routed_with(finance):
+    response = finance.post(
+        "/api/v1/tasks/route",
+        {"type": "invoice.check", "to_role": "engineering", "payload": {}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY='"retry-7"',
+    )
+
+    assert response.status_code == 202
+    assert Task.objects.get(pk=response.json()["task_id"]).idempotency_key == "retry-7"
