@@ -35,6 +35,16 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}")
 
 
+def env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}")
+
+
 def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -206,6 +216,8 @@ SPECTACULAR_SETTINGS = {
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
 
 # --- Domain -----------------------------------------------------------------------------
+# The roles agents may work in; routing to any other role is refused (400).
+ORCHESTRATOR_ROLES = env_list("ORCHESTRATOR_ROLES", "finance,manager,engineering,marketing,support,operations")
 SESSION_RETENTION_DAYS = env_int("SESSION_RETENTION_DAYS", 7)
 APPROVAL_TIMEOUT_SECONDS = env_int("APPROVAL_TIMEOUT_SECONDS", 3600)
 IDEMPOTENCY_ENABLED = env_bool("IDEMPOTENCY_ENABLED", True)
@@ -215,8 +227,8 @@ IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
 # Live audit stream (docs/audit.md): a stream ends after this long and the client resumes with
 # Last-Event-ID, so no worker thread is held forever; without a Redis wake-up it polls this often.
 AUDIT_STREAM_MAX_SECONDS = env_int("AUDIT_STREAM_MAX_SECONDS", 300)
-AUDIT_STREAM_POLL_SECONDS = float(env_str("AUDIT_STREAM_POLL_SECONDS", "1.0"))
-AUDIT_STREAM_HEARTBEAT_SECONDS = float(env_str("AUDIT_STREAM_HEARTBEAT_SECONDS", "15"))
+AUDIT_STREAM_POLL_SECONDS = env_float("AUDIT_STREAM_POLL_SECONDS", 1.0)
+AUDIT_STREAM_HEARTBEAT_SECONDS = env_float("AUDIT_STREAM_HEARTBEAT_SECONDS", 15.0)
 
 # --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
 # Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
@@ -266,9 +278,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
-
-# The roles agents may work in; routing to any other role is refused (400).
-ORCHESTRATOR_ROLES = env_list("ORCHESTRATOR_ROLES", "finance,manager,engineering,marketing,support,operations")
 
 # --- OIDC (agents' JWTs and humans' admin login); empty issuer = local tokens and accounts only.
 # docs/auth.md explains each value and how to set them for Keycloak.
