@@ -25,24 +25,22 @@ def env_bool(name, default=False):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def env_int(name, default):
+def _env_number(name, default, parse, kind):
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}")
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}")
+
+
+def env_int(name, default):
+    return _env_number(name, default, int, "an integer")
 
 
 def env_float(name, default):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}")
+    return _env_number(name, default, float, "a number")
 
 
 def env_list(name, default=""):

@@ -56,6 +56,18 @@ def make_agent(db):
 
 
 @pytest.fixture
+def issue_token(db):
+    """issue_token(role, staff=False) -> the raw bearer token of a new agent of that role (for HTTP clients
+    outside Django's test client: live servers, subprocesses)."""
+
+    def issue(role="finance", *, staff=False):
+        _, raw = ApiToken.issue(role=role, is_staff=staff, name=f"{role}-agent")
+        return raw
+
+    return issue
+
+
+@pytest.fixture
 def finance(make_agent):
     return make_agent("finance")
 

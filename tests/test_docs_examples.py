@@ -3,7 +3,6 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,13 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.net import free_port
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def embedded_env(tmp_path):

@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from orchestrator.models import ApiToken
+from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,16 +51,6 @@ def run_tools(url, token, scenario, **extra_env):
     return anyio.run(main)
 
 
-@pytest.fixture
-def issue_token(transactional_db):
-    """Mint a local API token for a role and return the raw token."""
-
-    def issue(role="finance", *, staff=False):
-        _, raw = ApiToken.issue(role=role, is_staff=staff, name=f"{role}-agent")
-        return raw
-
-    return issue
-
 
 @pytest.fixture
 def api_url(live_server):
@@ -78,12 +68,6 @@ def _wait_until_listening(port, process, timeout=30.0):
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server did not listen on port {port} within {timeout}s")
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -104,7 +88,7 @@ def dead_database_server():
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
     dead_port = hole.getsockname()[1]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "orchestrator.settings",

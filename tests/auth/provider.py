@@ -1,7 +1,6 @@
 """Start and drive a real OIDC provider process (tests/auth/oidc_provider.py) from the tests and the benchmark."""
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.net import free_port
 
 AUDIENCE = "orchestrator"
 LAUNCHER = Path(__file__).with_name("oidc_provider.py")
@@ -26,12 +27,6 @@ def pem(private_key):
     return private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Provider:

@@ -1,6 +1,5 @@
 """Fixtures for the idempotency tests: raw bearer tokens for live-server calls, a throwaway Redis."""
 
-import socket
 import subprocess
 import time
 import uuid
@@ -12,13 +11,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 from rest_framework.test import APIClient
 
-from orchestrator.models import ApiToken
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.net import free_port
 
 
 def redis_cache_settings(port):
@@ -30,16 +23,6 @@ def redis_cache_settings(port):
         }
     }
 
-
-@pytest.fixture
-def issue_token(db):
-    """issue_token(role) -> raw bearer token of a new agent of that role."""
-
-    def issue(role="finance", *, staff=False):
-        _, raw = ApiToken.issue(role=role, is_staff=staff, name=f"{role}-agent")
-        return raw
-
-    return issue
 
 
 @pytest.fixture
