@@ -3,7 +3,7 @@ from rest_framework.exceptions import APIException
 
 from approvals import services
 from approvals.models import Approval
-from orchestrator.auth import principal_for_user
+from orchestrator.identity.principal import principal_for_user
 
 _DONE = {"approve": "Approved", "reject": "Rejected"}
 

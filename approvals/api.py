@@ -1,62 +1,37 @@
 """Approval endpoints: request a decision on a task, read the queue, decide."""
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from approvals import services
 from approvals.models import ApprovalStatus
-from orchestrator.api import (
-    ApiView,
-    CursorPageParams,
-    StrictSerializer,
-    cursor_page_schema,
-    keyset_page,
-    parse_uuid,
-    query_params,
-    validated,
-)
-from orchestrator.routing.models import TaskStatus
+from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
+from orchestrator.http.shapes import Shape
+from orchestrator.http.views import ApiView, StrictSerializer, parse_uuid, query_params, validated
+from routing.models import TaskStatus
 
-
-def approval_json(approval, now=None):
-    return {
-        "approval_id": approval.id,
-        "task_id": approval.task_id,
-        "task_status": approval.task.status,
-        "approver_role": approval.approver_role,
-        "status": services.effective_status(approval, now),
-        "requested_by": approval.requested_by,
-        "decided_by": approval.decided_by,
-        "decision_at": approval.decision_at,
-        "notes": approval.notes,
-        "expires_at": approval.expires_at,
-        "created_at": approval.created_at,
-        "updated_at": approval.updated_at,
-    }
-
-
-ApprovalOut = inline_serializer(
+ApprovalShape = Shape(
     "Approval",
     {
-        "approval_id": serializers.UUIDField(),
-        "task_id": serializers.UUIDField(),
-        "task_status": serializers.ChoiceField(choices=TaskStatus.choices),
-        "approver_role": serializers.CharField(),
-        "status": serializers.ChoiceField(
-            choices=ApprovalStatus.choices, help_text="Pending past `expires_at` reads as expired."
+        "approval_id": (serializers.UUIDField(), "id"),
+        "task_id": (serializers.UUIDField(), "task_id"),
+        "task_status": (serializers.ChoiceField(choices=TaskStatus.choices), "task.status"),
+        "approver_role": (serializers.CharField(), "approver_role"),
+        "status": (
+            serializers.ChoiceField(choices=ApprovalStatus.choices, help_text="Pending past `expires_at` reads as expired."),
+            services.effective_status,
         ),
-        "requested_by": serializers.CharField(),
-        "decided_by": serializers.CharField(allow_blank=True),
-        "decision_at": serializers.DateTimeField(allow_null=True),
-        "notes": serializers.CharField(allow_blank=True),
-        "expires_at": serializers.DateTimeField(),
-        "created_at": serializers.DateTimeField(),
-        "updated_at": serializers.DateTimeField(),
+        "requested_by": (serializers.CharField(), "requested_by"),
+        "decided_by": (serializers.CharField(allow_blank=True), "decided_by"),
+        "decision_at": (serializers.DateTimeField(allow_null=True), "decision_at"),
+        "notes": (serializers.CharField(allow_blank=True), "notes"),
+        "expires_at": (serializers.DateTimeField(), "expires_at"),
+        "created_at": (serializers.DateTimeField(), "created_at"),
+        "updated_at": (serializers.DateTimeField(), "updated_at"),
     },
 )
-ApprovalListOut = cursor_page_schema("ApprovalList", "approvals", ApprovalOut)
 
 
 class ApprovalIn(StrictSerializer):
@@ -85,7 +60,7 @@ class ApprovalListParams(CursorPageParams):
 class ApprovalCollection(ApiView):
     @extend_schema(
         request=ApprovalIn,
-        responses={201: ApprovalOut},
+        responses={201: ApprovalShape.schema},
         operation_id="approvals_request",
         description="Put a pending task on hold until `approver_role` decides.",
     )
@@ -100,14 +75,14 @@ class ApprovalCollection(ApiView):
             trace_id=self.trace_id,
         )
         return Response(
-            approval_json(approval),
+            ApprovalShape.render(approval),
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/approvals/{approval.id}"},
         )
 
     @extend_schema(
         parameters=[ApprovalListParams],
-        responses={200: ApprovalListOut},
+        responses={200: ApprovalShape.page_schema("ApprovalList", "approvals")},
         operation_id="approvals_list",
         description="Approvals for the caller's approver role or gating its role's tasks (staff: all), "
         "newest first, in keyset pages. `status=pending` leaves out approvals past their deadline.",
@@ -123,24 +98,27 @@ class ApprovalCollection(ApiView):
         if "task_id" in params:
             queryset = queryset.filter(task_id=params["task_id"])
         rows, next_cursor = keyset_page(queryset, cursor=params.get("cursor"), limit=params["limit"])
-        return Response(
-            {"approvals": [approval_json(a, now) for a in rows], "limit": params["limit"], "next_cursor": next_cursor}
+        return page_response(
+            items_key="approvals",
+            items=[ApprovalShape.render(a) for a in rows],
+            limit=params["limit"],
+            next_cursor=next_cursor,
         )
 
 
 class ApprovalDetail(ApiView):
-    @extend_schema(responses={200: ApprovalOut}, operation_id="approvals_read")
+    @extend_schema(responses={200: ApprovalShape.schema}, operation_id="approvals_read")
     def get(self, request, approval_id):
         approval = services.get_approval(
             principal=self.principal, approval_id=parse_uuid(approval_id, what="approval")
         )
-        return Response(approval_json(approval))
+        return Response(ApprovalShape.render(approval))
 
 
 class ApprovalDecision(ApiView):
     @extend_schema(
         request=DecisionIn,
-        responses={200: ApprovalOut},
+        responses={200: ApprovalShape.schema},
         operation_id="approvals_decide",
         description="approve: the task goes back to pending; reject: the task is cancelled. Final: "
         "deciding again, or after `expires_at`, answers 409.",
@@ -154,4 +132,4 @@ class ApprovalDecision(ApiView):
             notes=data.get("notes", ""),
             trace_id=self.trace_id,
         )
-        return Response(approval_json(approval))
+        return Response(ApprovalShape.render(approval))

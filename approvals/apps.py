@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class ApprovalsConfig(AppConfig):
     name = "approvals"
+
+    def ready(self):
+        # Routing calls this step inside route_task's transaction; routing itself never imports approvals.
+        from approvals import services
+        from routing import services as routing
+
+        routing.add_route_step(services.gate_routed_task)

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from orchestrator.models import PRINCIPAL_MAX_LENGTH
+from orchestrator.identity.models import PRINCIPAL_MAX_LENGTH
 
 
 class ApprovalStatus(models.TextChoices):

@@ -15,10 +15,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
-from orchestrator.problems import Conflict, InvalidTransition
-from orchestrator.roles import is_known_role
-from orchestrator.routing import services as routing
-from orchestrator.routing.models import Task, TaskStatus
+from orchestrator.http.errors import Conflict, InvalidTransition
+from orchestrator.identity.roles import is_known_role
+from routing import selectors as routing_selectors
+from routing import services as routing
+from routing.models import Task, TaskStatus
 
 DECISIONS = {"approve": ApprovalStatus.APPROVED, "reject": ApprovalStatus.REJECTED}
 MAX_EXPIRES_IN_SECONDS = 30 * 24 * 3600
@@ -50,10 +51,7 @@ def open_approval(*, principal, task, approver_role, trace_id, notes="", expires
         raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN_SECONDS:
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
-    if not can_proceed(task.await_approval):
-        raise routing.invalid_transition(task, TaskStatus.AWAITING_APPROVAL)
-    task.await_approval()
-    task.save(update_fields=["status", "updated_at"])
+    routing.gate_task(task=task)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
     approval = Approval(
         task=task,
@@ -79,10 +77,24 @@ def open_approval(*, principal, task, approver_role, trace_id, notes="", expires
     return approval
 
 
+def gate_routed_task(routed):
+    """The route step approvals registers with routing: open the approval the route asked for."""
+    if routed.requires_approval:
+        approval = open_approval(
+            principal=routed.principal,
+            task=routed.task,
+            approver_role=routed.approver_role,
+            notes=routed.approval_notes,
+            expires_in=routed.expires_in,
+            trace_id=routed.trace_id,
+        )
+        routed.approval_id = approval.id
+
+
 def request_approval(*, principal, task_id, approver_role, trace_id, notes="", expires_in=None):
     """Put a pending task the caller can see on hold until `approver_role` decides."""
     with transaction.atomic():
-        task = routing.get_task(principal=principal, task_id=task_id, for_update=True)
+        task = routing_selectors.get_task(principal=principal, task_id=task_id, for_update=True)
         return open_approval(
             principal=principal,
             task=task,
@@ -113,7 +125,7 @@ def filter_by_status(queryset, status, *, now=None):
 
 
 def _can_see(principal, approval):
-    return principal.can_act_for(approval.approver_role) or routing.can_see_task(principal, approval.task)
+    return principal.can_act_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
 
 
 def get_approval(*, principal, approval_id):
@@ -153,9 +165,9 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
                 target_status=target,
                 allowed=[str(t.target) for t in approval.get_available_status_transitions()],
             )
-        task_transition = task.release if decision == "approve" else task.deny
-        if not can_proceed(task_transition):
-            raise routing.invalid_transition(task, TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED)
+        if task.status != TaskStatus.AWAITING_APPROVAL:
+            target_status = TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED
+            raise routing.invalid_transition(task, target_status)
 
         getattr(approval, decision)()
         approval.decided_by = principal.subject
@@ -164,11 +176,21 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
         task_before = task.status
-        task_transition()
-        if decision == "reject":
-            task.finished_at = now
-        task.save(update_fields=["status", "finished_at", "updated_at"])
         role = principal.role or approval.approver_role
+        # The task's own event (task.cancelled) follows the decision that caused it in the log.
+        task_events = []
+        if decision == "approve":
+            routing.release_task(task=task)
+        else:
+            routing.deny_task(
+                task=task,
+                actor=principal.subject,
+                role=role,
+                trace_id=trace_id,
+                reason="approval rejected",
+                now=now,
+                defer_events=task_events,
+            )
         _approval_event(
             approval,
             task=task,
@@ -184,15 +206,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
                 "task_status": {"before": task_before, "after": task.status},
             },
         )
-        if decision == "reject":
-            routing.task_event(
-                task,
-                event_type="task.cancelled",
-                actor=principal.subject,
-                role=role,
-                trace_id=trace_id,
-                metadata={"before": {"status": task_before}, "after": {"status": task.status}, "reason": "approval rejected"},
-            )
+        audit.record_many(task_events)
     return approval
 
 
@@ -244,22 +258,14 @@ def _expire(approval, *, now):
         }
     ]
     # Imported data (import_json) may pair a pending approval with a task in another state: only the approval expires.
-    if can_proceed(task.deny):
-        task.deny()
-        task.finished_at = now
-        task.save(update_fields=["status", "finished_at", "updated_at"])
-        events.append(
-            {
-                **common,
-                "event_type": "task.cancelled",
-                "role": task.from_role,
-                "target_type": "task",
-                "target_id": task.pk,
-                "metadata": {
-                    "before": {"status": TaskStatus.AWAITING_APPROVAL},
-                    "after": {"status": task.status},
-                    "reason": "approval expired",
-                },
-            }
+    if task.status == TaskStatus.AWAITING_APPROVAL:
+        routing.deny_task(
+            task=task,
+            actor=EXPIRY_ACTOR,
+            role=task.from_role,
+            trace_id=task.trace_id,
+            reason="approval expired",
+            now=now,
+            defer_events=events,
         )
     return events

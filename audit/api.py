@@ -1,8 +1,6 @@
 """Audit endpoints: query, read one, and the live Server-Sent Events stream. Read-only by design:
 no view here writes, so no interface can edit an audit event."""
 
-import base64
-import binascii
 import re
 import time
 
@@ -10,7 +8,7 @@ import orjson
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer
@@ -18,8 +16,17 @@ from rest_framework.response import Response
 
 from audit import selectors
 from audit.stream import Wakeup, events_after, live_position, position_of
-from orchestrator.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ApiView, StrictSerializer, cursor_page_schema, query_params
-from orchestrator.renderers import FastJSONRenderer
+from orchestrator.http.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    decode_cursor,
+    encode_cursor,
+    page_response,
+    positive_int,
+)
+from orchestrator.http.renderers import FastJSONRenderer
+from orchestrator.http.shapes import Shape
+from orchestrator.http.views import ApiView, StrictSerializer, query_params
 
 STREAM_BATCH_SIZE = 500
 MAX_EVENT_ID = 2**63 - 1
@@ -34,37 +41,23 @@ def parse_event_id(value):
     return int(value)
 
 
-def event_json(event):
-    return {
-        "event_id": event.id,
-        "event_type": event.event_type,
-        "actor": event.actor,
-        "role": event.role,
-        "timestamp": event.timestamp,
-        "trace_id": event.trace_id,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "metadata": event.metadata,
-        "seal_seq": event.seal_seq,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
-
-
-def encode_cursor(event_id):
-    return base64.urlsafe_b64encode(f"audit:{event_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor):
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, event_id = raw.partition(":")
-        event_id = parse_event_id(event_id)
-        if prefix != "audit" or event_id is None:
-            raise ValueError(raw)
-        return event_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError({"cursor": ["Malformed cursor; use the next_cursor of a previous page."]})
+AuditEventShape = Shape(
+    "AuditEvent",
+    {
+        "event_id": (serializers.IntegerField(), "id"),
+        "event_type": (serializers.CharField(), "event_type"),
+        "actor": (serializers.CharField(), "actor"),
+        "role": (serializers.CharField(), "role"),
+        "timestamp": (serializers.DateTimeField(), "timestamp"),
+        "trace_id": (serializers.CharField(), "trace_id"),
+        "target_type": (serializers.CharField(), "target_type"),
+        "target_id": (serializers.CharField(), "target_id"),
+        "metadata": (serializers.DictField(), "metadata"),
+        "seal_seq": (serializers.IntegerField(allow_null=True), "seal_seq"),
+        "prev_hash": (serializers.CharField(), "prev_hash"),
+        "hash": (serializers.CharField(), "hash"),
+    },
+)
 
 
 class AuditFilters(StrictSerializer):
@@ -98,30 +91,10 @@ def _filters(params):
     return {key: params[key] for key in AuditFilters().fields if key in params}
 
 
-AuditEventOut = inline_serializer(
-    "AuditEvent",
-    {
-        "event_id": serializers.IntegerField(),
-        "event_type": serializers.CharField(),
-        "actor": serializers.CharField(),
-        "role": serializers.CharField(),
-        "timestamp": serializers.DateTimeField(),
-        "trace_id": serializers.CharField(),
-        "target_type": serializers.CharField(),
-        "target_id": serializers.CharField(),
-        "metadata": serializers.DictField(),
-        "seal_seq": serializers.IntegerField(allow_null=True),
-        "prev_hash": serializers.CharField(),
-        "hash": serializers.CharField(),
-    },
-)
-AuditPageOut = cursor_page_schema("AuditEventPage", "events", AuditEventOut)
-
-
 class AuditCollection(ApiView):
     @extend_schema(
         parameters=[AuditQueryParams],
-        responses={200: AuditPageOut},
+        responses={200: AuditEventShape.page_schema("AuditEventPage", "events")},
         operation_id="audit_list",
         description="Newest first, keyset pages: pass `next_cursor` back as `cursor` until it is null. "
         "Filters combine. Agents see only events recorded in their own role; staff see all.",
@@ -129,20 +102,19 @@ class AuditCollection(ApiView):
     def get(self, request):
         params = query_params(request, AuditQueryParams)
         queryset = selectors.filter_events(selectors.events_visible_to(self.principal), **_filters(params))
-        after_id = decode_cursor(params["cursor"]) if params.get("cursor") else None
+        after_id = decode_cursor(params["cursor"], positive_int)[0] if params.get("cursor") else None
         rows, last_id = selectors.page_of_events(queryset, after_id=after_id, limit=params["limit"])
-        return Response(
-            {
-                "events": [event_json(e) for e in rows],
-                "limit": params["limit"],
-                "next_cursor": encode_cursor(last_id) if last_id else None,
-            }
+        return page_response(
+            items_key="events",
+            items=[AuditEventShape.render(e) for e in rows],
+            limit=params["limit"],
+            next_cursor=encode_cursor(last_id) if last_id else None,
         )
 
 
 class AuditDetail(ApiView):
     @extend_schema(
-        responses={200: AuditEventOut},
+        responses={200: AuditEventShape.schema},
         operation_id="audit_read",
         description="One audit event. Another role's event answers 404, like a missing one.",
     )
@@ -150,7 +122,7 @@ class AuditDetail(ApiView):
         parsed = parse_event_id(event_id)
         if parsed is None:
             raise NotFound(f"No audit event with id {event_id!r}.")
-        return Response(event_json(selectors.get_event(principal=self.principal, event_id=parsed)))
+        return Response(AuditEventShape.render(selectors.get_event(principal=self.principal, event_id=parsed)))
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -165,7 +137,7 @@ class EventStreamRenderer(BaseRenderer):
 
 
 def _sse(event):
-    return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(event_json(event)))
+    return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(AuditEventShape.render(event)))
 
 
 def _event_stream(queryset, position):

@@ -1,5 +1,6 @@
 from django.db import models
 
+
 class AuditEventQuerySet(models.QuerySet):
     """No ORM path edits or removes audit events (the sealer writes its three columns in SQL)."""
 

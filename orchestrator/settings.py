@@ -68,11 +68,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_fsm",
-    "orchestrator",
+    # The kernel: HTTP plumbing, identity, operations (no domain app is imported by them).
+    "orchestrator.http",
+    "orchestrator.identity",
+    "orchestrator.ops",
+    # The domain, in dependency order: audit knows no other app; transfer and dashboard compose them.
     "audit",
+    "routing",
     "sessions.apps.AgentSessionsConfig",
-    "orchestrator.routing",
+    "notifications",
     "approvals",
+    "transfer",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -80,7 +87,7 @@ MIDDLEWARE = [
     # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
     # dashboard; with DEBUG on, runserver serves them from the apps.
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
-    "orchestrator.tracing.TraceIdMiddleware",
+    "orchestrator.http.tracing.TraceIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -164,7 +171,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "/admin/login/"
 
-# Request bodies above this size answer 413 (see orchestrator.problems).
+# Request bodies above this size answer 413 (see orchestrator.http.problems).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 
 # --- Security (production: DEBUG=false) -------------------------------------------------
@@ -180,12 +187,12 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["orchestrator.auth.BearerAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["orchestrator.auth.IsAgentOrStaff"],
-    "DEFAULT_RENDERER_CLASSES": ["orchestrator.renderers.FastJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["orchestrator.renderers.FastJSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "orchestrator.renderers.FastContentNegotiation",
-    "EXCEPTION_HANDLER": "orchestrator.problems.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orchestrator.identity.authentication.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orchestrator.identity.authentication.IsAgentOrStaff"],
+    "DEFAULT_RENDERER_CLASSES": ["orchestrator.http.renderers.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["orchestrator.http.renderers.FastJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "orchestrator.http.renderers.FastContentNegotiation",
+    "EXCEPTION_HANDLER": "orchestrator.http.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -200,12 +207,12 @@ SPECTACULAR_SETTINGS = {
     # Three models have a "status" choice set; name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions.models.SessionStatus",
-        "TaskStatusEnum": "orchestrator.routing.models.TaskStatus",
+        "TaskStatusEnum": "routing.models.TaskStatus",
         "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "orchestrator.schema.add_problem_responses",
+        "orchestrator.http.schema.add_problem_responses",
     ],
 }
 
@@ -258,7 +265,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("EXPIRE_APPROVALS_INTERVAL_SECONDS", 60),
     },
     "purge_idempotency_keys": {
-        "task": "orchestrator.jobs.purge_idempotency_keys",
+        "task": "orchestrator.http.jobs.purge_idempotency_keys",
         "schedule": env_int("PURGE_IDEMPOTENCY_KEYS_INTERVAL_SECONDS", 60 * 60),
     },
     "seal_audit": {
@@ -300,8 +307,8 @@ OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
 OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
-OIDC_AUTHENTICATE_CLASS = "orchestrator.oidc_login.AuthenticationRequestView"
+OIDC_AUTHENTICATE_CLASS = "orchestrator.identity.oidc_login.AuthenticationRequestView"
 OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", True)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
-    AUTHENTICATION_BACKENDS.insert(0, "orchestrator.oidc_login.OIDCBackend")
+    AUTHENTICATION_BACKENDS.insert(0, "orchestrator.identity.oidc_login.OIDCBackend")

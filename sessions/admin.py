@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orchestrator.admin_fsm import ServiceFSMAdminMixin
+from orchestrator.ops.admin_fsm import ServiceFSMAdminMixin
 from sessions import services
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage
 

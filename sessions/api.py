@@ -2,50 +2,44 @@
 
 import uuid
 
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from orchestrator.api import (
-    ApiView,
-    PageParams,
-    StrictSerializer,
-    encode_cursor,
-    etag_for,
-    keyset_page,
-    parse_uuid,
-    query_params,
-    validated,
-)
-from sessions import services
+from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
+from orchestrator.http.shapes import Shape
+from orchestrator.http.views import ApiView, StrictSerializer, etag_for, parse_uuid, query_params, validated
+from sessions import selectors, services
 from sessions.models import SessionStatus
 
-
-def session_json(session):
-    return {
-        "session_id": session.id,
-        "role": session.role,
-        "task_id": session.task_id,
-        "status": session.status,
-        "metadata": session.metadata,
-        "owner": session.owner,
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
-    }
-
-
-def message_json(message):
-    return {
-        "message_id": message.id,
-        "author_role": message.author_role,
-        "content": message.content,
-        "created_at": message.created_at,
-    }
+SessionShape = Shape(
+    "Session",
+    {
+        "session_id": (serializers.UUIDField(), "id"),
+        "role": (serializers.CharField(), "role"),
+        "task_id": (serializers.UUIDField(allow_null=True), "task_id"),
+        "status": (serializers.ChoiceField(choices=SessionStatus.choices), "status"),
+        "metadata": (serializers.DictField(), "metadata"),
+        "owner": (serializers.CharField(), "owner"),
+        "created_at": (serializers.DateTimeField(), "created_at"),
+        "updated_at": (serializers.DateTimeField(), "updated_at"),
+    },
+)
+MessageShape = Shape(
+    "Message",
+    {
+        "message_id": (serializers.IntegerField(), "id"),
+        "author_role": (serializers.CharField(), "author_role"),
+        "content": (serializers.CharField(), "content"),
+        "created_at": (serializers.DateTimeField(), "created_at"),
+    },
+)
 
 
 def _session_response(session, status_code=200):
-    return Response(session_json(session), status=status_code, headers={"ETag": etag_for(session.updated_at)})
+    return Response(SessionShape.render(session), status=status_code, headers={"ETag": etag_for(session.updated_at)})
 
 
 class SessionIn(StrictSerializer):
@@ -104,6 +98,11 @@ def _metadata_input(value):
 
 
 _SESSION_IN_RULES = {"role": _role_input, "task_id": _task_id_input, "metadata": _metadata_input}
+if set(_SESSION_IN_RULES) != _SESSION_IN_FIELDS:
+    # Fails at import, so a field added to SessionIn without its hand-written rule never ships.
+    raise ImproperlyConfigured(
+        f"session_input() checks {sorted(_SESSION_IN_RULES)} but SessionIn declares {sorted(_SESSION_IN_FIELDS)}."
+    )
 
 
 def session_input(data):
@@ -148,46 +147,24 @@ class MessageListParams(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 
-SessionOut = inline_serializer(
-    "Session",
-    {
-        "session_id": serializers.UUIDField(),
-        "role": serializers.CharField(),
-        "task_id": serializers.UUIDField(allow_null=True),
-        "status": serializers.ChoiceField(choices=SessionStatus.choices),
-        "metadata": serializers.DictField(),
-        "owner": serializers.CharField(),
-        "created_at": serializers.DateTimeField(),
-        "updated_at": serializers.DateTimeField(),
-    },
-)
 SessionListOut = inline_serializer(
     "SessionList",
     {
-        "sessions": SessionOut.__class__(many=True),
+        "sessions": SessionShape.schema.__class__(many=True),
         "total": serializers.IntegerField(required=False),
         "limit": serializers.IntegerField(),
         "offset": serializers.IntegerField(required=False),
         "next_cursor": serializers.CharField(allow_null=True),
     },
 )
-MessageOut = inline_serializer(
-    "Message",
-    {
-        "message_id": serializers.IntegerField(),
-        "author_role": serializers.CharField(),
-        "content": serializers.CharField(),
-        "created_at": serializers.DateTimeField(),
-    },
-)
 MessageListOut = inline_serializer(
     "MessageList",
-    {"messages": MessageOut.__class__(many=True), "next_after": serializers.IntegerField(allow_null=True)},
+    {"messages": MessageShape.schema.__class__(many=True), "next_after": serializers.IntegerField(allow_null=True)},
 )
 
 
 class SessionCollection(ApiView):
-    @extend_schema(request=SessionIn, responses={201: SessionOut}, operation_id="sessions_create")
+    @extend_schema(request=SessionIn, responses={201: SessionShape.schema}, operation_id="sessions_create")
     def post(self, request):
         data = session_input(request.data)
         session = services.create_session(
@@ -210,7 +187,7 @@ class SessionCollection(ApiView):
     )
     def get(self, request):
         params = query_params(request, SessionListParams)
-        queryset = services.sessions_visible_to(self.principal)
+        queryset = selectors.sessions_visible_to(self.principal)
         if "role" in params:
             queryset = queryset.filter(role=params["role"])
         if "status" in params:
@@ -218,28 +195,29 @@ class SessionCollection(ApiView):
         limit = params["limit"]
         if "cursor" in params:
             rows, next_cursor = keyset_page(queryset, cursor=params["cursor"], limit=limit)
-            return Response({"sessions": [session_json(s) for s in rows], "limit": limit, "next_cursor": next_cursor})
+            return page_response(
+                items_key="sessions", items=[SessionShape.render(s) for s in rows], limit=limit, next_cursor=next_cursor
+            )
         offset = params["offset"]
         rows = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
         total = queryset.count()
         next_cursor = None
         if rows and offset + len(rows) < total:
             next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return Response(
-            {
-                "sessions": [session_json(s) for s in rows],
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "next_cursor": next_cursor,
-            }
+        return page_response(
+            items_key="sessions",
+            items=[SessionShape.render(s) for s in rows],
+            limit=limit,
+            next_cursor=next_cursor,
+            total=total,
+            offset=offset,
         )
 
 
 class SessionDetail(ApiView):
-    @extend_schema(responses={200: SessionOut}, operation_id="sessions_read")
+    @extend_schema(responses={200: SessionShape.schema}, operation_id="sessions_read")
     def get(self, request, session_id):
-        session = services.get_session(principal=self.principal, session_id=parse_uuid(session_id, what="session"))
+        session = selectors.get_session(principal=self.principal, session_id=parse_uuid(session_id, what="session"))
         return _session_response(session)
 
     def _update(self, request, session_id):
@@ -256,7 +234,7 @@ class SessionDetail(ApiView):
 
     @extend_schema(
         request=SessionUpdateIn,
-        responses={200: SessionOut},
+        responses={200: SessionShape.schema},
         operation_id="sessions_update",
         parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
     )
@@ -265,7 +243,7 @@ class SessionDetail(ApiView):
 
     @extend_schema(
         request=SessionUpdateIn,
-        responses={200: SessionOut},
+        responses={200: SessionShape.schema},
         operation_id="sessions_partial_update",
         parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
     )
@@ -274,7 +252,7 @@ class SessionDetail(ApiView):
 
 
 class SessionMessages(ApiView):
-    @extend_schema(request=MessageIn, responses={201: MessageOut}, operation_id="sessions_messages_create")
+    @extend_schema(request=MessageIn, responses={201: MessageShape.schema}, operation_id="sessions_messages_create")
     def post(self, request, session_id):
         data = validated(MessageIn, request.data)
         message = services.append_message(
@@ -284,16 +262,16 @@ class SessionMessages(ApiView):
             author_role=data.get("author_role"),
             trace_id=self.trace_id,
         )
-        return Response(message_json(message), status=status.HTTP_201_CREATED)
+        return Response(MessageShape.render(message), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[MessageListParams], responses={200: MessageListOut}, operation_id="sessions_messages_list")
     def get(self, request, session_id):
         params = query_params(request, MessageListParams)
-        messages = services.list_messages(
+        messages = selectors.list_messages(
             principal=self.principal,
             session_id=parse_uuid(session_id, what="session"),
             after=params["after"],
             limit=params["limit"],
         )
         next_after = messages[-1].id if len(messages) == params["limit"] else None
-        return Response({"messages": [message_json(m) for m in messages], "next_after": next_after})
+        return Response({"messages": [MessageShape.render(m) for m in messages], "next_after": next_after})

@@ -5,12 +5,14 @@ Each function validates, changes state and writes its audit event in one transac
 
 from django.db import transaction
 from django_fsm import can_proceed
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from audit import services as audit
-from orchestrator.api import etag_for
-from orchestrator.problems import Conflict, InvalidTransition, PreconditionFailed
-from orchestrator.roles import is_known_role
+from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
+from orchestrator.http.views import etag_for
+from orchestrator.identity.roles import is_known_role
+from routing import selectors as task_selectors
+from sessions import selectors
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage, SessionStatus
 
 _UNSET = object()
@@ -20,13 +22,11 @@ def allowed_targets(session):
     return [str(t.target) for t in session.get_available_status_transitions()]
 
 
-def _visible_task(*, principal, task_id):
-    from orchestrator.routing.models import Task
-
-    task = Task.objects.filter(pk=task_id).only("id", "from_role", "to_role").first()
-    if task is None or not (principal.can_act_for(task.from_role) or principal.can_act_for(task.to_role)):
-        raise ValidationError({"task_id": [f"No task with id {task_id}."]})
-    return task
+def _linked_task(*, principal, task_id):
+    # A task the caller cannot see is refused exactly like one that does not exist.
+    return task_selectors.get_task(
+        principal=principal, task_id=task_id, not_found=ValidationError({"task_id": [f"No task with id {task_id}."]})
+    )
 
 
 def _audit(session, *, event_type, principal, trace_id, metadata):
@@ -47,7 +47,7 @@ def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
     if not principal.can_act_for(role):
         raise PermissionDenied("Agents create sessions only in their own role.")
     with transaction.atomic():
-        task = _visible_task(principal=principal, task_id=task_id) if task_id else None
+        task = _linked_task(principal=principal, task_id=task_id) if task_id else None
         session = Session(role=role, task=task, metadata=metadata or {}, owner=principal.subject)
         session.save(force_insert=True)
         _audit(
@@ -57,19 +57,6 @@ def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
             trace_id=trace_id,
             metadata={"after": {"status": session.status, "task_id": str(task_id) if task_id else None}},
         )
-    return session
-
-
-def get_session(*, principal, session_id, for_update=False):
-    """The session if the principal may see it; another role's session is 'not found', so ids do not leak."""
-    queryset = Session.objects.select_for_update() if for_update else Session.objects
-    try:
-        # get(), not first(): a primary-key lookup needs no ORDER BY (first() adds the model's).
-        session = queryset.get(pk=session_id)
-    except Session.DoesNotExist:
-        session = None
-    if session is None or not principal.can_act_for(session.role):
-        raise NotFound(f"No session with id {session_id}.")
     return session
 
 
@@ -94,7 +81,7 @@ def update_session(*, principal, session_id, trace_id, status=None, metadata=_UN
     with transaction.atomic():
         # The row lock makes concurrent writers queue: the second sees the first's result
         # and fails its transition check with 409 instead of overwriting it.
-        session = get_session(principal=principal, session_id=session_id, for_update=True)
+        session = selectors.get_session(principal=principal, session_id=session_id, for_update=True)
         if if_match is not None and if_match.strip() not in ("*", etag_for(session.updated_at)):
             raise PreconditionFailed()
 
@@ -107,7 +94,7 @@ def update_session(*, principal, session_id, trace_id, status=None, metadata=_UN
             current = str(session.task_id) if session.task_id else None
             wanted = str(task_id) if task_id else None
             if current != wanted:
-                session.task = _visible_task(principal=principal, task_id=task_id) if task_id else None
+                session.task = _linked_task(principal=principal, task_id=task_id) if task_id else None
                 changed["task_id"] = {"before": current, "after": wanted}
         if changed and session.is_terminal:
             raise Conflict(
@@ -141,7 +128,7 @@ def append_message(*, principal, session_id, content, trace_id, author_role=None
         raise PermissionDenied("Agents write messages only as their own role.")
     with transaction.atomic():
         # Lock so an append cannot slip in after a concurrent transition to a terminal status.
-        session = get_session(principal=principal, session_id=session_id, for_update=True)
+        session = selectors.get_session(principal=principal, session_id=session_id, for_update=True)
         if session.is_terminal:
             raise Conflict(
                 f"Session is {session.status}; its transcript is closed.",
@@ -152,15 +139,3 @@ def append_message(*, principal, session_id, content, trace_id, author_role=None
         _audit(session, event_type="session.message_appended", principal=principal, trace_id=trace_id,
                metadata={"message_id": message.pk, "author_role": author_role, "length": len(content)})
     return message
-
-
-def list_messages(*, principal, session_id, after=0, limit=100):
-    session = get_session(principal=principal, session_id=session_id)
-    return list(SessionMessage.objects.filter(session=session, id__gt=after).order_by("id")[:limit])
-
-
-def sessions_visible_to(principal):
-    queryset = Session.objects.all()
-    if not principal.is_staff:
-        queryset = queryset.filter(role=principal.role)
-    return queryset

@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from orchestrator.auth import token_cache
-from orchestrator.models import ApiToken
+from orchestrator.identity.models import ApiToken
+from orchestrator.identity.tokens import token_cache
 
 
 @pytest.fixture(scope="session", autouse=True)

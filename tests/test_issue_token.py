@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from orchestrator.models import ApiToken, hash_token
+from orchestrator.identity.models import ApiToken, hash_token
 
 
 def issue(*args):

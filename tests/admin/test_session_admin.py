@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from audit.models import AuditEvent
+from orchestrator.identity.principal import Principal
 from sessions import services
 from sessions.models import Session
-from orchestrator.auth import Principal
 
 
 @pytest.fixture

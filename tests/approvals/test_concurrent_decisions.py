@@ -8,16 +8,16 @@ from django.db import connection
 from approvals import services as approvals
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.auth import Principal
-from orchestrator.problems import Conflict
-from orchestrator.routing import services as routing
+from orchestrator.http.errors import Conflict
+from orchestrator.identity.principal import Principal
+from routing import services as routing
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("round_number", range(3))
 def test_two_simultaneous_decisions_leave_one_winner(round_number):
     sender = Principal(subject="test:finance", role="finance")
-    task, approval = routing.route_task(
+    routed = routing.route_task(
         principal=sender, type="t", to_role="engineering", trace_id="race", requires_approval=True, approver_role="manager"
     )
     barrier = threading.Barrier(2)
@@ -27,7 +27,7 @@ def test_two_simultaneous_decisions_leave_one_winner(round_number):
         manager = Principal(subject=f"test:manager-{decision}", role="manager")
         barrier.wait()
         try:
-            approvals.decide_approval(principal=manager, approval_id=approval.pk, decision=decision, trace_id="race")
+            approvals.decide_approval(principal=manager, approval_id=routed.approval_id, decision=decision, trace_id="race")
             outcomes[decision] = "won"
         except Conflict as exc:
             outcomes[decision] = exc.extra["current_status"]
@@ -40,7 +40,7 @@ def test_two_simultaneous_decisions_leave_one_winner(round_number):
     for thread in threads:
         thread.join()
 
-    final = Approval.objects.select_related("task").get(pk=approval.pk)
+    final = Approval.objects.select_related("task").get(pk=routed.approval_id)
     winner = "approve" if final.status == "approved" else "reject"
     loser = "reject" if winner == "approve" else "approve"
     assert outcomes == {winner: "won", loser: final.status}

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.utils import timezone
 from approvals.models import Approval
 from approvals.services import expire_approvals
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def overdue(approval_id):

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 TRACE = "walkthrough-0001"
 

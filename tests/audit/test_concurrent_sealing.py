@@ -7,7 +7,7 @@ from django.db import connections, transaction
 
 from audit import services
 from audit.models import AuditChainHead, AuditEvent
-from orchestrator.auth import Principal
+from orchestrator.identity.principal import Principal
 from sessions.services import create_session
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,7 +3,7 @@ violations. The stream is left out: each call would hold the test for the stream
 
 import pytest
 
-from orchestrator.auth import Principal
+from orchestrator.identity.principal import Principal
 from sessions import services
 from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
 

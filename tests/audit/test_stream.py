@@ -12,8 +12,8 @@ from django.db import connection, connections, transaction
 from audit import services
 from audit.models import AuditEvent
 from audit.stream import events_after, live_position
-from orchestrator.auth import Principal
-from orchestrator.models import ApiToken
+from orchestrator.identity.models import ApiToken
+from orchestrator.identity.principal import Principal
 from sessions.services import create_session
 
 pytestmark = pytest.mark.django_db(transaction=True)

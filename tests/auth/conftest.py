@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from orchestrator import oidc
+from orchestrator.identity import oidc
 
 from .provider import AUDIENCE, Provider, new_rsa_key
 

@@ -12,10 +12,9 @@ import os
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 import flask  # noqa: E402
+import oidc_provider_mock  # noqa: E402
 import werkzeug.serving  # noqa: E402
 from authlib.jose import JsonWebKey  # noqa: E402
-
-import oidc_provider_mock  # noqa: E402
 
 
 def main():

@@ -28,7 +28,7 @@ def oidc_login(provider, settings):
     settings.OIDC_RP_CLIENT_ID = "orchestrator-admin"
     settings.OIDC_RP_CLIENT_SECRET = "admin-client-secret"
     settings.AUTHENTICATION_BACKENDS = [
-        "orchestrator.oidc_login.OIDCBackend",
+        "orchestrator.identity.oidc_login.OIDCBackend",
         "django.contrib.auth.backends.ModelBackend",
     ]
     reload_urls()

@@ -68,7 +68,7 @@ def test_production_refuses_to_start_without_a_secret_key():
     ("extra", "expected"),
     [
         ({}, ["django.contrib.auth.backends.ModelBackend"]),
-        (OIDC, ["orchestrator.oidc_login.OIDCBackend", "django.contrib.auth.backends.ModelBackend"]),
+        (OIDC, ["orchestrator.identity.oidc_login.OIDCBackend", "django.contrib.auth.backends.ModelBackend"]),
     ],
     ids=["local-auth", "oidc"],
 )

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from orchestrator.auth import INVALID_CREDENTIALS
+from orchestrator.identity.principal import INVALID_CREDENTIALS
 
 from .conftest import bearer
 from .provider import new_rsa_key

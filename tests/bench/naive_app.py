@@ -16,8 +16,8 @@ have), so the comparison measures the request path, not PostgreSQL connection se
 
 import os
 
-import django
 import dj_database_url
+import django
 from django.conf import settings
 
 settings.configure(
@@ -35,7 +35,7 @@ settings.configure(
         "audit",
         "sessions.apps.AgentSessionsConfig",
         # The Session model's task foreign key points here.
-        "orchestrator.routing",
+        "routing",
     ],
     MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
     DATABASES={"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)},
@@ -57,7 +57,7 @@ from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 from audit.models import AuditEvent  # noqa: E402
-from orchestrator.routing.models import Task  # noqa: E402
+from routing.models import Task  # noqa: E402
 from sessions.models import Session  # noqa: E402
 
 

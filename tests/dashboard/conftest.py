@@ -3,8 +3,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from orchestrator.auth import Principal
-from orchestrator.routing import services as routing
+from approvals.models import Approval
+from orchestrator.identity.principal import Principal
+from routing import services as routing
 
 PASSWORD = "dashboard-test-pw"
 
@@ -31,7 +32,7 @@ def make_approval(db):
 
     def make(*, type="pay-invoice", trace_id="trace-approval", expires_in=None):
         agent = Principal(subject="test:finance-agent", role="finance")
-        _, approval = routing.route_task(
+        routed = routing.route_task(
             principal=agent,
             type=type,
             to_role="finance",
@@ -41,6 +42,6 @@ def make_approval(db):
             approver_role="manager",
             expires_in=expires_in,
         )
-        return approval
+        return Approval.objects.get(pk=routed.approval_id)
 
     return make

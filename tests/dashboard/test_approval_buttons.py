@@ -5,7 +5,7 @@ from django.test import Client
 
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def decide(client, approval_id, decision, **extra):

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from orchestrator.auth import Principal
+from orchestrator.identity.principal import Principal
 from sessions import services
 from sessions.models import Session
 

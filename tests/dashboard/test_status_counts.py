@@ -2,7 +2,7 @@
 
 import re
 
-from orchestrator.auth import Principal
+from orchestrator.identity.principal import Principal
 from sessions import services
 
 AGENT = Principal(subject="test:agent", role="finance")

@@ -2,7 +2,7 @@
 
 import threading
 
-from orchestrator.idempotency import REPLAYED_HEADER
+from orchestrator.http.idempotency import REPLAYED_HEADER
 
 
 def burst(caller, method, path, body, *, key, count=50):

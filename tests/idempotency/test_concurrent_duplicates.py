@@ -3,7 +3,7 @@
 import pytest
 
 from audit.models import AuditEvent
-from orchestrator import idempotency
+from orchestrator.http import idempotency
 from sessions.models import Session, SessionMessage
 from tests.idempotency.burst import assert_one_execution, burst
 

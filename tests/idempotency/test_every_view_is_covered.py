@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from orchestrator.api import ApiView
+from orchestrator.http.views import ApiView
 
 
 def routed_views(patterns, prefix=""):

@@ -7,8 +7,8 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
-from orchestrator.idempotency import purge_idempotency_keys
-from orchestrator.models import IdempotencyRecord
+from orchestrator.http.idempotency import purge_idempotency_keys
+from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("short_ttl")]

@@ -4,7 +4,7 @@ import pytest
 
 import audit.services
 from audit.models import AuditEvent
-from orchestrator.models import IdempotencyRecord
+from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)

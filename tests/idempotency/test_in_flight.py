@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from orchestrator.idempotency import _scope_digest
+from orchestrator.http.idempotency import _scope_digest
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)

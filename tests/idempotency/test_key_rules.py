@@ -3,7 +3,7 @@
 import pytest
 from django.test import override_settings
 
-from orchestrator.models import IdempotencyRecord
+from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 import requests
 from django.test import override_settings
 
-from orchestrator.idempotency import REPLAYED_HEADER
+from orchestrator.http.idempotency import REPLAYED_HEADER
 from sessions.models import Session
 from tests.idempotency.burst import assert_one_execution, burst
 from tests.idempotency.conftest import free_port, redis_cache_settings

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 from sessions.models import Session, SessionMessage
 
 pytestmark = pytest.mark.django_db

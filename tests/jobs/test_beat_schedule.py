@@ -14,7 +14,7 @@ def test_the_beat_schedule_runs_each_job_at_its_interval():
     assert {name: (entry["task"], entry["schedule"]) for name, entry in schedule.items()} == {
         "expire_sessions": ("sessions.jobs.expire_sessions", 15 * 60),
         "expire_approvals": ("approvals.jobs.expire_approvals", 60),
-        "purge_idempotency_keys": ("orchestrator.jobs.purge_idempotency_keys", 60 * 60),
+        "purge_idempotency_keys": ("orchestrator.http.jobs.purge_idempotency_keys", 60 * 60),
         "seal_audit": ("audit.jobs.seal_audit", 60),
     }
 

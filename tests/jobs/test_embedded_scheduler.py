@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.celery import app
-from orchestrator.scheduler import InProcessScheduler
+from orchestrator.ops.scheduler import InProcessScheduler
 from sessions.models import Session
 
 REPO = Path(__file__).resolve().parents[2]

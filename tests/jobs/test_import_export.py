@@ -11,7 +11,8 @@ from django.core.management.base import CommandError
 
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.routing.models import Notification, Task
+from notifications.models import Notification
+from routing.models import Task
 from sessions.models import Session, SessionMessage
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)

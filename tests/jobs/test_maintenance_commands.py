@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from approvals.jobs import expire_approvals
 from approvals.models import Approval
-from orchestrator.jobs import purge_idempotency_keys
-from orchestrator.models import IdempotencyRecord
-from orchestrator.routing.models import Task
+from orchestrator.http.jobs import purge_idempotency_keys
+from orchestrator.http.models import IdempotencyRecord
+from routing.models import Task
 
 
 def overdue_approval():

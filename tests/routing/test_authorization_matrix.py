@@ -7,7 +7,8 @@ import pytest
 
 from approvals.models import Approval
 from audit.models import AuditEvent
-from orchestrator.routing.models import Notification, Task
+from notifications.models import Notification
+from routing.models import Task
 
 
 @dataclass

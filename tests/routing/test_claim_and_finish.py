@@ -1,7 +1,7 @@
 """An agent of the target role claims a task, then completes or fails it; the sender may cancel it."""
 
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def events_for(task_id):

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
-from orchestrator.auth import Principal
-from orchestrator.routing import services
-from orchestrator.routing.models import Task
+from orchestrator.identity.principal import Principal
+from routing import services
+from routing.models import Task
 
 CLAIMERS = 8
 TASKS = 200

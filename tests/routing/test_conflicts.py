@@ -1,7 +1,7 @@
 """Transitions the state machine does not allow answer 409 naming the current status, and change nothing."""
 
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def snapshot(task_id):

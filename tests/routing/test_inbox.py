@@ -1,6 +1,6 @@
 """The task list: tasks from or to the caller's role, filtered, in keyset pages."""
 
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def test_an_agent_lists_tasks_addressed_to_its_role_and_tasks_it_sent_but_no_others(route, engineering, make_agent):

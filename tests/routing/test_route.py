@@ -1,7 +1,7 @@
 """Routing a task: 202 with its id, status and trace id, one task.routed event, roles checked."""
 
 from audit.models import AuditEvent
-from orchestrator.routing.models import Task
+from routing.models import Task
 
 
 def test_routing_a_task_answers_202_with_its_id_status_and_trace_id(finance):

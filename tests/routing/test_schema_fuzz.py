@@ -3,8 +3,9 @@ schema: no 5xx, and every answer matches its documented status, content type and
 
 import pytest
 
-from orchestrator.auth import Principal
-from orchestrator.routing import services
+from notifications import services as notifications
+from orchestrator.identity.principal import Principal
+from routing import services
 from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
 
 schema = api_schema(r"^/api/v1/(tasks|approvals|notifications)")
@@ -19,7 +20,7 @@ def existing_objects(db):
         services.route_task(
             principal=sender, type="t", to_role="finance", trace_id="fuzz", requires_approval=True, approver_role="finance"
         )
-        services.send_notification(principal=sender, to_role="finance", message="m", trace_id="fuzz")
+        notifications.send_notification(principal=sender, to_role="finance", message="m", trace_id="fuzz")
     services.claim_next_task(principal=sender, trace_id="fuzz")
 
 

@@ -89,7 +89,7 @@ def test_a_bad_token_answers_401_without_saying_why(db, anonymous, header):
 
 
 def test_a_revoked_token_stops_working(finance):
-    from orchestrator.auth import revoke_token
+    from orchestrator.identity.tokens import revoke_token
 
     assert finance.get("/api/v1/sessions").status_code == 200
     revoke_token(token=finance.token)

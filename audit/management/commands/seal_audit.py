@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import services
-from orchestrator.progress import progress
+from orchestrator.ops.progress import progress
 
 
 class Command(BaseCommand):

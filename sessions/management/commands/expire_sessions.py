@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orchestrator.progress import progress
+from orchestrator.ops.progress import progress
 from sessions import retention
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from orchestrator.progress import progress
+from orchestrator.ops.progress import progress
 from sessions import retention
 
 

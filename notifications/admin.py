@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from notifications.models import Notification
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only: notifications are sent and acknowledged by agents through notifications.services."""
+
+    list_display = ["id", "from_role", "to_role", "message", "created_at", "acked_at"]
+    list_filter = ["to_role", "from_role", "acked_at"]
+    search_fields = ["=id", "=trace_id", "message"]
+    readonly_fields = [field.name for field in Notification._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,86 @@
+"""Notifications between roles: send, list the unacknowledged, acknowledge once."""
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+
+from audit import services as audit
+from notifications.models import Notification
+from orchestrator.http.paging import keyset_page
+from orchestrator.identity.roles import acting_role, require_known_role
+from routing.services import request_trace_metadata
+from sessions import selectors as sessions
+
+
+def send_notification(*, principal, to_role, message, trace_id, from_role=None, session_id=None):
+    from_role = acting_role(principal, from_role, field="from_role")
+    require_known_role(to_role, field="to_role")
+    with transaction.atomic():
+        session = None
+        if session_id is not None:
+            try:
+                session = sessions.get_session(principal=principal, session_id=session_id)
+            except NotFound:
+                raise ValidationError({"session_id": [f"No session with id {session_id}."]})
+        notification = Notification(
+            to_role=to_role,
+            from_role=from_role,
+            message=message,
+            trace_id=trace_id,
+            session=session,
+            created_by=principal.subject,
+        )
+        notification.save(force_insert=True)
+        audit.record(
+            event_type="notification.sent",
+            actor=principal.subject,
+            role=from_role,
+            trace_id=trace_id,
+            target_type="notification",
+            target_id=notification.pk,
+            metadata={"to_role": to_role, "session_id": str(session_id) if session_id else None},
+        )
+    return notification
+
+
+def unacked_notifications(*, principal, to_role=None):
+    """The caller's role's unacknowledged notifications; staff may name any role, or see all without a role."""
+    if to_role:
+        require_known_role(to_role, field="to_role")
+        if not principal.can_act_for(to_role):
+            raise PermissionDenied("Agents read only their own role's notifications.")
+    else:
+        to_role = principal.role
+    queryset = Notification.objects.filter(acked_at__isnull=True)
+    if to_role:
+        queryset = queryset.filter(to_role=to_role)
+    return queryset
+
+
+def list_unacked(*, principal, to_role=None, cursor=None, limit=50):
+    return keyset_page(
+        unacked_notifications(principal=principal, to_role=to_role), cursor=cursor, limit=limit, newest_first=False
+    )
+
+
+def ack_notification(*, principal, notification_id, trace_id):
+    """Acknowledge once; acking again returns the notification unchanged (acks are idempotent)."""
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        if notification is None or not principal.can_act_for(notification.to_role):
+            raise NotFound(f"No notification with id {notification_id}.")
+        if notification.acked_at is not None:
+            return notification
+        notification.acked_at = timezone.now()
+        notification.acked_by = principal.subject
+        notification.save(update_fields=["acked_at", "acked_by"])
+        audit.record(
+            event_type="notification.acked",
+            actor=principal.subject,
+            role=principal.role or notification.to_role,
+            trace_id=notification.trace_id,
+            target_type="notification",
+            target_id=notification.pk,
+            metadata={"to_role": notification.to_role, **request_trace_metadata(trace_id, notification.trace_id)},
+        )
+    return notification

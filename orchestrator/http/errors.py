@@ -1,0 +1,54 @@
+"""The API's own error kinds beyond DRF's; problems.py renders each as application/problem+json.
+
+Kept apart from the handlers so that services (and the parser) can raise them without importing
+DRF's view machinery.
+"""
+
+from rest_framework import exceptions, status
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+    def __init__(self, detail=None, **extra):
+        super().__init__(detail)
+        self.extra = extra
+
+
+class InvalidTransition(Conflict):
+    default_code = "invalid_transition"
+
+    def __init__(self, *, resource, current_status, target_status, allowed):
+        allowed = sorted(allowed)
+        super().__init__(
+            f"Cannot move {resource} from '{current_status}' to '{target_status}'; "
+            f"allowed from '{current_status}': {', '.join(allowed) or 'none (terminal)'}.",
+            current_status=current_status,
+            allowed_transitions=allowed,
+        )
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "If-Match does not match the current version of the resource."
+    default_code = "precondition_failed"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the server accepts."
+    default_code = "request_too_large"
+
+
+class Unprocessable(exceptions.APIException):
+    status_code = 422
+    default_detail = "The request cannot be processed."
+    default_code = "unprocessable"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; retry later."
+    default_code = "service_unavailable"

@@ -1,0 +1,141 @@
+"""Errors as RFC 9457 problem details (application/problem+json), one shape for every failure."""
+
+import logging
+
+import orjson
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from orchestrator.http.errors import RequestTooLarge, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem_body(status_code, detail, *, code=None, **extra):
+    body = {
+        "type": f"https://orchestrator.dev/problems/{code}" if code else "about:blank",
+        "title": _TITLES.get(status_code, "Error"),
+        "status": status_code,
+        "detail": detail,
+    }
+    body.update(extra)
+    return body
+
+
+def problem_response(status_code, detail, *, code=None, headers=None, **extra):
+    """A problem response outside DRF (middleware, Django handlers)."""
+    response = HttpResponse(
+        orjson.dumps(problem_body(status_code, detail, code=code, **extra)),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _flatten_validation(detail):
+    """DRF validation errors as {field: [messages]} plus a one-line summary."""
+    if isinstance(detail, dict):
+        errors = {key: [str(m) for m in (value if isinstance(value, list) else [value])] for key, value in detail.items()}
+        summary = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in errors.items())
+        return summary, errors
+    if isinstance(detail, list):
+        messages = [str(m) for m in detail]
+        return " ".join(messages), {"non_field_errors": messages}
+    return str(detail), None
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc)
+        exc = ServiceUnavailable()
+    elif isinstance(exc, DatabaseError):
+        return None
+
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+
+    extra = dict(getattr(exc, "extra", {}) or {})
+    if isinstance(exc, exceptions.ValidationError):
+        detail, errors = _flatten_validation(exc.detail)
+        if errors:
+            extra["errors"] = errors
+    elif isinstance(exc.detail, (list, dict)):
+        detail, _ = _flatten_validation(exc.detail)
+    else:
+        detail = str(exc.detail)
+
+    code = getattr(exc, "default_code", None)
+    if isinstance(exc, exceptions.ValidationError):
+        code = "invalid"
+    set_rollback()
+    return Response(
+        problem_body(exc.status_code, detail, code=code, **extra),
+        status=exc.status_code,
+        headers=headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def _is_api(request):
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return problem_response(404, "Not found.", code="not_found")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return problem_response(500, "Internal error; it has been logged.", code="server_error")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return problem_response(400, "Bad request.", code="bad_request")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)

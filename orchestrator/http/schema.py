@@ -1,0 +1,102 @@
+"""OpenAPI details drf-spectacular cannot infer: the bearer scheme, the common headers and the problem responses."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "orchestrator.identity.authentication.BearerAuthentication"
+    name = "bearer"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A local API token (manage.py issue_token) or an OIDC access token (JWT).",
+        }
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "current_status": {"type": "string"},
+        "allowed_transitions": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+_PROBLEMS = {
+    "400": "Malformed input: bad JSON, wrong types, unknown fields, bad parameters.",
+    "401": "No or bad credentials.",
+    "403": "Not allowed for this caller's role.",
+    "404": "Not found, or owned by another role.",
+    "405": "Method not allowed.",
+    "406": "Not acceptable.",
+    "409": "Invalid transition or conflicting state; names the current status and the allowed targets.",
+    "412": "If-Match does not match.",
+    "413": "Request body too large.",
+    "415": "Unsupported media type.",
+    "422": "Idempotency-Key reused with another request.",
+    "503": "Database unavailable.",
+}
+_UNSAFE = {"post", "put", "patch", "delete"}
+
+
+def _forbid_unknown_request_fields(result):
+    """Inputs go through StrictSerializer, which refuses unknown fields; the schema says so."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = schemas.get(ref.rsplit("/", 1)[-1])
+                if component is not None and component.get("type") == "object":
+                    component["additionalProperties"] = False
+
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retried request take effect once; see docs/idempotency.md.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
+TRACE_ID_PARAMETER = {
+    "name": "X-Trace-Id",
+    "in": "header",
+    "required": False,
+    # Not a constraint: a value that is not 1-128 of [A-Za-z0-9._:-] is replaced, never refused.
+    "description": "Ties calls and their audit events together; echoed back. Absent or not 1-128 "
+    "characters of [A-Za-z0-9._:-], a fresh one is generated.",
+    "schema": {"type": "string"},
+}
+
+
+def _document_headers(result):
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            parameters = operation.setdefault("parameters", [])
+            parameters.append(TRACE_ID_PARAMETER)
+            if method in _UNSAFE and method != "delete":
+                parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+
+
+def add_problem_responses(result, generator, request, public):
+    _forbid_unknown_request_fields(result)
+    _document_headers(result)
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    reference = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code, description in _PROBLEMS.items():
+                if code in ("412", "413", "415", "422") and method not in _UNSAFE:
+                    continue
+                if code == "401" and operation.get("security") == [{}]:
+                    continue
+                responses.setdefault(code, {"description": description, "content": reference})
+    return result

@@ -1,0 +1,87 @@
+"""Pieces every API view shares: the base view, strict input, query parameters, ETags."""
+
+import uuid
+
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.views import APIView
+
+from orchestrator.http import idempotency
+
+
+class ApiView(APIView):
+    """Base of every /api/v1 view: bearer auth, problem+json errors, orjson (see settings.REST_FRAMEWORK),
+    and Idempotency-Key handling for every POST, PUT and PATCH (orchestrator.http.idempotency)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        # APIView.dispatch, with the handler run through the idempotency mechanism once the
+        # caller is authenticated: the key is scoped to the principal, never checked before.
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def _respond(self, request, *args, **kwargs):
+        method = request.method.lower()
+        handler = self.http_method_not_allowed
+        if method in self.http_method_names:
+            handler = getattr(self, method, self.http_method_not_allowed)
+        try:
+            return handler(request, *args, **kwargs)
+        except Exception as exc:
+            return self.handle_exception(exc)
+
+    @property
+    def principal(self):
+        return self.request.user
+
+    @property
+    def trace_id(self):
+        return self.request._request.trace_id
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializer that refuses unknown fields: a typo must fail loudly, not be ignored."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class EmptyIn(StrictSerializer):
+    """The body of an action that takes no input: `{}` or none; any field is refused."""
+
+
+def validated(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def parse_uuid(value, *, what="resource"):
+    """A path id that is not a UUID is malformed input (400), told apart from a well-formed unknown id (404)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]})
+
+
+def query_params(request, serializer_class):
+    """Validate query parameters; repeated parameters take the last value."""
+    return validated(serializer_class, {key: request.query_params.get(key) for key in request.query_params})
+
+
+def etag_for(updated_at):
+    return f'W/"{int(updated_at.timestamp() * 1_000_000)}"'

@@ -1,0 +1,268 @@
+"""Agents' OIDC JWTs, verified locally against the provider's published keys.
+
+The provider is asked for its discovery document and JWKS on the first token, then again
+only when the cached key set is older than OIDC_JWKS_CACHE_SECONDS or a token is signed by a
+key we do not hold (at most once per OIDC_JWKS_MIN_REFETCH_SECONDS). A request with a known
+key never waits on the provider, so the API stays as fast and as available as without OIDC.
+"""
+
+import logging
+import threading
+import time
+
+import jwt
+import requests
+from django.conf import settings
+from rest_framework import exceptions
+
+from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
+from orchestrator.identity.roles import is_known_role
+
+logger = logging.getLogger(__name__)
+
+# Asymmetric only: `none` and HS* would let anyone who knows the public key mint tokens.
+ALGORITHMS = ("RS256", "ES256")
+
+http = requests.Session()
+
+# The setting that overrides each provider endpoint, and the endpoint's name in the discovery document.
+ENDPOINTS = {
+    "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
+    "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
+    "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
+}
+
+
+class InvalidToken(Exception):
+    """Why a token was refused: logged for the operator, never told to the caller."""
+
+
+class ProviderUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The identity provider is unavailable; retry later."
+    default_code = "identity_provider_unavailable"
+
+
+def fetch_json(url):
+    """The one way this module talks to the provider (tests count the calls here)."""
+    response = http.get(url, timeout=settings.OIDC_TIMEOUT)
+    response.raise_for_status()
+    return response.json()
+
+
+def _parse_jwks(document):
+    keys = []
+    for entry in document.get("keys", []) if isinstance(document, dict) else []:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except jwt.PyJWTError:
+            continue
+        if key.algorithm_name in ALGORITHMS:
+            keys.append(key)
+    return keys
+
+
+class ProviderKeys:
+    """The provider's discovery document and signing keys, cached for the whole process.
+
+    `generation` counts key-set loads, so that of several requests that met the same unknown
+    key at once, one refetches and the others simply retry with the keys it brought back.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self):
+        self._issuer = None
+        self._discovery = None
+        self._keys = None
+        self._loaded_at = 0.0
+        self._refetched_at = None
+        self.generation = 0
+
+    def _follow_issuer(self):
+        # Everything cached belongs to one issuer; a changed setting starts afresh.
+        if self._issuer != settings.OIDC_ISSUER:
+            self.clear()
+            self._issuer = settings.OIDC_ISSUER
+
+    def discovery(self):
+        self._follow_issuer()
+        if self._discovery is None:
+            url = settings.OIDC_ISSUER.rstrip("/") + "/.well-known/openid-configuration"
+            try:
+                document = fetch_json(url)
+            except (requests.RequestException, ValueError) as exc:
+                logger.warning("OIDC discovery at %s failed: %s", url, exc)
+                raise ProviderUnavailable()
+            if not isinstance(document, dict) or document.get("issuer") != settings.OIDC_ISSUER:
+                logger.error("OIDC discovery at %s names another issuer; refusing it", url)
+                raise ProviderUnavailable()
+            self._discovery = document
+        return self._discovery
+
+    def endpoint(self, setting):
+        """The endpoint set explicitly in `setting`, else the one the discovery document names."""
+        explicit = getattr(settings, setting, "")
+        if explicit:
+            return explicit
+        value = self.discovery().get(ENDPOINTS[setting])
+        if not isinstance(value, str) or not value:
+            logger.error("OIDC discovery document has no %s", ENDPOINTS[setting])
+            raise ProviderUnavailable()
+        return value
+
+    def _load(self):
+        keys = _parse_jwks(fetch_json(self.endpoint("OIDC_OP_JWKS_ENDPOINT")))
+        self._keys = keys
+        self._loaded_at = time.monotonic()
+        self.generation += 1
+
+    def current(self):
+        """(generation, keys): loads the set on first use and after the cache TTL."""
+        self._follow_issuer()
+        stale = time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS
+        if self._keys is None or stale:
+            with self._lock:
+                stale = time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS
+                if self._keys is None or stale:
+                    try:
+                        self._load()
+                    except (requests.RequestException, ValueError) as exc:
+                        logger.warning("OIDC JWKS fetch failed: %s", exc)
+                        if self._keys is None:
+                            raise ProviderUnavailable()
+                        # Keep serving the keys we have; try the provider again after the refetch interval.
+                        self._loaded_at = (
+                            time.monotonic() - settings.OIDC_JWKS_CACHE_SECONDS + settings.OIDC_JWKS_MIN_REFETCH_SECONDS
+                        )
+        return self.generation, self._keys
+
+    def refetch(self, seen_generation):
+        """Fetch the key set again for a token no cached key verifies; True if there are newer keys to try."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return True
+            now = time.monotonic()
+            if self._refetched_at is not None and now - self._refetched_at < settings.OIDC_JWKS_MIN_REFETCH_SECONDS:
+                return False
+            self._refetched_at = now
+            try:
+                self._load()
+            except (requests.RequestException, ValueError, ProviderUnavailable) as exc:
+                logger.warning("OIDC JWKS refetch failed: %s", exc)
+                return False
+            return True
+
+
+provider_keys = ProviderKeys()
+
+
+def _candidates(keys, kid, alg):
+    return [key for key in keys if key.algorithm_name == alg and (kid is None or key.key_id == kid)]
+
+
+def _decode_with(raw, keys, alg, audience):
+    """The verified claims, or None when no key verifies the signature."""
+    for key in keys:
+        try:
+            return jwt.decode(
+                raw,
+                key=key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=settings.OIDC_ISSUER,
+                leeway=settings.OIDC_LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            # PyJWT checks the signature first, so this token is genuine but not acceptable.
+            raise InvalidToken(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def verify(raw, *, audience):
+    """The claims of a JWT signed by the provider for `audience`; raises InvalidToken otherwise."""
+    try:
+        header = jwt.get_unverified_header(raw)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"malformed token: {exc}")
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise InvalidToken(f"algorithm {alg!r} refused")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("kid is not a string")
+
+    generation, keys = provider_keys.current()
+    candidates = _candidates(keys, kid, alg)
+    claims = _decode_with(raw, candidates, alg, audience)
+    # A token naming a key we hold whose signature fails is forged: no refetch for it. One with
+    # an unknown kid, or without a kid that no cached key verifies, may be under a rotated key.
+    if claims is None and (kid is None or not candidates) and provider_keys.refetch(generation):
+        _, keys = provider_keys.current()
+        claims = _decode_with(raw, _candidates(keys, kid, alg), alg, audience)
+    if claims is None:
+        raise InvalidToken(f"no published key verifies the signature (kid={kid!r})")
+    # OpenID Connect Core caps sub at 255 ASCII characters; principal columns are sized for that.
+    if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= 255:
+        raise InvalidToken("sub is not a string of 1 to 255 characters")
+    return claims
+
+
+def claim_at(claims, path):
+    """The value at a dotted path such as `realm_access.roles`, or None."""
+    value = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def role_from(claims):
+    value = claim_at(claims, settings.OIDC_ROLE_CLAIM)
+    for candidate in value if isinstance(value, list) else [value]:
+        if is_known_role(candidate):
+            return candidate
+    return None
+
+
+def is_staff_from(claims):
+    if not settings.OIDC_STAFF_CLAIM:
+        return False
+    value = claim_at(claims, settings.OIDC_STAFF_CLAIM)
+    if isinstance(value, list):
+        return settings.OIDC_STAFF_VALUE in value
+    if isinstance(value, bool):
+        return value
+    return value == settings.OIDC_STAFF_VALUE
+
+
+def principal_for_jwt(raw_token):
+    """The Principal of a verified OIDC JWT; None when OIDC is not configured (the token is then unknown)."""
+    if not settings.OIDC_ISSUER:
+        return None
+    try:
+        claims = verify(raw_token, audience=settings.OIDC_AUDIENCE)
+    except InvalidToken as exc:
+        logger.info("JWT refused: %s", exc)
+        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+    role = role_from(claims)
+    staff = is_staff_from(claims)
+    if role is None and not staff:
+        # The identity is genuine; it simply has no business here.
+        logger.info("JWT for sub %r carries no known role in %s", claims["sub"], settings.OIDC_ROLE_CLAIM)
+        raise exceptions.PermissionDenied("The token carries no known role.")
+    return Principal(
+        subject=f"oidc:{claims['sub']}",
+        role=role or "",
+        is_staff=staff,
+        display_name=str(claims.get("preferred_username") or claims.get("email") or claims["sub"]),
+    )

@@ -1,0 +1,142 @@
+"""Human login to the admin and dashboard through the OIDC provider (mozilla-django-oidc).
+
+Users are matched by the provider's `sub`, never by e-mail: an address can change hands, a
+subject cannot. The Django username is `oidc:<sub>`, so no provider subject can take over a
+local account. Staff (and, by default, superuser) rights follow the staff claim at every login,
+so removing someone from the group at the provider removes their admin access at their next login.
+"""
+
+import logging
+from urllib.parse import urlencode
+
+import requests
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views import View
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.views import OIDCAuthenticationRequestView
+
+from orchestrator.identity.oidc import InvalidToken, ProviderUnavailable, is_staff_from, provider_keys, verify
+
+logger = logging.getLogger(__name__)
+
+USERNAME_PREFIX = "oidc:"
+_USERNAME_MAX = 150
+
+
+def username_for(sub):
+    return f"{USERNAME_PREFIX}{sub}"
+
+
+class OIDCBackend(OIDCAuthenticationBackend):
+    """mozilla-django-oidc's code flow, with endpoints from discovery and the id_token checked by
+    orchestrator.identity.oidc (cached keys, audience = this client) instead of a JWKS download per login."""
+
+    def __init__(self, *args, **kwargs):
+        # Django builds a backend for every request of a signed-in user, so nothing here may
+        # reach the provider: the endpoints are looked up only when a login actually runs.
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+        self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
+        self.OIDC_RP_IDP_SIGN_KEY = None
+        self.UserModel = get_user_model()
+
+    @property
+    def OIDC_OP_TOKEN_ENDPOINT(self):
+        return provider_keys.endpoint("OIDC_OP_TOKEN_ENDPOINT")
+
+    @property
+    def OIDC_OP_USER_ENDPOINT(self):
+        return provider_keys.endpoint("OIDC_OP_USER_ENDPOINT")
+
+    @property
+    def OIDC_OP_JWKS_ENDPOINT(self):
+        return provider_keys.endpoint("OIDC_OP_JWKS_ENDPOINT")
+
+    def authenticate(self, request, **kwargs):
+        # A provider that is down or answers nonsense is a failed login, not a server error.
+        try:
+            return super().authenticate(request, **kwargs)
+        except (ProviderUnavailable, requests.RequestException, ValueError, SuspiciousOperation) as exc:
+            logger.warning("OIDC login failed: %s", exc)
+            return None
+
+    def verify_token(self, token, **kwargs):
+        try:
+            payload = verify(token, audience=self.OIDC_RP_CLIENT_ID)
+        except InvalidToken as exc:
+            raise SuspiciousOperation(f"id_token refused: {exc}")
+        if "nonce" in kwargs and payload.get("nonce") != kwargs["nonce"]:
+            raise SuspiciousOperation("id_token nonce does not match the login request")
+        return payload
+
+    def get_userinfo(self, access_token, id_token, payload):
+        userinfo = super().get_userinfo(access_token, id_token, payload)
+        if not isinstance(userinfo, dict) or userinfo.get("sub") != payload["sub"]:
+            raise SuspiciousOperation("userinfo answers for another subject than the id_token")
+        # The staff claim may live in either document (Keycloak puts roles in both by default).
+        return {**payload, **userinfo}
+
+    def verify_claims(self, claims):
+        sub = claims.get("sub")
+        return isinstance(sub, str) and 0 < len(username_for(sub)) <= _USERNAME_MAX
+
+    def filter_users_by_claims(self, claims):
+        return self.UserModel.objects.filter(username=username_for(claims["sub"]))
+
+    def describe_user_by_claims(self, claims):
+        return f"sub {claims.get('sub')}"
+
+    def create_user(self, claims):
+        user = self.UserModel(username=username_for(claims["sub"]))
+        user.set_unusable_password()
+        self._apply_claims(user, claims)
+        user.save()
+        return user
+
+    def update_user(self, user, claims):
+        self._apply_claims(user, claims)
+        user.save()
+        return user
+
+    @staticmethod
+    def _apply_claims(user, claims):
+        staff = is_staff_from(claims)
+        user.is_staff = staff
+        user.is_superuser = staff and settings.OIDC_STAFF_IS_SUPERUSER
+        email = claims.get("email")
+        user.email = email if isinstance(email, str) else ""
+        for field, claim in (("first_name", "given_name"), ("last_name", "family_name")):
+            value = claims.get(claim)
+            setattr(user, field, value[:150] if isinstance(value, str) else "")
+
+
+class AuthenticationRequestView(OIDCAuthenticationRequestView):
+    """The redirect to the provider's login page, its address taken from discovery."""
+
+    def __init__(self, **kwargs):
+        View.__init__(self, **kwargs)
+        self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
+
+    def get(self, request):
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = provider_keys.endpoint("OIDC_OP_AUTHORIZATION_ENDPOINT")
+        except ProviderUnavailable:
+            return HttpResponse("The identity provider is unavailable; retry later.", status=503)
+        return super().get(request)
+
+
+def admin_login(request):
+    """With OIDC login on, the admin's login page hands over to the provider.
+
+    A signed-in user without staff rights gets the admin's own page ("not authorized") rather
+    than a trip to the provider, which would sign them straight back in, in an endless loop.
+    """
+    if request.user.is_authenticated:
+        return admin.site.login(request)
+    query = urlencode({"next": request.GET.get("next") or reverse("admin:index")})
+    return redirect(f"{reverse('oidc_authentication_init')}?{query}")

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    """Running the project: the in-process job scheduler, command progress, admin transition buttons."""
+
+    name = "orchestrator.ops"
+    label = "ops"
+    verbose_name = "Operations"

@@ -1,7 +1,0 @@
-from django.apps import AppConfig
-
-
-class RoutingConfig(AppConfig):
-    name = "orchestrator.routing"
-    label = "routing"
-    verbose_name = "Task routing"

@@ -1,0 +1,311 @@
+"""Moving sessions (with transcripts), tasks, approvals and notifications between instances.
+
+The file format is documented in docs/operations.md. Import upserts by id, so running it twice
+changes nothing; each record is validated as a whole and written in its own transaction with
+its audit event, so a bad record is reported (with its position) and skipped, never half-written.
+Records are copied as data, states included: an import restores what another instance
+recorded, it does not replay transitions.
+"""
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, models, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from approvals.models import Approval
+from audit import services as audit
+from notifications.models import Notification
+from routing.models import Task
+from sessions.models import Session, SessionMessage
+
+FORMAT = "orchestrator-export"
+VERSION = 1
+ACTOR = "system:import_json"
+MESSAGE_FIELDS = ("author_role", "content", "created_at")
+
+
+@dataclass(frozen=True)
+class Kind:
+    key: str
+    model: type
+    prefix: str
+    target_type: str
+    role_field: str
+    # Foreign-key attnames -> the kind they point at, for prefix normalisation.
+    references: dict = field(default_factory=dict)
+
+    @property
+    def fields(self):
+        return {f.attname: f for f in self.model._meta.concrete_fields}
+
+    @property
+    def stamped_fields(self):
+        """The auto_now(_add) times, which save() overwrites and an import restores."""
+        return [
+            name for name, f in self.fields.items()
+            if isinstance(f, models.DateTimeField) and (f.auto_now or f.auto_now_add)
+        ]
+
+
+TASKS = Kind("tasks", Task, "task_", "task", "from_role")
+SESSIONS = Kind("sessions", Session, "sess_", "session", "role", {"task_id": TASKS})
+APPROVALS = Kind("approvals", Approval, "appr_", "approval", "approver_role", {"task_id": TASKS})
+NOTIFICATIONS = Kind("notifications", Notification, "notif_", "notification", "to_role", {"session_id": SESSIONS})
+# Import order: a record's references are imported before it.
+KINDS = (TASKS, SESSIONS, APPROVALS, NOTIFICATIONS)
+
+
+class BadRecord(Exception):
+    pass
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ImportReport:
+    counts: dict = field(default_factory=lambda: {kind.key: Counts() for kind in KINDS})
+    # (position such as "sessions[3]", the id as given, the reason)
+    errors: list = field(default_factory=list)
+
+
+def normalise_id(value, prefix):
+    """`sess_<uuid>`, a bare UUID, with or without dashes -> UUID; anything else is refused."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise BadRecord(f"id {value!r} is not a string")
+    raw = value[len(prefix):] if value.startswith(prefix) else value
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise BadRecord(f"id {value!r} is not a UUID (optionally prefixed {prefix!r})") from None
+
+
+def _parse_datetime(value, name):
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+    else:
+        parsed = None
+    if parsed is None:
+        raise BadRecord(f"{name}: {value!r} is not an ISO 8601 date-time")
+    # Naive times are read as UTC, the time zone every export is written in.
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def _to_python(kind, name, value):
+    model_field = kind.fields[name]
+    if value is None:
+        return None
+    if name in kind.references:
+        return normalise_id(value, kind.references[name].prefix)
+    if isinstance(model_field, models.DateTimeField):
+        return _parse_datetime(value, name)
+    if isinstance(model_field, models.JSONField):
+        return value
+    if isinstance(model_field, (models.CharField, models.TextField)) and not isinstance(value, str):
+        raise BadRecord(f"{name}: expected a string, got {type(value).__name__}")
+    try:
+        return model_field.to_python(value)
+    except ValidationError as exc:
+        raise BadRecord(f"{name}: {' '.join(exc.messages)}") from None
+
+
+def _messages(raw):
+    if not isinstance(raw, list):
+        raise BadRecord("messages: expected a list")
+    messages = []
+    for index, message in enumerate(raw):
+        if not isinstance(message, dict) or set(message) != set(MESSAGE_FIELDS):
+            raise BadRecord(f"messages[{index}]: expected exactly {', '.join(MESSAGE_FIELDS)}")
+        if not isinstance(message["author_role"], str) or not message["author_role"]:
+            raise BadRecord(f"messages[{index}].author_role: expected a non-empty string")
+        if not isinstance(message["content"], str):
+            raise BadRecord(f"messages[{index}].content: expected a string")
+        created_at = _parse_datetime(message["created_at"], f"messages[{index}].created_at")
+        messages.append((message["author_role"], message["content"], created_at))
+    return messages
+
+
+def _clean(instance):
+    try:
+        instance.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        details = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())
+        raise BadRecord(details) from None
+
+
+def _values(instance, names):
+    return {name: getattr(instance, name) for name in names}
+
+
+def _import_record(kind, record, *, source, position):
+    """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'."""
+    if not isinstance(record, dict):
+        raise BadRecord("expected an object")
+    allowed = set(kind.fields) | ({"messages"} if kind is SESSIONS else set())
+    unknown = sorted(set(record) - allowed)
+    if unknown:
+        raise BadRecord(f"unknown fields: {', '.join(unknown)}")
+    if "id" not in record:
+        raise BadRecord("id is required")
+    pk = normalise_id(record["id"], kind.prefix)
+    values = {name: _to_python(kind, name, value) for name, value in record.items() if name not in ("id", "messages")}
+    messages = _messages(record["messages"]) if "messages" in record else []
+
+    with transaction.atomic():
+        existing = kind.model.objects.select_for_update().filter(pk=pk).first()
+        now = timezone.now()
+        instance = existing or kind.model(pk=pk, **dict.fromkeys(kind.stamped_fields, now))
+        before = _values(instance, kind.fields) if existing else {}
+        for name, value in values.items():
+            setattr(instance, name, value)
+        _clean(instance)
+        after = _values(instance, kind.fields)
+        changed = sorted(name for name in after if before.get(name, object()) != after[name])
+
+        known = set()
+        if existing and messages:
+            known = set(SessionMessage.objects.filter(session_id=pk).values_list(*MESSAGE_FIELDS))
+        new_messages = sorted((m for m in dict.fromkeys(messages) if m not in known), key=lambda m: m[2])
+        if existing and not changed and not new_messages:
+            return "unchanged"
+
+        if changed:
+            instance.save(force_insert=not existing)
+            # save() stamps created_at/updated_at with the current time; the record's own times are restored.
+            kind.model.objects.filter(pk=pk).update(**{name: after[name] for name in kind.stamped_fields})
+        if new_messages:
+            rows = SessionMessage.objects.bulk_create(
+                SessionMessage(session_id=pk, author_role=role, content=content) for role, content, _ in new_messages
+            )
+            for row, (_, _, created_at) in zip(rows, new_messages):
+                row.created_at = created_at
+            SessionMessage.objects.bulk_update(rows, ["created_at"])
+        audit.record(
+            event_type=f"{kind.target_type}.imported",
+            actor=ACTOR,
+            role=after[kind.role_field],
+            trace_id="",
+            target_type=kind.target_type,
+            target_id=pk,
+            metadata={
+                "created": existing is None,
+                "changed_fields": changed,
+                "messages_added": len(new_messages),
+                "source": source,
+                "position": position,
+            },
+        )
+    return "updated" if existing else "created"
+
+
+def load(path):
+    with open(path, "rb") as handle:
+        data = orjson.loads(handle.read())
+    if not isinstance(data, dict):
+        raise BadRecord("the file must hold one JSON object")
+    unknown = sorted(set(data) - {"format", "version", "exported_at", *(kind.key for kind in KINDS)})
+    if unknown:
+        raise BadRecord(f"unknown top-level keys: {', '.join(unknown)}")
+    if data.get("format", FORMAT) != FORMAT or data.get("version", VERSION) != VERSION:
+        raise BadRecord(f"unsupported format {data.get('format')!r} version {data.get('version')!r}")
+    for kind in KINDS:
+        if not isinstance(data.get(kind.key, []), list):
+            raise BadRecord(f"{kind.key} must be a list")
+    return data
+
+
+def count_records(data):
+    return sum(len(data.get(kind.key, [])) for kind in KINDS)
+
+
+def import_json(*, data, source="", on_record=None):
+    """Upsert every record of a loaded export (see load); return an ImportReport."""
+    report = ImportReport()
+    for kind in KINDS:
+        for index, record in enumerate(data.get(kind.key, [])):
+            position = f"{kind.key}[{index}]"
+            try:
+                outcome = _import_record(kind, record, source=source, position=position)
+            except (BadRecord, DatabaseError) as exc:
+                given = record.get("id") if isinstance(record, dict) else None
+                report.errors.append((position, given, str(exc).strip()))
+                report.counts[kind.key].skipped += 1
+            else:
+                counts = report.counts[kind.key]
+                setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if on_record is not None:
+                on_record(kind.key, position)
+    return report
+
+
+def _plain(value):
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.timezone.utc).isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _export_record(kind, instance, messages):
+    record = {name: _plain(getattr(instance, name)) for name in kind.fields}
+    if kind is SESSIONS:
+        record["messages"] = [
+            {"author_role": role, "content": content, "created_at": _plain(created_at)}
+            for role, content, created_at in messages.get(instance.pk, [])
+        ]
+    return record
+
+
+def export_json(*, stream, on_record=None, chunk_size=2000):
+    """Write every record as one JSON document to a binary stream; return the counts per kind.
+
+    Written record by record, so memory stays flat however large the tables are.
+    """
+    counts = {}
+    header = {"format": FORMAT, "version": VERSION, "exported_at": _plain(timezone.now())}
+    stream.write(orjson.dumps(header)[:-1])
+    for kind in KINDS:
+        stream.write(b',\n"' + kind.key.encode() + b'": [')
+        counts[kind.key] = 0
+        queryset = kind.model.objects.order_by("created_at", "pk")
+        last = None
+        while True:
+            # Keyset pages: a row inserted meanwhile cannot shift a page and repeat or drop a record.
+            page = queryset if last is None else queryset.filter(
+                models.Q(created_at__gt=last.created_at) | models.Q(created_at=last.created_at, pk__gt=last.pk)
+            )
+            chunk = list(page[:chunk_size])
+            if not chunk:
+                break
+            last = chunk[-1]
+            messages = {}
+            if kind is SESSIONS:
+                rows = SessionMessage.objects.filter(session_id__in=[s.pk for s in chunk]).order_by("id")
+                for session_id, *message in rows.values_list("session_id", *MESSAGE_FIELDS):
+                    messages.setdefault(session_id, []).append(message)
+            for instance in chunk:
+                separator = b"\n" if counts[kind.key] == 0 else b",\n"
+                stream.write(separator + orjson.dumps(_export_record(kind, instance, messages)))
+                counts[kind.key] += 1
+                if on_record is not None:
+                    on_record(kind.key)
+        stream.write(b"]")
+    stream.write(b"\n}\n")
+    return counts
