@@ -3,7 +3,7 @@
 Nothing here imports Django: an agent's process talks to the orchestrator over HTTP only.
 """
 
-from orchestrator.agent_tools.client import (
+from agent_tools.client import (
     Approval,
     Conflict,
     ControllerError,

@@ -1,5 +1,5 @@
-"""`python -m orchestrator.agent_tools`: the MCP server over stdio."""
+"""`python -m agent_tools`: the MCP server over stdio."""
 
-from orchestrator.agent_tools.server import main
+from agent_tools.server import main
 
 main()

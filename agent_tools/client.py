@@ -324,7 +324,12 @@ class OrchestratorClient:
         while True:
             try:
                 response = self.http.request(
-                    method, url, json=json, params=params, headers=headers, timeout=self.timeout,
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:

@@ -1,6 +1,6 @@
 """The orchestrator's MCP server: four tools, each one call through OrchestratorClient.
 
-Any MCP host starts it over stdio (`python -m orchestrator.agent_tools`) with
+Any MCP host starts it over stdio (`python -m agent_tools`) with
 ORCHESTRATOR_URL and ORCHESTRATOR_TOKEN in its environment; the token decides which
 role the agent acts as. A refused or failed call comes back as a tool error whose text
 says what went wrong, so the model can correct itself; it never stops the server.
@@ -13,7 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from orchestrator.agent_tools.client import (
+from agent_tools.client import (
     ControllerError,
     Forbidden,
     NotFound,
@@ -29,7 +29,7 @@ human decision with request_approval, tell a role something with notify, and fol
 session, task or approval with fetch_status. Every change is recorded in the audit log under
 its trace id; pass the same trace_id to related calls to tie them together."""
 
-# The same shape the API accepts (orchestrator.tracing); checked here so a bad one is a clear tool error.
+# The same shape the API accepts (orchestrator.http.tracing); checked here so a bad one is a clear tool error.
 TRACE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 Role = Annotated[
@@ -155,9 +155,7 @@ def build_server(client: OrchestratorClient) -> MCPServer:
     def notify(
         to_role: Role,
         message: Annotated[str, Field(min_length=1, max_length=10_000, description="The message text.")],
-        session_id: Annotated[
-            UUID | None, Field(description="Session the message is about, if any.")
-        ] = None,
+        session_id: Annotated[UUID | None, Field(description="Session the message is about, if any.")] = None,
         trace_id: TraceId = None,
     ) -> NotificationSent:
         try:

@@ -20,7 +20,9 @@ ApprovalShape = Shape(
         "task_status": (serializers.ChoiceField(choices=TaskStatus.choices), "task.status"),
         "approver_role": (serializers.CharField(), "approver_role"),
         "status": (
-            serializers.ChoiceField(choices=ApprovalStatus.choices, help_text="Pending past `expires_at` reads as expired."),
+            serializers.ChoiceField(
+                choices=ApprovalStatus.choices, help_text="Pending past `expires_at` reads as expired."
+            ),
             services.effective_status,
         ),
         "requested_by": (serializers.CharField(), "requested_by"),
@@ -109,9 +111,7 @@ class ApprovalCollection(ApiView):
 class ApprovalDetail(ApiView):
     @extend_schema(responses={200: ApprovalShape.schema}, operation_id="approvals_read")
     def get(self, request, approval_id):
-        approval = services.get_approval(
-            principal=self.principal, approval_id=parse_uuid(approval_id, what="approval")
-        )
+        approval = services.get_approval(principal=self.principal, approval_id=parse_uuid(approval_id, what="approval"))
         return Response(ApprovalShape.render(approval))
 
 

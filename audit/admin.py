@@ -7,7 +7,17 @@ from audit.models import AuditEvent
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: audit events are never added, changed or deleted through the admin."""
 
-    list_display = ["id", "timestamp", "event_type", "actor", "role", "target_type", "target_id", "trace_id", "seal_seq"]
+    list_display = [
+        "id",
+        "timestamp",
+        "event_type",
+        "actor",
+        "role",
+        "target_type",
+        "target_id",
+        "trace_id",
+        "seal_seq",
+    ]
     list_filter = ["event_type", "role", "target_type"]
     search_fields = ["=trace_id", "=target_id", "actor"]
     date_hierarchy = "timestamp"

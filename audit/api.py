@@ -83,7 +83,10 @@ class AuditQueryParams(AuditFilters):
 
 class AuditStreamParams(AuditFilters):
     last_event_id = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_EVENT_ID, help_text="Resume point for clients that cannot send the Last-Event-ID header."
+        required=False,
+        min_value=1,
+        max_value=MAX_EVENT_ID,
+        help_text="Resume point for clients that cannot send the Last-Event-ID header.",
     )
 
 
@@ -177,14 +180,25 @@ class AuditStream(ApiView):
     @extend_schema(
         parameters=[
             AuditStreamParams,
-            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False,
-                             description="Resume after this event: nothing missed, nothing repeated."),
+            OpenApiParameter(
+                "Last-Event-ID",
+                int,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Resume after this event: nothing missed, nothing repeated.",
+            ),
             OpenApiParameter("format", exclude=True),
         ],
-        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
-            "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
-            "Without Last-Event-ID the stream starts at the events committing now. It ends after "
-            "AUDIT_STREAM_MAX_SECONDS; reconnect with Last-Event-ID."))},
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description=(
+                    "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
+                    "Without Last-Event-ID the stream starts at the events committing now. It ends after "
+                    "AUDIT_STREAM_MAX_SECONDS; reconnect with Last-Event-ID."
+                ),
+            )
+        },
         operation_id="audit_stream",
         description="Live audit events, filtered and role-scoped like GET /audit.",
     )

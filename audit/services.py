@@ -98,7 +98,7 @@ def canonical_json(event):
         "event_type": event.event_type,
         "actor": event.actor,
         "role": event.role,
-        "timestamp": event.timestamp.astimezone(datetime.timezone.utc).isoformat(),
+        "timestamp": event.timestamp.astimezone(datetime.UTC).isoformat(),
         "trace_id": event.trace_id,
         "target_type": event.target_type,
         "target_id": event.target_id,
@@ -259,15 +259,31 @@ def _walk(start, on_batch):
         rows = list(AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE])
         for row in rows:
             if row.seal_seq > head_seq:
-                return result(ChainBreak(row.seal_seq, row.id, f"sealed beyond the chain head (seq {head_seq}): "
-                                         "a row was appended after sealing"))
+                return result(
+                    ChainBreak(
+                        row.seal_seq,
+                        row.id,
+                        f"sealed beyond the chain head (seq {head_seq}): a row was appended after sealing",
+                    )
+                )
             if row.seal_seq != expected:
-                return result(ChainBreak(expected, None, f"seq {expected} is missing: a row was removed "
-                                         f"(the chain resumes at seq {row.seal_seq}, id {row.id})"))
+                return result(
+                    ChainBreak(
+                        expected,
+                        None,
+                        f"seq {expected} is missing: a row was removed "
+                        f"(the chain resumes at seq {row.seal_seq}, id {row.id})",
+                    )
+                )
             if row.prev_hash != prev_hash:
                 before = f"seq {expected - 1} (id {prev_id})" if expected > 1 else "the genesis hash"
-                return result(ChainBreak(expected, row.id, f"prev_hash does not match the hash of {before}: "
-                                         "a row was inserted, removed or reordered here"))
+                return result(
+                    ChainBreak(
+                        expected,
+                        row.id,
+                        f"prev_hash does not match the hash of {before}: a row was inserted, removed or reordered here",
+                    )
+                )
             if chain_hash(prev_hash, row) != row.hash:
                 return result(ChainBreak(expected, row.id, "hash does not match the row's content: the row was edited"))
             prev_hash, prev_id = row.hash, row.id
@@ -280,9 +296,13 @@ def _walk(start, on_batch):
 
     last_seq = expected - 1
     if head_seq > last_seq:
-        return result(ChainBreak(expected, None, f"seq {expected} to {head_seq} are missing: rows were removed "
-                                 "from the end of the chain"))
+        return result(
+            ChainBreak(
+                expected, None, f"seq {expected} to {head_seq} are missing: rows were removed from the end of the chain"
+            )
+        )
     if head is not None and head_seq >= start and head.hash != prev_hash:
-        return result(ChainBreak(last_seq, prev_id, "the last hash differs from the chain head's: "
-                                 "the chain was rewritten"))
+        return result(
+            ChainBreak(last_seq, prev_id, "the last hash differs from the chain head's: the chain was rewritten")
+        )
     return result()

@@ -25,7 +25,7 @@ def sessions_over_time(*, days, bucket, now=None):
 
     Buckets are UTC days or hours; the newest one is the one containing `now`.
     """
-    now = (now or timezone.now()).astimezone(datetime.timezone.utc)
+    now = (now or timezone.now()).astimezone(datetime.UTC)
     if bucket == "hour":
         step = datetime.timedelta(hours=1)
         last = now.replace(minute=0, second=0, microsecond=0)
@@ -39,7 +39,7 @@ def sessions_over_time(*, days, bucket, now=None):
     first = last - step * (count - 1)
     created = dict(
         Session.objects.filter(created_at__gte=first, created_at__lt=last + step)
-        .annotate(bucket=trunc("created_at", tzinfo=datetime.timezone.utc))
+        .annotate(bucket=trunc("created_at", tzinfo=datetime.UTC))
         .order_by()
         .values_list("bucket")
         .annotate(n=Count("id"))

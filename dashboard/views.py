@@ -61,9 +61,9 @@ def index(request):
         "queue": list(pending.order_by("created_at", "id")[:QUEUE_SIZE]),
         "queue_total": pending.count(),
         "decided": list(
-            Approval.objects.filter(decision_at__isnull=False).select_related("task").order_by("-decision_at", "-id")[
-                :RECENT_DECISIONS
-            ]
+            Approval.objects.filter(decision_at__isnull=False)
+            .select_related("task")
+            .order_by("-decision_at", "-id")[:RECENT_DECISIONS]
         ),
         "events": list(AuditEvent.objects.order_by("-id")[:RECENT_EVENTS]),
         "chart": bar_chart(sessions_over_time(days=days, bucket=bucket), bucket=bucket),

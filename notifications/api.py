@@ -57,8 +57,7 @@ class NotificationCollection(ApiView):
         parameters=[NotificationListParams],
         responses={200: NotificationShape.page_schema("NotificationList", "notifications")},
         operation_id="notifications_list",
-        description="Unacknowledged notifications for the caller's role, oldest first; staff may name any "
-        "`to_role`.",
+        description="Unacknowledged notifications for the caller's role, oldest first; staff may name any `to_role`.",
     )
     def get(self, request):
         params = query_params(request, NotificationListParams)

@@ -21,7 +21,7 @@ def send_notification(*, principal, to_role, message, trace_id, from_role=None, 
             try:
                 session = sessions.get_session(principal=principal, session_id=session_id)
             except NotFound:
-                raise ValidationError({"session_id": [f"No session with id {session_id}."]})
+                raise ValidationError({"session_id": [f"No session with id {session_id}."]}) from None
         notification = Notification(
             to_role=to_role,
             from_role=from_role,

@@ -32,7 +32,7 @@ def _env_number(name, default, parse, kind):
     try:
         return parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}")
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from None
 
 
 def env_int(name, default):

@@ -149,9 +149,7 @@ class ClaimTask(ApiView):
 
 
 class CompleteTask(ApiView):
-    @extend_schema(
-        request=CompleteIn, responses={200: TaskOut}, operation_id="tasks_complete"
-    )
+    @extend_schema(request=CompleteIn, responses={200: TaskOut}, operation_id="tasks_complete")
     def post(self, request, task_id):
         data = validated(CompleteIn, request.data)
         task = services.complete_task(
@@ -177,9 +175,7 @@ class FailTask(ApiView):
 
 
 class CancelTask(ApiView):
-    @extend_schema(
-        request=CancelIn, responses={200: TaskOut}, operation_id="tasks_cancel"
-    )
+    @extend_schema(request=CancelIn, responses={200: TaskOut}, operation_id="tasks_cancel")
     def post(self, request, task_id):
         data = validated(CancelIn, request.data)
         task = services.cancel_task(

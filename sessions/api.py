@@ -264,7 +264,9 @@ class SessionMessages(ApiView):
         )
         return Response(MessageShape.render(message), status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[MessageListParams], responses={200: MessageListOut}, operation_id="sessions_messages_list")
+    @extend_schema(
+        parameters=[MessageListParams], responses={200: MessageListOut}, operation_id="sessions_messages_list"
+    )
     def get(self, request, session_id):
         params = query_params(request, MessageListParams)
         messages = selectors.list_messages(

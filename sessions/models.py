@@ -24,12 +24,12 @@ class Session(ConcurrentTransitionMixin, models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     role = models.CharField(max_length=64)
-    task = models.ForeignKey(
-        "routing.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
-    )
+    task = models.ForeignKey("routing.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions")
     status = FSMField(default=SessionStatus.PENDING, choices=SessionStatus.choices)
     metadata = models.JSONField(default=dict, blank=True)
-    owner = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, help_text="Subject of the principal that created the session.")
+    owner = models.CharField(
+        max_length=PRINCIPAL_MAX_LENGTH, help_text="Subject of the principal that created the session."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,19 +56,36 @@ class Session(ConcurrentTransitionMixin, models.Model):
     def is_terminal(self):
         return self.status in TERMINAL_SESSION_STATUSES
 
-    @transition(field=status, source=SessionStatus.PENDING, target=SessionStatus.ACTIVE, custom={"admin": True, "label": "Activate"})
+    @transition(
+        field=status,
+        source=SessionStatus.PENDING,
+        target=SessionStatus.ACTIVE,
+        custom={"admin": True, "label": "Activate"},
+    )
     def activate(self):
         pass
 
-    @transition(field=status, source=SessionStatus.ACTIVE, target=SessionStatus.COMPLETED, custom={"admin": True, "label": "Complete"})
+    @transition(
+        field=status,
+        source=SessionStatus.ACTIVE,
+        target=SessionStatus.COMPLETED,
+        custom={"admin": True, "label": "Complete"},
+    )
     def complete(self):
         pass
 
-    @transition(field=status, source=SessionStatus.ACTIVE, target=SessionStatus.FAILED, custom={"admin": True, "label": "Fail"})
+    @transition(
+        field=status, source=SessionStatus.ACTIVE, target=SessionStatus.FAILED, custom={"admin": True, "label": "Fail"}
+    )
     def fail(self):
         pass
 
-    @transition(field=status, source=[SessionStatus.PENDING, SessionStatus.ACTIVE], target=SessionStatus.EXPIRED, custom={"admin": True, "label": "Expire"})
+    @transition(
+        field=status,
+        source=[SessionStatus.PENDING, SessionStatus.ACTIVE],
+        target=SessionStatus.EXPIRED,
+        custom={"admin": True, "label": "Expire"},
+    )
     def expire(self):
         pass
 

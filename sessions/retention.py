@@ -86,7 +86,7 @@ def _expire_batch_portable(*, cutoff, limit, now, trace_id, days):
     rows = list(_due_sessions(cutoff).order_by("updated_at").values_list("id", "status", "role")[:limit])
     # Chunked: SQLite caps the number of parameters in one statement.
     for start in range(0, len(rows), 900):
-        chunk = [row[0] for row in rows[start:start + 900]]
+        chunk = [row[0] for row in rows[start : start + 900]]
         Session.objects.filter(id__in=chunk, status__in=LIVE_SESSION_STATUSES).update(
             status=SessionStatus.EXPIRED, updated_at=now
         )

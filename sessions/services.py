@@ -110,11 +110,21 @@ def update_session(*, principal, session_id, trace_id, status=None, metadata=_UN
             return session
         session.save()
         if changed:
-            _audit(session, event_type="session.updated", principal=principal, trace_id=trace_id,
-                   metadata={"changed_fields": sorted(changed), **changed})
+            _audit(
+                session,
+                event_type="session.updated",
+                principal=principal,
+                trace_id=trace_id,
+                metadata={"changed_fields": sorted(changed), **changed},
+            )
         if transitioned:
-            _audit(session, event_type="session.transitioned", principal=principal, trace_id=trace_id,
-                   metadata={"before": {"status": before_status}, "after": {"status": session.status}})
+            _audit(
+                session,
+                event_type="session.transitioned",
+                principal=principal,
+                trace_id=trace_id,
+                metadata={"before": {"status": before_status}, "after": {"status": session.status}},
+            )
     return session
 
 
@@ -136,6 +146,11 @@ def append_message(*, principal, session_id, content, trace_id, author_role=None
                 allowed_transitions=[],
             )
         message = SessionMessage.objects.create(session=session, author_role=author_role, content=content)
-        _audit(session, event_type="session.message_appended", principal=principal, trace_id=trace_id,
-               metadata={"message_id": message.pk, "author_role": author_role, "length": len(content)})
+        _audit(
+            session,
+            event_type="session.message_appended",
+            principal=principal,
+            trace_id=trace_id,
+            metadata={"message_id": message.pk, "author_role": author_role, "length": len(content)},
+        )
     return message

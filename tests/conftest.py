@@ -6,6 +6,9 @@ from rest_framework.test import APIClient
 from orchestrator.identity.models import ApiToken
 from orchestrator.identity.tokens import token_cache
 
+# Schemathesis fixtures (staff_authorization, keep_the_test_connection) for the fuzz modules.
+pytest_plugins = ["tests.fuzzing"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_the_audit_trigger():
@@ -98,7 +101,9 @@ def route(finance):
 
     def send(to_role="engineering", *, agent=None, **fields):
         response = (agent or finance).post(
-            "/api/v1/tasks/route", {"type": "invoice.check", "to_role": to_role, "payload": {"n": 1}, **fields}, format="json"
+            "/api/v1/tasks/route",
+            {"type": "invoice.check", "to_role": to_role, "payload": {"n": 1}, **fields},
+            format="json",
         )
         assert response.status_code == 202, response.content
         return response.json()

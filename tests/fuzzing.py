@@ -50,7 +50,7 @@ def staff_authorization(make_agent):
     return make_agent("finance", staff=True)._credentials["HTTP_AUTHORIZATION"]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def keep_the_test_connection():
     """Django closes connections at request end; inside the test's transaction that would end the test's
     database session. Django's own test client suspends the same signal handlers."""

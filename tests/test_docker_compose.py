@@ -16,7 +16,9 @@ APP_SERVICES = {name: service for name, service in SERVICES.items() if service.g
 
 
 def settings_variables():
-    return set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', (REPO / "orchestrator" / "settings.py").read_text()))
+    return set(
+        re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', (REPO / "orchestrator" / "settings.py").read_text())
+    )
 
 
 def documented_variables():

@@ -30,7 +30,12 @@ def make_run(tmp_path_factory):
     log_path = tmp_path / "make_run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            ["make", "run", f"PORT={port}"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:

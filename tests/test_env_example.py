@@ -10,4 +10,10 @@ def test_every_setting_read_from_the_environment_is_in_env_example():
 
 
 def test_the_settings_scan_finds_the_documented_core_settings():
-    assert {"DATABASE_URL", "REDIS_URL", "SESSION_RETENTION_DAYS", "SECRET_KEY", "CELERY_BROKER_URL"} <= settings_variables()
+    assert {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SESSION_RETENTION_DAYS",
+        "SECRET_KEY",
+        "CELERY_BROKER_URL",
+    } <= settings_variables()

@@ -12,8 +12,14 @@ from orchestrator.http.views import validated
 from sessions.api import SessionIn, session_input
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
-roles = st.sampled_from(["finance", " manager ", "", "   ", "x" * 64, "x" * 65, "fin\x00ance", "role\ud800"]) | json_values
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+roles = (
+    st.sampled_from(["finance", " manager ", "", "   ", "x" * 64, "x" * 65, "fin\x00ance", "role\ud800"]) | json_values
+)
 task_ids = (
     st.uuids().map(str)
     | st.uuids().map(lambda value: value.hex)
@@ -50,7 +56,10 @@ def test_the_hand_validation_agrees_with_the_serializer_on_any_input(data):
     "data,expected",
     [
         ({"role": " finance "}, {"role": "finance"}),
-        ({"role": "finance", "task_id": None, "metadata": {"k": [1]}}, {"role": "finance", "task_id": None, "metadata": {"k": [1]}}),
+        (
+            {"role": "finance", "task_id": None, "metadata": {"k": [1]}},
+            {"role": "finance", "task_id": None, "metadata": {"k": [1]}},
+        ),
         (
             {"role": "finance", "task_id": "12345678123456781234567812345678"},
             {"role": "finance", "task_id": uuid.UUID("12345678-1234-5678-1234-567812345678")},

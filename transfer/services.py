@@ -47,7 +47,8 @@ class Kind:
     def stamped_fields(self):
         """The auto_now(_add) times, which save() overwrites and an import restores."""
         return [
-            name for name, f in self.fields.items()
+            name
+            for name, f in self.fields.items()
             if isinstance(f, models.DateTimeField) and (f.auto_now or f.auto_now_add)
         ]
 
@@ -85,7 +86,7 @@ def normalise_id(value, prefix):
         return value
     if not isinstance(value, str):
         raise BadRecord(f"id {value!r} is not a string")
-    raw = value[len(prefix):] if value.startswith(prefix) else value
+    raw = value[len(prefix) :] if value.startswith(prefix) else value
     try:
         return uuid.UUID(raw)
     except ValueError:
@@ -105,7 +106,7 @@ def _parse_datetime(value, name):
     if parsed is None:
         raise BadRecord(f"{name}: {value!r} is not an ISO 8601 date-time")
     # Naive times are read as UTC, the time zone every export is written in.
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _to_python(kind, name, value):
@@ -194,7 +195,7 @@ def _import_record(kind, record, *, source, position):
             rows = SessionMessage.objects.bulk_create(
                 SessionMessage(session_id=pk, author_role=role, content=content) for role, content, _ in new_messages
             )
-            for row, (_, _, created_at) in zip(rows, new_messages):
+            for row, (_, _, created_at) in zip(rows, new_messages, strict=True):
                 row.created_at = created_at
             SessionMessage.objects.bulk_update(rows, ["created_at"])
         audit.record(
@@ -257,7 +258,7 @@ def import_json(*, data, source="", on_record=None):
 
 def _plain(value):
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.timezone.utc).isoformat()
+        return value.astimezone(datetime.UTC).isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
@@ -288,8 +289,12 @@ def export_json(*, stream, on_record=None, chunk_size=2000):
         last = None
         while True:
             # Keyset pages: a row inserted meanwhile cannot shift a page and repeat or drop a record.
-            page = queryset if last is None else queryset.filter(
-                models.Q(created_at__gt=last.created_at) | models.Q(created_at=last.created_at, pk__gt=last.pk)
+            page = (
+                queryset
+                if last is None
+                else queryset.filter(
+                    models.Q(created_at__gt=last.created_at) | models.Q(created_at=last.created_at, pk__gt=last.pk)
+                )
             )
             chunk = list(page[:chunk_size])
             if not chunk:

@@ -229,7 +229,7 @@ def execute(view, request, respond):
         except IntegrityError:
             # Another first attempt committed this key in between (a backend without the
             # advisory lock); leaving here rolls back this one's effects.
-            raise IdempotencyKeyInFlight()
+            raise IdempotencyKeyInFlight() from None
         stored = StoredResponse.from_record(record)
         transaction.on_commit(lambda: _cache_put(name, stored))
     return response

@@ -30,7 +30,9 @@ class PageParams(CursorPageParams):
 
 
 def _cursor_value(value):
-    return value.isoformat() if isinstance(value, datetime.datetime) else value if isinstance(value, int) else str(value)
+    return (
+        value.isoformat() if isinstance(value, datetime.datetime) else value if isinstance(value, int) else str(value)
+    )
 
 
 def encode_cursor(*values):

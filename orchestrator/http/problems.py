@@ -60,7 +60,9 @@ def problem_response(status_code, detail, *, code=None, headers=None, **extra):
 def _flatten_validation(detail):
     """DRF validation errors as {field: [messages]} plus a one-line summary."""
     if isinstance(detail, dict):
-        errors = {key: [str(m) for m in (value if isinstance(value, list) else [value])] for key, value in detail.items()}
+        errors = {
+            key: [str(m) for m in (value if isinstance(value, list) else [value])] for key, value in detail.items()
+        }
         summary = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in errors.items())
         return summary, errors
     if isinstance(detail, list):

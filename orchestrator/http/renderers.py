@@ -40,7 +40,7 @@ class FastJSONParser(BaseParser):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ParseError(f"Malformed JSON: {exc}")
+            raise ParseError(f"Malformed JSON: {exc}") from None
 
 
 class FastContentNegotiation(DefaultContentNegotiation):

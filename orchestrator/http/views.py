@@ -75,7 +75,7 @@ def parse_uuid(value, *, what="resource"):
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]})
+        raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]}) from None
 
 
 def query_params(request, serializer_class):

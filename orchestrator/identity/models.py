@@ -42,7 +42,5 @@ class ApiToken(models.Model):
     def issue(cls, *, role, name="", is_staff=False):
         """Create a token and return (ApiToken, raw token); the raw token is never stored."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(
-            role=role, name=name, is_staff=is_staff, token_hash=hash_token(raw), hint=raw[:12]
-        )
+        token = cls.objects.create(role=role, name=name, is_staff=is_staff, token_hash=hash_token(raw), hint=raw[:12])
         return token, raw

@@ -98,7 +98,7 @@ class ProviderKeys:
                 document = fetch_json(url)
             except (requests.RequestException, ValueError) as exc:
                 logger.warning("OIDC discovery at %s failed: %s", url, exc)
-                raise ProviderUnavailable()
+                raise ProviderUnavailable() from None
             if not isinstance(document, dict) or document.get("issuer") != settings.OIDC_ISSUER:
                 logger.error("OIDC discovery at %s names another issuer; refusing it", url)
                 raise ProviderUnavailable()
@@ -135,7 +135,7 @@ class ProviderKeys:
                     except (requests.RequestException, ValueError) as exc:
                         logger.warning("OIDC JWKS fetch failed: %s", exc)
                         if self._keys is None:
-                            raise ProviderUnavailable()
+                            raise ProviderUnavailable() from None
                         # Keep serving the keys we have; try the provider again after the refetch interval.
                         self._loaded_at = (
                             time.monotonic() - settings.OIDC_JWKS_CACHE_SECONDS + settings.OIDC_JWKS_MIN_REFETCH_SECONDS
@@ -183,7 +183,7 @@ def _decode_with(raw, keys, alg, audience):
             continue
         except jwt.PyJWTError as exc:
             # PyJWT checks the signature first, so this token is genuine but not acceptable.
-            raise InvalidToken(f"{type(exc).__name__}: {exc}")
+            raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
     return None
 
 
@@ -192,7 +192,7 @@ def verify(raw, *, audience):
     try:
         header = jwt.get_unverified_header(raw)
     except jwt.PyJWTError as exc:
-        raise InvalidToken(f"malformed token: {exc}")
+        raise InvalidToken(f"malformed token: {exc}") from None
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise InvalidToken(f"algorithm {alg!r} refused")
@@ -253,7 +253,7 @@ def principal_for_jwt(raw_token):
         claims = verify(raw_token, audience=settings.OIDC_AUDIENCE)
     except InvalidToken as exc:
         logger.info("JWT refused: %s", exc)
-        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS) from None
     role = role_from(claims)
     staff = is_staff_from(claims)
     if role is None and not staff:

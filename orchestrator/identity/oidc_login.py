@@ -69,7 +69,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
         try:
             payload = verify(token, audience=self.OIDC_RP_CLIENT_ID)
         except InvalidToken as exc:
-            raise SuspiciousOperation(f"id_token refused: {exc}")
+            raise SuspiciousOperation(f"id_token refused: {exc}") from None
         if "nonce" in kwargs and payload.get("nonce") != kwargs["nonce"]:
             raise SuspiciousOperation("id_token nonce does not match the login request")
         return payload

@@ -1,7 +1,7 @@
 """Fixtures for the agent tools: the real MCP server as a subprocess, talking HTTP to a live server.
 
 `live_server` is pytest-django's threaded server on the test database (PostgreSQL); the
-MCP server under test is `python -m orchestrator.agent_tools`, spawned and driven by the
+MCP server under test is `python -m agent_tools`, spawned and driven by the
 MCP SDK's own stdio client. Nothing is mocked: a failing controller is a real server
 process whose database is unreachable, a dropped response is a real connection reset.
 """
@@ -41,7 +41,7 @@ def run_tools(url, token, scenario, **extra_env):
     async def main():
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "orchestrator.agent_tools"],
+            args=["-m", "agent_tools"],
             env={"ORCHESTRATOR_URL": url, "ORCHESTRATOR_TOKEN": token, **extra_env},
             cwd=str(REPO_ROOT),
         )
@@ -49,7 +49,6 @@ def run_tools(url, token, scenario, **extra_env):
             return await scenario(client)
 
     return anyio.run(main)
-
 
 
 @pytest.fixture
@@ -97,8 +96,20 @@ def dead_database_server():
         "DEBUG": "true",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "orchestrator.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "orchestrator.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
         cwd=REPO_ROOT,
         env=env,
     )
@@ -125,7 +136,7 @@ def _read_http_message(stream, *, is_response):
     match = _CONTENT_LENGTH.search(head)
     if match:
         body = stream.read(int(match.group(1)))
-    elif is_response and not head.split(b" ", 2)[1] in (b"204", b"304"):
+    elif is_response and head.split(b" ", 2)[1] not in (b"204", b"304"):
         body = stream.read()
     else:
         body = b""

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from orchestrator.routing.models import Task
+from routing.models import Task
 from tests.agent_tools.conftest import run_tools, tool_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,7 +37,7 @@ def test_arguments_of_the_wrong_type_are_tool_errors_that_name_the_field(api_url
     )
 
     fields = ["payload", "requires_approval", "task_id", "expires_in", "id"]
-    for (is_error, text), field in zip(outcomes, fields):
+    for (is_error, text), field in zip(outcomes, fields, strict=True):
         assert is_error, text
         assert field in text and "validation error" in text, text
     assert Task.objects.count() == 1
@@ -55,7 +55,7 @@ def test_missing_required_arguments_are_tool_errors_that_name_the_field(api_url,
         ],
     )
 
-    for (is_error, text), field in zip(outcomes, ["payload", "message", "task_id", "id"]):
+    for (is_error, text), field in zip(outcomes, ["payload", "message", "task_id", "id"], strict=True):
         assert is_error, text
         assert field in text and "Field required" in text, text
 

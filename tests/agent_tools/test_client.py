@@ -6,8 +6,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from audit.models import AuditEvent
-from orchestrator.agent_tools import (
+from agent_tools import (
     Conflict,
     ControllerError,
     Forbidden,
@@ -17,7 +16,8 @@ from orchestrator.agent_tools import (
     Session,
     Unauthorized,
 )
-from orchestrator.routing.models import Task
+from audit.models import AuditEvent
+from routing.models import Task
 from tests.agent_tools.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,9 +92,7 @@ def test_an_unreachable_orchestrator_raises_a_controller_error_after_the_last_at
     assert "could not be reached after 2 attempts" in str(failure.value)
 
 
-def test_a_retry_that_meets_the_first_attempt_still_running_waits_and_gets_its_answer(
-    api_url, issue_token, proxy_to
-):
+def test_a_retry_that_meets_the_first_attempt_still_running_waits_and_gets_its_answer(api_url, issue_token, proxy_to):
     """The first attempt times out on the client while the server still works on it (blocked on a
     table lock the test holds); the retry meets it in flight (409), waits, and gets the replay."""
     proxy = proxy_to(api_url)
@@ -136,14 +134,17 @@ def test_from_env_reads_the_url_token_and_retry_policy():
     )
 
     assert (client.base_url, client.token, client.timeout, client.max_attempts) == (
-        "http://orchestrator.internal:8000", "orch_secret", 2.5, 6
+        "http://orchestrator.internal:8000",
+        "orch_secret",
+        2.5,
+        6,
     )
 
 
 def test_the_agent_tools_never_load_the_orm_nor_configure_django():
     # orchestrator/__init__.py loads the Celery app, which imports django.conf lazily; that is all.
     probe = (
-        "import sys, orchestrator.agent_tools.server; "
+        "import sys, agent_tools.server; "
         "conf = sys.modules.get('django.conf'); "
         "print(sorted(m for m in sys.modules if m.startswith(('django.db', 'django.apps', 'rest_framework'))), "
         "bool(conf and conf.settings.configured))"

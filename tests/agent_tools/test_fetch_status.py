@@ -4,7 +4,7 @@ import uuid
 import anyio
 import pytest
 
-from orchestrator.agent_tools import OrchestratorClient
+from agent_tools import OrchestratorClient
 from tests.agent_tools.conftest import run_tools, tool_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ def test_fetch_status_follows_a_session_from_pending_through_active_to_completed
         session = await anyio.to_thread.run_sync(lambda: api.create_session(role="finance"))
         seen.append(tool_text(await tools.call_tool("fetch_status", {"id": session.session_id})))
         for status in ("active", "completed"):
-            await anyio.to_thread.run_sync(lambda: api.update_session(session.session_id, status=status))
+            await anyio.to_thread.run_sync(lambda status=status: api.update_session(session.session_id, status=status))
             seen.append(tool_text(await tools.call_tool("fetch_status", {"id": session.session_id})))
         return seen
 

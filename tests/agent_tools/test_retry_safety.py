@@ -2,9 +2,9 @@ import uuid
 
 import pytest
 
+from agent_tools import OrchestratorClient
 from audit.models import AuditEvent
-from orchestrator.agent_tools import OrchestratorClient
-from orchestrator.routing.models import Task
+from routing.models import Task
 from tests.agent_tools.conftest import run_tools, tool_text
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,9 +1,10 @@
 import anyio
 import pytest
 
+from agent_tools import OrchestratorClient
 from audit.models import AuditEvent
-from orchestrator.agent_tools import OrchestratorClient
-from orchestrator.routing.models import Notification, Task
+from notifications.models import Notification
+from routing.models import Task
 from tests.agent_tools.conftest import run_tools, tool_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,12 @@ def test_the_server_lists_the_four_tools_each_with_a_description_and_an_input_sc
     schema = {name: tool.input_schema for name, tool in listed.items()}
     assert set(schema["send_task"]["required"]) == {"to_role", "type", "payload"}
     assert set(schema["send_task"]["properties"]) == {
-        "to_role", "type", "payload", "requires_approval", "approver_role", "trace_id"
+        "to_role",
+        "type",
+        "payload",
+        "requires_approval",
+        "approver_role",
+        "trace_id",
     }
     assert schema["send_task"]["properties"]["payload"]["type"] == "object"
     assert schema["send_task"]["properties"]["requires_approval"]["type"] == "boolean"
@@ -50,8 +56,12 @@ def test_send_task_routes_a_task_that_the_api_and_the_audit_log_show(api_url, is
     assert not result.is_error, tool_text(result)
     assert result.structured_content["status"] == "pending"
     assert result.structured_content["trace_id"] == "trace-send"
-    assert (seen.type, seen.from_role, seen.to_role, seen.payload) == ("invoice.review", "finance", "engineering",
-                                                                       {"invoice": 42})
+    assert (seen.type, seen.from_role, seen.to_role, seen.payload) == (
+        "invoice.review",
+        "finance",
+        "engineering",
+        {"invoice": 42},
+    )
     task = Task.objects.get(pk=seen.task_id)
     assert task.trace_id == "trace-send"
     assert AuditEvent.objects.filter(event_type="task.routed", target_id=str(task.pk), trace_id="trace-send").exists()
@@ -61,8 +71,13 @@ def test_send_task_with_requires_approval_holds_the_task_behind_an_open_approval
     async def scenario(tools):
         return await tools.call_tool(
             "send_task",
-            {"to_role": "engineering", "type": "deploy", "payload": {}, "requires_approval": True,
-             "approver_role": "manager"},
+            {
+                "to_role": "engineering",
+                "type": "deploy",
+                "payload": {},
+                "requires_approval": True,
+                "approver_role": "manager",
+            },
         )
 
     result = run_tools(api_url, issue_token("finance"), scenario)
@@ -106,8 +121,12 @@ def test_notify_sends_a_notification_that_the_recipient_role_lists_and_the_audit
     async def scenario(tools):
         return await tools.call_tool(
             "notify",
-            {"to_role": "manager", "message": "Q3 close is done", "session_id": session.session_id,
-             "trace_id": "trace-notify"},
+            {
+                "to_role": "manager",
+                "message": "Q3 close is done",
+                "session_id": session.session_id,
+                "trace_id": "trace-notify",
+            },
         )
 
     result = run_tools(api_url, token, scenario)

@@ -18,7 +18,12 @@ from routing import services as routing
 def test_two_simultaneous_decisions_leave_one_winner(round_number):
     sender = Principal(subject="test:finance", role="finance")
     routed = routing.route_task(
-        principal=sender, type="t", to_role="engineering", trace_id="race", requires_approval=True, approver_role="manager"
+        principal=sender,
+        type="t",
+        to_role="engineering",
+        trace_id="race",
+        requires_approval=True,
+        approver_role="manager",
     )
     barrier = threading.Barrier(2)
     outcomes = {}
@@ -27,7 +32,9 @@ def test_two_simultaneous_decisions_leave_one_winner(round_number):
         manager = Principal(subject=f"test:manager-{decision}", role="manager")
         barrier.wait()
         try:
-            approvals.decide_approval(principal=manager, approval_id=routed.approval_id, decision=decision, trace_id="race")
+            approvals.decide_approval(
+                principal=manager, approval_id=routed.approval_id, decision=decision, trace_id="race"
+            )
             outcomes[decision] = "won"
         except Conflict as exc:
             outcomes[decision] = exc.extra["current_status"]

@@ -119,7 +119,9 @@ def test_the_default_deadline_is_approval_timeout_seconds(route, finance, settin
     settings.APPROVAL_TIMEOUT_SECONDS = 120
     task = route()
 
-    body = finance.post("/api/v1/approvals", {"task_id": task["task_id"], "approver_role": "manager"}, format="json").json()
+    body = finance.post(
+        "/api/v1/approvals", {"task_id": task["task_id"], "approver_role": "manager"}, format="json"
+    ).json()
 
     remaining = (datetime.datetime.fromisoformat(body["expires_at"]) - timezone.now()).total_seconds()
     assert 110 <= remaining <= 120

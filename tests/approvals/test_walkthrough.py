@@ -74,13 +74,17 @@ def test_a_task_needing_approval_goes_from_routing_to_completion_through_api_and
 def test_rejecting_in_the_admin_cancels_the_task(route, manager_in_admin):
     routed = route(requires_approval=True, approver_role="manager")
 
-    manager_in_admin.post("/admin/approvals/approval/", {"action": "reject", "_selected_action": [routed["approval_id"]]})
+    manager_in_admin.post(
+        "/admin/approvals/approval/", {"action": "reject", "_selected_action": [routed["approval_id"]]}
+    )
 
     assert Approval.objects.get(pk=routed["approval_id"]).status == "rejected"
     assert Task.objects.get(pk=routed["task_id"]).status == "cancelled"
 
 
-def test_an_admin_decision_on_an_already_decided_approval_is_reported_and_changes_nothing(route, manager, manager_in_admin):
+def test_an_admin_decision_on_an_already_decided_approval_is_reported_and_changes_nothing(
+    route, manager, manager_in_admin
+):
     routed = route(requires_approval=True, approver_role="manager")
     manager.post(f"/api/v1/approvals/{routed['approval_id']}/decision", {"decision": "reject"}, format="json")
     events = AuditEvent.objects.count()

@@ -8,7 +8,7 @@ from django.db import connection
 from audit import services
 from audit.models import AuditEvent
 
-BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 @pytest.fixture

@@ -51,8 +51,10 @@ def test_sealing_may_not_change_any_other_column(make_events):
 
 
 def test_a_sealed_row_cannot_be_sealed_again(sealed_chain):
-    _refused("UPDATE audit_auditevent SET seal_seq = 99, prev_hash = repeat('0', 64), hash = repeat('a', 64) "
-             "WHERE seal_seq = 3")
+    _refused(
+        "UPDATE audit_auditevent SET seal_seq = 99, prev_hash = repeat('0', 64), hash = repeat('a', 64) "
+        "WHERE seal_seq = 3"
+    )
 
 
 def test_a_row_cannot_be_inserted_already_sealed(db):

@@ -72,8 +72,9 @@ def test_an_event_that_commits_after_a_later_id_was_sealed_gets_the_next_seq():
 
     def slow_writer():
         with transaction.atomic():
-            event["slow"] = services.record(event_type="x", actor="slow", role="finance", trace_id="",
-                                            target_type="t", target_id="1")
+            event["slow"] = services.record(
+                event_type="x", actor="slow", role="finance", trace_id="", target_type="t", target_id="1"
+            )
             recorded.set()
             release.wait(timeout=30)
 

@@ -46,8 +46,14 @@ def test_filters_combine(staff):
 
     response = staff.get(
         "/api/v1/audit",
-        {"trace_id": "t-9", "event_type": "task.routed", "target_type": "task", "target_id": "x",
-         "actor": "a-1", "role": "finance"},
+        {
+            "trace_id": "t-9",
+            "event_type": "task.routed",
+            "target_type": "task",
+            "target_id": "x",
+            "actor": "a-1",
+            "role": "finance",
+        },
     )
 
     assert _ids(response) == [wanted.id]

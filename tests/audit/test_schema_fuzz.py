@@ -5,7 +5,10 @@ import pytest
 
 from orchestrator.identity.principal import Principal
 from sessions import services
-from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
+from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings
+
+# The fixtures come from tests.fuzzing (a plugin, see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("keep_the_test_connection")
 
 schema = api_schema(r"^/api/v1/audit(/\{[^}/]+\})?$")
 

@@ -37,8 +37,9 @@ def fast_stream(settings):
 
 def _other_sessions():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         return cursor.fetchone()[0]
 
 
@@ -91,8 +92,9 @@ def test_a_client_that_disconnects_and_resumes_gets_every_event_exactly_once_in_
         try:
             for i in range(total):
                 role = "finance" if i % 2 == 0 else "manager"
-                session = create_session(principal=Principal(subject=f"token:{role}", role=role), role=role,
-                                         trace_id=f"stream-{i}")
+                session = create_session(
+                    principal=Principal(subject=f"token:{role}", role=role), role=role, trace_id=f"stream-{i}"
+                )
                 written.append((role, str(session.pk)))
                 time.sleep(0.02)
         except BaseException as exc:
@@ -119,7 +121,9 @@ def test_a_client_that_disconnects_and_resumes_gets_every_event_exactly_once_in_
     assert errors == []
     received = before + after
     expected = list(
-        AuditEvent.objects.filter(role="finance", event_type="session.created").order_by("id").values_list("id", flat=True)
+        AuditEvent.objects.filter(role="finance", event_type="session.created")
+        .order_by("id")
+        .values_list("id", flat=True)
     )
     assert len(expected) == finance_total
     assert [event_id for _, event_id, _ in received] == expected
@@ -146,8 +150,13 @@ def test_a_client_without_headers_resumes_with_the_last_event_id_parameter(live_
     _, token = ApiToken.issue(role="finance")
     ids = make_events(5)
 
-    response = requests.get(f"{live_server.url}/api/v1/audit/stream", params={"last_event_id": ids[1]},
-                            headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=(5, 30))
+    response = requests.get(
+        f"{live_server.url}/api/v1/audit/stream",
+        params={"last_event_id": ids[1]},
+        headers={"Authorization": f"Bearer {token}"},
+        stream=True,
+        timeout=(5, 30),
+    )
     got = _read_events(_sse(response), until=lambda got: len(got) >= 3)
     response.close()
 
@@ -162,8 +171,9 @@ def test_an_id_committed_after_a_larger_one_is_not_skipped_by_a_resumed_reader()
     def slow_writer():
         try:
             with transaction.atomic():
-                slow["event"] = services.record(event_type="x", actor="slow", role="finance", trace_id="",
-                                                target_type="t", target_id="1")
+                slow["event"] = services.record(
+                    event_type="x", actor="slow", role="finance", trace_id="", target_type="t", target_id="1"
+                )
                 recorded.set()
                 release.wait(timeout=30)
         finally:
@@ -194,12 +204,14 @@ def test_a_bad_last_event_id_answers_400_problem(live_server, fast_stream, make_
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
 
     for value in ("abc", "99999999999999999999999", str(manager_event)):
-        response = requests.get(f"{live_server.url}/api/v1/audit/stream", headers={**headers, "Last-Event-ID": value},
-                                timeout=10)
+        response = requests.get(
+            f"{live_server.url}/api/v1/audit/stream", headers={**headers, "Last-Event-ID": value}, timeout=10
+        )
         assert response.status_code == 400, value
         assert response.headers["Content-Type"] == "application/problem+json"
-    bad_filter = requests.get(f"{live_server.url}/api/v1/audit/stream", headers=headers,
-                              params={"since": "soon"}, timeout=10)
+    bad_filter = requests.get(
+        f"{live_server.url}/api/v1/audit/stream", headers=headers, params={"since": "soon"}, timeout=10
+    )
     assert bad_filter.status_code == 400
 
 

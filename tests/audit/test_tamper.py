@@ -76,12 +76,21 @@ def test_a_forged_row_inserted_between_two_sealed_rows_is_reported_where_its_lin
     # A careful attacker: make room at seq 7, insert a row chained correctly onto seq 6.
     attacker("UPDATE audit_auditevent SET seal_seq = seal_seq + 1000 WHERE seal_seq >= 7")
     attacker("UPDATE audit_auditevent SET seal_seq = seal_seq - 999 WHERE seal_seq >= 1007")
-    services.record(event_type="approval.decided", actor="forger", role="finance", trace_id="", target_type="task",
-                    target_id="t", metadata={"decision": "approve"})
+    services.record(
+        event_type="approval.decided",
+        actor="forger",
+        role="finance",
+        trace_id="",
+        target_type="task",
+        target_id="t",
+        metadata={"decision": "approve"},
+    )
     forged = AuditEvent.objects.get(actor="forger")
     forged.seal_seq, forged.prev_hash = 7, AuditEvent.objects.get(seal_seq=6).hash
-    attacker("UPDATE audit_auditevent SET seal_seq = 7, prev_hash = %s, hash = %s WHERE id = %s",
-             [forged.prev_hash, services.chain_hash(forged.prev_hash, forged), forged.id])
+    attacker(
+        "UPDATE audit_auditevent SET seal_seq = 7, prev_hash = %s, hash = %s WHERE id = %s",
+        [forged.prev_hash, services.chain_hash(forged.prev_hash, forged), forged.id],
+    )
 
     result = services.verify_audit()
 
@@ -129,8 +138,10 @@ def test_a_row_appended_after_the_last_seal_is_reported(sealed_chain, attacker):
     services.record(event_type="x", actor="forger", role="finance", trace_id="", target_type="t", target_id="1")
     forged = AuditEvent.objects.get(actor="forger")
     forged.seal_seq, forged.prev_hash = 21, AuditEvent.objects.get(seal_seq=20).hash
-    attacker("UPDATE audit_auditevent SET seal_seq = 21, prev_hash = %s, hash = %s WHERE id = %s",
-             [forged.prev_hash, services.chain_hash(forged.prev_hash, forged), forged.id])
+    attacker(
+        "UPDATE audit_auditevent SET seal_seq = 21, prev_hash = %s, hash = %s WHERE id = %s",
+        [forged.prev_hash, services.chain_hash(forged.prev_hash, forged), forged.id],
+    )
 
     result = services.verify_audit()
 

@@ -134,7 +134,9 @@ def main(argv=None):
                 "tests.bench.naive_app:application", env=harness.app_env(urls["naive"]), **server_options
             ) as naive_url,
             harness.gunicorn(
-                "orchestrator.wsgi:application", env=harness.app_env(urls["ours"]), ready_path="/api/v1/health",
+                "orchestrator.wsgi:application",
+                env=harness.app_env(urls["ours"]),
+                ready_path="/api/v1/health",
                 **server_options,
             ) as ours_url,
         ):

@@ -98,8 +98,10 @@ def main(argv):
     parser.add_argument("--due", type=int, default=500_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument(
-        "--rounds", type=int, default=harness.rounds(), help="Seed-and-measure rounds (default BENCH_ROUNDS or 1); "
-        "the median ratio is reported."
+        "--rounds",
+        type=int,
+        default=harness.rounds(),
+        help="Seed-and-measure rounds (default BENCH_ROUNDS or 1); the median ratio is reported.",
     )
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark database afterwards.")
     args = parser.parse_args(argv)

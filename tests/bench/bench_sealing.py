@@ -57,7 +57,10 @@ class BackgroundSealer:
     def __enter__(self):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.bench_sealing", "--sealer"],
-            cwd=harness.BASE_DIR, env=self.env, stdout=subprocess.PIPE, text=True,
+            cwd=harness.BASE_DIR,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         # Django's start-up in the new process must not be charged to the measurement.
         if self.process.stdout.readline().strip() != "ready":
@@ -101,17 +104,24 @@ def main():
                 sealed_during_load += sealer.sealed
                 return measured
 
-            harness.check_answer(base_url, "POST", "/api/v1/sessions", body=POST_BODY, headers=headers,
-                                 expected_status=201)
+            harness.check_answer(
+                base_url, "POST", "/api/v1/sessions", body=POST_BODY, headers=headers, expected_status=201
+            )
             harness.http_load(post, method="POST", body=POST_BODY, headers=headers, duration=WARM_UP_SECONDS)
             figures = harness.in_turns({"without": lambda: rps("without"), "with": with_sealer})
-        harness.print_ratios("POST /api/v1/sessions with background sealing", {
-            "with": figures["with"], "without": figures["without"],
-        })
+        harness.print_ratios(
+            "POST /api/v1/sessions with background sealing",
+            {
+                "with": figures["with"],
+                "without": figures["without"],
+            },
+        )
         ratio = figures["with"] / figures["without"]
         print(f"  target with/without >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f})")
-        print(f"  sealed by the background sealer during the load: {sealed_during_load} events "
-              f"(every {SEAL_INTERVAL_SECONDS:g} s)")
+        print(
+            f"  sealed by the background sealer during the load: {sealed_during_load} events "
+            f"(every {SEAL_INTERVAL_SECONDS:g} s)"
+        )
         harness.manage(url, "seal_audit")
         print("  " + harness.manage(url, "verify_audit").strip().replace("\n", "\n  "))
     finally:

@@ -138,7 +138,7 @@ def main(argv=None):
     )
     token = prepare_template()
     try:
-        for kind in (["post", "get"] if args.only is None else [args.only]):
+        for kind in ["post", "get"] if args.only is None else [args.only]:
             figures = measure(kind, token, server_options)
             harness.print_ratios(f"{kind.upper()} /api/v1/sessions{'/{id}' if kind == 'get' else ''}", figures)
             print(f"  target ours >= 1.0x naive: {'met' if figures['ours'] >= figures['naive'] else 'MISSED'}")

@@ -94,8 +94,21 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = Task
         fields = [
-            "id", "type", "from_role", "to_role", "payload", "status", "trace_id", "created_by", "claimed_by",
-            "result", "error", "created_at", "updated_at", "claimed_at", "finished_at",
+            "id",
+            "type",
+            "from_role",
+            "to_role",
+            "payload",
+            "status",
+            "trace_id",
+            "created_by",
+            "claimed_by",
+            "result",
+            "error",
+            "created_at",
+            "updated_at",
+            "claimed_at",
+            "finished_at",
         ]
 
 

@@ -25,7 +25,7 @@ def bars(response):
 
 
 def test_a_week_of_daily_bars_counts_the_sessions_created_each_day(staff_client):
-    today = timezone.now().astimezone(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = timezone.now().astimezone(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     session_created_at(today + datetime.timedelta(minutes=1))
     for _ in range(2):
         session_created_at(today - datetime.timedelta(days=2) + datetime.timedelta(hours=5))
@@ -39,7 +39,7 @@ def test_a_week_of_daily_bars_counts_the_sessions_created_each_day(staff_client)
 
 
 def test_hourly_bars_cover_the_last_day_hour_by_hour(staff_client):
-    this_hour = timezone.now().astimezone(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    this_hour = timezone.now().astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
     session_created_at(this_hour - datetime.timedelta(hours=3) + datetime.timedelta(minutes=30))
     session_created_at(this_hour - datetime.timedelta(hours=3) + datetime.timedelta(minutes=59))
     session_created_at(this_hour - datetime.timedelta(hours=23))
@@ -72,8 +72,6 @@ def test_the_default_chart_is_seven_daily_bars(staff_client):
     assert len(bars(staff_client.get("/dashboard/"))) == 7
 
 
-@pytest.mark.parametrize(
-    "query", ["days=0", "days=91", "days=abc", "bucket=minute", "days=8&bucket=hour", "days=1e3"]
-)
+@pytest.mark.parametrize("query", ["days=0", "days=91", "days=abc", "bucket=minute", "days=8&bucket=hour", "days=1e3"])
 def test_bad_chart_parameters_answer_400(staff_client, query):
     assert staff_client.get(f"/dashboard/?{query}").status_code == 400

@@ -24,7 +24,6 @@ def redis_cache_settings(port):
     }
 
 
-
 @pytest.fixture
 def client_for(issue_token):
     """client_for(role) -> an in-process API client for a new agent of that role."""

@@ -28,6 +28,7 @@ def test_every_api_v1_endpoint_that_writes_goes_through_api_view_dispatch():
         assert view.dispatch is ApiView.dispatch, route
     # A function view (no view_class) under /api/v1 would escape the mechanism unnoticed.
     assert all(
-        hasattr(callback, "view_class") for route, callback in routed_views(get_resolver().url_patterns)
+        hasattr(callback, "view_class")
+        for route, callback in routed_views(get_resolver().url_patterns)
         if route.startswith("api/v1/")
     )

@@ -36,8 +36,12 @@ def test_a_retried_session_patch_replays_and_transitions_once(client_for, new_ke
     client, key = client_for("finance"), new_key()
     session_id = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
 
-    first = client.patch(f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    retry = client.patch(f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    first = client.patch(
+        f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    retry = client.patch(
+        f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
 
     assert first.status_code == retry.status_code == 200
     assert retry["Idempotent-Replayed"] == "true"

@@ -34,10 +34,17 @@ def test_jobs_are_acknowledged_only_after_they_finish():
 def test_the_intervals_come_from_the_environment():
     env = {**os.environ, "EXPIRE_SESSIONS_INTERVAL_SECONDS": "120", "SEAL_AUDIT_INTERVAL_SECONDS": "30"}
     printed = subprocess.run(
-        [sys.executable, "-c",
-         "from orchestrator.celery import app; s = app.conf.beat_schedule; "
-         "print(s['expire_sessions']['schedule'], s['seal_audit']['schedule'], s['expire_approvals']['schedule'])"],
-        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from orchestrator.celery import app; s = app.conf.beat_schedule; "
+            "print(s['expire_sessions']['schedule'], s['seal_audit']['schedule'], s['expire_approvals']['schedule'])",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
 
     assert printed == ["120", "30", "60"]

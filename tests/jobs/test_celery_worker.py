@@ -43,8 +43,18 @@ def worker(tmp_path):
     log = tmp_path / "worker.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [str(CELERY), "-A", "orchestrator", "worker", "--pool=solo", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            [
+                str(CELERY),
+                "-A",
+                "orchestrator",
+                "worker",
+                "--pool=solo",
+                "--queues",
+                queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
             cwd=Path(__file__).resolve().parents[2],
             env=env,
             stdout=log_file,

@@ -78,7 +78,9 @@ def test_purge_keeps_every_audit_event_and_records_one_purge_event_per_session(f
     session_id = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
     finance.patch(f"/api/v1/sessions/{session_id}", {"status": "active"}, format="json")
     finance.patch(f"/api/v1/sessions/{session_id}", {"status": "completed"}, format="json")
-    Session.objects.filter(pk=session_id).update(updated_at=Session.objects.get(pk=session_id).updated_at.replace(year=2000))
+    Session.objects.filter(pk=session_id).update(
+        updated_at=Session.objects.get(pk=session_id).updated_at.replace(year=2000)
+    )
     history = list(AuditEvent.objects.filter(target_id=session_id).values_list("pk", flat=True))
     out = StringIO()
 

@@ -55,7 +55,13 @@ def test_a_job_whose_app_is_not_installed_is_skipped_and_the_others_still_run(ma
 
 def manage(env, *args, check=True):
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=check
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
     )
 
 
@@ -64,7 +70,9 @@ def test_run_jobs_once_expires_due_sessions_in_the_embedded_sqlite_default(tmp_p
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     manage(env, "migrate", "--noinput", "-v0")
     manage(
-        env, "shell", "-c",
+        env,
+        "shell",
+        "-c",
         "from datetime import timedelta\n"
         "from django.utils import timezone\n"
         "from sessions.models import Session\n"
@@ -77,7 +85,9 @@ def test_run_jobs_once_expires_due_sessions_in_the_embedded_sqlite_default(tmp_p
 
     assert "expire_sessions: 2" in result.stdout, result.stdout + result.stderr
     counts = manage(
-        env, "shell", "-c",
+        env,
+        "shell",
+        "-c",
         "from audit.models import AuditEvent\n"
         "from sessions.models import Session\n"
         "print(sorted(Session.objects.values_list('status', flat=True)))\n"

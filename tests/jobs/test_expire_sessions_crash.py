@@ -63,7 +63,9 @@ def test_a_batch_that_fails_inside_its_transaction_leaves_no_expired_session_wit
     try:
         with pytest.raises(Exception, match="audit insert refused"):
             expire_sessions(days=7, batch_size=3)
-        assert set(Session.objects.filter(pk__in=due, status="expired").values_list("pk", flat=True)) == set(first_batch)
+        assert set(Session.objects.filter(pk__in=due, status="expired").values_list("pk", flat=True)) == set(
+            first_batch
+        )
         assert set(expiry_events().values_list("target_id", flat=True)) == {str(pk) for pk in first_batch}
     finally:
         with connection.cursor() as cursor:

@@ -3,7 +3,7 @@
 import io
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +15,7 @@ from notifications.models import Notification
 from routing.models import Task
 from sessions.models import Session, SessionMessage
 
-T0 = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
 def at(minutes):
@@ -34,31 +34,75 @@ def source_file(tmp_path):
         "format": "orchestrator-export",
         "version": 1,
         "tasks": [
-            {"id": f"task_{task.hex}", "type": "invoice.pay", "from_role": "manager", "to_role": "finance",
-             "payload": {"amount": 120, "lines": [1, 2]}, "trace_id": "t-1", "status": "awaiting_approval",
-             "created_by": "token:9", "created_at": at(0), "updated_at": at(1)},
-            {"id": str(other_task), "type": "report", "from_role": "finance", "to_role": "manager",
-             "payload": {}, "trace_id": "t-2", "status": "completed", "created_by": "token:9",
-             "claimed_by": "token:3", "result": {"ok": True}, "created_at": at(2), "updated_at": at(5),
-             "claimed_at": at(3), "finished_at": at(5)},
+            {
+                "id": f"task_{task.hex}",
+                "type": "invoice.pay",
+                "from_role": "manager",
+                "to_role": "finance",
+                "payload": {"amount": 120, "lines": [1, 2]},
+                "trace_id": "t-1",
+                "status": "awaiting_approval",
+                "created_by": "token:9",
+                "created_at": at(0),
+                "updated_at": at(1),
+            },
+            {
+                "id": str(other_task),
+                "type": "report",
+                "from_role": "finance",
+                "to_role": "manager",
+                "payload": {},
+                "trace_id": "t-2",
+                "status": "completed",
+                "created_by": "token:9",
+                "claimed_by": "token:3",
+                "result": {"ok": True},
+                "created_at": at(2),
+                "updated_at": at(5),
+                "claimed_at": at(3),
+                "finished_at": at(5),
+            },
         ],
         "sessions": [
-            {"id": f"sess_{session}", "role": "finance", "task_id": f"task_{task}", "status": "active",
-             "metadata": {"model": "x", "nested": {"a": [1]}}, "owner": "token:9",
-             "created_at": at(0), "updated_at": at(4),
-             "messages": [
-                 {"author_role": "finance", "content": "started", "created_at": at(1)},
-                 {"author_role": "manager", "content": "ok, go ahead", "created_at": at(2)},
-             ]},
+            {
+                "id": f"sess_{session}",
+                "role": "finance",
+                "task_id": f"task_{task}",
+                "status": "active",
+                "metadata": {"model": "x", "nested": {"a": [1]}},
+                "owner": "token:9",
+                "created_at": at(0),
+                "updated_at": at(4),
+                "messages": [
+                    {"author_role": "finance", "content": "started", "created_at": at(1)},
+                    {"author_role": "manager", "content": "ok, go ahead", "created_at": at(2)},
+                ],
+            },
         ],
         "approvals": [
-            {"id": f"appr_{approval}", "task_id": f"task_{task}", "approver_role": "manager", "status": "pending",
-             "requested_by": "token:9", "notes": "over budget", "expires_at": at(600),
-             "created_at": at(1), "updated_at": at(1)},
+            {
+                "id": f"appr_{approval}",
+                "task_id": f"task_{task}",
+                "approver_role": "manager",
+                "status": "pending",
+                "requested_by": "token:9",
+                "notes": "over budget",
+                "expires_at": at(600),
+                "created_at": at(1),
+                "updated_at": at(1),
+            },
         ],
         "notifications": [
-            {"id": f"notif_{notification}", "to_role": "manager", "from_role": "finance", "message": "see session",
-             "trace_id": "t-1", "session_id": f"sess_{session}", "created_by": "token:9", "created_at": at(3)},
+            {
+                "id": f"notif_{notification}",
+                "to_role": "manager",
+                "from_role": "finance",
+                "message": "see session",
+                "trace_id": "t-1",
+                "session_id": f"sess_{session}",
+                "created_by": "token:9",
+                "created_at": at(3),
+            },
         ],
     }
     path = tmp_path / "source.json"

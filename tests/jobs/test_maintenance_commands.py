@@ -15,8 +15,12 @@ from routing.models import Task
 
 def overdue_approval():
     task = Task.objects.create(
-        type="invoice.pay", from_role="manager", to_role="finance", trace_id="t-1",
-        created_by="token:1", status="awaiting_approval",
+        type="invoice.pay",
+        from_role="manager",
+        to_role="finance",
+        trace_id="t-1",
+        created_by="token:1",
+        status="awaiting_approval",
     )
     return Approval.objects.create(
         task=task, approver_role="manager", requested_by="token:1", expires_at=timezone.now() - timedelta(minutes=1)
@@ -26,8 +30,15 @@ def overdue_approval():
 def idempotency_record(key, *, expires_in):
     now = timezone.now()
     return IdempotencyRecord.objects.create(
-        principal="token:1", key=key, method="POST", path="/api/v1/sessions", fingerprint="f" * 64,
-        status_code=201, response_body=b"{}", created_at=now, expires_at=now + expires_in,
+        principal="token:1",
+        key=key,
+        method="POST",
+        path="/api/v1/sessions",
+        fingerprint="f" * 64,
+        status_code=201,
+        response_body=b"{}",
+        created_at=now,
+        expires_at=now + expires_in,
     )
 
 

@@ -4,7 +4,9 @@ from audit.models import AuditEvent
 
 
 def send(agent, **fields):
-    response = agent.post("/api/v1/notifications", {"to_role": "manager", "message": "budget over", **fields}, format="json")
+    response = agent.post(
+        "/api/v1/notifications", {"to_role": "manager", "message": "budget over", **fields}, format="json"
+    )
     assert response.status_code == 202, response.content
     return response.json()
 
@@ -57,5 +59,7 @@ def test_a_notification_may_point_at_a_session_the_sender_can_see(finance, manag
     foreign = manager.post("/api/v1/sessions", {"role": "manager"}, format="json").json()["session_id"]
 
     assert send(finance, session_id=own)["session_id"] == own
-    response = finance.post("/api/v1/notifications", {"to_role": "manager", "message": "x", "session_id": foreign}, format="json")
+    response = finance.post(
+        "/api/v1/notifications", {"to_role": "manager", "message": "x", "session_id": foreign}, format="json"
+    )
     assert response.status_code == 400

@@ -38,22 +38,73 @@ def world(agents):
     pending, claimed, gated = route(), route(), route(requires_approval=True, approver_role="manager")
     engineering.post(f"/api/v1/tasks/{claimed['task_id']}/claim")
     note = finance.post("/api/v1/notifications", {"to_role": "manager", "message": "hi"}, format="json").json()
-    return World(pending["task_id"], claimed["task_id"], gated["task_id"], gated["approval_id"], note["notification_id"])
+    return World(
+        pending["task_id"], claimed["task_id"], gated["task_id"], gated["approval_id"], note["notification_id"]
+    )
 
 
 # name: (method, path, body, right role, success status, {wrong role: refusal status})
 ENDPOINTS = {
-    "route": ("post", "/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "from_role": "finance"}, "finance", 202, {"marketing": 403}),
+    "route": (
+        "post",
+        "/api/v1/tasks/route",
+        {"type": "t", "to_role": "engineering", "from_role": "finance"},
+        "finance",
+        202,
+        {"marketing": 403},
+    ),
     "read task": ("get", "/api/v1/tasks/{pending}", None, "engineering", 200, {"marketing": 404}),
     "claim": ("post", "/api/v1/tasks/{pending}/claim", None, "engineering", 200, {"finance": 403, "marketing": 404}),
-    "complete": ("post", "/api/v1/tasks/{claimed}/complete", {"result": 1}, "engineering", 200, {"finance": 403, "marketing": 404}),
-    "fail": ("post", "/api/v1/tasks/{claimed}/fail", {"error": "x"}, "engineering", 200, {"finance": 403, "marketing": 404}),
+    "complete": (
+        "post",
+        "/api/v1/tasks/{claimed}/complete",
+        {"result": 1},
+        "engineering",
+        200,
+        {"finance": 403, "marketing": 404},
+    ),
+    "fail": (
+        "post",
+        "/api/v1/tasks/{claimed}/fail",
+        {"error": "x"},
+        "engineering",
+        200,
+        {"finance": 403, "marketing": 404},
+    ),
     "cancel": ("post", "/api/v1/tasks/{pending}/cancel", None, "finance", 200, {"engineering": 403, "marketing": 404}),
-    "claim next": ("post", "/api/v1/tasks/claim-next?to_role=engineering", None, "engineering", 200, {"marketing": 403}),
-    "request approval": ("post", "/api/v1/approvals", {"task_id": "{pending}", "approver_role": "manager"}, "finance", 201, {"marketing": 404}),
+    "claim next": (
+        "post",
+        "/api/v1/tasks/claim-next?to_role=engineering",
+        None,
+        "engineering",
+        200,
+        {"marketing": 403},
+    ),
+    "request approval": (
+        "post",
+        "/api/v1/approvals",
+        {"task_id": "{pending}", "approver_role": "manager"},
+        "finance",
+        201,
+        {"marketing": 404},
+    ),
     "read approval": ("get", "/api/v1/approvals/{approval}", None, "manager", 200, {"marketing": 404}),
-    "decide": ("post", "/api/v1/approvals/{approval}/decision", {"decision": "approve"}, "manager", 200, {"finance": 403, "marketing": 404}),
-    "notify": ("post", "/api/v1/notifications", {"to_role": "manager", "message": "m", "from_role": "finance"}, "finance", 202, {"marketing": 403}),
+    "decide": (
+        "post",
+        "/api/v1/approvals/{approval}/decision",
+        {"decision": "approve"},
+        "manager",
+        200,
+        {"finance": 403, "marketing": 404},
+    ),
+    "notify": (
+        "post",
+        "/api/v1/notifications",
+        {"to_role": "manager", "message": "m", "from_role": "finance"},
+        "finance",
+        202,
+        {"marketing": 403},
+    ),
     "list notifications": ("get", "/api/v1/notifications?to_role=manager", None, "manager", 200, {"finance": 403}),
     "ack": ("post", "/api/v1/notifications/{notification}/ack", None, "manager", 200, {"finance": 404}),
 }
@@ -98,9 +149,7 @@ def test_staff_succeed(staff, world, name):
     assert response.status_code == ENDPOINTS[name][4], response.content
 
 
-@pytest.mark.parametrize(
-    "name,role", [(name, role) for name, spec in ENDPOINTS.items() for role in spec[5]]
-)
+@pytest.mark.parametrize("name,role", [(name, role) for name, spec in ENDPOINTS.items() for role in spec[5]])
 def test_a_wrong_role_is_refused_and_changes_nothing(agents, world, name, role):
     before = state()
 

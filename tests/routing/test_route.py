@@ -46,7 +46,9 @@ def test_an_agent_cannot_route_from_another_role(finance):
 
 
 def test_staff_may_route_from_any_role(staff):
-    response = staff.post("/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "from_role": "manager"}, format="json")
+    response = staff.post(
+        "/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "from_role": "manager"}, format="json"
+    )
 
     assert response.status_code == 202
     assert response.json()["from_role"] == "manager"
@@ -61,7 +63,9 @@ def test_an_unknown_target_role_answers_400(finance):
 
 
 def test_requires_approval_without_an_approver_role_answers_400(finance):
-    response = finance.post("/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "requires_approval": True}, format="json")
+    response = finance.post(
+        "/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "requires_approval": True}, format="json"
+    )
 
     assert response.status_code == 400
     assert "approver_role" in response.json()["errors"]
@@ -81,7 +85,9 @@ def test_requires_approval_puts_the_task_on_hold_and_opens_the_approval_at_once(
 
 
 def test_a_nul_character_in_the_payload_answers_400_not_500(finance):
-    response = finance.post("/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "payload": {"k": "a\x00b"}}, format="json")
+    response = finance.post(
+        "/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "payload": {"k": "a\x00b"}}, format="json"
+    )
 
     assert response.status_code == 400
     assert "payload" in response.json()["errors"]

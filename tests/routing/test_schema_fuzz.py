@@ -6,7 +6,10 @@ import pytest
 from notifications import services as notifications
 from orchestrator.identity.principal import Principal
 from routing import services
-from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
+from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings
+
+# The fixtures come from tests.fuzzing (a plugin, see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("keep_the_test_connection")
 
 schema = api_schema(r"^/api/v1/(tasks|approvals|notifications)")
 
@@ -18,7 +21,12 @@ def existing_objects(db):
     for _ in range(2):
         services.route_task(principal=sender, type="t", to_role="finance", payload={"k": [1]}, trace_id="fuzz")
         services.route_task(
-            principal=sender, type="t", to_role="finance", trace_id="fuzz", requires_approval=True, approver_role="finance"
+            principal=sender,
+            type="t",
+            to_role="finance",
+            trace_id="fuzz",
+            requires_approval=True,
+            approver_role="finance",
         )
         notifications.send_notification(principal=sender, to_role="finance", message="m", trace_id="fuzz")
     services.claim_next_task(principal=sender, trace_id="fuzz")

@@ -130,6 +130,9 @@ def test_an_unsupported_method_answers_405(finance):
 def test_an_empty_message_answers_400(finance):
     session_id = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
 
-    assert "content" in assert_problem(
-        finance.post(f"/api/v1/sessions/{session_id}/messages", {"content": ""}, format="json"), 400
-    )["errors"]
+    assert (
+        "content"
+        in assert_problem(finance.post(f"/api/v1/sessions/{session_id}/messages", {"content": ""}, format="json"), 400)[
+            "errors"
+        ]
+    )

@@ -51,9 +51,12 @@ def test_finance_cannot_create_a_session_for_another_role(finance):
 def test_staff_can_read_update_list_and_message_any_role(staff, manager_session):
     assert staff.get(f"/api/v1/sessions/{manager_session}").status_code == 200
     assert staff.patch(f"/api/v1/sessions/{manager_session}", {"status": "active"}, format="json").status_code == 200
-    assert staff.post(
-        f"/api/v1/sessions/{manager_session}/messages", {"content": "ok", "author_role": "manager"}, format="json"
-    ).status_code == 201
+    assert (
+        staff.post(
+            f"/api/v1/sessions/{manager_session}/messages", {"content": "ok", "author_role": "manager"}, format="json"
+        ).status_code
+        == 201
+    )
     assert [s["session_id"] for s in staff.get("/api/v1/sessions?role=manager").json()["sessions"]] == [manager_session]
     assert AuditEvent.objects.filter(target_id=manager_session, actor=staff.token.subject).count() == 2
 
@@ -70,7 +73,11 @@ def test_an_agent_cannot_write_a_message_as_another_role(finance):
 
 @pytest.mark.parametrize(
     "method,path",
-    [("get", "/api/v1/sessions"), ("post", "/api/v1/sessions"), ("get", "/api/v1/sessions/00000000-0000-0000-0000-000000000000")],
+    [
+        ("get", "/api/v1/sessions"),
+        ("post", "/api/v1/sessions"),
+        ("get", "/api/v1/sessions/00000000-0000-0000-0000-000000000000"),
+    ],
 )
 def test_no_token_answers_401_with_a_bearer_challenge(anonymous, method, path):
     response = getattr(anonymous, method)(path)

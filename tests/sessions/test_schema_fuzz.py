@@ -1,6 +1,11 @@
 """Schemathesis drives the session endpoints from the generated OpenAPI schema: no 5xx, no schema violations."""
 
-from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings, keep_the_test_connection, staff_authorization  # noqa: F401
+import pytest
+
+from tests.fuzzing import EXCLUDED_CHECKS, api_schema, fuzz_settings
+
+# The fixtures come from tests.fuzzing (a plugin, see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("keep_the_test_connection")
 
 schema = api_schema(r"^/api/v1/sessions")
 

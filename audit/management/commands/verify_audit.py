@@ -8,8 +8,14 @@ class Command(BaseCommand):
     help = "Walk the audit hash chain and report the first broken link; exit code 1 on a break, 0 when intact."
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="from_seq", type=int, default=None, metavar="SEQ",
-                            help="Start at this seal_seq, trusting the hash of the one before (default: 1).")
+        parser.add_argument(
+            "--from",
+            dest="from_seq",
+            type=int,
+            default=None,
+            metavar="SEQ",
+            help="Start at this seal_seq, trusting the hash of the one before (default: 1).",
+        )
 
     def handle(self, *args, from_seq, **options):
         if from_seq is not None and from_seq < 1:

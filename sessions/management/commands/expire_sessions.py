@@ -10,14 +10,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--days", type=int, default=None,
+            "--days",
+            type=int,
+            default=None,
             help=f"Idle days before a session expires (default SESSION_RETENTION_DAYS, now {settings.SESSION_RETENTION_DAYS}).",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=None,
+            "--batch-size",
+            type=int,
+            default=None,
             help=f"Sessions per transaction (default SESSION_EXPIRY_BATCH_SIZE, now {settings.SESSION_EXPIRY_BATCH_SIZE}).",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Report how many sessions would expire; change nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report how many sessions would expire; change nothing."
+        )
 
     def handle(self, *args, days, batch_size, dry_run, **options):
         if (days is not None and days < 0) or (batch_size is not None and batch_size < 1):
@@ -25,7 +31,9 @@ class Command(BaseCommand):
         days = settings.SESSION_RETENTION_DAYS if days is None else days
         if dry_run:
             count = retention.expire_sessions(days=days, dry_run=True)
-            self.stdout.write(f"Dry run: {count} sessions idle for more than {days} days would expire; nothing changed.")
+            self.stdout.write(
+                f"Dry run: {count} sessions idle for more than {days} days would expire; nothing changed."
+            )
             return
         total = retention.count_due_sessions(days=days)
         bar = progress(total=total, description="Expiring sessions", stream=self.stdout)

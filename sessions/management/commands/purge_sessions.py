@@ -8,11 +8,17 @@ class Command(BaseCommand):
     help = "Delete completed, failed and expired sessions older than DAYS. Live sessions and audit events stay."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than", type=int, required=True, metavar="DAYS",
-                            help="Delete terminal sessions last changed more than DAYS days ago.")
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            required=True,
+            metavar="DAYS",
+            help="Delete terminal sessions last changed more than DAYS days ago.",
+        )
         parser.add_argument("--batch-size", type=int, default=1000, help="Sessions deleted per transaction.")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="Report how many sessions would be deleted; change nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report how many sessions would be deleted; change nothing."
+        )
 
     def handle(self, *args, older_than, batch_size, dry_run, **options):
         if older_than < 0 or batch_size < 1:
@@ -25,8 +31,9 @@ class Command(BaseCommand):
             return
         bar = progress(total=total, description="Purging sessions", stream=self.stdout)
         try:
-            count = retention.purge_sessions(older_than_days=older_than, batch_size=batch_size,
-                                             on_batch=lambda _, n: bar.update(n))
+            count = retention.purge_sessions(
+                older_than_days=older_than, batch_size=batch_size, on_batch=lambda _, n: bar.update(n)
+            )
         finally:
             bar.close()
         self.stdout.write(f"Deleted {count} terminal sessions older than {older_than} days; their audit events stay.")

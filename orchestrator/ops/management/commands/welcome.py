@@ -20,6 +20,6 @@ Orchestrator is starting on {base}
   API docs:     {base}/api/docs/
   Health:       {base}/api/v1/health
   Mint a token: .venv/bin/python manage.py issue_token --role finance
-                (roles: {', '.join(known_roles())}; add --staff for a token that sees every role)
+                (roles: {", ".join(known_roles())}; add --staff for a token that sees every role)
 """
         )
