@@ -10,15 +10,31 @@ TEST_ENV = DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/orchestrator \
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench services-start services-stop clean
+# The Python packages the checks cover (tests are linted too, but not type-checked).
+PACKAGES := orchestrator audit routing sessions notifications approvals transfer dashboard agent_tools
 
+.PHONY: install install-dev run test lint bench fuzz services-start services-stop clean
+
+# `make run` installs only what production runs; the test and bench targets add the dev tools.
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
 install: $(BIN)/.installed
+
+install-dev: $(BIN)/.installed-dev
+
+# Style, formatting and types; the import contracts run inside the suite (tests/test_architecture.py).
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(PACKAGES)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -27,13 +43,13 @@ run: install
 	$(BIN)/python manage.py run_jobs & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install
+test: lint
 	./scripts/services.sh install
 	@status=0; ./scripts/services.sh start >/dev/null && \
 	  $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	  ./scripts/services.sh stop; exit $$status
 
-bench: install
+bench: install-dev
 	./scripts/services.sh install
 	@status=0; ./scripts/services.sh start >/dev/null && \
 	  $(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS) || status=$$?; \
