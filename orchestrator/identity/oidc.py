@@ -9,6 +9,7 @@ key never waits on the provider, so the API stays as fast and as available as wi
 import logging
 import threading
 import time
+from typing import Any
 
 import jwt
 import requests
@@ -44,14 +45,14 @@ class ProviderUnavailable(exceptions.APIException):
     default_code = "identity_provider_unavailable"
 
 
-def fetch_json(url):
+def fetch_json(url: str) -> Any:
     """The one way this module talks to the provider (tests count the calls here)."""
     response = http.get(url, timeout=settings.OIDC_TIMEOUT)
     response.raise_for_status()
     return response.json()
 
 
-def _parse_jwks(document):
+def _parse_jwks(document: Any) -> list[jwt.PyJWK]:
     keys = []
     for entry in document.get("keys", []) if isinstance(document, dict) else []:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
@@ -72,25 +73,25 @@ class ProviderKeys:
     key at once, one refetches and the others simply retry with the keys it brought back.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.clear()
 
-    def clear(self):
-        self._issuer = None
-        self._discovery = None
-        self._keys = None
+    def clear(self) -> None:
+        self._issuer: str | None = None
+        self._discovery: dict[str, Any] | None = None
+        self._keys: list[jwt.PyJWK] | None = None
         self._loaded_at = 0.0
-        self._refetched_at = None
+        self._refetched_at: float | None = None
         self.generation = 0
 
-    def _follow_issuer(self):
+    def _follow_issuer(self) -> None:
         # Everything cached belongs to one issuer; a changed setting starts afresh.
         if self._issuer != settings.OIDC_ISSUER:
             self.clear()
             self._issuer = settings.OIDC_ISSUER
 
-    def discovery(self):
+    def discovery(self) -> dict[str, Any]:
         self._follow_issuer()
         if self._discovery is None:
             url = settings.OIDC_ISSUER.rstrip("/") + "/.well-known/openid-configuration"
@@ -105,7 +106,7 @@ class ProviderKeys:
             self._discovery = document
         return self._discovery
 
-    def endpoint(self, setting):
+    def endpoint(self, setting: str) -> str:
         """The endpoint set explicitly in `setting`, else the one the discovery document names."""
         explicit = getattr(settings, setting, "")
         if explicit:
@@ -116,13 +117,13 @@ class ProviderKeys:
             raise ProviderUnavailable()
         return value
 
-    def _load(self):
+    def _load(self) -> None:
         keys = _parse_jwks(fetch_json(self.endpoint("OIDC_OP_JWKS_ENDPOINT")))
         self._keys = keys
         self._loaded_at = time.monotonic()
         self.generation += 1
 
-    def current(self):
+    def current(self) -> tuple[int, list[jwt.PyJWK]]:
         """(generation, keys): loads the set on first use and after the cache TTL."""
         self._follow_issuer()
         stale = time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS
@@ -140,9 +141,9 @@ class ProviderKeys:
                         self._loaded_at = (
                             time.monotonic() - settings.OIDC_JWKS_CACHE_SECONDS + settings.OIDC_JWKS_MIN_REFETCH_SECONDS
                         )
-        return self.generation, self._keys
+        return self.generation, self._keys or []
 
-    def refetch(self, seen_generation):
+    def refetch(self, seen_generation: int) -> bool:
         """Fetch the key set again for a token no cached key verifies; True if there are newer keys to try."""
         with self._lock:
             if self.generation != seen_generation:
@@ -162,11 +163,11 @@ class ProviderKeys:
 provider_keys = ProviderKeys()
 
 
-def _candidates(keys, kid, alg):
+def _candidates(keys: list[jwt.PyJWK], kid: str | None, alg: str) -> list[jwt.PyJWK]:
     return [key for key in keys if key.algorithm_name == alg and (kid is None or key.key_id == kid)]
 
 
-def _decode_with(raw, keys, alg, audience):
+def _decode_with(raw: str, keys: list[jwt.PyJWK], alg: str, audience: str) -> dict[str, Any] | None:
     """The verified claims, or None when no key verifies the signature."""
     for key in keys:
         try:
@@ -187,7 +188,7 @@ def _decode_with(raw, keys, alg, audience):
     return None
 
 
-def verify(raw, *, audience):
+def verify(raw: str, *, audience: str) -> dict[str, Any]:
     """The claims of a JWT signed by the provider for `audience`; raises InvalidToken otherwise."""
     try:
         header = jwt.get_unverified_header(raw)
@@ -216,9 +217,9 @@ def verify(raw, *, audience):
     return claims
 
 
-def claim_at(claims, path):
+def claim_at(claims: dict[str, Any], path: str) -> Any:
     """The value at a dotted path such as `realm_access.roles`, or None."""
-    value = claims
+    value: Any = claims
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
@@ -226,15 +227,15 @@ def claim_at(claims, path):
     return value
 
 
-def role_from(claims):
+def role_from(claims: dict[str, Any]) -> str | None:
     value = claim_at(claims, settings.OIDC_ROLE_CLAIM)
     for candidate in value if isinstance(value, list) else [value]:
         if is_known_role(candidate):
-            return candidate
+            return str(candidate)
     return None
 
 
-def is_staff_from(claims):
+def is_staff_from(claims: dict[str, Any]) -> bool:
     if not settings.OIDC_STAFF_CLAIM:
         return False
     value = claim_at(claims, settings.OIDC_STAFF_CLAIM)
@@ -242,10 +243,10 @@ def is_staff_from(claims):
         return settings.OIDC_STAFF_VALUE in value
     if isinstance(value, bool):
         return value
-    return value == settings.OIDC_STAFF_VALUE
+    return bool(value == settings.OIDC_STAFF_VALUE)
 
 
-def principal_for_jwt(raw_token):
+def principal_for_jwt(raw_token: str) -> Principal | None:
     """The Principal of a verified OIDC JWT; None when OIDC is not configured (the token is then unknown)."""
     if not settings.OIDC_ISSUER:
         return None

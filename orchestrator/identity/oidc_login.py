@@ -7,6 +7,7 @@ so removing someone from the group at the provider removes their admin access at
 """
 
 import logging
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -14,7 +15,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views import View
@@ -29,7 +31,7 @@ USERNAME_PREFIX = "oidc:"
 _USERNAME_MAX = 150
 
 
-def username_for(sub):
+def username_for(sub: str) -> str:
     return f"{USERNAME_PREFIX}{sub}"
 
 
@@ -37,7 +39,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
     """mozilla-django-oidc's code flow, with endpoints from discovery and the id_token checked by
     orchestrator.identity.oidc (cached keys, audience = this client) instead of a JWKS download per login."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Django builds a backend for every request of a signed-in user, so nothing here may
         # reach the provider: the endpoints are looked up only when a login actually runs.
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
@@ -46,18 +48,18 @@ class OIDCBackend(OIDCAuthenticationBackend):
         self.UserModel = get_user_model()
 
     @property
-    def OIDC_OP_TOKEN_ENDPOINT(self):
+    def OIDC_OP_TOKEN_ENDPOINT(self) -> str:
         return provider_keys.endpoint("OIDC_OP_TOKEN_ENDPOINT")
 
     @property
-    def OIDC_OP_USER_ENDPOINT(self):
+    def OIDC_OP_USER_ENDPOINT(self) -> str:
         return provider_keys.endpoint("OIDC_OP_USER_ENDPOINT")
 
     @property
-    def OIDC_OP_JWKS_ENDPOINT(self):
+    def OIDC_OP_JWKS_ENDPOINT(self) -> str:
         return provider_keys.endpoint("OIDC_OP_JWKS_ENDPOINT")
 
-    def authenticate(self, request, **kwargs):
+    def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> Any:
         # A provider that is down or answers nonsense is a failed login, not a server error.
         try:
             return super().authenticate(request, **kwargs)
@@ -65,7 +67,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
             logger.warning("OIDC login failed: %s", exc)
             return None
 
-    def verify_token(self, token, **kwargs):
+    def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         try:
             payload = verify(token, audience=self.OIDC_RP_CLIENT_ID)
         except InvalidToken as exc:
@@ -74,37 +76,37 @@ class OIDCBackend(OIDCAuthenticationBackend):
             raise SuspiciousOperation("id_token nonce does not match the login request")
         return payload
 
-    def get_userinfo(self, access_token, id_token, payload):
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
         userinfo = super().get_userinfo(access_token, id_token, payload)
         if not isinstance(userinfo, dict) or userinfo.get("sub") != payload["sub"]:
             raise SuspiciousOperation("userinfo answers for another subject than the id_token")
         # The staff claim may live in either document (Keycloak puts roles in both by default).
         return {**payload, **userinfo}
 
-    def verify_claims(self, claims):
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
         sub = claims.get("sub")
         return isinstance(sub, str) and 0 < len(username_for(sub)) <= _USERNAME_MAX
 
-    def filter_users_by_claims(self, claims):
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[Any]:
         return self.UserModel.objects.filter(username=username_for(claims["sub"]))
 
-    def describe_user_by_claims(self, claims):
+    def describe_user_by_claims(self, claims: dict[str, Any]) -> str:
         return f"sub {claims.get('sub')}"
 
-    def create_user(self, claims):
+    def create_user(self, claims: dict[str, Any]) -> Any:
         user = self.UserModel(username=username_for(claims["sub"]))
         user.set_unusable_password()
         self._apply_claims(user, claims)
         user.save()
         return user
 
-    def update_user(self, user, claims):
+    def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         self._apply_claims(user, claims)
         user.save()
         return user
 
     @staticmethod
-    def _apply_claims(user, claims):
+    def _apply_claims(user: Any, claims: dict[str, Any]) -> None:
         staff = is_staff_from(claims)
         user.is_staff = staff
         user.is_superuser = staff and settings.OIDC_STAFF_IS_SUPERUSER
@@ -118,19 +120,20 @@ class OIDCBackend(OIDCAuthenticationBackend):
 class AuthenticationRequestView(OIDCAuthenticationRequestView):
     """The redirect to the provider's login page, its address taken from discovery."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         View.__init__(self, **kwargs)
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
 
-    def get(self, request):
+    def get(self, request: HttpRequest) -> HttpResponse:
         try:
             self.OIDC_OP_AUTH_ENDPOINT = provider_keys.endpoint("OIDC_OP_AUTHORIZATION_ENDPOINT")
         except ProviderUnavailable:
             return HttpResponse("The identity provider is unavailable; retry later.", status=503)
-        return super().get(request)
+        response: HttpResponse = super().get(request)
+        return response
 
 
-def admin_login(request):
+def admin_login(request: HttpRequest) -> HttpResponse:
     """With OIDC login on, the admin's login page hands over to the provider.
 
     A signed-in user without staff rights gets the admin's own page ("not authorized") rather
