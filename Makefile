@@ -49,11 +49,19 @@ test: lint
 	  $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	  ./scripts/services.sh stop; exit $$status
 
+# Benchmarks run on a PostgreSQL of their own, durable as production runs it (fsync and
+# synchronous_commit on), on ports apart from the test server's.
+BENCH_PG_PORT ?= 25433
+BENCH_REDIS_PORT ?= 63798
+BENCH_SERVICES = PG_DURABLE=1 PG_PORT=$(BENCH_PG_PORT) REDIS_PORT=$(BENCH_REDIS_PORT)
+BENCH_ENV = DATABASE_URL=postgres://postgres@127.0.0.1:$(BENCH_PG_PORT)/orchestrator \
+	REDIS_URL=redis://127.0.0.1:$(BENCH_REDIS_PORT)/0
+
 bench: install-dev
 	./scripts/services.sh install
-	@status=0; ./scripts/services.sh start >/dev/null && \
-	  $(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS) || status=$$?; \
-	  ./scripts/services.sh stop; exit $$status
+	@status=0; $(BENCH_SERVICES) ./scripts/services.sh start >/dev/null && \
+	  $(BENCH_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS) || status=$$?; \
+	  $(BENCH_SERVICES) ./scripts/services.sh stop; exit $$status
 
 services-start:
 	./scripts/services.sh start

@@ -3,7 +3,9 @@
 #   scripts/services.sh install   apt packages if missing
 #   scripts/services.sh start     init + start both (idempotent), print the env to use
 #   scripts/services.sh stop      stop both and delete their data
-# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR.
+# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR. The test server trades
+# durability for speed (fsync off); PG_DURABLE=1 (make bench) configures it as production runs it:
+# fsync, synchronous_commit and full_page_writes on.
 set -euo pipefail
 
 PG_PORT=${PG_PORT:-25432}
@@ -39,11 +41,13 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_DATA'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 shared_buffers = 256MB
 CONF
+    if [ "${PG_DURABLE:-0}" = 1 ]; then
+      printf 'fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n' >>"$PG_DATA/postgresql.conf"
+    else
+      printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PG_DATA/postgresql.conf"
+    fi
   fi
   if ! as_postgres "$PG_BIN/pg_ctl -D $PG_DATA status" >/dev/null 2>&1; then
     as_postgres "$PG_BIN/pg_ctl -D $PG_DATA -l $PG_DATA/server.log -w start" >/dev/null

@@ -35,8 +35,8 @@ Knobs from the environment, so `make bench` needs no arguments:
     BENCH_CONNECTIONS  concurrent HTTP connections / pgbench clients (default 4)
     BENCH_WORKERS      gunicorn workers (default 2 * cores + 1, the same for every app compared)
     BENCH_ROUNDS       how many times a comparison is repeated; modules report the median (default 1)
-The database server comes from DATABASE_URL (`make bench` points it at the throwaway server,
-which is also the default: `make services-start`, port 25432);
+The database server comes from DATABASE_URL (`make bench` starts a durable one on port 25433,
+the default here; `harness.require_durable_database()` refuses any other unless BENCH_ALLOW_FAST_DB=1);
 the HTTP load comes from `wrk` (installed with apt-get when missing and possible), else from a
 Python keep-alive load generator (one http.client connection per thread).
 """
@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -63,8 +64,9 @@ from tests.net import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
-# The throwaway server `make services-start` (scripts/services.sh) runs.
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:25432/orchestrator"
+# The durable server `make bench` starts (scripts/services.sh with PG_DURABLE=1, port 25433).
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:25433/orchestrator"
+DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
 
 
 def _env_number(name, default, kind=int):
@@ -107,6 +109,7 @@ def _quote(identifier):
 
 def fresh_database(name, *, template=None):
     """Drop `name` if it exists and create it empty (or as a copy of `template`); return its URL."""
+    _announce_durability()
     with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
         suffix = f" TEMPLATE {_quote(template)}" if template else ""
@@ -124,6 +127,33 @@ def sql(url, statement, params=None):
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(statement, params)
         return cursor.fetchall() if cursor.description else None
+
+
+def durability(url):
+    """The server's durability settings, to print beside figures: {"fsync": "on", ...}."""
+    return {name: sql(url, f"SHOW {name}")[0][0] for name in DURABILITY_SETTINGS}
+
+
+_announced = []
+
+
+def _announce_durability():
+    if not _announced:
+        _announced.append(True)
+        print(f"database server: {require_durable_database()}", flush=True)
+
+
+def require_durable_database():
+    """Benchmarks measure what production runs: a server with fsync or synchronous_commit off
+    commits several times faster and hides the cost of every write. BENCH_ALLOW_FAST_DB=1
+    allows one anyway (a quick look on a laptop), and the figures then say so."""
+    settings = durability(database_url("postgres"))
+    described = ", ".join(f"{name}={value}" for name, value in settings.items())
+    if any(value != "on" for value in settings.values()):
+        if os.environ.get("BENCH_ALLOW_FAST_DB") != "1":
+            raise SystemExit(f"the benchmark database is not durable ({described}); run `make bench`")
+        return f"NOT durable ({described})"
+    return f"durable ({described})"
 
 
 def app_env(url, **extra):
@@ -257,16 +287,22 @@ def _lua_string(value):
     return "[==[" + value + "]==]"
 
 
-def _wrk_script(method, paths, body, headers):
+def _wrk_script(method, paths, body, headers, key_prefix):
     lines = [f"wrk.method = {_lua_string(method)}"]
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body)}")
     for name, value in headers.items():
         lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
-    if paths:
-        lines.append("local paths = {" + ", ".join(_lua_string(p) for p in paths) + "}")
-        lines.append("local i = 0")
-        lines.append("request = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend")
+    lines.append("local paths = {" + ", ".join(_lua_string(p) for p in paths or []) + "}")
+    lines.append("local i = 0")
+    # A fresh Idempotency-Key per request, as agents send them: a run-unique prefix and a counter.
+    key_line = f"  wrk.headers['Idempotency-Key'] = {_lua_string(key_prefix)} .. i\n" if key_prefix else ""
+    lines.append(
+        "request = function()\n  i = i + 1\n"
+        + key_line
+        + "  if #paths > 0 then return wrk.format(nil, paths[(i - 1) % #paths + 1]) end\n"
+        + "  return wrk.format()\nend"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -287,9 +323,9 @@ def _parse_wrk(output):
     return LoadResult(requests=int(match.group(1)), seconds=float(match.group(2)) * scale, errors=errors)
 
 
-def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds):
+def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_wrk_script(method, paths, body, headers))
+        script.write(_wrk_script(method, paths, body, headers, key_prefix))
     try:
         completed = subprocess.run(
             [
@@ -317,7 +353,7 @@ def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds):
     return _parse_wrk(completed.stdout)
 
 
-def _python_load(url, method, paths, body, headers, conns, seconds):
+def _python_load(url, method, paths, body, headers, conns, seconds, key_prefix):
     parts = urlsplit(url)
     paths = paths or [parts.path or "/"]
     counts = [[0, 0] for _ in range(conns)]
@@ -332,7 +368,8 @@ def _python_load(url, method, paths, body, headers, conns, seconds):
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-                conn.request(method, path, body=body, headers=headers)
+                sent = {**headers, "Idempotency-Key": f"{key_prefix}{slot}-{i}"} if key_prefix else headers
+                conn.request(method, path, body=body, headers=sent)
                 response = conn.getresponse()
                 response.read()
                 counts[slot][0] += 1
@@ -357,9 +394,17 @@ def _python_load(url, method, paths, body, headers, conns, seconds):
     return LoadResult(requests=sum(c[0] for c in counts), seconds=elapsed, errors=sum(c[1] for c in counts))
 
 
-def http_load(url, *, method="GET", paths=None, body=None, headers=None, connections=None, duration=None):
+def http_load(
+    url, *, method="GET", paths=None, body=None, headers=None, connections=None, duration=None, fresh_keys=None
+):
     """Send requests to `url` (or cycle through `paths` on its host) for `duration` seconds
-    over `connections` concurrent connections; return the count, the time and the errors."""
+    over `connections` concurrent connections; return the count, the time and the errors.
+
+    Writes carry a fresh Idempotency-Key each (a key never sent before), as agents send them;
+    `fresh_keys=False` leaves the header out, for the figure without it."""
+    if fresh_keys is None:
+        fresh_keys = method in ("POST", "PUT", "PATCH")
+    key_prefix = f"bench-{uuid.uuid4().hex}-" if fresh_keys else None
     headers = dict(headers or {})
     if body is not None:
         headers.setdefault("Content-Type", "application/json")
@@ -367,8 +412,8 @@ def http_load(url, *, method="GET", paths=None, body=None, headers=None, connect
     seconds = duration or globals()["duration"]()
     wrk = _wrk_binary()
     if wrk:
-        return _wrk_load(wrk, url, method, paths, body, headers, conns, seconds)
-    return _python_load(url, method, paths, body, headers, conns, seconds)
+        return _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix)
+    return _python_load(url, method, paths, body, headers, conns, seconds, key_prefix)
 
 
 def check_answer(base_url, method, path, *, body=None, headers=None, expected_status):

@@ -6,6 +6,7 @@ renderer and parser, no authentication, no idempotency, no role checks, no trace
 transition logic:
 - sessions: DRF generic views with a ModelSerializer over the same Session model, the same
   audit INSERT in the same transaction as the session INSERT;
+- route: a generic CreateAPIView with a ModelSerializer over Task and the same audit INSERT;
 - claim-next: a minimal APIView sending the same SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 and
   UPDATE of the claim's fields as ours, with no audit event, answered through a ModelSerializer.
 Serve it with `gunicorn tests.bench.naive_app:application` and DATABASE_URL set.
@@ -31,7 +32,7 @@ settings.configure(
         "rest_framework",
         "django_fsm",
         # The models the session model imports (principal column sizes live with the API token).
-        "orchestrator",
+        "orchestrator.identity",
         "audit",
         "sessions.apps.AgentSessionsConfig",
         # The Session model's task foreign key points here.
@@ -130,7 +131,46 @@ class ClaimNext(APIView):
         return Response(TaskSerializer(task).data)
 
 
+class RouteSerializer(TaskSerializer):
+    class Meta(TaskSerializer.Meta):
+        read_only_fields = [
+            "id",
+            "from_role",
+            "status",
+            "trace_id",
+            "created_by",
+            "claimed_by",
+            "result",
+            "error",
+            "created_at",
+            "updated_at",
+            "claimed_at",
+            "finished_at",
+        ]
+
+
+class RouteTask(generics.CreateAPIView):
+    """What a user would write for POST /tasks/route: a ModelSerializer create and the same audit INSERT."""
+
+    serializer_class = RouteSerializer
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            task = serializer.save(from_role="finance", created_by="naive", trace_id="naive")
+            AuditEvent.objects.create(
+                event_type="task.routed",
+                actor="naive",
+                role=task.from_role,
+                timestamp=timezone.now(),
+                trace_id=task.trace_id,
+                target_type="task",
+                target_id=str(task.id),
+                metadata={"after": {"status": task.status}, "type": task.type, "to_role": task.to_role},
+            )
+
+
 urlpatterns = [
+    path("api/v1/tasks/route", RouteTask.as_view()),
     path("api/v1/sessions", SessionCreate.as_view()),
     path("api/v1/sessions/<uuid:pk>", SessionRead.as_view()),
     path("api/v1/tasks/claim-next", ClaimNext.as_view()),

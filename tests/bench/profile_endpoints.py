@@ -17,6 +17,7 @@ import io
 import os
 import sys
 import time
+import uuid
 import warnings
 
 from tests.bench import bench_claim, bench_sessions, harness
@@ -26,7 +27,7 @@ DATABASE = "orch_bench_profile"
 WARM_UP_REQUESTS = 50
 
 
-def environ(kind, index, token):
+def environ(kind, index, token, key=None):
     body = POST_BODY if kind == "post" else b""
     if kind == "claim":
         path, query = bench_claim.CLAIM_PATH.split("?")
@@ -52,6 +53,8 @@ def environ(kind, index, token):
         env.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
     if token:
         env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    if key:
+        env["HTTP_IDEMPOTENCY_KEY"] = key
     return env
 
 
@@ -60,6 +63,7 @@ def main(argv=None):
     parser.add_argument("app", choices=["ours", "naive"])
     parser.add_argument("kind", choices=["post", "get", "claim"])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--key", action="store_true", help="send a fresh Idempotency-Key with every POST")
     args = parser.parse_args(argv)
 
     url = harness.fresh_database(DATABASE)
@@ -81,26 +85,28 @@ def main(argv=None):
     from django.test.utils import CaptureQueriesContext
 
     statuses = set()
+    run = uuid.uuid4().hex
 
     def start_response(status, headers, exc_info=None):
         statuses.add(status)
 
     def call(index):
-        response = application(environ(args.kind, index, token), start_response)
+        key = f"profile-{run}-{index}" if args.key and args.kind != "get" else None
+        response = application(environ(args.kind, index, token, key), start_response)
         b"".join(response)
         response.close()
 
     for index in range(WARM_UP_REQUESTS):
         call(index)
     with CaptureQueriesContext(connection) as queries:
-        call(0)
+        call(WARM_UP_REQUESTS)
     print(f"{args.app} {args.kind}: {len(queries.captured_queries)} statements per request")
     for query in queries.captured_queries:
         print(f"  {query['sql'][:150]}")
 
     statuses.clear()
     cpu, wall = time.process_time(), time.perf_counter()
-    for index in range(args.requests):
+    for index in range(WARM_UP_REQUESTS + 1, WARM_UP_REQUESTS + 1 + args.requests):
         call(index)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     connection.close()
