@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
@@ -153,15 +154,44 @@ def _cache_forget(names):
         logger.warning("idempotency cache unavailable, purged keys may replay until they expire there: %s", exc)
 
 
-def _claim(principal, key):
-    """Hold (principal, key) until the transaction ends, or answer 409 if another request holds it."""
+# PostgreSQL: take the key's advisory lock and read its record in one round trip. The lock is
+# transaction-scoped and tried, never waited for: a duplicate arriving while the first attempt is
+# in flight learns it at once (409). A first attempt that commits between this statement's
+# snapshot and its lock sees no record here; its unique (principal, key) row then stops this one
+# at insert time (409 too), so exactly-once never rests on this read.
+_LOCK_AND_READ_SQL = """
+SELECT pg_try_advisory_xact_lock(%s), r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers,
+       r.expires_at
+FROM (SELECT 1) AS one
+LEFT JOIN orchestrator_idempotencyrecord AS r ON r.principal = %s AND r.key = %s
+"""
+
+
+def _lock_and_read(principal, key):
+    """(record id, StoredResponse) of (principal, key), or (None, None); holds the key until the
+    transaction ends, or raises 409 when another request holds it."""
     if connection.vendor != "postgresql":
-        return
+        # SQLite's BEGIN IMMEDIATE already serialises writers (see the module docstring).
+        record = next(iter(IdempotencyRecord.objects.filter(principal=principal, key=key)[:1]), None)
+        return (record.pk, StoredResponse.from_record(record)) if record else (None, None)
     lock_id = int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
-        if not cursor.fetchone()[0]:
-            raise IdempotencyKeyInFlight()
+        cursor.execute(_LOCK_AND_READ_SQL, [lock_id, principal, key])
+        locked, record_id, fingerprint, status_code, body, headers, expires_at = cursor.fetchone()
+    if not locked:
+        raise IdempotencyKeyInFlight()
+    if record_id is None:
+        return None, None
+    if isinstance(headers, str):
+        headers = orjson.loads(headers)
+    stored = StoredResponse(
+        fingerprint=fingerprint,
+        status_code=status_code,
+        body=bytes(body),
+        headers=headers,
+        expires_at=expires_at.timestamp(),
+    )
+    return record_id, stored
 
 
 def execute(view, request, respond):
@@ -192,18 +222,16 @@ def execute(view, request, respond):
         return cached.replay(fingerprint)
 
     with transaction.atomic():
-        _claim(principal.subject, key)
+        record_id, stored = _lock_and_read(principal.subject, key)
         now = timezone.now()
-        # Unordered on purpose: .first() would add ORDER BY id, which the planner may serve by
-        # walking the primary key instead of probing the unique (principal, key) index.
-        record = next(iter(IdempotencyRecord.objects.filter(principal=principal.subject, key=key)[:1]), None)
-        if record is not None:
-            if record.expires_at > now:
-                stored = StoredResponse.from_record(record)
+        if stored is not None:
+            if stored.expires_at > now.timestamp():
+                # Cached when first replayed, not when first stored: most keys are never retried,
+                # and a retried one tends to be retried again.
                 _cache_put(name, stored)
                 return stored.replay(fingerprint)
             # Past its TTL the key is new again; the purge job may not have reached it yet.
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            IdempotencyRecord.objects.filter(pk=record_id).delete()
 
         response = respond()
         if response.status_code >= 400:
@@ -227,11 +255,9 @@ def execute(view, request, respond):
         try:
             record.save(force_insert=True)
         except IntegrityError:
-            # Another first attempt committed this key in between (a backend without the
-            # advisory lock); leaving here rolls back this one's effects.
+            # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
+            # leaving here rolls back this one's effects.
             raise IdempotencyKeyInFlight() from None
-        stored = StoredResponse.from_record(record)
-        transaction.on_commit(lambda: _cache_put(name, stored))
     return response
 
 
