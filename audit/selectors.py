@@ -1,5 +1,6 @@
 """Reading audit events: who may see which, and the query filters the API and the stream share."""
 
+from django.db.models import Q
 from rest_framework.exceptions import NotFound
 
 from audit.models import AuditEvent
@@ -9,10 +10,14 @@ EXACT_FILTERS = ("trace_id", "event_type", "role", "actor", "target_type", "targ
 
 
 def events_visible_to(principal):
-    """Staff see every event; an agent sees only the events recorded in its own role."""
+    """Staff see every event; an agent sees the events filed under its role and those of objects its
+    role shares (metadata.shared_with_role, e.g. a task addressed to it). Events are filed under the
+    object's role, not the actor's (audit.services.filing_metadata), so this matches object visibility."""
     queryset = AuditEvent.objects.all()
+    if not principal.is_staff and not principal.role:
+        return queryset.none()
     if not principal.is_staff:
-        queryset = queryset.filter(role=principal.role)
+        queryset = queryset.filter(Q(role=principal.role) | Q(metadata__shared_with_role=principal.role))
     return queryset
 
 

@@ -33,7 +33,9 @@ def _audit(session, *, event_type, principal, trace_id, metadata):
     audit.record(
         event_type=event_type,
         actor=principal.subject,
-        role=principal.role or session.role,
+        # Filed under the session's role, whoever acted: a staff edit never shows it to another role.
+        role=session.role,
+        actor_role=principal.role,
         trace_id=trace_id,
         target_type="session",
         target_id=session.pk,
