@@ -5,11 +5,13 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 """
 
 import datetime
+import uuid
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -35,7 +37,16 @@ def effective_status(approval, now=None):
     return approval.status
 
 
-def _approval_event(approval, *, task, event_type, actor, actor_role, trace_id, metadata):
+def _approval_event(
+    approval: Approval,
+    *,
+    task: Task,
+    event_type: str,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    metadata: dict[str, Any],
+) -> None:
     """Approval events are filed under the approver role (its queue) and shared with the task's from_role."""
     audit.record(
         event_type=event_type,
@@ -50,7 +61,15 @@ def _approval_event(approval, *, task, event_type, actor, actor_role, trace_id, 
     )
 
 
-def open_approval(*, principal, task, approver_role, trace_id, notes="", expires_in=None):
+def open_approval(
+    *,
+    principal: Principal,
+    task: Task,
+    approver_role: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
+) -> Approval:
     """Gate a locked (or just created) pending task behind a new approval. Runs in the caller's transaction."""
     if not is_known_role(approver_role):
         raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
@@ -63,7 +82,7 @@ def open_approval(*, principal, task, approver_role, trace_id, notes="", expires
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
     routing.gate_task(task=task)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
-    approval = Approval(
+    approval: Approval = Approval(
         task=task,
         approver_role=approver_role,
         requested_by=principal.subject,
@@ -101,7 +120,15 @@ def gate_routed_task(routed):
         routed.approval_id = approval.id
 
 
-def request_approval(*, principal, task_id, approver_role, trace_id, notes="", expires_in=None):
+def request_approval(
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    approver_role: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
+) -> Approval:
     """Put a pending task the caller can see on hold until `approver_role` decides."""
     with transaction.atomic():
         task = routing_selectors.get_task(principal=principal, task_id=task_id, for_update=True)
@@ -117,10 +144,10 @@ def request_approval(*, principal, task_id, approver_role, trace_id, notes="", e
         )
 
 
-def approvals_visible_to(principal):
+def approvals_visible_to(principal: Principal) -> QuerySet[Approval]:
     """Staff see all; an agent sees approvals for its approver role and those gating its role's tasks;
     a person who is not staff sees the approvals of their approver groups' roles."""
-    queryset = Approval.objects.select_related("task")
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task")
     if principal.is_person and not principal.is_staff:
         queryset = queryset.filter(approver_role__in=principal.approver_roles)
     elif not principal.is_staff:
@@ -139,7 +166,7 @@ def filter_by_status(queryset, status, *, now=None):
     return queryset.filter(status=status)
 
 
-def _can_see(principal, approval):
+def _can_see(principal: Principal, approval: Approval) -> bool:
     return principal.decides_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
 
 
@@ -168,7 +195,9 @@ def get_approval(*, principal, approval_id):
     return approval
 
 
-def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
+def decide_approval(
+    *, principal: Principal, approval_id: uuid.UUID, decision: str, trace_id: str, notes: str = ""
+) -> Approval:
     """Approve (task back to pending) or reject (task cancelled). A decision is final: deciding again,
     or deciding after expires_at, answers 409 and changes nothing."""
     if decision not in DECISIONS:
@@ -209,7 +238,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
         task_before = task.status
         # The task's own event (task.cancelled) follows the decision that caused it in the log.
-        task_events = []
+        task_events: list[dict[str, Any]] = []
         if decision == "approve":
             routing.release_task(task=task)
         else:
@@ -238,7 +267,8 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             },
         )
         audit.record_many(task_events)
-    return approval
+    # The manager of a model with django-fsm's untyped mixin yields Any.
+    return cast(Approval, approval)
 
 
 def expire_approvals(*, now=None, batch_size=1000):

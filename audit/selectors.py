@@ -1,15 +1,16 @@
 """Reading audit events: who may see which, and the query filters the API and the stream share."""
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from audit.models import AuditEvent
+from orchestrator.identity.principal import Principal
 
 # Exact-match filters: query parameter -> model field.
 EXACT_FILTERS = ("trace_id", "event_type", "role", "actor", "target_type", "target_id")
 
 
-def events_visible_to(principal):
+def events_visible_to(principal: Principal) -> QuerySet[AuditEvent]:
     """Staff see every event; an agent sees the events filed under its role and those of objects its
     role shares (metadata.shared_with_role, e.g. a task addressed to it). Events are filed under the
     object's role, not the actor's (audit.services.filing_metadata), so this matches object visibility."""

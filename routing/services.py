@@ -5,10 +5,12 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
+import datetime
 import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -65,7 +67,9 @@ def request_trace_metadata(request_trace_id, object_trace_id):
     return {"request_trace_id": request_trace_id} if request_trace_id and request_trace_id != object_trace_id else {}
 
 
-def task_event(task, *, event_type, actor, actor_role, trace_id, metadata):
+def task_event(
+    task: Task, *, event_type: str, actor: str, actor_role: str, trace_id: str, metadata: dict[str, Any]
+) -> None:
     """Record a task's audit event under the task's trace, noting the request's own trace if it differs.
 
     Task events are filed under the task's from_role and shared with its to_role: the two roles that
@@ -193,7 +197,14 @@ def release_task(*, task: Task) -> None:
 
 
 def deny_task(
-    *, task: Task, actor: str, actor_role: str, trace_id: str, reason: str, now=None, defer_events=None
+    *,
+    task: Task,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    reason: str,
+    now: datetime.datetime | None = None,
+    defer_events: list[dict[str, Any]] | None = None,
 ) -> None:
     """A gate closed (approval rejected or expired): the locked task is cancelled with its task.cancelled
     event. A bulk caller passes `defer_events` (a list) to record the events with its own in one insert."""
@@ -210,7 +221,9 @@ def deny_task(
         defer_events.append(event)
 
 
-def _cancelled_event(task, *, actor, actor_role, trace_id, before, reason):
+def _cancelled_event(
+    task: Task, *, actor: str, actor_role: str, trace_id: str, before: str, reason: str
+) -> dict[str, Any]:
     """record()'s keywords for task.cancelled, filed like task_event files every task event."""
     return {
         "event_type": "task.cancelled",
