@@ -19,7 +19,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
-from orchestrator.identity.principal import Principal
+from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
 from routing import selectors as routing_selectors
 from routing import services as routing
@@ -174,7 +174,7 @@ def refuse_unless_may_decide(*, principal: Principal, approval: Approval, task: 
     """Separation of duties, the one rule every decision path goes through: the principal that requested
     an approval, and any agent of the task's from_role (staff tokens included), never decide it; otherwise
     a person decides for the roles of their approver groups and an agent for its own role (staff: any)."""
-    if principal.subject == approval.requested_by:
+    if same_caller(principal.subject, approval.requested_by):
         raise PermissionDenied("The requester of an approval never decides it (separation of duties).")
     if principal.role and principal.role == task.from_role:
         raise PermissionDenied(

@@ -143,3 +143,27 @@ def test_the_sending_role_or_staff_may_request_an_approval(route, finance, staff
     assert created.status_code == 201, created.content
     assert Task.objects.get(pk=task_id).status == "awaiting_approval"
     assert decide(manager, created.json()["approval_id"]).status_code == 200
+
+
+def test_a_person_signed_in_through_oidc_cannot_decide_what_their_own_oidc_agent_requested(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from rest_framework.exceptions import PermissionDenied
+
+    from approvals import services
+    from orchestrator.identity.principal import Principal, principal_for_user, same_caller
+    from routing import services as routing
+
+    agent = Principal(subject="oidc:4f1c", role="finance")
+    routed = routing.route_task(
+        principal=agent, type="t", to_role="engineering", trace_id="t", requires_approval=True, approver_role="manager"
+    )
+    person = get_user_model().objects.create_user("oidc:4f1c", is_staff=True)
+    person.groups.add(Group.objects.get(name="approver:manager"))
+
+    with pytest.raises(PermissionDenied, match="requester"):
+        services.decide_approval(
+            principal=principal_for_user(person), approval_id=routed.approval_id, decision="approve", trace_id=""
+        )
+    assert Approval.objects.get(pk=routed.approval_id).status == "pending"
+    assert same_caller("user:oidc:4f1c", "oidc:4f1c") and not same_caller("user:4f1c", "oidc:4f1c")
