@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ApprovalsConfig(AppConfig):
@@ -10,3 +11,4 @@ class ApprovalsConfig(AppConfig):
         from routing import services as routing
 
         routing.add_route_step(services.gate_routed_task)
+        post_migrate.connect(services.create_approver_groups, sender=self)

@@ -5,10 +5,13 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 """
 
 import datetime
+import uuid
+from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -16,7 +19,8 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
-from orchestrator.identity.roles import is_known_role
+from orchestrator.identity.principal import Principal, same_caller
+from orchestrator.identity.roles import approver_group_name, is_known_role
 from routing import selectors as routing_selectors
 from routing import services as routing
 from routing.models import Task, TaskStatus
@@ -33,11 +37,23 @@ def effective_status(approval, now=None):
     return approval.status
 
 
-def _approval_event(approval, *, task, event_type, actor, role, trace_id, metadata):
+def _approval_event(
+    approval: Approval,
+    *,
+    task: Task,
+    event_type: str,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    metadata: dict[str, Any],
+) -> None:
+    """Approval events are filed under the approver role (its queue) and shared with the task's from_role."""
     audit.record(
         event_type=event_type,
         actor=actor,
-        role=role,
+        role=approval.approver_role,
+        actor_role=actor_role,
+        shared_with_role=task.from_role,
         trace_id=task.trace_id,
         target_type="approval",
         target_id=approval.pk,
@@ -45,15 +61,28 @@ def _approval_event(approval, *, task, event_type, actor, role, trace_id, metada
     )
 
 
-def open_approval(*, principal, task, approver_role, trace_id, notes="", expires_in=None):
+def open_approval(
+    *,
+    principal: Principal,
+    task: Task,
+    approver_role: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
+) -> Approval:
     """Gate a locked (or just created) pending task behind a new approval. Runs in the caller's transaction."""
     if not is_known_role(approver_role):
         raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
+    if approver_role == task.from_role and not principal.is_staff:
+        # No agent of the task's from_role may decide it, so such a gate could only wait for staff.
+        raise ValidationError(
+            {"approver_role": [f"Must differ from the task's from_role {task.from_role!r} (separation of duties)."]}
+        )
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN_SECONDS:
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
     routing.gate_task(task=task)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
-    approval = Approval(
+    approval: Approval = Approval(
         task=task,
         approver_role=approver_role,
         requested_by=principal.subject,
@@ -66,7 +95,7 @@ def open_approval(*, principal, task, approver_role, trace_id, notes="", expires
         task=task,
         event_type="approval.requested",
         actor=principal.subject,
-        role=principal.role or task.from_role,
+        actor_role=principal.role,
         trace_id=trace_id,
         metadata={
             "approver_role": approver_role,
@@ -91,10 +120,20 @@ def gate_routed_task(routed):
         routed.approval_id = approval.id
 
 
-def request_approval(*, principal, task_id, approver_role, trace_id, notes="", expires_in=None):
+def request_approval(
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    approver_role: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
+) -> Approval:
     """Put a pending task the caller can see on hold until `approver_role` decides."""
     with transaction.atomic():
         task = routing_selectors.get_task(principal=principal, task_id=task_id, for_update=True)
+        if not principal.can_act_for(task.from_role):
+            raise PermissionDenied(f"Only the sending role {task.from_role!r} requests an approval on this task.")
         return open_approval(
             principal=principal,
             task=task,
@@ -105,10 +144,13 @@ def request_approval(*, principal, task_id, approver_role, trace_id, notes="", e
         )
 
 
-def approvals_visible_to(principal):
-    """Staff see all; an agent sees approvals for its approver role and those gating its role's tasks."""
-    queryset = Approval.objects.select_related("task")
-    if not principal.is_staff:
+def approvals_visible_to(principal: Principal) -> QuerySet[Approval]:
+    """Staff see all; an agent sees approvals for its approver role and those gating its role's tasks;
+    a person who is not staff sees the approvals of their approver groups' roles."""
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task")
+    if principal.is_person and not principal.is_staff:
+        queryset = queryset.filter(approver_role__in=principal.approver_roles)
+    elif not principal.is_staff:
         role = principal.role
         queryset = queryset.filter(Q(approver_role=role) | Q(task__from_role=role) | Q(task__to_role=role))
     return queryset
@@ -124,8 +166,26 @@ def filter_by_status(queryset, status, *, now=None):
     return queryset.filter(status=status)
 
 
-def _can_see(principal, approval):
-    return principal.can_act_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
+def _can_see(principal: Principal, approval: Approval) -> bool:
+    return principal.decides_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
+
+
+def refuse_unless_may_decide(*, principal: Principal, approval: Approval, task: Task) -> None:
+    """Separation of duties, the one rule every decision path goes through: the principal that requested
+    an approval, and any agent of the task's from_role (staff tokens included), never decide it; otherwise
+    a person decides for the roles of their approver groups and an agent for its own role (staff: any)."""
+    if same_caller(principal.subject, approval.requested_by):
+        raise PermissionDenied("The requester of an approval never decides it (separation of duties).")
+    if principal.role and principal.role == task.from_role:
+        raise PermissionDenied(
+            f"Agents of the task's from_role {task.from_role!r} never decide its approval (separation of duties)."
+        )
+    if not principal.decides_for(approval.approver_role):
+        if principal.is_person:
+            raise PermissionDenied(
+                f"Only members of the group {approver_group_name(approval.approver_role)!r} decide this approval."
+            )
+        raise PermissionDenied(f"Only role {approval.approver_role!r} decides this approval.")
 
 
 def get_approval(*, principal, approval_id):
@@ -135,7 +195,9 @@ def get_approval(*, principal, approval_id):
     return approval
 
 
-def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
+def decide_approval(
+    *, principal: Principal, approval_id: uuid.UUID, decision: str, trace_id: str, notes: str = ""
+) -> Approval:
     """Approve (task back to pending) or reject (task cancelled). A decision is final: deciding again,
     or deciding after expires_at, answers 409 and changes nothing."""
     if decision not in DECISIONS:
@@ -149,8 +211,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         approval.task = task
         if not _can_see(principal, approval):
             raise NotFound(f"No approval with id {approval_id}.")
-        if not principal.can_act_for(approval.approver_role):
-            raise PermissionDenied(f"Only role {approval.approver_role!r} decides this approval.")
+        refuse_unless_may_decide(principal=principal, approval=approval, task=task)
         now = timezone.now()
         if approval.status == ApprovalStatus.PENDING and approval.expires_at <= now:
             raise Conflict(
@@ -176,16 +237,15 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
         task_before = task.status
-        role = principal.role or approval.approver_role
         # The task's own event (task.cancelled) follows the decision that caused it in the log.
-        task_events = []
+        task_events: list[dict[str, Any]] = []
         if decision == "approve":
             routing.release_task(task=task)
         else:
             routing.deny_task(
                 task=task,
                 actor=principal.subject,
-                role=role,
+                actor_role=principal.role,
                 trace_id=trace_id,
                 reason="approval rejected",
                 now=now,
@@ -196,7 +256,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             task=task,
             event_type="approval.decided",
             actor=principal.subject,
-            role=role,
+            actor_role=principal.role,
             trace_id=trace_id,
             metadata={
                 "decision": decision,
@@ -207,7 +267,8 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             },
         )
         audit.record_many(task_events)
-    return approval
+    # The manager of a model with django-fsm's untyped mixin yields Any.
+    return cast(Approval, approval)
 
 
 def expire_approvals(*, now=None, batch_size=1000):
@@ -247,6 +308,8 @@ def _expire(approval, *, now):
             **common,
             "event_type": "approval.expired",
             "role": approval.approver_role,
+            "actor_role": "",
+            "shared_with_role": task.from_role,
             "target_type": "approval",
             "target_id": approval.pk,
             "metadata": {
@@ -262,10 +325,28 @@ def _expire(approval, *, now):
         routing.deny_task(
             task=task,
             actor=EXPIRY_ACTOR,
-            role=task.from_role,
+            actor_role="",
             trace_id=task.trace_id,
             reason="approval expired",
             now=now,
             defer_events=events,
         )
     return events
+
+
+# What a person needs in the admin and the console to read and decide approvals.
+APPROVER_PERMISSIONS = [("approvals", "view_approval"), ("approvals", "change_approval"), ("routing", "view_task")]
+
+
+def create_approver_groups(*, using: str = "default", **_signal: object) -> None:
+    """post_migrate: one `approver:<role>` group per configured role, idempotent. A new group gets the
+    permissions deciding needs; an existing one is left as the admins made it."""
+    permissions = [
+        permission
+        for app_label, codename in APPROVER_PERMISSIONS
+        for permission in Permission.objects.using(using).filter(content_type__app_label=app_label, codename=codename)
+    ]
+    for role in settings.ORCHESTRATOR_ROLES:
+        group, created = Group.objects.using(using).get_or_create(name=approver_group_name(role))
+        if created:
+            group.permissions.add(*permissions)

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -43,6 +44,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["trace_id", "id"], name="audit_trace_idx"),
             models.Index(fields=["target_type", "target_id", "id"], name="audit_target_idx"),
             models.Index(fields=["role", "id"], name="audit_role_idx"),
+            # The second role that reads an event (audit.selectors.events_visible_to).
+            models.Index(KeyTransform("shared_with_role", "metadata"), "id", name="audit_shared_role_idx"),
             models.Index(fields=["event_type", "id"], name="audit_type_idx"),
             models.Index(fields=["timestamp"], name="audit_timestamp_idx"),
             # The sealing job's "next unsealed rows" scan stays small however long the log grows.

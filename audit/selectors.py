@@ -1,18 +1,24 @@
 """Reading audit events: who may see which, and the query filters the API and the stream share."""
 
+from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from audit.models import AuditEvent
+from orchestrator.identity.principal import Principal
 
 # Exact-match filters: query parameter -> model field.
 EXACT_FILTERS = ("trace_id", "event_type", "role", "actor", "target_type", "target_id")
 
 
-def events_visible_to(principal):
-    """Staff see every event; an agent sees only the events recorded in its own role."""
+def events_visible_to(principal: Principal) -> QuerySet[AuditEvent]:
+    """Staff see every event; an agent sees the events filed under its role and those of objects its
+    role shares (metadata.shared_with_role, e.g. a task addressed to it). Events are filed under the
+    object's role, not the actor's (audit.services.filing_metadata), so this matches object visibility."""
     queryset = AuditEvent.objects.all()
+    if not principal.is_staff and not principal.role:
+        return queryset.none()
     if not principal.is_staff:
-        queryset = queryset.filter(role=principal.role)
+        queryset = queryset.filter(Q(role=principal.role) | Q(metadata__shared_with_role=principal.role))
     return queryset
 
 

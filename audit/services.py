@@ -11,6 +11,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -24,7 +25,41 @@ GENESIS_HASH = "0" * 64
 VERIFY_BATCH_SIZE = 2000
 
 
-def _event(*, event_type, actor, role, trace_id, target_type, target_id, metadata, timestamp):
+FILING_KEYS = ("actor_role", "shared_with_role")
+
+
+def filing_metadata(
+    *, role: str | None, actor_role: str | None = None, shared_with_role: str | None = None
+) -> dict[str, str]:
+    """The metadata keys that say who acted and who else may read an event (docs/auth.md, "Audit filing").
+
+    An event is filed under `role`, the role of the object it concerns, never the actor's: a staff
+    token of role finance editing a manager session writes a manager event. The actor's role goes
+    in `actor_role` ("" for a person or a job). `shared_with_role` is the one other role that sees
+    the object (a task's to_role, an approval's task from_role); agents of it read the event too.
+    The SQL fast paths (routing claim-next, sessions.retention) build the same keys.
+    """
+    metadata: dict[str, str] = {}
+    if actor_role is not None:
+        metadata["actor_role"] = actor_role
+    if shared_with_role and shared_with_role != role:
+        metadata["shared_with_role"] = shared_with_role
+    return metadata
+
+
+def _event(
+    *,
+    event_type: str,
+    actor: object,
+    role: str | None,
+    trace_id: str | None,
+    target_type: str,
+    target_id: object,
+    metadata: dict[str, Any] | None,
+    timestamp: datetime.datetime | None,
+    actor_role: str | None = None,
+    shared_with_role: str | None = None,
+) -> AuditEvent:
     return AuditEvent(
         event_type=event_type,
         actor=str(actor),
@@ -33,11 +68,28 @@ def _event(*, event_type, actor, role, trace_id, target_type, target_id, metadat
         trace_id=trace_id or "",
         target_type=target_type,
         target_id=str(target_id),
-        metadata=metadata or {},
+        # Only the filing arguments say who reads an event: the same keys in a caller's metadata are dropped.
+        metadata={
+            **{key: value for key, value in (metadata or {}).items() if key not in FILING_KEYS},
+            **filing_metadata(role=role, actor_role=actor_role, shared_with_role=shared_with_role),
+        },
     )
 
 
-def record(*, event_type, actor, role, trace_id, target_type, target_id, metadata=None, timestamp=None):
+def record(
+    *,
+    event_type: str,
+    actor: object,
+    role: str | None,
+    trace_id: str | None,
+    target_type: str,
+    target_id: object,
+    metadata: dict[str, Any] | None = None,
+    timestamp: datetime.datetime | None = None,
+    actor_role: str | None = None,
+    shared_with_role: str | None = None,
+) -> AuditEvent:
+    """Record one event filed under `role`, the role of the object it concerns (see filing_metadata)."""
     event = _event(
         event_type=event_type,
         actor=actor,
@@ -47,6 +99,8 @@ def record(*, event_type, actor, role, trace_id, target_type, target_id, metadat
         target_id=target_id,
         metadata=metadata,
         timestamp=timestamp,
+        actor_role=actor_role,
+        shared_with_role=shared_with_role,
     )
     event.save(force_insert=True)
     transaction.on_commit(stream.announce)

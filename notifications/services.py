@@ -34,7 +34,10 @@ def send_notification(*, principal, to_role, message, trace_id, from_role=None, 
         audit.record(
             event_type="notification.sent",
             actor=principal.subject,
-            role=from_role,
+            # Filed under the inbox the notification is in, shared with the sender.
+            role=to_role,
+            actor_role=principal.role,
+            shared_with_role=from_role,
             trace_id=trace_id,
             target_type="notification",
             target_id=notification.pk,
@@ -77,7 +80,9 @@ def ack_notification(*, principal, notification_id, trace_id):
         audit.record(
             event_type="notification.acked",
             actor=principal.subject,
-            role=principal.role or notification.to_role,
+            role=notification.to_role,
+            actor_role=principal.role,
+            shared_with_role=notification.from_role,
             trace_id=notification.trace_id,
             target_type="notification",
             target_id=notification.pk,

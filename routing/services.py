@@ -5,10 +5,12 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
+import datetime
 import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -45,12 +47,16 @@ WITH claimed AS (
 )
 SELECT * FROM claimed
 """
+# Filed like task_event files it (audit.services.filing_metadata): under from_role, shared with to_role.
 _CLAIMED_EVENT_SQL = """
-SELECT 'task.claimed', %(actor)s, %(role)s, %(now)s, claimed.trace_id, 'task', claimed.id::text,
+SELECT 'task.claimed', %(actor)s, claimed.from_role, %(now)s, claimed.trace_id, 'task', claimed.id::text,
        jsonb_build_object('before', jsonb_build_object('status', %(pending)s::text),
-                          'after', jsonb_build_object('status', claimed.status))
+                          'after', jsonb_build_object('status', claimed.status),
+                          'actor_role', %(actor_role)s::text)
        || CASE WHEN %(trace_id)s::text <> '' AND %(trace_id)s::text <> claimed.trace_id
                THEN jsonb_build_object('request_trace_id', %(trace_id)s::text) ELSE '{}'::jsonb END
+       || CASE WHEN claimed.to_role <> claimed.from_role
+               THEN jsonb_build_object('shared_with_role', claimed.to_role) ELSE '{}'::jsonb END
 FROM claimed
 """
 _FINISH_FIELDS = ["status", "result", "error", "finished_at", "updated_at"]
@@ -61,12 +67,19 @@ def request_trace_metadata(request_trace_id, object_trace_id):
     return {"request_trace_id": request_trace_id} if request_trace_id and request_trace_id != object_trace_id else {}
 
 
-def task_event(task, *, event_type, actor, role, trace_id, metadata):
-    """Record a task's audit event under the task's trace, noting the request's own trace if it differs."""
+def task_event(
+    task: Task, *, event_type: str, actor: str, actor_role: str, trace_id: str, metadata: dict[str, Any]
+) -> None:
+    """Record a task's audit event under the task's trace, noting the request's own trace if it differs.
+
+    Task events are filed under the task's from_role and shared with its to_role: the two roles that
+    see the task see its whole history, whoever acted (the actor's role is metadata.actor_role)."""
     audit.record(
         event_type=event_type,
         actor=actor,
-        role=role,
+        role=task.from_role,
+        actor_role=actor_role,
+        shared_with_role=task.to_role,
         trace_id=task.trace_id,
         target_type="task",
         target_id=task.pk,
@@ -148,7 +161,7 @@ def route_task(
             task,
             event_type="task.routed",
             actor=principal.subject,
-            role=from_role,
+            actor_role=principal.role,
             trace_id=trace_id,
             metadata={"after": {"status": task.status}, "type": type, "from_role": from_role, "to_role": to_role},
         )
@@ -183,7 +196,16 @@ def release_task(*, task: Task) -> None:
     task.save(update_fields=["status", "updated_at"])
 
 
-def deny_task(*, task: Task, actor: str, role: str, trace_id: str, reason: str, now=None, defer_events=None) -> None:
+def deny_task(
+    *,
+    task: Task,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    reason: str,
+    now: datetime.datetime | None = None,
+    defer_events: list[dict[str, Any]] | None = None,
+) -> None:
     """A gate closed (approval rejected or expired): the locked task is cancelled with its task.cancelled
     event. A bulk caller passes `defer_events` (a list) to record the events with its own in one insert."""
     if not can_proceed(task.deny):
@@ -192,18 +214,23 @@ def deny_task(*, task: Task, actor: str, role: str, trace_id: str, reason: str, 
     task.deny()
     task.finished_at = now or timezone.now()
     task.save(update_fields=["status", "finished_at", "updated_at"])
-    event = _cancelled_event(task, actor=actor, role=role, trace_id=trace_id, before=before, reason=reason)
+    event = _cancelled_event(task, actor=actor, actor_role=actor_role, trace_id=trace_id, before=before, reason=reason)
     if defer_events is None:
         audit.record(**event)
     else:
         defer_events.append(event)
 
 
-def _cancelled_event(task, *, actor, role, trace_id, before, reason):
+def _cancelled_event(
+    task: Task, *, actor: str, actor_role: str, trace_id: str, before: str, reason: str
+) -> dict[str, Any]:
+    """record()'s keywords for task.cancelled, filed like task_event files every task event."""
     return {
         "event_type": "task.cancelled",
         "actor": actor,
-        "role": role,
+        "role": task.from_role,
+        "actor_role": actor_role,
+        "shared_with_role": task.to_role,
         "trace_id": task.trace_id,
         "target_type": "task",
         "target_id": task.pk,
@@ -238,7 +265,7 @@ def _claimed_event(task, *, principal, trace_id):
         task,
         event_type="task.claimed",
         actor=principal.subject,
-        role=principal.role or task.to_role,
+        actor_role=principal.role,
         trace_id=trace_id,
         metadata={"before": {"status": TaskStatus.PENDING}, "after": {"status": task.status}},
     )
@@ -280,7 +307,7 @@ def _claim_next_postgresql(*, principal, to_role, trace_id):
         "claimed": TaskStatus.CLAIMED,
         "pending": TaskStatus.PENDING,
         "actor": principal.subject,
-        "role": principal.role or to_role,
+        "actor_role": principal.role,
         "now": timezone.now(),
         "to_role": to_role,
         "trace_id": trace_id or "",
@@ -309,7 +336,7 @@ def _finish(task, *, principal, trace_id, event_type):
         task,
         event_type=event_type,
         actor=principal.subject,
-        role=principal.role or task.to_role,
+        actor_role=principal.role,
         trace_id=trace_id,
         metadata={"before": {"status": TaskStatus.CLAIMED}, "after": {"status": task.status}},
     )
@@ -354,7 +381,7 @@ def cancel_task(*, principal, task_id, trace_id, reason=""):
             **_cancelled_event(
                 task,
                 actor=principal.subject,
-                role=principal.role or task.from_role,
+                actor_role=principal.role,
                 trace_id=trace_id,
                 before=before,
                 reason=reason,

@@ -37,7 +37,8 @@ PURGE_ACTOR = "system:purge_sessions"
 # - The database builds the audit rows from the same rows (audit.services.insert_from_select_sql):
 #   building them in Python and sending them back (audit.services.record_many) cost 5x the bare
 #   UPDATE (50,000 of 100,000 sessions); this stays under 2x (docs/benchmarks.md). SQLite, below,
-#   uses record_many.
+#   uses record_many. Both file events as audit.services.record does: under the session's role,
+#   with actor_role "" (a job has no role).
 _EXPIRE_BATCH_SQL = """
 WITH due AS MATERIALIZED (
     SELECT id, status, role FROM {sessions}
@@ -57,7 +58,8 @@ SELECT 'session.transitioned', %(actor)s, due.role, %(now)s, %(trace_id)s, 'sess
            'before', jsonb_build_object('status', due.status),
            'after', jsonb_build_object('status', 'expired'),
            'reason', 'retention',
-           'retention_days', %(days)s::integer
+           'retention_days', %(days)s::integer,
+           'actor_role', ''
        )
 FROM expired JOIN due ON due.id = expired.id
 """
@@ -95,6 +97,7 @@ def _expire_batch_portable(*, cutoff, limit, now, trace_id, days):
             "event_type": "session.transitioned",
             "actor": EXPIRY_ACTOR,
             "role": role,
+            "actor_role": "",
             "trace_id": trace_id,
             "target_type": "session",
             "target_id": session_id,
@@ -190,6 +193,7 @@ def purge_sessions(*, older_than_days, dry_run=False, batch_size=1000, now=None,
                     "event_type": "session.purged",
                     "actor": PURGE_ACTOR,
                     "role": role,
+                    "actor_role": "",
                     "trace_id": trace_id,
                     "target_type": "session",
                     "target_id": session_id,

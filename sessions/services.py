@@ -3,6 +3,8 @@
 Each function validates, changes state and writes its audit event in one transaction.
 """
 
+from typing import Any
+
 from django.db import transaction
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -10,6 +12,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
 from orchestrator.http.views import etag_for
+from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role
 from routing import selectors as task_selectors
 from sessions import selectors
@@ -29,11 +32,13 @@ def _linked_task(*, principal, task_id):
     )
 
 
-def _audit(session, *, event_type, principal, trace_id, metadata):
+def _audit(session: Session, *, event_type: str, principal: Principal, trace_id: str, metadata: dict[str, Any]) -> None:
     audit.record(
         event_type=event_type,
         actor=principal.subject,
-        role=principal.role or session.role,
+        # Filed under the session's role, whoever acted: a staff edit never shows it to another role.
+        role=session.role,
+        actor_role=principal.role,
         trace_id=trace_id,
         target_type="session",
         target_id=session.pk,

@@ -1,7 +1,10 @@
 """Who is calling. Whatever the credential (local token, OIDC JWT, a person signed in to the
 admin or the console), the rest of the code sees a Principal."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.identity.roles import APPROVER_GROUP_PREFIX, is_known_role, known_roles
 
 # One message for every bad credential: which check failed is logged, never told.
 INVALID_CREDENTIALS = "Invalid or expired credentials."
@@ -9,12 +12,18 @@ INVALID_CREDENTIALS = "Invalid or expired credentials."
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. `subject` is stable per caller and scopes idempotency keys."""
+    """An authenticated caller. `subject` is stable per caller and scopes idempotency keys.
+
+    An agent has a `role`; a person (`is_person`) has none and decides approvals only for
+    `approver_roles`, the roles of their `approver:<role>` groups (superusers: every role).
+    """
 
     subject: str
     role: str
     is_staff: bool = False
     display_name: str = ""
+    is_person: bool = False
+    approver_roles: frozenset[str] = field(default_factory=frozenset)
 
     is_authenticated = True
     is_anonymous = False
@@ -22,15 +31,42 @@ class Principal:
     def can_act_for(self, role: str) -> bool:
         return self.is_staff or role == self.role
 
+    def decides_for(self, approver_role: str) -> bool:
+        """Whether this caller holds the authority of `approver_role` (separation of duties aside)."""
+        if self.is_person:
+            return approver_role in self.approver_roles
+        return self.can_act_for(approver_role)
+
     def __str__(self) -> str:
         return self.display_name or self.subject
 
 
-def principal_for_user(user) -> Principal:
+def _caller_identity(subject: str) -> str:
+    # A person signed in through OIDC is `user:oidc:<sub>`; an agent JWT of the same provider
+    # account is `oidc:<sub>`. Both are the same caller.
+    return subject.removeprefix("user:") if subject.startswith("user:oidc:") else subject
+
+
+def same_caller(subject: str, other: str) -> bool:
+    """Whether two principal subjects name the same caller (separation of duties compares with this)."""
+    return _caller_identity(subject) == _caller_identity(other)
+
+
+def principal_for_user(user: Any) -> Principal:
     """A human signed in to the admin or dashboard, acting through the same service functions."""
+    if not user.is_active:
+        approver_roles: frozenset[str] = frozenset()
+    elif user.is_superuser:
+        approver_roles = frozenset(known_roles())
+    else:
+        names = user.groups.filter(name__startswith=APPROVER_GROUP_PREFIX).values_list("name", flat=True)
+        roles = (name.removeprefix(APPROVER_GROUP_PREFIX) for name in names)
+        approver_roles = frozenset(role for role in roles if is_known_role(role))
     return Principal(
         subject=f"user:{user.get_username()}",
         role="",
         is_staff=bool(user.is_staff),
         display_name=user.get_username(),
+        is_person=True,
+        approver_roles=approver_roles,
     )

@@ -8,6 +8,13 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 
 ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
+# People decide approvals for the roles whose Django group `approver:<role>` they belong to.
+APPROVER_GROUP_PREFIX = "approver:"
+
+
+def approver_group_name(role: str) -> str:
+    return f"{APPROVER_GROUP_PREFIX}{role}"
+
 
 def known_roles():
     return settings.ORCHESTRATOR_ROLES

@@ -72,7 +72,7 @@ def test_a_transition_button_moves_the_session_and_audits_the_admin_as_actor(adm
     assert Session.objects.get(pk=session.pk).status == "active"
     event = AuditEvent.objects.filter(target_id=str(session.pk), event_type="session.transitioned").get()
     assert event.actor == "user:ada"
-    assert event.metadata == {"before": {"status": "pending"}, "after": {"status": "active"}}
+    assert event.metadata == {"before": {"status": "pending"}, "after": {"status": "active"}, "actor_role": ""}
 
 
 def test_a_forbidden_transition_button_changes_nothing(admin_client):

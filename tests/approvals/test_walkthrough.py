@@ -3,7 +3,7 @@ approves it in the admin, an engineering agent claims and completes it; the trac
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 
 from approvals.models import Approval
 from audit.models import AuditEvent
@@ -15,7 +15,8 @@ TRACE = "walkthrough-0001"
 @pytest.fixture
 def manager_in_admin(client, db):
     user = get_user_model().objects.create_user("maria", password="pw-for-tests", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_approval", "change_approval"]))
+    # The group migrate created carries the permissions deciding needs.
+    user.groups.add(Group.objects.get(name="approver:manager"))
     client.force_login(user)
     return client
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from approvals.models import Approval
 from orchestrator.identity.principal import Principal
@@ -12,7 +13,10 @@ PASSWORD = "dashboard-test-pw"
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user("grace", "grace@example.com", PASSWORD, is_staff=True)
+    user = get_user_model().objects.create_user("grace", "grace@example.com", PASSWORD, is_staff=True)
+    # People decide the approvals of their approver groups' roles (make_approval waits for a manager).
+    user.groups.add(Group.objects.get(name="approver:manager"))
+    return user
 
 
 @pytest.fixture

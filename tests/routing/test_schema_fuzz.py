@@ -26,7 +26,7 @@ def existing_objects(db):
             to_role="finance",
             trace_id="fuzz",
             requires_approval=True,
-            approver_role="finance",
+            approver_role="manager",
         )
         notifications.send_notification(principal=sender, to_role="finance", message="m", trace_id="fuzz")
     services.claim_next_task(principal=sender, trace_id="fuzz")

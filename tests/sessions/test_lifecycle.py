@@ -45,7 +45,7 @@ def test_an_allowed_transition_succeeds_and_is_audited(finance, source, target):
     assert response.json()["status"] == target
     assert Session.objects.get(pk=session_id).status == target
     event = AuditEvent.objects.filter(target_id=session_id, event_type="session.transitioned").order_by("id").last()
-    assert event.metadata == {"before": {"status": source}, "after": {"status": target}}
+    assert event.metadata == {"before": {"status": source}, "after": {"status": target}, "actor_role": "finance"}
 
 
 @pytest.mark.parametrize(
