@@ -1,5 +1,8 @@
 """Reading audit events: who may see which, and the query filters the API and the stream share."""
 
+from datetime import datetime
+from typing import Any
+
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound
 
@@ -22,7 +25,9 @@ def events_visible_to(principal: Principal) -> QuerySet[AuditEvent]:
     return queryset
 
 
-def filter_events(queryset, *, since=None, until=None, **exact):
+def filter_events(
+    queryset: QuerySet[AuditEvent], *, since: datetime | None = None, until: datetime | None = None, **exact: Any
+) -> QuerySet[AuditEvent]:
     """Combine the filters (AND): `since` is inclusive, `until` exclusive."""
     for name in EXACT_FILTERS:
         if exact.get(name) is not None:
@@ -34,7 +39,7 @@ def filter_events(queryset, *, since=None, until=None, **exact):
     return queryset
 
 
-def get_event(*, principal, event_id):
+def get_event(*, principal: Principal, event_id: int) -> AuditEvent:
     """Another role's event is 'not found', so ids do not leak."""
     event = events_visible_to(principal).filter(pk=event_id).first()
     if event is None:
@@ -42,7 +47,9 @@ def get_event(*, principal, event_id):
     return event
 
 
-def page_of_events(queryset, *, after_id=None, limit):
+def page_of_events(
+    queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
+) -> tuple[list[AuditEvent], int | None]:
     """Newest first, keyset by id: each page is an index range scan, however deep."""
     if after_id is not None:
         queryset = queryset.filter(id__lt=after_id)

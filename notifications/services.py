@@ -1,18 +1,30 @@
 """Notifications between roles: send, list the unacknowledged, acknowledge once."""
 
+import uuid
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from audit import services as audit
 from notifications.models import Notification
 from orchestrator.http.paging import keyset_page
-from orchestrator.identity.roles import acting_role, require_known_role
+from orchestrator.identity.principal import Principal, acting_role
+from orchestrator.identity.roles import require_known_role
 from routing.services import request_trace_metadata
 from sessions import selectors as sessions
 
 
-def send_notification(*, principal, to_role, message, trace_id, from_role=None, session_id=None):
+def send_notification(
+    *,
+    principal: Principal,
+    to_role: str,
+    message: str,
+    trace_id: str,
+    from_role: str | None = None,
+    session_id: uuid.UUID | None = None,
+) -> Notification:
     from_role = acting_role(principal, from_role, field="from_role")
     require_known_role(to_role, field="to_role")
     with transaction.atomic():
@@ -46,7 +58,7 @@ def send_notification(*, principal, to_role, message, trace_id, from_role=None, 
     return notification
 
 
-def unacked_notifications(*, principal, to_role=None):
+def unacked_notifications(*, principal: Principal, to_role: str | None = None) -> QuerySet[Notification]:
     """The caller's role's unacknowledged notifications; staff may name any role, or see all without a role."""
     if to_role:
         require_known_role(to_role, field="to_role")
@@ -60,13 +72,15 @@ def unacked_notifications(*, principal, to_role=None):
     return queryset
 
 
-def list_unacked(*, principal, to_role=None, cursor=None, limit=50):
+def list_unacked(
+    *, principal: Principal, to_role: str | None = None, cursor: str | None = None, limit: int = 50
+) -> tuple[list[Notification], str | None]:
     return keyset_page(
         unacked_notifications(principal=principal, to_role=to_role), cursor=cursor, limit=limit, newest_first=False
     )
 
 
-def ack_notification(*, principal, notification_id, trace_id):
+def ack_notification(*, principal: Principal, notification_id: uuid.UUID, trace_id: str) -> Notification:
     """Acknowledge once; acking again returns the notification unchanged (acks are idempotent)."""
     with transaction.atomic():
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()

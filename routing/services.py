@@ -20,8 +20,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
-from orchestrator.identity.principal import Principal
-from orchestrator.identity.roles import acting_role, require_known_role
+from orchestrator.identity.principal import Principal, acting_role
+from orchestrator.identity.roles import require_known_role
 from routing import selectors
 from routing.models import Task, TaskStatus
 

@@ -4,6 +4,7 @@ import functools
 import uuid
 
 from django.db import connection
+from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
 from orchestrator.identity.principal import Principal
@@ -34,12 +35,14 @@ def get_session(*, principal: Principal, session_id: uuid.UUID, for_update: bool
     return session
 
 
-def list_messages(*, principal, session_id, after=0, limit=100):
+def list_messages(
+    *, principal: Principal, session_id: uuid.UUID, after: int = 0, limit: int = 100
+) -> list[SessionMessage]:
     session = get_session(principal=principal, session_id=session_id)
     return list(SessionMessage.objects.filter(session=session, id__gt=after).order_by("id")[:limit])
 
 
-def sessions_visible_to(principal):
+def sessions_visible_to(principal: Principal) -> QuerySet[Session]:
     queryset = Session.objects.all()
     if not principal.is_staff:
         queryset = queryset.filter(role=principal.role)

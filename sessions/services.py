@@ -3,6 +3,7 @@
 Each function validates, changes state and writes its audit event in one transaction.
 """
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -15,17 +16,20 @@ from orchestrator.http.views import etag_for
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role
 from routing import selectors as task_selectors
+from routing.models import Task
 from sessions import selectors
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage, SessionStatus
 
 _UNSET = object()
 
 
-def allowed_targets(session):
-    return [str(t.target) for t in session.get_available_status_transitions()]
+def allowed_targets(session: Session) -> list[str]:
+    # django-fsm adds get_available_<field>_transitions at class creation, out of the type checker's sight.
+    transitions = session.get_available_status_transitions()  # type: ignore[attr-defined]
+    return [str(t.target) for t in transitions]
 
 
-def _linked_task(*, principal, task_id):
+def _linked_task(*, principal: Principal, task_id: uuid.UUID) -> Task:
     # A task the caller cannot see is refused exactly like one that does not exist.
     return task_selectors.get_task(
         principal=principal, task_id=task_id, not_found=ValidationError({"task_id": [f"No task with id {task_id}."]})
@@ -46,7 +50,14 @@ def _audit(session: Session, *, event_type: str, principal: Principal, trace_id:
     )
 
 
-def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
+def create_session(
+    *,
+    principal: Principal,
+    role: str,
+    trace_id: str,
+    task_id: uuid.UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Session:
     if not is_known_role(role):
         raise ValidationError({"role": [f"Unknown role {role!r}."]})
     if not principal.can_act_for(role):
@@ -65,7 +76,7 @@ def create_session(*, principal, role, trace_id, task_id=None, metadata=None):
     return session
 
 
-def _apply_transition(session, target_status):
+def _apply_transition(session: Session, target_status: str) -> None:
     target_status = SessionStatus(target_status)
     method = getattr(session, SESSION_TRANSITIONS.get(target_status, ""), None)
     if method is None or not can_proceed(method):
@@ -78,7 +89,16 @@ def _apply_transition(session, target_status):
     method()
 
 
-def update_session(*, principal, session_id, trace_id, status=None, metadata=_UNSET, task_id=_UNSET, if_match=None):
+def update_session(
+    *,
+    principal: Principal,
+    session_id: uuid.UUID,
+    trace_id: str,
+    status: str | None = None,
+    metadata: Any = _UNSET,
+    task_id: Any = _UNSET,
+    if_match: str | None = None,
+) -> Session:
     """Change a session's status (a transition) and/or its metadata and task link.
 
     Asking for the status it already has is not a transition and changes nothing.
@@ -108,7 +128,7 @@ def update_session(*, principal, session_id, trace_id, status=None, metadata=_UN
                 allowed_transitions=[],
             )
         transitioned = status is not None and status != before_status
-        if transitioned:
+        if status is not None and transitioned:
             _apply_transition(session, status)
 
         if not changed and not transitioned:
@@ -133,11 +153,13 @@ def update_session(*, principal, session_id, trace_id, status=None, metadata=_UN
     return session
 
 
-def transition_session(*, principal, session_id, target_status, trace_id):
+def transition_session(*, principal: Principal, session_id: uuid.UUID, target_status: str, trace_id: str) -> Session:
     return update_session(principal=principal, session_id=session_id, trace_id=trace_id, status=target_status)
 
 
-def append_message(*, principal, session_id, content, trace_id, author_role=None):
+def append_message(
+    *, principal: Principal, session_id: uuid.UUID, content: str, trace_id: str, author_role: str | None = None
+) -> SessionMessage:
     author_role = author_role or principal.role
     if not principal.can_act_for(author_role):
         raise PermissionDenied("Agents write messages only as their own role.")

@@ -1,6 +1,10 @@
 """Bearer credentials for the API: `Authorization: Bearer <token>` carries either a local API token
 (prefix `orch_`) or an OIDC JWT; both become a Principal."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -10,11 +14,16 @@ from orchestrator.identity.models import TOKEN_PREFIX
 from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
 from orchestrator.identity.tokens import principal_for_local_token
 
+if TYPE_CHECKING:
+    # DRF's settings import this module while DRF's views are still loading: types only.
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
 
 class BearerAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[Principal, str] | None:
         header = request.META.get("HTTP_AUTHORIZATION")
         if not header:
             return None
@@ -30,10 +39,10 @@ class BearerAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
         return principal, raw
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="orchestrator"'
 
 
 class IsAgentOrStaff(BasePermission):
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, Principal)

@@ -8,7 +8,7 @@ TOKEN_PREFIX = "orch_"
 PRINCIPAL_MAX_LENGTH = 300
 
 
-def hash_token(raw_token):
+def hash_token(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
@@ -31,15 +31,15 @@ class ApiToken(models.Model):
         db_table = "orchestrator_apitoken"
         ordering = ["-created_at"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name or 'token'} ({self.role}, {self.hint}…)"
 
     @property
-    def subject(self):
+    def subject(self) -> str:
         return f"token:{self.pk}"
 
     @classmethod
-    def issue(cls, *, role, name="", is_staff=False):
+    def issue(cls, *, role: str, name: str = "", is_staff: bool = False) -> tuple["ApiToken", str]:
         """Create a token and return (ApiToken, raw token); the raw token is never stored."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(role=role, name=name, is_staff=is_staff, token_hash=hash_token(raw), hint=raw[:12])

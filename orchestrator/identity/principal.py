@@ -4,7 +4,9 @@ admin or the console), the rest of the code sees a Principal."""
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.identity.roles import APPROVER_GROUP_PREFIX, is_known_role, known_roles
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from orchestrator.identity.roles import APPROVER_GROUP_PREFIX, is_known_role, known_roles, require_known_role
 
 # One message for every bad credential: which check failed is logged, never told.
 INVALID_CREDENTIALS = "Invalid or expired credentials."
@@ -70,3 +72,14 @@ def principal_for_user(user: Any) -> Principal:
         is_person=True,
         approver_roles=approver_roles,
     )
+
+
+def acting_role(principal: Principal, requested: str | None, *, field: str) -> str:
+    """The role a caller acts as: its own unless it names another, which only staff may do."""
+    role = requested or principal.role
+    if not role:
+        raise ValidationError({field: ["Required when the caller has no role of its own."]})
+    require_known_role(role, field=field)
+    if not principal.can_act_for(role):
+        raise PermissionDenied(f"Agents act only as their own role ({principal.role!r}).")
+    return role

@@ -4,7 +4,7 @@ instead of routing work to a role nobody reads."""
 import re
 
 from django.conf import settings
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 
 ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -16,25 +16,14 @@ def approver_group_name(role: str) -> str:
     return f"{APPROVER_GROUP_PREFIX}{role}"
 
 
-def known_roles():
+def known_roles() -> list[str]:
     return settings.ORCHESTRATOR_ROLES
 
 
-def is_known_role(role):
+def is_known_role(role: object) -> bool:
     return isinstance(role, str) and role in settings.ORCHESTRATOR_ROLES
 
 
-def require_known_role(role, *, field):
+def require_known_role(role: object, *, field: str) -> None:
     if not is_known_role(role):
         raise ValidationError({field: [f"Unknown role {role!r}."]})
-
-
-def acting_role(principal, requested, *, field):
-    """The role a caller acts as: its own unless it names another, which only staff may do."""
-    role = requested or principal.role
-    if not role:
-        raise ValidationError({field: ["Required when the caller has no role of its own."]})
-    require_known_role(role, field=field)
-    if not principal.can_act_for(role):
-        raise PermissionDenied(f"Agents act only as their own role ({principal.role!r}).")
-    return role
