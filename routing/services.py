@@ -85,7 +85,7 @@ SELECT 'task.claimed', %(actor)s, %(role)s, %(now)s, claimed.trace_id, 'task', c
                THEN jsonb_build_object('request_trace_id', %(trace_id)s::text) ELSE '{}'::jsonb END
 FROM claimed
 """
-_FINISH_FIELDS = ["status", "result", "error", "finished_at", "updated_at", *_LEASE_FIELDS]
+_FINISH_FIELDS = ["status", "result", "error", "finished_at", "dead_lettered_at", "updated_at", *_LEASE_FIELDS]
 
 PRIORITY_RANGE = (-100, 100)
 MAX_ATTEMPTS_RANGE = (1, 20)
@@ -630,7 +630,6 @@ def fail_task(
             task.dead_letter()
             task.error = dead_letter_error(error)
             task.dead_lettered_at = timezone.now()
-            task.save(update_fields=["dead_lettered_at"])
             return _finish(
                 task,
                 principal=principal,
