@@ -416,8 +416,9 @@ class OrchestratorClient:
         """Heartbeat every third of the lease on a connection of its own, until `stop` or the lease is lost."""
         lease = lease_seconds or work.task.lease_seconds or 300
         interval = max(lease / 3, 0.05)
+        # An answer later than the lease is of no use; one within it still keeps the lease.
         beats = OrchestratorClient(
-            self.base_url, self.token, timeout=min(self.timeout, interval), max_attempts=1, backoff=self.backoff
+            self.base_url, self.token, timeout=min(self.timeout, lease), max_attempts=1, backoff=self.backoff
         )
         while not stop.wait(interval):
             try:

@@ -38,17 +38,18 @@ class Task(ConcurrentTransitionMixin, models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The work queue (docs/work-queue.md): higher priority is claimed first; nothing is claimable
-    # before not_before; a task still open past its deadline is cancelled.
-    priority = models.SmallIntegerField(default=0)
+    # before not_before; a task still open past its deadline is cancelled. The database holds the
+    # defaults too, so bulk SQL inserts (imports, benchmarks) need not name these columns.
+    priority = models.SmallIntegerField(default=0, db_default=0)
     not_before = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
     # attempt counts the claims that used up a try (a release gives its try back); a claim past
     # max_attempts never happens: the task is dead-lettered instead.
-    max_attempts = models.PositiveSmallIntegerField(default=3)
-    attempt = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3, db_default=3)
+    attempt = models.PositiveSmallIntegerField(default=0, db_default=0)
     # The fencing token of the current claim: complete, fail, release and heartbeat must present it,
     # so an agent whose lease was taken over can change nothing.
-    lease_token = models.CharField(max_length=64, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True, default="", db_default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     dead_lettered_at = models.DateTimeField(null=True, blank=True)

@@ -214,5 +214,6 @@ def reclaim_tasks(
     deadline_passed = _run_batches("deadline", batch_size=batch_size, run=run, on_batch=on_batch)
     leases = _run_batches("lease", batch_size=batch_size, run=run, on_batch=on_batch)
     counts = {kind: (deadline_passed + leases)[kind] for kind in RECLAIM_EVENTS}
-    logger.info("reclaim_tasks: %s (run %s)", counts, run)
+    if any(counts.values()):
+        logger.info("reclaim_tasks: %s (run %s)", counts, run)
     return counts

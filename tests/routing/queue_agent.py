@@ -52,7 +52,8 @@ def chaos_worker(name):
         try:
             with client.next_task(lease_seconds=rng.choice([1, 2])) as work:
                 if work is None:
-                    time.sleep(0.05)
+                    # Nothing due (the rest is under lease or backing off): poll gently.
+                    time.sleep(0.25)
                     continue
                 print(f"CLAIMED {work.task_id} {work.task.attempt}", flush=True)
                 # Mostly short work; now and then longer than the lease, which only heartbeats survive.
