@@ -55,18 +55,23 @@ def test_8_concurrent_claimers_take_tasks_by_priority_and_never_before_not_befor
 
     assert errors == []
     tasks = {str(task.pk): task for task in Task.objects.all()}
-    claims = list(
-        AuditEvent.objects.filter(event_type="task.claimed").order_by("id").values_list("target_id", flat=True)
-    )
+    events = AuditEvent.objects.filter(event_type="task.claimed").order_by("id").values_list("target_id", "actor")
+    claims, actors = (list(column) for column in zip(*events, strict=True))
     assert len(claims) == len(set(claims)) == expected
     late = [pk for pk in claims if tasks[pk].type == "late"]
     assert all(tasks[pk].claimed_at >= due_at for pk in late)
-    # Among the tasks due from the start, claim order is priority order; a claim may overtake another
-    # by at most the number of claims in flight at once.
-    early = [pk for pk in claims if tasks[pk].type == "t"]
-    ranked = sorted(early, key=lambda pk: (-tasks[pk].priority, tasks[pk].created_at, tasks[pk].pk))
-    position = {pk: index for index, pk in enumerate(ranked)}
-    assert max(abs(index - position[pk]) for index, pk in enumerate(early)) <= CLAIMERS
-    # Once due, the late tasks (priority 100) go before whatever was still waiting.
-    first_late = claims.index(late[0])
-    assert all(tasks[pk].type == "late" for pk in claims[first_late : first_late + LATE - CLAIMERS])
+    # Each claimer's next claim starts after its previous one committed, and a row another claimer has
+    # locked is one that claimer is taking: so among the tasks due from the start, every claimer's own
+    # claims come in priority order (then oldest first), however the claimers interleave.
+    for i in range(CLAIMERS):
+        mine = [
+            pk for pk, by in zip(claims, actors, strict=True) if by == f"test:claimer-{i}" and tasks[pk].type == "t"
+        ]
+        order = [(-tasks[pk].priority, tasks[pk].created_at) for pk in mine]
+        assert order == sorted(order), f"claimer {i} took a lower priority before a higher one"
+    # Once due, the late tasks (priority 100) go first: a claim that started after due_at (its claimed_at
+    # is taken before the statement runs) and still took an early task found every late one claimed or
+    # locked, so at most the other claimers' in-flight claims can commit a late task after it.
+    for index, pk in enumerate(claims):
+        if tasks[pk].type == "t" and tasks[pk].claimed_at >= due_at:
+            assert sum(1 for later in claims[index + 1 :] if tasks[later].type == "late") <= CLAIMERS - 1
