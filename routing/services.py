@@ -116,7 +116,9 @@ def task_event(task, *, event_type, actor, role, trace_id, metadata):
 
 
 def allowed_targets(task):
-    return sorted(str(t.target) for t in task.get_available_status_transitions())
+    # A set: several transitions share a target (a claimed task goes back to pending on retry,
+    # release or lease expiry).
+    return sorted({str(t.target) for t in task.get_available_status_transitions()})
 
 
 def invalid_transition(task: Task, target_status: str) -> InvalidTransition:
