@@ -115,10 +115,11 @@ def task_event(task, *, event_type, actor, role, trace_id, metadata):
     )
 
 
-def allowed_targets(task):
+def allowed_targets(task: Task) -> list[str]:
     # A set: several transitions share a target (a claimed task goes back to pending on retry,
     # release or lease expiry).
-    return sorted({str(t.target) for t in task.get_available_status_transitions()})
+    transitions = task.get_available_status_transitions()  # type: ignore[attr-defined]  # added by django-fsm
+    return sorted({str(t.target) for t in transitions})
 
 
 def invalid_transition(task: Task, target_status: str) -> InvalidTransition:
