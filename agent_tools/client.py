@@ -306,8 +306,22 @@ class OrchestratorClient:
     # --- tasks ----------------------------------------------------------------------------
 
     def route_task(
-        self, *, to_role, type, payload, requires_approval=False, approver_role=None, from_role=None, trace_id=None
+        self,
+        *,
+        to_role,
+        type,
+        payload,
+        requires_approval=False,
+        approver_role=None,
+        from_role=None,
+        trace_id=None,
+        priority=None,
+        not_before=None,
+        deadline=None,
+        max_attempts=None,
     ):
+        """Route a task. Queue options: `priority` (-100..100), `not_before` and `deadline` (datetimes or
+        ISO strings), `max_attempts` (1..20)."""
         body = _without_none(
             type=type,
             to_role=to_role,
@@ -315,6 +329,10 @@ class OrchestratorClient:
             payload=payload,
             trace_id=trace_id,
             approver_role=approver_role,
+            priority=priority,
+            not_before=_iso_or_none(not_before),
+            deadline=_iso_or_none(deadline),
+            max_attempts=max_attempts,
         )
         if requires_approval:
             body["requires_approval"] = True
@@ -420,15 +438,18 @@ class OrchestratorClient:
         beats = OrchestratorClient(
             self.base_url, self.token, timeout=min(self.timeout, lease), max_attempts=1, backoff=self.backoff
         )
-        while not stop.wait(interval):
-            try:
-                beats.heartbeat_task(work.task_id, lease_token=work.lease_token, lease_seconds=lease_seconds)
-            except (LeaseLost, Conflict, NotFound) as exc:
-                work._lose(exc)
-                return
-            except OrchestratorError as exc:
-                # One missed beat is not a lost lease: two more fit in before it passes.
-                logger.warning("heartbeat of task %s failed: %s", work.task_id, exc)
+        try:
+            while not stop.wait(interval):
+                try:
+                    beats.heartbeat_task(work.task_id, lease_token=work.lease_token, lease_seconds=lease_seconds)
+                except (LeaseLost, Conflict, NotFound) as exc:
+                    work._lose(exc)
+                    return
+                except OrchestratorError as exc:
+                    # One missed beat is not a lost lease: two more fit in before it passes.
+                    logger.warning("heartbeat of task %s failed: %s", work.task_id, exc)
+        finally:
+            beats.http.close()
 
     # --- approvals and notifications ------------------------------------------------------
 
@@ -570,6 +591,10 @@ def _retryable(response):
 def _retry_after_seconds(response):
     value = response.headers.get("Retry-After", "")
     return float(value) if value.isdigit() else None
+
+
+def _iso_or_none(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _str_or_none(value):
