@@ -9,6 +9,7 @@ from agent_tools.client import (
     ControllerError,
     Forbidden,
     InvalidRequest,
+    LeaseLost,
     NotFound,
     Notification,
     OrchestratorClient,
@@ -17,6 +18,7 @@ from agent_tools.client import (
     Status,
     Task,
     Unauthorized,
+    WorkItem,
 )
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "ControllerError",
     "Forbidden",
     "InvalidRequest",
+    "LeaseLost",
     "NotFound",
     "Notification",
     "OrchestratorClient",
@@ -33,4 +36,5 @@ __all__ = [
     "Status",
     "Task",
     "Unauthorized",
+    "WorkItem",
 ]

@@ -6,15 +6,21 @@ resent unchanged on each retry: a retry after a lost response replays the first 
 instead of doing the work twice.
 """
 
+import contextlib
+import logging
 import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -75,6 +81,13 @@ class Conflict(OrchestratorError):
     """409 (invalid transition, idempotency key in flight) or 412 (stale If-Match)."""
 
     kind = "conflict"
+
+
+class LeaseLost(Conflict):
+    """The task's lease passed to another claimer (or the task was cancelled): this agent's work on it
+    is discarded, never completed. `problem["current_attempt"]` names the attempt that holds it."""
+
+    kind = "lease lost"
 
 
 class ControllerError(OrchestratorError):
@@ -145,6 +158,57 @@ class Task(_Resource):
     payload: Any = None
     created_at: str | None = None
     updated_at: str | None = None
+    priority: int | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    lease_token: str | None = None
+    lease_expires_at: str | None = None
+    claimed_at: str | None = None
+    result: Any = None
+    error: Any = None
+    dead_letter: bool | None = None
+
+    @property
+    def lease_seconds(self):
+        """Length of the current lease (from its claim or last heartbeat), or None when not claimed."""
+        if not (self.lease_expires_at and self.claimed_at):
+            return None
+        start = self.raw.get("heartbeat_at") or self.claimed_at
+        return (datetime.fromisoformat(self.lease_expires_at) - datetime.fromisoformat(start)).total_seconds()
+
+
+class WorkItem:
+    """A claimed task inside `OrchestratorClient.next_task`: read `task`, `payload`; set `result`.
+
+    `lease_lost` turns true as soon as a heartbeat learns another claimer took the task over; the
+    work is then discarded (the context manager raises LeaseLost instead of completing).
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self.result = None
+        self._lost = threading.Event()
+        self.lost_because = None
+
+    @property
+    def task_id(self):
+        return self.task.task_id
+
+    @property
+    def payload(self):
+        return self.task.payload
+
+    @property
+    def lease_token(self):
+        return self.task.lease_token
+
+    @property
+    def lease_lost(self):
+        return self._lost.is_set()
+
+    def _lose(self, exc):
+        self.lost_because = exc
+        self._lost.set()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,8 +306,22 @@ class OrchestratorClient:
     # --- tasks ----------------------------------------------------------------------------
 
     def route_task(
-        self, *, to_role, type, payload, requires_approval=False, approver_role=None, from_role=None, trace_id=None
+        self,
+        *,
+        to_role,
+        type,
+        payload,
+        requires_approval=False,
+        approver_role=None,
+        from_role=None,
+        trace_id=None,
+        priority=None,
+        not_before=None,
+        deadline=None,
+        max_attempts=None,
     ):
+        """Route a task. Queue options: `priority` (-100..100), `not_before` and `deadline` (datetimes or
+        ISO strings), `max_attempts` (1..20)."""
         body = _without_none(
             type=type,
             to_role=to_role,
@@ -251,6 +329,10 @@ class OrchestratorClient:
             payload=payload,
             trace_id=trace_id,
             approver_role=approver_role,
+            priority=priority,
+            not_before=_iso_or_none(not_before),
+            deadline=_iso_or_none(deadline),
+            max_attempts=max_attempts,
         )
         if requires_approval:
             body["requires_approval"] = True
@@ -258,6 +340,116 @@ class OrchestratorClient:
 
     def get_task(self, task_id, *, trace_id=None):
         return self._resource(Task, "GET", f"/tasks/{_segment(task_id)}", trace_id=trace_id)
+
+    # --- pulling work under a lease ---------------------------------------------------------
+
+    def claim_task(self, task_id, *, lease_seconds=None, trace_id=None):
+        body = _without_none(lease_seconds=lease_seconds)
+        return self._resource(Task, "POST", f"/tasks/{_segment(task_id)}/claim", json=body, trace_id=trace_id)
+
+    def claim_next(self, to_role=None, *, lease_seconds=None, trace_id=None):
+        """Claim the best due task of `to_role` (default: the token's role) under a lease; None when none is."""
+        params = {"to_role": to_role} if to_role else None
+        body = _without_none(lease_seconds=lease_seconds)
+        response = self.request("POST", "/tasks/claim-next", json=body, params=params, trace_id=trace_id)
+        if response.status_code == 204:
+            return None
+        return self._parsed(Task, response, trace_id)
+
+    def heartbeat_task(self, task_id, *, lease_token, lease_seconds=None, trace_id=None):
+        body = _without_none(lease_token=lease_token, lease_seconds=lease_seconds)
+        return self._lease_call(f"/tasks/{_segment(task_id)}/heartbeat", body, trace_id)
+
+    def complete_task(self, task_id, *, lease_token, result=None, trace_id=None):
+        body = _without_none(lease_token=lease_token, result=result)
+        return self._lease_call(f"/tasks/{_segment(task_id)}/complete", body, trace_id)
+
+    def fail_task(self, task_id, *, lease_token, error=None, retry=False, trace_id=None):
+        body = _without_none(lease_token=lease_token, error=error)
+        body["retry"] = bool(retry)
+        return self._lease_call(f"/tasks/{_segment(task_id)}/fail", body, trace_id)
+
+    def release_task(self, task_id, *, lease_token, trace_id=None):
+        return self._lease_call(f"/tasks/{_segment(task_id)}/release", {"lease_token": lease_token}, trace_id)
+
+    def _lease_call(self, path, body, trace_id):
+        try:
+            return self._resource(Task, "POST", path, json=body, trace_id=trace_id)
+        except Conflict as exc:
+            if exc.problem.get("type", "").endswith("/lease_superseded"):
+                raise LeaseLost(str(exc), status=exc.status, trace_id=exc.trace_id, problem=exc.problem) from exc
+            raise
+
+    @contextlib.contextmanager
+    def next_task(self, to_role=None, *, lease_seconds=None, trace_id=None):
+        """Claim the next task and work on it inside the block; yields None when the queue is empty.
+
+            with client.next_task("engineering") as work:
+                if work is not None:
+                    work.result = handle(work.payload)
+
+        While the block runs, a background thread heartbeats at a third of the lease. When the
+        block ends the task is completed with `work.result`; when it raises, the task is failed
+        with retry=True (pending again after a backoff while attempts remain) and the exception
+        propagates. A task whose lease was lost (a heartbeat or the completion answered 409) is
+        never completed: LeaseLost is raised instead.
+        """
+        task = self.claim_next(to_role, lease_seconds=lease_seconds, trace_id=trace_id)
+        if task is None:
+            yield None
+            return
+        work = WorkItem(task)
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._keep_alive, args=(work, stop, lease_seconds), name=f"heartbeat-{task.task_id}", daemon=True
+        )
+        beat.start()
+        try:
+            yield work
+        except BaseException as exc:
+            stop.set()
+            beat.join()
+            if not work.lease_lost:
+                try:
+                    self.fail_task(
+                        task.task_id,
+                        lease_token=task.lease_token,
+                        error={"type": type(exc).__name__, "message": str(exc)[:2000]},
+                        retry=True,
+                    )
+                except LeaseLost:
+                    pass
+            raise
+        stop.set()
+        beat.join()
+        if work.lease_lost:
+            raise LeaseLost(
+                f"The lease of task {task.task_id} was lost; its result was not stored.",
+                status=409,
+                problem=getattr(work.lost_because, "problem", None),
+            )
+        self.complete_task(task.task_id, lease_token=task.lease_token, result=work.result)
+
+    def _keep_alive(self, work, stop, lease_seconds):
+        """Heartbeat every third of the lease on a connection of its own, until `stop` or the lease is lost."""
+        lease = lease_seconds or work.task.lease_seconds or 300
+        interval = max(lease / 3, 0.05)
+        # An answer later than the lease is of no use; one within it still keeps the lease.
+        beats = OrchestratorClient(
+            self.base_url, self.token, timeout=min(self.timeout, lease), max_attempts=1, backoff=self.backoff
+        )
+        try:
+            while not stop.wait(interval):
+                try:
+                    beats.heartbeat_task(work.task_id, lease_token=work.lease_token, lease_seconds=lease_seconds)
+                except (LeaseLost, Conflict, NotFound) as exc:
+                    work._lose(exc)
+                    return
+                except OrchestratorError as exc:
+                    # One missed beat is not a lost lease: two more fit in before it passes.
+                    logger.warning("heartbeat of task %s failed: %s", work.task_id, exc)
+        finally:
+            beats.http.close()
 
     # --- approvals and notifications ------------------------------------------------------
 
@@ -297,6 +489,9 @@ class OrchestratorClient:
 
     def _resource(self, cls, method, path, *, json=None, trace_id=None):
         response = self.request(method, path, json=json, trace_id=trace_id)
+        return self._parsed(cls, response, trace_id)
+
+    def _parsed(self, cls, response, trace_id):
         try:
             body = response.json()
             return cls.from_response(body, response)
@@ -396,6 +591,10 @@ def _retryable(response):
 def _retry_after_seconds(response):
     value = response.headers.get("Retry-After", "")
     return float(value) if value.isdigit() else None
+
+
+def _iso_or_none(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _str_or_none(value):

@@ -1,4 +1,4 @@
-"""The orchestrator's MCP server: four tools, each one call through OrchestratorClient.
+"""The orchestrator's MCP server: eight tools, each one or two calls through OrchestratorClient.
 
 Any MCP host starts it over stdio (`python -m agent_tools`) with
 ORCHESTRATOR_URL and ORCHESTRATOR_TOKEN in its environment; the token decides which
@@ -26,8 +26,12 @@ INSTRUCTIONS = """\
 Tools of the Orchestrator, the control plane of an organisation of AI agents. You act in the
 role your token was issued for. Route work to another role with send_task, gate a task on a
 human decision with request_approval, tell a role something with notify, and follow any
-session, task or approval with fetch_status. Every change is recorded in the audit log under
-its trace id; pass the same trace_id to related calls to tie them together."""
+session, task or approval with fetch_status. Pull work addressed to your role with claim_task:
+you hold the task under a lease; call heartbeat_task before the lease passes while you work, then
+complete_task or fail_task with the lease_token claim_task gave you. If the lease passes, another
+agent may take the task over and your token stops working (a conflict: stop working on it). Every
+change is recorded in the audit log under its trace id; pass the same trace_id to related calls to
+tie them together."""
 
 # The same shape the API accepts (orchestrator.http.tracing); checked here so a bad one is a clear tool error.
 TRACE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
@@ -63,6 +67,47 @@ class ApprovalRequested(BaseModel):
     task_id: str | None = Field(description="The task the approval gates.")
     expires_at: str | None = Field(description="When a still pending approval expires (and the task is cancelled).")
     trace_id: str | None = Field(description="Trace id of the request in the audit log.")
+
+
+class TaskClaimed(BaseModel):
+    task_id: str | None = Field(description="Id of the claimed task; null when no task was waiting.")
+    type: str | None = Field(default=None, description="Kind of work.")
+    payload: Any = Field(default=None, description="The work item the sender attached.")
+    attempt: int | None = Field(default=None, description="This claim's attempt (1 on the first).")
+    max_attempts: int | None = Field(default=None, description="Attempts before the task is dead-lettered.")
+    lease_token: str | None = Field(default=None, description="Pass it to heartbeat_task, complete_task and fail_task.")
+    lease_expires_at: str | None = Field(
+        default=None, description="Call heartbeat_task before this time, or another agent may take the task over."
+    )
+    trace_id: str | None = Field(default=None, description="Trace id of the task in the audit log.")
+
+
+class TaskLease(BaseModel):
+    task_id: str = Field(description="Id of the task.")
+    status: str = Field(description="claimed while you hold it; completed, failed or pending (retry) after.")
+    attempt: int | None = Field(description="The attempt of your claim.")
+    lease_expires_at: str | None = Field(description="When your lease passes (null once the task left you).")
+    not_before: str | None = Field(description="With fail_task retry: when the task is claimable again.")
+
+
+def _lease(task) -> TaskLease:
+    return TaskLease(
+        task_id=task.task_id,
+        status=task.status,
+        attempt=task.attempt,
+        lease_expires_at=task.lease_expires_at,
+        not_before=task.raw.get("not_before"),
+    )
+
+
+TaskId = Annotated[UUID, Field(description="Id of the task, as returned by claim_task.")]
+LeaseToken = Annotated[
+    str, Field(min_length=1, max_length=64, description="The lease_token claim_task returned for this task.")
+]
+LeaseSeconds = Annotated[
+    int | None,
+    Field(strict=True, ge=1, description="Length of the lease in seconds; the server default (300) if omitted."),
+]
 
 
 class NotificationSent(BaseModel):
@@ -181,6 +226,74 @@ def build_server(client: OrchestratorClient) -> MCPServer:
             return client.status_of(id).status
         except NotFound:
             return "not_found: session not found"
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+
+    @server.tool(
+        description="Claim work addressed to your role under a lease: the next due task (highest priority, "
+        "oldest first) or, with task_id, that task. Returns the task with its lease_token; task_id is null when "
+        "nothing is waiting. Keep the lease alive with heartbeat_task, finish with complete_task or fail_task."
+    )
+    def claim_task(
+        task_id: Annotated[UUID | None, Field(description="Claim this task instead of the next one.")] = None,
+        to_role: Annotated[
+            str | None, Field(min_length=1, max_length=64, description="Inbox to claim from (staff only).")
+        ] = None,
+        lease_seconds: LeaseSeconds = None,
+    ) -> TaskClaimed:
+        try:
+            if task_id is not None:
+                task = client.claim_task(task_id, lease_seconds=lease_seconds)
+            else:
+                task = client.claim_next(to_role, lease_seconds=lease_seconds)
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+        if task is None:
+            return TaskClaimed(task_id=None)
+        return TaskClaimed(
+            task_id=task.task_id,
+            type=task.type,
+            payload=task.payload,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            lease_token=task.lease_token,
+            lease_expires_at=task.lease_expires_at,
+            trace_id=task.trace_id,
+        )
+
+    @server.tool(
+        description="Extend your lease on a claimed task while you work on it (call it well before "
+        "lease_expires_at). A conflict means the lease passed to another agent: stop working on the task."
+    )
+    def heartbeat_task(task_id: TaskId, lease_token: LeaseToken, lease_seconds: LeaseSeconds = None) -> TaskLease:
+        try:
+            return _lease(client.heartbeat_task(task_id, lease_token=lease_token, lease_seconds=lease_seconds))
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+
+    @server.tool(description="Finish a task you claimed with its result. Needs the lease_token of your claim.")
+    def complete_task(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        result: Annotated[Any, Field(description="The outcome: any JSON value the sender reads.")] = None,
+    ) -> TaskLease:
+        try:
+            return _lease(client.complete_task(task_id, lease_token=lease_token, result=result))
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+
+    @server.tool(
+        description="Report that a task you claimed failed. With retry=true it is tried again later (after a "
+        "backoff) while attempts remain, else it becomes a dead letter for staff to look at."
+    )
+    def fail_task(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        error: Annotated[Any, Field(description="What went wrong: any JSON value.")] = None,
+        retry: Annotated[bool, Field(strict=True, description="Try the task again later.")] = False,
+    ) -> TaskLease:
+        try:
+            return _lease(client.fail_task(task_id, lease_token=lease_token, error=error, retry=retry))
         except OrchestratorError as exc:
             raise tool_error(exc) from exc
 

@@ -235,6 +235,19 @@ AUDIT_STREAM_MAX_SECONDS = env_int("AUDIT_STREAM_MAX_SECONDS", 300)
 AUDIT_STREAM_POLL_SECONDS = env_float("AUDIT_STREAM_POLL_SECONDS", 1.0)
 AUDIT_STREAM_HEARTBEAT_SECONDS = env_float("AUDIT_STREAM_HEARTBEAT_SECONDS", 15.0)
 
+# --- Work queue: task leases, retries, dead letters (docs/work-queue.md) -----------------------
+# Every claim takes a lease of this many seconds (an agent may ask for 1..TASK_MAX_LEASE_SECONDS);
+# a task whose lease passes is claimable again. Heartbeats extend it.
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 300)
+TASK_MAX_LEASE_SECONDS = env_int("TASK_MAX_LEASE_SECONDS", 3600)
+# Claims a task gets before it is dead-lettered (a route may ask for 1..20).
+TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 3)
+# fail with retry: the n-th retry waits about base * 2**(n-1) seconds (with jitter), at most TASK_RETRY_MAX_SECONDS.
+TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 10.0)
+TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 3600.0)
+# Tasks reclaimed (or cancelled past their deadline) per transaction by reclaim_tasks.
+TASK_RECLAIM_BATCH_SIZE = env_int("TASK_RECLAIM_BATCH_SIZE", 5_000)
+
 # --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
 # Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
 # default) `make run` drives the same schedule with `manage.py run_jobs`, and .delay() runs inline.
@@ -271,6 +284,10 @@ CELERY_BEAT_SCHEDULE = {
     "seal_audit": {
         "task": "audit.jobs.seal_audit",
         "schedule": env_int("SEAL_AUDIT_INTERVAL_SECONDS", 60),
+    },
+    "reclaim_tasks": {
+        "task": "routing.jobs.reclaim_tasks",
+        "schedule": env_int("RECLAIM_TASKS_INTERVAL_SECONDS", 60),
     },
 }
 # Sessions expired per transaction by expire_sessions: short row locks, bounded memory.

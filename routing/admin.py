@@ -7,8 +7,8 @@ from routing.models import Task
 
 @admin.register(Task)
 class TaskAdmin(ServiceFSMAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "type", "from_role", "to_role", "status", "claimed_by", "created_at"]
-    list_filter = ["status", "to_role", "from_role", "type"]
+    list_display = ["id", "type", "from_role", "to_role", "status", "priority", "attempt", "claimed_by", "created_at"]
+    list_filter = ["status", "to_role", "from_role", "type", ("dead_lettered_at", admin.EmptyFieldListFilter)]
     search_fields = ["=id", "=trace_id", "type"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Task._meta.fields]
@@ -25,6 +25,9 @@ class TaskAdmin(ServiceFSMAdminMixin, admin.ModelAdmin):
         pass
 
     def run_transition(self, *, principal, obj, transition_name, trace_id):
-        if transition_name != "cancel":
+        if transition_name == "cancel":
+            services.cancel_task(principal=principal, task_id=obj.pk, trace_id=trace_id, reason="cancelled in admin")
+        elif transition_name == "requeue":
+            services.requeue_task(principal=principal, task_id=obj.pk, trace_id=trace_id)
+        else:
             raise ValueError(f"{transition_name} is not offered in the admin.")
-        services.cancel_task(principal=principal, task_id=obj.pk, trace_id=trace_id, reason="cancelled in admin")

@@ -1,5 +1,6 @@
 """Task endpoints: thin views that validate input, call routing.services and shape JSON."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -31,6 +32,16 @@ TaskShape = Shape(
         "updated_at": (serializers.DateTimeField(), "updated_at"),
         "claimed_at": (serializers.DateTimeField(allow_null=True), "claimed_at"),
         "finished_at": (serializers.DateTimeField(allow_null=True), "finished_at"),
+        "priority": (serializers.IntegerField(), "priority"),
+        "not_before": (serializers.DateTimeField(allow_null=True), "not_before"),
+        "deadline": (serializers.DateTimeField(allow_null=True), "deadline"),
+        "attempt": (serializers.IntegerField(help_text="Claims that used up a try (1 on the first claim)."), "attempt"),
+        "max_attempts": (serializers.IntegerField(), "max_attempts"),
+        # The fencing token: only the claimer is shown it (render_task); other readers get null.
+        "lease_token": (serializers.CharField(allow_null=True), lambda task: task.lease_token or None),
+        "lease_expires_at": (serializers.DateTimeField(allow_null=True), "lease_expires_at"),
+        "heartbeat_at": (serializers.DateTimeField(allow_null=True), "heartbeat_at"),
+        "dead_letter": (serializers.BooleanField(), "is_dead_letter"),
     },
 )
 TaskOut = TaskShape.schema
@@ -39,6 +50,15 @@ RoutedTaskShape = TaskShape.extended(
     "RoutedTask", {"approval_id": (serializers.UUIDField(allow_null=True), "approval_id")}, through="task"
 )
 TaskListOut = TaskShape.page_schema("TaskList", "tasks")
+
+
+def render_task(task, principal):
+    """A task as `principal` sees it: the lease token only for its claimer, so another agent reading
+    the task cannot complete or fail it in the claimer's place."""
+    body = TaskShape.render(task)
+    if task.claimed_by != principal.subject:
+        body["lease_token"] = None
+    return body
 
 
 # --- Input ----------------------------------------------------------------------------------
@@ -54,14 +74,56 @@ class RouteIn(StrictSerializer):
     approver_role = serializers.CharField(max_length=64, required=False)
     approval_notes = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     expires_in = serializers.IntegerField(required=False, help_text="Seconds the approval stays open.")
+    priority = serializers.IntegerField(
+        required=False, default=0, min_value=-100, max_value=100, help_text="Higher is claimed first."
+    )
+    not_before = serializers.DateTimeField(required=False, allow_null=True, help_text="Not claimable earlier.")
+    deadline = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Still pending or claimed past it: cancelled (reason deadline)."
+    )
+    max_attempts = serializers.IntegerField(
+        required=False, min_value=1, max_value=20, help_text="Claims before it is dead-lettered (TASK_MAX_ATTEMPTS)."
+    )
+
+
+LEASE_TOKEN_HELP = "The lease_token of your claim; a superseded one answers 409. Staff may omit it."
+
+
+def lease_seconds_field():
+    return serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.TASK_MAX_LEASE_SECONDS,
+        help_text="Length of the lease (default TASK_LEASE_SECONDS, at most TASK_MAX_LEASE_SECONDS).",
+    )
+
+
+class ClaimIn(StrictSerializer):
+    lease_seconds = lease_seconds_field()
+
+
+class HeartbeatIn(StrictSerializer):
+    lease_token = serializers.CharField(max_length=64)
+    lease_seconds = lease_seconds_field()
+
+
+class ReleaseIn(StrictSerializer):
+    lease_token = serializers.CharField(max_length=64)
 
 
 class CompleteIn(StrictSerializer):
+    lease_token = serializers.CharField(max_length=64, required=False, help_text=LEASE_TOKEN_HELP)
     result = JsonDocument(required=False, allow_null=True)
 
 
 class FailIn(StrictSerializer):
+    lease_token = serializers.CharField(max_length=64, required=False, help_text=LEASE_TOKEN_HELP)
     error = JsonDocument(required=False, allow_null=True)
+    retry = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Pending again after a backoff while attempts remain, else dead-lettered.",
+    )
 
 
 class CancelIn(StrictSerializer):
@@ -72,6 +134,7 @@ class TaskListParams(CursorPageParams):
     to_role = serializers.CharField(required=False, max_length=64)
     from_role = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+    dead_letter = serializers.BooleanField(required=False, help_text="Only dead letters (true) or none (false).")
 
 
 class ClaimNextParams(StrictSerializer):
@@ -103,6 +166,10 @@ class RouteTask(ApiView):
             approval_notes=data.get("approval_notes", ""),
             expires_in=data.get("expires_in"),
             idempotency_key=getattr(request, "idempotency_key", None) or "",
+            priority=data["priority"],
+            not_before=data.get("not_before"),
+            deadline=data.get("deadline"),
+            max_attempts=data.get("max_attempts"),
         )
         return Response(
             RoutedTaskShape.render(routed),
@@ -125,9 +192,14 @@ class TaskCollection(ApiView):
         for field in ("to_role", "from_role", "status"):
             if field in params:
                 queryset = queryset.filter(**{field: params[field]})
+        if "dead_letter" in params:
+            queryset = queryset.filter(dead_lettered_at__isnull=not params["dead_letter"])
         rows, next_cursor = keyset_page(queryset, cursor=params.get("cursor"), limit=params["limit"])
         return page_response(
-            items_key="tasks", items=[TaskShape.render(t) for t in rows], limit=params["limit"], next_cursor=next_cursor
+            items_key="tasks",
+            items=[render_task(t, self.principal) for t in rows],
+            limit=params["limit"],
+            next_cursor=next_cursor,
         )
 
 
@@ -135,17 +207,78 @@ class TaskDetail(ApiView):
     @extend_schema(responses={200: TaskOut}, operation_id="tasks_read")
     def get(self, request, task_id):
         task = selectors.get_task(principal=self.principal, task_id=parse_uuid(task_id, what="task"))
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))
 
 
 class ClaimTask(ApiView):
-    @extend_schema(request=EmptyIn, responses={200: TaskOut}, operation_id="tasks_claim")
+    @extend_schema(
+        request=ClaimIn,
+        responses={200: TaskOut},
+        operation_id="tasks_claim",
+        description="Claim a pending due task, or one whose lease has passed, under a new lease: the answer "
+        "carries `attempt`, `lease_token` and `lease_expires_at`.",
+    )
+    def post(self, request, task_id):
+        data = validated(ClaimIn, request.data)
+        task = services.claim_task(
+            principal=self.principal,
+            task_id=parse_uuid(task_id, what="task"),
+            trace_id=self.trace_id,
+            lease_seconds=data.get("lease_seconds"),
+        )
+        return Response(render_task(task, self.principal))
+
+
+class HeartbeatTask(ApiView):
+    @extend_schema(
+        request=HeartbeatIn,
+        responses={200: TaskOut},
+        operation_id="tasks_heartbeat",
+        description="Extend the lease of your claim to `lease_seconds` from now (not audited).",
+    )
+    def post(self, request, task_id):
+        data = validated(HeartbeatIn, request.data)
+        task = services.heartbeat_task(
+            principal=self.principal,
+            task_id=parse_uuid(task_id, what="task"),
+            trace_id=self.trace_id,
+            lease_token=data["lease_token"],
+            lease_seconds=data.get("lease_seconds"),
+        )
+        return Response(render_task(task, self.principal))
+
+
+class ReleaseTask(ApiView):
+    @extend_schema(
+        request=ReleaseIn,
+        responses={200: TaskOut},
+        operation_id="tasks_release",
+        description="Give a claimed task back at once (pending); the attempt is not counted.",
+    )
+    def post(self, request, task_id):
+        data = validated(ReleaseIn, request.data)
+        task = services.release_claimed_task(
+            principal=self.principal,
+            task_id=parse_uuid(task_id, what="task"),
+            trace_id=self.trace_id,
+            lease_token=data["lease_token"],
+        )
+        return Response(render_task(task, self.principal))
+
+
+class RequeueTask(ApiView):
+    @extend_schema(
+        request=EmptyIn,
+        responses={200: TaskOut},
+        operation_id="tasks_requeue",
+        description="Staff: put a failed task (a dead letter) back to pending with a fresh attempt budget.",
+    )
     def post(self, request, task_id):
         validated(EmptyIn, request.data)
-        task = services.claim_task(
+        task = services.requeue_task(
             principal=self.principal, task_id=parse_uuid(task_id, what="task"), trace_id=self.trace_id
         )
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))
 
 
 class CompleteTask(ApiView):
@@ -156,9 +289,10 @@ class CompleteTask(ApiView):
             principal=self.principal,
             task_id=parse_uuid(task_id, what="task"),
             result=data.get("result"),
+            lease_token=data.get("lease_token"),
             trace_id=self.trace_id,
         )
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))
 
 
 class FailTask(ApiView):
@@ -169,9 +303,11 @@ class FailTask(ApiView):
             principal=self.principal,
             task_id=parse_uuid(task_id, what="task"),
             error=data.get("error"),
+            retry=data["retry"],
+            lease_token=data.get("lease_token"),
             trace_id=self.trace_id,
         )
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))
 
 
 class CancelTask(ApiView):
@@ -184,22 +320,28 @@ class CancelTask(ApiView):
             reason=data.get("reason", ""),
             trace_id=self.trace_id,
         )
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))
 
 
 class ClaimNextTask(ApiView):
     @extend_schema(
-        request=EmptyIn,
+        request=ClaimIn,
         parameters=[ClaimNextParams],
         responses={200: TaskOut, 204: None},
         operation_id="tasks_claim_next",
-        description="Claim the oldest pending task addressed to `to_role` (default: the caller's role); "
+        description="Claim the highest-priority, then oldest, due task addressed to `to_role` (default: the "
+        "caller's role) under a lease; tasks whose lease has passed are handed out again with `attempt + 1`. "
         "204 when there is none.",
     )
     def post(self, request):
         params = query_params(request, ClaimNextParams)
-        validated(EmptyIn, request.data)
-        task = services.claim_next_task(principal=self.principal, to_role=params.get("to_role"), trace_id=self.trace_id)
+        data = validated(ClaimIn, request.data)
+        task = services.claim_next_task(
+            principal=self.principal,
+            to_role=params.get("to_role"),
+            trace_id=self.trace_id,
+            lease_seconds=data.get("lease_seconds"),
+        )
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskShape.render(task))
+        return Response(render_task(task, self.principal))

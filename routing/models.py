@@ -37,18 +37,42 @@ class Task(ConcurrentTransitionMixin, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The work queue (docs/work-queue.md): higher priority is claimed first; nothing is claimable
+    # before not_before; a task still open past its deadline is cancelled. The database holds the
+    # defaults too, so bulk SQL inserts (imports, benchmarks) need not name these columns.
+    priority = models.SmallIntegerField(default=0, db_default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    # attempt counts the claims that used up a try (a release gives its try back); a claim past
+    # max_attempts never happens: the task is dead-lettered instead.
+    max_attempts = models.PositiveSmallIntegerField(default=3, db_default=3)
+    attempt = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # The fencing token of the current claim: complete, fail, release and heartbeat must present it,
+    # so an agent whose lease was taken over can change nothing.
+    lease_token = models.CharField(max_length=64, blank=True, default="", db_default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             # Inbox and claim-next: a role's tasks in one status, oldest or newest first.
             models.Index(fields=["to_role", "status", "created_at", "id"], name="task_inbox_idx"),
-            # claim-next reads only a role's pending rows, oldest first; claimed and finished rows
-            # pile up over time and stay out of this index.
+            # claim-next reads only a role's pending rows, highest priority then oldest first; claimed
+            # and finished rows pile up over time and stay out of this index.
             models.Index(
-                fields=["to_role", "created_at", "id"],
+                fields=["to_role", "-priority", "created_at", "id"],
                 name="task_claimable_idx",
                 condition=models.Q(status="pending"),
+            ),
+            # Expired leases: reclaim_tasks across roles, claim-next within one (few rows: claimed ones).
+            models.Index(fields=["lease_expires_at"], name="task_lease_idx", condition=models.Q(status="claimed")),
+            # Deadlines of open tasks, for reclaim_tasks.
+            models.Index(
+                fields=["deadline"],
+                name="task_deadline_idx",
+                condition=models.Q(status__in=["pending", "claimed"], deadline__isnull=False),
             ),
             models.Index(fields=["from_role", "-created_at"], name="task_outbox_idx"),
             models.Index(fields=["trace_id"], name="task_trace_idx"),
@@ -56,6 +80,10 @@ class Task(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self):
         return f"{self.type} {self.from_role}->{self.to_role} ({self.status})"
+
+    @property
+    def is_dead_letter(self):
+        return self.dead_lettered_at is not None
 
     @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.AWAITING_APPROVAL, custom={"admin": False})
     def await_approval(self):
@@ -69,12 +97,54 @@ class Task(ConcurrentTransitionMixin, models.Model):
     def claim(self):
         pass
 
+    # A claimed task whose lease has passed is taken over by a new claimer (a new attempt and token).
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.CLAIMED, custom={"admin": False})
+    def take_over(self):
+        pass
+
     @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.COMPLETED, custom={"admin": False})
     def complete(self):
         pass
 
     @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.FAILED, custom={"admin": False})
     def fail(self):
+        pass
+
+    # The claimer failed and asked for a retry while attempts remain: pending again after a backoff.
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.PENDING, custom={"admin": False})
+    def retry(self):
+        pass
+
+    # The claimer gives the task back (shutting down cleanly); its attempt is not counted.
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.PENDING, custom={"admin": False})
+    def give_back(self):
+        pass
+
+    # reclaim_tasks: the claimer's lease passed with attempts left.
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.PENDING, custom={"admin": False})
+    def expire_lease(self):
+        pass
+
+    # Out of attempts (lease expired or failed with retry on the last one): a dead letter.
+    @transition(field=status, source=TaskStatus.CLAIMED, target=TaskStatus.FAILED, custom={"admin": False})
+    def dead_letter(self):
+        pass
+
+    # Staff put a failed task back in the queue with a fresh attempt budget.
+    @transition(
+        field=status, source=TaskStatus.FAILED, target=TaskStatus.PENDING, custom={"admin": True, "label": "Requeue"}
+    )
+    def requeue(self):
+        pass
+
+    # reclaim_tasks: an open task past its deadline.
+    @transition(
+        field=status,
+        source=[TaskStatus.PENDING, TaskStatus.CLAIMED],
+        target=TaskStatus.CANCELLED,
+        custom={"admin": False},
+    )
+    def pass_deadline(self):
         pass
 
     @transition(

@@ -1,13 +1,15 @@
 """Reads of tasks. The visibility rule (an agent sees tasks from or to its role; staff see all)
 is written here once; sessions and approvals use it too."""
 
-import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
-from rest_framework.exceptions import NotFound
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+from rest_framework.exceptions import APIException, NotFound
 
 from orchestrator.identity.principal import Principal
-from routing.models import Task
+from routing.models import Task, TaskStatus
 
 
 def can_see_task(principal: Principal, task: Task) -> bool:
@@ -15,19 +17,64 @@ def can_see_task(principal: Principal, task: Task) -> bool:
 
 
 def tasks_visible_to(principal: Principal) -> QuerySet[Task]:
-    queryset = Task.objects.all()
+    queryset: QuerySet[Task] = Task.objects.all()
     if not principal.is_staff:
         queryset = queryset.filter(Q(to_role=principal.role) | Q(from_role=principal.role))
     return queryset
 
 
 def get_task(
-    *, principal: Principal, task_id: uuid.UUID, for_update: bool = False, not_found: Exception | None = None
+    *, principal: Principal, task_id: object, for_update: bool = False, not_found: APIException | None = None
 ) -> Task:
     """The task if the principal may see it (from or to its role); otherwise `not_found` (404 by
     default), so ids of other roles' tasks do not leak."""
     queryset = Task.objects.select_for_update() if for_update else Task.objects
-    task = queryset.filter(pk=task_id).first()
+    task: Task | None = queryset.filter(pk=task_id).first()
     if task is None or not can_see_task(principal, task):
         raise not_found or NotFound(f"No task with id {task_id}.")
     return task
+
+
+@dataclass(frozen=True)
+class RoleQueueStats:
+    """One role's work queue at a glance (the operator console shows one row per role)."""
+
+    role: str
+    pending: int
+    claimed: int
+    overdue_leases: int
+    dead_letters: int
+    oldest_pending_age: timedelta | None
+
+
+def queue_stats(*, now: datetime | None = None) -> list[RoleQueueStats]:
+    """Per role with any pending, claimed or dead-lettered task: pending, claimed, claimed with a
+    passed lease (the agent is gone; reclaim_tasks or the next claim-next takes it over), dead
+    letters, and how long the oldest pending task has waited. One grouped query; roles sorted."""
+    now = now or timezone.now()
+    pending = Q(status=TaskStatus.PENDING)
+    claimed = Q(status=TaskStatus.CLAIMED)
+    dead_letter = Q(status=TaskStatus.FAILED, dead_lettered_at__isnull=False)
+    rows = (
+        Task.objects.filter(pending | claimed | dead_letter)
+        .values("to_role")
+        .annotate(
+            pending=Count("id", filter=pending),
+            claimed=Count("id", filter=claimed),
+            overdue_leases=Count("id", filter=claimed & Q(lease_expires_at__lt=now)),
+            dead_letters=Count("id", filter=dead_letter),
+            oldest_pending_at=Min("created_at", filter=pending),
+        )
+        .order_by("to_role")
+    )
+    return [
+        RoleQueueStats(
+            role=row["to_role"],
+            pending=row["pending"],
+            claimed=row["claimed"],
+            overdue_leases=row["overdue_leases"],
+            dead_letters=row["dead_letters"],
+            oldest_pending_age=None if row["oldest_pending_at"] is None else now - row["oldest_pending_at"],
+        )
+        for row in rows
+    ]

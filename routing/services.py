@@ -5,15 +5,20 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
-import datetime
 import functools
+import hmac
+import random
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -26,22 +31,46 @@ from routing import selectors
 from routing.models import Task, TaskStatus
 
 # The fields a claim writes.
-_CLAIM_FIELDS = ["status", "claimed_by", "claimed_at", "updated_at"]
+_CLAIM_FIELDS = [
+    "status",
+    "claimed_by",
+    "claimed_at",
+    "attempt",
+    "lease_token",
+    "lease_expires_at",
+    "heartbeat_at",
+    "updated_at",
+]
+_LEASE_FIELDS = ["lease_token", "lease_expires_at", "heartbeat_at"]
 
-# claim-next on PostgreSQL, in one statement: the subquery picks and locks the oldest pending row
-# (SKIP LOCKED passes over rows other claimers hold), the UPDATE makes the model's pending ->
-# claimed transition, and the database builds the task.claimed event (the one _claimed_event
-# records) from the returned row. One round trip where the ORM needs five: this is the hottest
-# write path an agent has (docs/benchmarks.md, "Task claiming").
+# claim-next on PostgreSQL, in one statement: each candidate subquery picks and locks the best
+# row of its kind (SKIP LOCKED passes over rows other claimers hold): a due pending task, or a
+# claimed one whose lease has passed with attempts left. The better of the two (highest priority,
+# then oldest) is claimed with a new attempt and lease token, and the database builds the
+# task.claimed event (the one _claimed_event records) from the returned row. One round trip where
+# the ORM needs five: this is the hottest write path an agent has (docs/benchmarks.md). The
+# loser of the two candidates is locked only while this statement runs.
 _CLAIM_NEXT_SQL = f"""
-WITH claimed AS (
-    UPDATE {Task._meta.db_table} SET status = %(claimed)s, claimed_by = %(actor)s, claimed_at = %(now)s,
-                                     updated_at = %(now)s
-    WHERE id = (
-        SELECT id FROM {Task._meta.db_table} WHERE to_role = %(to_role)s AND status = %(pending)s
-        ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
-    )
-    RETURNING {", ".join(field.column for field in Task._meta.concrete_fields)}
+WITH due_pending AS MATERIALIZED (
+    SELECT id, status, priority, created_at FROM {Task._meta.db_table}
+    WHERE to_role = %(to_role)s AND status = %(pending)s
+      AND (not_before IS NULL OR not_before <= %(now)s) AND (deadline IS NULL OR deadline > %(now)s)
+    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+), lease_passed AS MATERIALIZED (
+    SELECT id, status, priority, created_at FROM {Task._meta.db_table}
+    WHERE status = %(claimed)s AND lease_expires_at < %(now)s AND to_role = %(to_role)s
+      AND attempt < max_attempts AND (deadline IS NULL OR deadline > %(now)s)
+    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id, status FROM (SELECT * FROM due_pending UNION ALL SELECT * FROM lease_passed) AS candidates
+    ORDER BY priority DESC, created_at, id LIMIT 1
+), claimed AS (
+    UPDATE {Task._meta.db_table} AS task
+    SET status = %(claimed)s, claimed_by = %(actor)s, claimed_at = %(now)s, updated_at = %(now)s,
+        attempt = task.attempt + 1, lease_token = %(lease_token)s, lease_expires_at = %(lease_expires_at)s,
+        heartbeat_at = NULL
+    FROM picked WHERE task.id = picked.id
+    RETURNING {", ".join("task." + field.column for field in Task._meta.concrete_fields)}, picked.status AS claimed_from
 ), event AS (
     {{insert_event}}
 )
@@ -50,8 +79,10 @@ SELECT * FROM claimed
 # Filed like task_event files it (audit.services.filing_metadata): under from_role, shared with to_role.
 _CLAIMED_EVENT_SQL = """
 SELECT 'task.claimed', %(actor)s, claimed.from_role, %(now)s, claimed.trace_id, 'task', claimed.id::text,
-       jsonb_build_object('before', jsonb_build_object('status', %(pending)s::text),
-                          'after', jsonb_build_object('status', claimed.status),
+       jsonb_build_object('before', jsonb_build_object('status', claimed.claimed_from::text,
+                                                       'attempt', claimed.attempt - 1),
+                          'after', jsonb_build_object('status', claimed.status::text, 'attempt', claimed.attempt),
+                          'lease_seconds', %(lease_seconds)s::integer,
                           'actor_role', %(actor_role)s::text)
        || CASE WHEN %(trace_id)s::text <> '' AND %(trace_id)s::text <> claimed.trace_id
                THEN jsonb_build_object('request_trace_id', %(trace_id)s::text) ELSE '{}'::jsonb END
@@ -59,7 +90,16 @@ SELECT 'task.claimed', %(actor)s, claimed.from_role, %(now)s, claimed.trace_id, 
                THEN jsonb_build_object('shared_with_role', claimed.to_role) ELSE '{}'::jsonb END
 FROM claimed
 """
-_FINISH_FIELDS = ["status", "result", "error", "finished_at", "updated_at"]
+_FINISH_FIELDS = ["status", "result", "error", "finished_at", "dead_lettered_at", "updated_at", *_LEASE_FIELDS]
+
+PRIORITY_RANGE = (-100, 100)
+MAX_ATTEMPTS_RANGE = (1, 20)
+
+
+class LeaseSuperseded(Conflict):
+    """A lease token that is not the task's current one (fencing): the problem names the current attempt."""
+
+    default_code = "lease_superseded"
 
 
 def request_trace_metadata(request_trace_id, object_trace_id):
@@ -87,11 +127,14 @@ def task_event(
     )
 
 
-def allowed_targets(task):
-    return sorted(str(t.target) for t in task.get_available_status_transitions())
+def allowed_targets(task: Task) -> list[str]:
+    # A set: several transitions share a target (a claimed task goes back to pending on retry,
+    # release or lease expiry).
+    transitions = task.get_available_status_transitions()  # type: ignore[attr-defined]  # added by django-fsm
+    return sorted({str(t.target) for t in transitions})
 
 
-def invalid_transition(task, target_status):
+def invalid_transition(task: Task, target_status: str) -> InvalidTransition:
     return InvalidTransition(
         resource="task", current_status=task.status, target_status=target_status, allowed=allowed_targets(task)
     )
@@ -125,19 +168,27 @@ def add_route_step(step: Callable[[RoutedTask], None]) -> None:
 
 def route_task(
     *,
-    principal,
-    type,
-    to_role,
-    trace_id,
-    payload=None,
-    from_role=None,
-    requires_approval=False,
-    approver_role=None,
-    approval_notes="",
-    expires_in=None,
-    idempotency_key="",
+    principal: Principal,
+    type: str,
+    to_role: str,
+    trace_id: str,
+    payload: dict[str, object] | None = None,
+    from_role: str | None = None,
+    requires_approval: bool = False,
+    approver_role: str | None = None,
+    approval_notes: str = "",
+    expires_in: int | None = None,
+    idempotency_key: str = "",
+    priority: int = 0,
+    not_before: datetime | None = None,
+    deadline: datetime | None = None,
+    max_attempts: int | None = None,
 ) -> RoutedTask:
-    """Create a task for `to_role`; with `requires_approval` it waits for `approver_role`'s decision."""
+    """Create a task for `to_role`; with `requires_approval` it waits for `approver_role`'s decision.
+
+    Queue options: `priority` (-100..100, higher is claimed first), `not_before` (not claimable
+    earlier), `deadline` (cancelled if still open past it), `max_attempts` (1..20, default
+    TASK_MAX_ATTEMPTS)."""
     from_role = acting_role(principal, from_role, field="from_role")
     require_known_role(to_role, field="to_role")
     if requires_approval and not approver_role:
@@ -146,6 +197,8 @@ def route_task(
         raise ValidationError({"approver_role": ["Only meaningful with requires_approval: true."]})
     if requires_approval and not _route_steps:
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
+    max_attempts = settings.TASK_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    _check_queue_options(priority=priority, not_before=not_before, deadline=deadline, max_attempts=max_attempts)
     with transaction.atomic():
         task = Task(
             type=type,
@@ -155,15 +208,31 @@ def route_task(
             trace_id=trace_id,
             idempotency_key=idempotency_key or "",
             created_by=principal.subject,
+            priority=priority,
+            not_before=not_before,
+            deadline=deadline,
+            max_attempts=max_attempts,
         )
         task.save(force_insert=True)
+        queue_options = {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in {"priority": priority, "not_before": not_before, "deadline": deadline}.items()
+            if value
+        }
         task_event(
             task,
             event_type="task.routed",
             actor=principal.subject,
             actor_role=principal.role,
             trace_id=trace_id,
-            metadata={"after": {"status": task.status}, "type": type, "from_role": from_role, "to_role": to_role},
+            metadata={
+                "after": {"status": task.status},
+                "type": type,
+                "from_role": from_role,
+                "to_role": to_role,
+                "max_attempts": max_attempts,
+                **queue_options,
+            },
         )
         routed = RoutedTask(
             task=task,
@@ -177,6 +246,33 @@ def route_task(
         for step in _route_steps:
             step(routed)
     return routed
+
+
+def _check_queue_options(
+    *, priority: int, not_before: datetime | None, deadline: datetime | None, max_attempts: int
+) -> None:
+    errors: dict[str, list[str]] = {}
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]
+    ):
+        errors["priority"] = [f"Must be an integer from {PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}."]
+    if (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not MAX_ATTEMPTS_RANGE[0] <= max_attempts <= MAX_ATTEMPTS_RANGE[1]
+    ):
+        errors["max_attempts"] = [f"Must be an integer from {MAX_ATTEMPTS_RANGE[0]} to {MAX_ATTEMPTS_RANGE[1]}."]
+    for name, value in (("not_before", not_before), ("deadline", deadline)):
+        if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
+            errors[name] = ["Must be an ISO 8601 time with a time zone."]
+    if "deadline" not in errors and deadline is not None and deadline <= timezone.now():
+        errors["deadline"] = ["Must be in the future."]
+    if not errors and not_before is not None and deadline is not None and deadline <= not_before:
+        errors["deadline"] = ["Must be later than not_before."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def gate_task(*, task: Task) -> None:
@@ -203,7 +299,7 @@ def deny_task(
     actor_role: str,
     trace_id: str,
     reason: str,
-    now: datetime.datetime | None = None,
+    now: datetime | None = None,
     defer_events: list[dict[str, Any]] | None = None,
 ) -> None:
     """A gate closed (approval rejected or expired): the locked task is cancelled with its task.cancelled
@@ -243,7 +339,7 @@ def _cancelled_event(
     }
 
 
-def _task_for_worker(*, principal, task_id):
+def _task_for_worker(*, principal: Principal, task_id: uuid.UUID) -> Task:
     """Lock a task the principal works on: one addressed to its role."""
     task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
     if not principal.can_act_for(task.to_role):
@@ -251,66 +347,157 @@ def _task_for_worker(*, principal, task_id):
     return task
 
 
-def _claim(task, *, principal, trace_id):
-    task.claim()
+def lease_seconds_or_default(lease_seconds: int | None) -> int:
+    """The lease a claim or heartbeat asks for, checked against TASK_MAX_LEASE_SECONDS (400 outside)."""
+    if lease_seconds is None:
+        return int(settings.TASK_LEASE_SECONDS)
+    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int):
+        raise ValidationError({"lease_seconds": ["Must be an integer number of seconds."]})
+    if not 1 <= lease_seconds <= settings.TASK_MAX_LEASE_SECONDS:
+        raise ValidationError(
+            {"lease_seconds": [f"Must be between 1 and {settings.TASK_MAX_LEASE_SECONDS} (TASK_MAX_LEASE_SECONDS)."]}
+        )
+    return lease_seconds
+
+
+def _new_lease_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _lease_expired(task: Task, now: datetime) -> bool:
+    return task.lease_expires_at is not None and task.lease_expires_at < now
+
+
+def _claim(task: Task, *, principal: Principal, trace_id: str, lease_seconds: int, now: datetime) -> Task:
+    """Claim a locked task that is claimable (pending and due, or claimed with a passed lease)."""
+    before = task.status
+    if before == TaskStatus.CLAIMED:
+        task.take_over()
+    else:
+        task.claim()
+    task.attempt += 1
     task.claimed_by = principal.subject
-    task.claimed_at = timezone.now()
+    task.claimed_at = now
+    task.lease_token = _new_lease_token()
+    task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    task.heartbeat_at = None
     task.save(update_fields=_CLAIM_FIELDS)
-    _claimed_event(task, principal=principal, trace_id=trace_id)
+    _claimed_event(task, principal=principal, trace_id=trace_id, before=before, lease_seconds=lease_seconds)
     return task
 
 
-def _claimed_event(task, *, principal, trace_id):
+def _claimed_event(task: Task, *, principal: Principal, trace_id: str, before: str, lease_seconds: int) -> None:
     task_event(
         task,
         event_type="task.claimed",
         actor=principal.subject,
         actor_role=principal.role,
         trace_id=trace_id,
-        metadata={"before": {"status": TaskStatus.PENDING}, "after": {"status": task.status}},
+        metadata={
+            "before": {"status": before, "attempt": task.attempt - 1},
+            "after": {"status": task.status, "attempt": task.attempt},
+            "lease_seconds": lease_seconds,
+        },
     )
 
 
-def claim_task(*, principal, task_id, trace_id):
+def _not_claimable(task: Task, now: datetime) -> Conflict | None:
+    """Why a locked task cannot be claimed now, or None when it can."""
+    if task.deadline is not None and task.deadline <= now:
+        return Conflict(
+            "The task's deadline has passed; it is being cancelled.",
+            current_status=task.status,
+            allowed_transitions=allowed_targets(task),
+        )
+    if task.status == TaskStatus.PENDING:
+        if task.not_before is not None and task.not_before > now:
+            return Conflict(
+                f"The task is not claimable before {task.not_before.isoformat()}.",
+                current_status=task.status,
+                not_before=task.not_before.isoformat(),
+                allowed_transitions=allowed_targets(task),
+            )
+        return None
+    if task.status == TaskStatus.CLAIMED and _lease_expired(task, now):
+        if task.attempt >= task.max_attempts:
+            return Conflict(
+                "The task's lease has passed and its attempts are used up; it is being dead-lettered.",
+                current_status=task.status,
+                current_attempt=task.attempt,
+                allowed_transitions=allowed_targets(task),
+            )
+        return None
+    if task.status == TaskStatus.CLAIMED:
+        return Conflict(
+            f"Task is claimed (attempt {task.attempt}) under a lease that has not passed yet.",
+            current_status=task.status,
+            current_attempt=task.attempt,
+            allowed_transitions=allowed_targets(task),
+        )
+    return invalid_transition(task, TaskStatus.CLAIMED)
+
+
+def claim_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_seconds: int | None = None) -> Task:
+    """Claim one task by id under a lease: a pending due task, or a claimed one whose lease has passed."""
+    lease_seconds = lease_seconds_or_default(lease_seconds)
     with transaction.atomic():
         # The row lock queues a concurrent claimer behind this one; it then sees 'claimed' and gets 409.
         task = _task_for_worker(principal=principal, task_id=task_id)
-        if not can_proceed(task.claim):
-            raise invalid_transition(task, TaskStatus.CLAIMED)
-        return _claim(task, principal=principal, trace_id=trace_id)
+        now = timezone.now()
+        refusal = _not_claimable(task, now)
+        if refusal is not None:
+            raise refusal
+        return _claim(task, principal=principal, trace_id=trace_id, lease_seconds=lease_seconds, now=now)
 
 
-def claim_next_task(*, principal, trace_id, to_role=None):
-    """Claim the oldest pending task for `to_role` (default: the caller's role), or return None.
+def claim_next_task(
+    *, principal: Principal, trace_id: str, to_role: str | None = None, lease_seconds: int | None = None
+) -> Task | None:
+    """Claim the best due task for `to_role` (default: the caller's role) under a lease, or return None.
 
-    SKIP LOCKED lets concurrent claimers pass over each other's rows instead of queueing on
-    them, so N claimers take N different tasks in one round trip each.
+    Due: pending with not_before passed, or claimed with a passed lease and attempts left; never one
+    past its deadline. Best: highest priority, then oldest. SKIP LOCKED lets concurrent claimers
+    pass over each other's rows instead of queueing on them, so N claimers take N different tasks
+    in one round trip each.
     """
     to_role = acting_role(principal, to_role, field="to_role")
+    lease_seconds = lease_seconds_or_default(lease_seconds)
     if connection.vendor == "postgresql":
-        return _claim_next_postgresql(principal=principal, to_role=to_role, trace_id=trace_id)
+        return _claim_next_postgresql(
+            principal=principal, to_role=to_role, trace_id=trace_id, lease_seconds=lease_seconds
+        )
     # SQLite has no row locks: its write transaction already excludes every other writer.
     with transaction.atomic():
-        task = Task.objects.filter(to_role=to_role, status=TaskStatus.PENDING).order_by("created_at", "id").first()
+        now = timezone.now()
+        not_past_deadline = Q(deadline__isnull=True) | Q(deadline__gt=now)
+        due = Task.objects.filter(not_past_deadline, to_role=to_role).filter(
+            Q(status=TaskStatus.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+            | Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now, attempt__lt=F("max_attempts"))
+        )
+        task = due.order_by("-priority", "created_at", "id").first()
         if task is None:
             return None
-        return _claim(task, principal=principal, trace_id=trace_id)
+        return _claim(task, principal=principal, trace_id=trace_id, lease_seconds=lease_seconds, now=now)
 
 
 @functools.cache
-def _claim_next_sql():
+def _claim_next_sql() -> str:
     return _CLAIM_NEXT_SQL.format(insert_event=audit.insert_from_select_sql(_CLAIMED_EVENT_SQL))
 
 
-def _claim_next_postgresql(*, principal, to_role, trace_id):
+def _claim_next_postgresql(*, principal: Principal, to_role: str, trace_id: str, lease_seconds: int) -> Task | None:
+    now = timezone.now()
     params = {
         "claimed": TaskStatus.CLAIMED,
         "pending": TaskStatus.PENDING,
         "actor": principal.subject,
         "actor_role": principal.role,
-        "now": timezone.now(),
+        "now": now,
         "to_role": to_role,
         "trace_id": trace_id or "",
+        "lease_token": _new_lease_token(),
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "lease_seconds": lease_seconds,
     }
     # One statement is one transaction of its own (autocommit), unless a caller's is open.
     task = next(iter(Task.objects.raw(_claim_next_sql(), params)), None)
@@ -319,54 +506,216 @@ def _claim_next_postgresql(*, principal, to_role, trace_id):
     return task
 
 
-def _require_claimer(task, *, principal, target_status):
-    if task.status == TaskStatus.CLAIMED and task.claimed_by != principal.subject and not principal.is_staff:
-        raise Conflict(
-            f"Task is claimed by another agent; only its claimer may move it to '{target_status}'.",
+def _check_lease(task: Task, *, principal: Principal, lease_token: str | None, target_status: str) -> bool:
+    """Fencing: a change by the claimer must carry the current lease token. Returns whether the change
+    goes through without one (staff only), which its event records.
+
+    A token that is not the current one (the lease was taken over, or the task moved on) is a 409
+    naming the current attempt, checked before anything else so a superseded agent learns why.
+    """
+    if lease_token is None or lease_token == "":
+        if principal.is_staff:
+            return True
+        raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
+    if not task.lease_token or not hmac.compare_digest(task.lease_token, lease_token):
+        raise LeaseSuperseded(
+            f"This lease token is not the current one: the task is {task.status} at attempt {task.attempt}"
+            f"{', claimed by another agent' if task.status == TaskStatus.CLAIMED else ''}; nothing was changed.",
             current_status=task.status,
+            current_attempt=task.attempt,
             allowed_transitions=allowed_targets(task),
         )
+    return False
 
 
-def _finish(task, *, principal, trace_id, event_type):
-    """Write a finished task (its transition already applied) and its event."""
-    task.finished_at = timezone.now()
-    task.save(update_fields=_FINISH_FIELDS)
+def _clear_lease(task: Task) -> None:
+    task.lease_token = ""
+    task.lease_expires_at = None
+    task.heartbeat_at = None
+
+
+def _work_event(
+    task: Task,
+    *,
+    event_type: str,
+    principal: Principal,
+    trace_id: str,
+    before: str,
+    without_lease: bool = False,
+    **extra: object,
+) -> None:
+    metadata: dict[str, object] = {
+        "before": {"status": before, "attempt": task.attempt},
+        "after": {"status": task.status, "attempt": task.attempt},
+        **extra,
+    }
+    if without_lease:
+        # Staff acted on the task without its claimer's lease token (an operator's override).
+        metadata["without_lease_token"] = True
     task_event(
         task,
         event_type=event_type,
         actor=principal.subject,
         actor_role=principal.role,
         trace_id=trace_id,
-        metadata={"before": {"status": TaskStatus.CLAIMED}, "after": {"status": task.status}},
+        metadata=metadata,
+    )
+
+
+def heartbeat_task(
+    *, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_token: str, lease_seconds: int | None = None
+) -> Task:
+    """Extend the claimer's lease to `lease_seconds` from now. Not audited: a heartbeat every few
+    seconds per task would bury the log; the claim and the task's outcome are (docs/work-queue.md)."""
+    lease_seconds = lease_seconds_or_default(lease_seconds)
+    if not lease_token:
+        raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
+    with transaction.atomic():
+        task = _task_for_worker(principal=principal, task_id=task_id)
+        _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.CLAIMED)
+        if task.status != TaskStatus.CLAIMED:
+            raise invalid_transition(task, TaskStatus.CLAIMED)
+        now = timezone.now()
+        task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        task.heartbeat_at = now
+        task.save(update_fields=["lease_expires_at", "heartbeat_at", "updated_at"])
+    return task
+
+
+def _finish(task: Task, *, principal: Principal, trace_id: str, event_type: str, without_lease: bool) -> Task:
+    """Write a finished task (its transition already applied) and its event."""
+    task.finished_at = timezone.now()
+    _clear_lease(task)
+    task.save(update_fields=_FINISH_FIELDS)
+    _work_event(
+        task,
+        event_type=event_type,
+        principal=principal,
+        trace_id=trace_id,
+        before=TaskStatus.CLAIMED,
+        without_lease=without_lease,
     )
     return task
 
 
-def complete_task(*, principal, task_id, trace_id, result=None):
+def complete_task(
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    trace_id: str,
+    lease_token: str | None = None,
+    result: object = None,
+) -> Task:
     with transaction.atomic():
         task = _task_for_worker(principal=principal, task_id=task_id)
+        without_lease = _check_lease(
+            task, principal=principal, lease_token=lease_token, target_status=TaskStatus.COMPLETED
+        )
         if not can_proceed(task.complete):
             raise invalid_transition(task, TaskStatus.COMPLETED)
-        _require_claimer(task, principal=principal, target_status=TaskStatus.COMPLETED)
         task.complete()
         task.result = result
-        return _finish(task, principal=principal, trace_id=trace_id, event_type="task.completed")
+        return _finish(
+            task, principal=principal, trace_id=trace_id, event_type="task.completed", without_lease=without_lease
+        )
 
 
-def fail_task(*, principal, task_id, trace_id, error=None):
+def retry_delay_seconds(attempt: int) -> float:
+    """Backoff before retry number `attempt`: exponential from TASK_RETRY_BASE_SECONDS, capped, with
+    jitter (half to all of it), so tasks failed together do not all come back at the same instant."""
+    exponential = min(settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1))
+    return float(exponential * random.uniform(0.5, 1.0))
+
+
+def dead_letter_error(last_error: object) -> dict[str, object]:
+    return {"reason": "attempts_exhausted", "last_error": last_error}
+
+
+def fail_task(
+    *,
+    principal: Principal,
+    task_id: uuid.UUID,
+    trace_id: str,
+    lease_token: str | None = None,
+    error: object = None,
+    retry: bool = False,
+) -> Task:
+    """The claimer failed. Without `retry` the task fails for good; with it the task is pending again
+    after a backoff while attempts remain, else dead-lettered (error.reason = attempts_exhausted)."""
     with transaction.atomic():
         task = _task_for_worker(principal=principal, task_id=task_id)
+        without_lease = _check_lease(
+            task, principal=principal, lease_token=lease_token, target_status=TaskStatus.FAILED
+        )
         if not can_proceed(task.fail):
             raise invalid_transition(task, TaskStatus.FAILED)
-        _require_claimer(task, principal=principal, target_status=TaskStatus.FAILED)
-        task.fail()
+        if not retry:
+            task.fail()
+            task.error = error
+            return _finish(
+                task, principal=principal, trace_id=trace_id, event_type="task.failed", without_lease=without_lease
+            )
+        if task.attempt >= task.max_attempts:
+            task.dead_letter()
+            task.error = dead_letter_error(error)
+            task.dead_lettered_at = timezone.now()
+            return _finish(
+                task,
+                principal=principal,
+                trace_id=trace_id,
+                event_type="task.dead_lettered",
+                without_lease=without_lease,
+            )
+        task.retry()
+        delay = retry_delay_seconds(task.attempt)
+        task.not_before = timezone.now() + timedelta(seconds=delay)
         task.error = error
-        return _finish(task, principal=principal, trace_id=trace_id, event_type="task.failed")
+        _clear_lease(task)
+        task.save(update_fields=["status", "error", "not_before", "updated_at", *_LEASE_FIELDS])
+        _work_event(
+            task,
+            event_type="task.retry_scheduled",
+            principal=principal,
+            trace_id=trace_id,
+            before=TaskStatus.CLAIMED,
+            without_lease=without_lease,
+            retry_in_seconds=round(delay, 3),
+        )
+        return task
 
 
-def cancel_task(*, principal, task_id, trace_id, reason=""):
-    """The sending role withdraws a task it routed (pending or claimed); staff may cancel any."""
+def release_claimed_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_token: str) -> Task:
+    """The claimer gives the task back at once (shutting down cleanly): pending again, and the
+    attempt its claim used is given back too, so it does not count against max_attempts."""
+    if not lease_token:
+        raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
+    with transaction.atomic():
+        task = _task_for_worker(principal=principal, task_id=task_id)
+        _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.PENDING)
+        if not can_proceed(task.give_back):
+            raise invalid_transition(task, TaskStatus.PENDING)
+        released_attempt = task.attempt
+        task.give_back()
+        task.attempt = max(0, task.attempt - 1)
+        _clear_lease(task)
+        task.save(update_fields=["status", "attempt", "updated_at", *_LEASE_FIELDS])
+        task_event(
+            task,
+            event_type="task.released",
+            actor=principal.subject,
+            actor_role=principal.role,
+            trace_id=trace_id,
+            metadata={
+                "before": {"status": TaskStatus.CLAIMED, "attempt": released_attempt},
+                "after": {"status": task.status, "attempt": task.attempt},
+            },
+        )
+    return task
+
+
+def cancel_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, reason: str = "") -> Task:
+    """The sending role withdraws a task it routed (pending or claimed); staff may cancel any. A
+    claimer's lease ends with it: its late complete is refused (409)."""
     with transaction.atomic():
         task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
         if not principal.can_act_for(task.from_role):
@@ -376,7 +725,8 @@ def cancel_task(*, principal, task_id, trace_id, reason=""):
         before = task.status
         task.cancel()
         task.finished_at = timezone.now()
-        task.save(update_fields=["status", "finished_at", "updated_at"])
+        _clear_lease(task)
+        task.save(update_fields=["status", "finished_at", "updated_at", *_LEASE_FIELDS])
         audit.record(
             **_cancelled_event(
                 task,
@@ -386,5 +736,46 @@ def cancel_task(*, principal, task_id, trace_id, reason=""):
                 before=before,
                 reason=reason,
             )
+        )
+    return task
+
+
+def requeue_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str) -> Task:
+    """Staff put a failed task (a dead letter, typically) back to pending with a fresh attempt budget."""
+    if not principal.is_staff:
+        raise PermissionDenied("Only staff requeue tasks.")
+    with transaction.atomic():
+        task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
+        if not can_proceed(task.requeue):
+            raise invalid_transition(task, TaskStatus.PENDING)
+        before = {"status": task.status, "attempt": task.attempt, "error": task.error}
+        task.requeue()
+        task.attempt = 0
+        task.error = None
+        task.result = None
+        task.finished_at = None
+        task.not_before = None
+        task.dead_lettered_at = None
+        _clear_lease(task)
+        task.save(
+            update_fields=[
+                "status",
+                "attempt",
+                "error",
+                "result",
+                "finished_at",
+                "not_before",
+                "dead_lettered_at",
+                "updated_at",
+                *_LEASE_FIELDS,
+            ]
+        )
+        task_event(
+            task,
+            event_type="task.requeued",
+            actor=principal.subject,
+            actor_role=principal.role,
+            trace_id=trace_id,
+            metadata={"before": before, "after": {"status": task.status, "attempt": task.attempt}},
         )
     return task

@@ -59,7 +59,11 @@ def test_a_task_needing_approval_goes_from_routing_to_completion_through_api_and
 
     claimed = engineering.post("/api/v1/tasks/claim-next")
     assert claimed.json()["task_id"] == routed["task_id"]
-    done = engineering.post(f"/api/v1/tasks/{routed['task_id']}/complete", {"result": {"paid": True}}, format="json")
+    done = engineering.post(
+        f"/api/v1/tasks/{routed['task_id']}/complete",
+        {"result": {"paid": True}, "lease_token": claimed.json()["lease_token"]},
+        format="json",
+    )
     assert done.json()["status"] == "completed"
 
     steps = list(AuditEvent.objects.filter(trace_id=TRACE).order_by("id").values_list("event_type", "actor"))

@@ -52,9 +52,13 @@ def test_a_staff_edit_of_a_manager_session_is_filed_under_manager_not_the_staff_
 
 def test_both_roles_of_a_task_see_its_whole_history_and_a_third_role_sees_none(route, finance, engineering, make_agent):
     task_id = route(to_role="engineering")["task_id"]
-    assert engineering.post("/api/v1/tasks/claim-next").status_code == 200
+    claimed = engineering.post("/api/v1/tasks/claim-next")
+    assert claimed.status_code == 200
+    lease = {"lease_token": claimed.json()["lease_token"]}
     assert (
-        engineering.post(f"/api/v1/tasks/{task_id}/complete", {"result": {"ok": True}}, format="json").status_code
+        engineering.post(
+            f"/api/v1/tasks/{task_id}/complete", {"result": {"ok": True}, **lease}, format="json"
+        ).status_code
         == 200
     )
 

@@ -1,12 +1,14 @@
-"""Claim-next throughput: POST /api/v1/tasks/claim-next against a 100k-task pending backlog.
+"""Claim-next throughput: POST /api/v1/tasks/claim-next against a 100k-task pending backlog, with
+leases (every claim takes one) and priority ordering (the backlog spreads over five priorities).
 
 Three contenders, measured in this run on this machine, printed as ratios (issue 3, acceptance 7):
-  ours     our full endpoint on gunicorn: local bearer token, role check, the claim (one
-           UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING), the
-           task.claimed audit event in the same transaction, trace id
-  naive    tests/bench/naive_app.py on the same gunicorn settings: a minimal DRF view sending
-           SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 and then the UPDATE through the ORM, as a user
-           would write it, without auth or audit
+  ours     our full endpoint on gunicorn: local bearer token, role check, the claim (one statement:
+           two SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 candidates, a due pending task by priority
+           then age and a passed lease, the UPDATE with a new attempt and lease token, RETURNING),
+           the task.claimed audit event in the same statement, trace id
+  naive    tests/bench/naive_app.py on the same gunicorn settings: a minimal DRF view sending the
+           same two SKIP LOCKED candidate queries and then the UPDATE (attempt, lease) through the
+           ORM, as a user would write it, without auth or audit
   pgbench  naive's SELECT and UPDATE in one transaction straight from pgbench: the database's own limit
 Every contender claims from BACKLOG pending tasks of one role with BENCH_CONNECTIONS (4) concurrent
 workers. Each has its own copy of the migrated template database, and its task table is reseeded
@@ -33,14 +35,15 @@ PGBENCH_CLAIMS = BACKLOG // 2
 CONTENDERS = ("ours", "naive", "pgbench")
 CLAIM_PATH = f"/api/v1/tasks/claim-next?to_role={ROLE}"
 
-# Oldest first, one second apart, so claim-next's ORDER BY created_at, id walks the queue in order.
+# One second apart and spread over five priorities, so claim-next's ORDER BY priority DESC, created_at,
+# id walks the queue across priorities; the lease columns take their database defaults.
 SEED_SQL = f"""
 TRUNCATE routing_task CASCADE;
 INSERT INTO routing_task (id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by,
-                          claimed_by, result, error, created_at, updated_at, claimed_at, finished_at)
+                          claimed_by, result, error, created_at, updated_at, claimed_at, finished_at, priority)
 SELECT gen_random_uuid(), 'report', 'finance', '{ROLE}', jsonb_build_object('n', n), md5(n::text), '', 'pending',
        'token:1', '', NULL, NULL, now() - ({BACKLOG} - n) * interval '1 second',
-       now() - ({BACKLOG} - n) * interval '1 second', NULL, NULL
+       now() - ({BACKLOG} - n) * interval '1 second', NULL, NULL, (n % 5 - 2) * 10
 FROM generate_series(1, {BACKLOG}) AS n;
 """
 
@@ -51,8 +54,10 @@ BEGIN;
 SELECT id AS task_id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by, claimed_by,
        result, error, created_at, updated_at, claimed_at, finished_at
 FROM routing_task WHERE to_role = '{ROLE}' AND status = 'pending'
-ORDER BY created_at ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
-UPDATE routing_task SET status = 'claimed', claimed_by = 'pgbench', claimed_at = now(), updated_at = now()
+  AND (not_before IS NULL OR not_before <= now()) AND (deadline IS NULL OR deadline > now())
+ORDER BY priority DESC, created_at ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
+UPDATE routing_task SET status = 'claimed', claimed_by = 'pgbench', claimed_at = now(), updated_at = now(),
+       attempt = attempt + 1, lease_token = md5(random()::text), lease_expires_at = now() + interval '300 seconds'
 WHERE id = :task_id AND status = 'pending';
 COMMIT;
 """

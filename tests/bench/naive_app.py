@@ -7,8 +7,9 @@ transition logic:
 - sessions: DRF generic views with a ModelSerializer over the same Session model, the same
   audit INSERT in the same transaction as the session INSERT;
 - route: a generic CreateAPIView with a ModelSerializer over Task and the same audit INSERT;
-- claim-next: a minimal APIView sending the same SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1 and
-  UPDATE of the claim's fields as ours, with no audit event, answered through a ModelSerializer.
+- claim-next: a minimal APIView sending the same two SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1
+  candidate queries (due pending by priority then age; passed leases) and UPDATE of the claim's
+  fields and lease as ours, with no audit event, answered through a ModelSerializer.
 Serve it with `gunicorn tests.bench.naive_app:application` and DATABASE_URL set.
 
 Its one concession is persistent database connections (CONN_MAX_AGE, as our settings
@@ -16,6 +17,8 @@ have), so the comparison measures the request path, not PostgreSQL connection se
 """
 
 import os
+import secrets
+from datetime import timedelta
 
 import dj_database_url
 import django
@@ -51,6 +54,7 @@ django.setup()
 
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.db import transaction  # noqa: E402
+from django.db.models import F, Q  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework import generics, serializers  # noqa: E402
@@ -110,24 +114,58 @@ class TaskSerializer(serializers.ModelSerializer):
             "updated_at",
             "claimed_at",
             "finished_at",
+            "priority",
+            "attempt",
+            "max_attempts",
+            "lease_token",
+            "lease_expires_at",
         ]
 
 
 class ClaimNext(APIView):
+    """The same two SKIP LOCKED candidate queries as ours (a due pending task; a passed lease with
+    attempts left), best by priority then age, and the claim's UPDATE through the ORM."""
+
     def post(self, request):
+        now = timezone.now()
+        role = request.query_params.get("to_role")
+        not_past_deadline = Q(deadline__isnull=True) | Q(deadline__gt=now)
         with transaction.atomic():
-            task = (
+            pending = (
                 Task.objects.select_for_update(skip_locked=True)
-                .filter(to_role=request.query_params.get("to_role"), status="pending")
-                .order_by("created_at", "id")
+                .filter(not_past_deadline, Q(not_before__isnull=True) | Q(not_before__lte=now))
+                .filter(to_role=role, status="pending")
+                .order_by("-priority", "created_at", "id")
                 .first()
             )
-            if task is None:
+            expired = (
+                Task.objects.select_for_update(skip_locked=True)
+                .filter(not_past_deadline, status="claimed", lease_expires_at__lt=now, to_role=role)
+                .filter(attempt__lt=F("max_attempts"))
+                .order_by("-priority", "created_at", "id")
+                .first()
+            )
+            candidates = [task for task in (pending, expired) if task is not None]
+            if not candidates:
                 return Response(status=204)
+            task = min(candidates, key=lambda t: (-t.priority, t.created_at, t.id))
             task.status = "claimed"
             task.claimed_by = "naive"
-            task.claimed_at = timezone.now()
-            task.save(update_fields=["status", "claimed_by", "claimed_at", "updated_at"])
+            task.claimed_at = now
+            task.attempt += 1
+            task.lease_token = secrets.token_urlsafe(24)
+            task.lease_expires_at = now + timedelta(seconds=300)
+            task.save(
+                update_fields=[
+                    "status",
+                    "claimed_by",
+                    "claimed_at",
+                    "attempt",
+                    "lease_token",
+                    "lease_expires_at",
+                    "updated_at",
+                ]
+            )
         return Response(TaskSerializer(task).data)
 
 

@@ -13,10 +13,12 @@ from routing.models import Task
 
 @dataclass
 class World:
-    """finance sent `pending` and `claimed` (claimed by engineering) to engineering; `gated` waits for manager."""
+    """finance sent `pending` and `claimed` (claimed by engineering under `lease`) to engineering; `gated`
+    waits for manager."""
 
     pending: str
     claimed: str
+    lease: str
     gated: str
     approval: str
     notification: str
@@ -36,10 +38,10 @@ def world(agents):
         return finance.post("/api/v1/tasks/route", body, format="json").json()
 
     pending, claimed, gated = route(), route(), route(requires_approval=True, approver_role="manager")
-    engineering.post(f"/api/v1/tasks/{claimed['task_id']}/claim")
+    lease = engineering.post(f"/api/v1/tasks/{claimed['task_id']}/claim").json()["lease_token"]
     note = finance.post("/api/v1/notifications", {"to_role": "manager", "message": "hi"}, format="json").json()
     return World(
-        pending["task_id"], claimed["task_id"], gated["task_id"], gated["approval_id"], note["notification_id"]
+        pending["task_id"], claimed["task_id"], lease, gated["task_id"], gated["approval_id"], note["notification_id"]
     )
 
 
@@ -58,7 +60,7 @@ ENDPOINTS = {
     "complete": (
         "post",
         "/api/v1/tasks/{claimed}/complete",
-        {"result": 1},
+        {"result": 1, "lease_token": "{lease}"},
         "engineering",
         200,
         {"finance": 403, "marketing": 404},
@@ -66,7 +68,23 @@ ENDPOINTS = {
     "fail": (
         "post",
         "/api/v1/tasks/{claimed}/fail",
-        {"error": "x"},
+        {"error": "x", "lease_token": "{lease}"},
+        "engineering",
+        200,
+        {"finance": 403, "marketing": 404},
+    ),
+    "heartbeat": (
+        "post",
+        "/api/v1/tasks/{claimed}/heartbeat",
+        {"lease_token": "{lease}"},
+        "engineering",
+        200,
+        {"finance": 403, "marketing": 404},
+    ),
+    "release": (
+        "post",
+        "/api/v1/tasks/{claimed}/release",
+        {"lease_token": "{lease}"},
         "engineering",
         200,
         {"finance": 403, "marketing": 404},

@@ -19,11 +19,17 @@ def test_claiming_a_task_records_the_claimer_and_a_claimed_event(route, engineer
     assert events_for(task["task_id"]) == ["task.routed", "task.claimed"]
 
 
+def claim(agent, task):
+    return agent.post(f"/api/v1/tasks/{task['task_id']}/claim").json()["lease_token"]
+
+
 def test_completing_stores_the_result_and_finishes_the_task(route, engineering):
     task = route()
-    engineering.post(f"/api/v1/tasks/{task['task_id']}/claim")
+    lease = claim(engineering, task)
 
-    response = engineering.post(f"/api/v1/tasks/{task['task_id']}/complete", {"result": {"ok": True}}, format="json")
+    response = engineering.post(
+        f"/api/v1/tasks/{task['task_id']}/complete", {"result": {"ok": True}, "lease_token": lease}, format="json"
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -34,19 +40,26 @@ def test_completing_stores_the_result_and_finishes_the_task(route, engineering):
 
 def test_failing_stores_the_error(route, engineering):
     task = route()
-    engineering.post(f"/api/v1/tasks/{task['task_id']}/claim")
+    lease = claim(engineering, task)
 
-    response = engineering.post(f"/api/v1/tasks/{task['task_id']}/fail", {"error": "ledger offline"}, format="json")
+    response = engineering.post(
+        f"/api/v1/tasks/{task['task_id']}/fail", {"error": "ledger offline", "lease_token": lease}, format="json"
+    )
 
     assert (response.json()["status"], response.json()["error"]) == ("failed", "ledger offline")
     assert events_for(task["task_id"])[-1] == "task.failed"
 
 
-def test_transition_bodies_are_optional(route, engineering):
+def test_claim_bodies_are_optional_and_a_result_too(route, engineering):
     task = route()
 
-    assert engineering.post(f"/api/v1/tasks/{task['task_id']}/claim").status_code == 200
-    assert engineering.post(f"/api/v1/tasks/{task['task_id']}/complete").json()["result"] is None
+    lease = claim(engineering, task)
+    assert (
+        engineering.post(f"/api/v1/tasks/{task['task_id']}/complete", {"lease_token": lease}, format="json").json()[
+            "result"
+        ]
+        is None
+    )
 
 
 def test_the_sending_role_may_cancel_a_pending_task(route, finance):

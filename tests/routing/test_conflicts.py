@@ -35,10 +35,14 @@ def test_completing_a_task_claimed_by_another_agent_answers_409_and_changes_noth
     before = snapshot(task["task_id"])
 
     body = assert_conflict(
-        colleague.post(f"/api/v1/tasks/{task['task_id']}/complete", {"result": "mine"}, format="json"), "claimed"
+        colleague.post(
+            f"/api/v1/tasks/{task['task_id']}/complete", {"result": "mine", "lease_token": "guessed"}, format="json"
+        ),
+        "claimed",
     )
 
     assert "another agent" in body["detail"]
+    assert body["current_attempt"] == 1
     assert snapshot(task["task_id"]) == before
 
 
@@ -46,7 +50,21 @@ def test_failing_a_task_claimed_by_another_agent_answers_409(route, engineering,
     task = route()
     engineering.post(f"/api/v1/tasks/{task['task_id']}/claim")
 
-    assert_conflict(make_agent("engineering").post(f"/api/v1/tasks/{task['task_id']}/fail"), "claimed")
+    assert_conflict(
+        make_agent("engineering").post(f"/api/v1/tasks/{task['task_id']}/fail", {"lease_token": "x"}, format="json"),
+        "claimed",
+    )
+
+
+def test_completing_without_a_lease_token_answers_400_to_an_agent(route, engineering):
+    task = route()
+    engineering.post(f"/api/v1/tasks/{task['task_id']}/claim")
+
+    response = engineering.post(f"/api/v1/tasks/{task['task_id']}/complete")
+
+    assert response.status_code == 400
+    assert "lease_token" in response.json()["errors"]
+    assert Task.objects.get(pk=task["task_id"]).status == "claimed"
 
 
 def test_claiming_a_claimed_task_again_answers_409(route, engineering, make_agent):
@@ -61,15 +79,17 @@ def test_claiming_a_claimed_task_again_answers_409(route, engineering, make_agen
 def test_completing_a_pending_task_answers_409_naming_claimed_as_the_way_forward(route, engineering):
     task = route()
 
-    body = assert_conflict(engineering.post(f"/api/v1/tasks/{task['task_id']}/complete"), "pending")
+    body = assert_conflict(
+        engineering.post(f"/api/v1/tasks/{task['task_id']}/complete", {"lease_token": "none"}, format="json"), "pending"
+    )
 
     assert "claimed" in body["allowed_transitions"]
 
 
 def test_a_finished_task_cannot_be_cancelled(route, engineering, finance):
     task = route()
-    engineering.post(f"/api/v1/tasks/{task['task_id']}/claim")
-    engineering.post(f"/api/v1/tasks/{task['task_id']}/complete")
+    lease = engineering.post(f"/api/v1/tasks/{task['task_id']}/claim").json()["lease_token"]
+    engineering.post(f"/api/v1/tasks/{task['task_id']}/complete", {"lease_token": lease}, format="json")
     before = snapshot(task["task_id"])
 
     body = assert_conflict(finance.post(f"/api/v1/tasks/{task['task_id']}/cancel"), "completed")
