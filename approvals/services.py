@@ -555,43 +555,46 @@ def email_approvals(*, limit: int = 500) -> int:
     SMTP failure skips the ones already sent (only a process killed in the middle of an event can
     repeat that event's emails). One mailer at a time: each event is handled under the cursor's row
     lock taken with SKIP LOCKED, so a concurrent run stops instead of waiting. A failing SMTP server
-    ends the pass; the next run retries from the same event.
+    ends the pass; the next run retries from the same event. An event whose approval was decided,
+    escalated again or expired since is passed over: nobody needs to act on it any more.
     """
-    ApprovalMailCursor.objects.get_or_create(pk=1, defaults=_live_cursor_defaults())
+    ApprovalMailCursor.objects.get_or_create(pk=1)
+    mailed = AuditEvent.objects.filter(event_type__in=MAILED_EVENTS, target_type="approval")
     sent = 0
     for _ in range(limit):
         with transaction.atomic():
             cursor = ApprovalMailCursor.objects.select_for_update(skip_locked=True).filter(pk=1).first()
             if cursor is None:
                 return sent
-            events, position = stream.events_after(
-                AuditEvent.objects.filter(event_type__in=MAILED_EVENTS, target_type="approval"),
-                (cursor.txid, cursor.event_id),
-                limit=1,
-            )
+            live = stream.live_position(AuditEvent.objects.all())
+            events, position = stream.events_after(mailed, (cursor.txid, cursor.event_id), limit=1)
             if not events:
-                return sent
-            count, complete = _email_event(events[0])
-            sent += count
-            if not complete:
-                return sent
+                # Everything below the live position was seen: later passes need not rescan it.
+                position = max(live, (cursor.txid, cursor.event_id))
+            else:
+                count, complete = _email_event(events[0])
+                sent += count
+                if not complete:
+                    return sent
             cursor.txid, cursor.event_id = position
             cursor.save(update_fields=["txid", "event_id", "updated_at"])
+            if not events:
+                return sent
     return sent
-
-
-def _live_cursor_defaults() -> dict[str, int]:
-    """A new mailer starts at the live end of the log: it does not mail the history of an old database."""
-    txid, event_id = stream.live_position(AuditEvent.objects.all())
-    return {"txid": txid, "event_id": event_id}
 
 
 def _email_event(event: AuditEvent) -> tuple[int, bool]:
     """Send one event's emails; return how many were sent and whether every recipient has it now."""
     approval = Approval.objects.select_related("task").filter(pk=event.target_id).first()
-    if approval is None or approval.status != ApprovalStatus.PENDING:
-        return 0, True  # decided or gone before the mail went out: nobody needs to act
-    role = str(event.metadata.get("approver_role") or approval.approver_role)
+    role = str(event.metadata.get("approver_role") or "")
+    # Decided, handed on to another role, or past its deadline since: nobody needs to act on this event.
+    if (
+        approval is None
+        or approval.status != ApprovalStatus.PENDING
+        or approval.approver_role != role
+        or approval.expires_at <= timezone.now()
+    ):
+        return 0, True
     done = set(ApprovalEmail.objects.filter(event_id=event.id).values_list("recipient", flat=True))
     subject, body = _email_for(event, approval)
     sent = 0
