@@ -60,7 +60,8 @@ class ApprovalIn(StrictSerializer):
         help_text="Approve votes from distinct principals needed (default 1); one reject rejects.",
     )
     escalate_to = serializers.ListField(
-        child=serializers.CharField(max_length=64),
+        # Blank or over-long names reach the service, which names the unknown role in its answer.
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
         max_length=services.MAX_ESCALATION_CHAIN,
         help_text="Roles that take over, in order, each time the approval reaches expires_at undecided. "

@@ -69,14 +69,16 @@ def _validated_chain(*, principal: Principal, task: Task, approver_role: str, es
     (whoever asks for a gate cannot end up holding it)."""
     if len(escalate_to) > MAX_ESCALATION_CHAIN:
         raise ValidationError({"escalate_to": [f"At most {MAX_ESCALATION_CHAIN} roles."]})
-    excluded = {role for role in (principal.role, task.from_role) if role}
+    excluded = {task.from_role: "the task's from_role"}
+    if principal.role:
+        excluded.setdefault(principal.role, "the requester's role")
     seen = {approver_role}
     for role in escalate_to:
         if not isinstance(role, str) or not is_known_role(role):
             raise ValidationError({"escalate_to": [f"Unknown role {role!r}."]})
         if role in excluded:
             raise ValidationError(
-                {"escalate_to": [f"Role {role!r} requested this approval or owns the task; it cannot decide it."]}
+                {"escalate_to": [f"Role {role!r} is {excluded[role]}; it cannot decide its own approval."]}
             )
         if role in seen:
             raise ValidationError({"escalate_to": [f"Role {role!r} appears twice in the chain."]})

@@ -30,9 +30,7 @@ def decide(agent, approval_id, decision):
 
 
 def events(approval_id):
-    return list(
-        AuditEvent.objects.filter(target_id=approval_id).order_by("id").values_list("event_type", "actor")
-    )
+    return list(AuditEvent.objects.filter(target_id=approval_id).order_by("id").values_list("event_type", "actor"))
 
 
 def test_two_distinct_managers_must_approve(request_quorum, make_agent):

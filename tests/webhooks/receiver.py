@@ -11,7 +11,9 @@ from tests.net import free_port
 
 
 class Receiver:
-    def __init__(self, *, secret=None, fail_first=0, failure_status=503, failure_headers=None, status=204, headers=None):
+    def __init__(
+        self, *, secret=None, fail_first=0, failure_status=503, failure_headers=None, status=204, headers=None
+    ):
         self.port = free_port()
         self.secret = secret
         self.fail_first = fail_first

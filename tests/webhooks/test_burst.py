@@ -64,7 +64,9 @@ def test_a_burst_reaches_three_subscriptions_in_order_once_each_with_two_dispatc
         thread.join()
 
     assert errors == []
-    expected = list(AuditEvent.objects.filter(event_type="burst.event").order_by("txid", "id").values_list("id", flat=True))
+    expected = list(
+        AuditEvent.objects.filter(event_type="burst.event").order_by("txid", "id").values_list("id", flat=True)
+    )
     assert len(expected) == EVENTS
     for rx in receivers:
         assert rx.accepted_ids() == expected

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def subscribe(receiver, events=("approval.*",), **options):
-    subscription = services.create_subscription(
-        actor="test", url=receiver.url, event_types=list(events), **options
-    )
+    subscription = services.create_subscription(actor="test", url=receiver.url, event_types=list(events), **options)
     receiver.secret = subscription.secret
     return subscription
 
@@ -121,7 +119,9 @@ def test_a_4xx_the_receiver_means_gives_that_event_up_and_the_next_one_goes_out(
     deliver_until(lambda: rx.accepted)
 
     assert rx.accepted_ids() == [second.id]
-    statuses = list(DeliveryAttempt.objects.filter(subscription=subscription).order_by("id").values_list("event_id", "status"))
+    statuses = list(
+        DeliveryAttempt.objects.filter(subscription=subscription).order_by("id").values_list("event_id", "status")
+    )
     assert statuses == [(first.id, "gave_up"), (second.id, "delivered")]
     assert WebhookSubscription.objects.get(pk=subscription.pk).consecutive_failures == 0
 

@@ -84,7 +84,9 @@ def test_the_connection_goes_to_the_address_that_was_checked(receiver, monkeypat
     monkeypatch.setattr(transport.socket, "getaddrinfo", fake_dns)
     target = transport.resolve(f"http://hooks.rebind.test:{rx.port}/hooks?x=1", allow_private=True)
 
-    response = transport.post(target, body=b"{}", headers={"content-type": "application/json", "webhook-id": "1"}, timeout=2)
+    response = transport.post(
+        target, body=b"{}", headers={"content-type": "application/json", "webhook-id": "1"}, timeout=2
+    )
 
     assert (target.address, target.path) == ("127.0.0.1", "/hooks?x=1")
     assert lookups == ["hooks.rebind.test"]
