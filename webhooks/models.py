@@ -37,6 +37,10 @@ class WebhookSubscription(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     streak_txid = models.BigIntegerField(null=True, blank=True)
     streak_event_id = models.BigIntegerField(null=True, blank=True)
+    # The dispatcher delivering it now holds this lease (taken with SKIP LOCKED, renewed per event), so
+    # no transaction stays open during HTTP calls and a second dispatcher leaves the subscription alone.
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,11 +4,15 @@ The audit log is the outbox. Nothing is written on the request path: the dispatc
 events past each subscription's cursor in the audit stream's order (audit.stream: (txid, id), a
 position nothing can commit behind), so every committed event is offered eventually, in order.
 
-Delivery is at-least-once and in order per subscription. Each attempt runs in its own short
-transaction holding the subscription's row lock (SELECT ... FOR UPDATE SKIP LOCKED): a second
-dispatcher skips a subscription that is being delivered, and the cursor moves in the same commit
-as the attempt's record. Only a process killed between the receiver's answer and that commit makes
-the event go out again, with the same webhook-id, for the receiver to drop.
+Delivery is at-least-once and in order per subscription. A dispatcher first takes the
+subscription's lease in a short transaction over its row locked with SELECT ... FOR UPDATE SKIP
+LOCKED, so a second dispatcher (an overlapping beat tick, another worker) skips a subscription that
+is being delivered instead of waiting or sending out of order. The HTTP calls then run outside any
+transaction (an open transaction would hold back the audit stream's horizon for every reader while
+a receiver is slow); after each one a short transaction checks the lease is still its own, records
+the attempt, moves the cursor and renews the lease, in one commit. Only a process killed between
+the receiver's answer and that commit makes the event go out again, with the same webhook-id, for
+the receiver to drop; a crashed dispatcher's lease runs out and the next pass takes over.
 """
 
 import base64
@@ -19,6 +23,7 @@ import logging
 import random
 import re
 import secrets
+import uuid
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
@@ -348,17 +353,27 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
-def _send(subscription: WebhookSubscription, event: AuditEvent) -> Outcome:
-    """One attempt: resolve and check the address now (not only at creation), then POST to it."""
-    try:
-        target = transport.resolve(subscription.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
-    except transport.UnsafeURL as exc:
-        # A name that stopped resolving may come back; one that resolves inside never should.
-        return Outcome(delivered=False, retryable="does not resolve" in str(exc), error=str(exc)[:500])
+def _send(
+    subscription: WebhookSubscription,
+    event: AuditEvent,
+    *,
+    target: transport.Target | None = None,
+    pool: Any = None,
+) -> Outcome:
+    """One attempt: POST to the address resolved and checked for this pass (not only at creation);
+    without a `target`, resolve and check it now."""
+    if target is None:
+        try:
+            target = transport.resolve(subscription.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        except transport.UnsafeURL as exc:
+            # A name that stopped resolving may come back; one that resolves inside never should.
+            return Outcome(delivered=False, retryable="does not resolve" in str(exc), error=str(exc)[:500])
     body = body_for(subscription, event)
     headers = signed_headers(secret=subscription.secret, event_id=event.id, body=body, now=timezone.now())
     try:
-        response = transport.post(target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+        response = transport.post(
+            target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, pool=pool
+        )
     except Exception as exc:  # timeouts, refused connections, TLS errors: all worth another try
         return Outcome(delivered=False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
     status = response.status
@@ -466,54 +481,100 @@ def _position(subscription: WebhookSubscription) -> Position:
     return (subscription.cursor_txid, subscription.cursor_event_id)
 
 
+def _lease_seconds() -> float:
+    """Longer than any one attempt (DNS, connect, answer) can take, so a live dispatcher never loses it."""
+    return 2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 30
+
+
+def _claim(subscription_id: Any) -> WebhookSubscription | None:
+    """Take the subscription's lease if it is active, due and nobody else holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        subscription: WebhookSubscription | None = (
+            WebhookSubscription.objects.select_for_update(skip_locked=True)
+            .filter(pk=subscription_id, is_active=True)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .first()
+        )
+        if subscription is None:
+            return None
+        subscription.lease_token = uuid.uuid4()
+        subscription.lease_until = now + datetime.timedelta(seconds=_lease_seconds())
+        subscription.save(update_fields=["lease_token", "lease_until", "updated_at"])
+    return subscription
+
+
+def _release(subscription: WebhookSubscription) -> None:
+    WebhookSubscription.objects.filter(pk=subscription.pk, lease_token=subscription.lease_token).update(
+        lease_token=None, lease_until=None
+    )
+
+
+def _still_ours(subscription_id: Any, claimed: WebhookSubscription, position: Position) -> WebhookSubscription | None:
+    """The subscription locked for this transaction, if this dispatcher still holds its lease and nobody
+    (staff replaying or disabling it) moved it meanwhile."""
+    locked: WebhookSubscription | None = (
+        WebhookSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+    )
+    if locked is None or locked.lease_token != claimed.lease_token or not locked.is_active:
+        return None
+    if _position(locked) != position:
+        return None
+    return locked
+
+
 def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> int:
     """Deliver the subscription's owed events in order until it is caught up, must wait for a retry,
     or `limit` events went out; return how many were delivered."""
     limit = limit or settings.WEBHOOK_BATCH_SIZE
-    delivered = 0
-    subscription = WebhookSubscription.objects.filter(pk=subscription_id).first()
-    if subscription is None:
+    claimed = _claim(subscription_id)
+    if claimed is None:
         return 0
-    position = _position(subscription)
-    while delivered < limit:
-        # Read ahead without the lock; each event is then delivered under the lock, and only if the
-        # cursor is still where the read started (else another dispatcher moved it: read again).
-        live = stream.live_position(AuditEvent.objects.all())
-        wanted = min(100, limit - delivered)
-        events, _ = stream.events_after(matching_events(subscription), position, limit=wanted)
-        for event in events:
-            with transaction.atomic():
-                locked = (
-                    WebhookSubscription.objects.select_for_update(skip_locked=True)
-                    .filter(pk=subscription_id, is_active=True)
-                    .first()
-                )
-                now = timezone.now()
-                if locked is None or _position(locked) != position:
-                    return delivered
-                if locked.next_attempt_at is not None and locked.next_attempt_at > now:
-                    return delivered
-                outcome = _send(locked, event)
-                go_on = _settle(locked, event, outcome, now=timezone.now())
+    delivered = 0
+    try:
+        target = transport.resolve(claimed.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except transport.UnsafeURL:
+        target = None  # each attempt resolves again and records the refusal
+    pool = transport.open_pool(target) if target is not None else None
+    try:
+        position = _position(claimed)
+        while delivered < limit:
+            live = stream.live_position(AuditEvent.objects.all())
+            wanted = min(100, limit - delivered)
+            events, _ = stream.events_after(matching_events(claimed), position, limit=wanted)
+            for event in events:
+                outcome = _send(claimed, event, target=target, pool=pool)
+                with transaction.atomic():
+                    locked = _still_ours(subscription_id, claimed, position)
+                    if locked is None:
+                        return delivered
+                    now = timezone.now()
+                    locked.lease_until = now + datetime.timedelta(seconds=_lease_seconds())
+                    go_on = _settle(locked, event, outcome, now=now)
                 if outcome.delivered:
                     delivered += 1
                 if not go_on:
                     return delivered
                 position = _position(locked)
-        if len(events) < wanted:
-            _skip_to(subscription_id, expected=position, live=live)
-            return delivered
-    return delivered
+            if len(events) < wanted:
+                _skip_to(subscription_id, claimed=claimed, expected=position, live=live)
+                return delivered
+        return delivered
+    finally:
+        if pool is not None:
+            pool.close()
+        _release(claimed)
 
 
-def _skip_to(subscription_id: Any, *, expected: Position, live: Position) -> None:
+def _skip_to(subscription_id: Any, *, claimed: WebhookSubscription, expected: Position, live: Position) -> None:
     """Caught up: move the cursor over the events it did not match, up to the live position read
     before the last query (everything below it was seen), so later passes do not rescan them."""
     if live <= expected:
         return
     with transaction.atomic():
-        locked = WebhookSubscription.objects.select_for_update(skip_locked=True).filter(pk=subscription_id).first()
-        if locked is not None and _position(locked) == expected and locked.retrying_event_id is None:
+        locked = _still_ours(subscription_id, claimed, expected)
+        if locked is not None and locked.retrying_event_id is None:
             locked.cursor_txid, locked.cursor_event_id = live
             locked.save(update_fields=["cursor_txid", "cursor_event_id", "updated_at"])
 

@@ -80,17 +80,10 @@ def resolve(url: str, *, allow_private: bool) -> Target:
     return Target(scheme=parts.scheme, host=parts.hostname, port=port, path=path, address=str(addresses[0]))
 
 
-def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
-    """POST to the pinned address; raises urllib3's errors on timeouts and connection failures."""
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    if ":" in target.host and target.port == default_port:
-        host_header = f"[{target.host}]"
-    elif ":" in target.host:
-        host_header = f"[{target.host}]:{target.port}"
-    pool: urllib3.HTTPConnectionPool
+def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
+    """A keep-alive connection to the pinned address, for the attempts of one dispatcher pass."""
     if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
+        return urllib3.HTTPSConnectionPool(
             target.address,
             target.port,
             server_hostname=target.host,
@@ -98,8 +91,27 @@ def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float
             cert_reqs="CERT_REQUIRED",
             maxsize=1,
         )
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
+    return urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
+
+
+def post(
+    target: Target,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    pool: urllib3.HTTPConnectionPool | None = None,
+) -> Response:
+    """POST to the pinned address (through `pool` when given, else a connection of its own);
+    raises urllib3's errors on timeouts and connection failures."""
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    if ":" in target.host and target.port == default_port:
+        host_header = f"[{target.host}]"
+    elif ":" in target.host:
+        host_header = f"[{target.host}]:{target.port}"
+    own_pool = pool is None
+    pool = pool or open_pool(target)
     started = time.monotonic()
     try:
         response = pool.urlopen(
@@ -114,6 +126,9 @@ def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float
             assert_same_host=False,
         )
         excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
+        # The rest of a long answer is not wanted, but the connection is only reusable once it is read.
+        response.drain_conn()
+        response.release_conn()
         latency_ms = int((time.monotonic() - started) * 1000)
         return Response(
             status=response.status,
@@ -122,4 +137,5 @@ def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float
             latency_ms=latency_ms,
         )
     finally:
-        pool.close()
+        if own_pool:
+            pool.close()

@@ -1,6 +1,7 @@
 """Delivering audit events to a real receiver on loopback: signed, retried, in order, never lost."""
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -232,3 +233,46 @@ def test_a_new_subscription_starts_at_the_live_end_of_the_log(receiver):
     services.deliver_webhooks()
 
     assert rx.accepted_ids() == [later.id]
+
+
+def test_a_subscription_leased_by_a_live_dispatcher_is_left_alone_and_a_dead_ones_lease_runs_out(receiver):
+    rx = receiver()
+    subscription = subscribe(rx, events=["lease.*"])
+    event = record("lease.event")
+    held = timezone.now() + timedelta(minutes=1)
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(lease_token=uuid.uuid4(), lease_until=held)
+
+    assert services.deliver_webhooks() == 0
+    assert rx.requests == []
+
+    # The holder died: its lease ran out, the next pass takes over from the cursor.
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.deliver_webhooks() == 1
+    assert rx.accepted_ids() == [event.id]
+    assert WebhookSubscription.objects.get(pk=subscription.pk).lease_token is None
+
+
+def test_no_transaction_is_open_while_the_receiver_answers(receiver):
+    """A slow receiver must not hold back the audit stream's horizon for every other reader."""
+    from django.db import connections
+
+    seen = []
+    rx = receiver()
+    answer = rx._answer
+
+    def answer_after_looking(headers, body):
+        with connections["default"].cursor() as cursor:  # this thread's own connection
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+            )
+            seen.append(cursor.fetchone()[0])
+        connections["default"].close()
+        return answer(headers, body)
+
+    rx._answer = answer_after_looking
+    subscribe(rx, events=["open.*"])
+    record("open.event")
+
+    deliver_until(lambda: rx.accepted)
+
+    assert seen == [0]
