@@ -6,10 +6,11 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 
 import datetime
 import logging
+import smtplib
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -533,6 +534,8 @@ _SUBJECTS = {
 def _email_for(event: AuditEvent, approval: Approval) -> tuple[str, str]:
     metadata = event.metadata
     subject = f"[Orchestrator] {_SUBJECTS[event.event_type]}: {approval.task.type} for {metadata.get('approver_role')}"
+    # The task type comes from an agent: no line break may reach a mail header.
+    subject = " ".join(subject.split())[:200]
     lines = [
         f"{_SUBJECTS[event.event_type]} from role {metadata.get('approver_role')!r}.",
         "",
@@ -605,6 +608,10 @@ def _email_event(event: AuditEvent) -> tuple[int, bool]:
             continue
         try:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient], fail_silently=False)
+        except (smtplib.SMTPRecipientsRefused, BadHeaderError, ValueError) as exc:
+            # This address or message will never be accepted: retrying it would stop every later mail.
+            logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
+            continue
         except Exception as exc:
             logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)
             return sent, False

@@ -23,6 +23,7 @@ import logging
 import random
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from functools import reduce
@@ -50,6 +51,9 @@ MAX_PATTERNS = 20
 # Statuses of a 4xx that are worth retrying: the receiver is busy, in conflict, or timed out.
 RETRYABLE_4XX = {408, 409, 429}
 USER_AGENT = "Orchestrator-Webhooks/1"
+# One subscription's turn in a pass ends after this long, so a slow receiver cannot starve the
+# others of a worker; it continues from its cursor in the next pass.
+PASS_SECONDS = 30.0
 
 Position = tuple[int, int]
 
@@ -537,9 +541,10 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
     except transport.UnsafeURL:
         target = None  # each attempt resolves again and records the refusal
     pool = transport.open_pool(target) if target is not None else None
+    turn_ends = time.monotonic() + PASS_SECONDS
     try:
         position = _position(claimed)
-        while delivered < limit:
+        while delivered < limit and time.monotonic() < turn_ends:
             live = stream.live_position(AuditEvent.objects.all())
             wanted = min(100, limit - delivered)
             events, _ = stream.events_after(matching_events(claimed), position, limit=wanted)
@@ -554,7 +559,7 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
                     go_on = _settle(locked, event, outcome, now=now)
                 if outcome.delivered:
                     delivered += 1
-                if not go_on:
+                if not go_on or time.monotonic() >= turn_ends:
                     return delivered
                 position = _position(locked)
             if len(events) < wanted:

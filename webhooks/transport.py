@@ -48,6 +48,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def resolve(url: str, *, allow_private: bool) -> Target:
     """Check `url` and pick the address to connect to; raises UnsafeURL."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        raise UnsafeURL("The URL contains whitespace or control characters.")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -137,3 +137,15 @@ def test_people_who_decide_are_the_active_members_of_the_role_group_and_superuse
     assert sorted(u.username for u in selectors.people_who_decide("manager")) == ["maria", "nomail", "root"]
     assert selectors.emails_of(selectors.people_who_decide("manager")) == ["maria@example.com", "root@example.com"]
     assert [u.username for u in selectors.people_who_decide("finance")] == ["root"]
+
+
+def test_a_line_break_in_the_task_type_cannot_reach_the_mail_headers_or_stop_the_mailer(smtp, people, route):
+    routed = route(requires_approval=True, approver_role="manager", type="invoice\r\nBcc: evil@example.com")
+
+    assert run(jobs.email_approvals) == 2
+
+    assert sorted(rcpt for rcpts, _ in smtp.messages for rcpt in rcpts) == ["maria@example.com", "root@example.com"]
+    for _, message in smtp.messages:
+        assert message["Bcc"] is None
+        assert "invoice Bcc: evil@example.com" in " ".join(message["Subject"].split())  # text, not a header
+    assert routed["approval_id"] in body_of(smtp.messages[0][1])

@@ -109,3 +109,9 @@ def test_add_webhook_prints_the_secret_once_and_refuses_inside_urls(receiver, se
     with pytest.raises(CommandError, match="Unknown role"):
         settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
         call_command("add_webhook", rx.url, "--events", "approval.*", "--role", "nobody")
+
+
+@pytest.mark.parametrize("url", ["http://example.com/a b", "http://example.com/\r\nX-Evil: 1", "http://exa\tmple.com/"])
+def test_urls_with_whitespace_or_control_characters_are_refused(url):
+    with pytest.raises(ValidationError, match="whitespace or control"):
+        services.create_subscription(actor="test", url=url, event_types=["approval.*"])
