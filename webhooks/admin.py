@@ -91,8 +91,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             format=form.cleaned_data.get("format") or WebhookFormat.STANDARD,
             description=form.cleaned_data.get("description", ""),
         )
-        obj.pk = created.pk
-        obj.secret = created.secret
+        obj.pk, obj.secret, obj.event_types = created.pk, created.secret, created.event_types
         self.message_user(
             request,
             f"Signing secret (shown once, give it to the receiver): {created.secret}",
@@ -109,9 +108,10 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{subscription.url}: {message}", messages.SUCCESS)
 
     def _event_id(self, request):
-        form = EventIdActionForm(request.POST)
-        if form.is_valid() and form.cleaned_data.get("event_id"):
-            return form.cleaned_data["event_id"]
+        # The action form's own choices are filled in by the changelist, so read the one field directly.
+        value = request.POST.get("event_id", "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
         self.message_user(request, "Give the event id in the action bar.", messages.ERROR)
         return None
 
