@@ -30,6 +30,12 @@ ApprovalShape = Shape(
         "decision_at": (serializers.DateTimeField(allow_null=True), "decision_at"),
         "notes": (serializers.CharField(allow_blank=True), "notes"),
         "expires_at": (serializers.DateTimeField(), "expires_at"),
+        "required_approvals": (serializers.IntegerField(), "required_approvals"),
+        "escalate_to": (
+            serializers.ListField(child=serializers.CharField(), help_text="Roles still ahead, next first."),
+            "escalate_to",
+        ),
+        "escalation_level": (serializers.IntegerField(), "escalation_level"),
         "created_at": (serializers.DateTimeField(), "created_at"),
         "updated_at": (serializers.DateTimeField(), "updated_at"),
     },
@@ -44,7 +50,22 @@ class ApprovalIn(StrictSerializer):
         required=False,
         min_value=1,
         max_value=services.MAX_EXPIRES_IN_SECONDS,
-        help_text="Seconds until the approval expires (default APPROVAL_TIMEOUT_SECONDS).",
+        help_text="Seconds until the approval expires (default APPROVAL_TIMEOUT_SECONDS); each escalation "
+        "level gets as long again.",
+    )
+    required_approvals = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=services.MAX_REQUIRED_APPROVALS,
+        help_text="Approve votes from distinct principals needed (default 1); one reject rejects.",
+    )
+    escalate_to = serializers.ListField(
+        # Blank or over-long names reach the service, which names the unknown role in its answer.
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        max_length=services.MAX_ESCALATION_CHAIN,
+        help_text="Roles that take over, in order, each time the approval reaches expires_at undecided. "
+        "Neither the requester's role nor the task's from_role may appear.",
     )
 
 
@@ -74,6 +95,8 @@ class ApprovalCollection(ApiView):
             approver_role=data["approver_role"],
             notes=data.get("notes", ""),
             expires_in=data.get("expires_in"),
+            required_approvals=data.get("required_approvals", 1),
+            escalate_to=data.get("escalate_to", []),
             trace_id=self.trace_id,
         )
         return Response(

@@ -8,3 +8,13 @@ from approvals import services
 @shared_task(name="approvals.jobs.expire_approvals")
 def expire_approvals():
     return services.expire_approvals()
+
+
+@shared_task(name="approvals.jobs.remind_approvals")
+def remind_approvals():
+    return services.remind_approvals()
+
+
+@shared_task(name="approvals.jobs.email_approvals")
+def email_approvals():
+    return services.email_approvals()

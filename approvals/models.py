@@ -25,6 +25,17 @@ class Approval(ConcurrentTransitionMixin, models.Model):
     decision_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
     expires_at = models.DateTimeField()
+    # Quorum: this many approve votes from distinct principals decide it; one reject vote rejects.
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    # The roles still ahead in the escalation chain, next first: at expiry the approval moves to
+    # escalate_to[0] with a fresh deadline instead of expiring (docs/webhooks.md, "Escalation").
+    escalate_to = models.JSONField(default=list, blank=True)
+    # How many times it escalated; votes and reminders belong to one level.
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    # When the current level began (its lifetime, for reminder fractions, runs from here to expires_at).
+    level_started_at = models.DateTimeField(null=True, blank=True)
+    # Reminder fractions already announced at this level (APPROVAL_REMINDER_FRACTIONS, in order).
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,3 +68,55 @@ class Approval(ConcurrentTransitionMixin, models.Model):
     @transition(field=status, source=ApprovalStatus.PENDING, target=ApprovalStatus.EXPIRED)
     def expire(self):
         pass
+
+
+class ApprovalVote(models.Model):
+    """One principal's decision on one level of an approval; the approval is decided once its votes say so."""
+
+    id = models.BigAutoField(primary_key=True)
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    level = models.PositiveSmallIntegerField()
+    voter = models.CharField(max_length=PRINCIPAL_MAX_LENGTH)
+    role = models.CharField(max_length=64)
+    decision = models.CharField(max_length=16, choices=[("approve", "approve"), ("reject", "reject")])
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["approval", "id"]
+        constraints = [
+            # Distinct principals: nobody votes twice on one level, whatever the race.
+            models.UniqueConstraint(fields=["approval", "level", "voter"], name="approval_vote_once_per_level"),
+        ]
+
+    def __str__(self):
+        return f"{self.voter} {self.decision}s approval {self.approval_id}"
+
+
+class ApprovalMailCursor(models.Model):
+    """Where the approval mailer is in the audit log: a stream position (audit.stream), one row."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    txid = models.BigIntegerField(default=0)
+    event_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"approval mail at ({self.txid}, {self.event_id})"
+
+
+class ApprovalEmail(models.Model):
+    """One email sent for one audit event to one person: recorded so a rerun never sends it twice."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.BigIntegerField()
+    recipient = models.EmailField()
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="emails")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["event_id", "recipient"], name="approval_email_once")]
+
+    def __str__(self):
+        return f"event {self.event_id} to {self.recipient}"

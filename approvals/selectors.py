@@ -9,12 +9,21 @@ from orchestrator.identity.roles import approver_group_name
 
 def people_who_decide(approver_role: str) -> QuerySet[AbstractBaseUser]:
     """The active people in the `approver:<role>` group, by username: those to tell that an approval
-    for `approver_role` waits. Superusers may decide every role but are not addressed unless they are
-    members of the group: telling every superuser about every approval would drown them, and a team
-    that wants them told adds them to the group."""
-    return (
-        get_user_model()
-        .objects.filter(is_active=True, groups__name=approver_group_name(approver_role))
-        .distinct()
-        .order_by("username")
-    )
+    for `approver_role` waits. Superusers may decide every role but are addressed only for a role whose
+    group has no active member: telling every superuser about every approval would drown them, and
+    telling nobody would leave the decision waiting unseen."""
+    people = get_user_model().objects.filter(is_active=True)
+    members = people.filter(groups__name=approver_group_name(approver_role)).distinct().order_by("username")
+    if members.exists():
+        return members
+    return people.filter(is_superuser=True).order_by("username")
+
+
+def emails_of(people: QuerySet[AbstractBaseUser]) -> list[str]:
+    """Their distinct, non-empty email addresses, in a stable order."""
+    addresses: list[str] = []
+    for person in people:
+        address = (getattr(person, "email", "") or "").strip()
+        if address and address not in addresses:
+            addresses.append(address)
+    return addresses

@@ -5,19 +5,25 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 """
 
 import datetime
+import logging
+import smtplib
 import uuid
 from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
+from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
-from approvals.models import Approval, ApprovalStatus
+from approvals import selectors
+from approvals.models import Approval, ApprovalEmail, ApprovalMailCursor, ApprovalStatus, ApprovalVote
 from audit import services as audit
+from audit import stream
+from audit.models import AuditEvent
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
@@ -28,13 +34,25 @@ from routing.models import Task, TaskStatus
 DECISIONS = {"approve": ApprovalStatus.APPROVED, "reject": ApprovalStatus.REJECTED}
 MAX_EXPIRES_IN_SECONDS = 30 * 24 * 3600
 EXPIRY_ACTOR = "system:expire_approvals"
+REMINDER_ACTOR = "system:remind_approvals"
+MAX_REQUIRED_APPROVALS = 20
+MAX_ESCALATION_CHAIN = 10
+# The events that ask people to decide: each one emails the people of its approver role.
+MAILED_EVENTS = ("approval.requested", "approval.reminder", "approval.escalated")
+
+logger = logging.getLogger(__name__)
 
 
-def effective_status(approval, now=None):
-    """The status a reader should see: pending past its deadline is already expired (default-deny)."""
-    if approval.status == ApprovalStatus.PENDING and approval.expires_at <= (now or timezone.now()):
+def effective_status(approval: Approval, now: datetime.datetime | None = None) -> str:
+    """The status a reader should see: pending past its deadline is already expired (default-deny),
+    unless an escalation role is still ahead (the expiry job hands it on; until then nobody decides it)."""
+    if (
+        approval.status == ApprovalStatus.PENDING
+        and approval.expires_at <= (now or timezone.now())
+        and not approval.escalate_to
+    ):
         return ApprovalStatus.EXPIRED
-    return approval.status
+    return str(approval.status)
 
 
 def _approval_event(
@@ -61,6 +79,28 @@ def _approval_event(
     )
 
 
+def _validated_chain(*, principal: Principal, task: Task, approver_role: str, escalate_to: list[str]) -> list[str]:
+    """The escalation roles, checked: known, distinct, and never the requester's or the task's own role
+    (whoever asks for a gate cannot end up holding it)."""
+    if len(escalate_to) > MAX_ESCALATION_CHAIN:
+        raise ValidationError({"escalate_to": [f"At most {MAX_ESCALATION_CHAIN} roles."]})
+    excluded = {task.from_role: "the task's from_role"}
+    if principal.role:
+        excluded.setdefault(principal.role, "the requester's role")
+    seen = {approver_role}
+    for role in escalate_to:
+        if not isinstance(role, str) or not is_known_role(role):
+            raise ValidationError({"escalate_to": [f"Unknown role {role!r}."]})
+        if role in excluded:
+            raise ValidationError(
+                {"escalate_to": [f"Role {role!r} is {excluded[role]}; it cannot decide its own approval."]}
+            )
+        if role in seen:
+            raise ValidationError({"escalate_to": [f"Role {role!r} appears twice in the chain."]})
+        seen.add(role)
+    return list(escalate_to)
+
+
 def open_approval(
     *,
     principal: Principal,
@@ -69,6 +109,8 @@ def open_approval(
     trace_id: str,
     notes: str = "",
     expires_in: int | None = None,
+    required_approvals: int = 1,
+    escalate_to: list[str] | None = None,
 ) -> Approval:
     """Gate a locked (or just created) pending task behind a new approval. Runs in the caller's transaction."""
     if not is_known_role(approver_role):
@@ -80,14 +122,21 @@ def open_approval(
         )
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN_SECONDS:
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
+    if not 1 <= required_approvals <= MAX_REQUIRED_APPROVALS:
+        raise ValidationError({"required_approvals": [f"Must be between 1 and {MAX_REQUIRED_APPROVALS}."]})
+    chain = _validated_chain(principal=principal, task=task, approver_role=approver_role, escalate_to=escalate_to or [])
     routing.gate_task(task=task)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
+    now = timezone.now()
     approval: Approval = Approval(
         task=task,
         approver_role=approver_role,
         requested_by=principal.subject,
         notes=notes,
-        expires_at=timezone.now() + datetime.timedelta(seconds=seconds),
+        expires_at=now + datetime.timedelta(seconds=seconds),
+        required_approvals=required_approvals,
+        escalate_to=chain,
+        level_started_at=now,
     )
     approval.save(force_insert=True)
     _approval_event(
@@ -100,6 +149,8 @@ def open_approval(
         metadata={
             "approver_role": approver_role,
             "expires_at": approval.expires_at.isoformat(),
+            "required_approvals": required_approvals,
+            "escalate_to": chain,
             "task_status": {"before": TaskStatus.PENDING, "after": task.status},
         },
     )
@@ -128,6 +179,8 @@ def request_approval(
     trace_id: str,
     notes: str = "",
     expires_in: int | None = None,
+    required_approvals: int = 1,
+    escalate_to: list[str] | None = None,
 ) -> Approval:
     """Put a pending task the caller can see on hold until `approver_role` decides."""
     with transaction.atomic():
@@ -141,6 +194,8 @@ def request_approval(
             notes=notes,
             expires_in=expires_in,
             trace_id=trace_id,
+            required_approvals=required_approvals,
+            escalate_to=escalate_to,
         )
 
 
@@ -156,13 +211,18 @@ def approvals_visible_to(principal: Principal) -> QuerySet[Approval]:
     return queryset
 
 
-def filter_by_status(queryset, status, *, now=None):
-    """Filter on the effective status, so the pending queue never offers an approval that can no longer be decided."""
+def filter_by_status(
+    queryset: QuerySet[Approval], status: str, *, now: datetime.datetime | None = None
+) -> QuerySet[Approval]:
+    """Filter on the effective status (see effective_status)."""
     now = now or timezone.now()
+    awaiting_escalation = Q(status=ApprovalStatus.PENDING, expires_at__lte=now) & ~Q(escalate_to=[])
     if status == ApprovalStatus.PENDING:
-        return queryset.filter(status=ApprovalStatus.PENDING, expires_at__gt=now)
+        return queryset.filter(Q(status=ApprovalStatus.PENDING, expires_at__gt=now) | awaiting_escalation)
     if status == ApprovalStatus.EXPIRED:
-        return queryset.filter(Q(status=ApprovalStatus.EXPIRED) | Q(status=ApprovalStatus.PENDING, expires_at__lte=now))
+        return queryset.filter(
+            Q(status=ApprovalStatus.EXPIRED) | Q(status=ApprovalStatus.PENDING, expires_at__lte=now, escalate_to=[])
+        )
     return queryset.filter(status=status)
 
 
@@ -198,13 +258,14 @@ def get_approval(*, principal, approval_id):
 def decide_approval(
     *, principal: Principal, approval_id: uuid.UUID, decision: str, trace_id: str, notes: str = ""
 ) -> Approval:
-    """Approve (task back to pending) or reject (task cancelled). A decision is final: deciding again,
-    or deciding after expires_at, answers 409 and changes nothing."""
+    """Vote on an approval. One reject rejects (task cancelled); `required_approvals` approve votes from
+    distinct principals approve (task back to pending). Decided once: voting on a decided approval, after
+    expires_at, or a second time as the same principal answers 409 and changes nothing."""
     if decision not in DECISIONS:
         raise ValidationError({"decision": ["Must be 'approve' or 'reject'."]})
     target = DECISIONS[decision]
     with transaction.atomic():
-        approval = Approval.objects.select_for_update().filter(pk=approval_id).first()
+        approval: Approval | None = Approval.objects.select_for_update().filter(pk=approval_id).first()
         if approval is None:
             raise NotFound(f"No approval with id {approval_id}.")
         task = Task.objects.select_for_update().get(pk=approval.task_id)
@@ -215,8 +276,9 @@ def decide_approval(
         now = timezone.now()
         if approval.status == ApprovalStatus.PENDING and approval.expires_at <= now:
             raise Conflict(
-                f"Approval expired at {approval.expires_at.isoformat()}; it can no longer be decided.",
-                current_status=ApprovalStatus.EXPIRED,
+                f"Approval expired at {approval.expires_at.isoformat()}; it can no longer be decided"
+                + (" at this level (it escalates)." if approval.escalate_to else "."),
+                current_status=effective_status(approval, now),
                 allowed_transitions=[],
             )
         if not can_proceed(getattr(approval, decision)):
@@ -224,11 +286,18 @@ def decide_approval(
                 resource="approval",
                 current_status=approval.status,
                 target_status=target,
-                allowed=[str(t.target) for t in approval.get_available_status_transitions()],
+                # get_available_status_transitions is added to the model by django-fsm at runtime.
+                allowed=[str(t.target) for t in approval.get_available_status_transitions()],  # type: ignore[attr-defined]
             )
         if task.status != TaskStatus.AWAITING_APPROVAL:
             target_status = TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED
             raise routing.invalid_transition(task, target_status)
+        role = principal.role or approval.approver_role
+        approvals_so_far = _record_vote(
+            approval, principal=principal, role=role, decision=decision, notes=notes, trace_id=trace_id
+        )
+        if decision == "approve" and approvals_so_far < approval.required_approvals:
+            return approval
 
         getattr(approval, decision)()
         approval.decided_by = principal.subject
@@ -271,15 +340,54 @@ def decide_approval(
     return cast(Approval, approval)
 
 
-def expire_approvals(*, now=None, batch_size=1000):
-    """Expire pending approvals past expires_at and cancel the tasks they gate; return how many expired.
+def _record_vote(
+    approval: Approval, *, principal: Principal, role: str, decision: str, notes: str, trace_id: str
+) -> int:
+    """Store one principal's vote on the locked approval's current level; return the approve votes so far.
+    A quorum approval writes an approval.voted event per vote (a single-vote approval's decision is its vote)."""
+    level = approval.escalation_level
+    if ApprovalVote.objects.filter(approval=approval, level=level, voter=principal.subject).exists():
+        raise Conflict(
+            f"{principal.subject} already voted on this approval; {approval.required_approvals} distinct "
+            "principals must approve.",
+            current_status=approval.status,
+            allowed_transitions=[],
+        )
+    ApprovalVote.objects.create(
+        approval=approval, level=level, voter=principal.subject, role=role, decision=decision, notes=notes
+    )
+    approvals_so_far = ApprovalVote.objects.filter(approval=approval, level=level, decision="approve").count()
+    if approval.required_approvals > 1:
+        _approval_event(
+            approval,
+            task=approval.task,
+            event_type="approval.voted",
+            actor=principal.subject,
+            actor_role=principal.role,
+            trace_id=trace_id,
+            metadata={
+                "decision": decision,
+                "notes": notes,
+                "approver_role": approval.approver_role,
+                "level": level,
+                "approvals": approvals_so_far,
+                "required_approvals": approval.required_approvals,
+            },
+        )
+    return approvals_so_far
 
+
+def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 1000) -> int:
+    """Escalate or expire pending approvals past expires_at; return how many expired or escalated.
+
+    With a role left in its chain an approval escalates: it moves to that role with a fresh deadline
+    as long as the first level's (approval.escalated). Otherwise it expires and its task is cancelled.
     Each batch is one short transaction over rows locked with SKIP LOCKED, so it runs beside live
     decisions (a row being decided is skipped, and then no longer pending) and can be stopped and
     rerun at any point: a second run finds nothing left to do.
     """
     now = now or timezone.now()
-    expired = 0
+    handled = 0
     while True:
         with transaction.atomic():
             batch = list(
@@ -288,22 +396,72 @@ def expire_approvals(*, now=None, batch_size=1000):
                 .filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
                 .order_by("expires_at", "id")[:batch_size]
             )
-            events = []
+            events: list[dict[str, Any]] = []
             for approval in batch:
-                events.extend(_expire(approval, now=now))
+                if approval.escalate_to:
+                    events.append(_escalate(approval, now=now))
+                else:
+                    events.extend(_expire(approval, now=now))
             audit.record_many(events)
-        expired += len(batch)
+        handled += len(batch)
         if len(batch) < batch_size:
-            return expired
+            return handled
 
 
-def _expire(approval, *, now):
+def _level_lifetime(approval: Approval) -> datetime.timedelta:
+    started = approval.level_started_at or approval.created_at
+    return max(approval.expires_at - started, datetime.timedelta(seconds=1))
+
+
+def _escalate(approval: Approval, *, now: datetime.datetime) -> dict[str, Any]:
+    """Hand one locked, overdue approval to the next role of its chain; return its audit event."""
+    lifetime = _level_lifetime(approval)
+    before_role = approval.approver_role
+    approval.approver_role, approval.escalate_to = approval.escalate_to[0], approval.escalate_to[1:]
+    approval.escalation_level += 1
+    approval.level_started_at = now
+    approval.expires_at = now + lifetime
+    approval.reminders_sent = 0
+    approval.save(
+        update_fields=[
+            "approver_role",
+            "escalate_to",
+            "escalation_level",
+            "level_started_at",
+            "expires_at",
+            "reminders_sent",
+            "updated_at",
+        ]
+    )
+    return {
+        "event_type": "approval.escalated",
+        "actor": EXPIRY_ACTOR,
+        # Filed like every approval event: in the queue of the role that now decides it.
+        "role": approval.approver_role,
+        "actor_role": "",
+        "shared_with_role": approval.task.from_role,
+        "trace_id": approval.task.trace_id,
+        "target_type": "approval",
+        "target_id": approval.pk,
+        "metadata": {
+            "task_id": str(approval.task_id),
+            "approver_role": approval.approver_role,
+            "before": {"approver_role": before_role},
+            "after": {"approver_role": approval.approver_role},
+            "level": approval.escalation_level,
+            "expires_at": approval.expires_at.isoformat(),
+            "escalate_to": approval.escalate_to,
+        },
+    }
+
+
+def _expire(approval: Approval, *, now: datetime.datetime) -> list[dict[str, Any]]:
     """Expire one locked approval and deny its task; return the audit events to record."""
     task = approval.task
     approval.expire()
     approval.save(update_fields=["status", "updated_at"])
     common = {"actor": EXPIRY_ACTOR, "trace_id": task.trace_id}
-    events = [
+    events: list[dict[str, Any]] = [
         {
             **common,
             "event_type": "approval.expired",
@@ -350,3 +508,180 @@ def create_approver_groups(*, using: str = "default", **_signal: object) -> None
         group, created = Group.objects.using(using).get_or_create(name=approver_group_name(role))
         if created:
             group.permissions.add(*permissions)
+
+
+def reminder_fractions() -> list[float]:
+    """APPROVAL_REMINDER_FRACTIONS, ascending, each strictly between 0 and 1 (others are ignored)."""
+    return sorted({f for f in settings.APPROVAL_REMINDER_FRACTIONS if 0 < f < 1})
+
+
+def remind_approvals(*, now: datetime.datetime | None = None, batch_size: int = 1000) -> int:
+    """Write an approval.reminder event for each reminder fraction of a pending approval's current level
+    that has passed; return how many were written.
+
+    Exactly once per fraction and level: the event and the approval's reminders_sent counter are written
+    in one transaction on a row locked with SKIP LOCKED, so a crash leaves both or neither, and a
+    concurrent run skips the row. Fractions already passed when the job first sees a row are announced
+    once each, in order, so a late job still tells people how close the deadline is.
+    """
+    now = now or timezone.now()
+    fractions = reminder_fractions()
+    if not fractions:
+        return 0
+    written = 0
+    after_id = None
+    while True:
+        with transaction.atomic():
+            queryset = (
+                Approval.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("task")
+                .filter(status=ApprovalStatus.PENDING, expires_at__gt=now, reminders_sent__lt=len(fractions))
+                .order_by("id")
+            )
+            if after_id is not None:
+                queryset = queryset.filter(id__gt=after_id)
+            batch = list(queryset[:batch_size])
+            events: list[dict[str, Any]] = []
+            for approval in batch:
+                events.extend(_due_reminders(approval, fractions=fractions, now=now))
+            audit.record_many(events)
+        written += len(events)
+        if len(batch) < batch_size:
+            return written
+        after_id = batch[-1].id
+
+
+def _due_reminders(approval: Approval, *, fractions: list[float], now: datetime.datetime) -> list[dict[str, Any]]:
+    started = approval.level_started_at or approval.created_at
+    lifetime = _level_lifetime(approval)
+    events = []
+    sent = approval.reminders_sent
+    while sent < len(fractions) and started + lifetime * fractions[sent] <= now:
+        events.append(
+            {
+                "event_type": "approval.reminder",
+                "actor": REMINDER_ACTOR,
+                "role": approval.approver_role,
+                "actor_role": "",
+                "shared_with_role": approval.task.from_role,
+                "trace_id": approval.task.trace_id,
+                "target_type": "approval",
+                "target_id": approval.pk,
+                "metadata": {
+                    "task_id": str(approval.task_id),
+                    "approver_role": approval.approver_role,
+                    "fraction": fractions[sent],
+                    "level": approval.escalation_level,
+                    "expires_at": approval.expires_at.isoformat(),
+                },
+            }
+        )
+        sent += 1
+    if sent != approval.reminders_sent:
+        approval.reminders_sent = sent
+        approval.save(update_fields=["reminders_sent", "updated_at"])
+    return events
+
+
+# --- Email -----------------------------------------------------------------------------------
+
+
+def approval_link(approval_id: Any) -> str:
+    """The approval's own console page (dashboard:approval), absolute, for emails and chat messages."""
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/dashboard/approvals/{approval_id}/"
+
+
+_SUBJECTS = {
+    "approval.requested": "Approval needed",
+    "approval.reminder": "Reminder: approval still waiting",
+    "approval.escalated": "Escalated to you: approval waiting",
+}
+
+
+def _email_for(event: AuditEvent, approval: Approval) -> tuple[str, str]:
+    metadata = event.metadata
+    subject = f"[Orchestrator] {_SUBJECTS[event.event_type]}: {approval.task.type} for {metadata.get('approver_role')}"
+    # The task type comes from an agent: no line break may reach a mail header.
+    subject = " ".join(subject.split())[:200]
+    lines = [
+        f"{_SUBJECTS[event.event_type]} from role {metadata.get('approver_role')!r}.",
+        "",
+        f"Task: {approval.task.type} ({approval.task_id}), from {approval.task.from_role} to {approval.task.to_role}",
+        f"Requested by: {approval.requested_by}",
+        f"Decide before: {metadata.get('expires_at')}",
+    ]
+    if approval.required_approvals > 1:
+        lines.append(f"Needs {approval.required_approvals} approvals from distinct people.")
+    if approval.notes:
+        lines += ["", approval.notes]
+    lines += ["", f"Open it to decide (sign-in required): {approval_link(approval.pk)}"]
+    return subject, "\n".join(lines)
+
+
+def email_approvals(*, limit: int = 500) -> int:
+    """Email the people of the approver role for each approval.requested / .reminder / .escalated event
+    past the mailer's cursor in the audit log; return how many emails were sent.
+
+    Off the request path and at-least-once: the cursor moves past an event only after every recipient
+    got it, and each (event, recipient) send is recorded in the same transaction, so a rerun after an
+    SMTP failure skips the ones already sent (only a process killed in the middle of an event can
+    repeat that event's emails). One mailer at a time: each event is handled under the cursor's row
+    lock taken with SKIP LOCKED, so a concurrent run stops instead of waiting. A failing SMTP server
+    ends the pass; the next run retries from the same event. An event whose approval was decided,
+    escalated again or expired since is passed over: nobody needs to act on it any more.
+    """
+    ApprovalMailCursor.objects.get_or_create(pk=1)
+    mailed = AuditEvent.objects.filter(event_type__in=MAILED_EVENTS, target_type="approval")
+    sent = 0
+    for _ in range(limit):
+        with transaction.atomic():
+            cursor = ApprovalMailCursor.objects.select_for_update(skip_locked=True).filter(pk=1).first()
+            if cursor is None:
+                return sent
+            live = stream.live_position(AuditEvent.objects.all())
+            events, position = stream.events_after(mailed, (cursor.txid, cursor.event_id), limit=1)
+            if not events:
+                # Everything below the live position was seen: later passes need not rescan it.
+                position = max(live, (cursor.txid, cursor.event_id))
+            else:
+                count, complete = _email_event(events[0])
+                sent += count
+                if not complete:
+                    return sent
+            cursor.txid, cursor.event_id = position
+            cursor.save(update_fields=["txid", "event_id", "updated_at"])
+            if not events:
+                return sent
+    return sent
+
+
+def _email_event(event: AuditEvent) -> tuple[int, bool]:
+    """Send one event's emails; return how many were sent and whether every recipient has it now."""
+    approval = Approval.objects.select_related("task").filter(pk=event.target_id).first()
+    role = str(event.metadata.get("approver_role") or "")
+    # Decided, handed on to another role, or past its deadline since: nobody needs to act on this event.
+    if (
+        approval is None
+        or approval.status != ApprovalStatus.PENDING
+        or approval.approver_role != role
+        or approval.expires_at <= timezone.now()
+    ):
+        return 0, True
+    done = set(ApprovalEmail.objects.filter(event_id=event.id).values_list("recipient", flat=True))
+    subject, body = _email_for(event, approval)
+    sent = 0
+    for recipient in selectors.emails_of(selectors.people_who_decide(role)):
+        if recipient in done:
+            continue
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient], fail_silently=False)
+        except (smtplib.SMTPRecipientsRefused, BadHeaderError, ValueError) as exc:
+            # This address or message will never be accepted: retrying it would stop every later mail.
+            logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
+            continue
+        except Exception as exc:
+            logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)
+            return sent, False
+        ApprovalEmail.objects.create(event_id=event.id, recipient=recipient, approval=approval)
+        sent += 1
+    return sent, True

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "sessions.apps.AgentSessionsConfig",
     "notifications",
     "approvals",
+    "webhooks",
     "transfer",
     "dashboard",
 ]
@@ -289,6 +290,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "routing.jobs.reclaim_tasks",
         "schedule": env_int("RECLAIM_TASKS_INTERVAL_SECONDS", 60),
     },
+    # Approvals that reach people (docs/webhooks.md): reminders, approval emails, webhook delivery.
+    "remind_approvals": {
+        "task": "approvals.jobs.remind_approvals",
+        "schedule": env_int("REMIND_APPROVALS_INTERVAL_SECONDS", 30),
+    },
+    "email_approvals": {
+        "task": "approvals.jobs.email_approvals",
+        "schedule": env_int("EMAIL_APPROVALS_INTERVAL_SECONDS", 15),
+    },
+    "deliver_webhooks": {
+        "task": "webhooks.jobs.deliver_webhooks",
+        "schedule": env_int("DELIVER_WEBHOOKS_INTERVAL_SECONDS", 5),
+    },
 }
 # Sessions expired per transaction by expire_sessions: short row locks, bounded memory.
 SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)
@@ -300,6 +314,36 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Approvals that reach people: reminders, escalation, email, webhooks (docs/webhooks.md) ----
+# Links in emails and Slack messages: this origin + /dashboard/approvals/<id>/.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000")
+# Reminders (approval.reminder) at these fractions of each approval level's lifetime.
+APPROVAL_REMINDER_FRACTIONS = [float(f) for f in env_list("APPROVAL_REMINDER_FRACTIONS", "0.5,0.9")]
+# Email: SMTP when EMAIL_HOST is set, otherwise the console (make run prints the mails).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", bool(EMAIL_HOST))
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orchestrator@localhost")
+# Webhooks: private, loopback, link-local and metadata addresses are refused unless this is true.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+# An event is retried (exponential backoff with jitter) until this long after it was recorded.
+WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600.0)
+WEBHOOK_BACKOFF_BASE_SECONDS = env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 5.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
+# After this many events in a row failed for good, the subscription is disabled and staff are told.
+WEBHOOK_MAX_CONSECUTIVE_FAILURES = env_int("WEBHOOK_MAX_CONSECUTIVE_FAILURES", 5)
+# Events one dispatcher pass delivers per subscription at most.
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500)
 
 # --- OIDC (agents' JWTs and humans' admin login); empty issuer = local tokens and accounts only.
 # docs/auth.md explains each value and how to set them for Keycloak.

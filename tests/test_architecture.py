@@ -15,6 +15,7 @@ PACKAGES = [
     "sessions",
     "notifications",
     "approvals",
+    "webhooks",
     "transfer",
     "dashboard",
     "agent_tools",

@@ -5,13 +5,18 @@ from django.core.management import call_command
 from django.db import connection
 
 # Dependents before what they depend on, so each rollback finds nothing still pointing at its tables.
-OUR_APPS = ["approvals", "notifications", "routing", "agent_sessions", "audit", "identity", "http"]
+OUR_APPS = ["webhooks", "approvals", "notifications", "routing", "agent_sessions", "audit", "identity", "http"]
 OUR_TABLES = {
     "agent_sessions_session",
     "agent_sessions_sessionmessage",
     "routing_task",
     "routing_notification",
     "approvals_approval",
+    "approvals_approvalvote",
+    "approvals_approvalemail",
+    "approvals_approvalmailcursor",
+    "webhooks_webhooksubscription",
+    "webhooks_deliveryattempt",
     "audit_auditevent",
     "orchestrator_apitoken",
     "orchestrator_idempotencyrecord",

@@ -17,6 +17,9 @@ def test_the_beat_schedule_runs_each_job_at_its_interval():
         "purge_idempotency_keys": ("orchestrator.http.jobs.purge_idempotency_keys", 60 * 60),
         "seal_audit": ("audit.jobs.seal_audit", 60),
         "reclaim_tasks": ("routing.jobs.reclaim_tasks", 60),
+        "remind_approvals": ("approvals.jobs.remind_approvals", 30),
+        "email_approvals": ("approvals.jobs.email_approvals", 15),
+        "deliver_webhooks": ("webhooks.jobs.deliver_webhooks", 5),
     }
 
 

@@ -4,7 +4,10 @@ from approvals import services
 
 
 class Command(BaseCommand):
-    help = "Expire pending approvals past their expires_at (default-deny) and cancel the tasks they gate."
+    help = (
+        "Escalate pending approvals past their expires_at to the next role of their chain, or expire them "
+        "(default-deny) and cancel the tasks they gate."
+    )
 
     def handle(self, *args, **options):
         count = services.expire_approvals()

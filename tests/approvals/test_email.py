@@ -1,0 +1,148 @@
+"""Approval emails through a real SMTP server on loopback (aiosmtpd), sent by the mail job from the audit log."""
+
+import time
+from datetime import timedelta
+from email import message_from_bytes
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from approvals import jobs, selectors
+from approvals.models import Approval, ApprovalEmail
+from tests.net import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(settings):
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 2
+    settings.PUBLIC_BASE_URL = "https://orchestrator.example.com"
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def people(db):
+    managers, _ = Group.objects.get_or_create(name="approver:manager")
+    Group.objects.get_or_create(name="approver:operations")[0].user_set.add(
+        User.objects.create_user("olga", email="olga@example.com")
+    )
+    maria = User.objects.create_user("maria", email="maria@example.com")
+    managers.user_set.add(maria, User.objects.create_user("gone", email="gone@example.com", is_active=False))
+    managers.user_set.add(User.objects.create_user("nomail", email=""))
+    User.objects.create_superuser("root", email="root@example.com", password="x")
+    User.objects.create_user("bystander", email="bystander@example.com")
+    return maria
+
+
+def wait_until(moment):
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()) + 0.05)
+
+
+def run(job):
+    result = job.apply()
+    assert result.successful(), result.traceback
+    return result.result
+
+
+def body_of(message):
+    return message.get_payload(decode=True).decode()
+
+
+def test_the_people_of_the_approver_role_get_the_email_with_the_link_once(smtp, people, route):
+    routed = route(requires_approval=True, approver_role="manager")
+
+    assert run(jobs.email_approvals) == 1
+    assert run(jobs.email_approvals) == 0  # recorded: a rerun sends nothing again
+
+    assert sorted(rcpt for rcpts, _ in smtp.messages for rcpt in rcpts) == ["maria@example.com"]
+    _, message = smtp.messages[0]
+    assert "Approval needed" in message["Subject"]
+    assert f"https://orchestrator.example.com/dashboard/approvals/{routed['approval_id']}/" in body_of(message)
+    assert ApprovalEmail.objects.filter(approval_id=routed["approval_id"]).count() == 1
+
+
+def test_an_smtp_outage_sends_nothing_twice_and_catches_up(smtp, people, route, settings):
+    route(requires_approval=True, approver_role="manager")
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+
+    assert run(jobs.email_approvals) == 0
+
+    settings.EMAIL_PORT = good_port
+    assert run(jobs.email_approvals) == 1
+    assert run(jobs.email_approvals) == 0
+    assert len(smtp.messages) == 1
+
+
+def test_reminders_and_escalations_are_emailed_to_the_role_that_now_decides(smtp, people, finance, route, settings):
+    settings.APPROVAL_REMINDER_FRACTIONS = [0.5]
+    task = route()
+    approval_id = finance.post(
+        "/api/v1/approvals",
+        {"task_id": task["task_id"], "approver_role": "manager", "expires_in": 3, "escalate_to": ["operations"]},
+        format="json",
+    ).json()["approval_id"]
+    approval = Approval.objects.get(pk=approval_id)
+    run(jobs.email_approvals)
+    wait_until(approval.level_started_at + timedelta(seconds=1.5))
+    assert run(jobs.remind_approvals) == 1
+    run(jobs.email_approvals)
+    wait_until(approval.expires_at)
+    assert run(jobs.expire_approvals) == 1
+    run(jobs.email_approvals)
+
+    subjects = [(rcpts[0], message["Subject"].split(":")[0]) for rcpts, message in smtp.messages]
+    assert sorted(subjects) == sorted(
+        [
+            ("maria@example.com", "[Orchestrator] Approval needed"),
+            ("maria@example.com", "[Orchestrator] Reminder"),
+            ("olga@example.com", "[Orchestrator] Escalated to you"),
+        ]
+    )
+    assert all(approval_id in body_of(message) for _, message in smtp.messages)
+
+
+def test_a_decided_approval_is_not_emailed(smtp, people, route, manager):
+    routed = route(requires_approval=True, approver_role="manager")
+    manager.post(f"/api/v1/approvals/{routed['approval_id']}/decision", {"decision": "approve"}, format="json")
+
+    assert run(jobs.email_approvals) == 0
+    assert smtp.messages == []
+
+
+def test_people_who_decide_are_the_active_members_of_the_role_group_and_superusers(people):
+    assert sorted(u.username for u in selectors.people_who_decide("manager")) == ["maria", "nomail"]
+    assert selectors.emails_of(selectors.people_who_decide("manager")) == ["maria@example.com"]
+    assert [u.username for u in selectors.people_who_decide("finance")] == ["root"]
+
+
+def test_a_line_break_in_the_task_type_cannot_reach_the_mail_headers_or_stop_the_mailer(smtp, people, route):
+    routed = route(requires_approval=True, approver_role="manager", type="invoice\r\nBcc: evil@example.com")
+
+    assert run(jobs.email_approvals) == 1
+
+    assert sorted(rcpt for rcpts, _ in smtp.messages for rcpt in rcpts) == ["maria@example.com"]
+    for _, message in smtp.messages:
+        assert message["Bcc"] is None
+        assert "invoice Bcc: evil@example.com" in " ".join(message["Subject"].split())  # text, not a header
+    assert routed["approval_id"] in body_of(smtp.messages[0][1])

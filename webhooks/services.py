@@ -1,0 +1,595 @@
+"""Webhooks: subscriptions and the dispatcher that delivers audit events to them.
+
+The audit log is the outbox. Nothing is written on the request path: the dispatcher reads the
+events past each subscription's cursor in the audit stream's order (audit.stream: (txid, id), a
+position nothing can commit behind), so every committed event is offered eventually, in order.
+
+Delivery is at-least-once and in order per subscription. A dispatcher first takes the
+subscription's lease in a short transaction over its row locked with SELECT ... FOR UPDATE SKIP
+LOCKED, so a second dispatcher (an overlapping beat tick, another worker) skips a subscription that
+is being delivered instead of waiting or sending out of order. The HTTP calls then run outside any
+transaction (an open transaction would hold back the audit stream's horizon for every reader while
+a receiver is slow); after each one a short transaction checks the lease is still its own, records
+the attempt, moves the cursor and renews the lease, in one commit. Only a process killed between
+the receiver's answer and that commit makes the event go out again, with the same webhook-id, for
+the receiver to drop; a crashed dispatcher's lease runs out and the next pass takes over.
+"""
+
+import base64
+import datetime
+import email.utils
+import json
+import logging
+import random
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from rest_framework.exceptions import NotFound, ValidationError
+from standardwebhooks.webhooks import Webhook
+
+from audit import services as audit
+from audit import stream
+from audit.models import AuditEvent
+from orchestrator.identity.roles import is_known_role
+from webhooks import transport
+from webhooks.models import DeliveryAttempt, DeliveryStatus, WebhookFormat, WebhookSubscription
+
+logger = logging.getLogger(__name__)
+
+EVENT_PATTERN = re.compile(r"^[a-z0-9_.*]{1,64}$")
+MAX_PATTERNS = 20
+# Statuses of a 4xx that are worth retrying: the receiver is busy, in conflict, or timed out.
+RETRYABLE_4XX = {408, 409, 429}
+USER_AGENT = "Orchestrator-Webhooks/1"
+# One subscription's turn in a pass ends after this long, so a slow receiver cannot starve the
+# others of a worker; it continues from its cursor in the next pass.
+PASS_SECONDS = 30.0
+
+Position = tuple[int, int]
+
+
+# --- Subscriptions ----------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def clean_patterns(event_types: list[str]) -> list[str]:
+    if not isinstance(event_types, list) or not event_types:
+        raise ValidationError({"event_types": ["Give at least one event type pattern, e.g. 'approval.*'."]})
+    if len(event_types) > MAX_PATTERNS:
+        raise ValidationError({"event_types": [f"At most {MAX_PATTERNS} patterns."]})
+    for pattern in event_types:
+        if not isinstance(pattern, str) or not EVENT_PATTERN.match(pattern):
+            raise ValidationError(
+                {"event_types": [f"{pattern!r} is not a pattern: lowercase letters, digits, '_', '.', '*'."]}
+            )
+    return list(dict.fromkeys(event_types))
+
+
+def check_url(url: str) -> transport.Target:
+    """The SSRF guard, as a validation error (subscription creation)."""
+    try:
+        return transport.resolve(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except transport.UnsafeURL as exc:
+        raise ValidationError({"url": [str(exc)]}) from None
+
+
+def _subscription_event(
+    subscription: WebhookSubscription, *, event_type: str, actor: str, metadata: dict[str, Any]
+) -> None:
+    audit.record(
+        event_type=event_type,
+        actor=actor,
+        role="",
+        trace_id="",
+        target_type="webhook_subscription",
+        target_id=subscription.pk,
+        metadata={"url": subscription.url, **metadata},
+    )
+
+
+def create_subscription(
+    *,
+    actor: str,
+    url: str,
+    event_types: list[str],
+    role: str = "",
+    format: str = WebhookFormat.STANDARD,
+    description: str = "",
+) -> WebhookSubscription:
+    """A new active subscription, delivering the events recorded from now on. Its secret is on the
+    returned object: show it once, it is never displayed again."""
+    if len(url) > 2000:
+        raise ValidationError({"url": ["At most 2000 characters."]})
+    check_url(url)
+    patterns = clean_patterns(event_types)
+    if role and not is_known_role(role):
+        raise ValidationError({"role": [f"Unknown role {role!r}."]})
+    if format not in WebhookFormat.values:
+        raise ValidationError({"format": [f"Must be one of {', '.join(WebhookFormat.values)}."]})
+    txid, event_id = stream.live_position(AuditEvent.objects.all())
+    with transaction.atomic():
+        subscription = WebhookSubscription.objects.create(
+            url=url,
+            secret=new_secret(),
+            event_types=patterns,
+            role=role,
+            format=format,
+            description=description[:200],
+            created_by=actor,
+            cursor_txid=txid,
+            cursor_event_id=event_id,
+        )
+        _subscription_event(
+            subscription,
+            event_type="webhook.created",
+            actor=actor,
+            metadata={"event_types": patterns, "role": role, "format": format},
+        )
+    return subscription
+
+
+def _locked(subscription_id: Any) -> WebhookSubscription:
+    subscription = WebhookSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+    if subscription is None:
+        raise NotFound(f"No webhook subscription with id {subscription_id}.")
+    return subscription
+
+
+def _reset_retry_state(subscription: WebhookSubscription) -> None:
+    subscription.retrying_event_id = None
+    subscription.attempts = 0
+    subscription.next_attempt_at = None
+
+
+def enable_subscription(*, subscription_id: Any, actor: str) -> WebhookSubscription:
+    """Turn a subscription back on: it resumes at its cursor, so every event it missed is delivered, in order."""
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        if subscription.is_active:
+            return subscription
+        subscription.is_active = True
+        subscription.consecutive_failures = 0
+        subscription.streak_txid = subscription.streak_event_id = None
+        subscription.disabled_at = None
+        subscription.disabled_reason = ""
+        _reset_retry_state(subscription)
+        subscription.save()
+        _subscription_event(
+            subscription,
+            event_type="webhook.enabled",
+            actor=actor,
+            metadata={"resumes_after": [subscription.cursor_txid, subscription.cursor_event_id]},
+        )
+    return subscription
+
+
+def disable_subscription(*, subscription_id: Any, actor: str, reason: str = "disabled by staff") -> WebhookSubscription:
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        if not subscription.is_active:
+            return subscription
+        _disable(subscription, reason=reason, actor=actor, now=timezone.now())
+    return subscription
+
+
+def _disable(subscription: WebhookSubscription, *, reason: str, actor: str, now: datetime.datetime) -> None:
+    subscription.is_active = False
+    subscription.disabled_at = now
+    subscription.disabled_reason = reason[:500]
+    _reset_retry_state(subscription)
+    subscription.save()
+    _subscription_event(
+        subscription,
+        event_type="webhook.disabled",
+        actor=actor,
+        metadata={"reason": subscription.disabled_reason, "consecutive_failures": subscription.consecutive_failures},
+    )
+
+
+def replay_from(*, subscription_id: Any, event_id: int, actor: str) -> WebhookSubscription:
+    """Move the cursor back so the subscription delivers again from event `event_id` on, in order."""
+    event = AuditEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(f"No audit event with id {event_id}.")
+    with transaction.atomic():
+        subscription = _locked(subscription_id)
+        subscription.cursor_txid, subscription.cursor_event_id = (event.txid or 0, event.id - 1)
+        subscription.consecutive_failures = 0
+        subscription.streak_txid = subscription.streak_event_id = None
+        _reset_retry_state(subscription)
+        subscription.save()
+        _subscription_event(subscription, event_type="webhook.replayed", actor=actor, metadata={"from_event": event.id})
+    return subscription
+
+
+def redeliver_event(*, subscription_id: Any, event_id: int) -> DeliveryAttempt:
+    """Send one event again now, outside the subscription's order (its cursor does not move)."""
+    subscription = WebhookSubscription.objects.filter(pk=subscription_id).first()
+    if subscription is None:
+        raise NotFound(f"No webhook subscription with id {subscription_id}.")
+    event = AuditEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(f"No audit event with id {event_id}.")
+    outcome = _send(subscription, event)
+    previous = DeliveryAttempt.objects.filter(subscription=subscription, event_id=event.id).count()
+    return _log_attempt(
+        subscription,
+        event,
+        outcome,
+        attempt=previous + 1,
+        status=DeliveryStatus.DELIVERED if outcome.delivered else DeliveryStatus.FAILED,
+        manual=True,
+    )
+
+
+# --- What a subscription receives -------------------------------------------------------------
+
+
+def _pattern_regex(pattern: str) -> str:
+    # Patterns hold only [a-z0-9_.*] (EVENT_PATTERN), so escaping '.' is all the quoting needed.
+    return "^" + pattern.replace(".", r"\.").replace("*", ".*") + "$"
+
+
+def matching_events(subscription: WebhookSubscription) -> QuerySet[AuditEvent]:
+    """The audit events the subscription receives. The role filter takes events recorded in the role
+    and events about approvals that role decides (their approver_role), so `--role manager` hears of
+    every approval waiting for managers whoever asked."""
+    patterns = [Q(event_type__regex=_pattern_regex(p)) for p in subscription.event_types] or [Q(pk__in=[])]
+    queryset = AuditEvent.objects.filter(reduce(or_, patterns))
+    if subscription.role:
+        queryset = queryset.filter(Q(role=subscription.role) | Q(metadata__approver_role=subscription.role))
+    return queryset
+
+
+def approval_link(approval_id: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/dashboard/approvals/{approval_id}/"
+
+
+def payload_for(subscription: WebhookSubscription, event: AuditEvent) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "event_id": event.id,
+        "event_type": event.event_type,
+        "actor": event.actor,
+        "role": event.role,
+        "trace_id": event.trace_id,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "metadata": event.metadata,
+    }
+    link = approval_link(event.target_id) if event.target_type == "approval" else None
+    if link:
+        data["approval_url"] = link
+    timestamp = event.timestamp.astimezone(datetime.UTC).isoformat()
+    if subscription.format == WebhookFormat.SLACK:
+        return _slack_message(event, link)
+    return {"type": event.event_type, "timestamp": timestamp, "data": data}
+
+
+_SLACK_TITLES = {
+    "approval.requested": "Approval needed",
+    "approval.reminder": "Reminder: approval still waiting",
+    "approval.escalated": "Approval escalated",
+    "approval.voted": "Approval vote",
+    "approval.decided": "Approval decided",
+    "approval.expired": "Approval expired",
+}
+
+
+def _slack_message(event: AuditEvent, link: str | None) -> dict[str, Any]:
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    title = _SLACK_TITLES.get(event.event_type, event.event_type)
+    facts = [f"*{title}*"]
+    if metadata.get("approver_role"):
+        facts.append(f"Approver role: `{metadata['approver_role']}`")
+    if metadata.get("decision"):
+        facts.append(f"Decision: {metadata['decision']} by {event.actor}")
+    if metadata.get("expires_at"):
+        facts.append(f"Decide before: {metadata['expires_at']}")
+    facts.append(f"{event.target_type} `{event.target_id}` (event {event.id})")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)}}]
+    if link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open approval"}, "url": link}],
+            }
+        )
+    text = f"{title}: {link}" if link else f"{title}: {event.target_type} {event.target_id}"
+    return {"text": text, "blocks": blocks}
+
+
+def body_for(subscription: WebhookSubscription, event: AuditEvent) -> bytes:
+    """The same bytes on every attempt: only webhook-timestamp and the signature change."""
+    return json.dumps(payload_for(subscription, event), sort_keys=True, separators=(",", ":")).encode()
+
+
+def signed_headers(*, secret: str, event_id: int, body: bytes, now: datetime.datetime) -> dict[str, str]:
+    return {
+        "webhook-id": str(event_id),
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(str(event_id), now, body.decode()),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+# --- Delivering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    # True: retry later; False with delivered False: give the event up (permanent failure).
+    retryable: bool
+    http_status: int | None = None
+    latency_ms: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    retry_after: float | None = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def _send(
+    subscription: WebhookSubscription,
+    event: AuditEvent,
+    *,
+    target: transport.Target | None = None,
+    pool: Any = None,
+) -> Outcome:
+    """One attempt: POST to the address resolved and checked for this pass (not only at creation);
+    without a `target`, resolve and check it now."""
+    if target is None:
+        try:
+            target = transport.resolve(subscription.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        except transport.UnsafeURL as exc:
+            # A name that stopped resolving may come back; one that resolves inside never should.
+            return Outcome(delivered=False, retryable="does not resolve" in str(exc), error=str(exc)[:500])
+    body = body_for(subscription, event)
+    headers = signed_headers(secret=subscription.secret, event_id=event.id, body=body, now=timezone.now())
+    try:
+        response = transport.post(
+            target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, pool=pool
+        )
+    except Exception as exc:  # timeouts, refused connections, TLS errors: all worth another try
+        return Outcome(delivered=False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
+    status = response.status
+    if 200 <= status < 300:
+        return Outcome(
+            delivered=True,
+            retryable=False,
+            http_status=status,
+            latency_ms=response.latency_ms,
+            excerpt=response.excerpt,
+        )
+    return Outcome(
+        delivered=False,
+        retryable=status >= 500 or status in RETRYABLE_4XX,
+        retry_after=_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None,
+        error=f"HTTP {status}",
+        http_status=status,
+        latency_ms=response.latency_ms,
+        excerpt=response.excerpt,
+    )
+
+
+def _log_attempt(
+    subscription: WebhookSubscription,
+    event: AuditEvent,
+    outcome: Outcome,
+    *,
+    attempt: int,
+    status: str,
+    manual: bool = False,
+    error: str = "",
+) -> DeliveryAttempt:
+    return DeliveryAttempt.objects.create(
+        subscription=subscription,
+        event_id=event.id,
+        event_type=event.event_type,
+        attempt=attempt,
+        status=status,
+        http_status=outcome.http_status,
+        latency_ms=outcome.latency_ms,
+        response_excerpt=outcome.excerpt[:500],
+        error=(error or outcome.error)[:500],
+        manual=manual,
+    )
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential (base * 2^(n-1), capped) with full jitter over its upper half."""
+    ceiling: float = min(
+        settings.WEBHOOK_BACKOFF_MAX_SECONDS, settings.WEBHOOK_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1)
+    )
+    jittered: float = ceiling * random.uniform(0.5, 1.0)
+    return jittered
+
+
+def _settle(subscription: WebhookSubscription, event: AuditEvent, outcome: Outcome, *, now: datetime.datetime) -> bool:
+    """Record the attempt on the locked subscription and move it on; return whether to go on to the next event."""
+    attempt = subscription.attempts + 1 if subscription.retrying_event_id == event.id else 1
+    before = (subscription.cursor_txid, subscription.cursor_event_id)
+    if outcome.delivered:
+        _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.DELIVERED)
+        subscription.cursor_txid, subscription.cursor_event_id = stream.position_of(event)
+        subscription.consecutive_failures = 0
+        subscription.streak_txid = subscription.streak_event_id = None
+        _reset_retry_state(subscription)
+        subscription.save()
+        return True
+    deadline = event.timestamp + datetime.timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
+    if outcome.retryable:
+        delay = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(attempt)
+        next_at = now + datetime.timedelta(seconds=delay)
+        if next_at < deadline:
+            _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.FAILED)
+            subscription.retrying_event_id = event.id
+            subscription.attempts = attempt
+            subscription.next_attempt_at = next_at
+            subscription.save()
+            return False
+    reason = outcome.error if not outcome.retryable else f"retry window ran out ({outcome.error})"
+    _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.GAVE_UP, error=reason)
+    # A failed event is passed over so one bad event cannot hold up the rest; the streak's start is
+    # remembered, and disabling rewinds to it, so nothing of the streak is lost.
+    if subscription.streak_event_id is None:
+        subscription.streak_txid, subscription.streak_event_id = before
+    subscription.consecutive_failures += 1
+    subscription.cursor_txid, subscription.cursor_event_id = stream.position_of(event)
+    _reset_retry_state(subscription)
+    if subscription.consecutive_failures >= settings.WEBHOOK_MAX_CONSECUTIVE_FAILURES:
+        subscription.cursor_txid, subscription.cursor_event_id = (
+            subscription.streak_txid or 0,
+            subscription.streak_event_id or 0,
+        )
+        _disable(
+            subscription,
+            reason=f"{subscription.consecutive_failures} events in a row failed; last: {reason}",
+            actor="system:deliver_webhooks",
+            now=now,
+        )
+        return False
+    subscription.save()
+    return True
+
+
+def _position(subscription: WebhookSubscription) -> Position:
+    return (subscription.cursor_txid, subscription.cursor_event_id)
+
+
+def _lease_seconds() -> float:
+    """Longer than any one attempt (DNS, connect, answer) can take, so a live dispatcher never loses it."""
+    return 2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 30
+
+
+def _claim(subscription_id: Any) -> WebhookSubscription | None:
+    """Take the subscription's lease if it is active, due and nobody else holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        subscription: WebhookSubscription | None = (
+            WebhookSubscription.objects.select_for_update(skip_locked=True)
+            .filter(pk=subscription_id, is_active=True)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .first()
+        )
+        if subscription is None:
+            return None
+        subscription.lease_token = uuid.uuid4()
+        subscription.lease_until = now + datetime.timedelta(seconds=_lease_seconds())
+        subscription.save(update_fields=["lease_token", "lease_until", "updated_at"])
+    return subscription
+
+
+def _release(subscription: WebhookSubscription) -> None:
+    WebhookSubscription.objects.filter(pk=subscription.pk, lease_token=subscription.lease_token).update(
+        lease_token=None, lease_until=None
+    )
+
+
+def _still_ours(subscription_id: Any, claimed: WebhookSubscription, position: Position) -> WebhookSubscription | None:
+    """The subscription locked for this transaction, if this dispatcher still holds its lease and nobody
+    (staff replaying or disabling it) moved it meanwhile."""
+    locked: WebhookSubscription | None = (
+        WebhookSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+    )
+    if locked is None or locked.lease_token != claimed.lease_token or not locked.is_active:
+        return None
+    if _position(locked) != position:
+        return None
+    return locked
+
+
+def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> int:
+    """Deliver the subscription's owed events in order until it is caught up, must wait for a retry,
+    or `limit` events went out; return how many were delivered."""
+    limit = limit or settings.WEBHOOK_BATCH_SIZE
+    claimed = _claim(subscription_id)
+    if claimed is None:
+        return 0
+    delivered = 0
+    try:
+        target = transport.resolve(claimed.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except transport.UnsafeURL:
+        target = None  # each attempt resolves again and records the refusal
+    pool = transport.open_pool(target) if target is not None else None
+    turn_ends = time.monotonic() + PASS_SECONDS
+    try:
+        position = _position(claimed)
+        while delivered < limit and time.monotonic() < turn_ends:
+            live = stream.live_position(AuditEvent.objects.all())
+            wanted = min(100, limit - delivered)
+            events, _ = stream.events_after(matching_events(claimed), position, limit=wanted)
+            for event in events:
+                outcome = _send(claimed, event, target=target, pool=pool)
+                with transaction.atomic():
+                    locked = _still_ours(subscription_id, claimed, position)
+                    if locked is None:
+                        return delivered
+                    now = timezone.now()
+                    locked.lease_until = now + datetime.timedelta(seconds=_lease_seconds())
+                    go_on = _settle(locked, event, outcome, now=now)
+                if outcome.delivered:
+                    delivered += 1
+                if not go_on or time.monotonic() >= turn_ends:
+                    return delivered
+                position = _position(locked)
+            if len(events) < wanted:
+                _skip_to(subscription_id, claimed=claimed, expected=position, live=live)
+                return delivered
+        return delivered
+    finally:
+        if pool is not None:
+            pool.close()
+        _release(claimed)
+
+
+def _skip_to(subscription_id: Any, *, claimed: WebhookSubscription, expected: Position, live: Position) -> None:
+    """Caught up: move the cursor over the events it did not match, up to the live position read
+    before the last query (everything below it was seen), so later passes do not rescan them."""
+    if live <= expected:
+        return
+    with transaction.atomic():
+        locked = _still_ours(subscription_id, claimed, expected)
+        if locked is not None and locked.retrying_event_id is None:
+            locked.cursor_txid, locked.cursor_event_id = live
+            locked.save(update_fields=["cursor_txid", "cursor_event_id", "updated_at"])
+
+
+def deliver_webhooks(*, now: datetime.datetime | None = None) -> int:
+    """One dispatcher pass over every active subscription that is due; return how many events were delivered."""
+    now = now or timezone.now()
+    due = (
+        WebhookSubscription.objects.filter(is_active=True)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .values_list("id", flat=True)
+    )
+    return sum(deliver_subscription(subscription_id=subscription_id) for subscription_id in due)

@@ -1,0 +1,143 @@
+"""Outbound HTTP for webhooks, with the SSRF guard.
+
+A URL is resolved once per attempt and every address it resolves to must be public (not loopback,
+private, link-local -- which holds the cloud metadata address 169.254.169.254 --, shared, reserved or
+multicast) unless WEBHOOK_ALLOW_PRIVATE_NETWORKS is true. The connection then goes to the address
+that was checked, not to the name, so a DNS answer that changes between the check and the connect
+(DNS rebinding) cannot send the request inside. TLS still verifies the certificate for the name
+(SNI and hostname check use the name). Redirects are never followed: a 3xx is the receiver's answer.
+"""
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import urllib3
+
+RESPONSE_EXCERPT_BYTES = 500
+
+
+class UnsafeURL(ValueError):
+    """The URL is malformed, or points at an address webhooks may not reach."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    excerpt: str
+    latency_ms: int
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def resolve(url: str, *, allow_private: bool) -> Target:
+    """Check `url` and pick the address to connect to; raises UnsafeURL."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        raise UnsafeURL("The URL contains whitespace or control characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeURL(f"Not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURL("Only http and https URLs are allowed.")
+    if not parts.hostname:
+        raise UnsafeURL("The URL has no host.")
+    if parts.username or parts.password:
+        raise UnsafeURL("Credentials in the URL are not allowed; put a token in the path or use the signature.")
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeURL(f"The host {parts.hostname!r} does not resolve: {exc}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses:
+        raise UnsafeURL(f"The host {parts.hostname!r} does not resolve.")
+    if not allow_private:
+        refused = [str(a) for a in addresses if not is_public(a)]
+        if refused:
+            raise UnsafeURL(
+                f"The host {parts.hostname!r} resolves to a non-public address ({', '.join(refused)}); "
+                "webhooks may not reach loopback, private, link-local or metadata addresses."
+            )
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Target(scheme=parts.scheme, host=parts.hostname, port=port, path=path, address=str(addresses[0]))
+
+
+def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
+    """A keep-alive connection to the pinned address, for the attempts of one dispatcher pass."""
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            maxsize=1,
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
+
+
+def post(
+    target: Target,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    pool: urllib3.HTTPConnectionPool | None = None,
+) -> Response:
+    """POST to the pinned address (through `pool` when given, else a connection of its own);
+    raises urllib3's errors on timeouts and connection failures."""
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    if ":" in target.host and target.port == default_port:
+        host_header = f"[{target.host}]"
+    elif ":" in target.host:
+        host_header = f"[{target.host}]:{target.port}"
+    own_pool = pool is None
+    pool = pool or open_pool(target)
+    started = time.monotonic()
+    try:
+        response = pool.urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers={**headers, "Host": host_header},
+            redirect=False,
+            retries=False,
+            timeout=urllib3.Timeout(total=timeout),
+            preload_content=False,
+            assert_same_host=False,
+        )
+        excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
+        # The rest of a long answer is not wanted, but the connection is only reusable once it is read.
+        response.drain_conn()
+        response.release_conn()
+        latency_ms = int((time.monotonic() - started) * 1000)
+        return Response(
+            status=response.status,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            excerpt=excerpt.decode("utf-8", "replace"),
+            latency_ms=latency_ms,
+        )
+    finally:
+        if own_pool:
+            pool.close()
