@@ -9,4 +9,4 @@ class ApprovalsConfig(AppConfig):
         from approvals import services
         from routing import services as routing
 
-        routing.add_route_step(services.gate_routed_task)
+        routing.add_route_step(services.gate_routed_task, order=routing.APPROVAL_STEP_ORDER)

@@ -7,7 +7,7 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -34,6 +34,14 @@ def effective_status(approval, now=None):
 
 
 def _approval_event(approval, *, task, event_type, actor, role, trace_id, metadata):
+    if task is None:
+        # An action approval (no task): filed under the request's trace, naming the action it gates.
+        audit.record(
+            **_action_event(
+                approval, event_type=event_type, actor=actor, role=role, trace_id=trace_id, metadata=metadata
+            )
+        )
+        return
     audit.record(
         event_type=event_type,
         actor=actor,
@@ -43,6 +51,25 @@ def _approval_event(approval, *, task, event_type, actor, role, trace_id, metada
         target_id=approval.pk,
         metadata={"task_id": str(task.pk), **metadata, **routing.request_trace_metadata(trace_id, task.trace_id)},
     )
+
+
+def _action_event(approval, *, event_type, actor, role, trace_id, metadata):
+    return {
+        "event_type": event_type,
+        "actor": actor,
+        "role": role,
+        "trace_id": trace_id,
+        "target_type": "approval",
+        "target_id": approval.pk,
+        "metadata": {"action_digest": approval.action_digest, **metadata},
+    }
+
+
+def _requesting_role(approval):
+    """The role whose task or action the approval holds."""
+    if approval.task_id is not None:
+        return approval.task.from_role
+    return (approval.action or {}).get("principal", {}).get("role")
 
 
 def open_approval(*, principal, task, approver_role, trace_id, notes="", expires_in=None):
@@ -91,6 +118,89 @@ def gate_routed_task(routed):
         routed.approval_id = approval.id
 
 
+def open_action_approval(
+    *, principal, approver_role, action, action_digest, trace_id, notes="", expires_in=None
+) -> Approval:
+    """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
+    this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval."""
+    if not is_known_role(approver_role):
+        raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
+    now = timezone.now()
+    existing = _pending_action_approval(action_digest)
+    if existing is not None:
+        if existing.expires_at > now:
+            return existing
+        audit.record_many(_expire(existing, now=now))
+    seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
+    approval = Approval(
+        approver_role=approver_role,
+        requested_by=principal.subject,
+        notes=notes,
+        expires_at=now + datetime.timedelta(seconds=seconds),
+        action_digest=action_digest,
+        action=action,
+    )
+    try:
+        # The partial unique index admits one pending approval per action: a concurrent check that
+        # opened it first wins, and this one answers with that approval.
+        with transaction.atomic():
+            approval.save(force_insert=True)
+    except IntegrityError:
+        winner = _pending_action_approval(action_digest)
+        if winner is None:
+            raise
+        return winner
+    _approval_event(
+        approval,
+        task=None,
+        event_type="approval.requested",
+        actor=principal.subject,
+        role=principal.role or approver_role,
+        trace_id=trace_id,
+        metadata={"approver_role": approver_role, "expires_at": approval.expires_at.isoformat()},
+    )
+    return approval
+
+
+def _pending_action_approval(action_digest):
+    return (
+        Approval.objects.select_for_update().filter(action_digest=action_digest, status=ApprovalStatus.PENDING).first()
+    )
+
+
+def use_action_grant(*, action_digest) -> Approval | None:
+    """Spend the one use of an approved action approval for this digest, or return None. The row lock
+    makes concurrent callers queue; the first spends it, the others then find it spent."""
+    grant = (
+        Approval.objects.select_for_update()
+        .filter(action_digest=action_digest, status=ApprovalStatus.APPROVED, granted_use_at__isnull=True)
+        .order_by("decision_at", "id")
+        .first()
+    )
+    if grant is None:
+        return None
+    grant.granted_use_at = timezone.now()
+    grant.save(update_fields=["granted_use_at", "updated_at"])
+    return grant
+
+
+def expire_action_approvals(*, role, keep_version, now=None) -> int:
+    """A role's profile changed: its pending action approvals, bound to an older profile version, can
+    never be used; expire them so no approver spends a decision on them. Returns how many."""
+    now = now or timezone.now()
+    stale = list(
+        Approval.objects.select_for_update()
+        .filter(status=ApprovalStatus.PENDING, action__principal__role=role)
+        .exclude(action_digest="")
+        .exclude(action__profile_version=keep_version)
+    )
+    events = []
+    for approval in stale:
+        events.extend(_expire(approval, now=now))
+    audit.record_many(events)
+    return len(stale)
+
+
 def request_approval(*, principal, task_id, approver_role, trace_id, notes="", expires_in=None):
     """Put a pending task the caller can see on hold until `approver_role` decides."""
     with transaction.atomic():
@@ -110,7 +220,12 @@ def approvals_visible_to(principal):
     queryset = Approval.objects.select_related("task")
     if not principal.is_staff:
         role = principal.role
-        queryset = queryset.filter(Q(approver_role=role) | Q(task__from_role=role) | Q(task__to_role=role))
+        queryset = queryset.filter(
+            Q(approver_role=role)
+            | Q(task__from_role=role)
+            | Q(task__to_role=role)
+            | Q(task__isnull=True, action__principal__role=role)
+        )
     return queryset
 
 
@@ -125,7 +240,11 @@ def filter_by_status(queryset, status, *, now=None):
 
 
 def _can_see(principal, approval):
-    return principal.can_act_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
+    if principal.can_act_for(approval.approver_role):
+        return True
+    if approval.task_id is None:
+        return principal.can_act_for(_requesting_role(approval))
+    return routing_selectors.can_see_task(principal, approval.task)
 
 
 def get_approval(*, principal, approval_id):
@@ -145,12 +264,14 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         approval = Approval.objects.select_for_update().filter(pk=approval_id).first()
         if approval is None:
             raise NotFound(f"No approval with id {approval_id}.")
-        task = Task.objects.select_for_update().get(pk=approval.task_id)
+        task = Task.objects.select_for_update().get(pk=approval.task_id) if approval.task_id else None
         approval.task = task
         if not _can_see(principal, approval):
             raise NotFound(f"No approval with id {approval_id}.")
         if not principal.can_act_for(approval.approver_role):
             raise PermissionDenied(f"Only role {approval.approver_role!r} decides this approval.")
+        if task is None and principal.subject == approval.requested_by:
+            raise PermissionDenied("The agent that asked for an action never approves it itself.")
         now = timezone.now()
         if approval.status == ApprovalStatus.PENDING and approval.expires_at <= now:
             raise Conflict(
@@ -165,7 +286,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
                 target_status=target,
                 allowed=[str(t.target) for t in approval.get_available_status_transitions()],
             )
-        if task.status != TaskStatus.AWAITING_APPROVAL:
+        if task is not None and task.status != TaskStatus.AWAITING_APPROVAL:
             target_status = TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED
             raise routing.invalid_transition(task, target_status)
 
@@ -175,10 +296,27 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         if notes:
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
-        task_before = task.status
         role = principal.role or approval.approver_role
         # The task's own event (task.cancelled) follows the decision that caused it in the log.
         task_events = []
+        metadata = {
+            "decision": decision,
+            "notes": notes,
+            "before": {"status": ApprovalStatus.PENDING},
+            "after": {"status": approval.status},
+        }
+        if task is None:
+            _approval_event(
+                approval,
+                task=None,
+                event_type="approval.decided",
+                actor=principal.subject,
+                role=role,
+                trace_id=trace_id,
+                metadata=metadata,
+            )
+            return approval
+        task_before = task.status
         if decision == "approve":
             routing.release_task(task=task)
         else:
@@ -198,13 +336,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
             actor=principal.subject,
             role=role,
             trace_id=trace_id,
-            metadata={
-                "decision": decision,
-                "notes": notes,
-                "before": {"status": ApprovalStatus.PENDING},
-                "after": {"status": approval.status},
-                "task_status": {"before": task_before, "after": task.status},
-            },
+            metadata={**metadata, "task_status": {"before": task_before, "after": task.status}},
         )
         audit.record_many(task_events)
     return approval
@@ -241,6 +373,21 @@ def _expire(approval, *, now):
     task = approval.task
     approval.expire()
     approval.save(update_fields=["status", "updated_at"])
+    if task is None:
+        return [
+            _action_event(
+                approval,
+                event_type="approval.expired",
+                actor=EXPIRY_ACTOR,
+                role=approval.approver_role,
+                trace_id="",
+                metadata={
+                    "expires_at": approval.expires_at.isoformat(),
+                    "before": {"status": ApprovalStatus.PENDING},
+                    "after": {"status": approval.status},
+                },
+            )
+        ]
     common = {"actor": EXPIRY_ACTOR, "trace_id": task.trace_id}
     events = [
         {

@@ -97,17 +97,40 @@ class RoutedTask:
     expires_in: int | None = None
     # Set by a step that gates the task (approvals): the approval it opened.
     approval_id: uuid.UUID | None = None
+    # Set by a step that authorizes the route (policy): {version, rule, decision}, sent back to the caller.
+    policy: dict | None = None
+
+
+class RouteRefused(PermissionDenied):
+    """A route step refuses the route. The task and everything else of the route roll back; the
+    `events` (the refusal's own audit record) are written after the rollback, so the log keeps them."""
+
+    default_code = "route_refused"
+
+    def __init__(self, detail, *, events=(), **extra):
+        super().__init__(detail)
+        self.events = list(events)
+        self.extra = extra
 
 
 # Apps above routing add steps to routing a task (approvals opens the requested approval) by
 # registering here from their AppConfig.ready(): routing never imports them, and every step runs
-# in the route's transaction, so a task is never committed without its gate.
-_route_steps: list[Callable[[RoutedTask], None]] = []
+# in the route's transaction, so a task is never committed without its gate. Steps run in
+# ascending `order`, whatever order the apps become ready in: the step that authorizes a route
+# (and may ask for a gate) runs before the step that opens the gate.
+AUTHORIZE_STEP_ORDER = 10
+APPROVAL_STEP_ORDER = 50
+_route_steps: list[tuple[int, Callable[[RoutedTask], None]]] = []
 
 
-def add_route_step(step: Callable[[RoutedTask], None]) -> None:
-    if step not in _route_steps:
-        _route_steps.append(step)
+def add_route_step(step: Callable[[RoutedTask], None], *, order: int) -> None:
+    if all(registered is not step for _, registered in _route_steps):
+        _route_steps.append((order, step))
+        _route_steps.sort(key=lambda entry: entry[0])
+
+
+def route_steps() -> list[Callable[[RoutedTask], None]]:
+    return [step for _, step in _route_steps]
 
 
 def route_task(
@@ -133,6 +156,39 @@ def route_task(
         raise ValidationError({"approver_role": ["Only meaningful with requires_approval: true."]})
     if requires_approval and not _route_steps:
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
+    try:
+        return _route(
+            principal=principal,
+            type=type,
+            to_role=to_role,
+            trace_id=trace_id,
+            payload=payload,
+            from_role=from_role,
+            requires_approval=requires_approval,
+            approver_role=approver_role,
+            approval_notes=approval_notes,
+            expires_in=expires_in,
+            idempotency_key=idempotency_key,
+        )
+    except RouteRefused as refusal:
+        audit.record_many(refusal.events)
+        raise
+
+
+def _route(
+    *,
+    principal,
+    type,
+    to_role,
+    trace_id,
+    payload,
+    from_role,
+    requires_approval,
+    approver_role,
+    approval_notes,
+    expires_in,
+    idempotency_key,
+):
     with transaction.atomic():
         task = Task(
             type=type,
@@ -161,7 +217,7 @@ def route_task(
             approval_notes=approval_notes,
             expires_in=expires_in,
         )
-        for step in _route_steps:
+        for _, step in _route_steps:
             step(routed)
     return routed
 

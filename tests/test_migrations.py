@@ -5,13 +5,15 @@ from django.core.management import call_command
 from django.db import connection
 
 # Dependents before what they depend on, so each rollback finds nothing still pointing at its tables.
-OUR_APPS = ["approvals", "notifications", "routing", "agent_sessions", "audit", "identity", "http"]
+OUR_APPS = ["policy", "approvals", "notifications", "routing", "agent_sessions", "audit", "identity", "http"]
 OUR_TABLES = {
     "agent_sessions_session",
     "agent_sessions_sessionmessage",
     "routing_task",
     "routing_notification",
     "approvals_approval",
+    "policy_profileversion",
+    "policy_rolepause",
     "audit_auditevent",
     "orchestrator_apitoken",
     "orchestrator_idempotencyrecord",
