@@ -46,24 +46,24 @@ class ProfileVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        # Never an in-place edit: the service writes a new version (or none, if nothing changed) and activates it.
+    def save_form(self, request, form, change):
+        # Never an in-place edit: the service writes a new version (or none, if nothing changed) and
+        # activates it; the admin then shows the version that is now active.
         version, created = services.upsert_profile(
             document=form.cleaned_data["profile_yaml"],
             actor=principal_for_user(request.user).subject,
             source="admin",
             trace_id=getattr(request, "trace_id", ""),
         )
-        form.instance = obj = version
         if not created:
             self.message_user(request, "Unchanged: the active version already says this.", messages.INFO)
+        return version
+
+    def save_model(self, request, obj, form, change):
+        pass
 
     def save_related(self, request, form, formsets, change):
         pass
-
-    def response_change(self, request, obj):
-        # The new version, not the one the form was opened on, is what was saved.
-        return self.response_post_save_change(request, obj)
 
     @admin.action(description="Activate the selected version (rollback or forward)", permissions=["change"])
     def activate(self, request, queryset):

@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 
 from orchestrator.http import idempotency
 
-
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Apps register checks every write must pass once its caller is authenticated (policy: a paused
