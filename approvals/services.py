@@ -355,10 +355,14 @@ def expire_approvals(*, now=None, batch_size=1000):
         with transaction.atomic():
             batch = list(
                 Approval.objects.select_for_update(skip_locked=True)
-                .select_related("task")
                 .filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
                 .order_by("expires_at", "id")[:batch_size]
             )
+            # The tasks they gate, locked after them (approval first, then task); an action approval has none.
+            # (PostgreSQL will not lock the nullable side of the outer join select_related would make.)
+            tasks = Task.objects.select_for_update().in_bulk([a.task_id for a in batch if a.task_id])
+            for approval in batch:
+                approval.task = tasks.get(approval.task_id)
             events = []
             for approval in batch:
                 events.extend(_expire(approval, now=now))
