@@ -10,13 +10,13 @@ from tests.agent_tools.conftest import run_tools, tool_text
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_server_lists_the_four_tools_each_with_a_description_and_an_input_schema(api_url, issue_token):
+def test_the_server_lists_the_five_tools_each_with_a_description_and_an_input_schema(api_url, issue_token):
     async def scenario(tools):
         return (await tools.list_tools()).tools
 
     listed = {tool.name: tool for tool in run_tools(api_url, issue_token("finance"), scenario)}
 
-    assert set(listed) == {"send_task", "request_approval", "notify", "fetch_status"}
+    assert set(listed) == {"send_task", "request_approval", "notify", "fetch_status", "check_policy"}
     for tool in listed.values():
         assert len(tool.description) > 40
         assert tool.input_schema["type"] == "object"
