@@ -5,10 +5,12 @@ Locks are taken approval first, then task, everywhere, so a decision and the exp
 """
 
 import datetime
+import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -16,6 +18,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
+from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role
 from routing import selectors as routing_selectors
 from routing import services as routing
@@ -33,7 +36,16 @@ def effective_status(approval, now=None):
     return approval.status
 
 
-def _approval_event(approval, *, task, event_type, actor, role, trace_id, metadata):
+def _approval_event(
+    approval: Approval,
+    *,
+    task: Task | None,
+    event_type: str,
+    actor: str,
+    role: str,
+    trace_id: str,
+    metadata: dict[str, Any],
+) -> None:
     if task is None:
         # An action approval (no task): filed under the request's trace, naming the action it gates.
         audit.record(
@@ -53,7 +65,9 @@ def _approval_event(approval, *, task, event_type, actor, role, trace_id, metada
     )
 
 
-def _action_event(approval, *, event_type, actor, role, trace_id, metadata):
+def _action_event(
+    approval: Approval, *, event_type: str, actor: str, role: str, trace_id: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "event_type": event_type,
         "actor": actor,
@@ -65,11 +79,11 @@ def _action_event(approval, *, event_type, actor, role, trace_id, metadata):
     }
 
 
-def _requesting_role(approval):
+def _requesting_role(approval: Approval) -> str:
     """The role whose task or action the approval holds."""
-    if approval.task_id is not None:
-        return approval.task.from_role
-    return (approval.action or {}).get("principal", {}).get("role")
+    if approval.task is not None:
+        return str(approval.task.from_role)
+    return str((approval.action or {}).get("principal", {}).get("role", ""))
 
 
 def open_approval(*, principal, task, approver_role, trace_id, notes="", expires_in=None):
@@ -119,7 +133,14 @@ def gate_routed_task(routed):
 
 
 def open_action_approval(
-    *, principal, approver_role, action, action_digest, trace_id, notes="", expires_in=None
+    *,
+    principal: Principal,
+    approver_role: str,
+    action: dict[str, Any],
+    action_digest: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
 ) -> Approval:
     """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
     this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval."""
@@ -132,7 +153,7 @@ def open_action_approval(
             return existing
         audit.record_many(_expire(existing, now=now))
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
-    approval = Approval(
+    approval: Approval = Approval(
         approver_role=approver_role,
         requested_by=principal.subject,
         notes=notes,
@@ -162,16 +183,17 @@ def open_action_approval(
     return approval
 
 
-def _pending_action_approval(action_digest):
-    return (
+def _pending_action_approval(action_digest: str) -> Approval | None:
+    pending: Approval | None = (
         Approval.objects.select_for_update().filter(action_digest=action_digest, status=ApprovalStatus.PENDING).first()
     )
+    return pending
 
 
-def use_action_grant(*, action_digest) -> Approval | None:
+def use_action_grant(*, action_digest: str) -> Approval | None:
     """Spend the one use of an approved action approval for this digest, or return None. The row lock
     makes concurrent callers queue; the first spends it, the others then find it spent."""
-    grant = (
+    grant: Approval | None = (
         Approval.objects.select_for_update()
         .filter(action_digest=action_digest, status=ApprovalStatus.APPROVED, granted_use_at__isnull=True)
         .order_by("decision_at", "id")
@@ -184,7 +206,7 @@ def use_action_grant(*, action_digest) -> Approval | None:
     return grant
 
 
-def expire_action_approvals(*, role, keep_version, now=None) -> int:
+def expire_action_approvals(*, role: str, keep_version: int, now: datetime.datetime | None = None) -> int:
     """A role's profile changed: its pending action approvals, bound to an older profile version, can
     never be used; expire them so no approver spends a decision on them. Returns how many."""
     now = now or timezone.now()
@@ -194,7 +216,7 @@ def expire_action_approvals(*, role, keep_version, now=None) -> int:
         .exclude(action_digest="")
         .exclude(action__profile_version=keep_version)
     )
-    events = []
+    events: list[dict[str, Any]] = []
     for approval in stale:
         events.extend(_expire(approval, now=now))
     audit.record_many(events)
@@ -215,9 +237,9 @@ def request_approval(*, principal, task_id, approver_role, trace_id, notes="", e
         )
 
 
-def approvals_visible_to(principal):
+def approvals_visible_to(principal: Principal) -> QuerySet[Approval]:
     """Staff see all; an agent sees approvals for its approver role and those gating its role's tasks."""
-    queryset = Approval.objects.select_related("task")
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task")
     if not principal.is_staff:
         role = principal.role
         queryset = queryset.filter(
@@ -239,12 +261,12 @@ def filter_by_status(queryset, status, *, now=None):
     return queryset.filter(status=status)
 
 
-def _can_see(principal, approval):
+def _can_see(principal: Principal, approval: Approval) -> bool:
     if principal.can_act_for(approval.approver_role):
         return True
     if approval.task_id is None:
         return principal.can_act_for(_requesting_role(approval))
-    return routing_selectors.can_see_task(principal, approval.task)
+    return bool(routing_selectors.can_see_task(principal, approval.task))
 
 
 def get_approval(*, principal, approval_id):
@@ -254,14 +276,16 @@ def get_approval(*, principal, approval_id):
     return approval
 
 
-def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
+def decide_approval(
+    *, principal: Principal, approval_id: uuid.UUID, decision: str, trace_id: str, notes: str = ""
+) -> Approval:
     """Approve (task back to pending) or reject (task cancelled). A decision is final: deciding again,
     or deciding after expires_at, answers 409 and changes nothing."""
     if decision not in DECISIONS:
         raise ValidationError({"decision": ["Must be 'approve' or 'reject'."]})
     target = DECISIONS[decision]
     with transaction.atomic():
-        approval = Approval.objects.select_for_update().filter(pk=approval_id).first()
+        approval: Approval | None = Approval.objects.select_for_update().filter(pk=approval_id).first()
         if approval is None:
             raise NotFound(f"No approval with id {approval_id}.")
         task = Task.objects.select_for_update().get(pk=approval.task_id) if approval.task_id else None
@@ -284,7 +308,8 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
                 resource="approval",
                 current_status=approval.status,
                 target_status=target,
-                allowed=[str(t.target) for t in approval.get_available_status_transitions()],
+                # django-fsm adds get_available_status_transitions at class creation; the stubs cannot see it.
+                allowed=[str(t.target) for t in approval.get_available_status_transitions()],  # type: ignore[attr-defined]
             )
         if task is not None and task.status != TaskStatus.AWAITING_APPROVAL:
             target_status = TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED
@@ -298,7 +323,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
         role = principal.role or approval.approver_role
         # The task's own event (task.cancelled) follows the decision that caused it in the log.
-        task_events = []
+        task_events: list[dict[str, Any]] = []
         metadata = {
             "decision": decision,
             "notes": notes,
@@ -342,7 +367,7 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
     return approval
 
 
-def expire_approvals(*, now=None, batch_size=1000):
+def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 1000) -> int:
     """Expire pending approvals past expires_at and cancel the tasks they gate; return how many expired.
 
     Each batch is one short transaction over rows locked with SKIP LOCKED, so it runs beside live
@@ -363,7 +388,7 @@ def expire_approvals(*, now=None, batch_size=1000):
             tasks = Task.objects.select_for_update().in_bulk([a.task_id for a in batch if a.task_id])
             for approval in batch:
                 approval.task = tasks.get(approval.task_id)
-            events = []
+            events: list[dict[str, Any]] = []
             for approval in batch:
                 events.extend(_expire(approval, now=now))
             audit.record_many(events)
@@ -372,7 +397,7 @@ def expire_approvals(*, now=None, batch_size=1000):
             return expired
 
 
-def _expire(approval, *, now):
+def _expire(approval: Approval, *, now: datetime.datetime) -> list[dict[str, Any]]:
     """Expire one locked approval and deny its task; return the audit events to record."""
     task = approval.task
     approval.expire()

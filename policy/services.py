@@ -126,7 +126,7 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
-def _refuse(message: str, source: str, rule_id: str = "") -> ProfileRefused:
+def _refuse(message: str, source: str = "", rule_id: str = "") -> ProfileRefused:
     return ProfileRefused(message, source=source, rule_id=rule_id)
 
 
@@ -481,7 +481,7 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     require_approval; else the first matching allow; else undecided (rule None, decision "")."""
     gate: Rule | None = None
     allow: Rule | None = None
-    common = {"version": profile.version, "profile_digest": profile.digest}
+    common: dict[str, Any] = {"version": profile.version, "profile_digest": profile.digest}
     for rule in profile.rules:
         if context not in rule.contexts:
             continue
@@ -524,7 +524,9 @@ def _no_profile(role: str) -> Decision | None:
     return None
 
 
-def _decided_event(decision: Decision, *, principal: Principal, role: str, trace_id: str, metadata: dict[str, Any]):
+def _decided_event(
+    decision: Decision, *, principal: Principal, role: str, trace_id: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "event_type": "policy.decided",
         "actor": principal.subject,
@@ -543,7 +545,9 @@ def _decided_event(decision: Decision, *, principal: Principal, role: str, trace
     }
 
 
-def _error_event(decision: Decision, *, principal: Principal, role: str, trace_id: str, metadata: dict[str, Any]):
+def _error_event(
+    decision: Decision, *, principal: Principal, role: str, trace_id: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "event_type": "policy.error",
         "actor": principal.subject,

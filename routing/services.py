@@ -7,8 +7,9 @@ through requests (or admin clicks) with trace ids of their own.
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -98,7 +99,7 @@ class RoutedTask:
     # Set by a step that gates the task (approvals): the approval it opened.
     approval_id: uuid.UUID | None = None
     # Set by a step that authorizes the route (policy): {version, rule, decision}, sent back to the caller.
-    policy: dict | None = None
+    policy: dict[str, Any] | None = None
 
 
 class RouteRefused(PermissionDenied):
@@ -107,7 +108,7 @@ class RouteRefused(PermissionDenied):
 
     default_code = "route_refused"
 
-    def __init__(self, detail, *, events=(), **extra):
+    def __init__(self, detail: str, *, events: Iterable[dict[str, Any]] = (), **extra: Any) -> None:
         super().__init__(detail)
         self.events = list(events)
         self.extra = extra
@@ -135,17 +136,17 @@ def route_steps() -> list[Callable[[RoutedTask], None]]:
 
 def route_task(
     *,
-    principal,
-    type,
-    to_role,
-    trace_id,
-    payload=None,
-    from_role=None,
-    requires_approval=False,
-    approver_role=None,
-    approval_notes="",
-    expires_in=None,
-    idempotency_key="",
+    principal: Principal,
+    type: str,
+    to_role: str,
+    trace_id: str,
+    payload: Any = None,
+    from_role: str | None = None,
+    requires_approval: bool = False,
+    approver_role: str | None = None,
+    approval_notes: str = "",
+    expires_in: int | None = None,
+    idempotency_key: str = "",
 ) -> RoutedTask:
     """Create a task for `to_role`; with `requires_approval` it waits for `approver_role`'s decision."""
     from_role = acting_role(principal, from_role, field="from_role")
@@ -177,18 +178,18 @@ def route_task(
 
 def _route(
     *,
-    principal,
-    type,
-    to_role,
-    trace_id,
-    payload,
-    from_role,
-    requires_approval,
-    approver_role,
-    approval_notes,
-    expires_in,
-    idempotency_key,
-):
+    principal: Principal,
+    type: str,
+    to_role: str,
+    trace_id: str,
+    payload: Any,
+    from_role: str | None,
+    requires_approval: bool,
+    approver_role: str | None,
+    approval_notes: str,
+    expires_in: int | None,
+    idempotency_key: str,
+) -> RoutedTask:
     with transaction.atomic():
         task = Task(
             type=type,
