@@ -44,7 +44,7 @@ RULES = [
         + [('task.priority > 90 && task.type == "incident"', "require_approval")]
         + [('"secret" in task.payload && task.to_role != "manager"', "deny")]
         + [('task.type in ["wire", "crypto", "cash"]', "deny")]
-        + [("size(string(task.payload)) > 100000", "deny")]
+        + [("size(task.payload) > 50", "deny")]
     )
 ]
 
