@@ -22,7 +22,7 @@ import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
@@ -326,7 +326,14 @@ def upsert_profile(
             signed=signed,
             created_by=actor,
         )
-        version.save(force_insert=True)
+        try:
+            with transaction.atomic():
+                version.save(force_insert=True)
+        except IntegrityError:
+            # The role's first version, written by another load at the same moment (no row to lock yet).
+            raise _refuse(
+                "Another change to this role's profile landed at the same time; load again.", source
+            ) from None
         audit.record(
             event_type="profile.created",
             actor=actor,
@@ -482,11 +489,20 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     gate: Rule | None = None
     allow: Rule | None = None
     common: dict[str, Any] = {"version": profile.version, "profile_digest": profile.digest}
-    for rule in profile.rules:
-        if context not in rule.contexts:
-            continue
+    # One Context for all the rules: the engine converts the variables once, not once per rule
+    # (12x faster for 20 rules; docs/benchmarks.md, "Policy").
+    rules = [rule for rule in profile.rules if context in rule.contexts]
+    if not rules:
+        return Decision("", None, "", **common)
+    try:
+        bindings = cel.Context(variables)
+    except Exception as exc:  # values the engine cannot take: no rule can be asked, so none may allow
+        return Decision(
+            DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
+        )
+    for rule in rules:
         try:
-            matched = rule.program.execute(variables)
+            matched = rule.program.execute(bindings)
         except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
             return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common)
         if not isinstance(matched, bool):
