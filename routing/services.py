@@ -5,9 +5,10 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
+import contextlib
 import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,16 @@ def route_steps() -> list[Callable[[RoutedTask], None]]:
     return [step for _, step in _route_steps]
 
 
+@contextlib.contextmanager
+def _refusals_recorded() -> Iterator[None]:
+    """Outside the route's transaction: a refusal's events are written once the route has rolled back."""
+    try:
+        yield
+    except RouteRefused as refusal:
+        audit.record_many(refusal.events)
+        raise
+
+
 def route_task(
     *,
     principal: Principal,
@@ -157,40 +168,7 @@ def route_task(
         raise ValidationError({"approver_role": ["Only meaningful with requires_approval: true."]})
     if requires_approval and not _route_steps:
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
-    try:
-        return _route(
-            principal=principal,
-            type=type,
-            to_role=to_role,
-            trace_id=trace_id,
-            payload=payload,
-            from_role=from_role,
-            requires_approval=requires_approval,
-            approver_role=approver_role,
-            approval_notes=approval_notes,
-            expires_in=expires_in,
-            idempotency_key=idempotency_key,
-        )
-    except RouteRefused as refusal:
-        audit.record_many(refusal.events)
-        raise
-
-
-def _route(
-    *,
-    principal: Principal,
-    type: str,
-    to_role: str,
-    trace_id: str,
-    payload: Any,
-    from_role: str | None,
-    requires_approval: bool,
-    approver_role: str | None,
-    approval_notes: str,
-    expires_in: int | None,
-    idempotency_key: str,
-) -> RoutedTask:
-    with transaction.atomic():
+    with _refusals_recorded(), transaction.atomic():
         task = Task(
             type=type,
             from_role=from_role,
