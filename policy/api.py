@@ -72,13 +72,16 @@ class PolicyCheck(ApiView):
         responses={200: DecisionShape.schema},
         operation_id="policy_check",
         description="May the caller call `tool` with `arguments`? `require_approval` opens (or finds) an "
-        "approval bound to this exact action; once approved the same check answers `allow` exactly once.",
+        "approval bound to this exact action; once approved the same check answers `allow` exactly once. "
+        "A rule that fails to evaluate denies: 403 problem `policy_error` naming the rule.",
     )
     def post(self, request):
         data = validated(CheckIn, request.data)
         decision = services.check_tool(
             principal=self.principal, tool=data["tool"], arguments=data["arguments"], trace_id=self.trace_id
         )
+        if decision.error:
+            raise services.RuleFailed(decision)
         return Response(DecisionShape.render(decision))
 
 

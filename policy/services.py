@@ -63,6 +63,17 @@ class PolicyDenied(routing.RouteRefused):
     default_code = "policy_denied"
 
 
+class RuleFailed(PermissionDenied):
+    """A tool check whose rule failed to evaluate: denied, as a 403 problem naming the rule (the
+    decision and its policy.error event are already committed)."""
+
+    default_code = "policy_error"
+
+    def __init__(self, decision: "Decision") -> None:
+        super().__init__(decision.reason)
+        self.extra = {"rule": decision.rule, "reason": decision.reason, **decision.summary()}
+
+
 class RolePaused(APIException):
     status_code = status.HTTP_423_LOCKED
     default_code = "role_paused"

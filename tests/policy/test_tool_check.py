@@ -106,15 +106,17 @@ def test_eight_concurrent_checks_consume_the_grant_once(transactional_db, make_a
     assert AuditEvent.objects.filter(event_type="policy.grant_used").count() == 1
 
 
-def test_a_runtime_error_in_a_tool_rule_denies_and_is_recorded(finance, load_profile):
-    document = {
-        **FINANCE,
-        "rules": [{**FINANCE["rules"][1], "when": 'action.tool == "pay_invoice" && action.arguments.amount > 1000'}],
-    }
-    load_profile(document)
-    result = check(finance, invoice="INV-1")  # no amount
-    assert (result["decision"], result["rule"]) == ("deny", "large-invoice")
-    assert AuditEvent.objects.filter(event_type="policy.error").exists()
+def test_a_runtime_error_in_a_tool_rule_denies_with_403_naming_the_rule_and_is_recorded(finance, load_profile):
+    load_profile(FINANCE)
+    response = finance.post(
+        "/api/v1/policy/check", {"tool": "pay_invoice", "arguments": {"invoice": "INV-1"}}, format="json"
+    )
+    assert response.status_code == 403  # no amount: the rule cannot be evaluated
+    problem = response.json()
+    assert (problem["rule"], problem["decision"]) == ("large-invoice", "deny")
+    assert problem["type"].endswith("/policy_error")
+    assert AuditEvent.objects.get(event_type="policy.error").metadata["rule"] == "large-invoice"
+    assert AuditEvent.objects.get(event_type="policy.decided").metadata["decision"] == "deny"
 
 
 def test_bad_input_is_a_400(finance, finance_profile):
