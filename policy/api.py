@@ -86,19 +86,54 @@ class PolicyCheck(ApiView):
 
 
 class PauseRole(ApiView):
-    @extend_schema(request=PauseIn, responses={200: PauseShape.schema}, operation_id="roles_pause")
-    def post(self, request, role=ALL_ROLES):
-        data = validated(PauseIn, request.data)
-        services.pause_role(principal=self.principal, role=role, reason=data.get("reason", ""), trace_id=self.trace_id)
-        return Response(PauseShape.render(None))
+    @extend_schema(
+        request=PauseIn,
+        responses={200: PauseShape.schema},
+        operation_id="roles_pause",
+        description="Staff: the role's agents write nothing (423 `role_paused`) until it is resumed; reads work.",
+    )
+    def post(self, request, role):
+        return _pause(self, request, role)
+
+
+class PauseAllRoles(ApiView):
+    @extend_schema(
+        request=PauseIn,
+        responses={200: PauseShape.schema},
+        operation_id="roles_pause_all",
+        description="Staff: every role's agents write nothing until resumed.",
+    )
+    def post(self, request):
+        return _pause(self, request, ALL_ROLES)
 
 
 class ResumeRole(ApiView):
     @extend_schema(request=EmptyIn, responses={200: PauseShape.schema}, operation_id="roles_resume")
-    def post(self, request, role=ALL_ROLES):
-        validated(EmptyIn, request.data)
-        services.resume_role(principal=self.principal, role=role, trace_id=self.trace_id)
-        return Response(PauseShape.render(None))
+    def post(self, request, role):
+        return _resume(self, request, role)
+
+
+class ResumeAllRoles(ApiView):
+    @extend_schema(
+        request=EmptyIn,
+        responses={200: PauseShape.schema},
+        operation_id="roles_resume_all",
+        description="Staff: lift every pause, of every role and of all roles.",
+    )
+    def post(self, request):
+        return _resume(self, request, ALL_ROLES)
+
+
+def _pause(view, request, role):
+    data = validated(PauseIn, request.data)
+    services.pause_role(principal=view.principal, role=role, reason=data.get("reason", ""), trace_id=view.trace_id)
+    return Response(PauseShape.render(None))
+
+
+def _resume(view, request, role):
+    validated(EmptyIn, request.data)
+    services.resume_role(principal=view.principal, role=role, trace_id=view.trace_id)
+    return Response(PauseShape.render(None))
 
 
 class PausedRoles(ApiView):

@@ -5,11 +5,14 @@ from django.core import checks
 from django.db import DatabaseError
 
 
-def roles_without_profiles(app_configs, **kwargs):
+def roles_without_profiles(app_configs, databases=None, **kwargs):
+    """A database check: it runs only when the caller names databases (`check --database`, migrate)."""
     from policy.models import ProfileVersion
 
+    if not databases:
+        return []
     try:
-        covered = set(ProfileVersion.objects.filter(is_active=True).values_list("role", flat=True))
+        covered = set(ProfileVersion.objects.using(databases[0]).filter(is_active=True).values_list("role", flat=True))
     except DatabaseError:  # not migrated yet: migrate loads the defaults
         return []
     missing = [role for role in settings.ORCHESTRATOR_ROLES if role not in covered]

@@ -37,9 +37,6 @@ class ApiView(APIView):
         self.headers = self.default_response_headers
         try:
             self.initial(request, *args, **kwargs)
-            if request.method in WRITE_METHODS:
-                for guard in _write_guards:
-                    guard(request.user)
             response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
         except Exception as exc:
             response = self.handle_exception(exc)
@@ -52,6 +49,11 @@ class ApiView(APIView):
         if method in self.http_method_names:
             handler = getattr(self, method, self.http_method_not_allowed)
         try:
+            # Inside the idempotency mechanism: a replay of a response already made is no new write
+            # and stays free of database queries; every new write meets the guards.
+            if request.method in WRITE_METHODS:
+                for guard in _write_guards:
+                    guard(request.user)
             return handler(request, *args, **kwargs)
         except Exception as exc:
             return self.handle_exception(exc)
