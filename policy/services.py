@@ -109,6 +109,10 @@ class CompiledProfile:
     rules: tuple[Rule, ...]
     may_route_to: tuple[tuple[str, frozenset[str]], ...]
     tools: frozenset[str]
+    # A stored version that no longer validates (a role or approver dropped from ORCHESTRATOR_ROLES,
+    # an engine that no longer compiles a rule): it denies everything, naming why.
+    invalid: str = ""
+    invalid_rule: str = ""
 
 
 @dataclass
@@ -269,7 +273,20 @@ def compiled_profile(version: ProfileVersion) -> CompiledProfile:
     cached = _compiled.get(version.pk)
     if cached is not None:
         return cached
-    document, rules = _validate(version.document, source=f"{version.role} v{version.version}")
+    try:
+        document, rules = _validate(version.document, source=f"{version.role} v{version.version}")
+    except ProfileRefused as refusal:
+        return CompiledProfile(
+            pk=version.pk,
+            role=version.role,
+            version=version.version,
+            digest=version.digest,
+            rules=(),
+            may_route_to=(),
+            tools=frozenset(),
+            invalid=str(refusal),
+            invalid_rule=refusal.rule_id or "profile",
+        )
     profile = CompiledProfile(
         pk=version.pk,
         role=version.role,
@@ -500,6 +517,9 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     gate: Rule | None = None
     allow: Rule | None = None
     common: dict[str, Any] = {"version": profile.version, "profile_digest": profile.digest}
+    if profile.invalid:
+        reason = "The role's active profile no longer validates; denied."
+        return Decision(DENY, profile.invalid_rule, reason, error=profile.invalid, **common)
     # One Context for all the rules: the engine converts the variables once, not once per rule
     # (12x faster for 20 rules; docs/benchmarks.md, "Policy").
     rules = [rule for rule in profile.rules if context in rule.contexts]

@@ -107,3 +107,14 @@ def test_the_policy_step_runs_before_the_approval_step_whatever_the_app_order():
 @pytest.mark.parametrize("amount", [1000, 1000.0])
 def test_the_threshold_itself_needs_no_approval(finance, finance_profile, amount):
     assert route(finance, payload={"amount": amount}).json()["status"] == TaskStatus.PENDING
+
+
+def test_a_stored_profile_that_no_longer_validates_denies_instead_of_failing(finance, finance_profile, settings):
+    settings.ORCHESTRATOR_ROLES = [role for role in settings.ORCHESTRATOR_ROLES if role != "manager"]
+    from policy import services
+
+    services._compiled.clear()  # as a fresh worker after the settings change would start
+    response = route(finance, payload={"amount": 10})
+    assert response.status_code == 403
+    assert response.json()["rule"] == "profile"  # its may_route_to names a role that is gone
+    assert "'manager'" in AuditEvent.objects.get(event_type="policy.error").metadata["error"]
