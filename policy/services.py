@@ -266,11 +266,12 @@ def _validate(raw: Any, *, source: str) -> tuple[dict[str, Any], tuple[Rule, ...
 
 
 # Compiled programs, once per profile version: a version never changes, so its entry never goes stale.
-_compiled: dict[int, CompiledProfile] = {}
+# Keyed by (id, digest), so a database restored under a running process cannot hand it another's programs.
+_compiled: dict[tuple[int, str], CompiledProfile] = {}
 
 
 def compiled_profile(version: ProfileVersion) -> CompiledProfile:
-    cached = _compiled.get(version.pk)
+    cached = _compiled.get((version.pk, version.digest))
     if cached is not None:
         return cached
     try:
@@ -296,19 +297,19 @@ def compiled_profile(version: ProfileVersion) -> CompiledProfile:
         may_route_to=tuple((entry["role"], frozenset(entry["types"])) for entry in document["may_route_to"]),
         tools=frozenset(document["tools"]),
     )
-    _compiled[version.pk] = profile
+    _compiled[(version.pk, version.digest)] = profile
     return profile
 
 
 def active_profile(role: str) -> CompiledProfile | None:
     """The role's active profile, compiled; one indexed query when its programs are cached."""
-    row = ProfileVersion.objects.filter(role=role, is_active=True).values_list("pk", flat=True).first()
+    row = ProfileVersion.objects.filter(role=role, is_active=True).values_list("pk", "digest").first()
     if row is None:
         return None
     cached = _compiled.get(row)
     if cached is not None:
         return cached
-    return compiled_profile(ProfileVersion.objects.get(pk=row))
+    return compiled_profile(ProfileVersion.objects.get(pk=row[0]))
 
 
 # --- Profiles: versions ---------------------------------------------------------------------
