@@ -38,6 +38,8 @@ lint: install-dev
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
+# The shipped role profiles; an unchanged file makes no new version (docs/policy.md).
+	$(BIN)/python manage.py load_profiles profiles/
 	@$(BIN)/python manage.py welcome --host $(HOST) --port $(PORT)
 # No broker here: the periodic jobs run beside the server in run_jobs (docs/operations.md).
 	$(BIN)/python manage.py run_jobs & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \

@@ -223,6 +223,26 @@ class Approval(_Resource):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PolicyDecision(_Resource):
+    """The server's answer to a tool check: allow, deny or require_approval (with the approval to wait for)."""
+
+    decision: str
+    rule: str | None = None
+    reason: str | None = None
+    version: int | None = None
+    approval_id: str | None = None
+    action_digest: str | None = None
+
+
+class PermissionRefused(Forbidden):
+    """require_permission: the policy denies the call, its approval was rejected or expired, or the wait ran out."""
+
+    def __init__(self, message, *, decision, status=None, trace_id=None):
+        super().__init__(message, status=status, trace_id=trace_id, problem=None)
+        self.decision = decision
+
+
+@dataclass(frozen=True, kw_only=True)
 class Notification(_Resource):
     notification_id: str
     to_role: str | None = None
@@ -463,6 +483,49 @@ class OrchestratorClient:
     def notify(self, *, to_role, message, session_id=None, trace_id=None):
         body = _without_none(to_role=to_role, message=message, session_id=_str_or_none(session_id), trace_id=trace_id)
         return self._resource(Notification, "POST", "/notifications", json=body, trace_id=trace_id)
+
+    # --- policy ---------------------------------------------------------------------------
+
+    def check_policy(self, *, tool, arguments=None, trace_id=None):
+        """Ask whether this exact call may happen now; require_approval names the approval it waits for."""
+        body = {"tool": tool, "arguments": arguments if arguments is not None else {}}
+        return self._resource(PolicyDecision, "POST", "/policy/check", json=body, trace_id=trace_id)
+
+    def require_permission(self, tool, arguments=None, *, wait=0.0, poll_interval=2.0, trace_id=None):
+        """Return the allow decision for this exact call, waiting up to `wait` seconds for a human to
+        approve it; raise PermissionRefused when denied, rejected, expired or still pending at the end.
+
+        An allow spends the approval's one use: call the tool once per successful return. While it
+        waits, this polls the approval (no new checks), so the audit log holds one decision per phase.
+        """
+        trace_id = trace_id or uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        decision = self.check_policy(tool=tool, arguments=arguments, trace_id=trace_id)
+        while decision.decision == "require_approval":
+            approval = self.get_approval(decision.approval_id, trace_id=trace_id)
+            if approval.status == "approved":
+                # Spends the grant; if another caller spent it first, this names a new approval to wait for.
+                decision = self.check_policy(tool=tool, arguments=arguments, trace_id=trace_id)
+                continue
+            if approval.status != "pending":
+                raise PermissionRefused(
+                    f"{tool}: approval {approval.approval_id} was {approval.status}.",
+                    decision=decision,
+                    trace_id=trace_id,
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PermissionRefused(
+                    f"{tool}: approval {approval.approval_id} is still pending ({decision.reason}).",
+                    decision=decision,
+                    trace_id=trace_id,
+                )
+            time.sleep(min(poll_interval, remaining))
+        if decision.decision != "allow":
+            raise PermissionRefused(
+                f"{tool}: denied by rule {decision.rule!r}: {decision.reason}", decision=decision, trace_id=trace_id
+            )
+        return decision
 
     # --- any id ---------------------------------------------------------------------------
 

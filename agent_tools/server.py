@@ -110,6 +110,14 @@ LeaseSeconds = Annotated[
 ]
 
 
+class PolicyChecked(BaseModel):
+    decision: str = Field(description="allow, deny, or require_approval (then wait for approval_id and check again).")
+    rule: str | None = Field(description="The rule that decided, if one did.")
+    reason: str | None = Field(description="Why, in the profile's words.")
+    version: int | None = Field(description="The profile version that decided.")
+    approval_id: str | None = Field(description="With require_approval: the approval bound to this exact call.")
+
+
 class NotificationSent(BaseModel):
     notification_id: str = Field(description="Id of the notification.")
     to_role: str | None = Field(description="The role it was sent to.")
@@ -194,6 +202,29 @@ def build_server(client: OrchestratorClient) -> MCPServer:
             task_id=approval.task_id,
             expires_at=approval.expires_at,
             trace_id=approval.trace_id,
+        )
+
+    @server.tool(
+        description="Ask the server's policy whether you may call a tool with these exact arguments, before you "
+        "call it. allow: go ahead, once. deny: do not. require_approval: a human must approve this exact call; "
+        "check again with the same arguments once approval_id is approved (fetch_status)."
+    )
+    def check_policy(
+        tool: Annotated[str, Field(min_length=1, max_length=200, description="The tool you are about to call.")],
+        arguments: Annotated[
+            dict[str, Any] | None, Field(description="The exact arguments you will call it with.")
+        ] = None,
+    ) -> PolicyChecked:
+        try:
+            decision = client.check_policy(tool=tool, arguments=arguments or {})
+        except OrchestratorError as exc:
+            raise tool_error(exc) from exc
+        return PolicyChecked(
+            decision=decision.decision,
+            rule=decision.rule,
+            reason=decision.reason,
+            version=decision.version,
+            approval_id=decision.approval_id,
         )
 
     @server.tool(description="Send a short message to every agent of a role; they read and acknowledge it.")

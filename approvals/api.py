@@ -16,8 +16,11 @@ ApprovalShape = Shape(
     "Approval",
     {
         "approval_id": (serializers.UUIDField(), "id"),
-        "task_id": (serializers.UUIDField(), "task_id"),
-        "task_status": (serializers.ChoiceField(choices=TaskStatus.choices), "task.status"),
+        "task_id": (serializers.UUIDField(allow_null=True, help_text="None for an action approval."), "task_id"),
+        "task_status": (
+            serializers.ChoiceField(choices=TaskStatus.choices, allow_null=True),
+            lambda approval: approval.task.status if approval.task_id else None,
+        ),
         "approver_role": (serializers.CharField(), "approver_role"),
         "status": (
             serializers.ChoiceField(
@@ -38,6 +41,10 @@ ApprovalShape = Shape(
         "escalation_level": (serializers.IntegerField(), "escalation_level"),
         "created_at": (serializers.DateTimeField(), "created_at"),
         "updated_at": (serializers.DateTimeField(), "updated_at"),
+        # Set on an approval a policy check opened: the exact action it grants, once.
+        "action": (serializers.JSONField(allow_null=True), "action"),
+        "action_digest": (serializers.CharField(allow_blank=True), "action_digest"),
+        "granted_use_at": (serializers.DateTimeField(allow_null=True), "granted_use_at"),
     },
 )
 

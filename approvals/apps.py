@@ -10,5 +10,6 @@ class ApprovalsConfig(AppConfig):
         from approvals import services
         from routing import services as routing
 
-        routing.add_route_step(services.gate_routed_task)
+        routing.add_route_step(services.gate_routed_task, order=routing.APPROVAL_STEP_ORDER)
+        # One approver:<role> group per configured role, for the people who decide (docs/auth.md).
         post_migrate.connect(services.create_approver_groups, sender=self)

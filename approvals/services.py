@@ -13,7 +13,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.mail import BadHeaderError, send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -58,7 +58,7 @@ def effective_status(approval: Approval, now: datetime.datetime | None = None) -
 def _approval_event(
     approval: Approval,
     *,
-    task: Task,
+    task: Task | None,
     event_type: str,
     actor: str,
     actor_role: str,
@@ -66,6 +66,19 @@ def _approval_event(
     metadata: dict[str, Any],
 ) -> None:
     """Approval events are filed under the approver role (its queue) and shared with the task's from_role."""
+    if task is None:
+        # An action approval (a policy check's tool call, no task): under the request's trace.
+        audit.record(
+            **_action_event(
+                approval,
+                event_type=event_type,
+                actor=actor,
+                actor_role=actor_role,
+                trace_id=trace_id,
+                metadata=metadata,
+            )
+        )
+        return
     audit.record(
         event_type=event_type,
         actor=actor,
@@ -77,6 +90,31 @@ def _approval_event(
         target_id=approval.pk,
         metadata={"task_id": str(task.pk), **metadata, **routing.request_trace_metadata(trace_id, task.trace_id)},
     )
+
+
+def _action_event(
+    approval: Approval, *, event_type: str, actor: str, actor_role: str, trace_id: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """An action approval's event, filed like a task approval's: the approver role's, shared with the
+    role whose action it holds."""
+    return {
+        "event_type": event_type,
+        "actor": actor,
+        "role": approval.approver_role,
+        "actor_role": actor_role,
+        "shared_with_role": _requesting_role(approval),
+        "trace_id": trace_id,
+        "target_type": "approval",
+        "target_id": approval.pk,
+        "metadata": {"action_digest": approval.action_digest, **metadata},
+    }
+
+
+def _requesting_role(approval: Approval) -> str:
+    """The role whose task or action the approval holds."""
+    if approval.task is not None:
+        return str(approval.task.from_role)
+    return str((approval.action or {}).get("principal", {}).get("role", ""))
 
 
 def _validated_chain(*, principal: Principal, task: Task, approver_role: str, escalate_to: list[str]) -> list[str]:
@@ -171,6 +209,98 @@ def gate_routed_task(routed):
         routed.approval_id = approval.id
 
 
+def open_action_approval(
+    *,
+    principal: Principal,
+    approver_role: str,
+    action: dict[str, Any],
+    action_digest: str,
+    trace_id: str,
+    notes: str = "",
+    expires_in: int | None = None,
+) -> Approval:
+    """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
+    this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval."""
+    if not is_known_role(approver_role):
+        raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
+    now = timezone.now()
+    existing = _pending_action_approval(action_digest)
+    if existing is not None:
+        if existing.expires_at > now:
+            return existing
+        audit.record_many(_expire(existing, now=now))
+    seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
+    approval: Approval = Approval(
+        approver_role=approver_role,
+        requested_by=principal.subject,
+        notes=notes,
+        expires_at=now + datetime.timedelta(seconds=seconds),
+        level_started_at=now,
+        action_digest=action_digest,
+        action=action,
+    )
+    try:
+        # The partial unique index admits one pending approval per action: a concurrent check that
+        # opened it first wins, and this one answers with that approval.
+        with transaction.atomic():
+            approval.save(force_insert=True)
+    except IntegrityError:
+        winner = _pending_action_approval(action_digest)
+        if winner is None:
+            raise
+        return winner
+    _approval_event(
+        approval,
+        task=None,
+        event_type="approval.requested",
+        actor=principal.subject,
+        actor_role=principal.role,
+        trace_id=trace_id,
+        metadata={"approver_role": approver_role, "expires_at": approval.expires_at.isoformat()},
+    )
+    return approval
+
+
+def _pending_action_approval(action_digest: str) -> Approval | None:
+    pending: Approval | None = (
+        Approval.objects.select_for_update().filter(action_digest=action_digest, status=ApprovalStatus.PENDING).first()
+    )
+    return pending
+
+
+def use_action_grant(*, action_digest: str) -> Approval | None:
+    """Spend the one use of an approved action approval for this digest, or return None. The row lock
+    makes concurrent callers queue; the first spends it, the others then find it spent."""
+    grant: Approval | None = (
+        Approval.objects.select_for_update()
+        .filter(action_digest=action_digest, status=ApprovalStatus.APPROVED, granted_use_at__isnull=True)
+        .order_by("decision_at", "id")
+        .first()
+    )
+    if grant is None:
+        return None
+    grant.granted_use_at = timezone.now()
+    grant.save(update_fields=["granted_use_at", "updated_at"])
+    return grant
+
+
+def expire_action_approvals(*, role: str, keep_version: int, now: datetime.datetime | None = None) -> int:
+    """A role's profile changed: its pending action approvals, bound to an older profile version, can
+    never be used; expire them so no approver spends a decision on them. Returns how many."""
+    now = now or timezone.now()
+    stale = list(
+        Approval.objects.select_for_update()
+        .filter(status=ApprovalStatus.PENDING, action__principal__role=role)
+        .exclude(action_digest="")
+        .exclude(action__profile_version=keep_version)
+    )
+    events: list[dict[str, Any]] = []
+    for approval in stale:
+        events.extend(_expire(approval, now=now))
+    audit.record_many(events)
+    return len(stale)
+
+
 def request_approval(
     *,
     principal: Principal,
@@ -207,7 +337,12 @@ def approvals_visible_to(principal: Principal) -> QuerySet[Approval]:
         queryset = queryset.filter(approver_role__in=principal.approver_roles)
     elif not principal.is_staff:
         role = principal.role
-        queryset = queryset.filter(Q(approver_role=role) | Q(task__from_role=role) | Q(task__to_role=role))
+        queryset = queryset.filter(
+            Q(approver_role=role)
+            | Q(task__from_role=role)
+            | Q(task__to_role=role)
+            | Q(task__isnull=True, action__principal__role=role)
+        )
     return queryset
 
 
@@ -227,18 +362,24 @@ def filter_by_status(
 
 
 def _can_see(principal: Principal, approval: Approval) -> bool:
-    return principal.decides_for(approval.approver_role) or routing_selectors.can_see_task(principal, approval.task)
+    if principal.decides_for(approval.approver_role):
+        return True
+    if approval.task_id is None:
+        return principal.can_act_for(_requesting_role(approval))
+    return bool(routing_selectors.can_see_task(principal, approval.task))
 
 
-def refuse_unless_may_decide(*, principal: Principal, approval: Approval, task: Task) -> None:
+def refuse_unless_may_decide(*, principal: Principal, approval: Approval) -> None:
     """Separation of duties, the one rule every decision path goes through: the principal that requested
-    an approval, and any agent of the task's from_role (staff tokens included), never decide it; otherwise
-    a person decides for the roles of their approver groups and an agent for its own role (staff: any)."""
+    an approval, and any agent of the role whose task or action it holds (staff tokens included), never
+    decide it; otherwise a person decides for the roles of their approver groups and an agent for its own
+    role (staff: any)."""
     if same_caller(principal.subject, approval.requested_by):
         raise PermissionDenied("The requester of an approval never decides it (separation of duties).")
-    if principal.role and principal.role == task.from_role:
+    requesting_role = _requesting_role(approval)
+    if principal.role and principal.role == requesting_role:
         raise PermissionDenied(
-            f"Agents of the task's from_role {task.from_role!r} never decide its approval (separation of duties)."
+            f"Agents of the requesting role {requesting_role!r} never decide its approval (separation of duties)."
         )
     if not principal.decides_for(approval.approver_role):
         if principal.is_person:
@@ -268,11 +409,12 @@ def decide_approval(
         approval: Approval | None = Approval.objects.select_for_update().filter(pk=approval_id).first()
         if approval is None:
             raise NotFound(f"No approval with id {approval_id}.")
-        task = Task.objects.select_for_update().get(pk=approval.task_id)
+        # An action approval (policy check) holds no task.
+        task = Task.objects.select_for_update().get(pk=approval.task_id) if approval.task_id else None
         approval.task = task
         if not _can_see(principal, approval):
             raise NotFound(f"No approval with id {approval_id}.")
-        refuse_unless_may_decide(principal=principal, approval=approval, task=task)
+        refuse_unless_may_decide(principal=principal, approval=approval)
         now = timezone.now()
         if approval.status == ApprovalStatus.PENDING and approval.expires_at <= now:
             raise Conflict(
@@ -289,7 +431,7 @@ def decide_approval(
                 # get_available_status_transitions is added to the model by django-fsm at runtime.
                 allowed=[str(t.target) for t in approval.get_available_status_transitions()],  # type: ignore[attr-defined]
             )
-        if task.status != TaskStatus.AWAITING_APPROVAL:
+        if task is not None and task.status != TaskStatus.AWAITING_APPROVAL:
             target_status = TaskStatus.PENDING if decision == "approve" else TaskStatus.CANCELLED
             raise routing.invalid_transition(task, target_status)
         role = principal.role or approval.approver_role
@@ -305,6 +447,24 @@ def decide_approval(
         if notes:
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
+        decided = {
+            "decision": decision,
+            "notes": notes,
+            "before": {"status": ApprovalStatus.PENDING},
+            "after": {"status": approval.status},
+        }
+        if task is None:
+            # An action approval: approved, its one use waits for the same policy check (use_action_grant).
+            _approval_event(
+                approval,
+                task=None,
+                event_type="approval.decided",
+                actor=principal.subject,
+                actor_role=principal.role,
+                trace_id=trace_id,
+                metadata=decided,
+            )
+            return approval
         task_before = task.status
         # The task's own event (task.cancelled) follows the decision that caused it in the log.
         task_events: list[dict[str, Any]] = []
@@ -327,13 +487,7 @@ def decide_approval(
             actor=principal.subject,
             actor_role=principal.role,
             trace_id=trace_id,
-            metadata={
-                "decision": decision,
-                "notes": notes,
-                "before": {"status": ApprovalStatus.PENDING},
-                "after": {"status": approval.status},
-                "task_status": {"before": task_before, "after": task.status},
-            },
+            metadata={**decided, "task_status": {"before": task_before, "after": task.status}},
         )
         audit.record_many(task_events)
     # The manager of a model with django-fsm's untyped mixin yields Any.
@@ -392,10 +546,14 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
         with transaction.atomic():
             batch = list(
                 Approval.objects.select_for_update(skip_locked=True)
-                .select_related("task")
                 .filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
                 .order_by("expires_at", "id")[:batch_size]
             )
+            # The tasks they gate, locked after them (approval first, then task); an action approval has
+            # none, and PostgreSQL will not lock the nullable side of the outer join select_related makes.
+            tasks = Task.objects.select_for_update().in_bulk([a.task_id for a in batch if a.task_id])
+            for approval in batch:
+                approval.task = tasks.get(approval.task_id)
             events: list[dict[str, Any]] = []
             for approval in batch:
                 if approval.escalate_to:
@@ -439,12 +597,12 @@ def _escalate(approval: Approval, *, now: datetime.datetime) -> dict[str, Any]:
         # Filed like every approval event: in the queue of the role that now decides it.
         "role": approval.approver_role,
         "actor_role": "",
-        "shared_with_role": approval.task.from_role,
-        "trace_id": approval.task.trace_id,
+        "shared_with_role": _requesting_role(approval),
+        "trace_id": approval.task.trace_id if approval.task else "",
         "target_type": "approval",
         "target_id": approval.pk,
         "metadata": {
-            "task_id": str(approval.task_id),
+            "task_id": str(approval.task_id) if approval.task_id else None,
             "approver_role": approval.approver_role,
             "before": {"approver_role": before_role},
             "after": {"approver_role": approval.approver_role},
@@ -460,6 +618,21 @@ def _expire(approval: Approval, *, now: datetime.datetime) -> list[dict[str, Any
     task = approval.task
     approval.expire()
     approval.save(update_fields=["status", "updated_at"])
+    if task is None:
+        return [
+            _action_event(
+                approval,
+                event_type="approval.expired",
+                actor=EXPIRY_ACTOR,
+                actor_role="",
+                trace_id="",
+                metadata={
+                    "expires_at": approval.expires_at.isoformat(),
+                    "before": {"status": ApprovalStatus.PENDING},
+                    "after": {"status": approval.status},
+                },
+            )
+        ]
     common = {"actor": EXPIRY_ACTOR, "trace_id": task.trace_id}
     events: list[dict[str, Any]] = [
         {
@@ -563,12 +736,12 @@ def _due_reminders(approval: Approval, *, fractions: list[float], now: datetime.
                 "actor": REMINDER_ACTOR,
                 "role": approval.approver_role,
                 "actor_role": "",
-                "shared_with_role": approval.task.from_role,
-                "trace_id": approval.task.trace_id,
+                "shared_with_role": _requesting_role(approval),
+                "trace_id": approval.task.trace_id if approval.task else "",
                 "target_type": "approval",
                 "target_id": approval.pk,
                 "metadata": {
-                    "task_id": str(approval.task_id),
+                    "task_id": str(approval.task_id) if approval.task_id else None,
                     "approver_role": approval.approver_role,
                     "fraction": fractions[sent],
                     "level": approval.escalation_level,
@@ -598,15 +771,26 @@ _SUBJECTS = {
 }
 
 
+def _what_waits(approval: Approval) -> tuple[str, str]:
+    """(short name, one line) of what the approval holds: a task, or a policy-checked tool call."""
+    if approval.task is not None:
+        task = approval.task
+        return str(task.type), f"Task: {task.type} ({approval.task_id}), from {task.from_role} to {task.to_role}"
+    action = approval.action or {}
+    tool = str(action.get("tool", "action"))
+    return tool, f"Tool call: {tool} by role {_requesting_role(approval)} (action {approval.action_digest[:16]})"
+
+
 def _email_for(event: AuditEvent, approval: Approval) -> tuple[str, str]:
     metadata = event.metadata
-    subject = f"[Orchestrator] {_SUBJECTS[event.event_type]}: {approval.task.type} for {metadata.get('approver_role')}"
+    name, what = _what_waits(approval)
+    subject = f"[Orchestrator] {_SUBJECTS[event.event_type]}: {name} for {metadata.get('approver_role')}"
     # The task type comes from an agent: no line break may reach a mail header.
     subject = " ".join(subject.split())[:200]
     lines = [
         f"{_SUBJECTS[event.event_type]} from role {metadata.get('approver_role')!r}.",
         "",
-        f"Task: {approval.task.type} ({approval.task_id}), from {approval.task.from_role} to {approval.task.to_role}",
+        what,
         f"Requested by: {approval.requested_by}",
         f"Decide before: {metadata.get('expires_at')}",
     ]

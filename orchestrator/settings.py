@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "notifications",
     "approvals",
     "webhooks",
+    # Route steps run in an explicit order (routing.services.add_route_step), not in this list's.
+    "policy",
     "transfer",
     "dashboard",
 ]
@@ -229,6 +231,14 @@ APPROVAL_TIMEOUT_SECONDS = env_int("APPROVAL_TIMEOUT_SECONDS", 3600)
 IDEMPOTENCY_ENABLED = env_bool("IDEMPOTENCY_ENABLED", True)
 IDEMPOTENCY_REQUIRED = env_bool("IDEMPOTENCY_REQUIRED", False)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
+
+# Policy (docs/policy.md): role profiles, CEL rules, the kill switch. A role without a profile is
+# allowed as before unless POLICY_REQUIRE_PROFILES; the first migrate loads the shipped profiles.
+POLICY_REQUIRE_PROFILES = env_bool("POLICY_REQUIRE_PROFILES", False)
+POLICY_DEFAULT_PROFILES_DIR = env_str("POLICY_DEFAULT_PROFILES_DIR", str(BASE_DIR / "profiles"))
+PROFILES_REQUIRE_SIGNATURE = env_bool("PROFILES_REQUIRE_SIGNATURE", False)
+# Base64 of the raw 32-byte Ed25519 public key that signs profile files (<file>.sig beside each).
+PROFILES_SIGNING_PUBLIC_KEY = env_str("PROFILES_SIGNING_PUBLIC_KEY", "")
 
 # Live audit stream (docs/audit.md): a stream ends after this long and the client resumes with
 # Last-Event-ID, so no worker thread is held forever; without a Redis wake-up it polls this often.

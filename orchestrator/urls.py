@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("routing.urls")),
     path("", include("notifications.urls")),
     path("", include("approvals.urls")),
+    path("", include("policy.urls")),
     path("", include("audit.urls")),
 ]
 

@@ -47,7 +47,17 @@ TaskShape = Shape(
 TaskOut = TaskShape.schema
 # route_task answers a RoutedTask: the task's fields, read through `.task`, and the approval it opened.
 RoutedTaskShape = TaskShape.extended(
-    "RoutedTask", {"approval_id": (serializers.UUIDField(allow_null=True), "approval_id")}, through="task"
+    "RoutedTask",
+    {
+        "approval_id": (serializers.UUIDField(allow_null=True), "approval_id"),
+        "policy": (
+            serializers.JSONField(
+                allow_null=True, help_text="The sender's policy decision: {version, rule, decision}."
+            ),
+            "policy",
+        ),
+    },
+    through="task",
 )
 TaskListOut = TaskShape.page_schema("TaskList", "tasks")
 

@@ -5,12 +5,13 @@ carry the task's trace_id, so one trace lists a task's whole life even when its 
 through requests (or admin clicks) with trace ids of their own.
 """
 
+import contextlib
 import functools
 import hmac
 import random
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,17 +154,50 @@ class RoutedTask:
     expires_in: int | None = None
     # Set by a step that gates the task (approvals): the approval it opened.
     approval_id: uuid.UUID | None = None
+    # Set by a step that authorizes the route (policy): {version, rule, decision}, sent back to the caller.
+    policy: dict[str, Any] | None = None
+
+
+class RouteRefused(PermissionDenied):
+    """A route step refuses the route. The task and everything else of the route roll back; the
+    `events` (the refusal's own audit record) are written after the rollback, so the log keeps them."""
+
+    default_code = "route_refused"
+
+    def __init__(self, detail: str, *, events: Iterable[dict[str, Any]] = (), **extra: Any) -> None:
+        super().__init__(detail)
+        self.events = list(events)
+        self.extra = extra
 
 
 # Apps above routing add steps to routing a task (approvals opens the requested approval) by
 # registering here from their AppConfig.ready(): routing never imports them, and every step runs
-# in the route's transaction, so a task is never committed without its gate.
-_route_steps: list[Callable[[RoutedTask], None]] = []
+# in the route's transaction, so a task is never committed without its gate. Steps run in
+# ascending `order`, whatever order the apps become ready in: the step that authorizes a route
+# (and may ask for a gate) runs before the step that opens the gate.
+AUTHORIZE_STEP_ORDER = 10
+APPROVAL_STEP_ORDER = 50
+_route_steps: list[tuple[int, Callable[[RoutedTask], None]]] = []
 
 
-def add_route_step(step: Callable[[RoutedTask], None]) -> None:
-    if step not in _route_steps:
-        _route_steps.append(step)
+def add_route_step(step: Callable[[RoutedTask], None], *, order: int) -> None:
+    if all(registered is not step for _, registered in _route_steps):
+        _route_steps.append((order, step))
+        _route_steps.sort(key=lambda entry: entry[0])
+
+
+def route_steps() -> list[Callable[[RoutedTask], None]]:
+    return [step for _, step in _route_steps]
+
+
+@contextlib.contextmanager
+def _refusals_recorded() -> Iterator[None]:
+    """Outside the route's transaction: a refusal's events are written once the route has rolled back."""
+    try:
+        yield
+    except RouteRefused as refusal:
+        audit.record_many(refusal.events)
+        raise
 
 
 def route_task(
@@ -199,7 +233,7 @@ def route_task(
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
     max_attempts = settings.TASK_MAX_ATTEMPTS if max_attempts is None else max_attempts
     _check_queue_options(priority=priority, not_before=not_before, deadline=deadline, max_attempts=max_attempts)
-    with transaction.atomic():
+    with _refusals_recorded(), transaction.atomic():
         task = Task(
             type=type,
             from_role=from_role,
@@ -243,7 +277,7 @@ def route_task(
             approval_notes=approval_notes,
             expires_in=expires_in,
         )
-        for step in _route_steps:
+        for _, step in _route_steps:
             step(routed)
     return routed
 

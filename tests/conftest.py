@@ -1,10 +1,15 @@
 """Shared fixtures. The suite runs on PostgreSQL and Redis (make test starts both)."""
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from orchestrator.identity.models import ApiToken
 from orchestrator.identity.tokens import token_cache
+
+# The test database starts without profiles (every role allowed, as before policy); tests/policy
+# loads the ones it needs. settings is configured by now, and the test database is made later.
+settings.POLICY_DEFAULT_PROFILES_DIR = ""
 
 # Schemathesis fixtures (staff_authorization, keep_the_test_connection) for the fuzz modules.
 pytest_plugins = ["tests.fuzzing"]

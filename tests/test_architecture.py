@@ -16,6 +16,7 @@ PACKAGES = [
     "notifications",
     "approvals",
     "webhooks",
+    "policy",
     "transfer",
     "dashboard",
     "agent_tools",

@@ -5,7 +5,17 @@ from django.core.management import call_command
 from django.db import connection
 
 # Dependents before what they depend on, so each rollback finds nothing still pointing at its tables.
-OUR_APPS = ["webhooks", "approvals", "notifications", "routing", "agent_sessions", "audit", "identity", "http"]
+OUR_APPS = [
+    "webhooks",
+    "policy",
+    "approvals",
+    "notifications",
+    "routing",
+    "agent_sessions",
+    "audit",
+    "identity",
+    "http",
+]
 OUR_TABLES = {
     "agent_sessions_session",
     "agent_sessions_sessionmessage",
@@ -17,6 +27,8 @@ OUR_TABLES = {
     "approvals_approvalmailcursor",
     "webhooks_webhooksubscription",
     "webhooks_deliveryattempt",
+    "policy_profileversion",
+    "policy_rolepause",
     "audit_auditevent",
     "orchestrator_apitoken",
     "orchestrator_idempotencyrecord",

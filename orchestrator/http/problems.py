@@ -28,6 +28,7 @@ _TITLES = {
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    423: "Locked",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",

@@ -1,12 +1,26 @@
 """Pieces every API view shares: the base view, strict input, query parameters, ETags."""
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from orchestrator.http import idempotency
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Apps register checks every write must pass once its caller is authenticated (policy: a paused
+# role writes nothing). The kernel calls them and knows nothing of them; a guard refuses by raising
+# an APIException. Kept to a list walk on the hot path: with none registered a write pays nothing.
+_write_guards: list[Callable[[Any], None]] = []
+
+
+def add_write_guard(guard: Callable[[Any], None]) -> None:
+    if guard not in _write_guards:
+        _write_guards.append(guard)
 
 
 class ApiView(APIView):
@@ -35,6 +49,11 @@ class ApiView(APIView):
         if method in self.http_method_names:
             handler = getattr(self, method, self.http_method_not_allowed)
         try:
+            # Inside the idempotency mechanism: a replay of a response already made is no new write
+            # and stays free of database queries; every new write meets the guards.
+            if request.method in WRITE_METHODS:
+                for guard in _write_guards:
+                    guard(request.user)
             return handler(request, *args, **kwargs)
         except Exception as exc:
             return self.handle_exception(exc)

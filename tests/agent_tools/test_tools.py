@@ -10,7 +10,7 @@ from tests.agent_tools.conftest import run_tools, tool_text
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_server_lists_the_eight_tools_each_with_a_description_and_an_input_schema(api_url, issue_token):
+def test_the_server_lists_the_nine_tools_each_with_a_description_and_an_input_schema(api_url, issue_token):
     async def scenario(tools):
         return (await tools.list_tools()).tools
 
@@ -25,6 +25,7 @@ def test_the_server_lists_the_eight_tools_each_with_a_description_and_an_input_s
         "heartbeat_task",
         "complete_task",
         "fail_task",
+        "check_policy",
     }
     for tool in listed.values():
         assert len(tool.description) > 40

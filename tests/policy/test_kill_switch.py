@@ -1,0 +1,79 @@
+"""Pausing a role: its agents' writes answer 423 on every worker at once; reads still work; resume restores."""
+
+import http.client
+import json
+
+import pytest
+from django.db import connection
+
+from audit.models import AuditEvent
+from tests.bench import harness
+
+
+def test_a_paused_role_writes_nothing_but_still_reads(finance, staff, make_agent):
+    routed = finance.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json").json()
+    assert staff.post("/api/v1/roles/finance/pause", {"reason": "incident"}, format="json").status_code == 200
+    response = finance.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json")
+    assert response.status_code == 423
+    assert response.json()["type"].endswith("/role_paused")
+    assert finance.post("/api/v1/policy/check", {"tool": "x"}, format="json").status_code == 423
+    assert finance.get(f"/api/v1/tasks/{routed['task_id']}").status_code == 200
+    # Other roles write on; engineering's claim-next is not finance's.
+    assert make_agent("engineering").post("/api/v1/tasks/claim-next", format="json").status_code == 200
+    assert AuditEvent.objects.filter(event_type="role.paused", target_id="finance").exists()
+
+    assert staff.post("/api/v1/roles/finance/resume", format="json").status_code == 200
+    assert (
+        finance.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json").status_code == 202
+    )
+    assert AuditEvent.objects.filter(event_type="role.resumed", target_id="finance").exists()
+
+
+def test_a_paused_role_claims_nothing(finance, engineering, staff):
+    finance.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json")
+    staff.post("/api/v1/roles/engineering/pause", format="json")
+    assert engineering.post("/api/v1/tasks/claim-next", format="json").status_code == 423
+    staff.post("/api/v1/roles/engineering/resume", format="json")
+    assert engineering.post("/api/v1/tasks/claim-next", format="json").status_code == 200
+
+
+def test_pause_all_stops_every_role_and_resume_all_lifts_it(finance, engineering, staff):
+    assert staff.post("/api/v1/roles/pause", format="json").json() == {"paused": ["*"]}
+    assert (
+        finance.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json").status_code == 423
+    )
+    assert engineering.post("/api/v1/tasks/claim-next", format="json").status_code == 423
+    assert staff.post("/api/v1/roles/resume", format="json").json() == {"paused": []}
+    assert engineering.post("/api/v1/tasks/claim-next", format="json").status_code == 204
+
+
+def test_only_staff_pause_and_an_unknown_role_is_refused(finance, staff):
+    assert finance.post("/api/v1/roles/finance/pause", format="json").status_code == 403
+    assert staff.post("/api/v1/roles/nobody/pause", format="json").status_code == 400
+
+
+def _post(base, path, token, body=b"{}"):
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(
+            "POST", path, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        )
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_reaches_every_gunicorn_worker_on_the_next_request(issue_token):
+    finance, staff = issue_token("finance"), issue_token("operations", staff=True)
+    settings = connection.settings_dict
+    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+    route = json.dumps({"type": "x", "to_role": "engineering"}).encode()
+    with harness.gunicorn("orchestrator.wsgi:application", env=harness.app_env(url), workers=3) as base:
+        # New connections spread over the workers; every one has served finance before the pause.
+        assert {_post(base, "/api/v1/tasks/route", finance, route) for _ in range(6)} == {202}
+        assert _post(base, "/api/v1/roles/finance/pause", staff) == 200
+        assert {_post(base, "/api/v1/tasks/route", finance, route) for _ in range(12)} == {423}
+        assert _post(base, "/api/v1/roles/finance/resume", staff) == 200
+        assert {_post(base, "/api/v1/tasks/route", finance, route) for _ in range(6)} == {202}

@@ -1,0 +1,126 @@
+"""POST /policy/check: approvals bound to the exact action, granted once."""
+
+import threading
+
+from django.db import connection
+
+from approvals.models import Approval, ApprovalStatus
+from audit.models import AuditEvent
+from tests.policy.conftest import FINANCE
+
+
+def check(agent, tool="pay_invoice", **arguments):
+    response = agent.post("/api/v1/policy/check", {"tool": tool, "arguments": arguments}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def approve(manager, approval_id):
+    response = manager.post(f"/api/v1/approvals/{approval_id}/decision", {"decision": "approve"}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def test_an_allowed_tool_is_allowed_and_an_unlisted_one_denied(finance, finance_profile):
+    assert check(finance, amount=10)["decision"] == "allow"
+    denied = check(finance, tool="delete_ledger")
+    assert (denied["decision"], denied["rule"]) == ("deny", "tools")
+
+
+def test_approve_once_allows_once_and_the_second_use_needs_a_new_approval(finance, manager, finance_profile):
+    first = check(finance, invoice="INV-1", amount=5000)
+    assert first["decision"] == "require_approval"
+    assert check(finance, invoice="INV-1", amount=5000)["approval_id"] == first["approval_id"]  # still the same one
+    approve(manager, first["approval_id"])
+
+    granted = check(finance, invoice="INV-1", amount=5000)
+    assert (granted["decision"], granted["approval_id"]) == ("allow", first["approval_id"])
+    used = AuditEvent.objects.get(event_type="policy.grant_used")
+    assert used.metadata["action_digest"] == first["action_digest"]
+
+    again = check(finance, invoice="INV-1", amount=5000)
+    assert again["decision"] == "require_approval"
+    assert again["approval_id"] != first["approval_id"]
+
+
+def test_changed_arguments_need_their_own_approval(finance, manager, finance_profile):
+    first = check(finance, invoice="INV-1", amount=5000)
+    approve(manager, first["approval_id"])
+    other = check(finance, invoice="INV-1", amount=5001)
+    assert other["decision"] == "require_approval"
+    assert other["approval_id"] != first["approval_id"]
+    assert other["action_digest"] != first["action_digest"]
+
+
+def test_the_requester_cannot_approve_its_own_action(make_agent, finance_profile, load_profile):
+    finance = make_agent("finance")
+    first = check(finance, amount=5000)
+    response = finance.post(
+        f"/api/v1/approvals/{first['approval_id']}/decision", {"decision": "approve"}, format="json"
+    )
+    assert response.status_code in (403, 404)
+
+
+def test_a_new_profile_version_expires_the_pending_approvals_of_the_old_one(finance, load_profile, finance_profile):
+    first = check(finance, amount=5000)
+    changed = {**FINANCE, "description": "Pays invoices, carefully."}
+    load_profile(changed)
+    assert Approval.objects.get(pk=first["approval_id"]).status == ApprovalStatus.EXPIRED
+    second = check(finance, amount=5000)
+    assert second["approval_id"] != first["approval_id"]
+    assert second["version"] == 2
+
+
+def test_every_decision_is_audited_with_its_digests(finance, finance_profile):
+    result = check(finance, amount=5000)
+    event = AuditEvent.objects.filter(event_type="policy.decided").latest("id")
+    assert event.metadata["decision"] == "require_approval"
+    assert event.metadata["action_digest"] == result["action_digest"]
+    assert event.metadata["profile_digest"] == finance_profile.digest
+    assert event.metadata["profile_version"] == 1
+
+
+def test_eight_concurrent_checks_consume_the_grant_once(transactional_db, make_agent, finance_profile):
+    finance, manager = make_agent("finance"), make_agent("manager")
+    first = check(finance, invoice="INV-9", amount=9000)
+    approve(manager, first["approval_id"])
+
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def one_check():
+        try:
+            barrier.wait()
+            answers.append(check(finance, invoice="INV-9", amount=9000))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_check) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 8
+    assert [a["decision"] for a in answers].count("allow") == 1
+    # The seven others share one new approval, not seven.
+    assert len({a["approval_id"] for a in answers if a["decision"] == "require_approval"}) == 1
+    assert AuditEvent.objects.filter(event_type="policy.grant_used").count() == 1
+
+
+def test_a_runtime_error_in_a_tool_rule_denies_with_403_naming_the_rule_and_is_recorded(finance, load_profile):
+    load_profile(FINANCE)
+    response = finance.post(
+        "/api/v1/policy/check", {"tool": "pay_invoice", "arguments": {"invoice": "INV-1"}}, format="json"
+    )
+    assert response.status_code == 403  # no amount: the rule cannot be evaluated
+    problem = response.json()
+    assert (problem["rule"], problem["decision"]) == ("large-invoice", "deny")
+    assert problem["type"].endswith("/policy_error")
+    assert AuditEvent.objects.get(event_type="policy.error").metadata["rule"] == "large-invoice"
+    assert AuditEvent.objects.get(event_type="policy.decided").metadata["decision"] == "deny"
+
+
+def test_bad_input_is_a_400(finance, finance_profile):
+    response = finance.post("/api/v1/policy/check", {"tool": "x", "arguments": [1]}, format="json")
+    assert response.status_code == 400
+    response = finance.post("/api/v1/policy/check", {"arguments": {}}, format="json")
+    assert response.status_code == 400
