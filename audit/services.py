@@ -562,7 +562,10 @@ def _file_chain(files: list[tuple[str, dict[str, Any]]], trusted: dict[str, Any]
     """The files in chain order from genesis; a file off the chain or a fork is an error."""
     by_previous: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, document in files:
-        verify_pack.check_checkpoint(document, trusted)
+        try:
+            verify_pack.check_checkpoint(document, trusted)
+        except verify_pack.VerificationError as exc:
+            raise verify_pack.VerificationError(f"file {name}: {exc}") from None
         if name != checkpoint_file_name(document):
             raise verify_pack.VerificationError(f"{name}: its name does not match its content")
         previous = document["previous_checkpoint_digest"]
@@ -616,24 +619,16 @@ def _verify_checkpoints() -> CheckpointVerifyResult:
         # A broken key configuration is a failed verification too, not a crash.
         return result(str(exc))
 
-    # Walk the files' chain, then the newer database checkpoints that have no file yet.
-    chain: list[tuple[str | None, dict[str, Any]]] = []
-    for index, (name, document) in enumerate(files):
-        where = f"{verify_pack.describe_checkpoint(document)} (file {name})"
-        if index >= len(stored):
-            return result(f"{where} is missing from the database: its row was deleted")
-        if stored[index]["digest"] != document["digest"]:
-            return result(f"{where} differs from the database's checkpoint at that position")
-        chain.append((name, document))
-    for document in stored[len(files) :]:
-        chain.append((None, document))
-    if directory is not None and len(stored) > len(files):
-        notes.append(
-            f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
-        )
-
+    # In chain order: the files' checkpoints (each must be in the database unchanged), then the
+    # newer database checkpoints that have no file yet; each batch must match the live events.
     prev_hash, covered = GENESIS_HASH, 0
-    for name, document in chain:
+    for index in range(max(len(files), len(stored))):
+        name, document = files[index] if index < len(files) else (None, stored[index])
+        where = verify_pack.describe_checkpoint(document) + (f" (file {name})" if name else "")
+        if index >= len(stored):
+            return result(f"{where} is missing from the database: its row was deleted", covered)
+        if stored[index]["digest"] != document["digest"]:
+            return result(f"{where} differs from the database's checkpoint at that position", covered)
         first, last = document["first_seq"], document["last_seq"]
         hashes = list(
             AuditEvent.objects.filter(seal_seq__gte=first, seal_seq__lte=last)
@@ -643,8 +638,12 @@ def _verify_checkpoints() -> CheckpointVerifyResult:
         try:
             verify_pack.check_batch(document, prev_hash, hashes)
         except verify_pack.VerificationError as exc:
-            return result(f"{exc}{f' (file {name})' if name else ''}", covered)
+            return result(f"{exc}" + (f" (file {name})" if name else ""), covered)
         prev_hash, covered = document["head_hash"], last
+    if directory is not None and len(stored) > len(files):
+        notes.append(
+            f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
+        )
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and head.seal_seq > covered:
         notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")

@@ -298,7 +298,10 @@ class PackResult:
 def _jsonl(path: Path) -> list[tuple[int, str]]:
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
     if lines and lines[-1] == "":
         lines.pop()
     return list(enumerate(lines, start=1))

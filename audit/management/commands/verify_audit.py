@@ -35,7 +35,7 @@ class Command(BaseCommand):
         checkpoints = services.verify_checkpoints()
         self.stdout.write(
             f"Checked {checkpoints.checkpoints} signed checkpoints ({checkpoints.files} checkpoint files); "
-            f"signed up to seq {checkpoints.covered_seq}."
+            f"the events match them up to seq {checkpoints.covered_seq}."
         )
         for note in checkpoints.notes:
             self.stdout.write(f"Note: {note}.")
