@@ -158,7 +158,7 @@ def _write_seals(rows):
             )
 
 
-def _seal_batch(batch_size):
+def _seal_batch(batch_size: int) -> int:
     with transaction.atomic():
         head = _locked_head()
         # Only committed rows are visible here. A transaction that inserted a smaller id and
@@ -393,7 +393,7 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
             if (now - last.timestamp).total_seconds() < settings.AUDIT_CHECKPOINT_SECONDS:
                 return None
         hashes = _checked_batch_hashes(first_seq, last_seq, prev_hash)
-        body = {
+        body: dict[str, Any] = {
             "key_id": key_id,
             "first_seq": first_seq,
             "last_seq": first_seq + len(hashes) - 1,
@@ -447,9 +447,7 @@ def _write_once(directory: Path, name: str, text: str) -> bool:
     target = directory / name
     data = text.encode()
     if target.exists():
-        if target.read_bytes() == data:
-            return False
-        raise FileExistsError(f"{target} exists with different content; it is never rewritten")
+        return _same_file(target, data)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
@@ -457,7 +455,11 @@ def _write_once(directory: Path, name: str, text: str) -> bool:
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)
-        os.link(temporary, target)
+        try:
+            os.link(temporary, target)
+        except FileExistsError:
+            # A concurrent sealer run wrote it first.
+            return _same_file(target, data)
     finally:
         os.unlink(temporary)
     directory_descriptor = os.open(directory, os.O_RDONLY)
@@ -466,6 +468,12 @@ def _write_once(directory: Path, name: str, text: str) -> bool:
     finally:
         os.close(directory_descriptor)
     return True
+
+
+def _same_file(target: Path, data: bytes) -> bool:
+    if target.read_bytes() == data:
+        return False
+    raise FileExistsError(f"{target} exists with different content; it is never rewritten")
 
 
 def write_checkpoint_files() -> int:
