@@ -307,3 +307,15 @@ def test_rotation_signs_from_the_next_checkpoint_with_the_new_key(make_events, s
     assert new.previous_checkpoint_digest == old.digest
     assert services.verify_checkpoints().ok
     assert timezone.now() >= new.timestamp
+
+
+def test_a_later_checkpoint_refuses_rows_whose_links_were_rewritten(make_events, signing, attacker):
+    make_events(3)
+    services.seal_audit()
+    make_events(3, start=3)
+    services._seal_batch(100)
+    attacker("UPDATE audit_auditevent SET prev_hash = repeat('f', 64) WHERE seal_seq = 5")
+
+    with pytest.raises(services.ChainNotCheckpointable, match="seq 5"):
+        services.checkpoint_audit()
+    assert AuditCheckpoint.objects.count() == 1
