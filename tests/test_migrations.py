@@ -13,6 +13,8 @@ OUR_TABLES = {
     "routing_notification",
     "approvals_approval",
     "audit_auditevent",
+    "audit_auditcheckpoint",
+    "audit_auditwitnesscursor",
     "orchestrator_apitoken",
     "orchestrator_idempotencyrecord",
 }
