@@ -395,6 +395,11 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
         last = AuditCheckpoint.objects.order_by("-id").first()
         first_seq = last.last_seq + 1 if last else 1
         prev_hash = last.head_hash if last else GENESIS_HASH
+        if last is not None and head.seal_seq < last.last_seq:
+            raise ChainNotCheckpointable(
+                f"the chain head (seq {head.seal_seq}) is behind the last checkpoint (seq {last.last_seq}): "
+                "sealed rows were removed; run verify_audit. No checkpoint was signed."
+            )
         last_seq = min(head.seal_seq, first_seq + CHECKPOINT_MAX_EVENTS - 1)
         if last_seq < first_seq and last is not None:
             if (now - last.timestamp).total_seconds() < settings.AUDIT_CHECKPOINT_SECONDS:

@@ -225,6 +225,11 @@ def describe_checkpoint(checkpoint: Mapping[str, Any]) -> str:
     return f"checkpoint {digest} ({span}, {checkpoint.get('timestamp')})"
 
 
+def is_hex_digest(value: Any) -> bool:
+    """64 lowercase hex digits, as every hash here is written."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 class VerificationError(Exception):
     """The first thing that does not verify; str() names it."""
 
@@ -240,6 +245,12 @@ def check_checkpoint(checkpoint: Mapping[str, Any], trusted: Mapping[str, Ed2551
     for field in ("first_seq", "last_seq", "count"):
         if type(checkpoint[field]) is not int or checkpoint[field] < 0:
             raise VerificationError(f"{name}: {field} is not a non-negative integer")
+    for field in ("head_hash", "merkle_root", "previous_checkpoint_digest", "digest"):
+        if not is_hex_digest(checkpoint[field]):
+            raise VerificationError(f"{name}: {field} is not a sha256 hex digest")
+    for field in ("key_id", "timestamp", "signature"):
+        if not isinstance(checkpoint[field], str):
+            raise VerificationError(f"{name}: {field} is not a string")
     if checkpoint["count"] != checkpoint["last_seq"] - checkpoint["first_seq"] + 1:
         raise VerificationError(f"{name}: count does not match first_seq..last_seq")
     body = checkpoint_body(checkpoint)
@@ -378,7 +389,7 @@ def _verify_range(
     prev_hash = manifest.get("prev_hash")
     if checkpoints[0]["first_seq"] == 1 and prev_hash != GENESIS_HASH:
         raise VerificationError("manifest.json: the chain starts at seq 1, so prev_hash must be the genesis hash")
-    if not isinstance(prev_hash, str) or len(prev_hash) != 64:
+    if not is_hex_digest(prev_hash):
         raise VerificationError("manifest.json: no prev_hash for the first event")
     position = 0
     for checkpoint in checkpoints:
@@ -426,13 +437,14 @@ def _verify_trace(
         if not isinstance(seq, int) or not checkpoint["first_seq"] <= seq <= checkpoint["last_seq"]:
             raise VerificationError(f"{where}: outside {describe_checkpoint(checkpoint)}")
         prev_hash = proof.get("prev_hash")
-        if not isinstance(prev_hash, str) or len(prev_hash) != 64:
+        if not is_hex_digest(prev_hash):
             raise VerificationError(f"{where}: its proof has no prev_hash")
+        path = proof.get("audit_path")
+        if not isinstance(path, list) or not all(is_hex_digest(node) for node in path):
+            raise VerificationError(f"{where}: its audit_path is not a list of sha256 hex digests")
         event_hash = chain_hash_of_text(prev_hash, text)
         try:
-            root = root_from_inclusion_proof(
-                event_hash, seq - checkpoint["first_seq"], checkpoint["count"], list(proof.get("audit_path") or [])
-            )
+            root = root_from_inclusion_proof(event_hash, seq - checkpoint["first_seq"], checkpoint["count"], path)
         except ValueError as exc:
             raise VerificationError(f"{where}: malformed inclusion proof ({exc})") from None
         if root != checkpoint["merkle_root"]:

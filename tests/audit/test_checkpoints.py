@@ -319,3 +319,14 @@ def test_a_later_checkpoint_refuses_rows_whose_links_were_rewritten(make_events,
     with pytest.raises(services.ChainNotCheckpointable, match="seq 5"):
         services.checkpoint_audit()
     assert AuditCheckpoint.objects.count() == 1
+
+
+def test_a_chain_head_moved_behind_the_last_checkpoint_is_never_signed_over(make_events, signing, attacker):
+    make_events(4)
+    services.seal_audit()
+    attacker("DELETE FROM audit_auditevent WHERE seal_seq >= 3")
+    raw_sql("UPDATE audit_auditchainhead SET seal_seq = 2")
+
+    with pytest.raises(services.ChainNotCheckpointable, match="behind the last checkpoint"):
+        services.checkpoint_audit(now=timezone.now() + datetime.timedelta(days=1))
+    assert AuditCheckpoint.objects.count() == 1

@@ -276,3 +276,43 @@ def test_a_pack_verifies_in_a_fresh_venv_that_has_only_cryptography(mixed_traces
     data[100] ^= 0x01
     (tmp_path / "range" / "checkpoints.jsonl").write_bytes(bytes(data))
     assert verify(tmp_path / "range", pinned, python=python)[0] == 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("key_id", ["not", "a", "string"]),
+        ("head_hash", 7),
+        ("merkle_root", "A" * 64),
+        ("first_seq", True),
+        ("count", -1),
+        ("signature", None),
+    ],
+)
+def test_a_checkpoint_with_hostile_field_types_is_refused_not_crashed_on(make_events, signing, tmp_path, field, value):
+    make_events(3)
+    services.seal_audit()
+    export(tmp_path / "pack")
+    pack = tmp_path / "pack"
+    document = json.loads((pack / "checkpoints.jsonl").read_text())
+    document[field] = value
+    (pack / "checkpoints.jsonl").write_text(verify_pack.checkpoint_document_text(document) + "\n")
+    _rewrite_manifest_digests(pack)
+
+    with pytest.raises(verify_pack.VerificationError):
+        verify_pack.verify_pack(pack)
+
+
+@pytest.mark.parametrize("audit_path", [7, "abc", [1, 2], ["zz" * 32], None])
+def test_a_hostile_audit_path_is_refused_not_crashed_on(mixed_traces, tmp_path, audit_path):
+    export(tmp_path / "pack", "--trace-id", "trace-a")
+    pack = tmp_path / "pack"
+    lines = (pack / "proofs.jsonl").read_text().splitlines()
+    proof = json.loads(lines[0])
+    proof["audit_path"] = audit_path
+    lines[0] = verify_pack.canonical_dumps(proof)
+    (pack / "proofs.jsonl").write_text("\n".join(lines) + "\n")
+    _rewrite_manifest_digests(pack)
+
+    with pytest.raises(verify_pack.VerificationError, match="audit_path"):
+        verify_pack.verify_pack(pack)
