@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -225,7 +225,7 @@ def describe_checkpoint(checkpoint: Mapping[str, Any]) -> str:
     return f"checkpoint {digest} ({span}, {checkpoint.get('timestamp')})"
 
 
-def is_hex_digest(value: Any) -> bool:
+def is_hex_digest(value: Any) -> TypeGuard[str]:
     """64 lowercase hex digits, as every hash here is written."""
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
