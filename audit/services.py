@@ -643,6 +643,14 @@ def _verify_checkpoints() -> CheckpointVerifyResult:
 
     # In chain order: the files' checkpoints (each must be in the database unchanged), then the
     # newer database checkpoints that have no file yet; each batch must match the live events.
+    # One ordered pass over the sealed hashes for all checkpoints, not one query per checkpoint.
+    sealed = (
+        AuditEvent.objects.filter(seal_seq__isnull=False)
+        .order_by("seal_seq")
+        .values_list("seal_seq", "hash")
+        .iterator(chunk_size=VERIFY_BATCH_SIZE)
+    )
+    pending = next(sealed, None)
     prev_hash, covered = GENESIS_HASH, 0
     for index in range(max(len(files), len(stored))):
         name, document = files[index] if index < len(files) else (None, stored[index])
@@ -652,11 +660,11 @@ def _verify_checkpoints() -> CheckpointVerifyResult:
         if stored[index]["digest"] != document["digest"]:
             return result(f"{where} differs from the database's checkpoint at that position", covered)
         first, last = document["first_seq"], document["last_seq"]
-        hashes = list(
-            AuditEvent.objects.filter(seal_seq__gte=first, seal_seq__lte=last)
-            .order_by("seal_seq")
-            .values_list("hash", flat=True)
-        )
+        hashes = []
+        while pending is not None and pending[0] <= last:
+            if pending[0] >= first:
+                hashes.append(pending[1])
+            pending = next(sealed, None)
         try:
             verify_pack.check_batch(document, prev_hash, hashes)
         except verify_pack.VerificationError as exc:
