@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from audit.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 
 
 @admin.register(AuditEvent)
@@ -20,6 +20,29 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     list_filter = ["event_type", "role", "target_type"]
     search_fields = ["=trace_id", "=target_id", "actor"]
+    date_hierarchy = "timestamp"
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(admin.ModelAdmin):
+    """Read-only: checkpoints are signed by the sealing job and never added, changed or deleted here."""
+
+    list_display = ["id", "timestamp", "first_seq", "last_seq", "count", "key_id", "digest"]
+    list_filter = ["key_id"]
+    search_fields = ["=digest", "=head_hash", "=merkle_root"]
     date_hierarchy = "timestamp"
     actions = None
 

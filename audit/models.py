@@ -80,3 +80,61 @@ class AuditChainHead(models.Model):
 
     def __str__(self):
         return f"chain head at seq {self.seal_seq}"
+
+
+class AuditCheckpointQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValueError("Audit checkpoints are append-only; they cannot be changed.")
+
+    def delete(self):
+        raise ValueError("Audit checkpoints are append-only; they cannot be deleted.")
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement about the sealed chain: events first_seq..last_seq (count of them) end
+    in head_hash, their hashes have this RFC 6962 Merkle root, and the checkpoint before this one
+    had previous_checkpoint_digest. Ed25519-signed with the key key_id; also written as a file
+    outside the database (docs/audit.md). Append-only; on PostgreSQL a trigger enforces it
+    (migration 0005). A checkpoint with count 0 states that nothing was sealed since the last one.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key_id = models.CharField(max_length=64)
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    count = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    merkle_root = models.CharField(max_length=64)
+    # Unique: two checkpoints can never continue the same one, so the chain cannot fork.
+    previous_checkpoint_digest = models.CharField(max_length=64, unique=True)
+    timestamp = models.DateTimeField()
+    digest = models.CharField(max_length=64, unique=True)
+    signature = models.CharField(max_length=128)
+
+    objects = AuditCheckpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["last_seq"], name="audit_checkpoint_last_seq_idx")]
+
+    def __str__(self):
+        return f"checkpoint {self.digest[:16]} (seq {self.first_seq}..{self.last_seq})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit checkpoints are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit checkpoints are append-only; they cannot be deleted.")
+
+
+class AuditWitnessCursor(models.Model):
+    """How far the witness (AUDIT_WITNESS_URL) has acknowledged checkpoints: one row. The next
+    sealing run POSTs every checkpoint after it, oldest first, so a witness outage only delays."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    checkpoint_id = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"witness has checkpoints up to #{self.checkpoint_id}"

@@ -7,20 +7,28 @@ write path, so no request ever waits on the chain head.
 """
 
 import datetime
-import hashlib
-import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit import stream
-from audit.models import AuditChainHead, AuditEvent
+from audit import keys, stream, verify_pack
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditWitnessCursor
+
+logger = logging.getLogger(__name__)
 
 # prev_hash of the first sealed event.
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = verify_pack.GENESIS_HASH
 
 VERIFY_BATCH_SIZE = 2000
 
@@ -141,7 +149,7 @@ def announce_on_commit():
 # --- The hash chain -----------------------------------------------------------------------
 
 
-def canonical_json(event):
+def canonical_json(event: AuditEvent) -> str:
     """The sealed content of an event, as the exact text that is hashed.
 
     Sorted keys, no whitespace, UTF-8, timestamp in ISO 8601 UTC: an outside verifier can
@@ -159,11 +167,11 @@ def canonical_json(event):
         "metadata": event.metadata,
         "seal_seq": event.seal_seq,
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return verify_pack.canonical_dumps(content)
 
 
-def chain_hash(prev_hash, event):
-    return hashlib.sha256((prev_hash + canonical_json(event)).encode()).hexdigest()
+def chain_hash(prev_hash: str, event: AuditEvent) -> str:
+    return verify_pack.chain_hash_of_text(prev_hash, canonical_json(event))
 
 
 def _locked_head():
@@ -203,7 +211,7 @@ def _write_seals(rows):
             )
 
 
-def _seal_batch(batch_size):
+def _seal_batch(batch_size: int) -> int:
     with transaction.atomic():
         head = _locked_head()
         # Only committed rows are visible here. A transaction that inserted a smaller id and
@@ -224,12 +232,14 @@ def _seal_batch(batch_size):
     return len(rows)
 
 
-def seal_audit(*, batch_size=1000, on_batch=None):
+def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | None = None) -> int:
     """Chain every committed unsealed event; returns how many were sealed.
 
     Each batch is one short transaction holding the chain head's row lock, so concurrent
     sealers (a beat tick overlapping a manual run) take turns and never interleave.
-    `on_batch(count)` is called after each committed batch (progress bars).
+    `on_batch(count)` is called after each committed batch (progress bars). With a signing key
+    configured, the run ends with a signed checkpoint over what it sealed (checkpoint_audit),
+    written to the checkpoint files and the witness (publish_checkpoints).
     """
     sealed = 0
     while True:
@@ -238,7 +248,11 @@ def seal_audit(*, batch_size=1000, on_batch=None):
         if count and on_batch:
             on_batch(count)
         if count < batch_size:
-            return sealed
+            break
+    if keys.signing_configured():
+        checkpoint_audit()
+        publish_checkpoints()
+    return sealed
 
 
 def count_unsealed():
@@ -360,3 +374,360 @@ def _walk(start, on_batch):
             ChainBreak(last_seq, prev_id, "the last hash differs from the chain head's: the chain was rewritten")
         )
     return result()
+
+
+# --- Signed checkpoints (docs/audit.md, "Proving the log to an outsider") -----------------
+
+# Events per checkpoint at most: a backlog (the first checkpoint after a key is configured
+# covers the whole history) is signed in several checkpoints, each a short transaction.
+CHECKPOINT_MAX_EVENTS = 100_000
+WITNESS_BATCH = 100
+
+
+class ChainNotCheckpointable(Exception):
+    """The sealed rows to be checkpointed do not form a sound chain; nothing was signed."""
+
+
+def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The signed document of a stored checkpoint, exactly as in its file and a pack."""
+    return {
+        "format": verify_pack.CHECKPOINT_FORMAT,
+        "key_id": checkpoint.key_id,
+        "first_seq": checkpoint.first_seq,
+        "last_seq": checkpoint.last_seq,
+        "count": checkpoint.count,
+        "head_hash": checkpoint.head_hash,
+        "merkle_root": checkpoint.merkle_root,
+        "previous_checkpoint_digest": checkpoint.previous_checkpoint_digest,
+        "timestamp": _timestamp_text(checkpoint.timestamp),
+        "digest": checkpoint.digest,
+        "signature": checkpoint.signature,
+    }
+
+
+def _timestamp_text(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat()
+
+
+def checkpoint_file_name(document: dict[str, Any]) -> str:
+    return f"checkpoint-{document['last_seq']:012d}-{document['digest'][:16]}.json"
+
+
+def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, rehash: bool) -> list[str]:
+    """The hashes of seal_seq first_seq..last_seq, after checking that they are contiguous and
+    linked (and, with `rehash`, that each hash matches its row's content): a checkpoint never
+    vouches for a chain that is already broken."""
+    hashes: list[str] = []
+    expected = first_seq
+    rows = AuditEvent.objects.filter(seal_seq__gte=first_seq, seal_seq__lte=last_seq).order_by("seal_seq")
+    if not rehash:
+        rows = rows.only("id", "seal_seq", "prev_hash", "hash")
+    for row in rows.iterator(chunk_size=VERIFY_BATCH_SIZE):
+        if (
+            row.seal_seq != expected
+            or row.prev_hash != prev_hash
+            or (rehash and chain_hash(prev_hash, row) != row.hash)
+        ):
+            raise ChainNotCheckpointable(
+                f"seq {expected} does not continue the chain (event id {row.id}); run verify_audit. "
+                "No checkpoint was signed."
+            )
+        hashes.append(row.hash)
+        prev_hash = row.hash
+        expected += 1
+    if expected != last_seq + 1:
+        raise ChainNotCheckpointable(f"seq {expected} is missing; run verify_audit. No checkpoint was signed.")
+    return hashes
+
+
+def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> AuditCheckpoint | None:
+    """Sign the next checkpoint if one is due, in one transaction holding the chain head's lock
+    (so the head cannot move and two checkpointers cannot both continue the same checkpoint)."""
+    with transaction.atomic():
+        head = _locked_head()
+        last = AuditCheckpoint.objects.order_by("-id").first()
+        first_seq = last.last_seq + 1 if last else 1
+        prev_hash = last.head_hash if last else GENESIS_HASH
+        if last is not None and head.seal_seq < last.last_seq:
+            raise ChainNotCheckpointable(
+                f"the chain head (seq {head.seal_seq}) is behind the last checkpoint (seq {last.last_seq}): "
+                "sealed rows were removed; run verify_audit. No checkpoint was signed."
+            )
+        last_seq = min(head.seal_seq, first_seq + CHECKPOINT_MAX_EVENTS - 1)
+        if last_seq < first_seq and last is not None:
+            if (now - last.timestamp).total_seconds() < settings.AUDIT_CHECKPOINT_SECONDS:
+                return None
+        # The first checkpoint may cover a history sealed long before any key existed: every row is
+        # re-hashed. Later ones cover rows the sealer hashed moments ago; their links are checked.
+        hashes = _checked_batch_hashes(first_seq, last_seq, prev_hash, rehash=last is None)
+        body: dict[str, Any] = {
+            "key_id": key_id,
+            "first_seq": first_seq,
+            "last_seq": first_seq + len(hashes) - 1,
+            "count": len(hashes),
+            "head_hash": hashes[-1] if hashes else prev_hash,
+            "merkle_root": verify_pack.merkle_root(hashes),
+            "previous_checkpoint_digest": last.digest if last else GENESIS_HASH,
+            "timestamp": _timestamp_text(now),
+        }
+        document = verify_pack.sign_checkpoint(body, private_key)
+        return AuditCheckpoint.objects.create(
+            key_id=key_id,
+            first_seq=body["first_seq"],
+            last_seq=body["last_seq"],
+            count=body["count"],
+            head_hash=body["head_hash"],
+            merkle_root=body["merkle_root"],
+            previous_checkpoint_digest=body["previous_checkpoint_digest"],
+            timestamp=now,
+            digest=document["digest"],
+            signature=document["signature"],
+        )
+
+
+def checkpoint_audit(*, now: datetime.datetime | None = None) -> list[AuditCheckpoint]:
+    """Sign checkpoints over every sealed event no checkpoint covers yet, or, when there is none
+    and the last checkpoint is older than AUDIT_CHECKPOINT_SECONDS, an empty one (the log's
+    owner states that nothing was sealed since). Returns the new checkpoints; none without a key.
+    Raises ChainNotCheckpointable, signing nothing, when the rows to cover are not a sound chain.
+    """
+    private_key = keys.load_signing_key()
+    if private_key is None:
+        return []
+    key_id = verify_pack.key_id_for(private_key.public_key())
+    # Truncated to whole microseconds already; UTC so the signed text is the stored value's.
+    now = (now or timezone.now()).astimezone(datetime.UTC)
+    created: list[AuditCheckpoint] = []
+    while True:
+        checkpoint = _next_checkpoint(private_key, key_id, now)
+        if checkpoint is None:
+            return created
+        created.append(checkpoint)
+        if checkpoint.count < CHECKPOINT_MAX_EVENTS:
+            return created
+
+
+def _write_once(directory: Path, name: str, text: str) -> bool:
+    """Write a checkpoint file atomically and never over an existing one: the content goes to a
+    temporary file in the same directory, is fsynced, then hard-linked to its name (which fails
+    if the name exists). Returns False when the file was already there with this content."""
+    target = directory / name
+    data = text.encode()
+    if target.exists():
+        return _same_file(target, data)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        try:
+            os.link(temporary, target)
+        except FileExistsError:
+            # A concurrent sealer run wrote it first.
+            return _same_file(target, data)
+    finally:
+        os.unlink(temporary)
+    directory_descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_descriptor)
+    finally:
+        os.close(directory_descriptor)
+    return True
+
+
+def _same_file(target: Path, data: bytes) -> bool:
+    if target.read_bytes() == data:
+        return False
+    raise FileExistsError(f"{target} exists with different content; it is never rewritten")
+
+
+def write_checkpoint_files() -> int:
+    """Write the file of every checkpoint that has none yet (newest first, back to the newest
+    one that has a file), so a failed write is repaired by the next run. Returns files written."""
+    if not settings.AUDIT_CHECKPOINT_DIR:
+        return 0
+    directory = Path(settings.AUDIT_CHECKPOINT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    pending = []
+    for checkpoint in AuditCheckpoint.objects.order_by("-id").iterator(chunk_size=100):
+        document = checkpoint_document(checkpoint)
+        name = checkpoint_file_name(document)
+        if (directory / name).exists():
+            break
+        pending.append((name, document))
+    written = 0
+    for name, document in reversed(pending):
+        written += _write_once(directory, name, verify_pack.checkpoint_document_text(document))
+    return written
+
+
+def send_checkpoints_to_witness() -> int:
+    """POST every checkpoint the witness has not acknowledged (2xx), oldest first; stop at the
+    first failure, which the next sealing run retries from. Never raises for the witness's
+    failures: sealing must not depend on a second party. Returns how many were acknowledged."""
+    url = settings.AUDIT_WITNESS_URL
+    if not url:
+        return 0
+    AuditWitnessCursor.objects.get_or_create(pk=1)
+    sent = 0
+    with transaction.atomic():
+        # One sender at a time; a second sealer run skips instead of posting the same checkpoints.
+        cursor = AuditWitnessCursor.objects.select_for_update(skip_locked=True).filter(pk=1).first()
+        if cursor is None:
+            return 0
+        pending = AuditCheckpoint.objects.filter(id__gt=cursor.checkpoint_id).order_by("id")[:WITNESS_BATCH]
+        for checkpoint in pending:
+            body = verify_pack.checkpoint_document_text(checkpoint_document(checkpoint)).encode()
+            try:
+                response = requests.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=settings.AUDIT_WITNESS_TIMEOUT_SECONDS,
+                )
+                response.raise_for_status()
+            except requests.RequestException as exc:
+                logger.warning("audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, exc)
+                break
+            cursor.checkpoint_id = checkpoint.id
+            sent += 1
+        if sent:
+            cursor.save(update_fields=["checkpoint_id"])
+    return sent
+
+
+def publish_checkpoints() -> None:
+    """Copy the checkpoints out of the database: files, then the witness. A failure is logged
+    and repaired on the next run; it never undoes or blocks sealing."""
+    try:
+        write_checkpoint_files()
+    except OSError:
+        logger.exception("audit checkpoint files could not be written to %s", settings.AUDIT_CHECKPOINT_DIR)
+    send_checkpoints_to_witness()
+
+
+@dataclass(frozen=True)
+class CheckpointVerifyResult:
+    checkpoints: int
+    files: int
+    covered_seq: int
+    broken: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def read_checkpoint_files(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every checkpoint file in the directory, parsed: (file name, document)."""
+    found = []
+    for path in sorted(directory.glob("checkpoint-*.json")):
+        try:
+            document = verify_pack.parse_canonical(path.read_text(encoding="utf-8"), path.name)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise verify_pack.VerificationError(f"{path.name}: unreadable ({exc})") from None
+        found.append((path.name, document))
+    return found
+
+
+def _file_chain(files: list[tuple[str, dict[str, Any]]], trusted: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The files in chain order from genesis; a file off the chain or a fork is an error."""
+    by_previous: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, document in files:
+        try:
+            verify_pack.check_checkpoint(document, trusted)
+        except verify_pack.VerificationError as exc:
+            raise verify_pack.VerificationError(f"file {name}: {exc}") from None
+        if name != checkpoint_file_name(document):
+            raise verify_pack.VerificationError(f"{name}: its name does not match its content")
+        previous = document["previous_checkpoint_digest"]
+        if previous in by_previous:
+            raise verify_pack.VerificationError(
+                f"{name} and {by_previous[previous][0]} both continue the same checkpoint: the chain forks"
+            )
+        by_previous[previous] = (name, document)
+    chain, digest = [], GENESIS_HASH
+    while digest in by_previous:
+        chain.append(by_previous.pop(digest))
+        digest = chain[-1][1]["digest"]
+    if by_previous:
+        name = sorted(by_previous.values())[0][0]
+        raise verify_pack.VerificationError(f"{name} does not continue the chain of checkpoint files from genesis")
+    return chain
+
+
+def verify_checkpoints() -> CheckpointVerifyResult:
+    """Check the checkpoints against each other, the checkpoint files and the live events.
+
+    The files (outside the database) are the reference: every one must be in the database
+    unchanged, and every checkpoint's batch of sealed events must still give its signed count,
+    head hash and Merkle root. Returns the first checkpoint that no longer matches.
+    """
+    with _consistent_snapshot():
+        return _verify_checkpoints()
+
+
+def _verify_checkpoints() -> CheckpointVerifyResult:
+    stored = [checkpoint_document(row) for row in AuditCheckpoint.objects.order_by("id")]
+    directory = Path(settings.AUDIT_CHECKPOINT_DIR) if settings.AUDIT_CHECKPOINT_DIR else None
+    notes: list[str] = []
+    files: list[tuple[str, dict[str, Any]]] = []
+
+    def result(broken: str | None = None, covered: int = 0) -> CheckpointVerifyResult:
+        return CheckpointVerifyResult(
+            checkpoints=len(stored), files=len(files), covered_seq=covered, broken=broken, notes=tuple(notes)
+        )
+
+    try:
+        trusted = keys.trusted_public_keys()
+        if directory is not None and directory.is_dir():
+            files = _file_chain(read_checkpoint_files(directory), trusted)
+        elif directory is not None:
+            notes.append(f"AUDIT_CHECKPOINT_DIR {directory} does not exist: no checkpoint files to compare")
+        for document in stored:
+            verify_pack.check_checkpoint(document, trusted)
+        verify_pack.check_checkpoint_chain(stored, from_genesis=True)
+    except (verify_pack.VerificationError, ImproperlyConfigured) as exc:
+        # A broken key configuration is a failed verification too, not a crash.
+        return result(str(exc))
+
+    # In chain order: the files' checkpoints (each must be in the database unchanged), then the
+    # newer database checkpoints that have no file yet; each batch must match the live events.
+    # One ordered pass over the sealed hashes for all checkpoints, not one query per checkpoint.
+    sealed = (
+        AuditEvent.objects.filter(seal_seq__isnull=False)
+        .order_by("seal_seq")
+        .values_list("seal_seq", "hash")
+        .iterator(chunk_size=VERIFY_BATCH_SIZE)
+    )
+    pending = next(sealed, None)
+    prev_hash, covered = GENESIS_HASH, 0
+    for index in range(max(len(files), len(stored))):
+        name, document = files[index] if index < len(files) else (None, stored[index])
+        where = verify_pack.describe_checkpoint(document) + (f" (file {name})" if name else "")
+        if index >= len(stored):
+            return result(f"{where} is missing from the database: its row was deleted", covered)
+        if stored[index]["digest"] != document["digest"]:
+            return result(f"{where} differs from the database's checkpoint at that position", covered)
+        first, last = document["first_seq"], document["last_seq"]
+        hashes = []
+        while pending is not None and pending[0] <= last:
+            if pending[0] >= first:
+                hashes.append(pending[1])
+            pending = next(sealed, None)
+        try:
+            verify_pack.check_batch(document, prev_hash, hashes)
+        except verify_pack.VerificationError as exc:
+            return result(f"{exc}" + (f" (file {name})" if name else ""), covered)
+        prev_hash, covered = document["head_hash"], last
+    if directory is not None and len(stored) > len(files):
+        notes.append(
+            f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
+        )
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and head.seal_seq > covered:
+        notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
+    return result(None, covered)

@@ -259,6 +259,20 @@ TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 3600.0)
 # Tasks reclaimed (or cancelled past their deadline) per transaction by reclaim_tasks.
 TASK_RECLAIM_BATCH_SIZE = env_int("TASK_RECLAIM_BATCH_SIZE", 5_000)
 
+# --- Provable audit log: signed checkpoints (issue 16; docs/audit.md) ----------------------
+# The Ed25519 private key (manage.py audit_keygen) that signs checkpoints; empty: sealing works,
+# no checkpoints are signed and the system check warns that the log is not provable.
+AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE")
+# Earlier signing keys' public keys (base64, comma-separated): old checkpoints stay verifiable.
+AUDIT_PUBLIC_KEYS = env_list("AUDIT_PUBLIC_KEYS")
+# One JSON file per checkpoint is written here (never rewritten); keep it off the database host.
+AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR")
+# A checkpoint follows every sealing run that sealed events, and at least this often regardless.
+AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", 300)
+# A second party that keeps copies: each checkpoint is POSTed here; failures are retried next run.
+AUDIT_WITNESS_URL = env_str("AUDIT_WITNESS_URL")
+AUDIT_WITNESS_TIMEOUT_SECONDS = env_float("AUDIT_WITNESS_TIMEOUT_SECONDS", 5.0)
+
 # --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
 # Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
 # default) `make run` drives the same schedule with `manage.py run_jobs`, and .delay() runs inline.
@@ -294,7 +308,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "seal_audit": {
         "task": "audit.jobs.seal_audit",
-        "schedule": env_int("SEAL_AUDIT_INTERVAL_SECONDS", 60),
+        # Sealing also signs the checkpoints, so it runs at least every AUDIT_CHECKPOINT_SECONDS.
+        "schedule": min(env_int("SEAL_AUDIT_INTERVAL_SECONDS", 60), AUDIT_CHECKPOINT_SECONDS),
     },
     "reclaim_tasks": {
         "task": "routing.jobs.reclaim_tasks",

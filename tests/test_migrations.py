@@ -30,6 +30,8 @@ OUR_TABLES = {
     "policy_profileversion",
     "policy_rolepause",
     "audit_auditevent",
+    "audit_auditcheckpoint",
+    "audit_auditwitnesscursor",
     "orchestrator_apitoken",
     "orchestrator_idempotencyrecord",
 }

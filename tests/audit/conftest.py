@@ -54,3 +54,17 @@ def attacker(db):
     for trigger in ("audit_event_insert", "audit_event_append_only", "audit_event_no_truncate"):
         raw_sql(f"DROP TRIGGER {trigger} ON audit_auditevent")
     return raw_sql
+
+
+@pytest.fixture
+def signing(settings, tmp_path):
+    """A configured signing key (as audit_keygen writes it) and checkpoint directory."""
+    from audit import keys
+
+    key_file = tmp_path / "signing.pem"
+    key = keys.write_new_key(key_file)
+    settings.AUDIT_SIGNING_KEY_FILE = str(key_file)
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    settings.AUDIT_PUBLIC_KEYS = []
+    settings.AUDIT_WITNESS_URL = ""
+    return key

@@ -1,6 +1,7 @@
 """Sealing runs beside the writers: nothing is sealed twice or skipped, and the chain verifies."""
 
 import threading
+import time
 
 import pytest
 from django.db import connections, transaction
@@ -94,3 +95,57 @@ def test_an_event_that_commits_after_a_later_id_was_sealed_gets_the_next_seq():
     assert AuditEvent.objects.get(pk=fast.id).seal_seq == 1
     assert AuditEvent.objects.get(pk=event["slow"].id).seal_seq == 2
     assert services.verify_audit().ok
+
+
+def test_sealing_with_checkpoints_beside_eight_writers_leaves_no_gap_and_covers_every_event(signing):
+    from audit import verify_pack
+    from audit.models import AuditCheckpoint
+
+    errors, writers_done = [], threading.Event()
+    start = threading.Barrier(WRITERS + 2)
+
+    def writer(number):
+        principal = Principal(subject=f"token:w{number}", role="finance")
+        start.wait()
+        for i in range(SESSIONS_PER_WRITER):
+            create_session(principal=principal, role="finance", trace_id=f"w{number}-{i}")
+            # Paced, so sealing runs end (and sign) while the writers are still writing.
+            time.sleep(0.003)
+
+    def sealer():
+        start.wait()
+        while not writers_done.is_set():
+            services.seal_audit()  # each run ends with a checkpoint over what it sealed
+
+    writers = [_in_thread(lambda n=n: writer(n), errors) for n in range(WRITERS)]
+    sealers = [_in_thread(sealer, errors) for _ in range(2)]
+    for thread in writers + sealers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    writers_done.set()
+    for thread in sealers:
+        thread.join()
+    services.seal_audit()
+
+    assert errors == []
+    total = WRITERS * SESSIONS_PER_WRITER
+    assert sorted(AuditEvent.objects.values_list("seal_seq", flat=True)) == list(range(1, total + 1))
+    checkpoints = list(AuditCheckpoint.objects.order_by("id"))
+    assert len(checkpoints) > 2  # the sealers signed as they went, not once at the end
+    expected_first, previous_digest = 1, verify_pack.GENESIS_HASH
+    for checkpoint in checkpoints:
+        assert checkpoint.first_seq == expected_first
+        assert checkpoint.previous_checkpoint_digest == previous_digest
+        hashes = list(
+            AuditEvent.objects.filter(seal_seq__range=(checkpoint.first_seq, checkpoint.last_seq))
+            .order_by("seal_seq")
+            .values_list("hash", flat=True)
+        )
+        assert checkpoint.merkle_root == verify_pack.merkle_root(hashes)
+        expected_first, previous_digest = checkpoint.last_seq + 1, checkpoint.digest
+    assert checkpoints[-1].last_seq == total
+    assert services.verify_audit().ok
+    checked = services.verify_checkpoints()
+    assert checked.ok, checked.broken
+    assert (checked.files, checked.covered_seq) == (len(checkpoints), total)

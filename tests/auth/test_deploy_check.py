@@ -40,12 +40,28 @@ def manage(*args, env):
     )
 
 
+@pytest.fixture
+def audit_signing(tmp_path):
+    """Production signs its audit checkpoints (docs/audit.md); without a key the check warns audit.W001."""
+    key_file = tmp_path / "audit-signing.pem"
+    result = manage("audit_keygen", str(key_file), env={**PRODUCTION, "DATABASE_URL": "sqlite://:memory:"})
+    assert result.returncode == 0, result.stderr
+    return {"AUDIT_SIGNING_KEY_FILE": str(key_file), "AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints")}
+
+
 @pytest.mark.parametrize("extra", [{}, OIDC], ids=["local-auth", "oidc"])
-def test_production_settings_pass_the_deploy_check_without_a_warning(extra):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **extra})
+def test_production_settings_pass_the_deploy_check_without_a_warning(extra, audit_signing):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **audit_signing, **extra})
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_production_without_an_audit_signing_key_fails_the_deploy_check_with_a_warning():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+
+    assert result.returncode != 0
+    assert "audit.W001" in result.stdout + result.stderr
 
 
 def test_a_weak_secret_key_fails_the_deploy_check():

@@ -3,9 +3,11 @@
 One gunicorn server answers POST /api/v1/sessions under load (each request writes a session
 and its audit event). The same load is measured in turns (ABBA across rounds): once alone, and
 once while a separate sealer process runs seal_audit every SEAL_INTERVAL_SECONDS (1 s: sixty
-times as often as the beat schedule, so every measurement overlaps many sealing runs).
-Sealing happens off the write path, so the target is with/without >= 0.9. At the end every
-event is sealed and the chain is verified.
+times as often as the beat schedule, so every measurement overlaps many sealing runs), and once
+with that sealer also signing a checkpoint after every run (an Ed25519 key from audit_keygen,
+one checkpoint file per run; issue 16). Sealing and signing happen off the write path, so the
+targets are with/without >= 0.9 and signed/without >= 0.9. At the end every event is sealed
+and signed, and the chain and the checkpoints are verified.
 
     python -m tests.bench.bench_sealing
 
@@ -18,7 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 from tests.bench import harness
 
@@ -76,18 +80,37 @@ class BackgroundSealer:
         self.sealed, self.runs = int(sealed), int(runs)
 
 
+def signing_env(env, directory):
+    """`env` plus a fresh signing key (written by audit_keygen) and a checkpoint directory."""
+    key_file = Path(directory) / "signing.pem"
+    subprocess.run(
+        [sys.executable, "manage.py", "audit_keygen", str(key_file)],
+        cwd=harness.BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return {
+        **env,
+        "AUDIT_SIGNING_KEY_FILE": str(key_file),
+        "AUDIT_CHECKPOINT_DIR": str(Path(directory) / "checkpoints"),
+    }
+
+
 def main():
     print(
         f"Audit sealing: {harness.connections()} connections, {harness.duration():g} s per measurement, "
         f"gunicorn {harness.workers()} sync workers, median of {harness.rounds()} round(s); {harness.machine()}"
     )
     url = harness.fresh_database(DATABASE)
+    key_directory = tempfile.TemporaryDirectory(prefix="bench-audit-keys-")
     try:
         harness.migrate(url)
         token = harness.issue_token(url, role="finance")
         env = harness.app_env(url)
+        signed_env = signing_env(env, key_directory.name)
         headers = {"Authorization": f"Bearer {token}"}
-        sealed_during_load = 0
+        sealed_during_load = signed_during_load = 0
         with harness.gunicorn("orchestrator.wsgi:application", env=env, ready_path="/api/v1/health") as base_url:
             post = base_url + "/api/v1/sessions"
 
@@ -104,28 +127,42 @@ def main():
                 sealed_during_load += sealer.sealed
                 return measured
 
+            def with_signing_sealer():
+                nonlocal signed_during_load
+                with BackgroundSealer(signed_env) as sealer:
+                    measured = rps("signed")
+                signed_during_load += sealer.sealed
+                return measured
+
             harness.check_answer(
                 base_url, "POST", "/api/v1/sessions", body=POST_BODY, headers=headers, expected_status=201
             )
             harness.http_load(post, method="POST", body=POST_BODY, headers=headers, duration=WARM_UP_SECONDS)
-            figures = harness.in_turns({"without": lambda: rps("without"), "with": with_sealer})
+            figures = harness.in_turns(
+                {"without": lambda: rps("without"), "with": with_sealer, "signed": with_signing_sealer}
+            )
         harness.print_ratios(
-            "POST /api/v1/sessions with background sealing",
+            "POST /api/v1/sessions with background sealing (with) and sealing + signing (signed)",
             {
+                "signed": figures["signed"],
                 "with": figures["with"],
                 "without": figures["without"],
             },
         )
-        ratio = figures["with"] / figures["without"]
-        print(f"  target with/without >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f})")
+        for arm in ("with", "signed"):
+            ratio = figures[arm] / figures["without"]
+            print(f"  target {arm}/without >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f})")
         print(
-            f"  sealed by the background sealer during the load: {sealed_during_load} events "
-            f"(every {SEAL_INTERVAL_SECONDS:g} s)"
+            f"  sealed by the background sealer during the load: {sealed_during_load} events unsigned, "
+            f"{signed_during_load} events signed (every {SEAL_INTERVAL_SECONDS:g} s)"
         )
-        harness.manage(url, "seal_audit")
-        print("  " + harness.manage(url, "verify_audit").strip().replace("\n", "\n  "))
+        harness.manage(url, "seal_audit", env=signed_env)
+        checkpoint_files = len(list((Path(key_directory.name) / "checkpoints").glob("checkpoint-*.json")))
+        print(f"  checkpoint files written: {checkpoint_files}")
+        print("  " + harness.manage(url, "verify_audit", env=signed_env).strip().replace("\n", "\n  "))
     finally:
         harness.drop_database(DATABASE)
+        key_directory.cleanup()
     return 0
 
 

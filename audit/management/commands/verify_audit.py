@@ -5,7 +5,10 @@ from orchestrator.ops.progress import progress
 
 
 class Command(BaseCommand):
-    help = "Walk the audit hash chain and report the first broken link; exit code 1 on a break, 0 when intact."
+    help = (
+        "Walk the audit hash chain and check the signed checkpoints against the database and the "
+        "checkpoint files; report the first broken link or checkpoint; exit code 1 on a break, 0 when intact."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -14,7 +17,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="SEQ",
-            help="Start at this seal_seq, trusting the hash of the one before (default: 1).",
+            help="Start the chain walk at this seal_seq, trusting the hash of the one before (default: 1).",
         )
 
     def handle(self, *args, from_seq, **options):
@@ -29,8 +32,22 @@ class Command(BaseCommand):
             f"Checked {result.checked} sealed audit events from seq {result.first_seq}; "
             f"chain head at seq {result.head_seq}; {result.unsealed} events still unsealed."
         )
+        checkpoints = services.verify_checkpoints()
+        self.stdout.write(
+            f"Checked {checkpoints.checkpoints} signed checkpoints ({checkpoints.files} checkpoint files); "
+            f"the events match them up to seq {checkpoints.covered_seq}."
+        )
+        for note in checkpoints.notes:
+            self.stdout.write(f"Note: {note}.")
+        failures = []
         if result.broken:
             broken = result.broken
             event = f"event id {broken.event_id}" if broken.event_id is not None else "no row"
-            raise CommandError(f"Chain broken at seq {broken.seal_seq} ({event}): {broken.reason}", returncode=1)
+            failures.append(f"Chain broken at seq {broken.seal_seq} ({event}): {broken.reason}")
+        if checkpoints.broken:
+            failures.append(f"Checkpoint check failed: {checkpoints.broken}")
+        if failures:
+            raise CommandError("\n".join(failures), returncode=1)
+        if not checkpoints.checkpoints:
+            self.stdout.write("No signed checkpoints: the log is not provable to an outsider (docs/audit.md).")
         self.stdout.write(f"Audit chain intact; head hash {result.head_hash or '(none yet)'}.")

@@ -1,0 +1,138 @@
+"""A database superuser who rewrites the log consistently, or cuts off its newest part, is caught
+once signed checkpoints exist outside the database: by verify_audit and by the offline verifier."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from audit import services
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from tests.audit.packs import export, public_key_file, verify
+from tests.audit.test_tamper import _Capture
+
+
+def _verify_audit():
+    out = _Capture()
+    try:
+        call_command("verify_audit", stdout=out, stderr=_Capture())
+    except CommandError as exc:
+        return exc.returncode, out.text + str(exc)
+    return 0, out.text
+
+
+@pytest.fixture
+def three_checkpoints(make_events, signing):
+    """Seq 1..10, 11..20 and 21..30, each batch sealed and signed in its own run."""
+    for start in (0, 10, 20):
+        make_events(10, start=start)
+        services.seal_audit()
+    return list(AuditCheckpoint.objects.order_by("id"))
+
+
+def _rewrite_everything(attacker, *, edit_seq):
+    """Edit one sealed event, then recompute every hash after it and the chain head, as a
+    superuser with the append-only trigger dropped would: the hash chain alone verifies."""
+    attacker('UPDATE audit_auditevent SET metadata = \'{"n": "forged"}\' WHERE seal_seq = %s', [edit_seq])
+    prev_hash = services.GENESIS_HASH
+    for row in AuditEvent.objects.filter(seal_seq__isnull=False).order_by("seal_seq"):
+        row.prev_hash = prev_hash
+        prev_hash = services.chain_hash(prev_hash, row)
+        attacker(
+            "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [row.prev_hash, prev_hash, row.id]
+        )
+    attacker("UPDATE audit_auditchainhead SET hash = %s", [prev_hash])
+
+
+def test_an_untouched_log_verifies_with_its_checkpoints(three_checkpoints):
+    code, output = _verify_audit()
+
+    assert code == 0, output
+    assert "Checked 3 signed checkpoints (3 checkpoint files); the events match them up to seq 30." in output
+
+
+def test_a_consistent_rewrite_of_every_row_and_the_head_fails_at_the_first_checkpoint_it_changed(
+    three_checkpoints, attacker, signing, tmp_path
+):
+    _rewrite_everything(attacker, edit_seq=15)
+
+    assert services.verify_audit().ok  # the unkeyed chain cannot see it: that is the gap checkpoints close
+    code, output = _verify_audit()
+    result = services.verify_checkpoints()
+
+    second = three_checkpoints[1]
+    assert code == 1
+    print("\nOUTPUT:", output)
+    assert f"checkpoint {second.digest[:16]} (seq 11..20" in output
+    assert "no longer matches" in output
+    assert result.broken.startswith(f"checkpoint {second.digest[:16]}")
+    assert result.covered_seq == 10  # the first checkpoint still matches
+
+    # The offline verifier, on a pack the attacker's database exports, names the same checkpoint.
+    export(tmp_path / "pack")
+    code, output = verify(tmp_path / "pack", public_key_file(tmp_path, "key.pub", signing))
+    assert code == 1, output
+    print("\nPACK:", output)
+    assert f"checkpoint {second.digest[:16]} (seq 11..20" in output
+    assert "no longer matches" in output
+
+
+def test_deleting_the_newest_events_and_the_newest_checkpoint_row_is_found_from_the_files(three_checkpoints, attacker):
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    newest = three_checkpoints[-1]
+    attacker("DELETE FROM audit_auditevent WHERE seal_seq >= 21")
+    attacker("DELETE FROM audit_auditcheckpoint WHERE id = %s", [newest.id])
+    attacker("UPDATE audit_auditchainhead SET seal_seq = 20, hash = %s", [three_checkpoints[1].head_hash])
+
+    assert services.verify_audit().ok  # the chain and the head were made consistent
+    code, output = _verify_audit()
+
+    assert code == 1
+    print("\nOUTPUT:", output)
+    assert f"checkpoint {newest.digest[:16]} (seq 21..30" in output
+    assert "missing from the database: its row was deleted" in output
+    assert AuditChainHead.objects.get().seal_seq == 20
+
+
+def test_deleting_every_checkpoint_row_is_found_from_the_files(three_checkpoints, attacker):
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    attacker("DELETE FROM audit_auditcheckpoint")
+
+    code, output = _verify_audit()
+
+    assert code == 1
+    print("\nOUTPUT:", output)
+    assert f"checkpoint {three_checkpoints[0].digest[:16]} (seq 1..10" in output
+
+
+def test_a_forged_checkpoint_row_is_refused(three_checkpoints, attacker, tmp_path):
+    from audit import keys, verify_pack
+
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    # The attacker signs with a key of their own: the signature is valid, the key is not trusted.
+    forger = keys.write_new_key(tmp_path / "forger.pem")
+    newest = three_checkpoints[-1]
+    body = {**services.checkpoint_document(newest), "key_id": verify_pack.key_id_for(forger.public_key())}
+    forged = verify_pack.sign_checkpoint(body, forger)
+    attacker(
+        "UPDATE audit_auditcheckpoint SET key_id = %s, digest = %s, signature = %s WHERE id = %s",
+        [forged["key_id"], forged["digest"], forged["signature"], newest.id],
+    )
+
+    code, output = _verify_audit()
+
+    assert code == 1
+    print("\nOUTPUT:", output)
+    assert "not a trusted public key" in output
+
+
+def test_a_checkpoint_file_edited_on_disk_is_refused(three_checkpoints, settings):
+    import pathlib
+
+    [path] = [p for p in pathlib.Path(settings.AUDIT_CHECKPOINT_DIR).iterdir() if "-000000000020-" in p.name]
+    path.write_text(path.read_text().replace('"count":10', '"count":11'))
+
+    code, output = _verify_audit()
+
+    assert code == 1
+    print("\nOUTPUT:", output)
+    assert f"file {path.name}" in output
+    assert "count does not match" in output
