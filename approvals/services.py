@@ -17,6 +17,7 @@ from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.roles import is_known_role
+from orchestrator.telemetry import metrics
 from routing import selectors as routing_selectors
 from routing import services as routing
 from routing.models import Task, TaskStatus
@@ -175,6 +176,12 @@ def decide_approval(*, principal, approval_id, decision, trace_id, notes=""):
         if notes:
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
+        metrics.observe_on_commit(
+            metrics.approval_decision_time,
+            (now - approval.created_at).total_seconds(),
+            approver_role=approval.approver_role,
+            decision=decision,
+        )
         task_before = task.status
         role = principal.role or approval.approver_role
         # The task's own event (task.cancelled) follows the decision that caused it in the log.

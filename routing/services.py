@@ -20,6 +20,7 @@ from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import acting_role, require_known_role
+from orchestrator.telemetry import metrics
 from routing import selectors
 from routing.models import Task, TaskStatus
 
@@ -230,7 +231,13 @@ def _claim(task, *, principal, trace_id):
     task.claimed_at = timezone.now()
     task.save(update_fields=_CLAIM_FIELDS)
     _claimed_event(task, principal=principal, trace_id=trace_id)
+    _observe_claim_wait(task)
     return task
+
+
+def _observe_claim_wait(task):
+    wait = (task.claimed_at - task.created_at).total_seconds()
+    metrics.observe_on_commit(metrics.task_claim_wait, wait, role=task.to_role)
 
 
 def _claimed_event(task, *, principal, trace_id):
@@ -289,6 +296,7 @@ def _claim_next_postgresql(*, principal, to_role, trace_id):
     task = next(iter(Task.objects.raw(_claim_next_sql(), params)), None)
     if task is not None:
         audit.announce_on_commit()
+        _observe_claim_wait(task)
     return task
 
 

@@ -1,0 +1,150 @@
+"""Domain gauges: what the database holds right now (queue depth, oldest waits, seal lag...).
+
+Each source is one small function that runs ONE grouped query on one table and yields the
+gauges it fills, registered with @gauge_source. A scrape runs every source at most once per
+METRICS_GAUGE_CACHE_SECONDS per process; a source that fails (its table is locked, the database
+is down) reports orchestrator_gauge_source_up{source=...} 0 instead of failing the page.
+
+Adding a gauge (docs/operations.md, "Adding a gauge"):
+
+    @gauge_source
+    def leases(now):
+        row = Task.objects.filter(status="claimed").aggregate(overdue=Count("id", filter=Q(lease_expires_at__lt=now)))
+        overdue = gauge("orchestrator_tasks_lease_overdue", "Claimed tasks whose lease has expired.")
+        overdue.add_metric([], row["overdue"])
+        yield overdue
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from approvals.models import Approval, ApprovalStatus
+from audit.models import AuditEvent
+from orchestrator.http.models import IdempotencyRecord
+from routing.models import Task, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+SOURCES = {}
+
+
+def gauge_source(function):
+    """Register `function(now) -> iterable of metric families` as a source of domain gauges."""
+    SOURCES[function.__name__] = function
+    return function
+
+
+def gauge(name, documentation, labels=()):
+    return GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+def age_seconds(now, oldest):
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+@gauge_source
+def tasks(now):
+    rows = Task.objects.values("to_role", "status").annotate(count=Count("id"), oldest=Min("created_at"))
+    count = gauge("orchestrator_tasks", "Tasks by addressed role and status.", ["role", "status"])
+    oldest = gauge(
+        "orchestrator_task_oldest_pending_age_seconds",
+        "Age of the oldest pending (unclaimed) task per addressed role; 0 when none waits.",
+        ["role"],
+    )
+    for row in rows.order_by():
+        count.add_metric([row["to_role"], row["status"]], row["count"])
+        if row["status"] == TaskStatus.PENDING:
+            oldest.add_metric([row["to_role"]], age_seconds(now, row["oldest"]))
+    yield count
+    yield oldest
+
+
+@gauge_source
+def approvals(now):
+    rows = (
+        Approval.objects.filter(status=ApprovalStatus.PENDING)
+        .values("approver_role")
+        .annotate(count=Count("id"), oldest=Min("created_at"))
+        .order_by()
+    )
+    count = gauge("orchestrator_approvals_pending", "Pending approvals per approver role.", ["approver_role"])
+    oldest = gauge(
+        "orchestrator_approval_oldest_pending_age_seconds",
+        "Age of the oldest pending approval per approver role.",
+        ["approver_role"],
+    )
+    for row in rows:
+        count.add_metric([row["approver_role"]], row["count"])
+        oldest.add_metric([row["approver_role"]], age_seconds(now, row["oldest"]))
+    yield count
+    yield oldest
+
+
+@gauge_source
+def audit(now):
+    # The partial index audit_unsealed_idx holds exactly these rows.
+    row = AuditEvent.objects.filter(seal_seq__isnull=True).aggregate(count=Count("id"), oldest=Min("timestamp"))
+    unsealed = gauge("orchestrator_audit_unsealed_events", "Audit events not yet chained by seal_audit.")
+    unsealed.add_metric([], row["count"])
+    lag = gauge(
+        "orchestrator_audit_seal_lag_seconds", "Age of the oldest unsealed audit event; 0 when all are sealed."
+    )
+    lag.add_metric([], age_seconds(now, row["oldest"]))
+    yield unsealed
+    yield lag
+
+
+@gauge_source
+def idempotency(now):
+    row = IdempotencyRecord.objects.aggregate(total=Count("id"), expired=Count("id", filter=Q(expires_at__lte=now)))
+    records = gauge(
+        "orchestrator_idempotency_records",
+        "Stored idempotency records; expired ones wait for purge_idempotency_keys.",
+        ["state"],
+    )
+    records.add_metric(["live"], row["total"] - row["expired"])
+    records.add_metric(["expired"], row["expired"])
+    yield records
+
+
+class DomainGauges:
+    """A prometheus-client collector over SOURCES, cached for METRICS_GAUGE_CACHE_SECONDS."""
+
+    def __init__(self, sources=None, clock=time.monotonic):
+        self.sources = SOURCES if sources is None else sources
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._families = None
+        self._computed_at = None
+
+    def collect(self):
+        with self._lock:
+            max_age = settings.METRICS_GAUGE_CACHE_SECONDS
+            fresh = self._computed_at is not None and self.clock() - self._computed_at < max_age
+            if not fresh:
+                self._families = self._compute()
+                self._computed_at = self.clock()
+            return list(self._families)
+
+    def _compute(self):
+        now = timezone.now()
+        families = []
+        up = gauge("orchestrator_gauge_source_up", "1 when the domain gauge source answered this scrape.", ["source"])
+        for name, source in self.sources.items():
+            try:
+                families.extend(list(source(now)))
+                up.add_metric([name], 1)
+            except Exception:
+                logger.exception("metrics: gauge source %s failed", name)
+                up.add_metric([name], 0)
+        families.append(up)
+        return families
+
+
+domain_gauges = DomainGauges()
