@@ -6,7 +6,7 @@ secret in Prometheus's configuration grants nothing but this page.
 """
 
 from django.conf import settings
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,7 +21,7 @@ from orchestrator.telemetry import metrics
 @require_GET
 def metrics_page(request):
     if not settings.METRICS_TOKEN:
-        raise Http404("No metrics token is configured.")
+        return problem_response(404, "Not found.")
     if not metrics.bearer_is_the_metrics_token(request.META.get("HTTP_AUTHORIZATION", "")):
         return problem_response(
             401,
