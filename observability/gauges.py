@@ -57,10 +57,14 @@ def tasks(now):
         "Age of the oldest pending (unclaimed) task per addressed role; 0 when none waits.",
         ["role"],
     )
+    oldest_pending = {}
     for row in rows.order_by():
         count.add_metric([row["to_role"], row["status"]], row["count"])
+        oldest_pending.setdefault(row["to_role"], None)
         if row["status"] == TaskStatus.PENDING:
-            oldest.add_metric([row["to_role"]], age_seconds(now, row["oldest"]))
+            oldest_pending[row["to_role"]] = row["oldest"]
+    for role, oldest_at in oldest_pending.items():
+        oldest.add_metric([role], age_seconds(now, oldest_at))
     yield count
     yield oldest
 

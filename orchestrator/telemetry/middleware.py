@@ -11,8 +11,26 @@ from orchestrator.telemetry.logs import current_trace_id
 
 logger = logging.getLogger("orchestrator.request")
 
-# Requests no URL pattern matched share one label, so scanning for paths cannot grow the series.
+# Requests no URL pattern matched share one label, so scanning for paths cannot grow the series;
+# so do methods outside HTTP's usual ones (a client may send any token as a method).
 UNMATCHED_ROUTE = "unmatched"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+# (route, method, status) -> the labelled counter and histogram: labels() costs as much as the
+# update itself, and the key set is bounded (named routes x known methods x status codes).
+_instruments = {}
+
+
+def instruments_for(route, method, status):
+    key = (route, method, status)
+    found = _instruments.get(key)
+    if found is None:
+        found = _instruments[key] = (
+            metrics.http_requests.labels(route=route, method=method, status=status),
+            metrics.http_request_duration.labels(route=route, method=method),
+        )
+    return found
 
 
 def route_of(request):
@@ -49,20 +67,22 @@ class RequestTelemetryMiddleware:
             response = self.get_response(request)
             duration = time.perf_counter() - started
             route = route_of(request)
+            method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
             if metrics.enabled():
-                metrics.http_requests.labels(route=route, method=request.method, status=response.status_code).inc()
-                metrics.http_request_duration.labels(route=route, method=request.method).observe(duration)
+                requests, duration_histogram = instruments_for(route, method, response.status_code)
+                requests.inc()
+                duration_histogram.observe(duration)
             if logger.isEnabledFor(logging.INFO):
                 subject, role = caller_of(request)
                 logger.info(
                     "%s %s %s %.1fms",
-                    request.method,
+                    method,
                     route,
                     response.status_code,
                     duration * 1000,
                     extra={
                         "event": "request",
-                        "method": request.method,
+                        "method": method,
                         "route": route,
                         "status": response.status_code,
                         "duration_ms": round(duration * 1000, 3),

@@ -106,9 +106,14 @@ def test_request_metrics_are_labelled_by_the_url_pattern_name_never_the_path(fin
     for n in range(3):
         finance.get(f"/api/v1/sessions/00000000-0000-4000-8000-00000000000{n}")
     anonymous.get("/wp-admin/setup-config.php")
+    finance.generic("BREW", "/api/v1/sessions")
+    finance.generic("X" * 200, "/api/v1/sessions")
 
     families = scrape(anonymous)
 
-    routes = {sample.labels["route"] for sample in families["orchestrator_http_requests"].samples}
+    samples = families["orchestrator_http_requests"].samples
+    routes = {sample.labels["route"] for sample in samples}
     assert "session-detail" in routes and "unmatched" in routes
     assert not any("/" in route for route in routes)
+    assert {sample.labels["method"] for sample in samples} <= {"GET", "POST", "other"}
+    assert any(sample.labels == {"route": "sessions", "method": "other", "status": "405"} for sample in samples)
