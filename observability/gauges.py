@@ -18,6 +18,7 @@ Adding a gauge (docs/operations.md, "Adding a gauge"):
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db.models import Count, Min, Q
@@ -31,7 +32,7 @@ from routing.models import Task, TaskStatus
 
 logger = logging.getLogger(__name__)
 
-SOURCES = {}
+SOURCES: dict[str, Callable[..., Iterable[GaugeMetricFamily]]] = {}
 
 
 def gauge_source(function):
@@ -96,9 +97,7 @@ def audit(now):
     row = AuditEvent.objects.filter(seal_seq__isnull=True).aggregate(count=Count("id"), oldest=Min("timestamp"))
     unsealed = gauge("orchestrator_audit_unsealed_events", "Audit events not yet chained by seal_audit.")
     unsealed.add_metric([], row["count"])
-    lag = gauge(
-        "orchestrator_audit_seal_lag_seconds", "Age of the oldest unsealed audit event; 0 when all are sealed."
-    )
+    lag = gauge("orchestrator_audit_seal_lag_seconds", "Age of the oldest unsealed audit event; 0 when all are sealed.")
     lag.add_metric([], age_seconds(now, row["oldest"]))
     yield unsealed
     yield lag

@@ -25,8 +25,18 @@ if settings.LOG_FORMAT == "json":
         },
         "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {
-            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO", "propagate": False, "qualname": "gunicorn.error"},
-            "gunicorn.access": {"handlers": ["console"], "level": "WARNING", "propagate": False, "qualname": "gunicorn.access"},
+            "gunicorn.error": {
+                "handlers": ["error_console"],
+                "level": "INFO",
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {
+                "handlers": ["console"],
+                "level": "WARNING",
+                "propagate": False,
+                "qualname": "gunicorn.access",
+            },
         },
     }
 

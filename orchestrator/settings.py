@@ -292,7 +292,9 @@ METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # The bearer token Prometheus sends to /metrics (and to METRICS_BIND). Empty: /metrics answers 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
-    raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 24 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
 # host:port where a Celery worker serves its own metrics (the web serves them at /metrics). Empty: off.
 METRICS_BIND = env_str("METRICS_BIND")
 # Domain gauges (queue depth, seal lag...) are computed at most this often per process.

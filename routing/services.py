@@ -235,7 +235,7 @@ def _claim(task, *, principal, trace_id):
     return task
 
 
-def _observe_claim_wait(task):
+def _observe_claim_wait(task: Task) -> None:
     wait = (task.claimed_at - task.created_at).total_seconds()
     metrics.observe_on_commit(metrics.task_claim_wait, wait, role=task.to_role)
 

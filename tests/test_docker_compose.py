@@ -113,5 +113,5 @@ def test_web_is_healthy_when_ready_and_the_stream_server_when_live():
 def test_gunicorn_runs_with_the_config_that_keeps_multiprocess_metrics_right(service):
     [words] = [words for words in commands_of(SERVICES[service]) if words[0] == "gunicorn"]
     assert words[words.index("-c") + 1] == "python:orchestrator.gunicorn_conf"
-    importlib.import_module("orchestrator.gunicorn_conf").child_exit
+    assert callable(importlib.import_module("orchestrator.gunicorn_conf").child_exit)
     assert SERVICES[service]["environment"]["PROMETHEUS_MULTIPROC_DIR"]

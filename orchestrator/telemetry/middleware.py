@@ -19,7 +19,7 @@ OTHER_METHOD = "other"
 
 # (route, method, status) -> the labelled counter and histogram: labels() costs as much as the
 # update itself, and the key set is bounded (named routes x known methods x status codes).
-_instruments = {}
+_instruments: dict[tuple[str, str, int], tuple] = {}
 
 
 def instruments_for(route, method, status):

@@ -32,7 +32,9 @@ def configure():
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError as exc:
-        logger.error("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s): no traces exported", exc)
+        logger.error(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s): no traces exported", exc
+        )
         return False
     provider = TracerProvider(resource=Resource.create({"service.name": "orchestrator"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

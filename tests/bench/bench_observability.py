@@ -42,7 +42,10 @@ def measure(kind, token, workdir):
         open(workdir / f"{kind}-on.log", "w") as on_log,
         open(workdir / f"{kind}-off.log", "w") as off_log,
         harness.gunicorn(
-            "orchestrator.wsgi:application", env=on_env, ready_path="/api/v1/health/live", extra_args=config,
+            "orchestrator.wsgi:application",
+            env=on_env,
+            ready_path="/api/v1/health/live",
+            extra_args=config,
             log_file=on_log,
         ) as on_url,
         harness.gunicorn(

@@ -111,8 +111,19 @@ def test_a_celery_worker_serves_its_job_metrics_on_metrics_bind_behind_the_token
     log = tmp_path / "worker.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [str(CELERY), "-A", "orchestrator", "worker", "--pool=prefork", "--concurrency=2", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            [
+                str(CELERY),
+                "-A",
+                "orchestrator",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=2",
+                "--queues",
+                queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
             cwd=Path(__file__).resolve().parents[2],
             env=env,
             stdout=log_file,

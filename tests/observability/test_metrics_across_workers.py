@@ -57,7 +57,9 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
     finance, engineering, manager = issue_token("finance"), issue_token("engineering"), issue_token("manager")
     as_finance = {"Authorization": f"Bearer {finance}"}
 
-    created = [server.request("POST", "/api/v1/sessions", body={"role": "finance"}, headers=as_finance) for _ in range(5)]
+    created = [
+        server.request("POST", "/api/v1/sessions", body={"role": "finance"}, headers=as_finance) for _ in range(5)
+    ]
     assert {answer.status for answer in created} == {201}
     session_ids = [answer.json()["session_id"] for answer in created]
     keyed = server.request(
@@ -76,7 +78,9 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
 
     for n in range(3):
         routed = server.request(
-            "POST", "/api/v1/tasks/route", body={"type": "invoice.check", "to_role": "engineering", "payload": {"n": n}},
+            "POST",
+            "/api/v1/tasks/route",
+            body={"type": "invoice.check", "to_role": "engineering", "payload": {"n": n}},
             headers=as_finance,
         )
         assert routed.status == 202, routed.body
@@ -88,14 +92,21 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
         server.request(
             "POST",
             "/api/v1/tasks/route",
-            body={"type": "payment", "to_role": "engineering", "payload": {}, "requires_approval": True,
-                  "approver_role": "manager"},
+            body={
+                "type": "payment",
+                "to_role": "engineering",
+                "payload": {},
+                "requires_approval": True,
+                "approver_role": "manager",
+            },
             headers=as_finance,
         ).json()
         for _ in range(2)
     ]
     decided = server.request(
-        "POST", f"/api/v1/approvals/{gated[0]['approval_id']}/decision", body={"decision": "approve"},
+        "POST",
+        f"/api/v1/approvals/{gated[0]['approval_id']}/decision",
+        body={"decision": "approve"},
         headers={"Authorization": f"Bearer {manager}"},
     )
     assert decided.status == 200, decided.body
@@ -107,8 +118,12 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
     assert len(worker_files) >= 2, worker_files
     requests = "orchestrator_http_requests"
     assert sample_value(families, requests, requests + "_total", route="sessions", method="POST", status="201") == 6
-    assert sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="200") == 4
-    assert sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="404") == 3
+    assert (
+        sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="200") == 4
+    )
+    assert (
+        sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="404") == 3
+    )
     assert sample_value(families, requests, requests + "_total", route="sessions", method="GET", status="401") == 2
     assert sample_value(families, requests, requests + "_total", route="tasks-route", method="POST", status="202") == 5
     duration = "orchestrator_http_request_duration_seconds"
@@ -125,15 +140,21 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
     assert sample_value(families, "orchestrator_tasks", role="engineering", status="pending") == 3
     assert sample_value(families, "orchestrator_tasks", role="engineering", status="claimed") == 1
     assert sample_value(families, "orchestrator_task_oldest_pending_age_seconds", role="engineering") > 0
-    assert sample_value(families, "orchestrator_approvals_pending", approver_role="manager") == (
-        Approval.objects.filter(status="pending", approver_role="manager").count()
-    ) == 1
+    assert (
+        sample_value(families, "orchestrator_approvals_pending", approver_role="manager")
+        == (Approval.objects.filter(status="pending", approver_role="manager").count())
+        == 1
+    )
     assert sample_value(families, "orchestrator_approval_oldest_pending_age_seconds", approver_role="manager") > 0
     unsealed = AuditEvent.objects.filter(seal_seq__isnull=True).count()
     assert unsealed > 0
     assert sample_value(families, "orchestrator_audit_unsealed_events") == unsealed
     assert sample_value(families, "orchestrator_audit_seal_lag_seconds") > 0
-    assert sample_value(families, "orchestrator_idempotency_records", state="live") == IdempotencyRecord.objects.count() == 1
+    assert (
+        sample_value(families, "orchestrator_idempotency_records", state="live")
+        == IdempotencyRecord.objects.count()
+        == 1
+    )
     for source in ("tasks", "approvals", "audit", "idempotency"):
         assert sample_value(families, "orchestrator_gauge_source_up", source=source) == 1
 
@@ -156,4 +177,7 @@ def test_the_page_is_shut_without_the_metrics_token(live_server_with_metrics, is
             assert answer.headers["www-authenticate"] == 'Bearer realm="metrics"'
             assert b"orchestrator_" not in answer.body
     assert server.request("POST", "/metrics", headers={"Authorization": f"Bearer {server.metrics_token}"}).status == 405
-    assert server.request("GET", "/api/v1/metrics", headers={"Authorization": f"Bearer {server.metrics_token}"}).status == 200
+    assert (
+        server.request("GET", "/api/v1/metrics", headers={"Authorization": f"Bearer {server.metrics_token}"}).status
+        == 200
+    )

@@ -101,7 +101,9 @@ def test_a_new_gauge_source_is_one_decorated_function(anonymous, db, metrics_tok
     assert families["orchestrator_tasks_lease_overdue"].samples[0].value == 2
 
 
-def test_request_metrics_are_labelled_by_the_url_pattern_name_never_the_path(finance, anonymous, db, metrics_token, settings):
+def test_request_metrics_are_labelled_by_the_url_pattern_name_never_the_path(
+    finance, anonymous, db, metrics_token, settings
+):
     settings.METRICS_GAUGE_CACHE_SECONDS = 0
     for n in range(3):
         finance.get(f"/api/v1/sessions/00000000-0000-4000-8000-00000000000{n}")

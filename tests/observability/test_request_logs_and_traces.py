@@ -58,7 +58,9 @@ def test_every_log_line_is_json_and_none_holds_a_token_or_a_body(live_server_wit
     token = issue_token("finance")
     as_finance = {"Authorization": f"Bearer {token}"}
 
-    server.request("POST", "/api/v1/sessions", body={"role": "finance", "metadata": {"k": BODY_MARKER}}, headers=as_finance)
+    server.request(
+        "POST", "/api/v1/sessions", body={"role": "finance", "metadata": {"k": BODY_MARKER}}, headers=as_finance
+    )
     server.request("POST", "/api/v1/sessions", body={"role": "nope", "x": BODY_MARKER}, headers=as_finance)
     server.request("GET", f"/api/v1/sessions?role={BODY_MARKER}", headers=as_finance)
     server.request("GET", "/api/v1/sessions", headers={"Authorization": f"Bearer {token}x"})
