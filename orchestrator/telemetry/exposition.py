@@ -60,5 +60,10 @@ def _worker_starting(**kwargs):
 
 @signals.worker_ready.connect
 def _worker_ready(**kwargs):
-    if settings.METRICS_BIND:
+    if not settings.METRICS_BIND:
+        return
+    try:
         serve(settings.METRICS_BIND)
+    except (OSError, ValueError) as exc:
+        # The jobs matter more than their metrics: the worker runs on, and says so loudly.
+        logger.error("metrics: cannot serve on METRICS_BIND=%s: %s", settings.METRICS_BIND, exc)

@@ -74,21 +74,29 @@ class RequestTelemetryMiddleware:
                 duration_histogram.observe(duration)
             if logger.isEnabledFor(logging.INFO):
                 subject, role = caller_of(request)
-                logger.info(
-                    "%s %s %s %.1fms",
-                    method,
-                    route,
-                    response.status_code,
-                    duration * 1000,
-                    extra={
-                        "event": "request",
-                        "method": method,
-                        "route": route,
-                        "status": response.status_code,
-                        "duration_ms": round(duration * 1000, 3),
-                        "principal": subject,
-                        "role": role,
-                    },
+                milliseconds = duration * 1000
+                # makeRecord + handle is what logger.info() does, minus its walk up the stack for
+                # the caller's file and line: the request line always comes from here, and the
+                # walk was a third of the line's cost.
+                logger.handle(
+                    logger.makeRecord(
+                        logger.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        "%s %s %s %.1fms",
+                        (method, route, response.status_code, milliseconds),
+                        None,
+                        extra={
+                            "event": "request",
+                            "method": method,
+                            "route": route,
+                            "status": response.status_code,
+                            "duration_ms": round(milliseconds, 3),
+                            "principal": subject,
+                            "role": role,
+                        },
+                    )
                 )
             return response
         finally:

@@ -11,6 +11,8 @@ Target: on >= 0.95x off, for both endpoints.
 """
 
 import argparse
+import collections
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -57,8 +59,11 @@ def measure(kind, token, workdir):
         for target in targets.values():
             target.warm_up()
         figures = harness.in_turns({"on": targets["on"].rps, "off": targets["off"].rps})
-    lines = sum(1 for _ in open(workdir / f"{kind}-on.log"))
-    return figures, lines
+    loggers = collections.Counter(
+        json.loads(line).get("logger", "?") if line.startswith("{") else "(not JSON)"
+        for line in (workdir / f"{kind}-on.log").read_text().splitlines()
+    )
+    return figures, loggers
 
 
 def main(argv=None):
@@ -73,11 +78,11 @@ def main(argv=None):
     try:
         with tempfile.TemporaryDirectory(prefix="bench-observability-") as workdir:
             for kind in ["post", "get"] if args.only is None else [args.only]:
-                figures, lines = measure(kind, token, Path(workdir))
+                figures, loggers = measure(kind, token, Path(workdir))
                 path = "/api/v1/sessions" + ("/{id}" if kind == "get" else "")
                 harness.print_ratios(f"{kind.upper()} {path}: metrics + JSON logs on vs both off", figures)
                 ratio = figures["on"] / figures["off"]
-                print(f"  log lines written with everything on: {lines}")
+                print(f"  log lines written with everything on, by logger: {dict(loggers.most_common())}")
                 print(f"  target on >= {TARGET}x off: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f}x)")
         print(f"\n{harness.machine()}")
     finally:
