@@ -119,3 +119,22 @@ def test_request_metrics_are_labelled_by_the_url_pattern_name_never_the_path(
     assert not any("/" in route for route in routes)
     assert {sample.labels["method"] for sample in samples} <= {"GET", "POST", "other"}
     assert any(sample.labels == {"route": "sessions", "method": "other", "status": "405"} for sample in samples)
+
+
+def test_with_metrics_disabled_requests_are_not_recorded_but_the_page_answers(
+    finance, anonymous, db, metrics_token, settings
+):
+    settings.METRICS_GAUGE_CACHE_SECONDS = 0
+    finance.get("/api/v1/sessions")
+    settings.METRICS_ENABLED = False
+
+    def session_list_requests():
+        samples = scrape(anonymous)["orchestrator_http_requests"].samples
+        return [sample for sample in samples if sample.labels["route"] == "sessions"]
+
+    before = session_list_requests()
+    for _ in range(3):
+        finance.get("/api/v1/sessions")
+
+    assert before and session_list_requests() == before
+    assert "orchestrator_tasks" in scrape(anonymous)
