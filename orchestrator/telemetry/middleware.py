@@ -75,28 +75,21 @@ class RequestTelemetryMiddleware:
             if logger.isEnabledFor(logging.INFO):
                 subject, role = caller_of(request)
                 milliseconds = duration * 1000
-                # makeRecord + handle is what logger.info() does, minus its walk up the stack for
-                # the caller's file and line: the request line always comes from here, and the
-                # walk was a third of the line's cost.
-                logger.handle(
-                    logger.makeRecord(
-                        logger.name,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        "%s %s %s %.1fms",
-                        (method, route, response.status_code, milliseconds),
-                        None,
-                        extra={
-                            "event": "request",
-                            "method": method,
-                            "route": route,
-                            "status": response.status_code,
-                            "duration_ms": round(milliseconds, 3),
-                            "principal": subject,
-                            "role": role,
-                        },
-                    )
+                logger.info(
+                    "%s %s %s %.1fms",
+                    method,
+                    route,
+                    response.status_code,
+                    milliseconds,
+                    extra={
+                        "event": "request",
+                        "method": method,
+                        "route": route,
+                        "status": response.status_code,
+                        "duration_ms": round(milliseconds, 3),
+                        "principal": subject,
+                        "role": role,
+                    },
                 )
             return response
         finally:
