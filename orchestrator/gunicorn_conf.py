@@ -11,34 +11,25 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
 from django.conf import settings  # noqa: E402
+from gunicorn import glogging  # noqa: E402
 
 from orchestrator.telemetry import metrics  # noqa: E402
+from orchestrator.telemetry.logs import JsonFormatter  # noqa: E402
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's own lines (boot, worker exits, errors) as JSON. Set as logger_class rather than
+    through logconfig_dict, which would switch gunicorn's access log on: it would then build an
+    access line for every request, only to drop it."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+            handler.setFormatter(JsonFormatter())
+
 
 if settings.LOG_FORMAT == "json":
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "orchestrator.telemetry.logs.JsonFormatter"}},
-        "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
-            "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-        },
-        "root": {"level": "INFO", "handlers": ["console"]},
-        "loggers": {
-            "gunicorn.error": {
-                "handlers": ["error_console"],
-                "level": "INFO",
-                "propagate": False,
-                "qualname": "gunicorn.error",
-            },
-            "gunicorn.access": {
-                "handlers": ["console"],
-                "level": "WARNING",
-                "propagate": False,
-                "qualname": "gunicorn.access",
-            },
-        },
-    }
+    logger_class = JsonLogger
 
 
 def on_starting(server):
