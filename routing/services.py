@@ -236,7 +236,8 @@ def _claim(task, *, principal, trace_id):
 
 
 def _observe_claim_wait(task: Task) -> None:
-    wait = (task.claimed_at - task.created_at).total_seconds()
+    claimed_at = task.claimed_at or timezone.now()
+    wait = (claimed_at - task.created_at).total_seconds()
     metrics.observe_on_commit(metrics.task_claim_wait, wait, role=task.to_role)
 
 
