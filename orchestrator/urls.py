@@ -15,7 +15,6 @@ api_v1 = [
     path("health", HealthView.as_view(), name="health"),
     path("health/live", LiveView.as_view(), name="health-live"),
     path("health/ready", ReadyView.as_view(), name="health-ready"),
-    path("", include("observability.urls")),
     path("", include("sessions.urls")),
     path("", include("routing.urls")),
     path("", include("notifications.urls")),
@@ -29,7 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(api_v1)),
-    # Where Prometheus looks by default; the same page as /api/v1/metrics.
+    # Where Prometheus looks by default; outside /api/v1, whose every view is an ApiView.
     path("", include("observability.urls")),
 ]
 
