@@ -27,6 +27,7 @@ from audit.models import AuditEvent
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
+from orchestrator.telemetry import metrics
 from routing import selectors as routing_selectors
 from routing import services as routing
 from routing.models import Task, TaskStatus
@@ -447,6 +448,12 @@ def decide_approval(
         if notes:
             approval.notes = notes
         approval.save(update_fields=["status", "decided_by", "decision_at", "notes", "updated_at"])
+        metrics.observe_on_commit(
+            metrics.approval_decision_time,
+            (now - approval.created_at).total_seconds(),
+            approver_role=approval.approver_role,
+            decision=decision,
+        )
         decided = {
             "decision": decision,
             "notes": notes,

@@ -14,3 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 app = Celery("orchestrator")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
+
+# Measure and log every job run; serve a worker's metrics on METRICS_BIND (docs/operations.md).
+from orchestrator.telemetry import exposition, job_runs  # noqa: E402, F401

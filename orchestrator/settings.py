@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from orchestrator.telemetry.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
     "policy",
     "transfer",
     "dashboard",
+    # Above the domain: the /metrics page and its domain gauges read every app's tables.
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -91,6 +95,7 @@ MIDDLEWARE = [
     # dashboard; with DEBUG on, runserver serves them from the apps.
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "orchestrator.http.tracing.TraceIdMiddleware",
+    "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -332,13 +337,31 @@ CELERY_BEAT_SCHEDULE = {
 # Sessions expired per transaction by expire_sessions: short row locks, bounded memory.
 SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# --- Observability: metrics, structured logs, trace export, health (docs/operations.md) ------
+# json: one JSON object a line (production default); text: readable lines (the DEBUG default, `make run`).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+# Request, job, claim and approval instruments; off, nothing is recorded (the page still answers).
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+# The bearer token Prometheus sends to /metrics (and to METRICS_BIND). Empty: /metrics answers 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 24 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+# host:port where a Celery worker serves its own metrics (the web serves them at /metrics). Empty: off.
+METRICS_BIND = env_str("METRICS_BIND")
+# Domain gauges (queue depth, seal lag...) are computed at most this often per process.
+METRICS_GAUGE_CACHE_SECONDS = env_float("METRICS_GAUGE_CACHE_SECONDS", 5.0)
+# Where gunicorn and Celery processes keep their metric files so a scrape adds them up; one
+# directory per server (gunicorn master or Celery worker), emptied when that server starts.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# OpenTelemetry trace export (OTLP/HTTP), only when set; needs requirements-otel.txt installed.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+# The Celery worker keeps the LOGGING above (JSON lines) instead of installing its own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Approvals that reach people: reminders, escalation, email, webhooks (docs/webhooks.md) ----
 # Links in emails and Slack messages: this origin + /dashboard/approvals/<id>/.

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from orchestrator.http.health import HealthView
+from orchestrator.http.health import HealthView, LiveView, ReadyView
 
 handler400 = "orchestrator.http.problems.handler400"
 handler404 = "orchestrator.http.problems.handler404"
@@ -13,6 +13,8 @@ handler500 = "orchestrator.http.problems.handler500"
 # stays the ground floor of the import graph.
 api_v1 = [
     path("health", HealthView.as_view(), name="health"),
+    path("health/live", LiveView.as_view(), name="health-live"),
+    path("health/ready", ReadyView.as_view(), name="health-ready"),
     path("", include("sessions.urls")),
     path("", include("routing.urls")),
     path("", include("notifications.urls")),
@@ -27,6 +29,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include(api_v1)),
+    # Where Prometheus looks by default; outside /api/v1, whose every view is an ApiView.
+    path("", include("observability.urls")),
 ]
 
 if settings.OIDC_ISSUER and settings.OIDC_RP_CLIENT_ID:

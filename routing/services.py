@@ -28,6 +28,7 @@ from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, acting_role
 from orchestrator.identity.roles import require_known_role
+from orchestrator.telemetry import metrics
 from routing import selectors
 from routing.models import Task, TaskStatus
 
@@ -417,7 +418,14 @@ def _claim(task: Task, *, principal: Principal, trace_id: str, lease_seconds: in
     task.heartbeat_at = None
     task.save(update_fields=_CLAIM_FIELDS)
     _claimed_event(task, principal=principal, trace_id=trace_id, before=before, lease_seconds=lease_seconds)
+    _observe_claim_wait(task)
     return task
+
+
+def _observe_claim_wait(task: Task) -> None:
+    claimed_at = task.claimed_at or timezone.now()
+    wait = (claimed_at - task.created_at).total_seconds()
+    metrics.observe_on_commit(metrics.task_claim_wait, wait, role=task.to_role)
 
 
 def _claimed_event(task: Task, *, principal: Principal, trace_id: str, before: str, lease_seconds: int) -> None:
@@ -537,6 +545,7 @@ def _claim_next_postgresql(*, principal: Principal, to_role: str, trace_id: str,
     task = next(iter(Task.objects.raw(_claim_next_sql(), params)), None)
     if task is not None:
         audit.announce_on_commit()
+        _observe_claim_wait(task)
     return task
 
 

@@ -19,6 +19,7 @@ PACKAGES = [
     "policy",
     "transfer",
     "dashboard",
+    "observability",
     "agent_tools",
 ]
 

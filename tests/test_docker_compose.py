@@ -98,3 +98,20 @@ def test_every_variable_the_compose_file_interpolates_is_documented():
     interpolated = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
 
     assert interpolated - documented_variables() == set()
+
+
+def healthcheck_url(service):
+    return re.search(r"http://127\.0\.0\.1:\d+(/[^'\"]*)", " ".join(SERVICES[service]["healthcheck"]["test"])).group(1)
+
+
+def test_web_is_healthy_when_ready_and_the_stream_server_when_live():
+    assert healthcheck_url("web") == "/api/v1/health/ready"
+    assert healthcheck_url("stream") == "/api/v1/health/live"
+
+
+@pytest.mark.parametrize("service", ["web", "stream"])
+def test_gunicorn_runs_with_the_config_that_keeps_multiprocess_metrics_right(service):
+    [words] = [words for words in commands_of(SERVICES[service]) if words[0] == "gunicorn"]
+    assert words[words.index("-c") + 1] == "python:orchestrator.gunicorn_conf"
+    assert callable(importlib.import_module("orchestrator.gunicorn_conf").child_exit)
+    assert SERVICES[service]["environment"]["PROMETHEUS_MULTIPROC_DIR"]

@@ -1,10 +1,15 @@
-"""GET /api/v1/health: is the database answering, and how are the cache and the broker."""
+"""Health: GET /api/v1/health (database, cache, broker), /health/live (the process answers; nothing
+else is touched) and /health/ready (may this instance take traffic: database, migrations, signing key
+must be ok; cache and broker are reported but never fail it, since requests succeed without Redis)."""
 
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -49,6 +54,98 @@ def broker_status():
     except Exception as exc:
         logger.warning("health: broker unavailable: %s", exc)
         return "degraded"
+
+
+# Loading the migration graph reads every migration file; an "all applied" answer is kept this long.
+MIGRATIONS_CHECK_SECONDS = 60.0
+_migrations_checked_at = None
+_migrations_lock = threading.Lock()
+
+
+def migrations_status():
+    global _migrations_checked_at
+    with _migrations_lock:
+        if _migrations_checked_at is not None and time.monotonic() - _migrations_checked_at < MIGRATIONS_CHECK_SECONDS:
+            return "ok"
+        try:
+            executor = MigrationExecutor(connection)
+            pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except Exception as exc:
+            logger.warning("health: migrations could not be checked: %s", exc)
+            return "unavailable"
+        if pending:
+            return "pending"
+        _migrations_checked_at = time.monotonic()
+        return "ok"
+
+
+def signing_key_status():
+    """Readable when configured; the audit checkpoints cannot be signed without it."""
+    path = getattr(settings, "AUDIT_SIGNING_KEY_FILE", "")
+    if not path:
+        return "not_configured"
+    try:
+        with open(path, "rb") as key_file:
+            return "ok" if key_file.read(1) else "unreadable"
+    except OSError as exc:
+        logger.warning("health: signing key %s unreadable: %s", path, exc.strerror)
+        return "unreadable"
+
+
+# What /health/ready requires, and the answers that count as ready.
+READY_REQUIREMENTS = {
+    "database": {"ok"},
+    "migrations": {"ok"},
+    "signing_key": {"ok", "not_configured"},
+}
+
+
+def readiness():
+    checks = {"database": database_status()}
+    # Without a database the migrations cannot be read: one dead dependency, one failing check.
+    checks["migrations"] = migrations_status() if checks["database"] == "ok" else "unavailable"
+    checks["signing_key"] = signing_key_status()
+    checks["cache"] = cache_status()
+    checks["broker"] = broker_status()
+    ready = all(checks[name] in allowed for name, allowed in READY_REQUIREMENTS.items())
+    return ready, checks
+
+
+_HEALTH_SCHEMA = inline_serializer("HealthStatus", {"status": serializers.CharField()})
+
+
+class LiveView(ApiView):
+    """The process is up and answering: no dependency is touched, so a database outage never
+    gets every instance restarted at once."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "application/json"): _HEALTH_SCHEMA}, operation_id="health_live")
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class ReadyView(ApiView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): inline_serializer(
+                "Readiness",
+                {
+                    "status": serializers.CharField(),
+                    "checks": serializers.DictField(child=serializers.CharField()),
+                },
+            )
+        },
+        operation_id="health_ready",
+    )
+    def get(self, request):
+        ready, checks = readiness()
+        body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        return Response(body, status=200 if ready else 503)
 
 
 class HealthView(ApiView):

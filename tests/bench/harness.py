@@ -217,11 +217,12 @@ def _wait_until_serving(port, process, ready_path, timeout=30.0):
 
 
 @contextlib.contextmanager
-def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_args=(), ready_path="/"):
+def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_args=(), ready_path="/", log_file=None):
     """Serve the WSGI `app` ("module:callable") on a free loopback port; yield its base URL.
 
     A worker has answered a GET of `ready_path` (any status) before this yields;
-    the server is stopped (SIGTERM, then SIGKILL) on exit.
+    the server is stopped (SIGTERM, then SIGKILL) on exit. With `log_file` (an open file) the
+    server's stdout and stderr go there, so writing its logs costs what it costs in production.
     """
     port = free_port()
     command = [
@@ -241,7 +242,9 @@ def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_ar
         *extra_args,
         app,
     ]
-    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=BASE_DIR, env=env, start_new_session=True, stdout=log_file, stderr=log_file and subprocess.STDOUT
+    )
     try:
         _wait_until_serving(port, process, ready_path)
         yield f"http://127.0.0.1:{port}"

@@ -1,0 +1,181 @@
+"""Domain gauges: what the database holds right now (queue depth, oldest waits, seal lag...).
+
+Each source is one small function that runs ONE grouped query on one table and yields the
+gauges it fills, registered with @gauge_source. A scrape runs every source at most once per
+METRICS_GAUGE_CACHE_SECONDS per process; a source that fails (its table is locked, the database
+is down) reports orchestrator_gauge_source_up{source=...} 0 instead of failing the page.
+
+Adding a gauge is one such function (docs/observability.md, "Adding a gauge").
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from approvals.models import Approval, ApprovalStatus
+from audit.models import AuditEvent
+from orchestrator.http.models import IdempotencyRecord
+from routing.models import Task, TaskStatus
+from routing.selectors import queue_stats
+from webhooks.models import WebhookSubscription
+
+logger = logging.getLogger(__name__)
+
+SOURCES: dict[str, Callable[..., Iterable[GaugeMetricFamily]]] = {}
+
+
+def gauge_source(function):
+    """Register `function(now) -> iterable of metric families` as a source of domain gauges."""
+    SOURCES[function.__name__] = function
+    return function
+
+
+def gauge(name, documentation, labels=()):
+    return GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+def age_seconds(now, oldest):
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+@gauge_source
+def tasks(now):
+    rows = Task.objects.values("to_role", "status").annotate(count=Count("id"), oldest=Min("created_at"))
+    count = gauge("orchestrator_tasks", "Tasks by addressed role and status.", ["role", "status"])
+    oldest = gauge(
+        "orchestrator_task_oldest_pending_age_seconds",
+        "Age of the oldest pending (unclaimed) task per addressed role; 0 when none waits.",
+        ["role"],
+    )
+    oldest_pending = {}
+    for row in rows.order_by():
+        count.add_metric([row["to_role"], row["status"]], row["count"])
+        oldest_pending.setdefault(row["to_role"], None)
+        if row["status"] == TaskStatus.PENDING:
+            oldest_pending[row["to_role"]] = row["oldest"]
+    for role, oldest_at in oldest_pending.items():
+        oldest.add_metric([role], age_seconds(now, oldest_at))
+    yield count
+    yield oldest
+
+
+@gauge_source
+def approvals(now):
+    rows = (
+        Approval.objects.filter(status=ApprovalStatus.PENDING)
+        .values("approver_role")
+        .annotate(count=Count("id"), oldest=Min("created_at"))
+        .order_by()
+    )
+    count = gauge("orchestrator_approvals_pending", "Pending approvals per approver role.", ["approver_role"])
+    oldest = gauge(
+        "orchestrator_approval_oldest_pending_age_seconds",
+        "Age of the oldest pending approval per approver role.",
+        ["approver_role"],
+    )
+    for row in rows:
+        count.add_metric([row["approver_role"]], row["count"])
+        oldest.add_metric([row["approver_role"]], age_seconds(now, row["oldest"]))
+    yield count
+    yield oldest
+
+
+@gauge_source
+def audit(now):
+    # The partial index audit_unsealed_idx holds exactly these rows.
+    row = AuditEvent.objects.filter(seal_seq__isnull=True).aggregate(count=Count("id"), oldest=Min("timestamp"))
+    unsealed = gauge("orchestrator_audit_unsealed_events", "Audit events not yet chained by seal_audit.")
+    unsealed.add_metric([], row["count"])
+    lag = gauge("orchestrator_audit_seal_lag_seconds", "Age of the oldest unsealed audit event; 0 when all are sealed.")
+    lag.add_metric([], age_seconds(now, row["oldest"]))
+    yield unsealed
+    yield lag
+
+
+@gauge_source
+def idempotency(now):
+    row = IdempotencyRecord.objects.aggregate(total=Count("id"), expired=Count("id", filter=Q(expires_at__lte=now)))
+    records = gauge(
+        "orchestrator_idempotency_records",
+        "Stored idempotency records; expired ones wait for purge_idempotency_keys.",
+        ["state"],
+    )
+    records.add_metric(["live"], row["total"] - row["expired"])
+    records.add_metric(["expired"], row["expired"])
+    yield records
+
+
+@gauge_source
+def leases(now):
+    # routing.selectors.queue_stats is one grouped query over the live queue (the console shows the same).
+    overdue = gauge(
+        "orchestrator_tasks_lease_overdue",
+        "Claimed tasks whose lease has passed (the agent is gone; reclaim_tasks hands them out again).",
+        ["role"],
+    )
+    dead = gauge("orchestrator_tasks_dead_letters", "Tasks dead-lettered after their last attempt.", ["role"])
+    for row in queue_stats(now=now):
+        overdue.add_metric([row.role], row.overdue_leases)
+        dead.add_metric([row.role], row.dead_letters)
+    yield overdue
+    yield dead
+
+
+@gauge_source
+def webhooks(now):
+    row = WebhookSubscription.objects.aggregate(
+        active=Count("id", filter=Q(is_active=True)),
+        failing=Count("id", filter=Q(is_active=True, consecutive_failures__gt=0)),
+        disabled=Count("id", filter=Q(is_active=False, disabled_at__isnull=False)),
+    )
+    subscriptions = gauge(
+        "orchestrator_webhook_subscriptions",
+        "Webhook subscriptions: active, failing (an event given up on in a row) and disabled after failures.",
+        ["state"],
+    )
+    for state in ("active", "failing", "disabled"):
+        subscriptions.add_metric([state], row[state])
+    yield subscriptions
+
+
+class DomainGauges:
+    """A prometheus-client collector over SOURCES, cached for METRICS_GAUGE_CACHE_SECONDS."""
+
+    def __init__(self, sources=None, clock=time.monotonic):
+        self.sources = SOURCES if sources is None else sources
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._families = None
+        self._computed_at = None
+
+    def collect(self):
+        with self._lock:
+            max_age = settings.METRICS_GAUGE_CACHE_SECONDS
+            fresh = self._computed_at is not None and self.clock() - self._computed_at < max_age
+            if not fresh:
+                self._families = self._compute()
+                self._computed_at = self.clock()
+            return list(self._families)
+
+    def _compute(self):
+        now = timezone.now()
+        families = []
+        up = gauge("orchestrator_gauge_source_up", "1 when the domain gauge source answered this scrape.", ["source"])
+        for name, source in self.sources.items():
+            try:
+                families.extend(list(source(now)))
+                up.add_metric([name], 1)
+            except Exception:
+                logger.exception("metrics: gauge source %s failed", name)
+                up.add_metric([name], 0)
+        families.append(up)
+        return families
+
+
+domain_gauges = DomainGauges()

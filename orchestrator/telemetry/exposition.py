@@ -1,0 +1,69 @@
+"""The metrics page of a process without a web server of its own (the Celery worker): a small
+HTTP server on METRICS_BIND, started by the worker's main process, answering the same bearer
+token as /metrics. It shows the multiprocess instruments only; the domain gauges are the web's."""
+
+import logging
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from celery import signals
+from django.conf import settings
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from orchestrator.telemetry import metrics
+
+logger = logging.getLogger(__name__)
+
+
+def metrics_app(environ, start_response):
+    if not settings.METRICS_TOKEN:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+    if not metrics.bearer_is_the_metrics_token(environ.get("HTTP_AUTHORIZATION", "")):
+        start_response(
+            "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')]
+        )
+        return [b"credentials required\n"]
+    body = metrics.render()
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):
+        """Scrapes are not worth a line each."""
+
+
+class _ThreadingServer(WSGIServer):
+    daemon_threads = True
+
+
+def parse_bind(bind):
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"METRICS_BIND must be host:port, got {bind!r}")
+    return host.strip("[]"), int(port)
+
+
+def serve(bind):
+    host, port = parse_bind(bind)
+    server = make_server(host, port, metrics_app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    logger.info("metrics served on %s:%s", host, server.server_port)
+    return server
+
+
+@signals.worker_init.connect
+def _worker_starting(**kwargs):
+    metrics.wipe_multiprocess_dir()
+
+
+@signals.worker_ready.connect
+def _worker_ready(**kwargs):
+    if not settings.METRICS_BIND:
+        return
+    try:
+        serve(settings.METRICS_BIND)
+    except (OSError, ValueError) as exc:
+        # The jobs matter more than their metrics: the worker runs on, and says so loudly.
+        logger.error("metrics: cannot serve on METRICS_BIND=%s: %s", settings.METRICS_BIND, exc)

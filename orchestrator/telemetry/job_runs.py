@@ -1,0 +1,81 @@
+"""Every periodic job run is measured and logged, whichever process runs it (a Celery worker, or
+`manage.py run_jobs` through Task.apply()): Celery's task_prerun/task_postrun signals fire for both,
+so no job module needs a decorator and a job added tomorrow is covered too."""
+
+import logging
+import os
+import threading
+import time
+
+from celery import signals
+
+from orchestrator.telemetry import metrics
+from orchestrator.telemetry.logs import current_trace_id
+
+logger = logging.getLogger("orchestrator.job")
+
+_runs = threading.local()
+
+
+def rows_touched(retval):
+    """Our jobs return how many rows they changed (an int); anything else reports none."""
+    if isinstance(retval, bool) or not isinstance(retval, int) or retval < 0:
+        return 0
+    return retval
+
+
+@signals.task_prerun.connect
+def _job_started(task_id=None, task=None, **kwargs):
+    started = getattr(_runs, "started", None)
+    if started is None:
+        started = _runs.started = {}
+    started[task_id] = (time.perf_counter(), current_trace_id.set(task_id or "-"))
+
+
+@signals.task_postrun.connect
+def _job_finished(task_id=None, task=None, retval=None, state=None, **kwargs):
+    started, trace_token = getattr(_runs, "started", {}).pop(task_id, (None, None))
+    if started is None:
+        return
+    duration = time.perf_counter() - started
+    outcome = "success" if state == "SUCCESS" else "failure"
+    rows = rows_touched(retval) if outcome == "success" else 0
+    job = task.name if task is not None else "unknown"
+    try:
+        if metrics.enabled():
+            metrics.job_runs.labels(job=job, outcome=outcome).inc()
+            metrics.job_duration.labels(job=job).observe(duration)
+            if rows:
+                metrics.job_rows.labels(job=job).inc(rows)
+            if outcome == "success":
+                metrics.job_last_success.labels(job=job).set(time.time())
+        logger.info(
+            "job %s %s in %.1fms, %d rows",
+            job,
+            outcome,
+            duration * 1000,
+            rows,
+            extra={
+                "event": "job",
+                "job": job,
+                "outcome": outcome,
+                "state": state,
+                "duration_ms": round(duration * 1000, 3),
+                "rows": rows,
+            },
+        )
+    finally:
+        _restore_trace_id(trace_token)
+
+
+def _restore_trace_id(token):
+    try:
+        current_trace_id.reset(token)
+    except ValueError:
+        # Set in another context (a pool that runs prerun and postrun apart): nothing to restore.
+        current_trace_id.set("-")
+
+
+@signals.worker_process_shutdown.connect
+def _worker_process_exited(pid=None, **kwargs):
+    metrics.mark_process_dead(pid or os.getpid())

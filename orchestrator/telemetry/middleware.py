@@ -1,0 +1,96 @@
+"""One measurement and one log line per request: route (the URL pattern's name, never the raw
+path), method, status, duration, trace id, principal subject and role."""
+
+import logging
+import time
+
+from django.utils.functional import SimpleLazyObject, empty
+
+from orchestrator.telemetry import metrics
+from orchestrator.telemetry.logs import current_trace_id
+
+logger = logging.getLogger("orchestrator.request")
+
+# Requests no URL pattern matched share one label, so scanning for paths cannot grow the series;
+# so do methods outside HTTP's usual ones (a client may send any token as a method).
+UNMATCHED_ROUTE = "unmatched"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+# (route, method, status) -> the labelled counter and histogram: labels() costs as much as the
+# update itself, and the key set is bounded (named routes x known methods x status codes).
+_instruments: dict[tuple[str, str, int], tuple] = {}
+
+
+def instruments_for(route, method, status):
+    key = (route, method, status)
+    found = _instruments.get(key)
+    if found is None:
+        found = _instruments[key] = (
+            metrics.http_requests.labels(route=route, method=method, status=status),
+            metrics.http_request_duration.labels(route=route, method=method),
+        )
+    return found
+
+
+def route_of(request):
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return UNMATCHED_ROUTE
+    return match.view_name or match.route or UNMATCHED_ROUTE
+
+
+def caller_of(request):
+    """(subject, role) of whoever the request authenticated as, or ("", "").
+
+    A user the request never looked at is not loaded now: that would cost a session lookup
+    (and a database round trip) for requests such as /health/live that need no caller."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "", ""
+    subject = getattr(user, "subject", None)
+    if subject is not None:
+        return subject, user.role
+    return f"user:{user.get_username()}", ""
+
+
+class RequestTelemetryMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        token = current_trace_id.set(getattr(request, "trace_id", "-"))
+        try:
+            response = self.get_response(request)
+            duration = time.perf_counter() - started
+            route = route_of(request)
+            method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+            if metrics.enabled():
+                requests, duration_histogram = instruments_for(route, method, response.status_code)
+                requests.inc()
+                duration_histogram.observe(duration)
+            if logger.isEnabledFor(logging.INFO):
+                subject, role = caller_of(request)
+                milliseconds = duration * 1000
+                logger.info(
+                    "%s %s %s %.1fms",
+                    method,
+                    route,
+                    response.status_code,
+                    milliseconds,
+                    extra={
+                        "event": "request",
+                        "method": method,
+                        "route": route,
+                        "status": response.status_code,
+                        "duration_ms": round(milliseconds, 3),
+                        "principal": subject,
+                        "role": role,
+                    },
+                )
+            return response
+        finally:
+            current_trace_id.reset(token)

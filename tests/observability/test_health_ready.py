@@ -1,0 +1,157 @@
+"""/health/live answers while the process does; /health/ready answers 200 only while this instance can
+serve: database up, migrations applied, signing key readable when one is configured."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError, connection
+
+from tests.net import free_port
+from tests.observability.conftest import start_gunicorn, stop
+
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+
+
+def test_ready_reports_every_check_and_answers_200_when_all_is_well(anonymous, db):
+    response = anonymous.get("/api/v1/health/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {
+            "database": "ok",
+            "migrations": "ok",
+            "signing_key": "not_configured",
+            "cache": "ok",
+            "broker": "ok",
+        },
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_stays_200_and_ready_is_503_when_the_database_refuses(anonymous, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    connection.close()
+
+    assert anonymous.get("/api/v1/health/live").json() == {"status": "ok"}
+    response = anonymous.get("/api/v1/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable"
+    assert response.json()["checks"]["migrations"] == "unavailable"
+
+
+def test_ready_is_503_while_the_configured_signing_key_cannot_be_read(anonymous, db, settings, tmp_path):
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "missing.key")
+    assert anonymous.get("/api/v1/health/ready").status_code == 503
+    assert anonymous.get("/api/v1/health/ready").json()["checks"]["signing_key"] == "unreadable"
+
+    (tmp_path / "missing.key").write_bytes(b"")
+    assert anonymous.get("/api/v1/health/ready").status_code == 503
+
+    (tmp_path / "missing.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
+    response = anonymous.get("/api/v1/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["signing_key"] == "ok"
+
+
+def test_a_dead_cache_is_reported_but_does_not_make_the_instance_unready(anonymous, db, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+
+    response = anonymous.get("/api/v1/health/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["cache"] == "degraded"
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of this test's own, on a free port, that the test stops and starts."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="orch-ready-pg-"))
+        os.chmod(self.dir, 0o755)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        shutil.chown(self.dir, "postgres", "postgres")
+        self._as_postgres(f"{PG_BIN}/initdb -D {self.data} -U postgres --auth=trust -E UTF8 --no-locale")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.data}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
+        self.start()
+        self._as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {self.port} -U postgres orchestrator")
+
+    @property
+    def url(self):
+        return f"postgres://postgres@127.0.0.1:{self.port}/orchestrator"
+
+    def _as_postgres(self, command):
+        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True, capture_output=True)
+
+    def start(self):
+        self._as_postgres(f"{PG_BIN}/pg_ctl -D {self.data} -l {self.dir}/server.log -w start")
+
+    def stop(self):
+        self._as_postgres(f"{PG_BIN}/pg_ctl -D {self.data} -m fast -w stop")
+
+    def remove(self):
+        subprocess.run(
+            ["su", "postgres", "-s", "/bin/sh", "-c", f"{PG_BIN}/pg_ctl -D {self.data} -m immediate -w stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for(server, path, status, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = server.request("GET", path)
+        if answer.status == status or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries are not installed")
+def test_ready_goes_503_when_postgresql_stops_and_200_when_it_is_back_while_live_stays_200(tmp_path):
+    postgres = ThrowawayPostgres()
+    process = None
+    try:
+        subprocess.run(
+            [os.sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "DATABASE_URL": postgres.url},
+            check=True,
+            capture_output=True,
+        )
+        process, server = start_gunicorn(tmp_path, workers=2, DATABASE_URL=postgres.url)
+        assert server.request("GET", "/api/v1/health/ready").status == 200
+
+        postgres.stop()
+        down = [server.request("GET", "/api/v1/health/ready") for _ in range(4)]
+        assert {answer.status for answer in down} == {503}
+        assert {answer.json()["checks"]["database"] for answer in down} == {"unavailable"}
+        assert {server.request("GET", "/api/v1/health/live").status for _ in range(4)} == {200}
+
+        postgres.start()
+        back = wait_for(server, "/api/v1/health/ready", 200)
+        assert back.status == 200, back.body
+        assert {server.request("GET", "/api/v1/health/ready").status for _ in range(4)} == {200}
+        assert server.request("GET", "/api/v1/health/live").status == 200
+    finally:
+        if process is not None:
+            stop(process)
+        postgres.remove()
