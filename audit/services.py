@@ -9,6 +9,7 @@ write path, so no request ever waits on the chain head.
 import datetime
 import hashlib
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -224,7 +225,7 @@ def _consistent_snapshot():
         yield
 
 
-def verify_audit(*, from_seq=None, on_batch=None):
+def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None] | None = None) -> VerifyResult:
     """Walk the chain in seal_seq order from `from_seq` (default 1) and return the first broken link.
 
     A link breaks when a seq is missing (a removed row), when prev_hash is not the previous
@@ -233,12 +234,12 @@ def verify_audit(*, from_seq=None, on_batch=None):
     appended after the end are found too.
     """
     with _consistent_snapshot():
-        result = _walk(max(from_seq or 1, 1), on_batch)
+        result: VerifyResult = _walk(max(from_seq or 1, 1), on_batch)
     _remember(result)
     return result
 
 
-def _remember(result: "VerifyResult") -> None:
+def _remember(result: VerifyResult) -> None:
     """Keep the walk's outcome (after the read-only snapshot), so the console shows how far the
     chain verifies without walking it."""
     AuditVerification.objects.update_or_create(

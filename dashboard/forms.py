@@ -64,7 +64,7 @@ def _trace_id(value):
     return value
 
 
-class TimeRangeForm(PageForm):
+class TimeRangeForm(forms.Form):
     since = forms.DateTimeField(required=False, help_text="From (inclusive, UTC)")
     until = forms.DateTimeField(required=False, help_text="Until (exclusive, UTC)")
     trace_id = forms.CharField(required=False, max_length=128, label="Trace id")
@@ -79,7 +79,7 @@ class TimeRangeForm(PageForm):
         return data
 
 
-class SessionFilterForm(TimeRangeForm):
+class SessionFilterForm(PageForm, TimeRangeForm):
     role = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *SessionStatus.choices])
 
@@ -96,16 +96,18 @@ class QueueFilterForm(PageForm):
 
 
 class AuditFilterForm(TimeRangeForm):
+    """Pages by event id (newest first), not by a (created_at, id) cursor."""
+
     event_type = forms.CharField(required=False, max_length=64, label="Event type")
     role = forms.CharField(required=False, max_length=64)
     actor = forms.CharField(required=False, max_length=300)
     target_type = forms.CharField(required=False, max_length=64, label="Target type")
     target_id = forms.CharField(required=False, max_length=64, label="Target id")
-    # The audit list pages by event id, not by a (created_at, id) cursor.
     cursor = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    limit = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
-    def clean_cursor(self):
-        return self.cleaned_data.get("cursor")
+    def clean_limit(self):
+        return self.cleaned_data.get("limit") or CONSOLE_PAGE_SIZE
 
     def filters(self):
         """The filters as audit.selectors.filter_events takes them (blank means no filter)."""

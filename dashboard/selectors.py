@@ -71,7 +71,9 @@ def queue_summary() -> list[RoleQueue]:
 def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":
     """Pending approvals (an approval past its deadline is expired even before the job runs) of
     `roles`; None means every role."""
-    queryset = approvals.filter_by_status(Approval.objects.select_related("task"), ApprovalStatus.PENDING)
+    queryset: QuerySet[Approval] = approvals.filter_by_status(
+        Approval.objects.select_related("task"), ApprovalStatus.PENDING
+    )
     if roles is not None:
         queryset = queryset.filter(approver_role__in=roles)
     return queryset
@@ -80,21 +82,27 @@ def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":
 def expiring_approvals(roles: set[str] | None, *, now: datetime.datetime | None = None) -> list[Approval]:
     now = now or timezone.now()
     return list(
-        decidable_approvals(roles).filter(expires_at__lt=now + EXPIRING_SOON).order_by("expires_at", "id")[:EXPIRING_LIMIT]
+        decidable_approvals(roles)
+        .filter(expires_at__lt=now + EXPIRING_SOON)
+        .order_by("expires_at", "id")[:EXPIRING_LIMIT]
     )
 
 
 def approval_inbox(roles: set[str] | None, *, cursor: str | None, limit: int) -> tuple[list[Approval], str | None]:
     """Oldest first, so the request waiting longest is on top."""
-    return keyset_page(decidable_approvals(roles), cursor=cursor, limit=limit, newest_first=False)
+    page: tuple[list[Approval], str | None] = keyset_page(
+        decidable_approvals(roles), cursor=cursor, limit=limit, newest_first=False
+    )
+    return page
 
 
 def decidable_approval(roles: set[str] | None, approval_id: uuid.UUID) -> Approval | None:
     """The approval if `roles` may see it (whatever its status), else None."""
-    queryset = Approval.objects.select_related("task").filter(pk=approval_id)
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task").filter(pk=approval_id)
     if roles is not None:
         queryset = queryset.filter(approver_role__in=roles)
-    return queryset.first()
+    found: Approval | None = queryset.first()
+    return found
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ class SessionFilters:
 
 
 def filtered_sessions(filters: SessionFilters) -> "QuerySet[Session]":
-    queryset = Session.objects.all()
+    queryset: QuerySet[Session] = Session.objects.all()
     if filters.role:
         queryset = queryset.filter(role=filters.role)
     if filters.status:
@@ -168,7 +176,8 @@ def filtered_sessions(filters: SessionFilters) -> "QuerySet[Session]":
             .order_by("id")
             .values_list("target_id", flat=True)[:TRACE_SESSION_LIMIT]
         )
-        queryset = queryset.filter(id__in=[_uuid_or_none(value) for value in ids if _uuid_or_none(value)])
+        session_ids = [parsed for parsed in map(_uuid_or_none, ids) if parsed is not None]
+        queryset = queryset.filter(id__in=session_ids)
     return queryset
 
 
@@ -180,7 +189,10 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 
 def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> tuple[list[Session], str | None]:
-    return keyset_page(filtered_sessions(filters).select_related("task"), cursor=cursor, limit=limit)
+    page: tuple[list[Session], str | None] = keyset_page(
+        filtered_sessions(filters).select_related("task"), cursor=cursor, limit=limit
+    )
+    return page
 
 
 @dataclass(frozen=True)
@@ -212,7 +224,8 @@ def queue_page(*, role: str, status: str, cursor: str | None, limit: int) -> tup
     queryset = Task.objects.filter(status=status)
     if role:
         queryset = queryset.filter(to_role=role)
-    return keyset_page(queryset, cursor=cursor, limit=limit, newest_first=False)
+    page: tuple[list[Task], str | None] = keyset_page(queryset, cursor=cursor, limit=limit, newest_first=False)
+    return page
 
 
 def queue_roles() -> list[str]:
@@ -223,11 +236,15 @@ def queue_roles() -> list[str]:
 
 
 def audit_events(filters: dict[str, Any]) -> "QuerySet[AuditEvent]":
-    return audit_selectors.filter_events(AuditEvent.objects.all(), **filters)
+    queryset: QuerySet[AuditEvent] = audit_selectors.filter_events(AuditEvent.objects.all(), **filters)
+    return queryset
 
 
 def audit_page(filters: dict[str, Any], *, after_id: int | None, limit: int) -> tuple[list[AuditEvent], int | None]:
-    return audit_selectors.page_of_events(audit_events(filters), after_id=after_id, limit=limit)
+    page: tuple[list[AuditEvent], int | None] = audit_selectors.page_of_events(
+        audit_events(filters), after_id=after_id, limit=limit
+    )
+    return page
 
 
 def export_rows(filters: dict[str, Any], *, limit: int, batch_size: int = 2000) -> Iterator[AuditEvent]:

@@ -5,7 +5,9 @@ from orchestrator.identity.principal import Principal, principal_for_user
 
 def invalid_input(request, form, *, template="dashboard/invalid.html"):
     """A 400 page listing what is wrong with the query or form."""
-    errors = [f"{'' if name == '__all__' else name + ': '}{error}" for name, errs in form.errors.items() for error in errs]
+    errors = [
+        f"{'' if name == '__all__' else name + ': '}{error}" for name, errs in form.errors.items() for error in errs
+    ]
     return render(request, template, {"errors": errors}, status=400)
 
 

@@ -119,7 +119,9 @@ def a_working_system():
         task_id=handoff.id,
         metadata={"model": "claude", "quarter": "Q4"},
     )
-    sessions.transition_session(principal=MANAGER, session_id=session.pk, target_status="active", trace_id="trace-report-q4")
+    sessions.transition_session(
+        principal=MANAGER, session_id=session.pk, target_status="active", trace_id="trace-report-q4"
+    )
     sessions.append_message(principal=MANAGER, session_id=session.pk, content="Pulling Q4 ledger totals.", trace_id="t")
     sessions.append_message(principal=MANAGER, session_id=session.pk, content="Draft ready for review.", trace_id="t")
     for _ in range(3):

@@ -65,8 +65,15 @@ def test_the_sessions_filter_answers_htmx_with_only_the_rows(staff_client):
 
 @pytest.mark.parametrize(
     "query",
-    ["cursor=not-a-cursor", "since=yesterday", "trace_id=a/b", "status=sleeping", "limit=0", "limit=9999",
-     "since=2026-01-02T00:00&until=2026-01-01T00:00"],
+    [
+        "cursor=not-a-cursor",
+        "since=yesterday",
+        "trace_id=a/b",
+        "status=sleeping",
+        "limit=0",
+        "limit=9999",
+        "since=2026-01-02T00:00&until=2026-01-01T00:00",
+    ],
 )
 def test_bad_session_filters_answer_400_with_the_reason(staff_client, query):
     response = staff_client.get(f"/dashboard/sessions/?{query}")
@@ -195,7 +202,9 @@ def test_a_bad_export_request_is_400(staff_client, query):
 
 
 def test_the_trace_page_lays_the_request_out_in_one_lane_per_role(staff_client):
-    routed = routing.route_task(principal=FINANCE, type="handoff", to_role="manager", trace_id="trace-lanes", payload={})
+    routed = routing.route_task(
+        principal=FINANCE, type="handoff", to_role="manager", trace_id="trace-lanes", payload={}
+    )
     routing.claim_task(principal=MANAGER, task_id=routed.task.id, trace_id="trace-lanes")
 
     response = staff_client.get("/dashboard/trace/trace-lanes")

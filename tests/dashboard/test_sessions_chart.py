@@ -66,7 +66,9 @@ def test_the_tallest_bar_is_the_busiest_day_and_empty_days_have_no_height(staff_
 
     html = staff_client.get("/dashboard/?days=3").content.decode()
     chart = html[html.index('id="sessions-chart"') :]
-    heights = [float(h) for h in re.findall(r'<rect class="bar" [^>]*height="([\d.]+)"', chart[: chart.index("</svg>")])]
+    heights = [
+        float(h) for h in re.findall(r'<rect class="bar" [^>]*height="([\d.]+)"', chart[: chart.index("</svg>")])
+    ]
 
     assert heights[0] == 0
     assert heights[2] == max(heights)

@@ -16,7 +16,9 @@ def session_in(status):
 
 
 def rendered_counts(html):
-    pairs = re.findall(r'<li data-status="(\w+)"><span class="label">\w+</span><span class="count">(\d+)\+?</span>', html)
+    pairs = re.findall(
+        r'<li data-status="(\w+)"><span class="label">\w+</span><span class="count">(\d+)\+?</span>', html
+    )
     return {status: int(count) for status, count in pairs}
 
 
