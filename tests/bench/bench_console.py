@@ -49,11 +49,13 @@ def seed_sql(n):
                'seed:agent', '', now() - g * interval '10 minutes', now() - g * interval '10 minutes'
         FROM generate_series(1, {n // 10}) AS g""",
         # Sealed, as most of a long log is: past the append-only trigger, which only the sealer may pass.
+        # Role and event type are independent, as in a real log (a combination that never occurs
+        # walks an index to its end: docs/decisions.md).
         "SET session_replication_role = replica",
         f"""INSERT INTO audit_auditevent (event_type, actor, role, timestamp, trace_id, target_type, target_id,
                                           metadata, seal_seq, prev_hash, hash)
         SELECT (ARRAY['session.created','session.updated','task.routed','task.claimed','task.completed'])[1 + g % 5],
-               'seed:agent', ({ROLES})[1 + (g / 3) % 5], now() - ({n} - g) * interval '1 minute',
+               'seed:agent', ({ROLES})[1 + floor(random() * 5)::int], now() - ({n} - g) * interval '1 minute',
                'trace-' || (g / 7), 'session', gen_random_uuid()::text, '{{}}'::jsonb,
                CASE WHEN g <= {n} - 50 THEN g END, '', ''
         FROM generate_series(1, {n}) AS g""",
