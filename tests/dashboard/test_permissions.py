@@ -29,6 +29,16 @@ def test_a_staff_user_without_permissions_gets_403_on_every_page(client, bare_st
     assert client.get(url).status_code == 403
 
 
+def test_a_staff_user_without_permissions_cannot_approve(client, bare_staff_user, make_approval):
+    approval = make_approval()
+    client.force_login(bare_staff_user)
+
+    response = client.post(f"/dashboard/approvals/{approval.id}/decision", {"decision": "approve"})
+
+    assert response.status_code == 403
+    assert Approval.objects.get(pk=approval.pk).status == "pending"
+
+
 def test_a_staff_user_without_permissions_cannot_read_an_approval_or_decide_it(client, bare_staff_user, make_approval):
     approval = make_approval()
     client.force_login(bare_staff_user)
