@@ -111,6 +111,8 @@ PAGES = [
     "/dashboard/audit/?trace_id=trace-4242",
     "/dashboard/audit/?actor=seed:agent&role=manager",
     "/dashboard/audit/?cursor=1000",
+    "/dashboard/audit/?since=2026-01-01T00:00&until=2026-01-02T00:00",
+    "/dashboard/audit/export?format=json&trace_id=trace-4242",
     "/dashboard/trace/trace-4242",
 ]
 
