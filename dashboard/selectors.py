@@ -195,6 +195,13 @@ def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> 
     return page
 
 
+def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent]:
+    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT."""
+    return list(
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)).order_by("id")[:LIFECYCLE_LIMIT]
+    )
+
+
 @dataclass(frozen=True)
 class SessionDetail:
     session: Session
@@ -207,9 +214,7 @@ def session_detail(session_id: uuid.UUID) -> SessionDetail | None:
     session = Session.objects.select_related("task").filter(pk=session_id).first()
     if session is None:
         return None
-    lifecycle = list(
-        AuditEvent.objects.filter(target_type="session", target_id=str(session.id)).order_by("id")[:LIFECYCLE_LIMIT]
-    )
+    lifecycle = audit_history("session", session.id)
     messages = list(SessionMessage.objects.filter(session=session).order_by("id")[: TRANSCRIPT_LIMIT + 1])
     return SessionDetail(
         session=session,

@@ -8,7 +8,6 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException
 
 from approvals import services as approvals
-from audit.models import AuditEvent
 from dashboard import access, selectors
 from dashboard.forms import DecisionForm, PageForm
 from dashboard.views.common import invalid_input, person
@@ -61,9 +60,7 @@ def approval_detail(request, approval_id):
             "status": status,
             "payload_json": json.dumps(approval.task.payload, indent=2, sort_keys=True, default=str),
             "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == "pending",
-            "history": list(
-                AuditEvent.objects.filter(target_type="approval", target_id=str(approval.id)).order_by("id")[:100]
-            ),
+            "history": selectors.audit_history("approval", approval.id),
             "now": timezone.now(),
         },
     )
