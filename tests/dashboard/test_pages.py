@@ -253,3 +253,25 @@ def test_the_live_stream_sends_events_as_they_commit(client, staff_user, setting
 
     assert b"id: " in body
     assert str(created.id).encode() in body
+
+
+def test_an_overview_panel_is_served_alone_for_htmx_to_swap_in(staff_client):
+    routing.route_task(principal=FINANCE, type="swap", to_role="engineering", trace_id="q", payload={})
+
+    html = html_of(staff_client.get("/dashboard/?panel=queues", HTTP_HX_REQUEST="true"))
+
+    assert 'data-role="engineering"' in html
+    assert "<html" not in html and 'id="status-counts"' not in html
+
+
+def test_an_unknown_panel_is_404(staff_client):
+    assert staff_client.get("/dashboard/?panel=secrets", HTTP_HX_REQUEST="true").status_code == 404
+
+
+def test_profiles_are_linked_only_when_the_policy_app_is_installed(staff_client, monkeypatch):
+    assert ">Profiles<" not in html_of(staff_client.get("/dashboard/"))
+
+    monkeypatch.setattr("dashboard.context_processors.apps.is_installed", lambda name: name == "policy")
+    monkeypatch.setattr("dashboard.context_processors._profiles_url", lambda: "/admin/policy/")
+
+    assert '<a href="/admin/policy/">Profiles</a>' in html_of(staff_client.get("/dashboard/"))
