@@ -143,7 +143,7 @@ def _sse(event):
     return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(AuditEventShape.render(event)))
 
 
-def _event_stream(queryset, position):
+def event_stream(queryset, position):
     """Events after `position` as they commit, for at most AUDIT_STREAM_MAX_SECONDS.
 
     The bound keeps a worker thread from being held for ever; EventSource clients reconnect
@@ -215,7 +215,7 @@ class AuditStream(ApiView):
             position = position_of(event)
         else:
             position = live_position(queryset)
-        response = StreamingHttpResponse(_event_stream(queryset, position), content_type="text/event-stream")
+        response = StreamingHttpResponse(event_stream(queryset, position), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         # Proxies (nginx) must pass each event through at once, not buffer the response.
         response["X-Accel-Buffering"] = "no"

@@ -138,3 +138,23 @@ class AuditWitnessCursor(models.Model):
 
     def __str__(self):
         return f"witness has checkpoints up to #{self.checkpoint_id}"
+
+
+class AuditVerification(models.Model):
+    """The outcome of the last verify_audit walk: one row, overwritten by each walk.
+
+    It lets a page say "the chain verifies up to seq N" without walking the chain itself.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    verified_at = models.DateTimeField()
+    first_seq = models.BigIntegerField()
+    # The last seal_seq whose link checked out in that walk (first_seq - 1 when none did).
+    verified_through = models.BigIntegerField()
+    head_seq = models.BigIntegerField()
+    broken_seq = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    def __str__(self):
+        state = f"broken at seq {self.broken_seq}" if self.broken_seq is not None else "intact"
+        return f"verified through seq {self.verified_through} ({state}) at {self.verified_at:%Y-%m-%d %H:%M}"

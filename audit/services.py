@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import keys, stream, verify_pack
-from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditWitnessCursor
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def _consistent_snapshot():
         yield
 
 
-def verify_audit(*, from_seq=None, on_batch=None):
+def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None] | None = None) -> VerifyResult:
     """Walk the chain in seal_seq order from `from_seq` (default 1) and return the first broken link.
 
     A link breaks when a seq is missing (a removed row), when prev_hash is not the previous
@@ -301,7 +301,29 @@ def verify_audit(*, from_seq=None, on_batch=None):
     appended after the end are found too.
     """
     with _consistent_snapshot():
-        return _walk(max(from_seq or 1, 1), on_batch)
+        result: VerifyResult = _walk(max(from_seq or 1, 1), on_batch)
+    _remember(result)
+    return result
+
+
+def _remember(result: VerifyResult) -> None:
+    """Keep the walk's outcome (after the read-only snapshot), so the console shows how far the
+    chain verifies without walking it."""
+    AuditVerification.objects.update_or_create(
+        pk=1,
+        defaults={
+            "verified_at": timezone.now(),
+            "first_seq": result.first_seq,
+            "verified_through": result.first_seq + result.checked - 1,
+            "head_seq": result.head_seq,
+            "broken_seq": result.broken.seal_seq if result.broken else None,
+            "reason": result.broken.reason if result.broken else "",
+        },
+    )
+
+
+def last_verification() -> AuditVerification | None:
+    return AuditVerification.objects.filter(pk=1).first()
 
 
 def _walk(start, on_batch):

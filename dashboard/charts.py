@@ -6,6 +6,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from routing.models import Task
 from sessions.models import Session, SessionStatus
 
 CHART_WIDTH = 760
@@ -15,13 +16,31 @@ CHART_BOTTOM = 28
 CHART_TOP = 18
 
 
+# Per status, counting stops here: a count over the whole session table is a scan of it.
+STATUS_COUNT_BOUND = 10_000
+
+
 def sessions_by_status():
-    counts = dict(Session.objects.order_by().values_list("status").annotate(n=Count("id")))
-    return [(status.value, counts.get(status.value, 0)) for status in SessionStatus]
+    """[(status, count, more)] for every status, zeros included; `more` when the count reached the bound."""
+    result = []
+    for status in SessionStatus:
+        # Ordered as the (status, created_at, id) index is, so the bounded count walks that index.
+        rows = Session.objects.filter(status=status).order_by("-created_at", "-id")[: STATUS_COUNT_BOUND + 1]
+        n = rows.count()
+        result.append((status.value, min(n, STATUS_COUNT_BOUND), n > STATUS_COUNT_BOUND))
+    return result
 
 
 def sessions_over_time(*, days, bucket, now=None):
-    """[(bucket start, sessions created in it)] for the last `days` days, oldest first, empty buckets included.
+    return created_over_time(Session.objects.all(), days=days, bucket=bucket, now=now)
+
+
+def tasks_over_time(*, days, bucket, now=None):
+    return created_over_time(Task.objects.all(), days=days, bucket=bucket, now=now)
+
+
+def created_over_time(queryset, *, days, bucket, now=None):
+    """[(bucket start, rows of `queryset` created in it)] for the last `days` days, oldest first, empty buckets included.
 
     Buckets are UTC days or hours; the newest one is the one containing `now`.
     """
@@ -38,7 +57,7 @@ def sessions_over_time(*, days, bucket, now=None):
         trunc = TruncDay
     first = last - step * (count - 1)
     created = dict(
-        Session.objects.filter(created_at__gte=first, created_at__lt=last + step)
+        queryset.filter(created_at__gte=first, created_at__lt=last + step)
         .annotate(bucket=trunc("created_at", tzinfo=datetime.UTC))
         .order_by()
         .values_list("bucket")
@@ -47,7 +66,7 @@ def sessions_over_time(*, days, bucket, now=None):
     return [(first + step * i, created.get(first + step * i, 0)) for i in range(count)]
 
 
-def bar_chart(buckets, *, bucket):
+def bar_chart(buckets, *, bucket, noun="session"):
     """The geometry of an SVG bar chart of `buckets`, computed here so the template only places shapes."""
     plot_width = CHART_WIDTH - CHART_LEFT
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
@@ -70,7 +89,7 @@ def bar_chart(buckets, *, bucket):
                 "height": round(height, 2),
                 "center": round(CHART_LEFT + index * slot + slot / 2, 2),
                 "label": label if index % label_every == 0 else "",
-                "title": f"{start:%Y-%m-%d %H:%M} UTC: {n} session{'' if n == 1 else 's'}",
+                "title": f"{start:%Y-%m-%d %H:%M} UTC: {n} {noun}{'' if n == 1 else 's'}",
             }
         )
     return {

@@ -1,10 +1,20 @@
 from django.urls import path
 
-from dashboard.views import decide, index, trace
+from dashboard.views import approvals, audit, live, overview, queues, sessions
 
 app_name = "dashboard"
 urlpatterns = [
-    path("", index, name="index"),
-    path("approvals/<uuid:approval_id>/decision", decide, name="decide"),
-    path("trace/<str:trace_id>", trace, name="trace"),
+    path("", overview.index, name="index"),
+    path("live", live.live, name="live"),
+    path("sessions/", sessions.session_list, name="sessions"),
+    path("sessions/<uuid:session_id>/", sessions.session_detail, name="session"),
+    path("queues/", queues.queue_list, name="queues"),
+    path("tasks/<uuid:task_id>/cancel", queues.cancel, name="cancel-task"),
+    path("approvals/", approvals.inbox, name="approvals"),
+    # The link that approval emails and webhooks carry: keep this path and name stable.
+    path("approvals/<uuid:approval_id>/", approvals.approval_detail, name="approval"),
+    path("approvals/<uuid:approval_id>/decision", approvals.decide, name="decide"),
+    path("audit/", audit.explorer, name="audit"),
+    path("audit/export", audit.export, name="audit-export"),
+    path("trace/<str:trace_id>", audit.trace, name="trace"),
 ]

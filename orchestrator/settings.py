@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_fsm",
+    # The console's partial updates (request.htmx) and the htmx script it serves from static files.
+    "django_htmx",
     # The kernel: HTTP plumbing, identity, operations (no domain app is imported by them).
     "orchestrator.http",
     "orchestrator.identity",
@@ -101,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -116,6 +119,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "dashboard.context_processors.console_nav",
                 "django.contrib.messages.context_processors.messages",
             ],
         },

@@ -76,6 +76,15 @@ class Task(ConcurrentTransitionMixin, models.Model):
             ),
             models.Index(fields=["from_role", "-created_at"], name="task_outbox_idx"),
             models.Index(fields=["trace_id"], name="task_trace_idx"),
+            # The console's chart of tasks routed per day or hour: a range of created_at, any role.
+            models.Index(fields=["created_at"], name="task_created_idx"),
+            # The console's queues across roles: only live tasks, which stay few however long the
+            # history grows, oldest first per status.
+            models.Index(
+                fields=["status", "created_at", "id"],
+                name="task_live_idx",
+                condition=models.Q(status__in=["pending", "awaiting_approval", "claimed"]),
+            ),
         ]
 
     def __str__(self):

@@ -1,4 +1,4 @@
-"""Approve / Reject on the dashboard decide through approvals.services, audited like an API decision."""
+"""Approve / Reject in the approvals inbox decide through approvals.services, audited like an API decision."""
 
 import pytest
 from django.test import Client
@@ -20,7 +20,7 @@ def decide(client, approval_id, decision, **extra):
 def test_the_queue_lists_pending_approvals_with_both_buttons(staff_client, make_approval):
     approval = make_approval(type="buy-laptops")
 
-    html = staff_client.get("/dashboard/").content.decode()
+    html = staff_client.get("/dashboard/approvals/").content.decode()
 
     assert f'id="approval-{approval.id}"' in html
     assert f'action="/dashboard/approvals/{approval.id}/decision"' in html
@@ -48,7 +48,9 @@ def test_approve_releases_the_task_and_records_who_decided(staff_client, make_ap
     html = response.content.decode()
     assert f"Approval {approval.id} approved." in html
     assert f'id="approval-{approval.id}"' not in html
-    assert f'id="decided-{approval.id}"' in html
+    page = staff_client.get(f"/dashboard/approvals/{approval.id}/").content.decode()
+    assert 'id="approval-status">approved<' in page
+    assert "user:grace" in page
 
 
 def test_reject_cancels_the_task(staff_client, make_approval):
@@ -78,18 +80,17 @@ def test_an_approval_past_its_deadline_is_not_offered_and_cannot_be_approved(sta
     approval = make_approval()
     Approval.objects.filter(pk=approval.pk).update(expires_at=approval.created_at)
 
-    assert f'id="approval-{approval.id}"' not in staff_client.get("/dashboard/").content.decode()
+    assert f'id="approval-{approval.id}"' not in staff_client.get("/dashboard/approvals/").content.decode()
     response = decide(staff_client, approval.id, "approve")
 
     assert "expired" in response.content.decode()
     assert Approval.objects.get(pk=approval.pk).status == "pending"
 
 
-def test_an_unknown_approval_is_reported_not_a_server_error(staff_client):
+def test_an_unknown_approval_is_404_not_a_server_error(staff_client):
     response = decide(staff_client, "6f1c2b7e-0000-4000-8000-000000000000", "approve")
 
-    assert response.status_code == 200
-    assert "was not decided: No approval with id" in response.content.decode()
+    assert response.status_code == 404
 
 
 @pytest.mark.parametrize("body", [{"decision": "maybe"}, {}, {"decision": "approve", "notes": "x" * 2001}])

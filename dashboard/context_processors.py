@@ -1,0 +1,22 @@
+from django.apps import apps
+from django.urls import NoReverseMatch, reverse
+
+from dashboard import access
+
+
+def console_nav(request):
+    """Which console pages the navigation offers the signed-in person (only on console pages)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.namespace != "dashboard" or not request.user.is_authenticated:
+        return {}
+    nav = access.nav_permissions(request.user)
+    nav["profiles"] = _profiles_url() if apps.is_installed("policy") else None
+    return {"console_nav": nav}
+
+
+def _profiles_url():
+    """The admin's policy profile list, once the policy app is installed (built in parallel)."""
+    try:
+        return reverse("admin:app_list", kwargs={"app_label": "policy"})
+    except NoReverseMatch:
+        return None

@@ -1,0 +1,284 @@
+"""The console's reads. Every list is a keyset page or a bounded query: the pages must stay as
+fast at 1M sessions and 10M audit events as on an empty database (tests/dashboard/test_scale.py).
+"""
+
+import datetime
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
+
+from approvals import services as approvals
+from approvals.models import Approval, ApprovalStatus
+from audit import selectors as audit_selectors
+from audit import services as audit_services
+from audit.models import AuditChainHead, AuditEvent, AuditVerification
+from orchestrator.http.paging import keyset_page
+from routing.models import Task, TaskStatus
+from sessions.models import Session, SessionMessage
+
+# Tasks still in the queues; finished ones pile up for ever and are not counted (their count
+# would be a scan of the whole table).
+LIVE_TASK_STATUSES = (TaskStatus.PENDING, TaskStatus.AWAITING_APPROVAL, TaskStatus.CLAIMED)
+QUEUE_STATUSES = (TaskStatus.PENDING, TaskStatus.CLAIMED)
+# Counting unsealed events stops here: past it the page says "more than".
+UNSEALED_COUNT_BOUND = 10_000
+EXPIRING_SOON = datetime.timedelta(hours=24)
+EXPIRING_LIMIT = 10
+TRACE_SESSION_LIMIT = 1000
+TRANSCRIPT_LIMIT = 500
+LIFECYCLE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class RoleQueue:
+    role: str
+    counts: dict[str, int]
+    oldest_pending: datetime.datetime | None
+
+
+def queue_summary() -> list[RoleQueue]:
+    """Per receiving role: live tasks by status and the age of the oldest pending one."""
+    counts: dict[str, dict[str, int]] = {}
+    rows = (
+        Task.objects.filter(status__in=LIVE_TASK_STATUSES)
+        .order_by()
+        .values_list("to_role", "status")
+        .annotate(n=Count("id"))
+    )
+    for role, status, n in rows:
+        counts.setdefault(role, {})[status] = n
+    oldest = dict(
+        Task.objects.filter(status=TaskStatus.PENDING)
+        .order_by()
+        .values_list("to_role")
+        .annotate(oldest=Min("created_at"))
+    )
+    roles = sorted(set(counts) | set(oldest))
+    return [
+        RoleQueue(
+            role=role,
+            counts={status.value: counts.get(role, {}).get(status.value, 0) for status in LIVE_TASK_STATUSES},
+            oldest_pending=oldest.get(role),
+        )
+        for role in roles
+    ]
+
+
+def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":
+    """Pending approvals (an approval past its deadline is expired even before the job runs) of
+    `roles`; None means every role."""
+    queryset: QuerySet[Approval] = approvals.filter_by_status(
+        Approval.objects.select_related("task"), ApprovalStatus.PENDING
+    )
+    if roles is not None:
+        queryset = queryset.filter(approver_role__in=roles)
+    return queryset
+
+
+def expiring_approvals(roles: set[str] | None, *, now: datetime.datetime | None = None) -> list[Approval]:
+    now = now or timezone.now()
+    return list(
+        decidable_approvals(roles)
+        .filter(expires_at__lt=now + EXPIRING_SOON)
+        .order_by("expires_at", "id")[:EXPIRING_LIMIT]
+    )
+
+
+def approval_inbox(roles: set[str] | None, *, cursor: str | None, limit: int) -> tuple[list[Approval], str | None]:
+    """Oldest first, so the request waiting longest is on top."""
+    page: tuple[list[Approval], str | None] = keyset_page(
+        decidable_approvals(roles), cursor=cursor, limit=limit, newest_first=False
+    )
+    return page
+
+
+def decidable_approval(roles: set[str] | None, approval_id: uuid.UUID) -> Approval | None:
+    """The approval if `roles` may see it (whatever its status), else None."""
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task").filter(pk=approval_id)
+    if roles is not None:
+        queryset = queryset.filter(approver_role__in=roles)
+    found: Approval | None = queryset.first()
+    return found
+
+
+@dataclass(frozen=True)
+class SealStatus:
+    head_seq: int
+    sealed_at: datetime.datetime | None
+    last_event_id: int | None
+    unsealed: int
+    unsealed_more: bool
+    verification: AuditVerification | None
+
+
+def seal_status() -> SealStatus:
+    head = AuditChainHead.objects.filter(pk=1).first()
+    head_seq = head.seal_seq if head else 0
+    last_event_id = (
+        AuditEvent.objects.filter(seal_seq=head_seq).values_list("id", flat=True).first() if head_seq else None
+    )
+    # Through the partial index on unsealed rows, and bounded: a count, never a scan of the log.
+    unsealed = len(
+        AuditEvent.objects.filter(seal_seq__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)[: UNSEALED_COUNT_BOUND + 1]
+    )
+    return SealStatus(
+        head_seq=head_seq,
+        sealed_at=head.sealed_at if head else None,
+        last_event_id=last_event_id,
+        unsealed=min(unsealed, UNSEALED_COUNT_BOUND),
+        unsealed_more=unsealed > UNSEALED_COUNT_BOUND,
+        verification=audit_services.last_verification(),
+    )
+
+
+def seal_state(event: AuditEvent, verification: AuditVerification | None) -> str:
+    """'unsealed', 'sealed' (not yet covered by a verification), 'verified' or 'broken'."""
+    if event.seal_seq is None:
+        return "unsealed"
+    if verification is None:
+        return "sealed"
+    if verification.broken_seq is not None and event.seal_seq >= verification.broken_seq:
+        return "broken"
+    if verification.first_seq <= event.seal_seq <= verification.verified_through:
+        return "verified"
+    return "sealed"
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    role: str = ""
+    status: str = ""
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+    trace_id: str = ""
+
+
+def filtered_sessions(filters: SessionFilters) -> "QuerySet[Session]":
+    queryset: QuerySet[Session] = Session.objects.all()
+    if filters.role:
+        queryset = queryset.filter(role=filters.role)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.since:
+        queryset = queryset.filter(created_at__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(created_at__lt=filters.until)
+    if filters.trace_id:
+        # Sessions carry no trace id of their own: a trace names the sessions its audit events touched.
+        ids = (
+            AuditEvent.objects.filter(trace_id=filters.trace_id, target_type="session")
+            .order_by("id")
+            .values_list("target_id", flat=True)[:TRACE_SESSION_LIMIT]
+        )
+        session_ids = [parsed for parsed in map(_uuid_or_none, ids) if parsed is not None]
+        queryset = queryset.filter(id__in=session_ids)
+    return queryset
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> tuple[list[Session], str | None]:
+    page: tuple[list[Session], str | None] = keyset_page(
+        filtered_sessions(filters).select_related("task"), cursor=cursor, limit=limit
+    )
+    return page
+
+
+def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent]:
+    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT."""
+    return list(
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)).order_by("id")[:LIFECYCLE_LIMIT]
+    )
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    session: Session
+    lifecycle: list[AuditEvent]
+    transcript: list[SessionMessage]
+    transcript_truncated: bool
+
+
+def session_detail(session_id: uuid.UUID) -> SessionDetail | None:
+    session = Session.objects.select_related("task").filter(pk=session_id).first()
+    if session is None:
+        return None
+    lifecycle = audit_history("session", session.id)
+    messages = list(SessionMessage.objects.filter(session=session).order_by("id")[: TRANSCRIPT_LIMIT + 1])
+    return SessionDetail(
+        session=session,
+        lifecycle=lifecycle,
+        transcript=messages[:TRANSCRIPT_LIMIT],
+        transcript_truncated=len(messages) > TRANSCRIPT_LIMIT,
+    )
+
+
+def queue_page(*, role: str, status: str, cursor: str | None, limit: int) -> tuple[list[Task], str | None]:
+    """One queue (a role's pending or claimed tasks), oldest first: the next to be worked is on top."""
+    queryset = Task.objects.filter(status=status)
+    if role:
+        queryset = queryset.filter(to_role=role)
+    page: tuple[list[Task], str | None] = keyset_page(queryset, cursor=cursor, limit=limit, newest_first=False)
+    return page
+
+
+def queue_roles() -> list[str]:
+    """Roles with live tasks, for the queue filter (bounded by the live work, not the history)."""
+    return sorted(
+        set(Task.objects.filter(status__in=LIVE_TASK_STATUSES).order_by().values_list("to_role", flat=True).distinct())
+    )
+
+
+def audit_events(filters: dict[str, Any]) -> "QuerySet[AuditEvent]":
+    queryset: QuerySet[AuditEvent] = audit_selectors.filter_events(AuditEvent.objects.all(), **filters)
+    return queryset
+
+
+def audit_page(filters: dict[str, Any], *, after_id: int | None, limit: int) -> tuple[list[AuditEvent], int | None]:
+    page: tuple[list[AuditEvent], int | None] = audit_selectors.page_of_events(
+        audit_events(filters), after_id=after_id, limit=limit
+    )
+    return page
+
+
+def export_rows(filters: dict[str, Any], *, limit: int, batch_size: int = 2000) -> Iterator[AuditEvent]:
+    """The filtered events, newest first, at most `limit`, read in keyset batches so an export
+    never holds the whole result in memory."""
+    after_id = None
+    remaining = limit
+    while remaining > 0:
+        rows, after_id = audit_page(filters, after_id=after_id, limit=min(batch_size, remaining))
+        yield from rows
+        remaining -= len(rows)
+        if after_id is None:
+            return
+
+
+def trace_events(trace_id: str, *, limit: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(trace_id=trace_id).order_by("id")[: limit + 1])
+
+
+def lane_of(event: AuditEvent) -> str:
+    """The role that acted (metadata.actor_role), else the role the event is filed under (a job or a
+    person acted): a trace timeline shows who did what, not whose queue each event sits in."""
+    actor_role = (event.metadata or {}).get("actor_role") if isinstance(event.metadata, dict) else None
+    return str(actor_role or event.role or "(none)")
+
+
+def roles_in(events: Iterable[AuditEvent]) -> list[str]:
+    """The acting roles of `events` in order of first appearance: the lanes of a trace timeline."""
+    seen: dict[str, None] = {}
+    for event in events:
+        seen.setdefault(lane_of(event), None)
+    return list(seen)
