@@ -36,6 +36,8 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PACKAGES)
 
+# DEBUG defaults to false (settings.py); the local server is the one place it is switched on.
+run: export DEBUG ?= true
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py welcome --host $(HOST) --port $(PORT)
