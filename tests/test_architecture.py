@@ -8,7 +8,17 @@ from pathlib import Path
 import grimp
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["orchestrator", "audit", "routing", "sessions", "notifications", "approvals", "transfer", "dashboard", "agent_tools"]
+PACKAGES = [
+    "orchestrator",
+    "audit",
+    "routing",
+    "sessions",
+    "notifications",
+    "approvals",
+    "transfer",
+    "dashboard",
+    "agent_tools",
+]
 
 
 def import_cycles(graph):
