@@ -15,7 +15,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
 from audit import selectors
-from audit.stream import Wakeup, events_after, live_position, position_of
+from audit.stream import HeldStream, Wakeup, events_after, live_position, position_of, stream_slots
+from orchestrator.http.errors import TooManyRequests
 from orchestrator.http.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -29,6 +30,8 @@ from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
 
 STREAM_BATCH_SIZE = 500
+# A refused stream may try again this soon: another of the caller's streams may have ended by then.
+STREAM_RETRY_AFTER_SECONDS = 10
 MAX_EVENT_ID = 2**63 - 1
 _EVENT_ID = re.compile(r"^[0-9]{1,19}$")
 
@@ -215,7 +218,14 @@ class AuditStream(ApiView):
             position = position_of(event)
         else:
             position = live_position(queryset)
-        response = StreamingHttpResponse(_event_stream(queryset, position), content_type="text/event-stream")
+        subject = self.principal.subject
+        if not stream_slots.acquire(subject):
+            raise TooManyRequests(
+                f"At most {settings.AUDIT_STREAM_MAX_PER_PRINCIPAL} open audit streams per caller; close one first.",
+                wait=STREAM_RETRY_AFTER_SECONDS,
+            )
+        body = HeldStream(_event_stream(queryset, position), subject)
+        response = StreamingHttpResponse(body, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         # Proxies (nginx) must pass each event through at once, not buffer the response.
         response["X-Accel-Buffering"] = "no"

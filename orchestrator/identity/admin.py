@@ -11,7 +11,7 @@ from orchestrator.identity.tokens import delete_token, revoke_token
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+class ApiTokenAdmin(admin.ModelAdmin):
     """Read-only rows: a token's role and staff flag never change (issue a new token instead), and
     revoking or deleting goes through the audited services, which invalidate every process's cache."""
 
@@ -32,7 +32,7 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     def has_delete_tokens_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("identity.delete_apitoken")
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form: ModelForm[Any], change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: "ModelForm[Any]", change: bool) -> None:
         # Every field is read-only; a plain Save changes nothing.
         pass
 
