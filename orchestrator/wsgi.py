@@ -4,3 +4,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 application = get_wsgi_application()
+
+from orchestrator.ops.checks import log_start_up_warnings  # noqa: E402  (needs the settings above)
+
+log_start_up_warnings()
