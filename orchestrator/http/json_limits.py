@@ -4,6 +4,7 @@ bounded nesting, no U+0000, integers that fit in 64 bits. One check, run where J
 import json
 import re
 
+import orjson
 from django.conf import settings
 
 # orjson keeps integers up to 2**64 - 1 exact and turns larger ones into floats silently; a run of
@@ -63,3 +64,15 @@ def check_integer_literals(body: bytes) -> None:
     limit): a literal beyond 64 bits is refused rather than rounded to a float."""
     if _LONG_DIGIT_RUN.search(body):
         json.loads(body, parse_int=_exact_int)
+
+
+def parse_exact(body: bytes) -> object:
+    """Parse a JSON document keeping every integer exact (a file to import, where an integer
+    beyond 64 bits must be refused with its record, not rounded to a float by orjson)."""
+    if not _LONG_DIGIT_RUN.search(body):
+        return orjson.loads(body)
+    orjson.loads(body)  # validates as strictly as every other path (no NaN, UTF-8 only)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise JsonLimitError(f"JSON nests deeper than {settings.JSON_MAX_DEPTH} levels.") from None
