@@ -14,7 +14,9 @@ whose task still waits for it).
 import datetime
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -40,7 +42,7 @@ MESSAGE_FIELDS = ("author_role", "content", "created_at")
 @dataclass(frozen=True)
 class Kind:
     key: str
-    model: type
+    model: Any  # a model class; Any, since the kinds use each model's own manager
     prefix: str
     target_type: str
     role_field: str
@@ -145,7 +147,7 @@ def _parse_datetime(value, name):
     return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
 
 
-def _to_python(kind, name, value):
+def _to_python(kind: Kind, name: str, value: Any) -> Any:
     model_field = kind.fields[name]
     if value is None:
         return None
@@ -169,7 +171,7 @@ def _to_python(kind, name, value):
         raise BadRecord(f"{name}: {' '.join(exc.messages)}") from None
 
 
-def _messages(raw):
+def _messages(raw: object) -> list[tuple[str, str, datetime.datetime]]:
     if not isinstance(raw, list):
         raise BadRecord("messages: expected a list")
     messages = []
@@ -197,7 +199,7 @@ def _values(instance, names):
     return {name: getattr(instance, name) for name in names}
 
 
-def _refuse_a_stuck_task(instance):
+def _refuse_a_stuck_task(instance: Approval) -> None:
     """An approval that is no longer pending while its task still waits would hold the task in
     awaiting_approval for ever: no decision can come. (Tasks are imported first, so the task
     row already shows the file's own state.)"""
@@ -214,7 +216,7 @@ def _refuse_a_stuck_task(instance):
         )
 
 
-def _import_record(kind, record, *, source, position, overwrite):
+def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
     """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'."""
     if not isinstance(record, dict):
         raise BadRecord("expected an object")
@@ -294,7 +296,7 @@ def _import_record(kind, record, *, source, position, overwrite):
     return "updated" if existing else "created"
 
 
-def load(path):
+def load(path: str) -> dict[str, Any]:
     with open(path, "rb") as handle:
         # Integers kept exact, so one beyond 64 bits is refused with its record, not rounded.
         data = parse_exact(handle.read())
@@ -315,7 +317,13 @@ def count_records(data):
     return sum(len(data.get(kind.key, [])) for kind in KINDS)
 
 
-def import_json(*, data, source="", on_record=None, overwrite=False):
+def import_json(
+    *,
+    data: dict[str, Any],
+    source: str = "",
+    on_record: Callable[[str, str], object] | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
     """Upsert every record of a loaded export (see load); return an ImportReport. A record that
     exists with a different state is reported and skipped unless `overwrite`."""
     report = ImportReport()
