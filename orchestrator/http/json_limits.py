@@ -14,6 +14,7 @@ _LONG_DIGIT_RUN = re.compile(rb"\d{19}")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _INT_MESSAGE = "Integers must fit in 64 bits (-2**63 to 2**63-1)."
+_NUMBER_MESSAGE = "Numbers must fit in 64 bits (-2**63 to 2**63-1), whatever their notation."
 
 
 class JsonLimitError(ValueError):
@@ -35,8 +36,13 @@ def check_document(value: object, *, max_depth: int | None = None) -> None:
         if isinstance(item, str):
             if "\x00" in item:
                 raise JsonLimitError("Strings must not contain U+0000.", field)
-        elif isinstance(item, bool) or item is None or isinstance(item, float):
+        elif isinstance(item, bool) or item is None:
             continue
+        elif isinstance(item, float):
+            # PostgreSQL's jsonb hands 1e20 back as the integer 100000000000000000000, which no
+            # reader could then render: numbers beyond 64 bits are refused whatever their notation.
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise JsonLimitError(_NUMBER_MESSAGE, field)
         elif isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
                 raise JsonLimitError(_INT_MESSAGE, field)

@@ -121,6 +121,14 @@ def test_integers_within_64_bits_are_kept_exact(finance, number):
     assert finance.get(f"/api/v1/sessions/{response.json()['session_id']}").json()["metadata"] == {"n": number}
 
 
+@pytest.mark.parametrize("literal", ["1e20", "-1e19", "9.3e18", "1.5e300"])
+def test_floats_beyond_64_bits_are_refused_because_postgresql_would_return_them_as_huge_integers(finance, literal):
+    body = f'{{"role":"finance","metadata":{{"n":{literal}}}}}'
+
+    assert "64 bits" in assert_problem_400(post_raw(finance, "/api/v1/sessions", body))
+    assert finance.get("/api/v1/sessions").status_code == 200
+
+
 def test_long_digit_runs_inside_strings_and_floats_are_not_integers(finance):
     body = '{"role":"finance","metadata":{"s":"123456789012345678901234","f":0.12345678901234567890}}'
 
