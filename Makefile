@@ -65,3 +65,12 @@ services-stop:
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache
+
+# Random-seed schemathesis (every check) against gunicorn on PostgreSQL; FUZZ_SEED, FUZZ_MAX_EXAMPLES,
+# FUZZ_SECONDS tune it (scripts/fuzz.sh). The derandomized run is part of `make test`.
+fuzz: install-dev
+	./scripts/services.sh install
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 \
+	  PYTHON=$(BIN)/python ./scripts/fuzz.sh || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status

@@ -131,10 +131,11 @@ def _state_the_validators(result):
     for component in result.get("components", {}).get("schemas", {}).values():
         _walk_properties(component)
     for operations in result.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 schema = parameter.setdefault("schema", {})
-                if parameter.get("name") in ROLE_NAMES:
+                # A role that names what to change is checked; a role in a GET filter only filters.
+                if parameter.get("name") in ROLE_NAMES and method in _UNSAFE:
                     _constrain_role(schema)
                 if parameter.get("in") == "path" and parameter.get("name") in UUID_PATH_PARAMETERS:
                     schema.update({"type": "string", "format": "uuid"})

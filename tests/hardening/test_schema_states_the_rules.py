@@ -32,3 +32,13 @@ def test_free_form_json_fields_state_the_input_limits(schema):
     metadata = schema["components"]["schemas"]["SessionInRequest"]["properties"]["metadata"]
 
     assert "JSON_MAX_DEPTH (32)" in metadata["description"]
+
+
+def test_a_method_a_view_does_not_offer_is_405_even_with_an_idempotency_key(finance):
+    response = finance.put("/api/v1/tasks/claim-next?to_role=finance", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert response.status_code == 405
+    assert finance.post("/api/v1/tasks/claim-next?to_role=finance", HTTP_IDEMPOTENCY_KEY="k-1").status_code in (
+        200,
+        204,
+    )
