@@ -7,7 +7,6 @@ import time
 import orjson
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
@@ -30,6 +29,16 @@ from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
 
 STREAM_BATCH_SIZE = 500
+# One Server-Sent Event as clients parse it (the schema of each event, not of the whole body).
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The audit event id; send it back as Last-Event-ID."},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "The audit event as JSON, as in GET /audit/{event_id}."},
+    },
+    "required": ["data"],
+}
 # A refused stream may try again this soon: another of the caller's streams may have ended by then.
 STREAM_RETRY_AFTER_SECONDS = 10
 MAX_EVENT_ID = 2**63 - 1
@@ -194,7 +203,7 @@ class AuditStream(ApiView):
         ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
+                SSE_EVENT_SCHEMA,
                 description=(
                     "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
                     "Without Last-Event-ID the stream starts at the events committing now. It ends after "

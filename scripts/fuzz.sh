@@ -43,8 +43,8 @@ trap cleanup EXIT INT TERM
 
 echo "fuzz seed: $SEED (replay with FUZZ_SEED=$SEED)"
 database create
-"$PY" manage.py migrate --noinput -v0
 "$PY" manage.py collectstatic --noinput -v0
+"$PY" manage.py migrate --noinput -v0
 TOKEN=$("$PY" manage.py issue_token --role operations --staff --name fuzz 2>/dev/null | tail -n 1)
 PORT=$("$PY" -c "from tests.net import free_port; print(free_port())")
 "$BIN/gunicorn" orchestrator.wsgi --bind "127.0.0.1:$PORT" --workers 2 --threads 4 --log-level warning &
