@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-.venv/bin/python}
-BIN=$(dirname "$PY")
+PYTHON=${PYTHON:-.venv/bin/python}
+# Absolute, so the tools still resolve after the run moves to its scratch directory.
+BIN=$(cd "$(dirname "$PYTHON")" && pwd)
+PY=$BIN/$(basename "$PYTHON")
 SEED=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 : "${DATABASE_URL:?DATABASE_URL must name a PostgreSQL server}"
 FUZZ_DB=orchestrator_fuzz_$$
@@ -37,12 +39,13 @@ server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   database drop || true
-  rm -rf "$STATIC_ROOT"
+  rm -rf "$STATIC_ROOT" "${SCRATCH:-}"
 }
 trap cleanup EXIT INT TERM
 
 echo "fuzz seed: $SEED (replay with FUZZ_SEED=$SEED)"
 database create
+SCRATCH=""
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py migrate --noinput -v0
 TOKEN=$("$PY" manage.py issue_token --role operations --staff --name fuzz 2>/dev/null | tail -n 1)
@@ -54,7 +57,11 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
-"$BIN/schemathesis" --config-file scripts/fuzz.toml run "http://127.0.0.1:$PORT/api/schema/" \
+# Run from a scratch directory: schemathesis keeps its example cache in the working directory.
+SCRATCH=$(mktemp -d)
+CONFIG=$PWD/scripts/fuzz.toml
+cd "$SCRATCH"
+"$BIN/schemathesis" --config-file "$CONFIG" run "http://127.0.0.1:$PORT/api/schema/" \
   --header "Authorization: Bearer $TOKEN" \
   --seed "$SEED" \
   --max-examples "${FUZZ_MAX_EXAMPLES:-50}" \

@@ -3,6 +3,8 @@
 Each function validates, changes state and writes its audit event in one transaction.
 """
 
+import uuid
+
 from django.db import transaction
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -10,7 +12,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
 from orchestrator.http.views import etag_for
-from orchestrator.identity.roles import is_known_role
+from orchestrator.identity.principal import Principal
+from orchestrator.identity.roles import is_known_role, require_known_role
 from routing import selectors as task_selectors
 from sessions import selectors
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage, SessionStatus
@@ -132,8 +135,12 @@ def transition_session(*, principal, session_id, target_status, trace_id):
     return update_session(principal=principal, session_id=session_id, trace_id=trace_id, status=target_status)
 
 
-def append_message(*, principal, session_id, content, trace_id, author_role=None):
+def append_message(
+    *, principal: Principal, session_id: uuid.UUID, content: str, trace_id: str, author_role: str | None = None
+) -> SessionMessage:
     author_role = author_role or principal.role
+    # Staff may write as another role, but only as a role that exists (it is shown and filed as one).
+    require_known_role(author_role, field="author_role")
     if not principal.can_act_for(author_role):
         raise PermissionDenied("Agents write messages only as their own role.")
     with transaction.atomic():

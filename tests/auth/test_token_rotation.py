@@ -144,15 +144,15 @@ def gunicorn_on_the_test_database(transactional_db):
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(f"{base}/api/v1/health", timeout=10)
-            break
-        except (requests.ConnectionError, requests.Timeout):
-            assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
     try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/api/v1/health", timeout=10)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
         yield base
     finally:
         process.terminate()

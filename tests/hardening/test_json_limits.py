@@ -145,3 +145,17 @@ def test_a_data_error_from_the_database_is_a_400_problem():
     assert response.status_code == 400
     assert response.content_type == "application/problem+json"
     assert response.data["status"] == 400
+
+
+def test_staff_may_write_a_message_only_as_a_role_that_exists(staff, finance):
+    session_id = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+
+    refused = staff.post(
+        f"/api/v1/sessions/{session_id}/messages", {"content": "x", "author_role": "nobody"}, format="json"
+    )
+    accepted = staff.post(
+        f"/api/v1/sessions/{session_id}/messages", {"content": "x", "author_role": "manager"}, format="json"
+    )
+
+    assert refused.status_code == 400 and "author_role" in refused.json()["errors"]
+    assert accepted.status_code == 201
