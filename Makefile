@@ -36,6 +36,8 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PACKAGES)
 
+# DEBUG defaults to false (settings.py); the local server is the one place it is switched on.
+run: export DEBUG ?= true
 run: install
 	$(BIN)/python manage.py migrate --noinput
 # The shipped role profiles; an unchanged file makes no new version (docs/policy.md).
@@ -73,3 +75,12 @@ services-stop:
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache
+
+# Random-seed schemathesis (every check) against gunicorn on PostgreSQL; FUZZ_SEED, FUZZ_MAX_EXAMPLES,
+# FUZZ_SECONDS tune it (scripts/fuzz.sh). The derandomized run is part of `make test`.
+fuzz: install-dev
+	./scripts/services.sh install
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 \
+	  PYTHON=$(BIN)/python ./scripts/fuzz.sh || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status

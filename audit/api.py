@@ -7,7 +7,6 @@ import time
 import orjson
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
@@ -15,7 +14,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
 from audit import selectors
-from audit.stream import Wakeup, events_after, live_position, position_of
+from audit.stream import HeldStream, Wakeup, events_after, live_position, position_of, stream_slots
+from orchestrator.http.errors import TooManyRequests
 from orchestrator.http.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -29,6 +29,18 @@ from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
 
 STREAM_BATCH_SIZE = 500
+# One Server-Sent Event as clients parse it (the schema of each event, not of the whole body).
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The audit event id; send it back as Last-Event-ID."},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "The audit event as JSON, as in GET /audit/{event_id}."},
+    },
+    "required": ["data"],
+}
+# A refused stream may try again this soon: another of the caller's streams may have ended by then.
+STREAM_RETRY_AFTER_SECONDS = 10
 MAX_EVENT_ID = 2**63 - 1
 _EVENT_ID = re.compile(r"^[0-9]{1,19}$")
 
@@ -191,7 +203,7 @@ class AuditStream(ApiView):
         ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
+                SSE_EVENT_SCHEMA,
                 description=(
                     "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
                     "Without Last-Event-ID the stream starts at the events committing now. It ends after "
@@ -215,7 +227,14 @@ class AuditStream(ApiView):
             position = position_of(event)
         else:
             position = live_position(queryset)
-        response = StreamingHttpResponse(event_stream(queryset, position), content_type="text/event-stream")
+        subject = self.principal.subject
+        if not stream_slots.acquire(subject):
+            raise TooManyRequests(
+                f"At most {settings.AUDIT_STREAM_MAX_PER_PRINCIPAL} open audit streams per caller; close one first.",
+                wait=STREAM_RETRY_AFTER_SECONDS,
+            )
+        body = HeldStream(event_stream(queryset, position), subject)
+        response = StreamingHttpResponse(body, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         # Proxies (nginx) must pass each event through at once, not buffer the response.
         response["X-Accel-Buffering"] = "no"

@@ -280,16 +280,41 @@ class VerifyResult:
         return self.broken is None
 
 
+def _sqlite_per_batch():
+    return connection.vendor == "sqlite" and not connection.in_atomic_block
+
+
 @contextmanager
 def _consistent_snapshot():
-    """One view of rows and head for the whole walk, so a sealer running meanwhile cannot make
-    a sound chain look broken."""
+    """On PostgreSQL one read-only snapshot of rows and head for the whole walk, so a sealer
+    running meanwhile cannot make a sound chain look broken. On SQLite a transaction would take
+    the write lock (transaction_mode IMMEDIATE) and writers would get 503 for the whole walk, so
+    each batch reads in its own read transaction instead (_batch_snapshot)."""
+    if _sqlite_per_batch():
+        yield
+        return
     repeatable = connection.vendor == "postgresql" and not connection.in_atomic_block
     with transaction.atomic():
         if repeatable:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield
+
+
+@contextmanager
+def _batch_snapshot():
+    """SQLite: one deferred (read) transaction per batch: a consistent view of that batch and the
+    chain head, and no write lock, so writers carry on while the walk runs."""
+    if not _sqlite_per_batch():
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("COMMIT")
 
 
 def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None] | None = None) -> VerifyResult:
@@ -326,10 +351,15 @@ def last_verification() -> AuditVerification | None:
     return AuditVerification.objects.filter(pk=1).first()
 
 
-def _walk(start, on_batch):
+def _read_head():
     head = AuditChainHead.objects.filter(pk=1).first()
-    head_seq, head_hash = (head.seal_seq, head.hash) if head else (0, "")
-    unsealed = count_unsealed()
+    return head, *((head.seal_seq, head.hash) if head else (0, ""))
+
+
+def _walk(start, on_batch):
+    with _batch_snapshot():
+        head, head_seq, head_hash = _read_head()
+        unsealed = count_unsealed()
     checked = 0
 
     def result(broken=None):
@@ -346,7 +376,10 @@ def _walk(start, on_batch):
 
     expected = start
     while True:
-        rows = list(AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE])
+        with _batch_snapshot():
+            # Sealing only appends, so a head read with a later batch extends the earlier one.
+            head, head_seq, head_hash = _read_head()
+            rows = list(AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE])
         for row in rows:
             if row.seal_seq > head_seq:
                 return result(

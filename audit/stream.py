@@ -121,6 +121,62 @@ class Wakeup:
             self._pubsub = None
 
 
+class StreamSlots:
+    """How many streams each principal holds open in this process, capped at
+    AUDIT_STREAM_MAX_PER_PRINCIPAL. A lock makes the count exact across the server's threads; each
+    process (gunicorn worker) counts its own, so one principal holds at most cap x workers."""
+
+    def __init__(self):
+        self._held = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, subject):
+        with self._lock:
+            held = self._held.get(subject, 0)
+            if held >= settings.AUDIT_STREAM_MAX_PER_PRINCIPAL:
+                return False
+            self._held[subject] = held + 1
+            return True
+
+    def release(self, subject):
+        with self._lock:
+            held = self._held.get(subject, 0) - 1
+            if held > 0:
+                self._held[subject] = held
+            else:
+                self._held.pop(subject, None)
+
+    def held(self, subject):
+        return self._held.get(subject, 0)
+
+
+stream_slots = StreamSlots()
+
+
+class HeldStream:
+    """The stream's body, holding its principal's slot until the server closes the response (which
+    WSGI servers always do, also when the client went away before the first byte)."""
+
+    def __init__(self, body, subject):
+        self._body = body
+        self._subject = subject
+        self._released = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._body)
+
+    def close(self):
+        try:
+            self._body.close()
+        finally:
+            if not self._released:
+                self._released = True
+                stream_slots.release(self._subject)
+
+
 def _horizon():
     """Transaction ids below this are finished: their rows are all visible and final."""
     if connection.vendor != "postgresql":

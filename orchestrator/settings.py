@@ -49,7 +49,9 @@ def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a bare `docker run` or gunicorn never serves debug pages or the development
+# key; `make run` sets DEBUG=true for the local server.
+DEBUG = env_bool("DEBUG", False)
 
 # An insecure key is tolerated only for local development; production refuses to start without one.
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
@@ -179,12 +181,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` puts the files whitenoise serves with DEBUG=false (checked at start: ops.W001).
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 LOGIN_URL = "/admin/login/"
 
 # Request bodies above this size answer 413 (see orchestrator.http.problems).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+
+# --- Hardening: input and resource limits (docs/api.md "Input limits") ----------------------
+# Deepest nesting of any JSON document accepted (a request body, an imported record); deeper is 400.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# Live audit streams one principal may hold open at once (each holds a server thread); past it, 429.
+AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4)
 
 # --- Security (production: DEBUG=false) -------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

@@ -4,7 +4,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from orchestrator.http.fields import JsonObject
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, validated
 from policy import selectors, services
@@ -49,7 +48,7 @@ PauseShape = Shape(
 
 class CheckIn(StrictSerializer):
     tool = serializers.CharField(max_length=200)
-    arguments = JsonObject(required=False, default=dict)
+    arguments = serializers.DictField(required=False, default=dict)
 
 
 class PauseIn(StrictSerializer):

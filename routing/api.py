@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from orchestrator.http.fields import JsonDocument, JsonObject, TraceIdField
+from orchestrator.http.fields import TraceIdField
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, parse_uuid, query_params, validated
@@ -78,7 +78,7 @@ class RouteIn(StrictSerializer):
     type = serializers.CharField(max_length=100)
     to_role = serializers.CharField(max_length=64)
     from_role = serializers.CharField(max_length=64, required=False)
-    payload = JsonObject(required=False)
+    payload = serializers.DictField(required=False)
     trace_id = TraceIdField(required=False)
     requires_approval = serializers.BooleanField(required=False, default=False)
     approver_role = serializers.CharField(max_length=64, required=False)
@@ -123,12 +123,12 @@ class ReleaseIn(StrictSerializer):
 
 class CompleteIn(StrictSerializer):
     lease_token = serializers.CharField(max_length=64, required=False, help_text=LEASE_TOKEN_HELP)
-    result = JsonDocument(required=False, allow_null=True)
+    result = serializers.JSONField(required=False, allow_null=True)
 
 
 class FailIn(StrictSerializer):
     lease_token = serializers.CharField(max_length=64, required=False, help_text=LEASE_TOKEN_HELP)
-    error = JsonDocument(required=False, allow_null=True)
+    error = serializers.JSONField(required=False, allow_null=True)
     retry = serializers.BooleanField(
         required=False,
         default=False,

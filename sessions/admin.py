@@ -16,6 +16,12 @@ class SessionMessageInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Session)
 class SessionAdmin(ServiceFSMAdminMixin, admin.ModelAdmin):
@@ -23,7 +29,7 @@ class SessionAdmin(ServiceFSMAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "role", "created_at"]
     search_fields = ["id", "role", "owner"]
     date_hierarchy = "created_at"
-    readonly_fields = ["id", "role", "owner", "task", "metadata", "created_at", "updated_at"]
+    readonly_fields = [field.name for field in Session._meta.fields]
     inlines = [SessionMessageInline]
     list_select_related = ["task"]
 

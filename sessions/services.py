@@ -14,7 +14,7 @@ from audit import services as audit
 from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
 from orchestrator.http.views import etag_for
 from orchestrator.identity.principal import Principal
-from orchestrator.identity.roles import is_known_role
+from orchestrator.identity.roles import is_known_role, require_known_role
 from routing import selectors as task_selectors
 from routing.models import Task
 from sessions import selectors
@@ -161,6 +161,8 @@ def append_message(
     *, principal: Principal, session_id: uuid.UUID, content: str, trace_id: str, author_role: str | None = None
 ) -> SessionMessage:
     author_role = author_role or principal.role
+    # Staff may write as another role, but only as a role that exists (it is shown and filed as one).
+    require_known_role(author_role, field="author_role")
     if not principal.can_act_for(author_role):
         raise PermissionDenied("Agents write messages only as their own role.")
     with transaction.atomic():

@@ -1,9 +1,11 @@
 """Schemathesis over the generated OpenAPI schema, shared by the per-area fuzz modules.
 
 Checks every answer for 5xx and against its documented status, content type, headers and body
-schema. positive_data_acceptance is left out on purpose: schema-valid input that names an
-unknown role, object or cursor is rightly refused with a 400 problem, which the other checks
-still hold to the schema.
+schema. The schema states role names, UUID ids, integer ranges and the JSON limits
+(orchestrator/http/schema.py), so generated input is mostly valid; positive_data_acceptance is
+still left out here because what no JSON Schema can state is rightly refused with a 400 problem
+(an opaque cursor that no page handed out, a body naming an object that does not exist, a
+cross-field rule such as until > since). `make fuzz` runs it with random seeds (docs/api.md).
 """
 
 import orjson

@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def embedded_env(tmp_path):
     """The embedded default: no PostgreSQL, no Redis, nothing but a SQLite file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "OIDC_"))}
+    # DEBUG too: `make run` and the documented commands must set what they need themselves.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "OIDC_", "DEBUG", "SECRET_KEY"))
+    }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     return env
 

@@ -1,15 +1,22 @@
 """Moving sessions (with transcripts), tasks, approvals and notifications between instances.
 
 The file format is documented in docs/operations.md. Import upserts by id, so running it twice
-changes nothing; each record is validated as a whole and written in its own transaction with
-its audit event, so a bad record is reported (with its position) and skipped, never half-written.
-Records are copied as data, states included: an import restores what another instance
-recorded, it does not replay transitions.
+changes nothing; each record is validated as a whole, field by field as the API validates it
+(roles, trace ids, the JSON limits), and written in its own transaction with its audit event, so
+a bad record is reported (with its position) and skipped, never half-written. A record that
+already exists with a different state is reported and skipped too, unless overwrite is asked
+for; then its audit event carries the before and after values. Records are copied as data,
+states included: an import restores what another instance recorded, it does not replay
+transitions, and it refuses a record that would leave the data inconsistent (a decided approval
+whose task still waits for it).
 """
 
 import datetime
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -17,10 +24,13 @@ from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from approvals.models import Approval
+from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from notifications.models import Notification
-from routing.models import Task
+from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact
+from orchestrator.http.tracing import TRACE_ID_PATTERN
+from orchestrator.identity.roles import is_known_role
+from routing.models import Task, TaskStatus
 from sessions.models import Session, SessionMessage
 
 FORMAT = "orchestrator-export"
@@ -32,12 +42,16 @@ MESSAGE_FIELDS = ("author_role", "content", "created_at")
 @dataclass(frozen=True)
 class Kind:
     key: str
-    model: type
+    model: Any  # a model class; Any, since the kinds use each model's own manager
     prefix: str
     target_type: str
     role_field: str
     # Foreign-key attnames -> the kind they point at, for prefix normalisation.
     references: dict = field(default_factory=dict)
+    # Fields holding a role name: each must be one of ORCHESTRATOR_ROLES, as the API demands.
+    role_fields: tuple = ()
+    # JSON fields the API accepts only as objects.
+    object_fields: tuple = ()
 
     @property
     def fields(self):
@@ -53,10 +67,30 @@ class Kind:
         ]
 
 
-TASKS = Kind("tasks", Task, "task_", "task", "from_role")
-SESSIONS = Kind("sessions", Session, "sess_", "session", "role", {"task_id": TASKS})
-APPROVALS = Kind("approvals", Approval, "appr_", "approval", "approver_role", {"task_id": TASKS})
-NOTIFICATIONS = Kind("notifications", Notification, "notif_", "notification", "to_role", {"session_id": SESSIONS})
+TASKS = Kind(
+    "tasks", Task, "task_", "task", "from_role", role_fields=("from_role", "to_role"), object_fields=("payload",)
+)
+SESSIONS = Kind(
+    "sessions",
+    Session,
+    "sess_",
+    "session",
+    "role",
+    {"task_id": TASKS},
+    role_fields=("role",),
+    object_fields=("metadata",),
+)
+APPROVALS = Kind("approvals", Approval, "appr_", "approval", "approver_role", {"task_id": TASKS}, ("approver_role",))
+NOTIFICATIONS = Kind(
+    "notifications",
+    Notification,
+    "notif_",
+    "notification",
+    "to_role",
+    {"session_id": SESSIONS},
+    ("to_role", "from_role"),
+)
+_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 # Import order: a record's references are imported before it.
 KINDS = (TASKS, SESSIONS, APPROVALS, NOTIFICATIONS)
 
@@ -71,6 +105,10 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+
+
+class Conflict(BadRecord):
+    """The record exists here with a different state; kept as it is unless overwrite is asked for."""
 
 
 @dataclass
@@ -109,7 +147,7 @@ def _parse_datetime(value, name):
     return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
 
 
-def _to_python(kind, name, value):
+def _to_python(kind: Kind, name: str, value: Any) -> Any:
     model_field = kind.fields[name]
     if value is None:
         return None
@@ -118,24 +156,30 @@ def _to_python(kind, name, value):
     if isinstance(model_field, models.DateTimeField):
         return _parse_datetime(value, name)
     if isinstance(model_field, models.JSONField):
+        if name in kind.object_fields and not isinstance(value, dict):
+            raise BadRecord(f"{name}: expected an object, got {type(value).__name__}")
         return value
     if isinstance(model_field, (models.CharField, models.TextField)) and not isinstance(value, str):
         raise BadRecord(f"{name}: expected a string, got {type(value).__name__}")
+    if name in kind.role_fields and not is_known_role(value):
+        raise BadRecord(f"{name}: unknown role {value!r} (ORCHESTRATOR_ROLES)")
+    if name == "trace_id" and not _TRACE_ID.match(value):
+        raise BadRecord(f"trace_id: {value!r} is not a trace id (1-128 characters of A-Z a-z 0-9 . _ : -)")
     try:
         return model_field.to_python(value)
     except ValidationError as exc:
         raise BadRecord(f"{name}: {' '.join(exc.messages)}") from None
 
 
-def _messages(raw):
+def _messages(raw: object) -> list[tuple[str, str, datetime.datetime]]:
     if not isinstance(raw, list):
         raise BadRecord("messages: expected a list")
     messages = []
     for index, message in enumerate(raw):
         if not isinstance(message, dict) or set(message) != set(MESSAGE_FIELDS):
             raise BadRecord(f"messages[{index}]: expected exactly {', '.join(MESSAGE_FIELDS)}")
-        if not isinstance(message["author_role"], str) or not message["author_role"]:
-            raise BadRecord(f"messages[{index}].author_role: expected a non-empty string")
+        if not is_known_role(message["author_role"]):
+            raise BadRecord(f"messages[{index}].author_role: unknown role {message['author_role']!r}")
         if not isinstance(message["content"], str):
             raise BadRecord(f"messages[{index}].content: expected a string")
         created_at = _parse_datetime(message["created_at"], f"messages[{index}].created_at")
@@ -155,10 +199,32 @@ def _values(instance, names):
     return {name: getattr(instance, name) for name in names}
 
 
-def _import_record(kind, record, *, source, position):
+def _refuse_a_stuck_task(instance: Approval) -> None:
+    """An approval that is no longer pending while its task still waits would hold the task in
+    awaiting_approval for ever: no decision can come. (Tasks are imported first, so the task
+    row already shows the file's own state.)"""
+    if instance.status == ApprovalStatus.PENDING:
+        return
+    task_status = Task.objects.filter(pk=instance.task_id).values_list("status", flat=True).first()
+    still_pending = Approval.objects.filter(task_id=instance.task_id, status=ApprovalStatus.PENDING).exclude(
+        pk=instance.pk
+    )
+    if task_status == TaskStatus.AWAITING_APPROVAL and not still_pending.exists():
+        raise BadRecord(
+            f"status {instance.status!r} would leave task {instance.task_id} awaiting an approval that "
+            "can never come; import the task's own state with it"
+        )
+
+
+def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
     """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'."""
     if not isinstance(record, dict):
         raise BadRecord("expected an object")
+    try:
+        # The record stands where an API body would: the same depth, NUL and integer limits.
+        check_document(record)
+    except JsonLimitError as exc:
+        raise BadRecord(f"{exc.field}: {exc}" if exc.field else str(exc)) from None
     allowed = set(kind.fields) | ({"messages"} if kind is SESSIONS else set())
     unknown = sorted(set(record) - allowed)
     if unknown:
@@ -186,6 +252,12 @@ def _import_record(kind, record, *, source, position):
         new_messages = sorted((m for m in dict.fromkeys(messages) if m not in known), key=lambda m: m[2])
         if existing and not changed and not new_messages:
             return "unchanged"
+        if existing and changed and not overwrite:
+            raise Conflict(
+                f"exists with a different state ({', '.join(changed)}); kept as it is (--overwrite replaces it)"
+            )
+        if kind is APPROVALS:
+            _refuse_a_stuck_task(instance)
 
         if changed:
             instance.save(force_insert=not existing)
@@ -211,14 +283,23 @@ def _import_record(kind, record, *, source, position):
                 "messages_added": len(new_messages),
                 "source": source,
                 "position": position,
+                **(
+                    {
+                        "before": {name: _plain(before[name]) for name in changed},
+                        "after": {name: _plain(after[name]) for name in changed},
+                    }
+                    if existing and changed
+                    else {}
+                ),
             },
         )
     return "updated" if existing else "created"
 
 
-def load(path):
+def load(path: str) -> dict[str, Any]:
     with open(path, "rb") as handle:
-        data = orjson.loads(handle.read())
+        # Integers kept exact, so one beyond 64 bits is refused with its record, not rounded.
+        data = parse_exact(handle.read())
     if not isinstance(data, dict):
         raise BadRecord("the file must hold one JSON object")
     unknown = sorted(set(data) - {"format", "version", "exported_at", *(kind.key for kind in KINDS)})
@@ -236,14 +317,21 @@ def count_records(data):
     return sum(len(data.get(kind.key, [])) for kind in KINDS)
 
 
-def import_json(*, data, source="", on_record=None):
-    """Upsert every record of a loaded export (see load); return an ImportReport."""
+def import_json(
+    *,
+    data: dict[str, Any],
+    source: str = "",
+    on_record: Callable[[str, str], object] | None = None,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Upsert every record of a loaded export (see load); return an ImportReport. A record that
+    exists with a different state is reported and skipped unless `overwrite`."""
     report = ImportReport()
     for kind in KINDS:
         for index, record in enumerate(data.get(kind.key, [])):
             position = f"{kind.key}[{index}]"
             try:
-                outcome = _import_record(kind, record, source=source, position=position)
+                outcome = _import_record(kind, record, source=source, position=position, overwrite=overwrite)
             except (BadRecord, DatabaseError) as exc:
                 given = record.get("id") if isinstance(record, dict) else None
                 report.errors.append((position, given, str(exc).strip()))

@@ -52,3 +52,15 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is unavailable; retry later."
     default_code = "service_unavailable"
+
+
+class TooManyRequests(exceptions.APIException):
+    """429 with Retry-After: a per-caller limit on something held open (a stream), not a rate."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many requests."
+    default_code = "too_many_requests"
+
+    def __init__(self, detail=None, *, wait=None):
+        super().__init__(detail)
+        self.wait = wait

@@ -4,7 +4,7 @@ import logging
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -82,6 +82,11 @@ def exception_handler(exc, context):
     elif isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         exc = ServiceUnavailable()
+    elif isinstance(exc, DataError):
+        # A value the database cannot hold (out of range, bad encoding) is the client's input;
+        # the transaction is rolled back below, so nothing of the request is stored.
+        logger.info("database refused a value: %s", exc)
+        exc = exceptions.ValidationError({"non_field_errors": ["A value cannot be stored (out of range or invalid)."]})
     elif isinstance(exc, DatabaseError):
         return None
 

@@ -2,12 +2,13 @@
 
 import orjson
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
 from orchestrator.http.errors import RequestTooLarge
+from orchestrator.http.json_limits import JsonLimitError, check_document, check_integer_literals
 
 
 def _default(value):
@@ -38,9 +39,21 @@ class FastJSONParser(BaseParser):
         if not body:
             return {}
         try:
-            return orjson.loads(body)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            if "depth limit exceeded" in str(exc):
+                # orjson's own ceiling (1024) is past ours: the same answer as any document too deep.
+                raise ParseError(f"JSON nests deeper than {settings.JSON_MAX_DEPTH} levels.") from None
             raise ParseError(f"Malformed JSON: {exc}") from None
+        # Every endpoint's body passes here, so these limits hold for every JSON field at once.
+        try:
+            check_document(data)
+            check_integer_literals(body)
+        except JsonLimitError as exc:
+            if exc.field is not None:
+                raise ValidationError({exc.field: [str(exc)]}) from None
+            raise ParseError(str(exc)) from None
+        return data
 
 
 class FastContentNegotiation(DefaultContentNegotiation):

@@ -1,6 +1,9 @@
 """OpenAPI details drf-spectacular cannot infer: the bearer scheme, the common headers and the problem responses."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+from orchestrator.http.json_limits import INT64_MAX, INT64_MIN
 
 
 class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -85,8 +88,68 @@ def _document_headers(result):
                 parameters.append(IDEMPOTENCY_KEY_PARAMETER)
 
 
+# Every field and parameter with one of these names holds a role, checked against ORCHESTRATOR_ROLES
+# (identity.roles) wherever it is accepted; the schema names the roles, so clients can only send one.
+ROLE_NAMES = {"role", "to_role", "from_role", "approver_role", "author_role"}
+# Path ids that must be UUIDs (parse_uuid); audit's event_id is an integer and stays as declared.
+UUID_PATH_PARAMETERS = {"session_id", "task_id", "approval_id", "notification_id"}
+
+
+def _constrain_role(schema):
+    if schema.get("type") == "string" and "enum" not in schema:
+        schema["enum"] = list(settings.ORCHESTRATOR_ROLES)
+        schema.pop("maxLength", None)
+        schema.pop("minLength", None)
+
+
+def _constrain_json(schema):
+    """Free-form JSON (an object of anything, or any value) within the parser's limits: integers
+    in 64 bits. The depth and U+0000 limits are in the description; JSON Schema cannot say them."""
+    note = (
+        f"Any JSON within the input limits: nested at most JSON_MAX_DEPTH ({settings.JSON_MAX_DEPTH}) "
+        "levels per request body, no U+0000, numbers within the signed 64-bit range."
+    )
+    schema["description"] = (schema.get("description", "") + " " + note).strip()
+
+
+def _walk_properties(schema):
+    for name, prop in schema.get("properties", {}).items():
+        if name in ROLE_NAMES:
+            _constrain_role(prop)
+        if _is_free_json(prop):
+            _constrain_json(prop)
+
+
+def _is_free_json(schema):
+    if any(key in schema for key in ("$ref", "allOf", "oneOf", "anyOf", "enum")):
+        return False
+    return "type" not in schema or (schema["type"] == "object" and "properties" not in schema)
+
+
+def _state_the_validators(result):
+    """What the validators enforce, stated in the schema: role names, UUID path ids, JSON limits."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        # Input components only: stored values (a role since removed from the configuration)
+        # are answered as they are.
+        if name.endswith("Request"):
+            _walk_properties(component)
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.setdefault("schema", {})
+                # A role that names what to change is checked; a role in a GET filter only filters.
+                if parameter.get("name") in ROLE_NAMES and method in _UNSAFE:
+                    _constrain_role(schema)
+                if parameter.get("in") == "path" and parameter.get("name") in UUID_PATH_PARAMETERS:
+                    schema.update({"type": "string", "format": "uuid"})
+                if schema.get("type") == "integer":
+                    schema.setdefault("maximum", INT64_MAX)
+                    schema.setdefault("minimum", INT64_MIN)
+
+
 def add_problem_responses(result, generator, request, public):
     _forbid_unknown_request_fields(result)
+    _state_the_validators(result)
     _document_headers(result)
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     reference = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -37,11 +37,19 @@ class ApiView(APIView):
         self.headers = self.default_response_headers
         try:
             self.initial(request, *args, **kwargs)
-            response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+            if self._handles(request.method):
+                response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+            else:
+                # A method the view does not offer is a 405, whatever Idempotency-Key says.
+                response = self._respond(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+    def _handles(self, method):
+        method = method.lower()
+        return method in self.http_method_names and hasattr(self, method)
 
     def _respond(self, request, *args, **kwargs):
         method = request.method.lower()

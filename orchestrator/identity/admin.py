@@ -1,23 +1,52 @@
+from typing import Any
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
 
 from orchestrator.identity.models import ApiToken
-from orchestrator.identity.tokens import revoke_token
+from orchestrator.identity.principal import principal_for_user
+from orchestrator.identity.tokens import delete_token, revoke_token
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Read-only rows: a token's role and staff flag never change (issue a new token instead), and
+    revoking or deleting goes through the audited services, which invalidate every process's cache."""
+
     list_display = ["hint", "name", "role", "is_staff", "created_at", "revoked_at"]
     list_filter = ["role", "is_staff", "revoked_at"]
     search_fields = ["name", "hint", "role"]
-    readonly_fields = ["hint", "created_at", "revoked_at"]
-    actions = ["revoke"]
+    readonly_fields = [field.name for field in ApiToken._meta.fields]
+    actions = ["revoke", "delete_through_service"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         # The raw token is shown once, so tokens are minted by `manage.py issue_token`.
         return False
 
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset):
-        for token in queryset.filter(revoked_at__isnull=True):
-            revoke_token(token=token)
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # Django's own delete would skip the audit event and the cache invalidation.
+        return False
+
+    def has_delete_tokens_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("identity.delete_apitoken")
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: "ModelForm[Any]", change: bool) -> None:
+        # Every field is read-only; a plain Save changes nothing.
+        pass
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        principal = principal_for_user(request.user)
+        for token_id in queryset.filter(revoked_at__isnull=True).values_list("id", flat=True):
+            revoke_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
         self.message_user(request, "Tokens revoked.", messages.SUCCESS)
+
+    @admin.action(description="Delete selected tokens", permissions=["delete_tokens"])
+    def delete_through_service(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        principal = principal_for_user(request.user)
+        token_ids = list(queryset.values_list("id", flat=True))
+        for token_id in token_ids:
+            delete_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
+        self.message_user(request, f"Deleted {len(token_ids)} token(s).", messages.SUCCESS)

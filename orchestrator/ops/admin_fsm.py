@@ -19,6 +19,15 @@ class ServiceFSMAdminMixin(FSMAdminMixin):
     def run_transition(self, *, principal, obj, transition_name, trace_id):
         raise NotImplementedError
 
+    def has_delete_permission(self, request, obj=None):
+        # A stock delete writes no audit event; objects end through their transitions.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The change form only carries transition buttons: a plain Save of a stale copy would
+        # write no audit event, race the agents' own transitions and bump updated_at.
+        pass
+
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
         try:
             self.run_transition(

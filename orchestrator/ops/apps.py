@@ -7,3 +7,6 @@ class OpsConfig(AppConfig):
     name = "orchestrator.ops"
     label = "ops"
     verbose_name = "Operations"
+
+    def ready(self):
+        from orchestrator.ops import checks  # noqa: F401  (registers the start-up checks)

@@ -49,9 +49,17 @@ def audit_signing(tmp_path):
     return {"AUDIT_SIGNING_KEY_FILE": str(key_file), "AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints")}
 
 
+@pytest.fixture(scope="module")
+def collected_static(tmp_path_factory):
+    """Production has run collectstatic (the Dockerfile does; docs/operations.md says so)."""
+    env = {**PRODUCTION, "STATIC_ROOT": str(tmp_path_factory.mktemp("static"))}
+    assert manage("collectstatic", "--noinput", "-v0", env=env).returncode == 0
+    return env
+
+
 @pytest.mark.parametrize("extra", [{}, OIDC], ids=["local-auth", "oidc"])
-def test_production_settings_pass_the_deploy_check_without_a_warning(extra, audit_signing):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **audit_signing, **extra})
+def test_production_settings_pass_the_deploy_check_without_a_warning(extra, collected_static, audit_signing):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**collected_static, **audit_signing, **extra})
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

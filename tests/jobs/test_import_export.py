@@ -170,7 +170,7 @@ def test_a_second_import_creates_and_changes_nothing(db, source_file, tmp_path):
     assert SessionMessage.objects.count() == 2
 
 
-def test_a_changed_record_is_updated_in_place_and_audited(db, source_file):
+def test_with_overwrite_a_changed_record_is_updated_in_place_and_audited_with_before_and_after(db, source_file):
     path, expected_ids = source_file
     run("import_json", str(path))
     data = json.loads(path.read_text())
@@ -178,7 +178,7 @@ def test_a_changed_record_is_updated_in_place_and_audited(db, source_file):
     data["sessions"][0]["messages"].append({"author_role": "finance", "content": "done", "created_at": at(5)})
     path.write_text(json.dumps(data))
 
-    out, _ = run("import_json", str(path))
+    out, _ = run("import_json", str(path), "--overwrite")
 
     assert "sessions: 0 created, 1 updated" in out
     session = Session.objects.get(pk=expected_ids["session"])
@@ -186,6 +186,7 @@ def test_a_changed_record_is_updated_in_place_and_audited(db, source_file):
     assert list(session.messages.values_list("content", flat=True)) == ["started", "ok, go ahead", "done"]
     event = AuditEvent.objects.filter(event_type="session.imported", target_id=str(session.pk)).latest("id")
     assert event.metadata["changed_fields"] == ["status"]
+    assert (event.metadata["before"], event.metadata["after"]) == ({"status": "active"}, {"status": "completed"})
     assert event.metadata["messages_added"] == 1
     assert event.actor == "system:import_json"
 

@@ -99,6 +99,6 @@ def test_a_revoked_token_stops_working(finance):
     from orchestrator.identity.tokens import revoke_token
 
     assert finance.get("/api/v1/sessions").status_code == 200
-    revoke_token(token=finance.token)
+    revoke_token(actor="test", token_id=finance.token.pk)
 
     assert finance.get("/api/v1/sessions").status_code == 401

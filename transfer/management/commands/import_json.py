@@ -10,13 +10,19 @@ class Command(BaseCommand):
     help = (
         "Import sessions (with transcripts), tasks, approvals and notifications from a JSON export "
         "(format: docs/operations.md). Upserts by id: running it twice changes nothing. "
-        "Bad records are reported with their position and skipped."
+        "Bad records, and records that exist here with a different state (unless --overwrite), "
+        "are reported with their position and skipped."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="The JSON file to import.")
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Replace records that exist here with a different state (each audited with before and after).",
+        )
 
-    def handle(self, *args, path, **options):
+    def handle(self, *args, path, overwrite, **options):
         try:
             data = transfer.load(path)
         except OSError as exc:
@@ -26,7 +32,9 @@ class Command(BaseCommand):
 
         bar = progress(total=transfer.count_records(data), description="Importing", stream=self.stdout)
         try:
-            report = transfer.import_json(data=data, source=Path(path).name, on_record=lambda *_: bar.update(1))
+            report = transfer.import_json(
+                data=data, source=Path(path).name, on_record=lambda *_: bar.update(1), overwrite=overwrite
+            )
         finally:
             bar.close()
 
@@ -38,4 +46,7 @@ class Command(BaseCommand):
                 f"{counts.unchanged} unchanged, {counts.skipped} skipped"
             )
         if report.errors:
-            self.stderr.write(f"{len(report.errors)} bad records skipped; every other record was imported.")
+            self.stderr.write(
+                f"{len(report.errors)} records skipped (bad, or existing with a different state); "
+                "every other record was imported."
+            )

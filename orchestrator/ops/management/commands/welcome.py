@@ -15,11 +15,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"""
 Orchestrator is starting on {base}
-  Admin:        {base}/admin/   (create an account: .venv/bin/python manage.py createsuperuser)
+  Admin:        {base}/admin/   (create an account: DEBUG=true .venv/bin/python manage.py createsuperuser)
   Dashboard:    {base}/dashboard/
   API docs:     {base}/api/docs/
   Health:       {base}/api/v1/health
-  Mint a token: .venv/bin/python manage.py issue_token --role finance
+  Mint a token: DEBUG=true .venv/bin/python manage.py issue_token --role finance
                 (roles: {", ".join(known_roles())}; add --staff for a token that sees every role)
 """
         )

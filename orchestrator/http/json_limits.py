@@ -1,0 +1,84 @@
+"""The limits every JSON document the product accepts must keep (request bodies, imported records):
+bounded nesting, no U+0000, integers that fit in 64 bits. One check, run where JSON enters."""
+
+import json
+import re
+
+import orjson
+from django.conf import settings
+
+# orjson keeps integers up to 2**64 - 1 exact and turns larger ones into floats silently; a run of
+# 19 digits is the shortest literal that can leave the signed 64-bit range, so only bodies with
+# one pay for the exact second look.
+_LONG_DIGIT_RUN = re.compile(rb"\d{19}")
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_INT_MESSAGE = "Integers must fit in 64 bits (-2**63 to 2**63-1)."
+_NUMBER_MESSAGE = "Numbers must fit in 64 bits (-2**63 to 2**63-1), whatever their notation."
+
+
+class JsonLimitError(ValueError):
+    """A JSON document breaks one of the limits. `field` is the top-level key the offending value
+    sits under (None when it is the document itself), so the 400 problem can name the field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_document(value: object, *, max_depth: int | None = None) -> None:
+    """Refuse nesting deeper than JSON_MAX_DEPTH, U+0000 in any key or string, and integers outside
+    the signed 64-bit range. Iterative, so a hostile document cannot exhaust the stack."""
+    limit = settings.JSON_MAX_DEPTH if max_depth is None else max_depth
+    stack: list[tuple[object, int, str | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, field = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise JsonLimitError("Strings must not contain U+0000.", field)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, float):
+            # PostgreSQL's jsonb hands 1e20 back as the integer 100000000000000000000, which no
+            # reader could then render: numbers beyond 64 bits are refused whatever their notation.
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise JsonLimitError(_NUMBER_MESSAGE, field)
+        elif isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise JsonLimitError(_INT_MESSAGE, field)
+        elif isinstance(item, dict | list):
+            if depth + 1 > limit:
+                raise JsonLimitError(f"JSON nests deeper than {limit} levels.", field)
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if isinstance(key, str) and "\x00" in key:
+                        raise JsonLimitError("Keys must not contain U+0000.", field)
+                    stack.append((child, depth + 1, key if field is None else field))
+            else:
+                stack.extend((child, depth + 1, field) for child in item)
+
+
+def _exact_int(literal: str) -> int:
+    number = int(literal)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise JsonLimitError(_INT_MESSAGE)
+    return number
+
+
+def check_integer_literals(body: bytes) -> None:
+    """The integers as written in `body` (already parsed once, so it is valid JSON within the depth
+    limit): a literal beyond 64 bits is refused rather than rounded to a float."""
+    if _LONG_DIGIT_RUN.search(body):
+        json.loads(body, parse_int=_exact_int)
+
+
+def parse_exact(body: bytes) -> object:
+    """Parse a JSON document keeping every integer exact (a file to import, where an integer
+    beyond 64 bits must be refused with its record, not rounded to a float by orjson)."""
+    if not _LONG_DIGIT_RUN.search(body):
+        return orjson.loads(body)
+    orjson.loads(body)  # validates as strictly as every other path (no NaN, UTF-8 only)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise JsonLimitError(f"JSON nests deeper than {settings.JSON_MAX_DEPTH} levels.") from None

@@ -1,0 +1,44 @@
+"""The OpenAPI schema states what the validators enforce, so generated clients and fuzzers send
+what the API accepts: role names, UUID path ids, integer ranges, the JSON limits."""
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def parameter(schema, path, method, name):
+    return next(p for p in schema["paths"][path][method]["parameters"] if p["name"] == name)
+
+
+def test_role_fields_list_the_configured_roles(schema, settings):
+    components = schema["components"]["schemas"]
+
+    assert components["SessionInRequest"]["properties"]["role"]["enum"] == settings.ORCHESTRATOR_ROLES
+    assert parameter(schema, "/api/v1/tasks/claim-next", "post", "to_role")["schema"]["enum"] == (
+        settings.ORCHESTRATOR_ROLES
+    )
+
+
+def test_object_ids_in_paths_are_uuids(schema):
+    assert parameter(schema, "/api/v1/sessions/{session_id}", "get", "session_id")["schema"]["format"] == "uuid"
+    assert parameter(schema, "/api/v1/tasks/{task_id}", "get", "task_id")["schema"]["format"] == "uuid"
+
+
+def test_free_form_json_fields_state_the_input_limits(schema):
+    metadata = schema["components"]["schemas"]["SessionInRequest"]["properties"]["metadata"]
+
+    assert "JSON_MAX_DEPTH (32)" in metadata["description"]
+
+
+def test_a_method_a_view_does_not_offer_is_405_even_with_an_idempotency_key(finance):
+    response = finance.put("/api/v1/tasks/claim-next?to_role=finance", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert response.status_code == 405
+    assert finance.post("/api/v1/tasks/claim-next?to_role=finance", HTTP_IDEMPOTENCY_KEY="k-1").status_code in (
+        200,
+        204,
+    )
