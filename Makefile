@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 # The Python packages the checks cover (tests are linted too, but not type-checked).
-PACKAGES := orchestrator audit routing sessions notifications approvals transfer dashboard agent_tools
+PACKAGES := orchestrator audit routing sessions notifications approvals policy webhooks transfer dashboard observability agent_tools
 
 .PHONY: install install-dev run test lint bench fuzz services-start services-stop clean
 

@@ -8,7 +8,7 @@ import datetime
 import logging
 import smtplib
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
@@ -196,9 +196,12 @@ def open_approval(
     return approval
 
 
-def gate_routed_task(routed):
+def gate_routed_task(routed: routing.RoutedTask) -> None:
     """The route step approvals registers with routing: open the approval the route asked for."""
     if routed.requires_approval:
+        if not routed.approver_role:
+            # Fail closed: a gate asked for without a decider must not let the task through ungated.
+            raise ValidationError({"approver_role": ["Required when requires_approval is true."]})
         approval = open_approval(
             principal=routed.principal,
             task=routed.task,
@@ -365,7 +368,7 @@ def filter_by_status(
 def _can_see(principal: Principal, approval: Approval) -> bool:
     if principal.decides_for(approval.approver_role):
         return True
-    if approval.task_id is None:
+    if approval.task is None:
         return principal.can_act_for(_requesting_role(approval))
     return bool(routing_selectors.can_see_task(principal, approval.task))
 
@@ -390,7 +393,7 @@ def refuse_unless_may_decide(*, principal: Principal, approval: Approval) -> Non
         raise PermissionDenied(f"Only role {approval.approver_role!r} decides this approval.")
 
 
-def get_approval(*, principal, approval_id):
+def get_approval(*, principal: Principal, approval_id: uuid.UUID) -> Approval:
     approval = Approval.objects.select_related("task").filter(pk=approval_id).first()
     if approval is None or not _can_see(principal, approval):
         raise NotFound(f"No approval with id {approval_id}.")
@@ -497,8 +500,7 @@ def decide_approval(
             metadata={**decided, "task_status": {"before": task_before, "after": task.status}},
         )
         audit.record_many(task_events)
-    # The manager of a model with django-fsm's untyped mixin yields Any.
-    return cast(Approval, approval)
+    return approval
 
 
 def _record_vote(

@@ -10,7 +10,7 @@ import datetime
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +115,7 @@ def record(
     return event
 
 
-def record_many(events, *, batch_size=5000):
+def record_many(events: Iterable[dict[str, Any]], *, batch_size: int = 5000) -> list[AuditEvent]:
     """Bulk-insert many events at once: `events` is an iterable of record()'s keyword dicts."""
     now = timezone.now()
     rows = [_event(**{"timestamp": now, "metadata": None, **event}) for event in events]
@@ -124,7 +124,7 @@ def record_many(events, *, batch_size=5000):
     return created
 
 
-def insert_from_select_sql(select_sql):
+def insert_from_select_sql(select_sql: str) -> str:
     """SQL inserting one audit event per row of `select_sql`, for a bulk path that writes its
     change and the change's events in one statement (PostgreSQL; see sessions.retention).
 
@@ -141,7 +141,7 @@ def insert_from_select_sql(select_sql):
     )
 
 
-def announce_on_commit():
+def announce_on_commit() -> None:
     """Wake open audit streams once the current transaction commits."""
     transaction.on_commit(stream.announce)
 
@@ -174,7 +174,7 @@ def chain_hash(prev_hash: str, event: AuditEvent) -> str:
     return verify_pack.chain_hash_of_text(prev_hash, canonical_json(event))
 
 
-def _locked_head():
+def _locked_head() -> AuditChainHead:
     """The chain head, row-locked for this transaction. Only sealers take this lock."""
     head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
@@ -182,12 +182,12 @@ def _locked_head():
     # A fresh database: start from the last sealed event, if any survived (e.g. a restore).
     last = AuditEvent.objects.filter(seal_seq__isnull=False).order_by("-seal_seq").only("seal_seq", "hash").first()
     AuditChainHead.objects.get_or_create(
-        pk=1, defaults={"seal_seq": last.seal_seq if last else 0, "hash": last.hash if last else ""}
+        pk=1, defaults={"seal_seq": (last.seal_seq or 0) if last else 0, "hash": last.hash if last else ""}
     )
     return AuditChainHead.objects.select_for_update().get(pk=1)
 
 
-def _write_seals(rows):
+def _write_seals(rows: list[AuditEvent]) -> None:
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -255,7 +255,7 @@ def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | No
     return sealed
 
 
-def count_unsealed():
+def count_unsealed() -> int:
     return AuditEvent.objects.filter(seal_seq__isnull=True).count()
 
 
@@ -276,16 +276,16 @@ class VerifyResult:
     broken: ChainBreak | None = None
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.broken is None
 
 
-def _sqlite_per_batch():
+def _sqlite_per_batch() -> bool:
     return connection.vendor == "sqlite" and not connection.in_atomic_block
 
 
 @contextmanager
-def _consistent_snapshot():
+def _consistent_snapshot() -> Iterator[None]:
     """On PostgreSQL one read-only snapshot of rows and head for the whole walk, so a sealer
     running meanwhile cannot make a sound chain look broken. On SQLite a transaction would take
     the write lock (transaction_mode IMMEDIATE) and writers would get 503 for the whole walk, so
@@ -302,7 +302,7 @@ def _consistent_snapshot():
 
 
 @contextmanager
-def _batch_snapshot():
+def _batch_snapshot() -> Iterator[None]:
     """SQLite: one deferred (read) transaction per batch: a consistent view of that batch and the
     chain head, and no write lock, so writers carry on while the walk runs."""
     if not _sqlite_per_batch():
@@ -351,18 +351,18 @@ def last_verification() -> AuditVerification | None:
     return AuditVerification.objects.filter(pk=1).first()
 
 
-def _read_head():
+def _read_head() -> tuple[AuditChainHead | None, int, str]:
     head = AuditChainHead.objects.filter(pk=1).first()
     return head, *((head.seal_seq, head.hash) if head else (0, ""))
 
 
-def _walk(start, on_batch):
+def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
     with _batch_snapshot():
         head, head_seq, head_hash = _read_head()
         unsealed = count_unsealed()
     checked = 0
 
-    def result(broken=None):
+    def result(broken: ChainBreak | None = None) -> VerifyResult:
         return VerifyResult(
             checked=checked, unsealed=unsealed, head_seq=head_seq, head_hash=head_hash, first_seq=start, broken=broken
         )
@@ -381,6 +381,8 @@ def _walk(start, on_batch):
             head, head_seq, head_hash = _read_head()
             rows = list(AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE])
         for row in rows:
+            # The filter above selects sealed rows only.
+            assert row.seal_seq is not None
             if row.seal_seq > head_seq:
                 return result(
                     ChainBreak(

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orchestrator.http.health import HealthView, LiveView, ReadyView
@@ -11,7 +11,7 @@ handler500 = "orchestrator.http.problems.handler500"
 
 # The project wires each app's URLs in; no app module is imported here, so the project package
 # stays the ground floor of the import graph.
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("health/live", LiveView.as_view(), name="health-live"),
     path("health/ready", ReadyView.as_view(), name="health-ready"),

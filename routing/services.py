@@ -104,7 +104,7 @@ class LeaseSuperseded(Conflict):
     default_code = "lease_superseded"
 
 
-def request_trace_metadata(request_trace_id, object_trace_id):
+def request_trace_metadata(request_trace_id: str | None, object_trace_id: str) -> dict[str, str]:
     """Events are filed under the object's trace; a request with a trace of its own is noted beside it."""
     return {"request_trace_id": request_trace_id} if request_trace_id and request_trace_id != object_trace_id else {}
 

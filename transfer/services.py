@@ -14,9 +14,9 @@ whose task still waits for it).
 import datetime
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -54,11 +54,11 @@ class Kind:
     object_fields: tuple = ()
 
     @property
-    def fields(self):
+    def fields(self) -> dict[str, models.Field]:
         return {f.attname: f for f in self.model._meta.concrete_fields}
 
     @property
-    def stamped_fields(self):
+    def stamped_fields(self) -> list[str]:
         """The auto_now(_add) times, which save() overwrites and an import restores."""
         return [
             name
@@ -118,7 +118,7 @@ class ImportReport:
     errors: list = field(default_factory=list)
 
 
-def normalise_id(value, prefix):
+def normalise_id(value: object, prefix: str) -> uuid.UUID:
     """`sess_<uuid>`, a bare UUID, with or without dashes -> UUID; anything else is refused."""
     if isinstance(value, uuid.UUID):
         return value
@@ -131,9 +131,9 @@ def normalise_id(value, prefix):
         raise BadRecord(f"id {value!r} is not a UUID (optionally prefixed {prefix!r})") from None
 
 
-def _parse_datetime(value, name):
+def _parse_datetime(value: object, name: str) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
-        parsed = value
+        parsed: datetime.datetime | None = value
     elif isinstance(value, str):
         try:
             parsed = parse_datetime(value)
@@ -187,7 +187,7 @@ def _messages(raw: object) -> list[tuple[str, str, datetime.datetime]]:
     return messages
 
 
-def _clean(instance):
+def _clean(instance: models.Model) -> None:
     try:
         instance.full_clean(validate_unique=False)
     except ValidationError as exc:
@@ -195,7 +195,7 @@ def _clean(instance):
         raise BadRecord(details) from None
 
 
-def _values(instance, names):
+def _values(instance: models.Model, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}
 
 
@@ -313,7 +313,7 @@ def load(path: str) -> dict[str, Any]:
     return data
 
 
-def count_records(data):
+def count_records(data: dict[str, Any]) -> int:
     return sum(len(data.get(kind.key, [])) for kind in KINDS)
 
 
@@ -344,7 +344,7 @@ def import_json(
     return report
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.astimezone(datetime.UTC).isoformat()
     if isinstance(value, uuid.UUID):
@@ -352,7 +352,7 @@ def _plain(value):
     return value
 
 
-def _export_record(kind, instance, messages):
+def _export_record(kind: Kind, instance: models.Model, messages: dict[Any, list[Any]]) -> dict[str, Any]:
     record = {name: _plain(getattr(instance, name)) for name in kind.fields}
     if kind is SESSIONS:
         record["messages"] = [
@@ -362,12 +362,14 @@ def _export_record(kind, instance, messages):
     return record
 
 
-def export_json(*, stream, on_record=None, chunk_size=2000):
+def export_json(
+    *, stream: BinaryIO, on_record: Callable[[str], None] | None = None, chunk_size: int = 2000
+) -> dict[str, int]:
     """Write every record as one JSON document to a binary stream; return the counts per kind.
 
     Written record by record, so memory stays flat however large the tables are.
     """
-    counts = {}
+    counts: dict[str, int] = {}
     header = {"format": FORMAT, "version": VERSION, "exported_at": _plain(timezone.now())}
     stream.write(orjson.dumps(header)[:-1])
     for kind in KINDS:
@@ -388,7 +390,7 @@ def export_json(*, stream, on_record=None, chunk_size=2000):
             if not chunk:
                 break
             last = chunk[-1]
-            messages = {}
+            messages: dict[Any, list[Any]] = {}
             if kind is SESSIONS:
                 rows = SessionMessage.objects.filter(session_id__in=[s.pk for s in chunk]).order_by("id")
                 for session_id, *message in rows.values_list("session_id", *MESSAGE_FIELDS):
