@@ -84,11 +84,15 @@ class SessionFilterForm(PageForm, TimeRangeForm):
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *SessionStatus.choices])
 
 
+# The queue page's third view: failed tasks that ran out of attempts (routing's dead letters).
+DEAD_LETTER = "dead_letter"
+
+
 class QueueFilterForm(PageForm):
     role = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(
         required=False,
-        choices=[(TaskStatus.PENDING, "pending"), (TaskStatus.CLAIMED, "claimed")],
+        choices=[(TaskStatus.PENDING, "pending"), (TaskStatus.CLAIMED, "claimed"), (DEAD_LETTER, "dead letters")],
     )
 
     def clean_status(self):

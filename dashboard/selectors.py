@@ -16,8 +16,10 @@ from approvals.models import Approval, ApprovalStatus
 from audit import selectors as audit_selectors
 from audit import services as audit_services
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
+from dashboard.forms import DEAD_LETTER
 from orchestrator.http.paging import keyset_page
 from routing.models import Task, TaskStatus
+from routing.selectors import queue_stats
 from sessions.models import Session, SessionMessage
 
 # Tasks still in the queues; finished ones pile up for ever and are not counted (their count
@@ -38,6 +40,8 @@ class RoleQueue:
     role: str
     counts: dict[str, int]
     oldest_pending: datetime.datetime | None
+    overdue_leases: int = 0
+    dead_letters: int = 0
 
 
 def queue_summary() -> list[RoleQueue]:
@@ -57,12 +61,16 @@ def queue_summary() -> list[RoleQueue]:
         .values_list("to_role")
         .annotate(oldest=Min("created_at"))
     )
-    roles = sorted(set(counts) | set(oldest))
+    # Overdue leases and dead letters: routing's own per-role count (the metrics page shows the same).
+    leases = {row.role: row for row in queue_stats()}
+    roles = sorted(set(counts) | set(oldest) | set(leases))
     return [
         RoleQueue(
             role=role,
             counts={status.value: counts.get(role, {}).get(status.value, 0) for status in LIVE_TASK_STATUSES},
             oldest_pending=oldest.get(role),
+            overdue_leases=leases[role].overdue_leases if role in leases else 0,
+            dead_letters=leases[role].dead_letters if role in leases else 0,
         )
         for role in roles
     ]
@@ -225,8 +233,12 @@ def session_detail(session_id: uuid.UUID) -> SessionDetail | None:
 
 
 def queue_page(*, role: str, status: str, cursor: str | None, limit: int) -> tuple[list[Task], str | None]:
-    """One queue (a role's pending or claimed tasks), oldest first: the next to be worked is on top."""
-    queryset = Task.objects.filter(status=status)
+    """One queue (a role's pending or claimed tasks, or its dead letters), oldest first: the next to be
+    worked is on top."""
+    if status == DEAD_LETTER:
+        queryset = Task.objects.filter(status=TaskStatus.FAILED, dead_lettered_at__isnull=False)
+    else:
+        queryset = Task.objects.filter(status=status)
     if role:
         queryset = queryset.filter(to_role=role)
     page: tuple[list[Task], str | None] = keyset_page(queryset, cursor=cursor, limit=limit, newest_first=False)
@@ -282,3 +294,43 @@ def roles_in(events: Iterable[AuditEvent]) -> list[str]:
     for event in events:
         seen.setdefault(lane_of(event), None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class DecisionTimes:
+    approver_role: str
+    decided: int
+    median: datetime.timedelta
+    p90: datetime.timedelta
+
+
+DECISION_TIMES_DAYS = 30
+# The newest decisions the statistics read: bounded, whatever the history holds.
+DECISION_TIMES_SAMPLE = 5000
+
+
+def decision_times(roles: set[str] | None, *, now: datetime.datetime | None = None) -> list[DecisionTimes]:
+    """Per approver role (of `roles`; None: all), time from request to decision over the last
+    DECISION_TIMES_DAYS days: how many were decided, the median and the 90th percentile."""
+    since = (now or timezone.now()) - datetime.timedelta(days=DECISION_TIMES_DAYS)
+    decided = Approval.objects.filter(
+        status__in=[ApprovalStatus.APPROVED, ApprovalStatus.REJECTED], decision_at__gte=since
+    )
+    if roles is not None:
+        decided = decided.filter(approver_role__in=roles)
+    rows = decided.order_by("-decision_at").values_list("approver_role", "created_at", "decision_at")
+    waits: dict[str, list[datetime.timedelta]] = {}
+    for role, created_at, decision_at in rows[:DECISION_TIMES_SAMPLE]:
+        waits.setdefault(role, []).append(decision_at - created_at)
+    result = []
+    for role in sorted(waits):
+        ordered = sorted(waits[role])
+        result.append(
+            DecisionTimes(
+                approver_role=role,
+                decided=len(ordered),
+                median=ordered[(len(ordered) - 1) // 2],
+                p90=ordered[min(len(ordered) - 1, (len(ordered) * 9) // 10)],
+            )
+        )
+    return result

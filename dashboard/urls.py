@@ -10,6 +10,7 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/", sessions.session_detail, name="session"),
     path("queues/", queues.queue_list, name="queues"),
     path("tasks/<uuid:task_id>/cancel", queues.cancel, name="cancel-task"),
+    path("tasks/<uuid:task_id>/requeue", queues.requeue, name="requeue-task"),
     path("approvals/", approvals.inbox, name="approvals"),
     # The link that approval emails and webhooks carry: keep this path and name stable.
     path("approvals/<uuid:approval_id>/", approvals.approval_detail, name="approval"),

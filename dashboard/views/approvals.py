@@ -24,7 +24,9 @@ def inbox(request):
         roles, cursor=form.cleaned_data["cursor"] or None, limit=form.cleaned_data["limit"]
     )
     for approval in items:
-        approval.payload_json = json.dumps(approval.task.payload, indent=2, sort_keys=True, default=str)
+        # A policy check's approval holds an action (tool and arguments), not a task.
+        held = approval.task.payload if approval.task is not None else approval.action
+        approval.payload_json = json.dumps(held, indent=2, sort_keys=True, default=str)
     return render(
         request,
         "dashboard/approvals.html",
@@ -34,6 +36,7 @@ def inbox(request):
             "roles": sorted(roles) if roles is not None else None,
             "can_decide": request.user.has_perm(access.DECIDE_APPROVALS),
             "now": timezone.now(),
+            "decision_times": selectors.decision_times(roles),
         },
     )
 

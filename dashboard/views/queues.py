@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException
 
 from dashboard import access, selectors
-from dashboard.forms import CancelForm, QueueFilterForm
+from dashboard.forms import DEAD_LETTER, CancelForm, QueueFilterForm
 from dashboard.views.common import invalid_input, person
 from routing import services as routing
 
@@ -31,9 +32,9 @@ def queue_list(request):
         "status": data["status"],
         "role": data["role"],
         "can_cancel": request.user.has_perm(access.CANCEL_TASKS),
-        # Per-task actions, in order: the row template renders each one as a POST form, so a new
-        # action (requeue, when leases land) is one entry here and one URL.
-        "row_actions": ["cancel"],
+        # Per-task actions, in order: the row template renders each one as a POST form. A dead
+        # letter is requeued (staff, routing.services.requeue_task); a live task is cancelled.
+        "row_actions": ["requeue"] if data["status"] == DEAD_LETTER else ["cancel"],
     }
     return render(request, "dashboard/queues.html", context)
 
@@ -53,3 +54,15 @@ def cancel(request, task_id):
     else:
         messages.success(request, f"Task {task.id} ({task.type}) cancelled.")
     return redirect("dashboard:queues")
+
+
+@require_POST
+@access.console_view(access.VIEW_TASKS, access.CANCEL_TASKS)
+def requeue(request, task_id):
+    try:
+        task = routing.requeue_task(principal=person(request), task_id=task_id, trace_id=request.trace_id)
+    except APIException as exc:
+        messages.error(request, f"Task {task_id} was not requeued: {exc.detail}")
+    else:
+        messages.success(request, f"Task {task.id} ({task.type}) is pending again with a fresh attempt budget.")
+    return redirect(f"{reverse('dashboard:queues')}?status={DEAD_LETTER}")
