@@ -29,7 +29,9 @@ def get_session(*, principal: Principal, session_id: uuid.UUID, for_update: bool
         except Session.DoesNotExist:
             session = None
     else:
-        session = next(iter(Session.objects.raw(_by_id_sql(), [str(session_id)])), None)
+        # The key as this database stores it (SQLite keeps UUIDs as 32 hex digits, PostgreSQL as uuid).
+        key = Session._meta.pk.get_db_prep_value(session_id, connection)
+        session = next(iter(Session.objects.raw(_by_id_sql(), [key])), None)
     if session is None or not principal.can_act_for(session.role):
         raise NotFound(f"No session with id {session_id}.")
     return session

@@ -274,6 +274,9 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
             event_type=f"{kind.target_type}.imported",
             actor=ACTOR,
             role=after[kind.role_field],
+            actor_role="",
+            # A task's receiving role reads its history too, as for every task event.
+            shared_with_role=after.get("to_role") if kind.target_type == "task" else None,
             trace_id="",
             target_type=kind.target_type,
             target_id=pk,

@@ -92,7 +92,9 @@ def _subscription_event(
     audit.record(
         event_type=event_type,
         actor=actor,
+        # Subscriptions are staff's (every role's events can flow through one): filed under no role.
         role="",
+        actor_role="",
         trace_id="",
         target_type="webhook_subscription",
         target_id=subscription.pk,

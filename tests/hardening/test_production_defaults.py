@@ -50,7 +50,8 @@ def test_a_start_without_collected_static_files_names_what_is_missing(tmp_path):
     assert "ops.W001" in missing.stderr + missing.stdout
     assert "collectstatic" in missing.stderr + missing.stdout
     assert "ops.W001" not in collected.stderr + collected.stdout
-    assert "no issues" in collected.stdout
+    # What is left is the audit log's own warning (no signing key in this bare environment).
+    assert collected.returncode == 0 and "ops." not in collected.stderr + collected.stdout
 
 
 def test_the_wsgi_entry_point_logs_the_warning_gunicorn_would_otherwise_never_show(tmp_path):
