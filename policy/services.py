@@ -8,6 +8,7 @@ Fail closed: a rule that does not compile is refused at load, a rule that fails 
 import base64
 import binascii
 import difflib
+import functools
 import hashlib
 import re
 import sys
@@ -821,8 +822,17 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
     return resumed
 
 
+@functools.cache
+def _paused_sql() -> str:
+    # Every agent write asks this (the write guard): written once, not compiled by the ORM per request.
+    quote = connection.ops.quote_name
+    return f"SELECT 1 FROM {quote(RolePause._meta.db_table)} WHERE {quote('role')} IN (%s, %s) LIMIT 1"
+
+
 def is_role_paused(role: str) -> bool:
-    return RolePause.objects.filter(role__in=(role, ALL_ROLES)).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(_paused_sql(), [role, ALL_ROLES])
+        return cursor.fetchone() is not None
 
 
 def refuse_writes_of_paused_roles(principal: Any) -> None:
