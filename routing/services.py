@@ -169,6 +169,8 @@ class RouteRefused(PermissionDenied):
         super().__init__(detail)
         self.events = list(events)
         self.extra = extra
+        # Writes for whoever rolls back an enclosing transaction to run after it (ApiView does).
+        self.after_rollback: list[Callable[[], object]] = []
 
 
 # Apps above routing add steps to routing a task (approvals opens the requested approval) by
@@ -193,11 +195,16 @@ def route_steps() -> list[Callable[[RoutedTask], None]]:
 
 @contextlib.contextmanager
 def _refusals_recorded() -> Iterator[None]:
-    """Outside the route's transaction: a refusal's events are written once the route has rolled back."""
+    """Outside the route's transaction: a refusal's events are written once the route has rolled back.
+    Inside an enclosing transaction (the API's, which holds the Idempotency-Key record) that will roll
+    back too, they are handed to it instead (RouteRefused.after_rollback)."""
     try:
         yield
     except RouteRefused as refusal:
-        audit.record_many(refusal.events)
+        if connection.in_atomic_block:
+            refusal.after_rollback.append(functools.partial(audit.record_many, refusal.events))
+        else:
+            audit.record_many(refusal.events)
         raise
 
 

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
@@ -32,6 +33,7 @@ class ApiView(APIView):
         # caller is authenticated: the key is scoped to the principal, never checked before.
         self.args = args
         self.kwargs = kwargs
+        self._after_rollback: list[Callable[[], object]] = []
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
@@ -44,8 +46,16 @@ class ApiView(APIView):
                 response = self._respond(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
+        self._write_after_rollback()
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+    def _write_after_rollback(self):
+        # A refusal that must stay on record (a policy deny) rolls the request back like any
+        # error, the idempotency transaction included; what it asks to keep is written now, after.
+        for write in self._after_rollback:
+            with transaction.atomic():
+                write()
 
     def _handles(self, method):
         method = method.lower()
@@ -64,6 +74,7 @@ class ApiView(APIView):
                     guard(request.user)
             return handler(request, *args, **kwargs)
         except Exception as exc:
+            self._after_rollback.extend(getattr(exc, "after_rollback", ()))
             return self.handle_exception(exc)
 
     @property

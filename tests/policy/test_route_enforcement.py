@@ -59,6 +59,33 @@ def test_support_routing_to_finance_is_403_naming_the_rule_and_nothing_is_commit
     assert decided.metadata["profile_digest"] == support_profile.digest
 
 
+def test_a_denied_route_sent_with_an_idempotency_key_as_agents_send_it_keeps_its_decision_on_record(
+    make_agent, support_profile
+):
+    # The key's record rolls back with the denied request; the decision must not go with it.
+    support = make_agent("support")
+    response = support.post(
+        "/api/v1/tasks/route",
+        {"type": "refund", "to_role": "finance"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="support-refund-1",
+    )
+
+    assert response.status_code == 403
+    assert not Task.objects.exists()
+    decided = AuditEvent.objects.get(event_type="policy.decided")
+    assert (decided.metadata["decision"], decided.metadata["rule"]) == ("deny", "no-finance")
+    # Not stored for replay: a retry is judged again (and recorded again).
+    again = support.post(
+        "/api/v1/tasks/route",
+        {"type": "refund", "to_role": "finance"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="support-refund-1",
+    )
+    assert again.status_code == 403 and "Idempotent-Replayed" not in again
+    assert AuditEvent.objects.filter(event_type="policy.decided").count() == 2
+
+
 def test_a_route_outside_may_route_to_is_denied(make_agent, support_profile):
     response = make_agent("support").post(
         "/api/v1/tasks/route", {"type": "deploy", "to_role": "engineering"}, format="json"
