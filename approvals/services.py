@@ -509,7 +509,10 @@ def _record_vote(
     """Store one principal's vote on the locked approval's current level; return the approve votes so far.
     A quorum approval writes an approval.voted event per vote (a single-vote approval's decision is its vote)."""
     level = approval.escalation_level
-    if ApprovalVote.objects.filter(approval=approval, level=level, voter=principal.subject).exists():
+    # Distinct callers, not distinct credentials: a person signed in through OIDC and the agent JWT of
+    # the same account are one caller (same_caller), as separation of duties sees them.
+    voters = ApprovalVote.objects.filter(approval=approval, level=level).values_list("voter", flat=True)
+    if any(same_caller(principal.subject, voter) for voter in voters):
         raise Conflict(
             f"{principal.subject} already voted on this approval; {approval.required_approvals} distinct "
             "principals must approve.",

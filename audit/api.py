@@ -227,15 +227,21 @@ class AuditStream(ApiView):
             position = position_of(event)
         else:
             position = live_position(queryset)
-        subject = self.principal.subject
-        if not stream_slots.acquire(subject):
-            raise TooManyRequests(
-                f"At most {settings.AUDIT_STREAM_MAX_PER_PRINCIPAL} open audit streams per caller; close one first.",
-                wait=STREAM_RETRY_AFTER_SECONDS,
-            )
-        body = HeldStream(event_stream(queryset, position), subject)
-        response = StreamingHttpResponse(body, content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        # Proxies (nginx) must pass each event through at once, not buffer the response.
-        response["X-Accel-Buffering"] = "no"
-        return response
+        return stream_response(queryset, position, subject=self.principal.subject)
+
+
+def stream_response(queryset, position, *, subject):
+    """The SSE response for one caller, holding one of its stream slots until the server closes it;
+    TooManyRequests past AUDIT_STREAM_MAX_PER_PRINCIPAL. Every live stream (this API and the console's
+    /dashboard/live) opens through here, so no door skips the cap."""
+    if not stream_slots.acquire(subject):
+        raise TooManyRequests(
+            f"At most {settings.AUDIT_STREAM_MAX_PER_PRINCIPAL} open audit streams per caller; close one first.",
+            wait=STREAM_RETRY_AFTER_SECONDS,
+        )
+    body = HeldStream(event_stream(queryset, position), subject)
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # Proxies (nginx) must pass each event through at once, not buffer the response.
+    response["X-Accel-Buffering"] = "no"
+    return response

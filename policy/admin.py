@@ -30,6 +30,7 @@ class ProfileForm(forms.ModelForm):
         except yaml.YAMLError as exc:
             raise forms.ValidationError(f"Not valid YAML: {exc}") from None
         try:
+            services.refuse_unsigned(signed=False, source="admin")
             return services.validate_document(raw, source="admin")
         except services.ProfileRefused as refusal:
             raise forms.ValidationError(str(refusal)) from None
@@ -69,8 +70,12 @@ class ProfileVersionAdmin(admin.ModelAdmin):
     def activate(self, request, queryset):
         actor = principal_for_user(request.user).subject
         for version_id in queryset.values_list("pk", flat=True):
-            version = services.activate_version(version_id=version_id, actor=actor, trace_id=request.trace_id)
-            self.message_user(request, f"Active: {version}.", messages.SUCCESS)
+            try:
+                version = services.activate_version(version_id=version_id, actor=actor, trace_id=request.trace_id)
+            except services.ProfileRefused as refusal:
+                self.message_user(request, f"Not activated: {refusal}", messages.ERROR)
+            else:
+                self.message_user(request, f"Active: {version}.", messages.SUCCESS)
 
 
 @admin.register(RolePause)

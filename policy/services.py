@@ -335,10 +335,19 @@ def unified_diff(old: dict[str, Any] | None, new: dict[str, Any] | None, *, old_
     return "".join(difflib.unified_diff(_as_yaml(old), _as_yaml(new), fromfile=old_name, tofile=new_name))
 
 
+def refuse_unsigned(*, signed: bool, source: str = "") -> None:
+    """With PROFILES_REQUIRE_SIGNATURE on, only a signed bundle becomes policy: a profile typed into the
+    admin (never signed) or an unsigned older version is refused, so an admin account alone cannot
+    change what the signing key vouches for."""
+    if settings.PROFILES_REQUIRE_SIGNATURE and not signed:
+        raise _refuse("Unsigned, and PROFILES_REQUIRE_SIGNATURE is on: load a signed file instead.", source)
+
+
 def upsert_profile(
     *, document: dict[str, Any], actor: str, source: str = "", signed: bool = False, trace_id: str = ""
 ) -> tuple[ProfileVersion, bool]:
     """Make `document` the role's active profile: a new version unless the active one is identical."""
+    refuse_unsigned(signed=signed, source=source)
     document = validate_document(document, source=source)
     role = document["role"]
     digest = digest_of(document)
@@ -390,6 +399,7 @@ def activate_version(*, version_id: int, actor: str, trace_id: str = "") -> Prof
         active = next((v for v in versions if v.is_active), None)
         if active is not None and active.pk == target.pk:
             return target
+        refuse_unsigned(signed=target.signed, source=f"{target.role} v{target.version}")
         _activate(target, previous=active, actor=actor, trace_id=trace_id)
     return target
 

@@ -24,9 +24,7 @@ def inbox(request):
         roles, cursor=form.cleaned_data["cursor"] or None, limit=form.cleaned_data["limit"]
     )
     for approval in items:
-        # A policy check's approval holds an action (tool and arguments), not a task.
-        held = approval.task.payload if approval.task is not None else approval.action
-        approval.payload_json = json.dumps(held, indent=2, sort_keys=True, default=str)
+        approval.payload_json = _held_json(approval)
     return render(
         request,
         "dashboard/approvals.html",
@@ -39,6 +37,13 @@ def inbox(request):
             "decision_times": selectors.decision_times(roles),
         },
     )
+
+
+def _held_json(approval):
+    """What the approval holds, as the person reads it: a task's payload, or a policy check's action
+    (tool and the exact arguments) when it holds no task."""
+    held = approval.task.payload if approval.task is not None else approval.action
+    return json.dumps(held, indent=2, sort_keys=True, default=str)
 
 
 def _visible_approval(request, approval_id):
@@ -61,7 +66,8 @@ def approval_detail(request, approval_id):
         {
             "approval": approval,
             "status": status,
-            "payload_json": json.dumps(approval.task.payload, indent=2, sort_keys=True, default=str),
+            "payload_json": _held_json(approval),
+            "tool": (approval.action or {}).get("tool", "") if approval.task is None else "",
             "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == "pending",
             "history": selectors.audit_history("approval", approval.id),
             "now": timezone.now(),
