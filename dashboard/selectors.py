@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from approvals import services as approvals
@@ -44,8 +44,11 @@ class RoleQueue:
     dead_letters: int = 0
 
 
-def queue_summary() -> list[RoleQueue]:
-    """Per receiving role: live tasks by status and the age of the oldest pending one."""
+def queue_summary(*, now: datetime.datetime | None = None) -> list[RoleQueue]:
+    """Per receiving role: live tasks by status, the oldest pending one, overdue leases and dead
+    letters. Two grouped queries: the status counts, and routing's own queue_stats (the same
+    numbers the metrics page reports)."""
+    now = now or timezone.now()
     counts: dict[str, dict[str, int]] = {}
     rows = (
         Task.objects.filter(status__in=LIVE_TASK_STATUSES)
@@ -55,25 +58,21 @@ def queue_summary() -> list[RoleQueue]:
     )
     for role, status, n in rows:
         counts.setdefault(role, {})[status] = n
-    oldest = dict(
-        Task.objects.filter(status=TaskStatus.PENDING)
-        .order_by()
-        .values_list("to_role")
-        .annotate(oldest=Min("created_at"))
-    )
-    # Overdue leases and dead letters: routing's own per-role count (the metrics page shows the same).
-    leases = {row.role: row for row in queue_stats()}
-    roles = sorted(set(counts) | set(oldest) | set(leases))
-    return [
-        RoleQueue(
-            role=role,
-            counts={status.value: counts.get(role, {}).get(status.value, 0) for status in LIVE_TASK_STATUSES},
-            oldest_pending=oldest.get(role),
-            overdue_leases=leases[role].overdue_leases if role in leases else 0,
-            dead_letters=leases[role].dead_letters if role in leases else 0,
+    stats = {row.role: row for row in queue_stats(now=now)}
+    summary = []
+    for role in sorted(set(counts) | set(stats)):
+        row = stats.get(role)
+        waited = row.oldest_pending_age if row is not None else None
+        summary.append(
+            RoleQueue(
+                role=role,
+                counts={status.value: counts.get(role, {}).get(status.value, 0) for status in LIVE_TASK_STATUSES},
+                oldest_pending=None if waited is None else now - waited,
+                overdue_leases=row.overdue_leases if row is not None else 0,
+                dead_letters=row.dead_letters if row is not None else 0,
+            )
         )
-        for role in roles
-    ]
+    return summary
 
 
 def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":

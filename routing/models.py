@@ -85,6 +85,12 @@ class Task(ConcurrentTransitionMixin, models.Model):
                 name="task_live_idx",
                 condition=models.Q(status__in=["pending", "awaiting_approval", "claimed"]),
             ),
+            # Dead letters per role (console, metrics): few rows among a failed history that only grows.
+            models.Index(
+                fields=["to_role"],
+                name="task_dead_letter_idx",
+                condition=models.Q(status="failed", dead_lettered_at__isnull=False),
+            ),
         ]
 
     def __str__(self):
