@@ -40,9 +40,33 @@ class Response:
     latency_ms: int
 
 
+# IPv6 ranges whose last 32 bits (or, for 6to4, bits 16..48) carry an IPv4 address a translator or
+# tunnel on the path delivers to: the IPv4 address is what the request reaches.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")
+# Not global, though Python 3.11's table says so: RFC 8215 local-use NAT64 and the deprecated site-local range.
+_INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE or address in _SIIT:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _INSIDE_IPV6):
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            # :: and ::1 sit in the IPv4-compatible range too: 0.0.0.0 and 0.0.0.1 are not public either.
+            return is_public(embedded)
     return address.is_global and not address.is_multicast
 
 
