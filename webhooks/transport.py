@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import urllib3
 
 RESPONSE_EXCERPT_BYTES = 500
+# At most this much of an answer past the excerpt is read (and dropped) to keep the connection.
+DRAIN_LIMIT_BYTES = 64 * 1024
 
 
 class UnsafeURL(ValueError):
@@ -120,6 +122,20 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     return urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
 
 
+def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, starting no read after `deadline` (each read waits at most
+    the socket's timeout); returns them and whether the body ended."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and time.monotonic() < deadline:
+        chunk = response.read1(limit - size, decode_content=False)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), response.length_remaining == 0
+
+
 def post(
     target: Target,
     *,
@@ -151,9 +167,15 @@ def post(
             preload_content=False,
             assert_same_host=False,
         )
-        excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
-        # The rest of a long answer is not wanted, but the connection is only reusable once it is read.
-        response.drain_conn()
+        # The whole attempt, answer included, ends by the timeout: a receiver that sends an endless
+        # body, or one byte at a time, cannot hold the dispatcher.
+        deadline = started + timeout
+        excerpt, ended = _read_within(response, RESPONSE_EXCERPT_BYTES, deadline)
+        if not ended:
+            # The rest is not wanted; a short rest is read so the connection can be reused.
+            ended = _read_within(response, DRAIN_LIMIT_BYTES, deadline)[1]
+        if not ended:
+            response.close()  # the connection is dropped, not reused with unread bytes on it
         response.release_conn()
         latency_ms = int((time.monotonic() - started) * 1000)
         return Response(
