@@ -638,13 +638,19 @@ def send_checkpoints_to_witness() -> int:
         for checkpoint in pending:
             body = verify_pack.checkpoint_document_text(checkpoint_document(checkpoint)).encode()
             try:
+                # Only the status is wanted: the body is never read (stream=True, then close), so a
+                # witness that answers without end cannot hold sealing; a redirect is not a receipt.
                 response = requests.post(
                     url,
                     data=body,
                     headers={"Content-Type": "application/json"},
                     timeout=settings.AUDIT_WITNESS_TIMEOUT_SECONDS,
+                    stream=True,
+                    allow_redirects=False,
                 )
-                response.raise_for_status()
+                response.close()
+                if not 200 <= response.status_code < 300:
+                    raise requests.HTTPError(f"HTTP {response.status_code}", response=response)
             except requests.RequestException as exc:
                 logger.warning("audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, exc)
                 break

@@ -306,24 +306,47 @@ class PackResult:
     kind: str
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise VerificationError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
+
+
+def _loads(text: str, where: str) -> Any:
+    """json.loads that names `where` instead of raising: nesting deeper than the parser's recursion
+    limit is refused like any other malformed JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise VerificationError(
+            f"{where}: not JSON ({'nested too deep' if isinstance(exc, RecursionError) else exc})"
+        ) from None
+
+
 def _jsonl(path: Path) -> list[tuple[int, str]]:
     if not path.exists():
         return []
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
+    lines = _read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return list(enumerate(lines, start=1))
 
 
 def parse_canonical(text: str, where: str) -> dict[str, Any]:
+    value = _loads(text, where)
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise VerificationError(f"{where}: not JSON ({exc})") from None
-    if not isinstance(value, dict) or canonical_dumps(value) != text:
+        canonical = isinstance(value, dict) and canonical_dumps(value) == text
+    except RecursionError:
+        raise VerificationError(f"{where}: not JSON (nested too deep)") from None
+    if not canonical:
         # Also refuses duplicate keys: what is displayed must be exactly what was hashed.
         raise VerificationError(f"{where}: not in canonical form")
     return value
@@ -332,8 +355,8 @@ def parse_canonical(text: str, where: str) -> dict[str, Any]:
 def _trusted_keys(pack: Path, pinned: Iterable[Ed25519PublicKey] | None) -> dict[str, Ed25519PublicKey]:
     if pinned is not None:
         return {key_id_for(key): key for key in pinned}
+    listed = _loads(_read_text(pack / "public_keys.json"), "public_keys.json")
     try:
-        listed = json.loads((pack / "public_keys.json").read_text(encoding="utf-8"))
         keys = {key_id: decode_public_key(text) for key_id, text in listed["keys"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(f"public_keys.json: unreadable ({exc})") from None
@@ -345,10 +368,7 @@ def _trusted_keys(pack: Path, pinned: Iterable[Ed25519PublicKey] | None) -> dict
 
 def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = None) -> PackResult:
     """Raise VerificationError naming the first thing that does not verify."""
-    try:
-        manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VerificationError(f"manifest.json: unreadable ({exc})") from None
+    manifest = _loads(_read_text(pack / "manifest.json"), "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT:
         raise VerificationError(f"manifest.json: not a {PACK_FORMAT} pack")
     files = manifest.get("files")
@@ -356,7 +376,7 @@ def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = Non
         raise VerificationError("manifest.json: no file digests")
     for name in PACK_FILES:
         path = pack / name
-        actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+        actual = hashlib.sha256(_read_bytes(path)).hexdigest() if path.exists() else None
         if files.get(name) != actual:
             raise VerificationError(f"{name}: its sha256 differs from the manifest's")
 
@@ -424,8 +444,16 @@ def _verify_trace(
     if len(proofs) != len(events):
         raise VerificationError(f"proofs.jsonl has {len(proofs)} proofs for {len(events)} events")
     trace_id = manifest.get("trace_id")
+    previous_seq = 0
     for (number, event, text), (_, proof) in zip(events, proofs, strict=True):
         where = f"events.jsonl line {number} (seq {event.get('seal_seq')})"
+        seq = event.get("seal_seq")
+        if type(seq) is not int or seq < 1:
+            raise VerificationError(f"{where}: no seal_seq")
+        if seq <= previous_seq:
+            # Each event is proven on its own, so only their order shows a repeated or moved one.
+            raise VerificationError(f"{where}: not after seq {previous_seq}: an event was repeated or reordered here")
+        previous_seq = seq
         if event.get("trace_id") != trace_id:
             raise VerificationError(f"{where}: trace_id {event.get('trace_id')!r} is not the pack's {trace_id!r}")
         if proof.get("seal_seq") != event.get("seal_seq"):
@@ -433,8 +461,7 @@ def _verify_trace(
         checkpoint = by_digest.get(proof.get("checkpoint_digest"))
         if checkpoint is None:
             raise VerificationError(f"{where}: its proof names a checkpoint that is not in the pack")
-        seq = event["seal_seq"]
-        if not isinstance(seq, int) or not checkpoint["first_seq"] <= seq <= checkpoint["last_seq"]:
+        if not checkpoint["first_seq"] <= seq <= checkpoint["last_seq"]:
             raise VerificationError(f"{where}: outside {describe_checkpoint(checkpoint)}")
         prev_hash = proof.get("prev_hash")
         if not is_hex_digest(prev_hash):
@@ -480,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = verify_pack(args.pack, pinned)
     except VerificationError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - an auditor gets a verdict, never a traceback
+        # Fail closed: whatever the pack does to the verifier, it has not been shown to verify.
+        print(f"FAILED: the pack could not be verified ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
     print(
         f"OK: {result.events} events ({result.kind} pack) proven by {result.checkpoints} signed checkpoints"

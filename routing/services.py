@@ -317,6 +317,30 @@ def _check_queue_options(
         raise ValidationError(errors)
 
 
+def queue_state_problems(task: Task) -> list[str]:
+    """What makes a task's work-queue fields a state the queue never reaches (an import copies rows,
+    it does not replay transitions): priority and max_attempts outside their ranges, more attempts
+    than the budget, a claim without a lease (it would never pass, so nothing would free the task),
+    or a lease on a task nobody holds."""
+    problems = []
+    if not PRIORITY_RANGE[0] <= task.priority <= PRIORITY_RANGE[1]:
+        problems.append(f"priority: {task.priority} is outside {PRIORITY_RANGE[0]}..{PRIORITY_RANGE[1]}")
+    if not MAX_ATTEMPTS_RANGE[0] <= task.max_attempts <= MAX_ATTEMPTS_RANGE[1]:
+        problems.append(
+            f"max_attempts: {task.max_attempts} is outside {MAX_ATTEMPTS_RANGE[0]}..{MAX_ATTEMPTS_RANGE[1]}"
+        )
+    elif task.attempt > task.max_attempts:
+        problems.append(f"attempt: {task.attempt} is more than max_attempts {task.max_attempts}")
+    if task.status == TaskStatus.CLAIMED:
+        if not task.lease_token or task.lease_expires_at is None:
+            problems.append("lease: a claimed task needs its lease_token and lease_expires_at")
+        if task.attempt < 1:
+            problems.append("attempt: a claimed task has used at least one attempt")
+    elif task.lease_token or task.lease_expires_at is not None:
+        problems.append(f"lease: a {task.status} task holds no lease_token or lease_expires_at")
+    return problems
+
+
 def gate_task(*, task: Task) -> None:
     """Hold a locked (or just routed) pending task for a decision; the gate's own event (approval.requested)
     records the hold. Runs in the caller's transaction."""

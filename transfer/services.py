@@ -30,6 +30,7 @@ from notifications.models import Notification
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact
 from orchestrator.http.tracing import TRACE_ID_PATTERN
 from orchestrator.identity.roles import is_known_role
+from routing import services as routing
 from routing.models import Task, TaskStatus
 from sessions.models import Session, SessionMessage
 
@@ -243,6 +244,8 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
         for name, value in values.items():
             setattr(instance, name, value)
         _clean(instance)
+        if kind is TASKS and (problems := routing.queue_state_problems(instance)):
+            raise BadRecord("; ".join(problems))
         after = _values(instance, kind.fields)
         changed = sorted(name for name in after if before.get(name, object()) != after[name])
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import urllib3
 
 RESPONSE_EXCERPT_BYTES = 500
+# At most this much of an answer past the excerpt is read (and dropped) to keep the connection.
+DRAIN_LIMIT_BYTES = 64 * 1024
 
 
 class UnsafeURL(ValueError):
@@ -40,9 +42,33 @@ class Response:
     latency_ms: int
 
 
+# IPv6 ranges whose last 32 bits (or, for 6to4, bits 16..48) carry an IPv4 address a translator or
+# tunnel on the path delivers to: the IPv4 address is what the request reaches.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")
+# Not global, though Python 3.11's table says so: RFC 8215 local-use NAT64 and the deprecated site-local range.
+_INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE or address in _SIIT:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _INSIDE_IPV6):
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            # :: and ::1 sit in the IPv4-compatible range too: 0.0.0.0 and 0.0.0.1 are not public either.
+            return is_public(embedded)
     return address.is_global and not address.is_multicast
 
 
@@ -96,6 +122,20 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     return urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
 
 
+def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, starting no read after `deadline` (each read waits at most
+    the socket's timeout); returns them and whether the body ended."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and time.monotonic() < deadline:
+        chunk = response.read1(limit - size, decode_content=False)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), response.length_remaining == 0
+
+
 def post(
     target: Target,
     *,
@@ -127,9 +167,15 @@ def post(
             preload_content=False,
             assert_same_host=False,
         )
-        excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
-        # The rest of a long answer is not wanted, but the connection is only reusable once it is read.
-        response.drain_conn()
+        # The whole attempt, answer included, ends by the timeout: a receiver that sends an endless
+        # body, or one byte at a time, cannot hold the dispatcher.
+        deadline = started + timeout
+        excerpt, ended = _read_within(response, RESPONSE_EXCERPT_BYTES, deadline)
+        if not ended:
+            # The rest is not wanted; a short rest is read so the connection can be reused.
+            ended = _read_within(response, DRAIN_LIMIT_BYTES, deadline)[1]
+        if not ended:
+            response.close()  # the connection is dropped, not reused with unread bytes on it
         response.release_conn()
         latency_ms = int((time.monotonic() - started) * 1000)
         return Response(
