@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0006_console_indexes'),
+        ('routing', '0007_lease_for_tasks_claimed_before_leases'),
     ]
 
     operations = [
