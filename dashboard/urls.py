@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import approvals, audit, live, overview, queues, sessions
+from dashboard.views import approvals, audit, live, overview, profiles, queues, sessions
 
 app_name = "dashboard"
 urlpatterns = [
@@ -18,4 +18,7 @@ urlpatterns = [
     path("audit/", audit.explorer, name="audit"),
     path("audit/export", audit.export, name="audit-export"),
     path("trace/<str:trace_id>", audit.trace, name="trace"),
+    path("profiles/", profiles.profile_list, name="profiles"),
+    path("profiles/<str:role>/", profiles.profile_detail, name="profile"),
+    path("profiles/<str:role>/<int:version>/activate", profiles.activate, name="activate-profile"),
 ]

@@ -19,6 +19,8 @@ OPERATOR_PERMISSIONS = [
     ("approvals", "view_approval"),
     ("approvals", "change_approval"),
     ("audit", "view_auditevent"),
+    ("policy", "view_profileversion"),
+    ("policy", "change_profileversion"),
 ]
 
 

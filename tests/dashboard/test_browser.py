@@ -196,6 +196,7 @@ PAGES = {
     "approval": ("/dashboard/approvals/{approval_id}/", "decision-notes"),
     "audit": ("/dashboard/audit/", "audit-events"),
     "trace": ("/dashboard/trace/trace-report-q4", "trace-timeline"),
+    "profiles": ("/dashboard/profiles/", "profiles-heading"),
 }
 
 
