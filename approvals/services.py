@@ -578,6 +578,26 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
             return handled
 
 
+def _job_event(approval: Approval, *, event_type: str, actor: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """An approval event a job writes (record_many's form), filed like every approval event: in the
+    queue of the role that decides it now, shared with the role whose task or action it holds."""
+    return {
+        "event_type": event_type,
+        "actor": actor,
+        "role": approval.approver_role,
+        "actor_role": "",
+        "shared_with_role": _requesting_role(approval),
+        "trace_id": approval.task.trace_id if approval.task else "",
+        "target_type": "approval",
+        "target_id": approval.pk,
+        "metadata": {
+            "task_id": str(approval.task_id) if approval.task_id else None,
+            "approver_role": approval.approver_role,
+            **metadata,
+        },
+    }
+
+
 def _level_lifetime(approval: Approval) -> datetime.timedelta:
     started = approval.level_started_at or approval.created_at
     return max(approval.expires_at - started, datetime.timedelta(seconds=1))
@@ -603,26 +623,18 @@ def _escalate(approval: Approval, *, now: datetime.datetime) -> dict[str, Any]:
             "updated_at",
         ]
     )
-    return {
-        "event_type": "approval.escalated",
-        "actor": EXPIRY_ACTOR,
-        # Filed like every approval event: in the queue of the role that now decides it.
-        "role": approval.approver_role,
-        "actor_role": "",
-        "shared_with_role": _requesting_role(approval),
-        "trace_id": approval.task.trace_id if approval.task else "",
-        "target_type": "approval",
-        "target_id": approval.pk,
-        "metadata": {
-            "task_id": str(approval.task_id) if approval.task_id else None,
-            "approver_role": approval.approver_role,
+    return _job_event(
+        approval,
+        event_type="approval.escalated",
+        actor=EXPIRY_ACTOR,
+        metadata={
             "before": {"approver_role": before_role},
             "after": {"approver_role": approval.approver_role},
             "level": approval.escalation_level,
             "expires_at": approval.expires_at.isoformat(),
             "escalate_to": approval.escalate_to,
         },
-    }
+    )
 
 
 def _expire(approval: Approval, *, now: datetime.datetime) -> list[dict[str, Any]]:
@@ -743,23 +755,16 @@ def _due_reminders(approval: Approval, *, fractions: list[float], now: datetime.
     sent = approval.reminders_sent
     while sent < len(fractions) and started + lifetime * fractions[sent] <= now:
         events.append(
-            {
-                "event_type": "approval.reminder",
-                "actor": REMINDER_ACTOR,
-                "role": approval.approver_role,
-                "actor_role": "",
-                "shared_with_role": _requesting_role(approval),
-                "trace_id": approval.task.trace_id if approval.task else "",
-                "target_type": "approval",
-                "target_id": approval.pk,
-                "metadata": {
-                    "task_id": str(approval.task_id) if approval.task_id else None,
-                    "approver_role": approval.approver_role,
+            _job_event(
+                approval,
+                event_type="approval.reminder",
+                actor=REMINDER_ACTOR,
+                metadata={
                     "fraction": fractions[sent],
                     "level": approval.escalation_level,
                     "expires_at": approval.expires_at.isoformat(),
                 },
-            }
+            )
         )
         sent += 1
     if sent != approval.reminders_sent:
