@@ -12,7 +12,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 from tests.bench import harness
 
@@ -73,25 +72,6 @@ WHERE id = ANY(ARRAY(
 """
 
 
-def bare_batched_update(batch_size):
-    from django.db import connection, transaction
-
-    expired = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(BARE_UPDATE, [batch_size])
-            count = cursor.rowcount
-        expired += count
-        if count < batch_size:
-            return expired
-
-
-def timed(function, *args, **kwargs):
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - started
-
-
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total", type=int, default=1_000_000)
@@ -121,11 +101,11 @@ def main(argv):
                 fresh_migrated_database()
             print(f"round {round_number}: seeding {args.total:,} sessions, {args.due:,} due ...", flush=True)
             due = seed(total=args.total, due=args.due)
-            bare_count, bare_seconds = timed(bare_batched_update, args.batch_size)
+            bare_count, bare_seconds = harness.timed(harness.batched_update, BARE_UPDATE, args.batch_size)
             print(f"  bare batched UPDATE (no audit): {bare_count:,} sessions in {bare_seconds:.2f} s", flush=True)
 
             seed(total=args.total, due=args.due)
-            count, seconds = timed(expire_sessions, days=7, batch_size=args.batch_size)
+            count, seconds = harness.timed(expire_sessions, days=7, batch_size=args.batch_size)
             events = AuditEvent.objects.filter(event_type="session.transitioned").count()
             print(f"  expire_sessions (+ audit):      {count:,} sessions, {events:,} audit events in {seconds:.2f} s")
             if not count == bare_count == events == due:

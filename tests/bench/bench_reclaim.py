@@ -13,7 +13,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 from tests.bench import harness
 
@@ -79,25 +78,6 @@ FROM due WHERE task.id = due.id
 """
 
 
-def bare_batched_update(batch_size):
-    from django.db import connection, transaction
-
-    moved = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(BARE_UPDATE, [batch_size])
-            count = cursor.rowcount
-        moved += count
-        if count < batch_size:
-            return moved
-
-
-def timed(function, *args, **kwargs):
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - started
-
-
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--expired", type=int, default=100_000)
@@ -122,11 +102,11 @@ def main(argv):
                 fresh_migrated_database()
             print(f"round {round_number}: seeding {args.expired:,} expired leases, {args.other:,} others ...")
             due = seed(expired=args.expired, other=args.other)
-            bare_count, bare_seconds = timed(bare_batched_update, args.batch_size)
+            bare_count, bare_seconds = harness.timed(harness.batched_update, BARE_UPDATE, args.batch_size)
             print(f"  bare batched UPDATE (no audit): {bare_count:,} tasks in {bare_seconds:.2f} s", flush=True)
 
             seed(expired=args.expired, other=args.other)
-            counts, seconds = timed(reclaim_tasks, batch_size=args.batch_size)
+            counts, seconds = harness.timed(reclaim_tasks, batch_size=args.batch_size)
             count = counts["task.lease_expired"] + counts["task.dead_lettered"]
             events = AuditEvent.objects.filter(event_type__in=["task.lease_expired", "task.dead_lettered"]).count()
             print(f"  reclaim_tasks (+ audit):        {count:,} tasks, {events:,} audit events in {seconds:.2f} s")

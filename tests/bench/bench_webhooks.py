@@ -16,7 +16,6 @@ named by DATABASE_URL. Knobs: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_WORKERS, 
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 
@@ -50,29 +49,13 @@ def run_dispatcher():
     print(delivered, flush=True)
 
 
-class BackgroundDispatcher:
+class BackgroundDispatcher(harness.BackgroundJob):
     def __init__(self, env):
-        self.env = env
-        self.delivered = 0
+        super().__init__("tests.bench.bench_webhooks", "--dispatcher", env=env, timeout=300)
 
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.bench_webhooks", "--dispatcher"],
-            cwd=harness.BASE_DIR,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("the dispatcher did not start")
-        return self
-
-    def __exit__(self, *exc):
-        self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=300)
-        if self.process.returncode != 0:
-            raise RuntimeError(f"the dispatcher exited with status {self.process.returncode}")
-        self.delivered = int(out.strip())
+    @property
+    def delivered(self):
+        return int(self.output or 0)
 
 
 def main():

@@ -490,6 +490,59 @@ def pgbench(url, script, *, clients=None, duration=None, transactions=None, prot
     )
 
 
+# --- A job running beside the load -----------------------------------------------------
+
+
+class BackgroundJob:
+    """`python -m <module> <flag>` in its own process while a measurement runs: it prints "ready"
+    once Django is up (start-up is not charged to the measurement), works until SIGTERM, then prints
+    one line of results, kept in `output`."""
+
+    def __init__(self, module, flag, *, env, timeout=300):
+        self.command = [sys.executable, "-m", module, flag]
+        self.env = env
+        self.timeout = timeout
+        self.output = ""
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.command, cwd=BASE_DIR, env=self.env, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{' '.join(self.command[2:])} did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=self.timeout)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"{' '.join(self.command[2:])} exited with status {self.process.returncode}")
+        self.output = out.strip()
+
+
+# --- In-process timing ------------------------------------------------------------------
+
+
+def batched_update(sql, batch_size):
+    """The bare baseline of a batched job: run `sql` (an UPDATE of at most %s rows) in its own
+    transaction until a batch comes back short; return the rows it moved. Needs Django set up."""
+    from django.db import connection, transaction
+
+    moved = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [batch_size])
+            count = cursor.rowcount
+        moved += count
+        if count < batch_size:
+            return moved
+
+
+def timed(function, *args, **kwargs):
+    """(what `function` returned, the seconds it took)."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
 # --- Reporting --------------------------------------------------------------------------
 
 
