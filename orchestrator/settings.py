@@ -93,19 +93,23 @@ INSTALLED_APPS = [
     "observability",
 ]
 
+# The orchestrator.http.site_middleware classes are Django's own, skipped for the bearer-token API
+# under /api/v1/ (sessions, signed-in users, messages, htmx and static files concern only the
+# people's pages). CSRF and frame denial stay Django's own classes for every path: the deploy check
+# looks for them by name, and they cost an API request almost nothing.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
     # dashboard; with DEBUG on, runserver serves them from the apps.
-    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
+    *([] if DEBUG else ["orchestrator.http.site_middleware.WhiteNoiseMiddleware"]),
     "orchestrator.http.tracing.TraceIdMiddleware",
     "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "orchestrator.http.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "orchestrator.http.site_middleware.AuthenticationMiddleware",
+    "orchestrator.http.site_middleware.MessageMiddleware",
+    "orchestrator.http.site_middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -1,23 +1,13 @@
 """Reads of sessions and transcripts: an agent sees its own role's sessions, staff see all."""
 
-import functools
 import uuid
 
-from django.db import connection
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
+from orchestrator.db import get_by_pk
 from orchestrator.identity.principal import Principal
 from sessions.models import Session, SessionMessage
-
-
-@functools.cache
-def _by_id_sql() -> str:
-    # The read agents make most (GET /sessions/{id}), written once instead of compiled by the ORM
-    # on every request, which was a third of that request's CPU time (docs/benchmarks.md).
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in Session._meta.concrete_fields)
-    return f"SELECT {columns} FROM {quote(Session._meta.db_table)} WHERE {quote(Session._meta.pk.column)} = %s"
 
 
 def get_session(*, principal: Principal, session_id: uuid.UUID, for_update: bool = False) -> Session:
@@ -29,9 +19,8 @@ def get_session(*, principal: Principal, session_id: uuid.UUID, for_update: bool
         except Session.DoesNotExist:
             session = None
     else:
-        # The key as this database stores it (SQLite keeps UUIDs as 32 hex digits, PostgreSQL as uuid).
-        key = Session._meta.pk.get_db_prep_value(session_id, connection)
-        session = next(iter(Session.objects.raw(_by_id_sql(), [key])), None)
+        # The read agents make most (GET /sessions/{id}): SQL built once, not compiled per request.
+        session = get_by_pk(Session, session_id)
     if session is None or not principal.can_act_for(session.role):
         raise NotFound(f"No session with id {session_id}.")
     return session
