@@ -241,9 +241,8 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Local API tokens are looked up once and then kept in process memory this long,
-# so a revoked token stops working within this many seconds.
-API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30)
+# How long a process keeps a token's principal or a role's pause is a constant, not a setting:
+# the services that change them wait it out (orchestrator.identity.access_cache).
 
 # --- Domain -----------------------------------------------------------------------------
 # The roles agents may work in; routing to any other role is refused (400).

@@ -8,7 +8,6 @@ Fail closed: a rule that does not compile is refused at load, a rule that fails 
 import base64
 import binascii
 import difflib
-import functools
 import hashlib
 import re
 import sys
@@ -30,6 +29,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied, 
 
 from approvals import services as approvals
 from audit import services as audit
+from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role, require_known_role
 from policy.models import ALL_ROLES, ProfileVersion, RolePause
@@ -792,6 +792,7 @@ def pause_role(*, principal: Principal, role: str, trace_id: str, reason: str = 
             role=role, defaults={"paused_by": principal.subject, "reason": reason}
         )
         if created:
+            wait_out_after_commit(_pause_cache)
             audit.record(
                 event_type="role.paused",
                 actor=principal.subject,
@@ -816,6 +817,8 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
             pauses = pauses.filter(role=role)
         resumed = sorted(pauses.values_list("role", flat=True))
         RolePause.objects.filter(role__in=resumed).delete()
+        if resumed:
+            wait_out_after_commit(_pause_cache)
         audit.record_many(
             {
                 "event_type": "role.resumed",
@@ -832,22 +835,21 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
     return resumed
 
 
-@functools.cache
-def _paused_sql() -> str:
-    # Every agent write asks this (the write guard): written once, not compiled by the ORM per request.
-    quote = connection.ops.quote_name
-    return f"SELECT 1 FROM {quote(RolePause._meta.db_table)} WHERE {quote('role')} IN (%s, %s) LIMIT 1"
+# Whether a role is paused (itself or every role), per role, for at most ACCESS_CACHE_SECONDS:
+# pause_role and resume_role return only once every process has let go of the old answer.
+_pause_cache: AccessCache[bool] = AccessCache("role pauses")
+
+
+def _pause_in_database(role: str) -> bool:
+    return RolePause.objects.filter(role__in=[role, ALL_ROLES]).exists()
 
 
 def is_role_paused(role: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(_paused_sql(), [role, ALL_ROLES])
-        return cursor.fetchone() is not None
+    return bool(_pause_cache.lookup(role, lambda: _pause_in_database(role)))
 
 
 def refuse_writes_of_paused_roles(principal: Any) -> None:
-    """The write guard policy registers with the HTTP kernel: one indexed query per agent write, read
-    from the database, so every worker sees a pause on the next request. Staff are never paused."""
+    """The write guard policy registers with the HTTP kernel. Staff are never paused."""
     if not isinstance(principal, Principal) or principal.is_staff or not principal.role:
         return
     if is_role_paused(principal.role):

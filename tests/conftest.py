@@ -4,8 +4,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from orchestrator.identity import access_cache
 from orchestrator.identity.models import ApiToken
-from orchestrator.identity.tokens import token_cache
 
 # The test database starts without profiles (every role allowed, as before policy); tests/policy
 # loads the ones it needs. settings is configured by now, and the test database is made later.
@@ -39,10 +39,11 @@ def _flush_past_the_audit_trigger():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_token_cache():
-    token_cache.clear()
+def _fresh_access_caches():
+    """No test sees a principal or a pause another test left in this process's access caches."""
+    access_cache.clear_all()
     yield
-    token_cache.clear()
+    access_cache.clear_all()
 
 
 class AgentClient(APIClient):

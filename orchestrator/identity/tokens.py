@@ -1,6 +1,7 @@
 """Local API tokens: the embedded default's agent credential. Issuing, revoking and deleting go
-through the service functions below (one audited path for the command, the admin and tests), and
-every change invalidates the lookup cache of every process at once.
+through the service functions below (one audited path for the command, the admin and tests). A
+revoke or a delete returns only once no process anywhere still accepts the token
+(orchestrator.identity.access_cache).
 
 identity is kernel and may not import the audit app (pyproject.toml contracts): the audit app
 registers its recorder here at start (register_audit_sink, audit/apps.py), the way apps above
@@ -8,19 +9,15 @@ routing register their route steps. Without a recorder the services refuse to ru
 change is ever unaudited.
 """
 
-import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
+from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.models import ApiToken, hash_token
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import require_known_role
@@ -28,11 +25,8 @@ from orchestrator.identity.roles import require_known_role
 AuditSink = Callable[..., Any]
 _audit_sink: AuditSink | None = None
 
-# The shared version stamp: any token change writes a new random value; a process-cached lookup
-# is used only while the stamp it was cached under is still the current one.
-STAMP_KEY = "identity:api-token-stamp"
-# Caches that one process cannot share with another: without a shared stamp, no process cache.
-_PROCESS_LOCAL_CACHES = ("LocMemCache", "DummyCache")
+# Principals by token hash, each for at most ACCESS_CACHE_SECONDS (access_cache explains the bound).
+token_cache: AccessCache[Principal] = AccessCache("api tokens")
 
 
 def register_audit_sink(sink: AuditSink) -> None:
@@ -59,83 +53,16 @@ def _token_facts(token: ApiToken) -> dict[str, object]:
     return {"name": token.name, "role": token.role, "is_staff": token.is_staff, "hint": token.hint}
 
 
-def cache_is_shared() -> bool:
-    backend = str(settings.CACHES["default"]["BACKEND"])
-    return not backend.endswith(_PROCESS_LOCAL_CACHES)
-
-
-def current_stamp() -> str | None:
-    """The shared stamp, or None when there is none to trust (no shared cache, Redis down): then
-    every lookup goes to the database."""
-    if not cache_is_shared():
+def _lookup(token_hash: str) -> Principal | None:
+    token = ApiToken.objects.filter(token_hash=token_hash, revoked_at__isnull=True).first()
+    if token is None:
         return None
-    stamp = cache.get(STAMP_KEY)
-    if stamp is None:
-        # Missing (first use, eviction, Redis restart): start a new value; losing one only costs
-        # every process a fresh lookup, never a stale one.
-        cache.add(STAMP_KEY, uuid.uuid4().hex, timeout=None)
-        stamp = cache.get(STAMP_KEY)
-    return stamp if isinstance(stamp, str) else None
-
-
-def _new_stamp() -> None:
-    cache.set(STAMP_KEY, uuid.uuid4().hex, timeout=None)
-
-
-def _invalidate_everywhere() -> None:
-    """Called inside the change's transaction: a new stamp now (lookups racing the change read the
-    database again) and another once it commits (entries cached from the old rows meanwhile are
-    dropped too), and this process's own cache at once."""
-    token_cache.clear()
-    if cache_is_shared():
-        _new_stamp()
-        transaction.on_commit(_new_stamp)
-    transaction.on_commit(token_cache.clear)
-
-
-class _TokenCache:
-    """Process-local cache of token lookups, each entry valid for API_TOKEN_CACHE_SECONDS and
-    only under the stamp it was cached with."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[Principal, float, str]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, token_hash: str, stamp: str) -> Principal | None:
-        entry = self._entries.get(token_hash)
-        if entry and entry[2] == stamp and entry[1] > time.monotonic():
-            return entry[0]
-        return None
-
-    def put(self, token_hash: str, principal: Principal, stamp: str) -> None:
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[token_hash] = (principal, time.monotonic() + settings.API_TOKEN_CACHE_SECONDS, stamp)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-token_cache = _TokenCache()
+    return Principal(subject=token.subject, role=token.role, is_staff=token.is_staff, display_name=token.name)
 
 
 def principal_for_local_token(raw_token: str) -> Principal | None:
     token_hash = hash_token(raw_token)
-    # Read before the database, so an entry is never newer than the stamp it is filed under.
-    stamp = current_stamp()
-    if stamp is not None:
-        principal = token_cache.get(token_hash, stamp)
-        if principal is not None:
-            return principal
-    token = ApiToken.objects.filter(token_hash=token_hash, revoked_at__isnull=True).first()
-    if token is None:
-        return None
-    principal = Principal(subject=token.subject, role=token.role, is_staff=token.is_staff, display_name=token.name)
-    if stamp is not None:
-        token_cache.put(token_hash, principal, stamp)
-    return principal
+    return token_cache.lookup(token_hash, lambda: _lookup(token_hash))
 
 
 def issue_token(
@@ -148,8 +75,8 @@ def issue_token(
         raise ValidationError({"name": [f"At most {name_limit} characters, without U+0000."]})
     with transaction.atomic():
         token, raw = ApiToken.issue(role=role, name=name, is_staff=is_staff)
+        # No wait: a lookup that found nothing is never kept, so no process holds this token yet.
         _audit(event_type="token.issued", actor=actor, token=token, trace_id=trace_id, metadata=_token_facts(token))
-        _invalidate_everywhere()
     return token, raw
 
 
@@ -179,7 +106,7 @@ def revoke_token(*, actor: Principal | str, token_id: int, trace_id: str = "") -
                 "after": {"revoked_at": token.revoked_at.isoformat()},
             },
         )
-        _invalidate_everywhere()
+        wait_out_after_commit(token_cache)
     return token
 
 
@@ -191,4 +118,4 @@ def delete_token(*, actor: Principal | str, token_id: int, trace_id: str = "") -
         facts = {**_token_facts(token), "created_at": token.created_at.isoformat(), "revoked_at": revoked_at}
         _audit(event_type="token.deleted", actor=actor, token=token, trace_id=trace_id, metadata=facts)
         token.delete()
-        _invalidate_everywhere()
+        wait_out_after_commit(token_cache)

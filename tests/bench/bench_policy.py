@@ -83,7 +83,7 @@ profile = services.active_profile("support")
 variables = {"principal": {"role": "support", "subject": "bench", "is_staff": False},
              "task": {"type": task.type, "from_role": "support", "to_role": task.to_role, "payload": task.payload, "priority": 0},
              "now": services.timezone.now()}
-print(f"  kill-switch check (is_role_paused, one indexed query): {per_call(lambda: services.is_role_paused('support')):.0f} us")
+print(f"  kill-switch check (is_role_paused, kept a second):    {per_call(lambda: services.is_role_paused('support')):.0f} us")
 print(f"  active profile lookup (cached programs):               {per_call(lambda: services.active_profile('support')):.0f} us")
 print(f"  20 rule evaluations:                                    {per_call(lambda: services._evaluate(profile, variables, context='route')):.0f} us")
 print(f"  whole route decision (lookup + 20 rules):               {per_call(lambda: services.route_decision(principal=principal, from_role='support', task=task)):.0f} us")
