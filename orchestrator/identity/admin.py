@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -39,14 +40,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         principal = principal_for_user(request.user)
-        for token_id in queryset.filter(revoked_at__isnull=True).values_list("id", flat=True):
-            revoke_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
+        # One transaction: all or none, and one wait for the access caches however many tokens.
+        with transaction.atomic():
+            for token_id in queryset.filter(revoked_at__isnull=True).values_list("id", flat=True):
+                revoke_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
         self.message_user(request, "Tokens revoked.", messages.SUCCESS)
 
     @admin.action(description="Delete selected tokens", permissions=["delete_tokens"])
     def delete_through_service(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         principal = principal_for_user(request.user)
         token_ids = list(queryset.values_list("id", flat=True))
-        for token_id in token_ids:
-            delete_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
+        with transaction.atomic():
+            for token_id in token_ids:
+                delete_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
         self.message_user(request, f"Deleted {len(token_ids)} token(s).", messages.SUCCESS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
@@ -127,6 +127,18 @@ def test_revoke_returns_only_after_the_bound_has_passed_since_its_commit():
     started = time.monotonic()
     tokens.revoke_token(actor=ADMIN, token_id=token.pk)
     assert time.monotonic() - started >= access_cache.ACCESS_CACHE_SECONDS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_revokes_in_one_transaction_wait_once():
+    first, _ = tokens.issue_token(actor=ADMIN, role="finance")
+    second, _ = tokens.issue_token(actor=ADMIN, role="finance")
+    started = time.monotonic()
+    with transaction.atomic():
+        tokens.revoke_token(actor=ADMIN, token_id=first.pk)
+        tokens.revoke_token(actor=ADMIN, token_id=second.pk)
+    elapsed = time.monotonic() - started
+    assert access_cache.ACCESS_CACHE_SECONDS <= elapsed < 2 * access_cache.ACCESS_CACHE_SECONDS
 
 
 def test_the_services_refuse_to_run_unaudited(db, monkeypatch):
