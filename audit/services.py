@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from audit import keys, stream, verify_pack
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
+from orchestrator.db import insert
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def record(
         actor_role=actor_role,
         shared_with_role=shared_with_role,
     )
-    event.save(force_insert=True)
+    insert(event)
     transaction.on_commit(stream.announce)
     return event
 

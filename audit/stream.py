@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 CHANNEL = "orchestrator:audit:committed"
 # After Redis fails, the announcer waits this long before trying again.
 _ANNOUNCE_BACKOFF_SECONDS = 5.0
+# At most one wake-up per process this often: the commits of a busy worker share one PUBLISH
+# instead of each paying a Redis round trip (off the request, but still the worker's CPU).
+_ANNOUNCE_INTERVAL_SECONDS = 0.05
 
 _client = None
 _client_lock = threading.Lock()
@@ -47,8 +50,9 @@ def _redis():
 
 class _Announcer:
     """Publishes wake-ups off the request path: a commit only sets a flag, and one daemon thread
-    per process turns it into a PUBLISH, so a burst of commits costs one message and no request
-    ever waits on Redis (a PUBLISH per commit was a tenth of a session POST's CPU)."""
+    per process turns it into a PUBLISH at most every _ANNOUNCE_INTERVAL_SECONDS, so the commits
+    of a busy worker share one message and no request ever waits on Redis (a PUBLISH per commit
+    was a tenth of a session POST's CPU). A reader learns of a commit at most that much later."""
 
     def __init__(self):
         self._wanted = threading.Event()
@@ -74,6 +78,8 @@ class _Announcer:
             except Exception as exc:
                 logger.warning("audit stream wake-up not published (streams fall back to polling): %s", exc)
                 time.sleep(_ANNOUNCE_BACKOFF_SECONDS)
+            else:
+                time.sleep(_ANNOUNCE_INTERVAL_SECONDS)
 
 
 _announcer = _Announcer()

@@ -1,31 +1,38 @@
-"""Database reads the hottest paths share: one row by primary key through SQL built once per process.
+"""Database helpers the hottest paths share: SQL built once per process instead of compiled by the
+ORM per call, and transactions without savepoints where nothing can recover from an error.
 
-The ORM compiles a primary-key query anew on every call (and a raw queryset re-derives its column
-mapping each time): for GET /sessions/{id} that was most of the request's CPU time
-(docs/benchmarks.md). `get_by_pk` builds the statement and the column converters once per model and
-then only executes it; what comes back is the same model instance the ORM would have made.
+The ORM compiles every INSERT and every primary-key SELECT anew, and a nested `atomic()` costs two
+round trips (SAVEPOINT, RELEASE): together most of an agent write's CPU time besides the database's
+own work (docs/benchmarks.md). `insert` and `get_by_pk` build their statement and conversions once
+per model and then only execute them; what they write and return is what the ORM would have.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.db import connection
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import Model, signals
+from django.db.models.fields import AutoFieldMixin
 
 M = TypeVar("M", bound=Model)
 
 Converter = Callable[[Any, Any, Any], Any]
 
 
+def _quote(name: str | None) -> str:
+    return connection.ops.quote_name(str(name))
+
+
 @functools.cache
 def _reader(model: type[Model]) -> tuple[str, list[str], list[tuple[int, Any, list[Converter]]]]:
     """(SQL, attribute names, converters by column) for `model`, on this process's database."""
     opts = model._meta
-    quote = connection.ops.quote_name
     fields = opts.concrete_fields
-    columns = ", ".join(quote(str(field.column)) for field in fields)
-    sql = f"SELECT {columns} FROM {quote(opts.db_table)} WHERE {quote(str(opts.pk.column))} = %s"
+    columns = ", ".join(_quote(field.column) for field in fields)
+    sql = f"SELECT {columns} FROM {_quote(opts.db_table)} WHERE {_quote(opts.pk.column)} = %s"
     # The same converters the ORM's compiler applies (JSON text to Python, SQLite's UUID strings...).
     converters = []
     for index, field in enumerate(fields):
@@ -52,3 +59,70 @@ def get_by_pk(model: type[M], pk: Any) -> M | None:
             value = function(value, column, connection)
         values[index] = value
     return model.from_db(connection.alias, names, values)
+
+
+@functools.cache
+def _inserter(model: type[Model]) -> tuple[str, list[Any], Any]:
+    """(SQL, the fields it writes, the auto primary key it returns or None) for `model`."""
+    opts = model._meta
+    if opts.parents:
+        raise TypeError(f"{model.__name__}: insert() does not write multi-table inheritance.")
+    auto = opts.pk if isinstance(opts.pk, AutoFieldMixin) else None
+    fields = [field for field in opts.local_concrete_fields if field is not auto]
+    columns = ", ".join(_quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {_quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
+    if auto is not None:
+        sql += f" RETURNING {_quote(auto.column)}"
+    return sql, fields, auto
+
+
+def insert(instance: Model) -> None:
+    """INSERT `instance` as `save(force_insert=True)` would, through SQL built once per model.
+
+    Field defaults and auto_now values are applied and the database's own conversions made, as the
+    ORM's compiler does; an auto primary key is read back. A model with pre_save or post_save
+    receivers is saved by the ORM instead, so they run; multi-table inheritance is refused."""
+    model = type(instance)
+    if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
+        # Someone expects the ORM's signals: let the ORM write it.
+        instance.save(force_insert=True)
+        return
+    sql, fields, auto = _inserter(model)
+    if auto is not None and getattr(instance, auto.attname) is not None:
+        raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if auto is not None:
+            setattr(instance, auto.attname, cursor.fetchone()[0])
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    # django-fsm's ConcurrentTransitionMixin remembers the state the row was saved with.
+    remember = getattr(instance, "_update_initial_state", None)
+    if remember is not None:
+        remember()
+
+
+# Set while the API holds a request's whole transaction (orchestrator.http.idempotency), which rolls
+# back entirely on any error and never carries on after one.
+_request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
+
+
+@contextmanager
+def request_transaction() -> Iterator[None]:
+    """One transaction for a whole API request: services inside it join it without savepoints."""
+    token = _request_transaction.set(True)
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        _request_transaction.reset(token)
+
+
+def service_transaction() -> transaction.Atomic:
+    """A service function's transaction: its own, or the caller's. Inside a request_transaction it
+    joins without a savepoint (two round trips saved): an error inside rolls the whole request back
+    anyway. Anywhere else (the admin, jobs, commands, another service) it is a plain `atomic()`,
+    with the savepoint that lets a caller recover from the error and carry on."""
+    return transaction.atomic(savepoint=not _request_transaction.get())

@@ -18,13 +18,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from audit import services as audit
+from orchestrator.db import insert, service_transaction
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, acting_role
 from orchestrator.identity.roles import require_known_role
@@ -241,7 +242,7 @@ def route_task(
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
     max_attempts = settings.TASK_MAX_ATTEMPTS if max_attempts is None else max_attempts
     _check_queue_options(priority=priority, not_before=not_before, deadline=deadline, max_attempts=max_attempts)
-    with _refusals_recorded(), transaction.atomic():
+    with _refusals_recorded(), service_transaction():
         task = Task(
             type=type,
             from_role=from_role,
@@ -255,7 +256,7 @@ def route_task(
             deadline=deadline,
             max_attempts=max_attempts,
         )
-        task.save(force_insert=True)
+        insert(task)
         queue_options = {
             key: value.isoformat() if isinstance(value, datetime) else value
             for key, value in {"priority": priority, "not_before": not_before, "deadline": deadline}.items()
@@ -513,7 +514,7 @@ def _not_claimable(task: Task, now: datetime) -> Conflict | None:
 def claim_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_seconds: int | None = None) -> Task:
     """Claim one task by id under a lease: a pending due task, or a claimed one whose lease has passed."""
     lease_seconds = lease_seconds_or_default(lease_seconds)
-    with transaction.atomic():
+    with service_transaction():
         # The row lock queues a concurrent claimer behind this one; it then sees 'claimed' and gets 409.
         task = _task_for_worker(principal=principal, task_id=task_id)
         now = timezone.now()
@@ -540,7 +541,7 @@ def claim_next_task(
             principal=principal, to_role=to_role, trace_id=trace_id, lease_seconds=lease_seconds
         )
     # SQLite has no row locks: its write transaction already excludes every other writer.
-    with transaction.atomic():
+    with service_transaction():
         now = timezone.now()
         not_past_deadline = Q(deadline__isnull=True) | Q(deadline__gt=now)
         due = Task.objects.filter(not_past_deadline, to_role=to_role).filter(
@@ -644,7 +645,7 @@ def heartbeat_task(
     lease_seconds = lease_seconds_or_default(lease_seconds)
     if not lease_token:
         raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
-    with transaction.atomic():
+    with service_transaction():
         task = _task_for_worker(principal=principal, task_id=task_id)
         _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.CLAIMED)
         if task.status != TaskStatus.CLAIMED:
@@ -680,7 +681,7 @@ def complete_task(
     lease_token: str | None = None,
     result: object = None,
 ) -> Task:
-    with transaction.atomic():
+    with service_transaction():
         task = _task_for_worker(principal=principal, task_id=task_id)
         without_lease = _check_lease(
             task, principal=principal, lease_token=lease_token, target_status=TaskStatus.COMPLETED
@@ -716,7 +717,7 @@ def fail_task(
 ) -> Task:
     """The claimer failed. Without `retry` the task fails for good; with it the task is pending again
     after a backoff while attempts remain, else dead-lettered (error.reason = attempts_exhausted)."""
-    with transaction.atomic():
+    with service_transaction():
         task = _task_for_worker(principal=principal, task_id=task_id)
         without_lease = _check_lease(
             task, principal=principal, lease_token=lease_token, target_status=TaskStatus.FAILED
@@ -763,7 +764,7 @@ def release_claimed_task(*, principal: Principal, task_id: uuid.UUID, trace_id: 
     attempt its claim used is given back too, so it does not count against max_attempts."""
     if not lease_token:
         raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
-    with transaction.atomic():
+    with service_transaction():
         task = _task_for_worker(principal=principal, task_id=task_id)
         _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.PENDING)
         if not can_proceed(task.give_back):
@@ -790,7 +791,7 @@ def release_claimed_task(*, principal: Principal, task_id: uuid.UUID, trace_id: 
 def cancel_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, reason: str = "") -> Task:
     """The sending role withdraws a task it routed (pending or claimed); staff may cancel any. A
     claimer's lease ends with it: its late complete is refused (409)."""
-    with transaction.atomic():
+    with service_transaction():
         task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
         if not principal.can_act_for(task.from_role):
             raise PermissionDenied(f"Only the sending role {task.from_role!r} cancels this task.")
@@ -818,7 +819,7 @@ def requeue_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str) -> 
     """Staff put a failed task (a dead letter, typically) back to pending with a fresh attempt budget."""
     if not principal.is_staff:
         raise PermissionDenied("Only staff requeue tasks.")
-    with transaction.atomic():
+    with service_transaction():
         task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
         if not can_proceed(task.requeue):
             raise invalid_transition(task, TaskStatus.PENDING)

@@ -6,11 +6,11 @@ Each function validates, changes state and writes its audit event in one transac
 import uuid
 from typing import Any
 
-from django.db import transaction
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from audit import services as audit
+from orchestrator.db import insert, service_transaction
 from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
 from orchestrator.http.views import etag_for
 from orchestrator.identity.principal import Principal
@@ -62,10 +62,10 @@ def create_session(
         raise ValidationError({"role": [f"Unknown role {role!r}."]})
     if not principal.can_act_for(role):
         raise PermissionDenied("Agents create sessions only in their own role.")
-    with transaction.atomic():
+    with service_transaction():
         task = _linked_task(principal=principal, task_id=task_id) if task_id else None
         session = Session(role=role, task=task, metadata=metadata or {}, owner=principal.subject)
-        session.save(force_insert=True)
+        insert(session)
         _audit(
             session,
             event_type="session.created",
@@ -103,7 +103,7 @@ def update_session(
 
     Asking for the status it already has is not a transition and changes nothing.
     """
-    with transaction.atomic():
+    with service_transaction():
         # The row lock makes concurrent writers queue: the second sees the first's result
         # and fails its transition check with 409 instead of overwriting it.
         session = selectors.get_session(principal=principal, session_id=session_id, for_update=True)
@@ -165,7 +165,7 @@ def append_message(
     require_known_role(author_role, field="author_role")
     if not principal.can_act_for(author_role):
         raise PermissionDenied("Agents write messages only as their own role.")
-    with transaction.atomic():
+    with service_transaction():
         # Lock so an append cannot slip in after a concurrent transition to a terminal status.
         session = selectors.get_session(principal=principal, session_id=session_id, for_update=True)
         if session.is_terminal:

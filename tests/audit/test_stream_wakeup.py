@@ -52,3 +52,26 @@ def test_the_announcer_survives_redis_being_unreachable_and_announces_once_it_is
         subscriber.close()
 
     assert message is not None
+
+
+def test_a_burst_of_commits_shares_one_wakeup_per_interval():
+    subscriber = subscribe()
+    try:
+        time.sleep(2 * stream._ANNOUNCE_INTERVAL_SECONDS)  # whatever an earlier test announced is out
+        while subscriber.get_message(timeout=0.1) is not None:
+            pass
+        burst_seconds = 10 * stream._ANNOUNCE_INTERVAL_SECONDS
+        deadline = time.monotonic() + burst_seconds
+        announced = 0
+        while time.monotonic() < deadline:
+            stream.announce()
+            announced += 1
+            time.sleep(0.001)
+        received = 0
+        while subscriber.get_message(timeout=4 * stream._ANNOUNCE_INTERVAL_SECONDS) is not None:
+            received += 1
+    finally:
+        subscriber.close()
+
+    # One message per interval of the burst, plus the one in flight when it began and ended.
+    assert 1 <= received <= 10 + 2 < announced
