@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Model, signals
 from django.db.models.fields import AutoFieldMixin
 
@@ -46,8 +46,9 @@ def _reader(model: type[Model]) -> tuple[str, list[str], list[tuple[int, Any, li
 def get_by_pk(model: type[M], pk: Any) -> M | None:
     """The `model` row whose primary key is `pk`, or None; no lock, no ordering, no deferred fields."""
     sql, names, converters = _reader(model)
-    key = model._meta.pk.get_db_prep_value(pk, connection)
-    with connection.cursor() as cursor:
+    database = connections[DEFAULT_DB_ALIAS]
+    key = model._meta.pk.get_db_prep_value(pk, database)
+    with database.cursor() as cursor:
         cursor.execute(sql, [key])
         row = cursor.fetchone()
     if row is None:
@@ -56,14 +57,14 @@ def get_by_pk(model: type[M], pk: Any) -> M | None:
     for index, column, functions in converters:
         value = values[index]
         for function in functions:
-            value = function(value, column, connection)
+            value = function(value, column, database)
         values[index] = value
-    return model.from_db(connection.alias, names, values)
+    return model.from_db(database.alias, names, values)
 
 
 @functools.cache
 def _inserter(model: type[Model]) -> tuple[str, list[Any], Any]:
-    """(SQL, the fields it writes, the auto primary key it returns or None) for `model`."""
+    """(SQL without RETURNING, the fields it writes, the auto primary key or None) for `model`."""
     opts = model._meta
     if opts.parents:
         raise TypeError(f"{model.__name__}: insert() does not write multi-table inheritance.")
@@ -72,8 +73,6 @@ def _inserter(model: type[Model]) -> tuple[str, list[Any], Any]:
     columns = ", ".join(_quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {_quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
-    if auto is not None:
-        sql += f" RETURNING {_quote(auto.column)}"
     return sql, fields, auto
 
 
@@ -83,6 +82,18 @@ def insert(instance: Model) -> None:
     Field defaults and auto_now values are applied and the database's own conversions made, as the
     ORM's compiler does; an auto primary key is read back. A model with pre_save or post_save
     receivers is saved by the ORM instead, so they run; multi-table inheritance is refused."""
+    _insert(instance, then_commit=False)
+
+
+def _sends_one_string() -> bool:
+    # Django's default PostgreSQL cursor binds parameters client-side and sends one simple-protocol
+    # query string, which may hold several statements; server-side binding may not.
+    return (
+        connection.vendor == "postgresql" and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
+    )
+
+
+def _insert(instance: Model, *, then_commit: bool) -> None:
     model = type(instance)
     if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
         # Someone expects the ORM's signals: let the ORM write it.
@@ -91,13 +102,21 @@ def insert(instance: Model) -> None:
     sql, fields, auto = _inserter(model)
     if auto is not None and getattr(instance, auto.attname) is not None:
         raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
+    # Committing in the same string, the key is not read back: nobody reads a row written last.
+    returning = auto is not None and not then_commit
+    if returning:
+        sql += f" RETURNING {_quote(auto.column)}"
+    elif then_commit and _sends_one_string():
+        sql += "; COMMIT"
+    # The connection itself, not django.db.connection: that proxy looks the connection up per access.
+    database = connections[DEFAULT_DB_ALIAS]
+    values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
+    with database.cursor() as cursor:
         cursor.execute(sql, values)
-        if auto is not None:
+        if returning:
             setattr(instance, auto.attname, cursor.fetchone()[0])
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = database.alias
     # django-fsm's ConcurrentTransitionMixin remembers the state the row was saved with.
     remember = getattr(instance, "_update_initial_state", None)
     if remember is not None:
@@ -109,13 +128,28 @@ def insert(instance: Model) -> None:
 _request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
 
 
+class RequestTransaction:
+    def __init__(self, *, outermost: bool) -> None:
+        self.outermost = outermost
+
+    def finish_with(self, instance: Model) -> None:
+        """INSERT `instance` as the transaction's last statement and commit with it, in one round
+        trip where the database allows it (PostgreSQL, client-side binding): "INSERT ...; COMMIT".
+        If the INSERT fails, the COMMIT never runs and the error rolls everything back. Nothing may
+        run in this transaction afterwards; the `atomic()` around it then finds it committed (its
+        own COMMIT is skipped) and runs the on-commit hooks. Inside an enclosing transaction (a
+        test's) it is a plain INSERT: only the outermost block may commit."""
+        _insert(instance, then_commit=self.outermost)
+
+
 @contextmanager
-def request_transaction() -> Iterator[None]:
+def request_transaction() -> Iterator[RequestTransaction]:
     """One transaction for a whole API request: services inside it join it without savepoints."""
     token = _request_transaction.set(True)
+    outermost = not connection.in_atomic_block
     try:
         with transaction.atomic():
-            yield
+            yield RequestTransaction(outermost=outermost)
     finally:
         _request_transaction.reset(token)
 

@@ -5,7 +5,7 @@ import datetime
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import signals
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -130,3 +130,51 @@ def test_a_service_transaction_keeps_its_savepoint_anywhere_else_so_a_caller_can
         assert Session.objects.count() == 0
         Session.objects.create(role="finance", owner="token:1")
     assert Session.objects.count() == 1
+
+
+def _record(key):
+    now = timezone.now()
+    return IdempotencyRecord(
+        principal="token:1",
+        key=key,
+        method="POST",
+        path="/x",
+        fingerprint="f" * 64,
+        status_code=201,
+        response_body=b"{}",
+        response_headers={},
+        created_at=now,
+        expires_at=now + datetime.timedelta(days=1),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_transaction_sends_its_last_insert_with_its_commit_and_then_runs_the_commit_hooks():
+    hooks = []
+    with CaptureQueriesContext(connection) as queries, request_transaction() as work:
+        Session.objects.create(role="finance", owner="token:1")
+        transaction.on_commit(lambda: hooks.append(Session.objects.count()))
+        work.finish_with(_record("k"))
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    last_write = next(sql for sql in statements if "orchestrator_idempotencyrecord" in sql)
+    assert last_write.endswith("; COMMIT")
+    assert hooks == [1]
+    assert IdempotencyRecord.objects.filter(key="k").count() == 1
+    # The connection is back in autocommit and a new transaction works as usual.
+    with transaction.atomic():
+        Session.objects.create(role="finance", owner="token:1")
+    assert Session.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_last_insert_that_fails_commits_nothing_of_the_request():
+    insert(_record("taken"))
+    hooks = []
+    with pytest.raises(IntegrityError), request_transaction() as work:
+        Session.objects.create(role="finance", owner="token:1")
+        transaction.on_commit(lambda: hooks.append("ran"))
+        work.finish_with(_record("taken"))
+
+    assert Session.objects.count() == 0
+    assert hooks == []

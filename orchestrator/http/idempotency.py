@@ -28,7 +28,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 
-from orchestrator.db import insert, request_transaction
+from orchestrator.db import request_transaction
 from orchestrator.http.errors import Conflict, Unprocessable
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity.principal import Principal
@@ -222,7 +222,7 @@ def execute(view, request, respond):
     if isinstance(cached, StoredResponse) and cached.expires_at > time.time():
         return cached.replay(fingerprint)
 
-    with request_transaction():
+    with request_transaction() as request_work:
         record_id, stored = _lock_and_read(principal.subject, key)
         now = timezone.now()
         if stored is not None:
@@ -254,7 +254,8 @@ def execute(view, request, respond):
             expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
         )
         try:
-            insert(record)
+            # The record and the COMMIT of everything the request did travel together.
+            request_work.finish_with(record)
         except IntegrityError:
             # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
             # leaving here rolls back this one's effects.
