@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from audit import keys, stream, verify_pack
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
-from orchestrator.db import insert
+from orchestrator.db import owe_insert
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ def record(
         actor_role=actor_role,
         shared_with_role=shared_with_role,
     )
-    insert(event)
+    # Sent with the transaction's next statement or its COMMIT where it can be (an API request):
+    # nothing reads an event back in the same breath, and its id then stays unset.
+    owe_insert(event)
     transaction.on_commit(stream.announce)
     return event
 

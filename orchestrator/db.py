@@ -8,8 +8,7 @@ per model and then only execute them; what they write and return is what the ORM
 """
 
 import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -85,6 +84,28 @@ def insert(instance: Model) -> None:
     _insert(instance, then_commit=False)
 
 
+def owe_insert(instance: Model) -> None:
+    """INSERT `instance` when its transaction next talks to the database: at the front of its next
+    statement, or with its COMMIT (orchestrator/postgresql/base.py), instead of a round trip of its
+    own. Inside a request_transaction on PostgreSQL; anywhere else it is `insert`. For rows nothing
+    reads back in the same breath: an owed row's auto primary key stays unset."""
+    database = connections[DEFAULT_DB_ALIAS]
+    model = type(instance)
+    if (
+        not _request_transaction.get()
+        or not getattr(database, "can_owe", lambda: False)()
+        or signals.pre_save.has_listeners(model)
+        or signals.post_save.has_listeners(model)
+    ):
+        insert(instance)
+        return
+    sql, fields, _ = _inserter(model)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
+    database.owe(sql, values)  # type: ignore[attr-defined]  # orchestrator.postgresql's, checked by can_owe
+    instance._state.adding = False
+    instance._state.db = database.alias
+
+
 def _sends_one_string() -> bool:
     # Django's default PostgreSQL cursor binds parameters client-side and sends one simple-protocol
     # query string, which may hold several statements; server-side binding may not.
@@ -93,21 +114,24 @@ def _sends_one_string() -> bool:
     )
 
 
-def _insert(instance: Model, *, then_commit: bool) -> None:
+def _insert(instance: Model, *, then_commit: bool, closing: str | None = None) -> bool:
+    """INSERT `instance`; with `then_commit`, followed by COMMIT and `closing` in the same string where
+    the database allows it. True when the COMMIT (and `closing`) went with it."""
     model = type(instance)
     if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
         # Someone expects the ORM's signals: let the ORM write it.
         instance.save(force_insert=True)
-        return
+        return False
     sql, fields, auto = _inserter(model)
     if auto is not None and getattr(instance, auto.attname) is not None:
         raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
+    committed = then_commit and _sends_one_string()
     # Committing in the same string, the key is not read back: nobody reads a row written last.
     returning = auto is not None and not then_commit
     if returning:
         sql += f" RETURNING {_quote(auto.column)}"
-    elif then_commit and _sends_one_string():
-        sql += "; COMMIT"
+    elif committed:
+        sql += "; COMMIT" + (f"; {closing}" if closing else "")
     # The connection itself, not django.db.connection: that proxy looks the connection up per access.
     database = connections[DEFAULT_DB_ALIAS]
     values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
@@ -121,6 +145,7 @@ def _insert(instance: Model, *, then_commit: bool) -> None:
     remember = getattr(instance, "_update_initial_state", None)
     if remember is not None:
         remember()
+    return committed
 
 
 # Set while the API holds a request's whole transaction (orchestrator.http.idempotency), which rolls
@@ -129,29 +154,66 @@ _request_transaction: ContextVar[bool] = ContextVar("request_transaction", defau
 
 
 class RequestTransaction:
-    def __init__(self, *, outermost: bool) -> None:
-        self.outermost = outermost
+    """One transaction for a whole API request: services inside it join it without savepoints
+    (service_transaction), and its end travels with its last statement.
+
+    `closing_statement` is sent right after the transaction ends, in the same string as the COMMIT
+    or ROLLBACK where the database allows it (`closing_statement_ran` tells); the caller runs it
+    itself otherwise. Inside an enclosing transaction (a test's) nothing is committed or rolled back
+    early: only the outermost block may end a transaction."""
+
+    def __init__(self, *, closing_statement: str | None = None) -> None:
+        self.closing_statement = closing_statement
+        self.closing_statement_ran = False
+        self.outermost = False
+
+    def __enter__(self) -> "RequestTransaction":
+        self._token = _request_transaction.set(True)
+        self.outermost = not connection.in_atomic_block
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self._atomic.__exit__(*exc_info)
+        finally:
+            _request_transaction.reset(self._token)
 
     def finish_with(self, instance: Model) -> None:
-        """INSERT `instance` as the transaction's last statement and commit with it, in one round
-        trip where the database allows it (PostgreSQL, client-side binding): "INSERT ...; COMMIT".
-        If the INSERT fails, the COMMIT never runs and the error rolls everything back. Nothing may
-        run in this transaction afterwards; the `atomic()` around it then finds it committed (its
-        own COMMIT is skipped) and runs the on-commit hooks. Inside an enclosing transaction (a
-        test's) it is a plain INSERT: only the outermost block may commit."""
-        _insert(instance, then_commit=self.outermost)
+        """INSERT `instance` as the transaction's last statement and commit with it, in one round trip
+        where the database allows it (PostgreSQL, client-side binding): "INSERT ...; COMMIT". If the
+        INSERT fails, the COMMIT never runs and the error rolls everything back. Nothing may run in
+        this transaction afterwards; the `atomic()` around it finds it committed (its own COMMIT is
+        skipped) and runs the on-commit hooks."""
+        database = connections[DEFAULT_DB_ALIAS]
+        if self.outermost and getattr(database, "can_owe", lambda: False)():
+            owe_insert(instance)
+            database.commit_now(closing=self.closing_statement)  # type: ignore[attr-defined]
+            self.closing_statement_ran = self.closing_statement is not None
+        elif _insert(instance, then_commit=self.outermost, closing=self.closing_statement):
+            self.closing_statement_ran = self.closing_statement is not None
+
+    def roll_back(self) -> None:
+        """End the transaction undone: at once with the closing statement in one round trip where the
+        database allows it, else when the `atomic()` around it exits."""
+        transaction.set_rollback(True)
+        if not (self.outermost and _sends_one_string()):
+            return
+        database = connections[DEFAULT_DB_ALIAS]
+        # Not through Django's cursor, which refuses to run anything in a transaction marked for rollback.
+        # A transaction whose BEGIN never went out (no statement ran) has nothing to roll back.
+        statements = [] if getattr(database, "begin_owed", False) else ["ROLLBACK"]
+        if self.closing_statement:
+            statements.append(self.closing_statement)
+        if statements:
+            with database.wrap_database_errors:
+                database.connection.execute("; ".join(statements))
+        self.closing_statement_ran = self.closing_statement is not None
 
 
-@contextmanager
-def request_transaction() -> Iterator[RequestTransaction]:
-    """One transaction for a whole API request: services inside it join it without savepoints."""
-    token = _request_transaction.set(True)
-    outermost = not connection.in_atomic_block
-    try:
-        with transaction.atomic():
-            yield RequestTransaction(outermost=outermost)
-    finally:
-        _request_transaction.reset(token)
+def request_transaction(*, closing_statement: str | None = None) -> RequestTransaction:
+    return RequestTransaction(closing_statement=closing_statement)
 
 
 def service_transaction() -> transaction.Atomic:

@@ -8,10 +8,12 @@ Fail closed: a rule that does not compile is refused at load, a rule that fails 
 import base64
 import binascii
 import difflib
+import functools
 import hashlib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,31 @@ class PolicyDenied(routing.RouteRefused):
 
 
 class RuleFailed(PermissionDenied):
-    """A tool check whose rule failed to evaluate: denied, as a 403 problem naming the rule (the
-    decision and its policy.error event are already committed)."""
+    """A tool check whose rule failed to evaluate: denied, as a 403 problem naming the rule. Its
+    policy.error and policy.decided events stay on record: written after the rollback of whatever
+    transaction encloses the check (the API request's), or at once outside one."""
 
     default_code = "policy_error"
 
-    def __init__(self, decision: "Decision") -> None:
+    def __init__(self, decision: "Decision", *, events: Iterable[dict[str, Any]] = ()) -> None:
         super().__init__(decision.reason)
+        self.decision = decision
         self.extra = {"rule": decision.rule, "reason": decision.reason, **decision.summary()}
+        self.events = list(events)
+        # Writes for whoever rolls back an enclosing transaction to run after it (ApiView does).
+        self.after_rollback: list[Callable[[], object]] = []
+
+
+@contextmanager
+def _failed_rules_recorded() -> Iterator[None]:
+    try:
+        yield
+    except RuleFailed as failure:
+        if connection.in_atomic_block:
+            failure.after_rollback.append(functools.partial(audit.record_many, failure.events))
+        else:
+            audit.record_many(failure.events)
+        raise
 
 
 class RolePaused(APIException):
@@ -302,10 +321,19 @@ def compiled_profile(version: ProfileVersion) -> CompiledProfile:
     return profile
 
 
+# Which version is active, per role, for at most ACCESS_CACHE_SECONDS: activating a version returns
+# only once every process has let go of the one before ((pk, digest), or () for no active profile).
+_active_cache: AccessCache[tuple[Any, ...]] = AccessCache("active profiles")
+
+
+def _active_in_database(role: str) -> tuple[Any, ...]:
+    return ProfileVersion.objects.filter(role=role, is_active=True).values_list("pk", "digest").first() or ()
+
+
 def active_profile(role: str) -> CompiledProfile | None:
-    """The role's active profile, compiled; one indexed query when its programs are cached."""
-    row = ProfileVersion.objects.filter(role=role, is_active=True).values_list("pk", "digest").first()
-    if row is None:
+    """The role's active profile, compiled; no query while this process knows which version is active."""
+    row = _active_cache.lookup(role, lambda: _active_in_database(role))
+    if not row:
         return None
     cached = _compiled.get(row)
     if cached is not None:
@@ -412,6 +440,7 @@ def _activate(version: ProfileVersion, *, previous: ProfileVersion | None, actor
     version.is_active = True
     version.activated_at = now
     version.save(update_fields=["is_active", "activated_at"])
+    wait_out_after_commit(_active_cache)
     expired = approvals.expire_action_approvals(role=version.role, keep_version=version.version, now=now)
     audit.record(
         event_type="profile.activated",
@@ -691,7 +720,8 @@ def enforce_route_policy(routed: RoutedTask) -> None:
             routed.expires_in = decision.expires_in
         routed.approval_notes = "\n\n".join(part for part in (decision.reason, routed.approval_notes) if part)
     routed.policy = decision.summary()
-    audit.record_many(_events_for(decision, metadata={**context, "task_id": str(task.pk)}, **event_args))
+    for event in _events_for(decision, metadata={**context, "task_id": str(task.pk)}, **event_args):
+        audit.record(**event)
 
 
 def action_digest(*, principal: Principal, role: str, tool: str, arguments: Any, profile: CompiledProfile) -> str:
@@ -714,7 +744,7 @@ def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], tr
     role = principal.role
     if not role:
         raise ValidationError({"tool": ["A tool check is made for an agent of a role; this caller has none."]})
-    with transaction.atomic():
+    with _failed_rules_recorded(), transaction.atomic():
         profile = active_profile(role)
         metadata: dict[str, Any] = {"check": "tool", "tool": tool}
         if profile is None:
@@ -739,7 +769,10 @@ def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], tr
                 decision.reason = "" if allowed else f"Role {role!r} may not use tool {tool!r}."
         if decision.approval_id is not None:
             metadata["approval_id"] = str(decision.approval_id)
-        audit.record_many(_events_for(decision, principal=principal, role=role, trace_id=trace_id, metadata=metadata))
+        events = _events_for(decision, principal=principal, role=role, trace_id=trace_id, metadata=metadata)
+        if decision.error:
+            raise RuleFailed(decision, events=events)
+        audit.record_many(events)
     return decision
 
 

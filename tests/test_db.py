@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from orchestrator.db import get_by_pk, insert, request_transaction, service_transaction
+from orchestrator.db import get_by_pk, insert, owe_insert, request_transaction, service_transaction
 from orchestrator.http.models import IdempotencyRecord
 from routing.models import Task
 from sessions.models import Session
@@ -148,19 +148,41 @@ def _record(key):
     )
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """The query strings psycopg actually sends, one per round trip."""
+    import psycopg
+
+    strings = []
+    execute = psycopg.Cursor.execute
+    connection.ensure_connection()  # a new connection's own set-up is not the test's
+
+    def recording(self, query, params=None, **kwargs):
+        strings.append(query if isinstance(query, str) else query.decode())
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    return strings
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_request_transaction_sends_its_last_insert_with_its_commit_and_then_runs_the_commit_hooks():
+def test_a_request_transaction_sends_its_writes_in_two_round_trips_and_then_runs_the_commit_hooks(sent):
     hooks = []
-    with CaptureQueriesContext(connection) as queries, request_transaction() as work:
+    with request_transaction() as work:
         Session.objects.create(role="finance", owner="token:1")
+        owe_insert(
+            AuditEvent(event_type="e", actor="a", role="", timestamp=timezone.now(), target_type="t", target_id="1")
+        )
         transaction.on_commit(lambda: hooks.append(Session.objects.count()))
         work.finish_with(_record("k"))
 
-    statements = [query["sql"] for query in queries.captured_queries]
-    last_write = next(sql for sql in statements if "orchestrator_idempotencyrecord" in sql)
-    assert last_write.endswith("; COMMIT")
+    first, last = sent[:2]
+    assert first.startswith('BEGIN; INSERT INTO "agent_sessions_session"')
+    assert last.startswith('INSERT INTO "audit_auditevent"') and "orchestrator_idempotencyrecord" in last
+    assert last.endswith("; COMMIT")
     assert hooks == [1]
     assert IdempotencyRecord.objects.filter(key="k").count() == 1
+    assert AuditEvent.objects.count() == 1
     # The connection is back in autocommit and a new transaction works as usual.
     with transaction.atomic():
         Session.objects.create(role="finance", owner="token:1")

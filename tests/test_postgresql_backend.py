@@ -97,3 +97,87 @@ def test_the_logged_statement_is_the_one_the_caller_wrote():
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         Session.objects.count()
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "SELECT", "COMMIT"]
+
+
+def _owe_session(owner):
+    connection.owe(
+        "INSERT INTO agent_sessions_session (id, role, status, metadata, owner, created_at, updated_at) "
+        "VALUES (gen_random_uuid(), 'finance', 'pending', '{}', %s, now(), now())",
+        [owner],
+    )
+
+
+def _owners():
+    return sorted(Session.objects.values_list("owner", flat=True))
+
+
+def test_an_owed_write_is_seen_by_the_next_statement_and_committed_with_the_transaction():
+    with transaction.atomic():
+        _owe_session("token:owed")
+        assert _owners() == ["token:owed"]
+    assert _owners() == ["token:owed"]
+
+
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("SELECT count(*), '100%' FROM agent_sessions_session", None),
+        ("SELECT count(*), %s FROM agent_sessions_session", ["100%"]),
+        ("SELECT count(*), %(text)s FROM agent_sessions_session WHERE owner <> %(text)s", {"text": "100%"}),
+    ],
+    ids=["no parameters", "positional", "named"],
+)
+def test_a_statement_carrying_owed_writes_keeps_its_own_result_and_parameters(sql, params):
+    with transaction.atomic(), connection.cursor() as cursor:
+        _owe_session("token:50% off")
+        cursor.execute(sql, params)
+        assert cursor.fetchone() == (1, "100%")
+        transaction.set_rollback(True)
+
+
+def test_a_rollback_drops_what_is_owed():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Session.objects.create(role="finance", owner="token:sent")
+        _owe_session("token:owed")
+        raise RuntimeError("roll back")
+    assert _owners() == []
+    assert connection.owed_writes == []
+
+
+def test_a_savepoint_keeps_what_was_owed_before_it_and_drops_what_was_owed_inside_it():
+    with transaction.atomic():
+        _owe_session("token:before")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            _owe_session("token:inside")
+            raise RuntimeError("roll back to the savepoint")
+        _owe_session("token:after")
+    assert _owners() == ["token:after", "token:before"]
+
+
+def test_a_transaction_owing_only_writes_commits_them_with_one_round_trip(monkeypatch):
+    import psycopg
+
+    sent = []
+    execute = psycopg.Cursor.execute
+
+    def recording(self, query, params=None, **kwargs):
+        sent.append(query)
+        return execute(self, query, params, **kwargs)
+
+    connection.ensure_connection()
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    with transaction.atomic():
+        _owe_session("token:1")
+        _owe_session("token:2")
+    monkeypatch.undo()
+    assert len(sent) == 1 and sent[0].startswith("BEGIN; INSERT") and sent[0].endswith("; COMMIT")
+    assert _owners() == ["token:1", "token:2"]
+
+
+def test_a_failing_owed_write_fails_its_transaction_and_commits_nothing():
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Session.objects.create(role="finance", owner="token:sent")
+        connection.owe("INSERT INTO agent_sessions_session (id) VALUES (NULL)", [])
+    assert _owners() == []

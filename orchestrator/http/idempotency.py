@@ -2,28 +2,25 @@
 
 ApiView.dispatch sends every request through `execute` after authentication, so the key is
 scoped to the authenticated principal and one caller never sees another's stored response.
-The durable record is written in the same transaction as the handler's side effects; Redis
-only serves replays of records that have already committed. docs/idempotency.md is the
-contract for clients.
+The durable record is written in the same transaction as the handler's side effects, and travels
+to the database with that transaction's COMMIT. docs/idempotency.md is the contract for clients.
 
-In-flight detection: on PostgreSQL a transaction-scoped advisory lock on (principal, key) is
-taken before the record is looked up, so a concurrent duplicate learns at once that the first
-is still running (409) instead of waiting or running a second time. On SQLite every
-transaction starts with BEGIN IMMEDIATE (see settings), which already serialises them: a
-duplicate waits for the first to commit and then replays it.
+In-flight detection: on PostgreSQL one statement reads the key's record and, when there is none,
+tries the key's advisory lock (_LOCK_AND_READ_SQL), so a replay needs nothing more and a concurrent
+duplicate learns at once that the first is still running (409) instead of waiting or running a
+second time. On SQLite every transaction starts with BEGIN IMMEDIATE (see settings), which already
+serialises them: a duplicate waits for the first to commit and then replays it.
 """
 
 import hashlib
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
@@ -39,7 +36,7 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_KEY_LENGTH = 255
-# Printable ASCII only: a key ends up in logs, the database and cache keys.
+# Printable ASCII only: a key ends up in logs and the database.
 _VALID_KEY = re.compile(r"^[\x20-\x7e]+$")
 # The headers a client needs to act on a replay exactly as on the original answer.
 STORED_HEADERS = ("Content-Type", "Location", "ETag")
@@ -124,75 +121,95 @@ def _scope_digest(principal, key):
     return hashlib.sha256(f"{principal}\x00{key}".encode()).digest()
 
 
-def cache_key(principal, key):
-    # Hashed: keys may hold characters a cache backend refuses, and principals are not secrets
-    # but need not be readable in Redis either.
-    return f"idempotency:{_scope_digest(principal, key).hex()}"
+def lock_id_of(principal, key):
+    """The advisory lock that stands for (principal, key) while a request with that key runs."""
+    return int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
 
 
-def _cache_get(name):
-    try:
-        return cache.get(name)
-    except Exception as exc:
-        logger.warning("idempotency cache unavailable, using the database: %s", exc)
-        return None
-
-
-def _cache_put(name, stored):
-    remaining = stored.expires_at - time.time()
-    if remaining <= 0:
-        return
-    try:
-        cache.set(name, stored, timeout=remaining)
-    except Exception as exc:
-        logger.warning("idempotency cache unavailable, replay not cached: %s", exc)
-
-
-def _cache_forget(names):
-    try:
-        cache.delete_many(names)
-    except Exception as exc:
-        logger.warning("idempotency cache unavailable, purged keys may replay until they expire there: %s", exc)
-
-
-# PostgreSQL: take the key's advisory lock and read its record in one round trip. The lock is
-# transaction-scoped and tried, never waited for: a duplicate arriving while the first attempt is
-# in flight learns it at once (409). A first attempt that commits between this statement's
-# snapshot and its lock sees no record here; its unique (principal, key) row then stops this one
-# at insert time (409 too), so exactly-once never rests on this read.
+# PostgreSQL, outside any transaction, one round trip: the key's record, and when it has none (or
+# one past its TTL) the key's advisory lock, tried and never waited for. A stored answer is then
+# replayed with no transaction at all; a duplicate arriving while the first attempt is in flight
+# learns it at once (409). The lock is held by the database session until the request's work
+# commits or rolls back (KeyLock releases it in that same round trip). A first attempt that commits
+# between this statement's snapshot and its lock attempt is not seen here; its unique (principal,
+# key) row then stops this one at insert time (409 too), so exactly-once never rests on this read.
 _LOCK_AND_READ_SQL = """
-SELECT pg_try_advisory_xact_lock(%s), r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers,
-       r.expires_at
+SELECT CASE WHEN r.id IS NULL OR r.expires_at <= %s THEN pg_try_advisory_lock(%s) END,
+       r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers, r.expires_at
 FROM (SELECT 1) AS one
 LEFT JOIN orchestrator_idempotencyrecord AS r ON r.principal = %s AND r.key = %s
 """
 
 
-def _lock_and_read(principal, key):
-    """(record id, StoredResponse) of (principal, key), or (None, None); holds the key until the
-    transaction ends, or raises 409 when another request holds it."""
-    if connection.vendor != "postgresql":
-        # SQLite's BEGIN IMMEDIATE already serialises writers (see the module docstring).
-        record = next(iter(IdempotencyRecord.objects.filter(principal=principal, key=key)[:1]), None)
-        return (record.pk, StoredResponse.from_record(record)) if record else (None, None)
-    lock_id = int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_AND_READ_SQL, [lock_id, principal, key])
-        locked, record_id, fingerprint, status_code, body, headers, expires_at = cursor.fetchone()
-    if not locked:
-        raise IdempotencyKeyInFlight()
-    if record_id is None:
-        return None, None
+class KeyLock:
+    """The advisory lock of one (principal, key) on PostgreSQL, from its lock-and-read to its release."""
+
+    def __init__(self, principal, key):
+        self.lock_id = lock_id_of(principal, key)
+        self.held = False
+
+    @property
+    def release_sql(self):
+        return f"SELECT pg_advisory_unlock({self.lock_id})"
+
+    def release_after(self, work):
+        """Once the request's work has ended: nothing to do when the release travelled with its COMMIT or
+        ROLLBACK, else released on its own. A connection that broke has lost its locks already (the
+        server drops them with the session), so failing to reach it here is no leak."""
+        if self.held and not work.closing_statement_ran:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(self.release_sql)
+            except DatabaseError as exc:
+                logger.warning("idempotency key lock not released, the connection is gone with it: %s", exc)
+        self.held = False
+
+
+def _stored_from_row(fingerprint, status_code, body, headers, expires_at):
     if isinstance(headers, str):
         headers = orjson.loads(headers)
-    stored = StoredResponse(
+    return StoredResponse(
         fingerprint=fingerprint,
         status_code=status_code,
         body=bytes(body),
         headers=headers,
         expires_at=expires_at.timestamp(),
     )
-    return record_id, stored
+
+
+def _lock_and_read(lock, principal, key, now):
+    """(id of an expired record to drop or None, live StoredResponse or None); takes `lock` when
+    there is no live record, or raises 409 when another request holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_AND_READ_SQL, [now, lock.lock_id, principal, key])
+        locked, record_id, fingerprint, status_code, body, headers, expires_at = cursor.fetchone()
+    if locked is None:
+        return None, _stored_from_row(fingerprint, status_code, body, headers, expires_at)
+    if not locked:
+        raise IdempotencyKeyInFlight()
+    lock.held = True
+    return record_id, None
+
+
+def _read_serialised(principal, key, now):
+    """SQLite: the same answer as _lock_and_read, inside the transaction, without a lock: its
+    BEGIN IMMEDIATE already serialises writers (see the module docstring)."""
+    record = next(iter(IdempotencyRecord.objects.filter(principal=principal, key=key)[:1]), None)
+    if record is None:
+        return None, None
+    if record.expires_at <= now:
+        return record.pk, None
+    return None, StoredResponse.from_record(record)
+
+
+def _respond_in_one_transaction(respond):
+    """A write without a key: still one transaction for the whole request, so its services join it
+    without savepoints and what it owes goes with its COMMIT (orchestrator.db.RequestTransaction)."""
+    with request_transaction() as work:
+        response = respond()
+        if response.status_code >= 400:
+            work.roll_back()
+    return response
 
 
 def execute(view, request, respond):
@@ -202,69 +219,73 @@ def execute(view, request, respond):
     or more rolls the whole transaction back and is not stored, so a retry with the same key
     runs again and can never repeat an effect that committed.
     """
-    if request.method not in UNSAFE_METHODS or not settings.IDEMPOTENCY_ENABLED:
+    if request.method not in UNSAFE_METHODS:
         return respond()
     principal = request.user
-    if not isinstance(principal, Principal):
-        return respond()
+    if not isinstance(principal, Principal) or not settings.IDEMPOTENCY_ENABLED:
+        return _respond_in_one_transaction(respond)
     key = parse_key(request.headers.get(HEADER))
     # Handlers that keep the key with what they create (a routed task) read it from here.
     request.idempotency_key = key
     if key is None:
         if settings.IDEMPOTENCY_REQUIRED:
             raise IdempotencyKeyRequired()
-        return respond()
+        return _respond_in_one_transaction(respond)
 
     path = request.get_full_path()
     fingerprint = fingerprint_of(request.method, path, request.body)
-    name = cache_key(principal.subject, key)
-    cached = _cache_get(name)
-    if isinstance(cached, StoredResponse) and cached.expires_at > time.time():
-        return cached.replay(fingerprint)
-
-    with request_transaction() as request_work:
-        record_id, stored = _lock_and_read(principal.subject, key)
-        now = timezone.now()
+    now = timezone.now()
+    lock = None
+    if connection.vendor == "postgresql":
+        lock = KeyLock(principal.subject, key)
+        expired_id, stored = _lock_and_read(lock, principal.subject, key, now)
         if stored is not None:
-            if stored.expires_at > now.timestamp():
-                # Cached when first replayed, not when first stored: most keys are never retried,
-                # and a retried one tends to be retried again.
-                _cache_put(name, stored)
-                return stored.replay(fingerprint)
-            # Past its TTL the key is new again; the purge job may not have reached it yet.
-            IdempotencyRecord.objects.filter(pk=record_id).delete()
+            return stored.replay(fingerprint)
+    work = request_transaction(closing_statement=lock.release_sql if lock else None)
+    try:
+        with work:
+            if lock is None:
+                expired_id, stored = _read_serialised(principal.subject, key, now)
+                if stored is not None:
+                    return stored.replay(fingerprint)
+            if expired_id is not None:
+                # Past its TTL the key is new again; the purge job may not have reached it yet.
+                IdempotencyRecord.objects.filter(pk=expired_id).delete()
 
-        response = respond()
-        if response.status_code >= 400:
-            transaction.set_rollback(True)
-            return response
+            response = respond()
+            if response.status_code >= 400:
+                work.roll_back()
+                return response
 
-        response = view.finalize_response(request, response, *view.args, **view.kwargs)
-        response.render()
-        record = IdempotencyRecord(
-            principal=principal.subject,
-            key=key,
-            method=request.method,
-            path=path,
-            fingerprint=fingerprint,
-            status_code=response.status_code,
-            response_body=response.content,
-            response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
-        )
-        try:
-            # The record and the COMMIT of everything the request did travel together.
-            request_work.finish_with(record)
-        except IntegrityError:
-            # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
-            # leaving here rolls back this one's effects.
-            raise IdempotencyKeyInFlight() from None
-    return response
+            response = view.finalize_response(request, response, *view.args, **view.kwargs)
+            response.render()
+            record = IdempotencyRecord(
+                principal=principal.subject,
+                key=key,
+                method=request.method,
+                path=path,
+                fingerprint=fingerprint,
+                status_code=response.status_code,
+                response_body=response.content,
+                response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
+                created_at=now,
+                expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
+            )
+            try:
+                # The record and the COMMIT of everything the request did travel together.
+                work.finish_with(record)
+            except IntegrityError:
+                # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
+                # leaving here rolls back this one's effects.
+                raise IdempotencyKeyInFlight() from None
+        return response
+    finally:
+        if lock is not None:
+            lock.release_after(work)
 
 
 def purge_idempotency_keys(*, now=None) -> int:
-    """Delete the records past their TTL (and their cached replays); return how many were deleted.
+    """Delete the records past their TTL; return how many were deleted.
 
     Batched so a large backlog never holds one long transaction; safe to run beside traffic,
     since a record refreshed meanwhile no longer matches the expiry filter of its batch.
@@ -275,12 +296,11 @@ def purge_idempotency_keys(*, now=None) -> int:
         batch = list(
             IdempotencyRecord.objects.filter(expires_at__lte=now)
             .order_by("expires_at")
-            .values_list("pk", "principal", "key")[:PURGE_BATCH_SIZE]
+            .values_list("pk", flat=True)[:PURGE_BATCH_SIZE]
         )
         if not batch:
             return deleted
-        count, _ = IdempotencyRecord.objects.filter(pk__in=[pk for pk, _, _ in batch], expires_at__lte=now).delete()
-        _cache_forget([cache_key(principal, key) for _, principal, key in batch])
+        count, _ = IdempotencyRecord.objects.filter(pk__in=batch, expires_at__lte=now).delete()
         deleted += count
         if len(batch) < PURGE_BATCH_SIZE:
             return deleted

@@ -1,17 +1,24 @@
-"""Django's PostgreSQL backend, with each transaction's BEGIN sent together with its first statement.
+"""Django's PostgreSQL backend, sending what a transaction owes together with its next statement.
 
-psycopg opens a transaction by sending BEGIN and waiting for its answer before the first statement:
-a network round trip of its own in every transaction, as costly as an INSERT on the request path
-(docs/benchmarks.md). PgJDBC and others send the two together; this backend does the same. While
-Django holds a transaction open, psycopg stays in autocommit mode, and the first statement of the
-transaction goes out as "BEGIN; <statement>" in one simple-protocol query string (Django's default
-client-side binding). Commit and rollback then work on the transaction that BEGIN opened; a
-transaction that ran no statement has nothing to end.
+Every network round trip costs an agent write about as much CPU as an INSERT (docs/benchmarks.md),
+and two kinds of them carry nothing the application waits for:
 
-Everything else is Django's backend: a statement that reaches the server without BEGIN (a syntax
-error stops the whole string) leaves BEGIN owed to the next one; executemany and named (server-side)
-cursors send BEGIN alone first. With server_side_binding, or an isolation level other than the
-default, the backend behaves exactly as Django's.
+- BEGIN. psycopg opens a transaction by sending BEGIN and waiting for its answer before the first
+  statement; PgJDBC and others send the two together, and so does this backend. While Django holds
+  a transaction open psycopg stays in autocommit mode, and the transaction's first statement goes
+  out as "BEGIN; <statement>" in one simple-protocol query string (Django's default client-side
+  binding).
+- Writes nobody reads back. A caller may owe a write (`owe`, used for audit events through
+  orchestrator.db.owe_insert): it waits and goes out at the front of the transaction's next
+  statement, or with its COMMIT. So every statement still sees every earlier write, and a failing
+  owed write fails the transaction it belongs to; a ROLLBACK drops what is owed. A savepoint's
+  statements carry what was owed before it, so a rollback to the savepoint keeps those writes.
+
+Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
+statement has nothing to end. A string the server could not parse ran nothing, so its BEGIN stays
+owed. executemany and named (server-side) cursors send what is owed alone first. With
+server_side_binding, or an isolation level other than the default, owing is off and the backend
+behaves exactly as Django's.
 """
 
 from django.db.backends.postgresql import base
@@ -20,65 +27,133 @@ from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.db.backends.utils import CursorWrapper
 from psycopg import pq
 
-_BEGIN = "BEGIN; "
+_BEGIN = "BEGIN"
 
 
-class _BeginWithFirstStatement:
-    """Cursor wrapper behaviour: statements owed a BEGIN carry it."""
+class _SendsWhatIsOwed:
+    """Cursor wrapper behaviour: a statement carries the BEGIN and the writes its transaction owes."""
 
     db: "DatabaseWrapper"
     cursor: base.Cursor
 
     def _execute(self, sql, params, *ignored_wrapper_args):
-        if not self.db.begin_owed:
+        if not self.db.has_owed():
             return super()._execute(sql, params, *ignored_wrapper_args)
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
-            self.db.begin_owed = False
-            try:
-                if params is None:
-                    self.cursor.execute(_BEGIN + sql)
-                else:
-                    self.cursor.execute(_BEGIN + sql, params)
-            finally:
-                if self.db.connection.info.transaction_status == pq.TransactionStatus.IDLE:
-                    # The server never ran the BEGIN (the string did not parse): still owed.
-                    self.db.begin_owed = True
-            # The caller reads its own statement's result, not BEGIN's.
-            self.cursor.nextset()
+            prefix, results_before = self.db.take_owed()
+            self.db.send(self.cursor, prefix, sql, params)
+            # The caller reads its own statement's result, not those of what went before it.
+            for _ in range(results_before):
+                self.cursor.nextset()
 
     def _executemany(self, sql, param_list, *ignored_wrapper_args):
-        self.db.send_owed_begin()
+        self.db.send_owed()
         return super()._executemany(sql, param_list, *ignored_wrapper_args)
 
 
-class _CursorWrapper(_BeginWithFirstStatement, CursorWrapper):
+class _CursorWrapper(_SendsWhatIsOwed, CursorWrapper):
     pass
 
 
-class _CursorDebugWrapper(_BeginWithFirstStatement, base.CursorDebugWrapper):
+class _CursorDebugWrapper(_SendsWhatIsOwed, base.CursorDebugWrapper):
     pass
 
 
 class DatabaseOperations(PostgresOperations):
     def last_executed_query(self, cursor, sql, params):
-        # Logged as the caller wrote it: Django logs the transaction's BEGIN apart, as it always does.
-        query = super().last_executed_query(cursor, sql, params)
-        return query.removeprefix(_BEGIN) if query else query
+        # Logged as the caller wrote it: Django logs the transaction's BEGIN apart, and an owed write
+        # is logged when it is owed.
+        if params is None or not hasattr(cursor, "mogrify"):
+            return super().last_executed_query(cursor, sql, params)
+        # A cursor of its own: mogrify resets the one whose results the caller is about to read.
+        return cursor.connection.cursor().mogrify(sql, params)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
     begin_owed = False
 
-    def _lazy_begin(self) -> bool:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each owed write as literal SQL, its parameters already bound (as client-side binding would).
+        self.owed_writes: list[str] = []
+
+    def _owing_allowed(self) -> bool:
         return (
             self.settings_dict["OPTIONS"].get("server_side_binding") is not True
             and getattr(self, "isolation_level", IsolationLevel.READ_COMMITTED) == IsolationLevel.READ_COMMITTED
         )
 
+    # --- what a transaction owes -----------------------------------------------------------------
+
+    def can_owe(self) -> bool:
+        """True inside a transaction whose writes this backend can send later."""
+        return self.in_atomic_block and not self.get_autocommit() and self._owing_allowed()
+
+    def owe(self, sql: str, params: list) -> None:
+        """Send this write (no result read) with the transaction's next statement or its COMMIT."""
+        with self.wrap_database_errors:
+            literal = self.connection.cursor().mogrify(sql, params)
+        self.owed_writes.append(literal)
+        if self.queries_logged:
+            # Query logs (tests, DEBUG) list the write where the code made it.
+            self.queries_log.append({"sql": literal, "time": "0.000"})
+
+    def has_owed(self) -> bool:
+        return self.begin_owed or bool(self.owed_writes)
+
+    def take_owed(self) -> tuple[str, int]:
+        """(literal SQL, how many results it yields) of everything owed, now counted as sent."""
+        statements = [_BEGIN] if self.begin_owed else []
+        statements.extend(self.owed_writes)
+        self.begin_owed = False
+        self.owed_writes = []
+        return "; ".join(statements), len(statements)
+
+    def send(self, cursor, prefix: str, sql: str, params) -> None:
+        """Execute `prefix` (owed, literal) and the caller's `sql` with its `params` as one string."""
+        began = prefix.startswith(_BEGIN)
+        try:
+            if params is None:
+                cursor.execute(f"{prefix}; {sql}")
+            else:
+                # The string is bound with the caller's parameters (positional or named): a literal %
+                # in the owed writes must be written as psycopg reads it.
+                cursor.execute(f"{prefix.replace('%', '%%')}; {sql}", params)
+        finally:
+            if began and self.connection.info.transaction_status == pq.TransactionStatus.IDLE:
+                # The server never ran the BEGIN (the string did not parse): still owed.
+                self.begin_owed = True
+
+    def send_owed(self) -> None:
+        """Send what is owed on its own (before a statement that cannot carry it)."""
+        if self.has_owed():
+            prefix, _ = self.take_owed()
+            with self.wrap_database_errors:
+                try:
+                    self.connection.cursor().execute(prefix)
+                finally:
+                    if (
+                        prefix.startswith(_BEGIN)
+                        and self.connection.info.transaction_status == pq.TransactionStatus.IDLE
+                    ):
+                        self.begin_owed = True
+
+    def commit_now(self, *, closing: str | None = None) -> None:
+        """COMMIT the transaction in one round trip with everything it owes, then `closing`
+        (a statement of its own, after the transaction). Django's own commit then finds nothing to
+        do. Raises, having committed nothing, when an owed write fails."""
+        prefix, _ = self.take_owed()
+        statements = [part for part in (prefix, "COMMIT", closing) if part]
+        with self.wrap_database_errors:
+            self.connection.cursor().execute("; ".join(statements))
+
+    # --- Django's transaction hooks --------------------------------------------------------------
+
     def _set_autocommit(self, autocommit):
-        if autocommit or not self._lazy_begin():
+        self.owed_writes = []
+        if autocommit or not self._owing_allowed():
             self.begin_owed = False
             super()._set_autocommit(autocommit)
         else:
@@ -86,31 +161,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.begin_owed = True
 
     def _commit(self):
+        if self.owed_writes:
+            return self.commit_now()
         # A transaction that never sent its BEGIN has nothing to commit (psycopg sees IDLE and skips).
         self.begin_owed = False
         return super()._commit()
 
     def _rollback(self):
         self.begin_owed = False
+        self.owed_writes = []
         return super()._rollback()
 
     def _close(self):
         self.begin_owed = False
+        self.owed_writes = []
         return super()._close()
-
-    def send_owed_begin(self):
-        if self.begin_owed:
-            self.begin_owed = False
-            with self.wrap_database_errors:
-                self.connection.execute("BEGIN")
 
     def create_cursor(self, name=None):
         if name:
-            # A named cursor is declared inside the transaction when there is one, so it needs the BEGIN
-            # first, and is holdable only outside a transaction (Django asks psycopg, which here is always
-            # in autocommit mode).
-            self.send_owed_begin()
-            if self._lazy_begin():
+            # A named cursor is declared inside the transaction when there is one, so what it owes goes
+            # first, and it is holdable only outside a transaction (Django asks psycopg, which here is
+            # always in autocommit mode).
+            self.send_owed()
+            if self._owing_allowed():
                 cursor = base.ServerSideCursor(
                     self.connection, name=name, scrollable=False, withhold=self.get_autocommit()
                 )

@@ -39,3 +39,47 @@ def test_a_request_whose_key_is_in_flight_answers_409_with_retry_after_and_runs_
     retry = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert retry.status_code == 201
     assert Session.objects.count() == 2
+
+
+def _advisory_locks_held():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_the_key_is_let_go_after_every_ending_success_refusal_or_replay(client_for, new_key):
+    client = client_for("finance")
+    created = client.post(
+        "/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=(key := new_key())
+    )
+    assert created.status_code == 201 and _advisory_locks_held() == 0
+    replay = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert replay["Idempotent-Replayed"] == "true" and _advisory_locks_held() == 0
+    refused = client.post("/api/v1/sessions", {"role": "nobody"}, format="json", HTTP_IDEMPOTENCY_KEY=new_key())
+    assert refused.status_code == 400 and _advisory_locks_held() == 0
+    missing = client.post(
+        "/api/v1/sessions/00000000-0000-4000-8000-000000000000/messages",
+        {"content": "x"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=new_key(),
+    )
+    assert missing.status_code == 404 and _advisory_locks_held() == 0
+
+
+def test_the_key_is_let_go_when_the_handler_fails_unexpectedly(client_for, new_key, monkeypatch):
+    from sessions import services
+
+    def fail(**kwargs):
+        raise RuntimeError("a bug in the handler")
+
+    monkeypatch.setattr(services, "create_session", fail)
+    client = client_for("finance")
+    client.raise_request_exception = False
+    key = new_key()
+    response = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 500
+    assert _advisory_locks_held() == 0
+    monkeypatch.undo()
+    assert (
+        client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code == 201
+    )

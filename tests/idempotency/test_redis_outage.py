@@ -1,4 +1,4 @@
-"""Redis is only a fast path: stopped mid-test or never there, requests succeed and run exactly once."""
+"""Idempotency does not rest on Redis: stopped mid-test or never there, requests succeed and run exactly once."""
 
 import pytest
 import requests
@@ -18,9 +18,7 @@ def test_stopping_redis_mid_test_keeps_replays_and_exactly_once_creation(live_ca
         key = new_key()
         first = caller.send("POST", "/sessions", {"role": "finance"}, key=key)
         assert first.status_code == 201
-        # The first replay fills the fast path (first attempts do not), so it is in use before the outage.
         assert caller.send("POST", "/sessions", {"role": "finance"}, key=key).headers[REPLAYED_HEADER] == "true"
-        assert len(redis_process.client.keys()) == 1
 
         redis_process.stop()
 

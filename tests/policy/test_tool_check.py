@@ -119,6 +119,19 @@ def test_a_runtime_error_in_a_tool_rule_denies_with_403_naming_the_rule_and_is_r
     assert AuditEvent.objects.get(event_type="policy.decided").metadata["decision"] == "deny"
 
 
+def test_a_failed_rule_stays_on_record_when_the_check_is_sent_with_an_idempotency_key(finance, load_profile):
+    load_profile(FINANCE)
+    response = finance.post(
+        "/api/v1/policy/check",
+        {"tool": "pay_invoice", "arguments": {"invoice": "INV-1"}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="check-1",
+    )
+    assert response.status_code == 403
+    assert AuditEvent.objects.get(event_type="policy.error").metadata["rule"] == "large-invoice"
+    assert AuditEvent.objects.get(event_type="policy.decided").metadata["decision"] == "deny"
+
+
 def test_bad_input_is_a_400(finance, finance_profile):
     response = finance.post("/api/v1/policy/check", {"tool": "x", "arguments": [1]}, format="json")
     assert response.status_code == 400
