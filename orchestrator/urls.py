@@ -23,12 +23,13 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("audit.urls")),
 ]
 
+# The agents' API first: Django tries patterns in order, and nearly every request is an API call.
 urlpatterns = [
+    path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/v1/", include(api_v1)),
     # Where Prometheus looks by default; outside /api/v1, whose every view is an ApiView.
     path("", include("observability.urls")),
 ]

@@ -5,6 +5,7 @@ W3C Trace Context (https://www.w3.org/TR/trace-context/) is parsed strictly: a m
 `traceparent` is ignored as if absent (never a 4xx or a 500), and so is a malformed `tracestate`.
 """
 
+import os
 import re
 import secrets
 import uuid
@@ -47,6 +48,15 @@ def new_trace_id():
 def new_span_id():
     span_id = secrets.token_hex(8)
     return span_id if span_id != _INVALID_PARENT_ID else new_span_id()
+
+
+def _new_ids():
+    """(a fresh trace id, a fresh span id) from one read of 24 random bytes."""
+    random = os.urandom(24).hex()
+    trace_id, span_id = random[:32], random[32:]
+    if trace_id == _INVALID_TRACE_ID or span_id == _INVALID_PARENT_ID:
+        return new_trace_id(), new_span_id()
+    return trace_id, span_id
 
 
 def clean_trace_id(value):
@@ -112,16 +122,18 @@ class TraceIdMiddleware:
         incoming = parse_traceparent(request.META.get("HTTP_TRACEPARENT"))
         request.tracestate = parse_tracestate(request.META.get("HTTP_TRACESTATE")) if incoming else ""
         span = otel.current_span()
+        # One read of the system's randomness gives the span id and, when needed, a new trace id.
+        fresh_trace_id, fresh_span_id = _new_ids()
         if span is not None:
             # Exporting: our traceparent names the server span OpenTelemetry opened (and exports).
             trace_id, span_id, flags = span
             incoming = TraceParent(trace_id=trace_id, parent_id=incoming.parent_id if incoming else "", flags=flags)
         else:
-            span_id = new_span_id()
+            span_id = fresh_span_id
         request.trace_id = (
             clean_trace_id(request.META.get("HTTP_X_TRACE_ID"))
             or (incoming.trace_id if incoming else None)
-            or new_trace_id()
+            or fresh_trace_id
         )
         request.traceparent = incoming or TraceParent(
             trace_id=w3c_trace_id_for(request.trace_id), parent_id=_INVALID_PARENT_ID, flags="00"
