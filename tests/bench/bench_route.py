@@ -64,15 +64,16 @@ def main():
                     raise RuntimeError(f"{base_url}: {result.errors} failed requests of {result.requests}")
                 return result.rps
 
-            figures = harness.in_turns(
+            samples = harness.turns(
                 {
                     "ours": lambda: rate(ours, credentials),
                     "naive": lambda: rate(naive, {}),
                     "pgbench": lambda: harness.pgbench(pgbench_url, PGBENCH_ROUTE).tps,
                 }
             )
+        figures = {name: harness.median(rates) for name, rates in samples.items()}
         harness.print_ratios("POST /api/v1/tasks/route (fresh Idempotency-Key each)", figures)
-        ratio = figures["ours"] / figures["naive"]
+        ratio = harness.paired_ratio(samples, "ours", "naive")
         print(f"  target ours/naive >= 1.0: {ratio:.3f} {'met' if ratio >= 1.0 else 'MISSED'}")
     finally:
         for suffix in ("ours", "naive", "pgbench"):

@@ -126,7 +126,7 @@ def measure(kind, token, server_options):
             target.warm_up()
         measures = {name: target.rps for name, target in targets.items()}
         measures["pgbench"] = lambda: harness.pgbench(pgbench_url, script).tps
-        return harness.in_turns(measures)
+        return harness.turns(measures)
 
 
 def main(argv=None):
@@ -145,10 +145,12 @@ def main(argv=None):
     token = prepare_template()
     try:
         for kind in ["post", "get"] if args.only is None else [args.only]:
-            figures = measure(kind, token, server_options)
+            samples = measure(kind, token, server_options)
+            figures = {name: harness.median(rates) for name, rates in samples.items()}
             harness.print_ratios(f"{kind.upper()} /api/v1/sessions{'/{id}' if kind == 'get' else ''}", figures)
             for first, second, target in TARGETS[kind]:
-                ratio = figures[first] / figures[second]
+                # Each round compares the two side by side; the target reads the median of those ratios.
+                ratio = harness.paired_ratio(samples, first, second)
                 print(f"  target {first}/{second} >= {target}: {ratio:.3f} {'met' if ratio >= target else 'MISSED'}")
         print(f"\n{harness.machine()}")
     finally:

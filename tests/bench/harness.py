@@ -556,16 +556,27 @@ def median(values):
     return statistics.median(values)
 
 
-def in_turns(measures):
+def turns(measures, *, round_count=None):
     """Run each measure (name -> function returning a rate) once per round, in ABBA order across
     rounds (forward, then backward), so a change in background load hits all of them alike;
-    return each one's median over the rounds."""
+    return each one's rates, round by round."""
     samples = {name: [] for name in measures}
-    for round_number in range(rounds()):
+    for round_number in range(round_count or rounds()):
         order = list(measures) if round_number % 2 == 0 else list(reversed(measures))
         for name in order:
             samples[name].append(measures[name]())
-    return {name: median(values) for name, values in samples.items()}
+    return samples
+
+
+def in_turns(measures):
+    """turns(), each measure's median over the rounds."""
+    return {name: median(values) for name, values in turns(measures).items()}
+
+
+def paired_ratio(samples, first, second):
+    """The median over rounds of first/second measured side by side in each round: steadier than the
+    ratio of the medians when the machine's speed drifts between rounds."""
+    return median([a / b for a, b in zip(samples[first], samples[second], strict=True) if b])
 
 
 def print_ratios(title, figures):
