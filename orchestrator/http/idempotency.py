@@ -41,6 +41,8 @@ _VALID_KEY = re.compile(r"^[\x20-\x7e]+$")
 # The headers a client needs to act on a replay exactly as on the original answer.
 STORED_HEADERS = ("Content-Type", "Location", "ETag")
 PURGE_BATCH_SIZE = 5000
+# The unique (principal, key) constraint of IdempotencyRecord.
+SCOPE_CONSTRAINT = "idempotency_scope_uniq"
 
 
 class InvalidIdempotencyKey(exceptions.APIException):
@@ -191,6 +193,17 @@ def _lock_and_read(lock, principal, key, now):
     return record_id, None
 
 
+def _is_scope_conflict(exc):
+    """True when `exc` is the unique (principal, key) row refusing a second record for the key. The
+    record travels with the COMMIT, so any other constraint checked there fails the same statement."""
+    cause = exc.__cause__
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return constraint == SCOPE_CONSTRAINT
+    # SQLite names the columns: "UNIQUE constraint failed: <table>.principal, <table>.key".
+    return IdempotencyRecord._meta.db_table in str(cause)
+
+
 def _read_serialised(principal, key, now):
     """SQLite: the same answer as _lock_and_read, inside the transaction, without a lock: its
     BEGIN IMMEDIATE already serialises writers (see the module docstring)."""
@@ -274,7 +287,10 @@ def execute(view, request, respond):
             try:
                 # The record and the COMMIT of everything the request did travel together.
                 work.finish_with(record)
-            except IntegrityError:
+            except IntegrityError as exc:
+                if not _is_scope_conflict(exc):
+                    # Not the key's row (a deferred foreign key, a failing owed write): the error it is.
+                    raise
                 # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
                 # leaving here rolls back this one's effects.
                 raise IdempotencyKeyInFlight() from None
