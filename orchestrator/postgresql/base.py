@@ -15,12 +15,15 @@ and two kinds of them carry nothing the application waits for:
   statements carry what was owed before it, so a rollback to the savepoint keeps those writes.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
-statement has nothing to end. A string the server could not parse ran nothing, so its BEGIN stays
-owed. executemany and named (server-side) cursors send what is owed alone first. With
+statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
+nothing, so its BEGIN and writes stay owed. executemany and named (server-side) cursors send what is owed alone first. With
 server_side_binding, or an isolation level other than the default, owing is off and the backend
 behaves exactly as Django's.
 """
 
+from collections.abc import Sequence
+
+import psycopg
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
@@ -41,8 +44,9 @@ class _SendsWhatIsOwed:
             return super()._execute(sql, params, *ignored_wrapper_args)
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
+            writes = list(self.db.owed_writes)
             prefix, results_before = self.db.take_owed()
-            self.db.send(self.cursor, prefix, sql, params)
+            self.db.send(self.cursor, prefix, sql, params, writes=writes)
             # The caller reads its own statement's result, not those of what went before it.
             for _ in range(results_before):
                 self.cursor.nextset()
@@ -111,8 +115,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.owed_writes = []
         return "; ".join(statements), len(statements)
 
-    def send(self, cursor, prefix: str, sql: str, params) -> None:
-        """Execute `prefix` (owed, literal) and the caller's `sql` with its `params` as one string."""
+    def send(self, cursor, prefix: str, sql: str, params, *, writes: Sequence[str] = ()) -> None:
+        """Execute `prefix` (owed, literal: BEGIN and then `writes`) and the caller's `sql` with its
+        `params` as one string. When none of it ran, `writes` are owed again."""
         began = prefix.startswith(_BEGIN)
         try:
             if params is None:
@@ -121,10 +126,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 # The string is bound with the caller's parameters (positional or named): a literal %
                 # in the owed writes must be written as psycopg reads it.
                 cursor.execute(f"{prefix.replace('%', '%%')}; {sql}", params)
+        except psycopg.Error as exc:
+            if self._ran_nothing(began, exc):
+                # psycopg refused the string before sending it (a value it cannot bind, a wrong count of
+                # parameters), or the server could not parse it: the writes are still owed, as a
+                # transaction that goes on would have had them with Django's backend.
+                self.owed_writes[:0] = writes
+            raise
         finally:
             if began and self.connection.info.transaction_status == pq.TransactionStatus.IDLE:
                 # The server never ran the BEGIN (the string did not parse): still owed.
                 self.begin_owed = True
+
+    def _ran_nothing(self, began: bool, exc: "psycopg.Error") -> bool:
+        status = self.connection.info.transaction_status
+        if began:
+            # The string opened no transaction: the server ran none of it.
+            return status == pq.TransactionStatus.IDLE
+        # Inside the transaction any statement the server ran and refused aborts it; an error of
+        # psycopg's own (no SQLSTATE) with the transaction intact came before sending.
+        return status == pq.TransactionStatus.INTRANS and exc.sqlstate is None
 
     def send_owed(self) -> None:
         """Send what is owed on its own (before a statement that cannot carry it)."""
