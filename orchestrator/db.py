@@ -187,6 +187,9 @@ class RequestTransaction:
         this transaction afterwards; the `atomic()` around it finds it committed (its own COMMIT is
         skipped) and runs the on-commit hooks."""
         database = connections[DEFAULT_DB_ALIAS]
+        # The COMMIT below goes past Django's cursor: refuse, as that cursor would, a transaction an
+        # error has marked for rollback (a service block that failed, its error swallowed).
+        database.validate_no_broken_transaction()
         if self.outermost and getattr(database, "can_owe", lambda: False)():
             owe_insert(instance)
             database.commit_now(closing=self.closing_statement)  # type: ignore[attr-defined]
