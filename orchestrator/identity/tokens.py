@@ -25,7 +25,7 @@ from orchestrator.identity.roles import require_known_role
 AuditSink = Callable[..., Any]
 _audit_sink: AuditSink | None = None
 
-# Principals by token, each for at most ACCESS_CACHE_SECONDS (access_cache explains the bound).
+# Principals by token hash, each for at most ACCESS_CACHE_SECONDS (access_cache explains the bound).
 token_cache: AccessCache[Principal] = AccessCache("api tokens")
 
 
@@ -61,9 +61,9 @@ def _lookup(token_hash: str) -> Principal | None:
 
 
 def principal_for_local_token(raw_token: str) -> Principal | None:
-    # Kept under the token as sent, so a known token costs no hashing (the token is in this request's
-    # memory anyway); the database only ever sees and stores its hash.
-    return token_cache.lookup(raw_token, lambda: _lookup(hash_token(raw_token)))
+    # Kept under the token's hash, like the database: a process holds no raw token beyond the request.
+    token_hash = hash_token(raw_token)
+    return token_cache.lookup(token_hash, lambda: _lookup(token_hash))
 
 
 def issue_token(
