@@ -168,10 +168,12 @@ class RequestTransaction:
         self.outermost = False
 
     def __enter__(self) -> "RequestTransaction":
-        self._token = _request_transaction.set(True)
         self.outermost = not connection.in_atomic_block
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
+        # Only once the transaction has begun: when beginning fails (no database), __exit__ never
+        # runs, and a mark set before would stay on this thread for every later request it serves.
+        self._token = _request_transaction.set(True)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -83,6 +83,8 @@ class PolicyCheck(ApiView):
 
 
 class PauseRole(ApiView):
+    replays_wait_out_access_caches = True
+
     @extend_schema(
         request=PauseIn,
         responses={200: PauseShape.schema},
@@ -94,6 +96,8 @@ class PauseRole(ApiView):
 
 
 class PauseAllRoles(ApiView):
+    replays_wait_out_access_caches = True
+
     @extend_schema(
         request=PauseIn,
         responses={200: PauseShape.schema},
@@ -105,12 +109,16 @@ class PauseAllRoles(ApiView):
 
 
 class ResumeRole(ApiView):
+    replays_wait_out_access_caches = True
+
     @extend_schema(request=EmptyIn, responses={200: PauseShape.schema}, operation_id="roles_resume")
     def post(self, request, role):
         return _resume(self, request, role)
 
 
 class ResumeAllRoles(ApiView):
+    replays_wait_out_access_caches = True
+
     @extend_schema(
         request=EmptyIn,
         responses={200: PauseShape.schema},

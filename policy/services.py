@@ -824,8 +824,10 @@ def pause_role(*, principal: Principal, role: str, trace_id: str, reason: str = 
         pause, created = RolePause.objects.select_for_update().get_or_create(
             role=role, defaults={"paused_by": principal.subject, "reason": reason}
         )
+        # Also when it was paused already: maybe a moment ago, by a call still waiting out the bound,
+        # and this caller too must be able to trust that no process accepts the role's writes now.
+        wait_out_after_commit(_pause_cache)
         if created:
-            wait_out_after_commit(_pause_cache)
             audit.record(
                 event_type="role.paused",
                 actor=principal.subject,
@@ -850,8 +852,8 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
             pauses = pauses.filter(role=role)
         resumed = sorted(pauses.values_list("role", flat=True))
         RolePause.objects.filter(role__in=resumed).delete()
-        if resumed:
-            wait_out_after_commit(_pause_cache)
+        # Also when nothing was left to resume: another resume may have committed a moment ago.
+        wait_out_after_commit(_pause_cache)
         audit.record_many(
             {
                 "event_type": "role.resumed",

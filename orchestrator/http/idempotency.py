@@ -28,6 +28,7 @@ from rest_framework import exceptions
 from orchestrator.db import request_transaction
 from orchestrator.http.errors import Conflict, Unprocessable
 from orchestrator.http.models import IdempotencyRecord
+from orchestrator.identity import access_cache
 from orchestrator.identity.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,19 @@ def _respond_in_one_transaction(respond):
 
 def execute(view, request, respond):
     """The response to `request`: `respond()` run at most once per (principal, key), or a replay.
+
+    A view whose writes change an access fact (a role's pause) sets `replays_wait_out_access_caches`:
+    its replay may come while the original call, committed, still waits out the access caches
+    (orchestrator.identity.access_cache), so the replay waits as long before it answers.
+    """
+    response = _execute(view, request, respond)
+    if response.has_header(REPLAYED_HEADER) and getattr(view, "replays_wait_out_access_caches", False):
+        access_cache.wait_out_now()
+    return response
+
+
+def _execute(view, request, respond):
+    """The response made or replayed (execute() adds the wait of a replayed access change).
 
     `respond()` runs the view's handler and turns API errors into responses. A response of 400
     or more rolls the whole transaction back and is not stored, so a retry with the same key

@@ -81,6 +81,12 @@ def _wait_out() -> None:
     time.sleep(ACCESS_CACHE_SECONDS + _WAIT_MARGIN_SECONDS)
 
 
+def wait_out_now() -> None:
+    """Wait until every process has let go of what it looked up before now: for an answer that
+    reports a change committed a moment ago by someone else (a replay of the call that made it)."""
+    _wait_out()
+
+
 def wait_out_after_commit(cache: AccessCache[V]) -> None:
     """For a service changing what `cache` holds, inside its transaction: this process's entries go
     now and again at commit (a lookup racing the change may have stored the old value), and once

@@ -40,9 +40,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         principal = principal_for_user(request.user)
-        # One transaction: all or none, and one wait for the access caches however many tokens.
+        # One transaction: all or none, and one wait for the access caches however many tokens. Tokens
+        # revoked already go through the service too: it waits even for them, in case that revoke
+        # committed a moment ago and is still waiting.
         with transaction.atomic():
-            for token_id in queryset.filter(revoked_at__isnull=True).values_list("id", flat=True):
+            for token_id in queryset.values_list("id", flat=True):
                 revoke_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
         self.message_user(request, "Tokens revoked.", messages.SUCCESS)
 

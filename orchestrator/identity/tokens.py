@@ -93,6 +93,9 @@ def revoke_token(*, actor: Principal | str, token_id: int, trace_id: str = "") -
     with transaction.atomic():
         token = _locked_token(token_id)
         if token.revoked_at is not None:
+            # Revoked a moment ago, maybe, by a call still waiting: this one too returns only once no
+            # process can still hold the token from before that commit (the caller cannot tell when it was).
+            wait_out_after_commit(token_cache)
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
