@@ -76,7 +76,6 @@ class StoredResponse:
     status_code: int
     body: bytes
     headers: dict
-    expires_at: float
 
     @classmethod
     def from_record(cls, record):
@@ -85,7 +84,6 @@ class StoredResponse:
             status_code=record.status_code,
             body=bytes(record.response_body),
             headers=record.response_headers,
-            expires_at=record.expires_at.timestamp(),
         )
 
     def replay(self, fingerprint):
@@ -138,7 +136,7 @@ def lock_id_of(principal, key):
 # key) row then stops this one at insert time (409 too), so exactly-once never rests on this read.
 _LOCK_AND_READ_SQL = """
 SELECT CASE WHEN r.id IS NULL OR r.expires_at <= %s THEN pg_try_advisory_lock(%s) END,
-       r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers, r.expires_at
+       r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers
 FROM (SELECT 1) AS one
 LEFT JOIN orchestrator_idempotencyrecord AS r ON r.principal = %s AND r.key = %s
 """
@@ -168,16 +166,10 @@ class KeyLock:
         self.held = False
 
 
-def _stored_from_row(fingerprint, status_code, body, headers, expires_at):
+def _stored_from_row(fingerprint, status_code, body, headers):
     if isinstance(headers, str):
         headers = orjson.loads(headers)
-    return StoredResponse(
-        fingerprint=fingerprint,
-        status_code=status_code,
-        body=bytes(body),
-        headers=headers,
-        expires_at=expires_at.timestamp(),
-    )
+    return StoredResponse(fingerprint=fingerprint, status_code=status_code, body=bytes(body), headers=headers)
 
 
 def _lock_and_read(lock, principal, key, now):
@@ -185,9 +177,9 @@ def _lock_and_read(lock, principal, key, now):
     there is no live record, or raises 409 when another request holds it."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_AND_READ_SQL, [now, lock.lock_id, principal, key])
-        locked, record_id, fingerprint, status_code, body, headers, expires_at = cursor.fetchone()
+        locked, record_id, fingerprint, status_code, body, headers = cursor.fetchone()
     if locked is None:
-        return None, _stored_from_row(fingerprint, status_code, body, headers, expires_at)
+        return None, _stored_from_row(fingerprint, status_code, body, headers)
     if not locked:
         raise IdempotencyKeyInFlight()
     lock.held = True
