@@ -85,12 +85,8 @@ def main(argv=None):
                 path = "/api/v1/sessions" + ("/{id}" if kind == "get" else "")
                 figures = {name: harness.median(rates) for name, rates in samples.items()}
                 harness.print_ratios(f"{kind.upper()} {path}: metrics + JSON logs on vs both off", figures)
-                ratio = harness.paired_ratio(samples, "on", "off")
-                print(
-                    f"  on/off round by round: {', '.join(f'{a / b:.3f}' for a, b in zip(samples['on'], samples['off'], strict=True))}"
-                )
                 print(f"  log lines written with everything on, by logger: {dict(loggers.most_common())}")
-                print(f"  target on >= {TARGET}x off: {'met' if ratio >= TARGET else 'MISSED'} ({ratio:.3f}x)")
+                harness.print_target(samples, "on", "off", TARGET)
         print(f"\n{harness.machine()}")
     finally:
         for suffix in ("on", "off"):

@@ -579,6 +579,17 @@ def paired_ratio(samples, first, second):
     return median([a / b for a, b in zip(samples[first], samples[second], strict=True) if b])
 
 
+def print_target(samples, first, second, target):
+    """Print whether first/second reaches `target`, read as paired_ratio, with the ratio of every round
+    beside it: the rates above are medians of each contender alone, and on a machine whose speed drifts
+    their ratio can land on the other side of the target from the rounds' own."""
+    ratio = paired_ratio(samples, first, second)
+    rounds = ", ".join(f"{a / b:.3f}" for a, b in zip(samples[first], samples[second], strict=True) if b)
+    verdict = "met" if ratio >= target else "MISSED"
+    print(f"  target {first}/{second} >= {target}: {ratio:.3f} {verdict} (median of the rounds: {rounds})")
+    sys.stdout.flush()
+
+
 def print_ratios(title, figures):
     """Print each figure (requests per second) and the ratio of every pair, first over later."""
     names = list(figures)
