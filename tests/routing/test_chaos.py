@@ -27,7 +27,8 @@ TASKS = 500
 POISONED = 25  # these fail on every attempt: each must end as a dead letter after exactly max_attempts
 CLAIMERS = 8
 MAX_ATTEMPTS = 3
-# A liveness bound (the queue must drain), not a speed target: the run takes 60-90 s on two busy cores.
+# A liveness bound (the queue must drain), not a speed target: the run takes 60-90 s on two busy cores,
+# about 10 s on quiet ones.
 TIME_LIMIT_SECONDS = 240
 
 
@@ -112,7 +113,9 @@ def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_se
     try:
         while Task.objects.filter(status__in=["pending", "claimed"]).exists():
             assert time.monotonic() - began < TIME_LIMIT_SECONDS, Counter(Task.objects.values_list("status", flat=True))
-            time.sleep(random.uniform(0.7, 1.5))
+            # Often enough that a quiet machine, which drains the queue in about 10 s, still sees
+            # a score of kills; a busy one (60-90 s) sees many more.
+            time.sleep(random.uniform(0.3, 0.8))
             slot = random.randrange(CLAIMERS)
             claimers[slot].send_signal(signal.SIGKILL)
             claimers[slot].wait()
@@ -150,5 +153,5 @@ def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_se
     claims = Counter(AuditEvent.objects.filter(event_type="task.claimed").values_list("target_id", flat=True))
     # Every claim of every task is accounted for: one per attempt used, plus the ones given back by release.
     assert all(claims[pk] >= tasks[pk].attempt for pk in tasks)
-    assert kills > 10
+    assert kills >= 10, f"only {kills} claimers were killed before the queue drained: not a chaos run"
     print(f"chaos: {kills} kills, {len(completed)} completed, {len(dead)} dead letters, reclaimed {dict(reclaimed)}")
