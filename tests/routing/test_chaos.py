@@ -153,5 +153,5 @@ def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_se
     claims = Counter(AuditEvent.objects.filter(event_type="task.claimed").values_list("target_id", flat=True))
     # Every claim of every task is accounted for: one per attempt used, plus the ones given back by release.
     assert all(claims[pk] >= tasks[pk].attempt for pk in tasks)
-    assert kills >= 10, f"only {kills} claimers were killed before the queue drained: not a chaos run"
+    assert kills > 10, f"only {kills} claimers were killed before the queue drained: not a chaos run"
     print(f"chaos: {kills} kills, {len(completed)} completed, {len(dead)} dead letters, reclaimed {dict(reclaimed)}")
