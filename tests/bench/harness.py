@@ -573,18 +573,24 @@ def in_turns(measures):
     return {name: median(values) for name, values in turns(measures).items()}
 
 
+def round_ratios(samples, first, second):
+    """first/second in each round, the two measured side by side."""
+    return [a / b for a, b in zip(samples[first], samples[second], strict=True) if b]
+
+
 def paired_ratio(samples, first, second):
     """The median over rounds of first/second measured side by side in each round: steadier than the
     ratio of the medians when the machine's speed drifts between rounds."""
-    return median([a / b for a, b in zip(samples[first], samples[second], strict=True) if b])
+    return median(round_ratios(samples, first, second))
 
 
 def print_target(samples, first, second, target):
     """Print whether first/second reaches `target`, read as paired_ratio, with the ratio of every round
     beside it: the rates above are medians of each contender alone, and on a machine whose speed drifts
     their ratio can land on the other side of the target from the rounds' own."""
-    ratio = paired_ratio(samples, first, second)
-    rounds = ", ".join(f"{a / b:.3f}" for a, b in zip(samples[first], samples[second], strict=True) if b)
+    ratios = round_ratios(samples, first, second)
+    ratio = median(ratios)
+    rounds = ", ".join(f"{each:.3f}" for each in ratios)
     verdict = "met" if ratio >= target else "MISSED"
     print(f"  target {first}/{second} >= {target}: {ratio:.3f} {verdict} (median of the rounds: {rounds})")
     sys.stdout.flush()
