@@ -12,3 +12,9 @@ class AuditConfig(AppConfig):
         from orchestrator.identity.tokens import register_audit_sink
 
         register_audit_sink(record)
+
+        # Sealing signs checkpoints with this key: an instance that cannot load it is not ready.
+        from audit.keys import signing_key_status
+        from orchestrator.http.health import add_readiness_check
+
+        add_readiness_check("signing_key", signing_key_status, ready_when={"ok", "not_configured"})

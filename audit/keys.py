@@ -6,6 +6,7 @@ derived from its public key (audit.verify_pack.key_id_for), so rotating is: gene
 key, point AUDIT_SIGNING_KEY_FILE at it, and add the old public key to AUDIT_PUBLIC_KEYS.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,9 +17,30 @@ from django.core.exceptions import ImproperlyConfigured
 
 from audit.verify_pack import decode_public_key, key_id_for
 
+logger = logging.getLogger(__name__)
+
 
 def signing_configured() -> bool:
     return bool(settings.AUDIT_SIGNING_KEY_FILE)
+
+
+def signing_key_status() -> str:
+    """For /health/ready: "ok" when the configured key loads as an Ed25519 private key (what sealing
+    needs, not merely a readable file), "not_configured", "unreadable" or "invalid"."""
+    path = settings.AUDIT_SIGNING_KEY_FILE
+    if not path:
+        return "not_configured"
+    try:
+        Path(path).read_bytes()
+    except OSError as exc:
+        logger.warning("health: signing key %s unreadable: %s", path, exc.strerror)
+        return "unreadable"
+    try:
+        load_signing_key()
+    except ImproperlyConfigured as exc:
+        logger.warning("health: %s", exc)
+        return "invalid"
+    return "ok"
 
 
 def load_signing_key() -> Ed25519PrivateKey | None:

@@ -5,6 +5,7 @@ must be ok; cache and broker are reported but never fail it, since requests succ
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -79,35 +80,31 @@ def migrations_status():
         return "ok"
 
 
-def signing_key_status():
-    """Readable when configured; the audit checkpoints cannot be signed without it."""
-    path = getattr(settings, "AUDIT_SIGNING_KEY_FILE", "")
-    if not path:
-        return "not_configured"
-    try:
-        with open(path, "rb") as key_file:
-            return "ok" if key_file.read(1) else "unreadable"
-    except OSError as exc:
-        logger.warning("health: signing key %s unreadable: %s", path, exc.strerror)
-        return "unreadable"
-
-
-# What /health/ready requires, and the answers that count as ready.
+# What /health/ready requires of the kernel's own dependencies, and the answers that count as ready.
 READY_REQUIREMENTS = {
     "database": {"ok"},
     "migrations": {"ok"},
-    "signing_key": {"ok", "not_configured"},
 }
+
+# Checks apps add (audit: its signing key), the kernel knowing none of them: name -> (check, ready answers).
+_app_checks: dict[str, tuple[Callable[[], str], frozenset[str]]] = {}
+
+
+def add_readiness_check(name: str, check: Callable[[], str], *, ready_when: set[str]) -> None:
+    """Make /health/ready report `check()` under `name`, and answer 503 unless it is in `ready_when`."""
+    _app_checks[name] = (check, frozenset(ready_when))
 
 
 def readiness():
     checks = {"database": database_status()}
     # Without a database the migrations cannot be read: one dead dependency, one failing check.
     checks["migrations"] = migrations_status() if checks["database"] == "ok" else "unavailable"
-    checks["signing_key"] = signing_key_status()
+    for name, (check, _) in _app_checks.items():
+        checks[name] = check()
     checks["cache"] = cache_status()
     checks["broker"] = broker_status()
-    ready = all(checks[name] in allowed for name, allowed in READY_REQUIREMENTS.items())
+    requirements = {**READY_REQUIREMENTS, **{name: allowed for name, (_, allowed) in _app_checks.items()}}
+    ready = all(checks[name] in allowed for name, allowed in requirements.items())
     return ready, checks
 
 

@@ -3,6 +3,8 @@ HTTP server on METRICS_BIND, started by the worker's main process, answering the
 token as /metrics. It shows the multiprocess instruments only; the domain gauges are the web's."""
 
 import logging
+import socketserver
+import sys
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -30,12 +32,22 @@ def metrics_app(environ, start_response):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A connection that sends nothing (or too slowly) is dropped after this many seconds instead of
+    # holding its thread forever.
+    timeout = 10
+
     def log_message(self, format, *args):
         """Scrapes are not worth a line each."""
 
 
-class _ThreadingServer(WSGIServer):
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection: a silent or slow client cannot hold up the scrapes behind it."""
+
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that timed out or hung up: one line, not socketserver's traceback on stderr."""
+        logger.info("metrics: connection from %s ended: %r", client_address[0], sys.exception())
 
 
 def parse_bind(bind):

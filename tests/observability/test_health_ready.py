@@ -1,5 +1,5 @@
 """/health/live answers while the process does; /health/ready answers 200 only while this instance can
-serve: database up, migrations applied, signing key readable when one is configured."""
+serve: database up, migrations applied, the signing key loadable when one is configured."""
 
 import os
 import shutil
@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa as rsa_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from django.db import OperationalError, connection
 
 from tests.net import free_port
@@ -56,10 +59,30 @@ def test_ready_is_503_while_the_configured_signing_key_cannot_be_read(anonymous,
     (tmp_path / "missing.key").write_bytes(b"")
     assert anonymous.get("/api/v1/health/ready").status_code == 503
 
-    (tmp_path / "missing.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
+    (tmp_path / "missing.key").write_bytes(_ed25519_pem())
     response = anonymous.get("/api/v1/health/ready")
     assert response.status_code == 200
     assert response.json()["checks"]["signing_key"] == "ok"
+
+
+def test_ready_is_503_while_the_signing_key_file_holds_no_usable_ed25519_key(anonymous, db, settings, tmp_path):
+    # Sealing would fail to sign with any of these: readable is not enough.
+    key_file = tmp_path / "signing.key"
+    settings.AUDIT_SIGNING_KEY_FILE = str(key_file)
+    rsa = rsa_key.generate_private_key(public_exponent=65537, key_size=1024)
+    for content in (
+        b"this is not a PEM private key",
+        b"-----BEGIN PRIVATE KEY-----\n",
+        rsa.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
+    ):
+        key_file.write_bytes(content)
+        response = anonymous.get("/api/v1/health/ready")
+        assert response.status_code == 503, content[:40]
+        assert response.json()["checks"]["signing_key"] == "invalid"
+
+
+def _ed25519_pem():
+    return Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
 
 
 def test_a_dead_cache_is_reported_but_does_not_make_the_instance_unready(anonymous, db, settings):
@@ -155,3 +178,27 @@ def test_ready_goes_503_when_postgresql_stops_and_200_when_it_is_back_while_live
         if process is not None:
             stop(process)
         postgres.remove()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_is_200_with_database_cache_and_broker_all_dead(anonymous, monkeypatch, settings):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/1"
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    connection.close()
+
+    response = anonymous.get("/api/v1/health/live", HTTP_AUTHORIZATION="Bearer garbage")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    ready = anonymous.get("/api/v1/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "unavailable"
