@@ -95,11 +95,15 @@ class Target:
         harness.check_answer(self.base_url, method, path, body=body, headers=self.headers, expected_status=expected)
         harness.http_load(self.url, duration=WARM_UP_SECONDS, **self.load)
 
-    def rps(self):
+    def run(self):
+        """One measurement's LoadResult; a failed request aborts the benchmark."""
         result = harness.http_load(self.url, **self.load)
         if result.errors:
             raise RuntimeError(f"{self.url}: {result.errors} failed requests of {result.requests}")
-        return result.rps
+        return result
+
+    def rps(self):
+        return self.run().rps
 
 
 def measure(kind, token, server_options):

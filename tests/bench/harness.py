@@ -41,6 +41,7 @@ the HTTP load comes from `wrk` (installed with apt-get when missing and possible
 Python keep-alive load generator (one http.client connection per thread).
 """
 
+import concurrent.futures
 import contextlib
 import http.client
 import os
@@ -216,6 +217,27 @@ def _wait_until_serving(port, process, ready_path, timeout=30.0):
     raise RuntimeError(f"gunicorn did not answer on port {port} within {timeout} s")
 
 
+# Base URL -> the pid of the gunicorn master serving it (the leader of its process group).
+_servers: dict[str, int] = {}
+
+
+def server_cpu_seconds(base_url):
+    """CPU time (user + system) the server at `base_url` has used so far: its master and its workers,
+    every process of its process group, read from /proc. The difference across a load, divided by the
+    requests served, is what one request cost the server, however the machine shared its cores."""
+    group = _servers[base_url]
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # After the command's closing parenthesis: state, ppid, pgrp, ... utime (12th), stime (13th).
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_args=(), ready_path="/", log_file=None):
     """Serve the WSGI `app` ("module:callable") on a free loopback port; yield its base URL.
@@ -245,10 +267,13 @@ def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_ar
     process = subprocess.Popen(
         command, cwd=BASE_DIR, env=env, start_new_session=True, stdout=log_file, stderr=log_file and subprocess.STDOUT
     )
+    base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(port, process, ready_path)
-        yield f"http://127.0.0.1:{port}"
+        _servers[base_url] = process.pid
+        yield base_url
     finally:
+        _servers.pop(base_url, None)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
@@ -568,6 +593,20 @@ def turns(measures, *, round_count=None):
     return samples
 
 
+def side_by_side(measures, *, round_count=None):
+    """Run every measure at the same time, once per round (each load from its own wrk process, each
+    server with its own workers), and return each one's rates, round by round. The contenders share
+    the machine at every instant, so a drift of its speed, which in turns() lands between two
+    contenders' measurements, hits them alike; what separates their rates is what each request costs."""
+    samples = {name: [] for name in measures}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(measures)) as pool:
+        for _ in range(round_count or rounds()):
+            running = {name: pool.submit(measure) for name, measure in measures.items()}
+            for name, future in running.items():
+                samples[name].append(future.result())
+    return samples
+
+
 def in_turns(measures):
     """turns(), each measure's median over the rounds."""
     return {name: median(values) for name, values in turns(measures).items()}
@@ -593,6 +632,15 @@ def print_target(samples, first, second, target):
     rounds = ", ".join(f"{each:.3f}" for each in ratios)
     verdict = "met" if ratio >= target else "MISSED"
     print(f"  target {first}/{second} >= {target}: {ratio:.3f} {verdict} (median of the rounds: {rounds})")
+    sys.stdout.flush()
+
+
+def print_ratios_of_rounds(samples, first, second):
+    """Print first/second read as print_target reads it, with every round's ratio, for a figure that
+    has no target (a control, a second method)."""
+    ratios = round_ratios(samples, first, second)
+    rounds = ", ".join(f"{each:.3f}" for each in ratios)
+    print(f"    {first}/{second}: {median(ratios):.3f} (median of the rounds: {rounds})")
     sys.stdout.flush()
 
 
