@@ -31,12 +31,12 @@ def signing_key_status() -> str:
     if not path:
         return "not_configured"
     try:
-        Path(path).read_bytes()
+        pem = Path(path).read_bytes()
     except OSError as exc:
         logger.warning("health: signing key %s unreadable: %s", path, exc.strerror)
         return "unreadable"
     try:
-        load_signing_key()
+        _signing_key_from(pem, path)
     except ImproperlyConfigured as exc:
         logger.warning("health: %s", exc)
         return "invalid"
@@ -49,8 +49,16 @@ def load_signing_key() -> Ed25519PrivateKey | None:
     if not path:
         return None
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"AUDIT_SIGNING_KEY_FILE {path}: cannot load the signing key ({exc})") from None
+    return _signing_key_from(pem, path)
+
+
+def _signing_key_from(pem: bytes, path: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
         raise ImproperlyConfigured(f"AUDIT_SIGNING_KEY_FILE {path}: cannot load the signing key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ImproperlyConfigured(f"AUDIT_SIGNING_KEY_FILE {path}: not an Ed25519 private key")

@@ -86,25 +86,26 @@ READY_REQUIREMENTS = {
     "migrations": {"ok"},
 }
 
-# Checks apps add (audit: its signing key), the kernel knowing none of them: name -> (check, ready answers).
-_app_checks: dict[str, tuple[Callable[[], str], frozenset[str]]] = {}
+# Checks apps add (audit: its signing key), the kernel knowing none of them; their ready answers
+# join READY_REQUIREMENTS.
+_app_checks: dict[str, Callable[[], str]] = {}
 
 
 def add_readiness_check(name: str, check: Callable[[], str], *, ready_when: set[str]) -> None:
     """Make /health/ready report `check()` under `name`, and answer 503 unless it is in `ready_when`."""
-    _app_checks[name] = (check, frozenset(ready_when))
+    _app_checks[name] = check
+    READY_REQUIREMENTS[name] = set(ready_when)
 
 
 def readiness():
     checks = {"database": database_status()}
     # Without a database the migrations cannot be read: one dead dependency, one failing check.
     checks["migrations"] = migrations_status() if checks["database"] == "ok" else "unavailable"
-    for name, (check, _) in _app_checks.items():
+    for name, check in _app_checks.items():
         checks[name] = check()
     checks["cache"] = cache_status()
     checks["broker"] = broker_status()
-    requirements = {**READY_REQUIREMENTS, **{name: allowed for name, (_, allowed) in _app_checks.items()}}
-    ready = all(checks[name] in allowed for name, allowed in requirements.items())
+    ready = all(checks[name] in allowed for name, allowed in READY_REQUIREMENTS.items())
     return ready, checks
 
 

@@ -627,9 +627,7 @@ def print_target(samples, first, second, target):
     """Print whether first/second reaches `target`, read as paired_ratio, with the ratio of every round
     beside it: the rates above are medians of each contender alone, and on a machine whose speed drifts
     their ratio can land on the other side of the target from the rounds' own."""
-    ratios = round_ratios(samples, first, second)
-    ratio = median(ratios)
-    rounds = ", ".join(f"{each:.3f}" for each in ratios)
+    ratio, rounds = _rounds_reading(samples, first, second)
     verdict = "met" if ratio >= target else "MISSED"
     print(f"  target {first}/{second} >= {target}: {ratio:.3f} {verdict} (median of the rounds: {rounds})")
     sys.stdout.flush()
@@ -638,10 +636,15 @@ def print_target(samples, first, second, target):
 def print_ratios_of_rounds(samples, first, second):
     """Print first/second read as print_target reads it, with every round's ratio, for a figure that
     has no target (a control, a second method)."""
-    ratios = round_ratios(samples, first, second)
-    rounds = ", ".join(f"{each:.3f}" for each in ratios)
-    print(f"    {first}/{second}: {median(ratios):.3f} (median of the rounds: {rounds})")
+    ratio, rounds = _rounds_reading(samples, first, second)
+    print(f"    {first}/{second}: {ratio:.3f} (median of the rounds: {rounds})")
     sys.stdout.flush()
+
+
+def _rounds_reading(samples, first, second):
+    """(the median of the rounds' first/second, every round's ratio as text)."""
+    ratios = round_ratios(samples, first, second)
+    return median(ratios), ", ".join(f"{each:.3f}" for each in ratios)
 
 
 def print_ratios(title, figures):
