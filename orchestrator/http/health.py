@@ -23,12 +23,27 @@ logger = logging.getLogger(__name__)
 
 def database_status():
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        _select_one()
+        return "ok"
+    except Exception as exc:
+        if connection.in_atomic_block:
+            logger.warning("health: database unavailable: %s", exc)
+            return "unavailable"
+    # A persistent connection that died with a database restart is no outage: the probe asks
+    # again on a fresh one, so an instance is not reported unready once per worker after a
+    # restart (requests, without DATABASE_CONN_HEALTH_CHECKS, still pay that one failure).
+    connection.close()
+    try:
+        _select_one()
         return "ok"
     except Exception as exc:
         logger.warning("health: database unavailable: %s", exc)
         return "unavailable"
+
+
+def _select_one():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def cache_status():

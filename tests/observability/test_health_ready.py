@@ -180,6 +180,25 @@ def test_ready_goes_503_when_postgresql_stops_and_200_when_it_is_back_while_live
         postgres.remove()
 
 
+def test_ready_stays_200_when_a_workers_kept_connection_was_cut_but_the_database_is_up(transactional_db, tmp_path):
+    # What a database restart leaves behind in a worker that served nothing while it was down:
+    # a kept connection the server has closed. The database is up, so the instance is ready.
+    process, server = start_gunicorn(tmp_path, workers=1)
+    try:
+        assert server.request("GET", "/api/v1/health/ready").status == 200
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+
+        answers = [server.request("GET", "/api/v1/health/ready") for _ in range(3)]
+        assert [answer.status for answer in answers] == [200, 200, 200], answers[0].body
+    finally:
+        stop(process)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_live_is_200_with_database_cache_and_broker_all_dead(anonymous, monkeypatch, settings):
     def refuse(*args, **kwargs):
