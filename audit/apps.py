@@ -15,6 +15,6 @@ class AuditConfig(AppConfig):
 
         # Sealing signs checkpoints with this key: an instance that cannot load it is not ready.
         from audit.keys import signing_key_status
-        from orchestrator.http.health import add_readiness_check
+        from orchestrator.http.readiness import add_readiness_check
 
         add_readiness_check("signing_key", signing_key_status, ready_when={"ok", "not_configured"})

@@ -5,7 +5,6 @@ must be ok; cache and broker are reported but never fail it, since requests succ
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from orchestrator.http.readiness import READY_REQUIREMENTS, app_checks
 from orchestrator.http.views import ApiView
 
 logger = logging.getLogger(__name__)
@@ -95,28 +95,11 @@ def migrations_status():
         return "ok"
 
 
-# What /health/ready requires of the kernel's own dependencies, and the answers that count as ready.
-READY_REQUIREMENTS = {
-    "database": {"ok"},
-    "migrations": {"ok"},
-}
-
-# Checks apps add (audit: its signing key), the kernel knowing none of them; their ready answers
-# join READY_REQUIREMENTS.
-_app_checks: dict[str, Callable[[], str]] = {}
-
-
-def add_readiness_check(name: str, check: Callable[[], str], *, ready_when: set[str]) -> None:
-    """Make /health/ready report `check()` under `name`, and answer 503 unless it is in `ready_when`."""
-    _app_checks[name] = check
-    READY_REQUIREMENTS[name] = set(ready_when)
-
-
 def readiness():
     checks = {"database": database_status()}
     # Without a database the migrations cannot be read: one dead dependency, one failing check.
     checks["migrations"] = migrations_status() if checks["database"] == "ok" else "unavailable"
-    for name, check in _app_checks.items():
+    for name, check in app_checks.items():
         checks[name] = check()
     checks["cache"] = cache_status()
     checks["broker"] = broker_status()
