@@ -62,6 +62,41 @@ def environ(kind, index, token, key=None):
     return env
 
 
+def in_process(app, kind, *, key=False, **app_settings):
+    """Create, migrate and seed this tool's database, load `app` ("ours" or "naive") in this process
+    with `app_settings` as its environment, and return (call, statuses): call(index) sends the
+    index-th request of `kind` straight to the WSGI app; statuses collects the answers' status lines."""
+    url = harness.fresh_database(DATABASE)
+    harness.migrate(url)
+    if kind == "claim":
+        bench_claim.reseed(url)
+    else:
+        harness.sql(url, bench_sessions.SEED_SQL)
+    role = bench_claim.ROLE if kind == "claim" else "finance"
+    token = harness.issue_token(url, role=role) if app == "ours" else None
+    os.environ.update(harness.app_env(url, **app_settings))
+    warnings.filterwarnings("ignore", "No directory at", UserWarning)
+
+    if app == "ours":
+        from orchestrator.wsgi import application
+    else:
+        from tests.bench.naive_app import application
+
+    statuses = set()
+    run = uuid.uuid4().hex
+
+    def start_response(status, headers, exc_info=None):
+        statuses.add(status)
+
+    def call(index):
+        idempotency_key = f"profile-{run}-{index}" if key and kind != "get" else None
+        response = application(environ(kind, index, token, idempotency_key), start_response)
+        b"".join(response)
+        response.close()
+
+    return call, statuses
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("app", choices=["ours", "naive"])
@@ -73,35 +108,11 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    url = harness.fresh_database(DATABASE)
-    harness.migrate(url)
-    if args.kind == "claim":
-        bench_claim.reseed(url)
-    else:
-        harness.sql(url, bench_sessions.SEED_SQL)
-    role = bench_claim.ROLE if args.kind == "claim" else "finance"
-    token = harness.issue_token(url, role=role) if args.app == "ours" else None
-    os.environ.update(harness.app_env(url, **dict(setting.split("=", 1) for setting in args.set)))
-    warnings.filterwarnings("ignore", "No directory at", UserWarning)
-
-    if args.app == "ours":
-        from orchestrator.wsgi import application
-    else:
-        from tests.bench.naive_app import application
+    call, statuses = in_process(
+        args.app, args.kind, key=args.key, **dict(setting.split("=", 1) for setting in args.set)
+    )
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-
-    statuses = set()
-    run = uuid.uuid4().hex
-
-    def start_response(status, headers, exc_info=None):
-        statuses.add(status)
-
-    def call(index):
-        key = f"profile-{run}-{index}" if args.key and args.kind != "get" else None
-        response = application(environ(args.kind, index, token, key), start_response)
-        b"".join(response)
-        response.close()
 
     for index in range(WARM_UP_REQUESTS):
         call(index)
