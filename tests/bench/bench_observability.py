@@ -4,6 +4,7 @@ with everything on against our app with both off, in the same run.
   on     METRICS_ENABLED=true, multiprocess metrics (PROMETHEUS_MULTIPROC_DIR, the gunicorn config of
          production), LOG_FORMAT=json at LOG_LEVEL=INFO: a JSON line per request, written to a file
   off    METRICS_ENABLED=false, LOG_FORMAT=text at LOG_LEVEL=WARNING: no request line, nothing measured
+         (the same production gunicorn config and multiprocess directory as on: only the two parts differ)
   off-2  a second server exactly like off: the control. off-2/off would be 1.000 for a method without
          noise or bias; how far its rounds stray from 1 is the resolution of the method.
 Each gets its own copy of the same seeded database. Two methods, each over at least 8 rounds, each
@@ -45,8 +46,16 @@ def measure(kind, token, workdir):
         LOG_LEVEL="INFO",
     )
     off = dict(METRICS_ENABLED="false", LOG_FORMAT="text", LOG_LEVEL="WARNING")
-    off_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_off", template=TEMPLATE_DB), **off)
-    control_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_control", template=TEMPLATE_DB), **off)
+    off_env = harness.app_env(
+        harness.fresh_database(f"{RUN_DB}_off", template=TEMPLATE_DB),
+        PROMETHEUS_MULTIPROC_DIR=workdir / "metrics-off",
+        **off,
+    )
+    control_env = harness.app_env(
+        harness.fresh_database(f"{RUN_DB}_control", template=TEMPLATE_DB),
+        PROMETHEUS_MULTIPROC_DIR=workdir / "metrics-off-2",
+        **off,
+    )
     config = ("-c", "python:orchestrator.gunicorn_conf")
     serving = "/api/v1/health/live"
     with (
@@ -56,9 +65,15 @@ def measure(kind, token, workdir):
         harness.gunicorn(
             "orchestrator.wsgi:application", env=on_env, ready_path=serving, extra_args=config, log_file=on_log
         ) as on_url,
-        harness.gunicorn("orchestrator.wsgi:application", env=off_env, ready_path=serving, log_file=off_log) as off_url,
         harness.gunicorn(
-            "orchestrator.wsgi:application", env=control_env, ready_path=serving, log_file=control_log
+            "orchestrator.wsgi:application", env=off_env, ready_path=serving, extra_args=config, log_file=off_log
+        ) as off_url,
+        harness.gunicorn(
+            "orchestrator.wsgi:application",
+            env=control_env,
+            ready_path=serving,
+            extra_args=config,
+            log_file=control_log,
         ) as control_url,
     ):
         headers = {"Authorization": f"Bearer {token}"}
