@@ -143,6 +143,10 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database host answers nothing: without a bound, each connection attempt waits
+    # out the kernel's SYN retries (about two minutes), past gunicorn's worker timeout and any
+    # readiness probe's. A connect_timeout in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
     # Django's backend, with each transaction's BEGIN sent together with its first statement
     # (one round trip less per transaction; orchestrator/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "orchestrator.postgresql"

@@ -22,16 +22,18 @@ logger = logging.getLogger(__name__)
 
 
 def database_status():
+    kept = connection.connection is not None
     try:
         _select_one()
         return "ok"
     except Exception as exc:
-        if connection.in_atomic_block:
+        if not kept or connection.in_atomic_block:
             logger.warning("health: database unavailable: %s", exc)
             return "unavailable"
-    # A persistent connection that died with a database restart is no outage: the probe asks
-    # again on a fresh one, so an instance is not reported unready once per worker after a
-    # restart (requests, without DATABASE_CONN_HEALTH_CHECKS, still pay that one failure).
+    # A kept connection that died with a database restart is no outage: the probe asks again on a
+    # fresh one, so an instance is not reported unready once per worker after a restart (requests,
+    # without DATABASE_CONN_HEALTH_CHECKS, still pay that one failure). A fresh connection that
+    # failed is not retried: against an unreachable host that would double the probe's wait.
     connection.close()
     try:
         _select_one()

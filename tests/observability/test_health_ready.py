@@ -1,8 +1,10 @@
 """/health/live answers while the process does; /health/ready answers 200 only while this instance can
 serve: database up, migrations applied, the signing key loadable when one is configured."""
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -197,6 +199,47 @@ def test_ready_stays_200_when_a_workers_kept_connection_was_cut_but_the_database
         assert [answer.status for answer in answers] == [200, 200, 200], answers[0].body
     finally:
         stop(process)
+
+
+PROBE_READINESS = """
+import json, time
+import django
+django.setup()
+from orchestrator.http.health import readiness
+started = time.monotonic()
+ready, checks = readiness()
+print(json.dumps({"ready": ready, "database": checks["database"], "seconds": time.monotonic() - started}))
+"""
+
+
+def test_ready_answers_unavailable_within_the_connect_timeout_when_the_database_host_never_answers():
+    # A host that takes the TCP connection and then says nothing, as a hung server or a
+    # half-dead proxy does: without a bound, libpq waits for its first answer forever.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        completed = subprocess.run(
+            [os.sys.executable, "-c", PROBE_READINESS],
+            cwd=Path(__file__).resolve().parents[2],
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/orchestrator",
+                "DATABASE_CONNECT_TIMEOUT": "2",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        silent.close()
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["ready"] is False
+    assert report["database"] == "unavailable"
+    # One attempt of 2 s, bounded: a fresh connection that failed is not tried again (two would be 4 s).
+    assert 1.5 < report["seconds"] < 3.5
 
 
 @pytest.mark.django_db(transaction=True)
