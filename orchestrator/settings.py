@@ -143,10 +143,27 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # An unreachable database host answers nothing: without a bound, each connection attempt waits
-    # out the kernel's SYN retries (about two minutes), past gunicorn's worker timeout and any
-    # readiness probe's. A connect_timeout in DATABASE_URL wins.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
+    # A database host that answers nothing must not hold a worker past gunicorn's timeout and every
+    # readiness probe's. A new connection gives up after DATABASE_CONNECT_TIMEOUT (libpq counts it
+    # per address tried, and at least 2 s). A kept connection whose peer goes silent (a partition, a
+    # frozen host) is dropped by the kernel: keepalives find it while idle, tcp_user_timeout once a
+    # statement sent goes unacknowledged, about 30 s either way instead of tcp_retries2's ~15
+    # minutes. A long query is not cut: the server's kernel acknowledges what it receives at once
+    # and answers the probes. Any of these given in DATABASE_URL's query wins.
+    connect_timeout = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    if connect_timeout < 1:
+        # libpq reads 0 as "wait forever".
+        raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be at least 1 second, got {connect_timeout}")
+    database_options = DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in (
+        ("connect_timeout", connect_timeout),
+        ("keepalives", 1),
+        ("keepalives_idle", 10),
+        ("keepalives_interval", 5),
+        ("keepalives_count", 4),
+        ("tcp_user_timeout", 30_000),
+    ):
+        database_options.setdefault(option, value)
     # Django's backend, with each transaction's BEGIN sent together with its first statement
     # (one round trip less per transaction; orchestrator/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "orchestrator.postgresql"

@@ -15,7 +15,13 @@ READY_REQUIREMENTS: dict[str, set[str]] = {
 app_checks: dict[str, Callable[[], str]] = {}
 
 
+# Names the kernel reports itself: an app's check under one of them would hide or overrule it.
+KERNEL_CHECKS = frozenset({"database", "migrations", "cache", "broker"})
+
+
 def add_readiness_check(name: str, check: Callable[[], str], *, ready_when: set[str]) -> None:
     """Make /health/ready report `check()` under `name`, and answer 503 unless it is in `ready_when`."""
+    if name in KERNEL_CHECKS:
+        raise ValueError(f"the kernel reports {name!r} itself; an app's check needs a name of its own")
     app_checks[name] = check
     READY_REQUIREMENTS[name] = set(ready_when)

@@ -264,3 +264,12 @@ def test_live_is_200_with_database_cache_and_broker_all_dead(anonymous, monkeypa
     ready = anonymous.get("/api/v1/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"] == "unavailable"
+
+
+def test_an_app_cannot_add_a_readiness_check_under_a_name_the_kernel_reports():
+    # It would overwrite the database's answer with its own, or have its answer overwritten.
+    from orchestrator.http.readiness import add_readiness_check
+
+    for name in ("database", "migrations", "cache", "broker"):
+        with pytest.raises(ValueError, match="the kernel reports"):
+            add_readiness_check(name, lambda: "ok", ready_when={"ok"})
