@@ -143,16 +143,17 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A database host that answers nothing must not hold a worker past gunicorn's timeout and every
-    # readiness probe's. A new connection gives up after DATABASE_CONNECT_TIMEOUT (libpq counts it
-    # per address tried, and at least 2 s). A kept connection whose peer goes silent (a partition, a
-    # frozen host) is dropped by the kernel: keepalives find it while idle, tcp_user_timeout once a
-    # statement sent goes unacknowledged, about 30 s either way instead of tcp_retries2's ~15
-    # minutes. A long query is not cut: the server's kernel acknowledges what it receives at once
-    # and answers the probes. Any of these given in DATABASE_URL's query wins.
+    # A database host that answers nothing must not hold a worker past gunicorn's timeout (30 s) and
+    # every readiness probe's (psycopg's own bound on a new connection is 130 s). A new connection
+    # gives up after DATABASE_CONNECT_TIMEOUT (libpq counts it per address tried, and at least 2 s).
+    # A kept connection whose peer goes silent (a partition, a frozen host) is dropped by the
+    # kernel: keepalives find it while idle, tcp_user_timeout once a statement sent goes
+    # unacknowledged, about 30 s either way instead of tcp_retries2's ~15 minutes. A long query is
+    # not cut: the server's kernel acknowledges what it receives at once and answers the probes.
+    # Any of these given in DATABASE_URL's query wins.
     connect_timeout = env_int("DATABASE_CONNECT_TIMEOUT", 5)
     if connect_timeout < 1:
-        # libpq reads 0 as "wait forever".
+        # libpq reads 0 as no limit (psycopg then waits its own default, 130 s).
         raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be at least 1 second, got {connect_timeout}")
     database_options = DATABASES["default"].setdefault("OPTIONS", {})
     for option, value in (

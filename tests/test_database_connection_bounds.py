@@ -55,7 +55,7 @@ def test_what_database_url_says_wins_over_the_defaults():
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon"])
-def test_a_connect_timeout_that_would_wait_forever_or_is_not_a_number_is_refused_at_start(value):
+def test_a_connect_timeout_that_means_no_limit_or_is_not_a_number_is_refused_at_start(value):
     completed = database_options(
         DATABASE_URL="postgres://app@db.internal:5432/orchestrator", DATABASE_CONNECT_TIMEOUT=value
     )

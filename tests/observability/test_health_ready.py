@@ -214,7 +214,7 @@ print(json.dumps({"ready": ready, "database": checks["database"], "seconds": tim
 
 def test_ready_answers_unavailable_within_the_connect_timeout_when_the_database_host_never_answers():
     # A host that takes the TCP connection and then says nothing, as a hung server or a
-    # half-dead proxy does: without a bound, libpq waits for its first answer forever.
+    # half-dead proxy does: without a bound of ours, psycopg waits its default 130 s for the first answer.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
