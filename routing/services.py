@@ -592,7 +592,10 @@ def _check_lease(task: Task, *, principal: Principal, lease_token: str | None, t
         if principal.is_staff:
             return True
         raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
-    if not task.lease_token or not hmac.compare_digest(task.lease_token, lease_token):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500 a fuzzer found), and such a
+    # token is simply not the current one.
+    presented = lease_token.encode("utf-8", "surrogatepass")
+    if not task.lease_token or not hmac.compare_digest(task.lease_token.encode(), presented):
         raise LeaseSuperseded(
             f"This lease token is not the current one: the task is {task.status} at attempt {task.attempt}"
             f"{', claimed by another agent' if task.status == TaskStatus.CLAIMED else ''}; nothing was changed.",

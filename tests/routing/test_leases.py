@@ -114,6 +114,19 @@ def test_the_superseded_claimer_gets_409_naming_the_current_attempt_and_changes_
     assert events(task["task_id"]).count("task.completed") == 1
 
 
+@pytest.mark.parametrize("token", ["é" * 43, "\u2603", "token\u00a0", "\U0001f600" * 10])
+def test_a_lease_token_with_characters_no_token_has_is_not_the_current_one(route, engineering, token):
+    task = route()
+    claim(engineering, task["task_id"])
+
+    for action, body in [("heartbeat", {}), ("release", {}), ("complete", {"result": "x"}), ("fail", {"error": "x"})]:
+        response = post(engineering, f"/tasks/{task['task_id']}/{action}", {"lease_token": token, **body})
+        assert response.status_code == 409, (action, response.content)
+        assert response.json()["type"].endswith("/lease_superseded")
+
+    assert Task.objects.get(pk=task["task_id"]).status == "claimed"
+
+
 def test_a_heartbeat_extends_the_lease_and_is_not_audited(route, engineering):
     task = route()
     lease = claim(engineering, task["task_id"], lease_seconds=5)
