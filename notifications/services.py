@@ -61,7 +61,7 @@ def send_notification(
 def unacked_notifications(*, principal: Principal, to_role: str | None = None) -> QuerySet[Notification]:
     """The caller's role's unacknowledged notifications; staff may name any role, or see all without a role."""
     if to_role:
-        require_known_role(to_role, field="to_role")
+        # A filter, like every GET filter (docs/api.md): a role that does not exist matches nothing.
         if not principal.can_act_for(to_role):
             raise PermissionDenied("Agents read only their own role's notifications.")
     else:

@@ -54,6 +54,15 @@ def test_an_agent_may_not_read_another_roles_notifications_but_staff_may(finance
     assert len(staff.get("/api/v1/notifications?to_role=manager").json()["notifications"]) == 1
 
 
+def test_a_role_that_does_not_exist_filters_to_nothing_for_staff_and_is_not_an_agents_to_read(finance, staff):
+    send(finance)
+
+    listed = staff.get("/api/v1/notifications?to_role=no-such-role")
+    assert listed.status_code == 200, listed.content
+    assert listed.json()["notifications"] == []
+    assert finance.get("/api/v1/notifications?to_role=no-such-role").status_code == 403
+
+
 def test_a_notification_may_point_at_a_session_the_sender_can_see(finance, manager):
     own = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
     foreign = manager.post("/api/v1/sessions", {"role": "manager"}, format="json").json()["session_id"]
