@@ -21,14 +21,13 @@ print(json.dumps(settings.DATABASES["default"].get("OPTIONS", {})))
 
 
 def database_options(**environment):
-    completed = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", PRINT_OPTIONS],
         cwd=REPO,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **environment},
         capture_output=True,
         text=True,
     )
-    return completed
 
 
 def test_postgresql_connections_are_bounded_by_default():

@@ -22,30 +22,22 @@ logger = logging.getLogger(__name__)
 
 
 def database_status():
-    kept = connection.connection is not None
-    try:
-        _select_one()
-        return "ok"
-    except Exception as exc:
-        if not kept or connection.in_atomic_block:
-            logger.warning("health: database unavailable: %s", exc)
-            return "unavailable"
     # A kept connection that died with a database restart is no outage: the probe asks again on a
     # fresh one, so an instance is not reported unready once per worker after a restart (requests,
     # without DATABASE_CONN_HEALTH_CHECKS, still pay that one failure). A fresh connection that
     # failed is not retried: against an unreachable host that would double the probe's wait.
-    connection.close()
-    try:
-        _select_one()
-        return "ok"
-    except Exception as exc:
-        logger.warning("health: database unavailable: %s", exc)
-        return "unavailable"
-
-
-def _select_one():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    may_retry = connection.connection is not None and not connection.in_atomic_block
+    while True:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return "ok"
+        except Exception as exc:
+            if not may_retry:
+                logger.warning("health: database unavailable: %s", exc)
+                return "unavailable"
+            may_retry = False
+            connection.close()
 
 
 def cache_status():
