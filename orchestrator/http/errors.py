@@ -54,6 +54,11 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class DatabaseReadOnly(ServiceUnavailable):
+    default_detail = "The database takes no writes at the moment (read-only: a failover may be under way); retry later."
+    default_code = "database_read_only"
+
+
 class TooManyRequests(exceptions.APIException):
     """429 with Retry-After: a per-caller limit on something held open (a stream), not a rate."""
 

@@ -21,6 +21,12 @@ from orchestrator.http.views import ApiView
 logger = logging.getLogger(__name__)
 
 
+# PostgreSQL: in one statement, whether this database takes writes. A hot standby, or a primary
+# demoted or set read-only during a failover, answers reads and refuses every write; an instance
+# on it cannot do its work (agents write), so it is not ready.
+_POSTGRESQL_PROBE = "SELECT current_setting('transaction_read_only') = 'off'"
+
+
 def database_status():
     # A kept connection that died with a database restart is no outage: the probe asks again on a
     # fresh one, so an instance is not reported unready once per worker after a restart (requests,
@@ -30,6 +36,10 @@ def database_status():
     while True:
         try:
             with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute(_POSTGRESQL_PROBE)
+                    (takes_writes,) = cursor.fetchone()
+                    return "ok" if takes_writes else "read_only"
                 cursor.execute("SELECT 1")
             return "ok"
         except Exception as exc:

@@ -10,11 +10,21 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from orchestrator.http.errors import RequestTooLarge, ServiceUnavailable
+from orchestrator.http.errors import DatabaseReadOnly, RequestTooLarge, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# PostgreSQL's read_only_sql_transaction: what a hot standby or a demoted primary (a failover under
+# way, default_transaction_read_only set) answers to every write. Like a database that is down, it
+# is no fault of the request: 503, not a 500.
+READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def database_refuses_writes(exc):
+    return getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
+
 
 _TITLES = {
     400: "Bad Request",
@@ -82,6 +92,9 @@ def exception_handler(exc, context):
     elif isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         exc = ServiceUnavailable()
+    elif isinstance(exc, DatabaseError) and database_refuses_writes(exc):
+        logger.warning("database takes no writes: %s", exc)
+        exc = DatabaseReadOnly()
     elif isinstance(exc, DataError):
         # A value the database cannot hold (out of range, bad encoding) is the client's input;
         # the transaction is rolled back below, so nothing of the request is stored.
