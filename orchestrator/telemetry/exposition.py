@@ -6,6 +6,7 @@ import logging
 import socketserver
 import sys
 import threading
+import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from celery import signals
@@ -40,10 +41,52 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a line each."""
 
 
+# Connections served at once. Anyone who reaches METRICS_BIND can open connections and send
+# nothing; without a bound each would hold a thread of the worker's main process for the handler's
+# timeout, and enough of them exhaust its threads and memory, taking the jobs down with the metrics.
+# Beyond the bound a connection is closed at once; a scrape is retried at the next interval.
+MAX_CONNECTIONS = 16
+# How often a refusal is logged: a crowd of connections must not flood the log as well.
+REFUSAL_LOG_SECONDS = 60.0
+
+
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread per connection: a silent or slow client cannot hold up the scrapes behind it."""
+    """One thread per connection, at most MAX_CONNECTIONS: a silent or slow client cannot hold up
+    the scrapes behind it, and a crowd of them cannot exhaust the worker."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 makes connections past it wait for SYN retries (a second
+    # and more): a crowd would then delay the scrapes after it that much longer.
+    request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._refusal_logged_at = None
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            now = time.monotonic()
+            if self._refusal_logged_at is None or now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
+                self._refusal_logged_at = now
+                logger.warning(
+                    "metrics: %d connections already served, refusing more (from %s first)",
+                    MAX_CONNECTIONS,
+                    client_address[0],
+                )
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address):
         """A client that timed out or hung up: one line, not socketserver's traceback on stderr."""

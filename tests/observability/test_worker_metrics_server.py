@@ -3,6 +3,7 @@ client cannot stall the scrapes behind it."""
 
 import http.client
 import socket
+import threading
 import time
 
 import pytest
@@ -66,3 +67,35 @@ def test_one_silent_connection_does_not_stall_the_worker_metrics_server(worker_m
         assert status == 200, f"scrape stalled for {time.monotonic() - started:.1f}s behind an idle connection"
     finally:
         idle.close()
+
+
+def test_a_crowd_of_silent_connections_holds_no_more_than_the_bound_of_threads_and_scrapes_resume(
+    worker_metrics_server,
+):
+    """Each silent connection would hold a thread of the worker's main process for the handler's
+    timeout; a few hundred must not exhaust the worker, and once they go, scrapes are answered."""
+    port = worker_metrics_server.server_port
+    threads_before = threading.active_count()
+    crowd = [socket.create_connection(("127.0.0.1", port)) for _ in range(10 * exposition.MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() - threads_before <= exposition.MAX_CONNECTIONS
+        refused = 0
+        for connection in crowd:
+            connection.settimeout(0.01)
+            try:
+                refused += connection.recv(1) == b""
+            except TimeoutError:
+                pass
+        assert refused >= 9 * exposition.MAX_CONNECTIONS
+    finally:
+        for connection in crowd:
+            connection.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert scrape_bind(port, f"Bearer {METRICS_TOKEN}", timeout=1.0)[0] == 200
+            break
+        except (ConnectionError, TimeoutError, http.client.HTTPException):
+            assert time.monotonic() < deadline, "scrapes not answered after the crowd left"
+            time.sleep(0.1)
