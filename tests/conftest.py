@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from orchestrator.identity import access_cache
@@ -124,3 +125,13 @@ def _empty_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def read_only_database(transactional_db):
+    """The database as a demoted primary or a hot standby serves it: reads answer, every write is
+    refused (SQLSTATE 25006). Session-level, on the connection the in-process requests use."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    yield
+    connection.close()

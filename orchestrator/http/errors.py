@@ -52,6 +52,8 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is unavailable; retry later."
     default_code = "service_unavailable"
+    # Seconds to wait before retrying: problems.exception_handler turns it into Retry-After.
+    wait = 1
 
 
 class DatabaseReadOnly(ServiceUnavailable):

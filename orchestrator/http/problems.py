@@ -1,6 +1,7 @@
 """Errors as RFC 9457 problem details (application/problem+json), one shape for every failure."""
 
 import logging
+import sys
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -82,6 +83,16 @@ def _flatten_validation(detail):
     return str(detail), None
 
 
+def _database_unavailable(exc):
+    """The DatabaseReadOnly or ServiceUnavailable that `exc` stands for, or None: a database that is
+    down or takes no writes is an outage, not a bug in the request."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return ServiceUnavailable()
+    if isinstance(exc, DatabaseError) and database_refuses_writes(exc):
+        return DatabaseReadOnly()
+    return None
+
+
 def exception_handler(exc, context):
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -89,12 +100,9 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
-    elif isinstance(exc, (OperationalError, InterfaceError)):
+    elif (unavailable := _database_unavailable(exc)) is not None:
         logger.warning("database unavailable: %s", exc)
-        exc = ServiceUnavailable()
-    elif isinstance(exc, DatabaseError) and database_refuses_writes(exc):
-        logger.warning("database takes no writes: %s", exc)
-        exc = DatabaseReadOnly()
+        exc = unavailable
     elif isinstance(exc, DataError):
         # A value the database cannot hold (out of range, bad encoding) is the client's input;
         # the transaction is rolled back below, so nothing of the request is stored.
@@ -147,6 +155,21 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Django calls this while the uncaught exception is being handled: a page of the admin or the
+    # console (or a request that failed outside DRF) when the database is down or read-only gets a
+    # 503 and Retry-After, as the API does, instead of "Server Error (500)".
+    unavailable = _database_unavailable(sys.exception())
+    if unavailable is not None:
+        headers = {"Retry-After": str(unavailable.wait)}
+        if _is_api(request):
+            return problem_response(503, str(unavailable.detail), code=unavailable.default_code, headers=headers)
+        response = HttpResponse(
+            f"<!doctype html><title>Service Unavailable</title><h1>Service Unavailable (503)</h1>"
+            f"<p>{unavailable.detail}</p>",
+            status=503,
+        )
+        response["Retry-After"] = headers["Retry-After"]
+        return response
     if _is_api(request):
         return problem_response(500, "Internal error; it has been logged.", code="server_error")
     from django.views.defaults import server_error

@@ -275,31 +275,8 @@ def test_an_app_cannot_add_a_readiness_check_under_a_name_the_kernel_reports():
             add_readiness_check(name, lambda: "ok", ready_when={"ok"})
 
 
-@pytest.fixture
-def read_only_database(transactional_db):
-    """The database as a demoted primary or a hot standby serves it: reads answer, every write is
-    refused (SQLSTATE 25006). Session-level, on the connection the in-process requests use."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET default_transaction_read_only = on")
-    yield
-    connection.close()
-
-
 def test_ready_is_503_while_the_database_takes_no_writes(anonymous, read_only_database):
     response = anonymous.get("/api/v1/health/ready")
 
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "read_only"
-
-
-@pytest.mark.parametrize("idempotency_key", [None, "read-only-1"], ids=["no-key", "with-key"])
-def test_a_write_to_a_database_that_takes_no_writes_is_a_503_problem_and_a_read_still_answers(
-    finance, read_only_database, idempotency_key
-):
-    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
-    response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json", **headers)
-
-    assert response.status_code == 503, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["status"] == 503
-    assert finance.get("/api/v1/sessions").status_code == 200

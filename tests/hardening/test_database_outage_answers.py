@@ -1,0 +1,59 @@
+"""A database that is down or takes no writes (a failover under way) is an outage, never a bug: the
+API answers 503 problems, the admin and the console a 503 page, each with Retry-After, and nothing
+is half-written."""
+
+import pytest
+from django.db import OperationalError, connection
+
+from sessions.models import Session
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "read-only-1"], ids=["no-key", "with-key"])
+def test_a_write_to_a_database_that_takes_no_writes_is_a_503_problem_and_a_read_still_answers(
+    finance, read_only_database, idempotency_key
+):
+    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+    response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json", **headers)
+
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/database_read_only")
+    assert response["Retry-After"] == "1"
+    assert finance.get("/api/v1/sessions").status_code == 200
+    assert Session.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/dashboard/", "/admin/"])
+def test_a_page_of_the_console_or_admin_is_a_503_with_retry_after_while_the_database_refuses(
+    client, django_user_model, monkeypatch, path
+):
+    person = django_user_model.objects.create_user("operator", password="pw", is_staff=True, is_superuser=True)
+    client.force_login(person)
+    client.raise_request_exception = False
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    connection.close()
+    response = client.get(path)
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert b"database is unavailable" in response.content
+
+
+@pytest.fixture
+def operator(django_user_model, transactional_db):
+    return django_user_model.objects.create_user("operator", password="pw", is_staff=True, is_superuser=True)
+
+
+def test_signing_in_to_the_admin_on_a_database_that_takes_no_writes_is_a_503(client, operator, read_only_database):
+    client.raise_request_exception = False
+    # Signing in writes the session and the last login, which the database refuses.
+    response = client.post("/admin/login/?next=/admin/", {"username": "operator", "password": "pw"})
+
+    assert response.status_code == 503, response.content[:300]
+    assert response["Retry-After"] == "1"
+    assert b"takes no writes" in response.content
