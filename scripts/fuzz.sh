@@ -7,6 +7,8 @@
 #   FUZZ_SEED          replay a reported seed (default: random, printed first)
 #   FUZZ_MAX_EXAMPLES  cases per operation (default 50)
 #   FUZZ_SECONDS       time budget for the whole run (default 300)
+#   FUZZ_ROLE          call as an agent of this role instead of staff (its 403s and 404s for other
+#                      roles' objects are expected; what to look for is a 500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +50,11 @@ database create
 SCRATCH=""
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py migrate --noinput -v0
-TOKEN=$("$PY" manage.py issue_token --role operations --staff --name fuzz 2>/dev/null | tail -n 1)
+if [ -n "${FUZZ_ROLE:-}" ]; then
+  TOKEN=$("$PY" manage.py issue_token --role "$FUZZ_ROLE" --name fuzz 2>/dev/null | tail -n 1)
+else
+  TOKEN=$("$PY" manage.py issue_token --role operations --staff --name fuzz 2>/dev/null | tail -n 1)
+fi
 PORT=$("$PY" -c "from tests.net import free_port; print(free_port())")
 "$BIN/gunicorn" orchestrator.wsgi --bind "127.0.0.1:$PORT" --workers 2 --threads 4 --log-level warning &
 server=$!

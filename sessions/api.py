@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from orchestrator.http.json_limits import INT64_MAX
 from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, etag_for, parse_uuid, query_params, validated
@@ -143,7 +144,7 @@ class MessageIn(StrictSerializer):
 
 
 class MessageListParams(StrictSerializer):
-    after = serializers.IntegerField(min_value=0, default=0)
+    after = serializers.IntegerField(min_value=0, max_value=INT64_MAX, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 

@@ -50,3 +50,14 @@ def test_a_terminal_session_refuses_new_messages(finance):
 
     assert response.status_code == 409
     assert response.json()["current_status"] == "expired"
+
+
+def test_a_message_id_beyond_64_bits_in_after_is_a_400_as_the_schema_says(finance):
+    session_id = new_session(finance)
+
+    largest = finance.get(f"/api/v1/sessions/{session_id}/messages?after={2**63 - 1}")
+    beyond = finance.get(f"/api/v1/sessions/{session_id}/messages?after={2**63}")
+
+    assert largest.status_code == 200
+    assert beyond.status_code == 400
+    assert "after" in beyond.json()["errors"]
