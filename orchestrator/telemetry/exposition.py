@@ -3,6 +3,7 @@ HTTP server on METRICS_BIND, started by the worker's main process, answering the
 token as /metrics. It shows the multiprocess instruments only; the domain gauges are the web's."""
 
 import logging
+import socket
 import socketserver
 import sys
 import threading
@@ -32,27 +33,49 @@ def metrics_app(environ, start_response):
     return [body]
 
 
+# Anyone who reaches METRICS_BIND (0.0.0.0:9100 in docker-compose) can open connections. Each
+# connection is served on a thread of the worker's main process, so without bounds a crowd of them
+# would exhaust its threads and memory and take the jobs down with the metrics; with only a bound
+# on their number, a few clients sending a byte every few seconds would hold every place and the
+# scrapes would go dark. So: at most MAX_CONNECTIONS at once, at most MAX_PER_CLIENT of them from one
+# address (a crowd from one host leaves room for Prometheus), and each cut REQUEST_SECONDS after it
+# was accepted, however it dribbles. A connection past a bound is closed at once; a scrape is
+# retried at the next interval.
+MAX_CONNECTIONS = 16
+MAX_PER_CLIENT = 4
+REQUEST_SECONDS = 5.0
+# At most one line per kind of trouble per this many seconds: a crowd must not flood the log.
+LOG_EVERY_SECONDS = 60.0
+
+
 class _QuietHandler(WSGIRequestHandler):
-    # A connection that sends nothing (or too slowly) is dropped after this many seconds instead of
-    # holding its thread forever.
-    timeout = 10
+    # A connection that sends nothing is dropped after this many seconds of silence...
+    timeout = REQUEST_SECONDS
+
+    def setup(self):
+        super().setup()
+        # ...and any connection once its time is up, read by read or not: the request line may be
+        # 64 KiB and the headers a hundred lines, which a client can send a byte at a time.
+        self._time_up = threading.Timer(REQUEST_SECONDS, self._cut)
+        self._time_up.daemon = True
+        self._time_up.start()
+
+    def _cut(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def finish(self):
+        self._time_up.cancel()
+        super().finish()
 
     def log_message(self, format, *args):
         """Scrapes are not worth a line each."""
 
 
-# Connections served at once. Anyone who reaches METRICS_BIND can open connections and send
-# nothing; without a bound each would hold a thread of the worker's main process for the handler's
-# timeout, and enough of them exhaust its threads and memory, taking the jobs down with the metrics.
-# Beyond the bound a connection is closed at once; a scrape is retried at the next interval.
-MAX_CONNECTIONS = 16
-# How often a refusal is logged: a crowd of connections must not flood the log as well.
-REFUSAL_LOG_SECONDS = 60.0
-
-
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread per connection, at most MAX_CONNECTIONS: a silent or slow client cannot hold up
-    the scrapes behind it, and a crowd of them cannot exhaust the worker."""
+    """One thread per connection, within the bounds above."""
 
     daemon_threads = True
     # socketserver's default backlog of 5 makes connections past it wait for SYN retries (a second
@@ -60,37 +83,62 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     request_queue_size = 128
 
     def __init__(self, *args, **kwargs):
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._refusal_logged_at = None
+        self._places = threading.Lock()
+        self._served_by_client: dict[str, int] = {}
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
         super().__init__(*args, **kwargs)
 
+    def _log_now_and_then(self, kind, message, *args):
+        now = time.monotonic()
+        with self._places:
+            if now - self._logged_at.get(kind, -LOG_EVERY_SECONDS) < LOG_EVERY_SECONDS:
+                self._unlogged[kind] = self._unlogged.get(kind, 0) + 1
+                return
+            self._logged_at[kind] = now
+            unlogged = self._unlogged.pop(kind, 0)
+        logger.warning(message + " (%d more like it since the last such line)", *args, unlogged)
+
+    def _take_place(self, client):
+        with self._places:
+            if sum(self._served_by_client.values()) >= MAX_CONNECTIONS:
+                return "connections"
+            if self._served_by_client.get(client, 0) >= MAX_PER_CLIENT:
+                return "connections from one address"
+            self._served_by_client[client] = self._served_by_client.get(client, 0) + 1
+            return None
+
+    def _give_place_back(self, client):
+        with self._places:
+            left = self._served_by_client[client] - 1
+            if left:
+                self._served_by_client[client] = left
+            else:
+                del self._served_by_client[client]
+
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
+        client = client_address[0]
+        refused = self._take_place(client)
+        if refused is not None:
             self.shutdown_request(request)
-            now = time.monotonic()
-            if self._refusal_logged_at is None or now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
-                self._refusal_logged_at = now
-                logger.warning(
-                    "metrics: %d connections already served, refusing more (from %s first)",
-                    MAX_CONNECTIONS,
-                    client_address[0],
-                )
+            self._log_now_and_then("refused", "metrics: too many %s, refusing %s", refused, client)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give_place_back(client)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give_place_back(client_address[0])
 
     def handle_error(self, request, client_address):
-        """A client that timed out or hung up: one line, not socketserver's traceback on stderr."""
-        logger.info("metrics: connection from %s ended: %r", client_address[0], sys.exception())
+        """A client that timed out, hung up or was cut: a line now and then, not socketserver's
+        traceback on stderr for each."""
+        self._log_now_and_then("ended", "metrics: connection from %s ended: %r", client_address[0], sys.exception())
 
 
 def parse_bind(bind):

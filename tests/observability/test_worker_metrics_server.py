@@ -1,8 +1,10 @@
-"""The Celery worker's metrics server on METRICS_BIND: the exact metrics token only, and a silent
-client cannot stall the scrapes behind it."""
+"""The Celery worker's metrics server on METRICS_BIND: the exact metrics token only, and no client
+(silent, dribbling, or a crowd of them) can stall the scrapes or exhaust the worker."""
 
 import http.client
+import logging
 import socket
+import struct
 import threading
 import time
 
@@ -99,3 +101,58 @@ def test_a_crowd_of_silent_connections_holds_no_more_than_the_bound_of_threads_a
         except (ConnectionError, TimeoutError, http.client.HTTPException):
             assert time.monotonic() < deadline, "scrapes not answered after the crowd left"
             time.sleep(0.1)
+
+
+def connect_from(address, port):
+    """A connection to the server from another loopback address (all of 127/8 is this host)."""
+    return socket.create_connection(("127.0.0.1", port), source_address=(address, 0))
+
+
+def test_a_client_that_dribbles_its_request_is_cut_when_its_time_is_up(worker_metrics_server, monkeypatch):
+    monkeypatch.setattr(exposition, "REQUEST_SECONDS", 1.0)
+    dribbler = socket.create_connection(("127.0.0.1", worker_metrics_server.server_port))
+    started = time.monotonic()
+    try:
+        dribbler.settimeout(0.3)
+        cut = False
+        while time.monotonic() - started < 5 and not cut:
+            try:
+                dribbler.sendall(b"G")
+                cut = dribbler.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                cut = True
+        assert cut, "a client sending a byte at a time was never cut"
+        assert time.monotonic() - started < 3
+    finally:
+        dribbler.close()
+
+
+def test_a_crowd_from_one_address_leaves_room_for_the_scrapes_from_another(worker_metrics_server):
+    port = worker_metrics_server.server_port
+    crowd = [connect_from("127.0.0.2", port) for _ in range(2 * exposition.MAX_CONNECTIONS)]
+    try:
+        for connection in crowd:
+            connection.sendall(b"G")
+        time.sleep(0.3)
+        for _ in range(5):
+            assert scrape_bind(port, f"Bearer {METRICS_TOKEN}", timeout=2.0)[0] == 200
+    finally:
+        for connection in crowd:
+            connection.close()
+
+
+def test_a_flood_of_connections_reset_mid_request_logs_a_line_now_and_then(worker_metrics_server, caplog):
+    caplog.set_level(logging.INFO, logger=exposition.__name__)
+    port = worker_metrics_server.server_port
+    for _ in range(200):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    time.sleep(0.5)
+
+    lines = [record for record in caplog.records if record.name == exposition.__name__]
+    assert 1 <= len(lines) <= 2, [record.getMessage() for record in lines]
+    assert scrape_bind(port, f"Bearer {METRICS_TOKEN}")[0] == 200
