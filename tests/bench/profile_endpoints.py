@@ -1,11 +1,11 @@
 """CPU time per request of the benchmarked endpoints, called in-process (no server, no network).
 
 A magnifying glass for bench_sessions (post: POST /sessions, get: GET /sessions/{id}) and
-bench_claim (claim: POST /tasks/claim-next): it calls the WSGI app directly, prints the SQL one
+bench_claim (claim: POST /tasks/claim-next) and bench_route (route: POST /tasks/route): it calls the WSGI app directly, prints the SQL one
 request sends and the CPU time per request, so a change's effect shows without the noise of
 a loaded machine. Not run by `make bench` (its name does not start with bench_).
 
-    python -m tests.bench.profile_endpoints ours|naive post|get|claim [--requests N] [--key] \\
+    python -m tests.bench.profile_endpoints ours|naive post|get|claim|route [--requests N] [--key] \\
         [--set NAME=VALUE ...]   (e.g. --set METRICS_ENABLED=true --set LOG_FORMAT=json --set LOG_LEVEL=INFO)
     py-spy record --gil --format raw -o /tmp/ours-post.txt -- \\
         .venv/bin/python -m tests.bench.profile_endpoints ours post --requests 3000
@@ -22,7 +22,7 @@ import time
 import uuid
 import warnings
 
-from tests.bench import bench_claim, bench_sessions, harness
+from tests.bench import bench_claim, bench_route, bench_sessions, harness
 from tests.bench.bench_sessions import POST_BODY, SEEDED_PATHS
 
 DATABASE = "orch_bench_profile"
@@ -32,9 +32,11 @@ BATCHES = 10
 
 
 def environ(kind, index, token, key=None):
-    body = POST_BODY if kind == "post" else b""
+    body = {"post": POST_BODY, "route": bench_route.BODY}.get(kind, b"")
     if kind == "claim":
         path, query = bench_claim.CLAIM_PATH.split("?")
+    elif kind == "route":
+        path, query = bench_route.ROUTE_PATH, ""
     else:
         path, query = "/api/v1/sessions" if kind == "post" else SEEDED_PATHS[index % len(SEEDED_PATHS)], ""
     env = {
@@ -100,7 +102,7 @@ def in_process(app, kind, *, key=False, **app_settings):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("app", choices=["ours", "naive"])
-    parser.add_argument("kind", choices=["post", "get", "claim"])
+    parser.add_argument("kind", choices=["post", "get", "claim", "route"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--key", action="store_true", help="send a fresh Idempotency-Key with every POST")
     parser.add_argument(
