@@ -56,6 +56,19 @@ class ServiceUnavailable(exceptions.APIException):
     wait = 1
 
 
+class DatabaseConflict(ServiceUnavailable):
+    default_detail = (
+        "The database rolled this request back to resolve a conflict with another one (a deadlock or a "
+        "serialization failure); nothing of it was kept. Retry it."
+    )
+    default_code = "database_conflict"
+
+
+class DatabaseTimeout(ServiceUnavailable):
+    default_detail = "The database took too long to answer and the request was rolled back; retry later."
+    default_code = "database_timeout"
+
+
 class DatabaseReadOnly(ServiceUnavailable):
     default_detail = "The database takes no writes at the moment (read-only: a failover may be under way); retry later."
     default_code = "database_read_only"

@@ -11,7 +11,13 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from orchestrator.http.errors import DatabaseReadOnly, RequestTooLarge, ServiceUnavailable
+from orchestrator.http.errors import (
+    DatabaseConflict,
+    DatabaseReadOnly,
+    DatabaseTimeout,
+    RequestTooLarge,
+    ServiceUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +27,16 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # way, default_transaction_read_only set) answers to every write. Like a database that is down, it
 # is no fault of the request: 503, not a 500.
 READ_ONLY_SQL_TRANSACTION = "25006"
+# query_canceled: a statement_timeout (or a cancel) stopped the statement.
+QUERY_CANCELED = "57014"
+
+
+def _sqlstate(exc):
+    return getattr(exc.__cause__, "sqlstate", None) or ""
 
 
 def database_refuses_writes(exc):
-    return getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
+    return _sqlstate(exc) == READ_ONLY_SQL_TRANSACTION
 
 
 _TITLES = {
@@ -84,9 +96,15 @@ def _flatten_validation(detail):
 
 
 def _database_unavailable(exc):
-    """The DatabaseReadOnly or ServiceUnavailable that `exc` stands for, or None: a database that is
-    down or takes no writes is an outage, not a bug in the request."""
+    """The 503 that `exc` stands for, or None: a database that is down, takes no writes, gave the
+    request up for another's sake or took too long is no bug in the request; a retry may succeed."""
     if isinstance(exc, (OperationalError, InterfaceError)):
+        # Class 40, transaction rollback: the database gave this request up for another's sake; a
+        # retry normally succeeds. Said apart from an outage, so nobody looks for one.
+        if _sqlstate(exc).startswith("40"):
+            return DatabaseConflict()
+        if _sqlstate(exc) == QUERY_CANCELED:
+            return DatabaseTimeout()
         return ServiceUnavailable()
     if isinstance(exc, DatabaseError) and database_refuses_writes(exc):
         return DatabaseReadOnly()

@@ -2,10 +2,17 @@
 API answers 503 problems, the admin and the console a 503 page, each with Retry-After, and nothing
 is half-written."""
 
+import psycopg
 import pytest
 from django.db import OperationalError, connection
 
+from orchestrator.http.problems import exception_handler
 from sessions.models import Session
+
+
+def _connect_kwargs():
+    params = connection.get_connection_params()
+    return {name: params[name] for name in ("host", "port", "user", "password", "dbname") if params.get(name)}
 
 
 @pytest.mark.parametrize("idempotency_key", [None, "read-only-1"], ids=["no-key", "with-key"])
@@ -57,3 +64,38 @@ def test_signing_in_to_the_admin_on_a_database_that_takes_no_writes_is_a_503(cli
     assert response.status_code == 503, response.content[:300]
     assert response["Retry-After"] == "1"
     assert b"takes no writes" in response.content
+
+
+def test_a_statement_the_database_gives_up_on_is_a_503_database_timeout_and_keeps_nothing(finance, transactional_db):
+    # Another transaction holds the sessions table, so the request's INSERT waits until the
+    # statement_timeout an operator may set cuts it (SQLSTATE 57014).
+    blocker = psycopg.connect(**_connect_kwargs())
+    try:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE agent_sessions_session IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 200")
+        response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json")
+    finally:
+        blocker.close()
+        connection.close()
+
+    assert response.status_code == 503, response.content
+    assert response.json()["type"].endswith("/database_timeout")
+    assert response["Retry-After"] == "1"
+    assert Session.objects.count() == 0
+
+
+def test_a_request_given_up_for_a_deadlock_or_serialization_failure_is_a_503_database_conflict():
+    for psycopg_error in (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+        try:
+            try:
+                raise psycopg_error("given up")
+            except psycopg.Error as cause:
+                raise OperationalError("given up") from cause
+        except OperationalError as exc:
+            response = exception_handler(exc, {})
+
+        assert response.status_code == 503
+        assert response.data["type"].endswith("/database_conflict")
+        assert response["Retry-After"] == "1"
