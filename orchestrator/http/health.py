@@ -101,8 +101,9 @@ def migrations_status():
 
 def readiness():
     checks = {"database": database_status()}
-    # Without a database the migrations cannot be read: one dead dependency, one failing check.
-    checks["migrations"] = migrations_status() if checks["database"] == "ok" else "unavailable"
+    # Without a database the migrations cannot be read: one dead dependency, one failing check. A
+    # read-only one still tells.
+    checks["migrations"] = migrations_status() if checks["database"] in ("ok", "read_only") else "unavailable"
     for name, check in app_checks.items():
         checks[name] = check()
     checks["cache"] = cache_status()

@@ -141,6 +141,23 @@ class ThrowawayPostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class ThrowawayStandby(ThrowawayPostgres):
+    """A hot standby of `primary`, streaming from it: reads answer, every write is refused."""
+
+    def __init__(self, primary):
+        self.dir = Path(tempfile.mkdtemp(prefix="orch-standby-pg-"))
+        os.chmod(self.dir, 0o755)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        shutil.chown(self.dir, "postgres", "postgres")
+        self._as_postgres(
+            f"{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {primary.port} -U postgres -D {self.data} -R -X stream --checkpoint=fast"
+        )
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {self.port}\nunix_socket_directories = '{self.data}'\nhot_standby = on\n")
+        self.start()
+
+
 def wait_for(server, path, status, timeout=20.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -280,3 +297,46 @@ def test_ready_is_503_while_the_database_takes_no_writes(anonymous, read_only_da
 
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "read_only"
+
+
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries are not installed")
+def test_on_a_hot_standby_ready_is_503_read_only_writes_are_503_and_reads_answer(tmp_path):
+    """What an instance sees when DATABASE_URL points at a standby (a failover not yet followed): a
+    real streaming replica, not a setting."""
+    primary = ThrowawayPostgres()
+    standby = None
+    process = None
+    try:
+        repo = Path(__file__).resolve().parents[2]
+        for command in (["migrate", "--noinput"], ["issue_token", "--role", "finance"]):
+            done = subprocess.run(
+                [os.sys.executable, "manage.py", *command],
+                cwd=repo,
+                env={**os.environ, "DATABASE_URL": primary.url},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        token = done.stdout.strip().splitlines()[-1]
+        standby = ThrowawayStandby(primary)
+        process, server = start_gunicorn(tmp_path, workers=1, DATABASE_URL=standby.url)
+        credentials = {"Authorization": f"Bearer {token}"}
+
+        ready = server.request("GET", "/api/v1/health/ready")
+        assert ready.status == 503
+        assert ready.json()["checks"]["database"] == "read_only"
+        assert ready.json()["checks"]["migrations"] == "ok"
+        for key in ({}, {"Idempotency-Key": "standby-1"}):
+            refused = server.request(
+                "POST", "/api/v1/sessions", body={"role": "finance"}, headers={**credentials, **key}
+            )
+            assert refused.status == 503, refused.body
+            assert refused.json()["type"].endswith("/database_read_only")
+        assert server.request("GET", "/api/v1/sessions", headers=credentials).status == 200
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        if process is not None:
+            stop(process)
+        if standby is not None:
+            standby.remove()
+        primary.remove()
