@@ -1,6 +1,6 @@
-"""A database that is down or takes no writes (a failover under way) is an outage, never a bug: the
-API answers 503 problems, the admin and the console a 503 page, each with Retry-After, and nothing
-is half-written."""
+"""A database that is down, takes no writes (a failover under way), or gives a request up (a deadlock,
+a statement timeout) is never a bug of the request: the API answers 503 problems naming which, the
+admin and the console a 503 page, each with Retry-After, and nothing is half-written."""
 
 import psycopg
 import pytest
