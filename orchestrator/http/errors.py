@@ -65,7 +65,10 @@ class DatabaseConflict(ServiceUnavailable):
 
 
 class DatabaseTimeout(ServiceUnavailable):
-    default_detail = "The database took too long to answer and the request was rolled back; retry later."
+    default_detail = (
+        "The database stopped waiting on this request (a statement, lock or idle-transaction timeout) "
+        "and rolled it back; retry later."
+    )
     default_code = "database_timeout"
 
 

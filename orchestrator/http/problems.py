@@ -27,16 +27,14 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # way, default_transaction_read_only set) answers to every write. Like a database that is down, it
 # is no fault of the request: 503, not a 500.
 READ_ONLY_SQL_TRANSACTION = "25006"
-# query_canceled: a statement_timeout (or a cancel) stopped the statement.
-QUERY_CANCELED = "57014"
+# What the database says when it stopped waiting on the request's behalf: query_canceled (a
+# statement_timeout), lock_not_available (a lock_timeout), idle_in_transaction_session_timeout and
+# transaction_timeout (PostgreSQL 17). The operator's limits, not an outage.
+GAVE_UP_WAITING = frozenset({"57014", "55P03", "25P03", "25P04"})
 
 
 def _sqlstate(exc):
     return getattr(exc.__cause__, "sqlstate", None) or ""
-
-
-def database_refuses_writes(exc):
-    return _sqlstate(exc) == READ_ONLY_SQL_TRANSACTION
 
 
 _TITLES = {
@@ -97,17 +95,21 @@ def _flatten_validation(detail):
 
 def _database_unavailable(exc):
     """The 503 that `exc` stands for, or None: a database that is down, takes no writes, gave the
-    request up for another's sake or took too long is no bug in the request; a retry may succeed."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        # Class 40, transaction rollback: the database gave this request up for another's sake; a
-        # retry normally succeeds. Said apart from an outage, so nobody looks for one.
-        if _sqlstate(exc).startswith("40"):
-            return DatabaseConflict()
-        if _sqlstate(exc) == QUERY_CANCELED:
-            return DatabaseTimeout()
-        return ServiceUnavailable()
-    if isinstance(exc, DatabaseError) and database_refuses_writes(exc):
+    request up for another's sake or stopped waiting on its behalf is no bug in the request; a retry
+    may succeed."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    state = _sqlstate(exc)
+    # Class 40, transaction rollback: the database gave this request up for another's sake; a retry
+    # normally succeeds. Said apart from an outage, so nobody looks for one.
+    if state.startswith("40"):
+        return DatabaseConflict()
+    if state in GAVE_UP_WAITING:
+        return DatabaseTimeout()
+    if state == READ_ONLY_SQL_TRANSACTION:
         return DatabaseReadOnly()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return ServiceUnavailable()
     return None
 
 

@@ -2,11 +2,14 @@
 a statement timeout) is never a bug of the request: the API answers 503 problems naming which, the
 admin and the console a 503 page, each with Retry-After, and nothing is half-written."""
 
+import time
+
 import psycopg
 import pytest
 from django.db import OperationalError, connection
 
 from orchestrator.http.problems import exception_handler
+from sessions import services
 from sessions.models import Session
 
 
@@ -66,16 +69,21 @@ def test_signing_in_to_the_admin_on_a_database_that_takes_no_writes_is_a_503(cli
     assert b"takes no writes" in response.content
 
 
-def test_a_statement_the_database_gives_up_on_is_a_503_database_timeout_and_keeps_nothing(finance, transactional_db):
-    # Another transaction holds the sessions table, so the request's INSERT waits until the
-    # statement_timeout an operator may set cuts it (SQLSTATE 57014).
+@pytest.mark.parametrize("limit", ["statement_timeout", "lock_timeout"])
+def test_a_request_the_database_stops_waiting_on_is_a_503_database_timeout_and_keeps_nothing(
+    finance, transactional_db, limit
+):
+    # Another transaction holds the sessions table, so the request's INSERT waits until the limit an
+    # operator may set cuts it (SQLSTATE 57014 or 55P03).
     blocker = psycopg.connect(**_connect_kwargs())
     try:
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE agent_sessions_session IN ACCESS EXCLUSIVE MODE")
         with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout = 200")
-        response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json")
+            cursor.execute(f"SET {limit} = 200")
+        response = finance.post(
+            "/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=f"waited-{limit}"
+        )
     finally:
         blocker.close()
         connection.close()
@@ -83,6 +91,33 @@ def test_a_statement_the_database_gives_up_on_is_a_503_database_timeout_and_keep
     assert response.status_code == 503, response.content
     assert response.json()["type"].endswith("/database_timeout")
     assert response["Retry-After"] == "1"
+    assert Session.objects.count() == 0
+    retried = finance.post(
+        "/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=f"waited-{limit}"
+    )
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried
+
+
+def test_a_transaction_cut_for_idling_is_a_503_database_timeout_not_a_500(finance, transactional_db, monkeypatch):
+    # idle_in_transaction_session_timeout ends the session while the request's transaction waits
+    # between two statements (SQLSTATE 25P03, an InternalError rather than an OperationalError).
+    create_session = services.create_session
+
+    def create_then_idle(**kwargs):
+        session = create_session(**kwargs)
+        time.sleep(0.2)
+        return session
+
+    monkeypatch.setattr(services, "create_session", create_then_idle)
+    with connection.cursor() as cursor:
+        cursor.execute("SET idle_in_transaction_session_timeout = 50")
+    try:
+        response = finance.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY="idle")
+    finally:
+        connection.close()
+
+    assert response.status_code == 503, response.content
+    assert response.json()["type"].endswith("/database_timeout")
     assert Session.objects.count() == 0
 
 
