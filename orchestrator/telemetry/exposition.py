@@ -37,10 +37,11 @@ def metrics_app(environ, start_response):
 # connection is served on a thread of the worker's main process, so without bounds a crowd of them
 # would exhaust its threads and memory and take the jobs down with the metrics; with only a bound
 # on their number, a few clients sending a byte every few seconds would hold every place and the
-# scrapes would go dark. So: at most MAX_CONNECTIONS at once, at most MAX_PER_CLIENT of them from one
-# address (a crowd from one host leaves room for Prometheus), and each cut REQUEST_SECONDS after it
-# was accepted, however it dribbles. A connection past a bound is closed at once; a scrape is
-# retried at the next interval.
+# scrapes would go dark. So: at most MAX_CONNECTIONS at once and MAX_PER_CLIENT from one address,
+# each cut REQUEST_SECONDS after it was accepted however it dribbles; and when every place is taken,
+# a newcomer takes the place of the oldest connection whose request has not yet arrived. A scrape
+# sends its request at once and is then served, so clients that hold places by sending nothing
+# only evict each other. A newcomer from an address at its bound is closed at once.
 MAX_CONNECTIONS = 16
 MAX_PER_CLIENT = 4
 REQUEST_SECONDS = 5.0
@@ -55,23 +56,39 @@ class _QuietHandler(WSGIRequestHandler):
     def setup(self):
         super().setup()
         # ...and any connection once its time is up, read by read or not: the request line may be
-        # 64 KiB and the headers a hundred lines, which a client can send a byte at a time.
+        # 64 KiB and the headers a hundred lines, which a client can send a byte at a time. The lock
+        # keeps the cut from reaching a socket that finish() has handed over to be closed.
+        self._cutting = threading.Lock()
+        self._finished = False
         self._time_up = threading.Timer(REQUEST_SECONDS, self._cut)
         self._time_up.daemon = True
         self._time_up.start()
 
     def _cut(self):
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
+        with self._cutting:
+            if not self._finished:
+                _shut(self.connection)
+
+    def parse_request(self):
+        parsed = super().parse_request()
+        self.server.request_arrived(self.connection)
+        return parsed
 
     def finish(self):
+        with self._cutting:
+            self._finished = True
         self._time_up.cancel()
         super().finish()
 
     def log_message(self, format, *args):
         """Scrapes are not worth a line each."""
+
+
+def _shut(connection):
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed, or the client went first
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -85,6 +102,10 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     def __init__(self, *args, **kwargs):
         self._places = threading.Lock()
         self._served_by_client: dict[str, int] = {}
+        # Connections whose request has not arrived yet, with when each was accepted: the ones a
+        # newcomer may evict. Evicted ones keep their place until their thread gives it back.
+        self._waiting: dict[socket.socket, float] = {}
+        self._evicted: set[socket.socket] = set()
         self._logged_at: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         super().__init__(*args, **kwargs)
@@ -99,26 +120,39 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
             unlogged = self._unlogged.pop(kind, 0)
         logger.warning(message + " (%d more like it since the last such line)", *args, unlogged)
 
-    def _take_place(self, client):
+    def _take_place(self, request, client):
         with self._places:
-            if sum(self._served_by_client.values()) >= MAX_CONNECTIONS:
-                return "connections"
             if self._served_by_client.get(client, 0) >= MAX_PER_CLIENT:
                 return "connections from one address"
+            if sum(self._served_by_client.values()) - len(self._evicted) >= MAX_CONNECTIONS:
+                # Evicted connections still hold a thread until they notice: at most as many again.
+                if not self._waiting or len(self._evicted) >= MAX_CONNECTIONS:
+                    return "connections"
+                oldest = min(self._waiting, key=self._waiting.__getitem__)
+                del self._waiting[oldest]
+                self._evicted.add(oldest)
+                _shut(oldest)
             self._served_by_client[client] = self._served_by_client.get(client, 0) + 1
+            self._waiting[request] = time.monotonic()
             return None
 
-    def _give_place_back(self, client):
+    def request_arrived(self, request):
+        """The request line and headers are in: the connection is served now, no longer evictable."""
+        with self._places:
+            self._waiting.pop(request, None)
+
+    def _give_place_back(self, request, client):
         with self._places:
             left = self._served_by_client[client] - 1
             if left:
                 self._served_by_client[client] = left
             else:
                 del self._served_by_client[client]
+            self._evicted.discard(request)
 
     def process_request(self, request, client_address):
         client = client_address[0]
-        refused = self._take_place(client)
+        refused = self._take_place(request, client)
         if refused is not None:
             self.shutdown_request(request)
             self._log_now_and_then("refused", "metrics: too many %s, refusing %s", refused, client)
@@ -126,19 +160,30 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._give_place_back(client)
+            self._give_place_back(request, client)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._give_place_back(client_address[0])
+            self._give_place_back(request, client_address[0])
+
+    def shutdown_request(self, request):
+        # Out of the evictable set before its socket is closed: an eviction never reaches a socket
+        # number the system may already have given to a newer connection.
+        with self._places:
+            self._waiting.pop(request, None)
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         """A client that timed out, hung up or was cut: a line now and then, not socketserver's
         traceback on stderr for each."""
         self._log_now_and_then("ended", "metrics: connection from %s ended: %r", client_address[0], sys.exception())
+
+
+class _ThreadingServerIPv6(_ThreadingServer):
+    address_family = socket.AF_INET6
 
 
 def parse_bind(bind):
@@ -150,7 +195,8 @@ def parse_bind(bind):
 
 def serve(bind):
     host, port = parse_bind(bind)
-    server = make_server(host, port, metrics_app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    server_class = _ThreadingServerIPv6 if ":" in host else _ThreadingServer
+    server = make_server(host, port, metrics_app, server_class=server_class, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     logger.info("metrics served on %s:%s", host, server.server_port)
     return server

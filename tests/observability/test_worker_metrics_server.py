@@ -156,3 +156,72 @@ def test_a_flood_of_connections_reset_mid_request_logs_a_line_now_and_then(worke
     lines = [record for record in caplog.records if record.name == exposition.__name__]
     assert 1 <= len(lines) <= 2, [record.getMessage() for record in lines]
     assert scrape_bind(port, f"Bearer {METRICS_TOKEN}")[0] == 200
+
+
+def test_crowds_from_several_addresses_that_hold_every_place_do_not_darken_the_scrapes(worker_metrics_server):
+    """Four addresses of four dribbling connections each fill every place and reconnect as soon as
+    they are cut or evicted; a scrape, which sends its request at once, still gets through."""
+    port = worker_metrics_server.server_port
+    stop = threading.Event()
+
+    def hold_places(address):
+        held = []
+        while not stop.is_set():
+            held = [connection for connection in held if _still_open(connection)]
+            while len(held) < exposition.MAX_PER_CLIENT and not stop.is_set():
+                try:
+                    held.append(connect_from(address, port))
+                except OSError:
+                    break
+            for connection in held:
+                try:
+                    connection.sendall(b"G")
+                except OSError:
+                    pass
+            stop.wait(0.05)
+        for connection in held:
+            connection.close()
+
+    crowds = [threading.Thread(target=hold_places, args=(f"127.0.0.{n}",), daemon=True) for n in range(2, 6)]
+    for crowd in crowds:
+        crowd.start()
+    try:
+        time.sleep(0.5)
+        answers = []
+        for _ in range(10):
+            try:
+                answers.append(scrape_bind(port, f"Bearer {METRICS_TOKEN}", timeout=2.0)[0])
+            except (ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+                answers.append(type(exc).__name__)
+            time.sleep(0.2)
+        assert answers.count(200) >= 9, answers
+        assert threading.active_count() < 4 * exposition.MAX_CONNECTIONS
+    finally:
+        stop.set()
+        for crowd in crowds:
+            crowd.join(timeout=5)
+
+
+def _still_open(connection):
+    connection.setblocking(False)
+    try:
+        return connection.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        connection.setblocking(True)
+
+
+def test_the_worker_metrics_server_listens_on_ipv6(settings):
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    server = exposition.serve("[::1]:0")
+    try:
+        conn = http.client.HTTPConnection("::1", server.server_port, timeout=5)
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
