@@ -39,7 +39,12 @@ def database_status():
                 if connection.vendor == "postgresql":
                     cursor.execute(_POSTGRESQL_PROBE)
                     (takes_writes,) = cursor.fetchone()
-                    return "ok" if takes_writes else "read_only"
+                    if takes_writes:
+                        return "ok"
+                    # As for a write refused (orchestrator.http.problems): the next probe connects
+                    # anew, and finds the new primary once a failover has moved the name.
+                    connection.close_at = time.monotonic()
+                    return "read_only"
                 cursor.execute("SELECT 1")
             return "ok"
         except Exception as exc:

@@ -2,10 +2,11 @@
 
 import logging
 import sys
+import time
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -107,6 +108,10 @@ def _database_unavailable(exc):
     if state in GAVE_UP_WAITING:
         return DatabaseTimeout()
     if state == READ_ONLY_SQL_TRANSACTION:
+        # Maybe the old primary a failover left behind (DNS or a multi-host DATABASE_URL now names
+        # the new one): the connection is dropped when the request ends, so the next one connects
+        # anew instead of keeping to it for DATABASE_CONN_MAX_AGE.
+        connection.close_at = time.monotonic()
         return DatabaseReadOnly()
     if isinstance(exc, (OperationalError, InterfaceError)):
         return ServiceUnavailable()

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa as rsa_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -340,3 +341,67 @@ def test_on_a_hot_standby_ready_is_503_read_only_writes_are_503_and_reads_answer
         if standby is not None:
             standby.remove()
         primary.remove()
+
+
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries are not installed")
+def test_once_the_database_takes_writes_again_the_instance_does_at_once_without_waiting_out_kept_connections(
+    tmp_path,
+):
+    """A failover as a worker with kept connections sees it: the database it is connected to turns
+    read-only (a demoted primary), then writes are possible again (the name points at the new
+    primary). The worker must not keep its read-only connection for DATABASE_CONN_MAX_AGE."""
+    postgres = ThrowawayPostgres()
+    process = None
+    try:
+        repo = Path(__file__).resolve().parents[2]
+        for command in (["migrate", "--noinput"], ["issue_token", "--role", "finance"]):
+            done = subprocess.run(
+                [os.sys.executable, "manage.py", *command],
+                cwd=repo,
+                env={**os.environ, "DATABASE_URL": postgres.url},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        token = done.stdout.strip().splitlines()[-1]
+        process, server = start_gunicorn(tmp_path, workers=1, DATABASE_URL=postgres.url, DATABASE_CONN_MAX_AGE="600")
+        credentials = {"Authorization": f"Bearer {token}"}
+
+        def write():
+            return server.request("POST", "/api/v1/sessions", body={"role": "finance"}, headers=credentials)
+
+        assert write().status == 201
+        admin = psycopg.connect(postgres.url, autocommit=True)
+        try:
+            admin.execute("ALTER DATABASE orchestrator SET default_transaction_read_only = on")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = 'orchestrator' AND pid <> pg_backend_pid()"
+            )
+            # The worker's next connections are read-only: writes and readiness say so.
+            answers = [write() for _ in range(3)]
+            assert answers[-1].status == 503 and answers[-1].json()["type"].endswith("/database_read_only")
+            assert server.request("GET", "/api/v1/health/ready").json()["checks"]["database"] == "read_only"
+            assert write().status == 503
+            admin.execute("ALTER DATABASE orchestrator RESET default_transaction_read_only")
+            # The first write after the failover succeeds: the refused one dropped its connection.
+            assert write().status == 201
+
+            admin.execute("ALTER DATABASE orchestrator SET default_transaction_read_only = on")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = 'orchestrator' AND pid <> pg_backend_pid()"
+            )
+            write()  # the cut connection: 503, and a new one for the next request
+            assert server.request("GET", "/api/v1/health/ready").json()["checks"]["database"] == "read_only"
+            admin.execute("ALTER DATABASE orchestrator RESET default_transaction_read_only")
+        finally:
+            admin.close()
+
+        # And the first probe after it says ready: the read-only probe dropped its connection too.
+        ready = server.request("GET", "/api/v1/health/ready")
+        assert ready.status == 200, ready.body
+    finally:
+        if process is not None:
+            stop(process)
+        postgres.remove()
