@@ -58,8 +58,8 @@ class ServiceUnavailable(exceptions.APIException):
 
 class DatabaseConflict(ServiceUnavailable):
     default_detail = (
-        "The database rolled this request back to resolve a conflict with another one (a deadlock or a "
-        "serialization failure); nothing of it was kept. Retry it."
+        "The database gave this request up to resolve a conflict with another one (a deadlock or a "
+        "serialization failure); retry it."
     )
     default_code = "database_conflict"
 

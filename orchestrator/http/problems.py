@@ -126,7 +126,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
     elif (unavailable := _database_unavailable(exc)) is not None:
-        logger.warning("database unavailable: %s", exc)
+        logger.warning("database error answered %s: %s", unavailable.default_code, exc)
         exc = unavailable
     elif isinstance(exc, DataError):
         # A value the database cannot hold (out of range, bad encoding) is the client's input;
