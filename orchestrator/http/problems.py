@@ -97,7 +97,7 @@ def _flatten_validation(detail):
 def _database_unavailable(exc):
     """The 503 that `exc` stands for, or None: a database that is down, takes no writes, gave the
     request up for another's sake or stopped waiting on its behalf is no bug in the request; a retry
-    may succeed."""
+    may succeed. A read-only answer also has this request's connection dropped when it ends."""
     if not isinstance(exc, DatabaseError):
         return None
     state = _sqlstate(exc)
