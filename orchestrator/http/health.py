@@ -117,6 +117,15 @@ def readiness():
     return ready, checks
 
 
+def _not_ready(body):
+    response = Response(body, status=503)
+    # The answer a probe asks for, not a failure of this request: the failing check has logged its
+    # warning and the request line records the 503, where Django would add an ERROR line per probe
+    # (every few seconds from every load balancer, for as long as an outage lasts).
+    response._has_been_logged = True
+    return response
+
+
 _HEALTH_SCHEMA = inline_serializer("HealthStatus", {"status": serializers.CharField()})
 
 
@@ -151,7 +160,7 @@ class ReadyView(ApiView):
     def get(self, request):
         ready, checks = readiness()
         body = {"status": "ready" if ready else "unavailable", "checks": checks}
-        return Response(body, status=200 if ready else 503)
+        return Response(body) if ready else _not_ready(body)
 
 
 class HealthView(ApiView):
@@ -176,6 +185,6 @@ class HealthView(ApiView):
         body = {"database": database_status(), "cache": cache_status(), "broker": broker_status()}
         if body["database"] != "ok":
             body["status"] = "unavailable"
-            return Response(body, status=503)
+            return _not_ready(body)
         body["status"] = "degraded" if "degraded" in body.values() else "ok"
         return Response(body)

@@ -2,6 +2,7 @@
 serve: database up, migrations applied, the signing key loadable when one is configured."""
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -405,3 +406,21 @@ def test_once_the_database_takes_writes_again_the_instance_does_at_once_without_
         if process is not None:
             stop(process)
         postgres.remove()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_answered_503_is_one_warning_of_the_failing_check_not_an_error_line_per_probe(
+    anonymous, monkeypatch, caplog
+):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    connection.close()
+    caplog.set_level(logging.INFO)
+
+    for path in ("/api/v1/health/ready", "/api/v1/health"):
+        assert anonymous.get(path).status_code == 503
+
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert any("database unavailable" in record.getMessage() for record in caplog.records)
