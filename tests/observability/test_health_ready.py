@@ -126,6 +126,21 @@ class ThrowawayPostgres:
     def url(self):
         return f"postgres://postgres@127.0.0.1:{self.port}/orchestrator"
 
+    def manage(self, *command):
+        """Run `manage.py *command` against this cluster; its standard output."""
+        return subprocess.run(
+            [os.sys.executable, "manage.py", *command],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "DATABASE_URL": self.url},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def migrate_and_issue_token(self, role):
+        self.manage("migrate", "--noinput")
+        return self.manage("issue_token", "--role", role).strip().splitlines()[-1]
+
     def _as_postgres(self, command):
         subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True, capture_output=True)
 
@@ -174,13 +189,7 @@ def test_ready_goes_503_when_postgresql_stops_and_200_when_it_is_back_while_live
     postgres = ThrowawayPostgres()
     process = None
     try:
-        subprocess.run(
-            [os.sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=Path(__file__).resolve().parents[2],
-            env={**os.environ, "DATABASE_URL": postgres.url},
-            check=True,
-            capture_output=True,
-        )
+        postgres.manage("migrate", "--noinput")
         process, server = start_gunicorn(tmp_path, workers=2, DATABASE_URL=postgres.url)
         assert server.request("GET", "/api/v1/health/ready").status == 200
 
@@ -309,17 +318,7 @@ def test_on_a_hot_standby_ready_is_503_read_only_writes_are_503_and_reads_answer
     standby = None
     process = None
     try:
-        repo = Path(__file__).resolve().parents[2]
-        for command in (["migrate", "--noinput"], ["issue_token", "--role", "finance"]):
-            done = subprocess.run(
-                [os.sys.executable, "manage.py", *command],
-                cwd=repo,
-                env={**os.environ, "DATABASE_URL": primary.url},
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-        token = done.stdout.strip().splitlines()[-1]
+        token = primary.migrate_and_issue_token("finance")
         standby = ThrowawayStandby(primary)
         process, server = start_gunicorn(tmp_path, workers=1, DATABASE_URL=standby.url)
         credentials = {"Authorization": f"Bearer {token}"}
@@ -354,17 +353,7 @@ def test_once_the_database_takes_writes_again_the_instance_does_at_once_without_
     postgres = ThrowawayPostgres()
     process = None
     try:
-        repo = Path(__file__).resolve().parents[2]
-        for command in (["migrate", "--noinput"], ["issue_token", "--role", "finance"]):
-            done = subprocess.run(
-                [os.sys.executable, "manage.py", *command],
-                cwd=repo,
-                env={**os.environ, "DATABASE_URL": postgres.url},
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-        token = done.stdout.strip().splitlines()[-1]
+        token = postgres.migrate_and_issue_token("finance")
         process, server = start_gunicorn(tmp_path, workers=1, DATABASE_URL=postgres.url, DATABASE_CONN_MAX_AGE="600")
         credentials = {"Authorization": f"Bearer {token}"}
 
