@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import Model, signals
 from django.db.models.fields import AutoFieldMixin
 
@@ -114,14 +114,14 @@ def _sends_one_string() -> bool:
     )
 
 
-def _insert(instance: Model, *, then_commit: bool, closing: str | None = None) -> bool:
-    """INSERT `instance`; with `then_commit`, followed by COMMIT and `closing` in the same string where
-    the database allows it. True when the COMMIT (and `closing`) went with it."""
+def _insert(instance: Model, *, then_commit: bool) -> None:
+    """INSERT `instance`; with `then_commit`, followed by COMMIT in the same string where the database
+    allows it."""
     model = type(instance)
     if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
         # Someone expects the ORM's signals: let the ORM write it.
         instance.save(force_insert=True)
-        return False
+        return
     sql, fields, auto = _inserter(model)
     if auto is not None and getattr(instance, auto.attname) is not None:
         raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
@@ -131,7 +131,7 @@ def _insert(instance: Model, *, then_commit: bool, closing: str | None = None) -
     if returning:
         sql += f" RETURNING {_quote(auto.column)}"
     elif committed:
-        sql += "; COMMIT" + (f"; {closing}" if closing else "")
+        sql += "; COMMIT"
     # The connection itself, not django.db.connection: that proxy looks the connection up per access.
     database = connections[DEFAULT_DB_ALIAS]
     values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
@@ -145,7 +145,6 @@ def _insert(instance: Model, *, then_commit: bool, closing: str | None = None) -
     remember = getattr(instance, "_update_initial_state", None)
     if remember is not None:
         remember()
-    return committed
 
 
 # Set while the API holds a request's whole transaction (orchestrator.http.idempotency), which rolls
@@ -153,18 +152,28 @@ def _insert(instance: Model, *, then_commit: bool, closing: str | None = None) -
 _request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
 
 
+class FirstCheck:
+    """A statement that must pass before anything else of its transaction runs (RequestTransaction.check_first).
+
+    `sent` tells whether it has run; `refused` is the SQLSTATE it raised when that is one of `refusals`
+    (its error is raised as usual: `refused` tells it apart from any other)."""
+
+    def __init__(self, sql: str, params: list, refusals: frozenset[str]) -> None:
+        self.sql = sql
+        self.params = params
+        self.refusals = refusals
+        self.sent = False
+        self.refused: str | None = None
+
+
 class RequestTransaction:
     """One transaction for a whole API request: services inside it join it without savepoints
     (service_transaction), and its end travels with its last statement.
 
-    `closing_statement` is sent right after the transaction ends, in the same string as the COMMIT
-    or ROLLBACK where the database allows it (`closing_statement_ran` tells); the caller runs it
-    itself otherwise. Inside an enclosing transaction (a test's) nothing is committed or rolled back
-    early: only the outermost block may end a transaction."""
+    Inside an enclosing transaction (a test's) nothing is committed or rolled back early: only the
+    outermost block may end a transaction."""
 
-    def __init__(self, *, closing_statement: str | None = None) -> None:
-        self.closing_statement = closing_statement
-        self.closing_statement_ran = False
+    def __init__(self) -> None:
         self.outermost = False
 
     def __enter__(self) -> "RequestTransaction":
@@ -182,6 +191,31 @@ class RequestTransaction:
         finally:
             _request_transaction.reset(self._token)
 
+    def check_first(self, sql: str, params: list, *, refusals: frozenset[str]) -> FirstCheck:
+        """Run `sql` before anything else this transaction does. Where the backend can (PostgreSQL,
+        orchestrator/postgresql) it travels in front of the transaction's first statement instead of
+        taking a round trip of its own, so its answer, and its refusal, come with that statement's."""
+        check = FirstCheck(sql, params, refusals)
+        database = connections[DEFAULT_DB_ALIAS]
+        if getattr(database, "can_owe", lambda: False)():
+            database.owe_check(check)  # type: ignore[attr-defined]  # orchestrator.postgresql's, checked by can_owe
+            return check
+        check.sent = True
+        try:
+            with database.cursor() as cursor:
+                cursor.execute(sql, params)
+        except DatabaseError as exc:
+            state = getattr(exc.__cause__, "sqlstate", None)
+            if state in refusals:
+                check.refused = state
+            raise
+        return check
+
+    def settle(self, check: FirstCheck) -> None:
+        """Run `check` now if no statement has carried it yet (raising its refusal, if any)."""
+        if not check.sent:
+            connections[DEFAULT_DB_ALIAS].send_owed()  # type: ignore[attr-defined]  # owed only there
+
     def finish_with(self, instance: Model) -> None:
         """INSERT `instance` as the transaction's last statement and commit with it, in one round trip
         where the database allows it (PostgreSQL, client-side binding): "INSERT ...; COMMIT". If the
@@ -194,31 +228,17 @@ class RequestTransaction:
         database.validate_no_broken_transaction()
         if self.outermost and getattr(database, "can_owe", lambda: False)():
             owe_insert(instance)
-            database.commit_now(closing=self.closing_statement)  # type: ignore[attr-defined]
-            self.closing_statement_ran = self.closing_statement is not None
-        elif _insert(instance, then_commit=self.outermost, closing=self.closing_statement):
-            self.closing_statement_ran = self.closing_statement is not None
+            database.commit_now()  # type: ignore[attr-defined]
+        else:
+            _insert(instance, then_commit=self.outermost)
 
     def roll_back(self) -> None:
-        """End the transaction undone: at once with the closing statement in one round trip where the
-        database allows it, else when the `atomic()` around it exits."""
+        """End the transaction undone when the `atomic()` around it exits."""
         transaction.set_rollback(True)
-        if not (self.outermost and _sends_one_string()):
-            return
-        database = connections[DEFAULT_DB_ALIAS]
-        # Not through Django's cursor, which refuses to run anything in a transaction marked for rollback.
-        # A transaction whose BEGIN never went out (no statement ran) has nothing to roll back.
-        statements = [] if getattr(database, "begin_owed", False) else ["ROLLBACK"]
-        if self.closing_statement:
-            statements.append(self.closing_statement)
-        if statements:
-            with database.wrap_database_errors:
-                database.connection.execute("; ".join(statements))
-        self.closing_statement_ran = self.closing_statement is not None
 
 
-def request_transaction(*, closing_statement: str | None = None) -> RequestTransaction:
-    return RequestTransaction(closing_statement=closing_statement)
+def request_transaction() -> RequestTransaction:
+    return RequestTransaction()
 
 
 def service_transaction() -> transaction.Atomic:

@@ -2,9 +2,10 @@
 keep every property Django's own backend gives them."""
 
 import pytest
-from django.db import ProgrammingError, connection, transaction
+from django.db import DataError, IntegrityError, ProgrammingError, connection, transaction
 from psycopg import pq
 
+from orchestrator.db import FirstCheck
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,9 +176,100 @@ def test_a_transaction_owing_only_writes_commits_them_with_one_round_trip(monkey
 
 
 def test_a_failing_owed_write_fails_its_transaction_and_commits_nothing():
-    from django.db import IntegrityError
-
     with pytest.raises(IntegrityError), transaction.atomic():
         Session.objects.create(role="finance", owner="token:sent")
         connection.owe("INSERT INTO agent_sessions_session (id) VALUES (NULL)", [])
     assert _owners() == []
+
+
+# --- a check that must pass before anything else of its transaction runs (owe_check) ---------------
+
+
+def _check(*, refuse):
+    # Division by zero (SQLSTATE 22012) stands for a refusal the check's owner knows by its state.
+    return FirstCheck("SELECT CASE WHEN %s THEN 1 / 0 END", [refuse], frozenset({"22012"}))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The query strings psycopg sends, one per round trip."""
+    import psycopg
+
+    strings = []
+    execute = psycopg.Cursor.execute
+    connection.ensure_connection()
+
+    def recording(self, query, params=None, **kwargs):
+        strings.append(query if isinstance(query, str) else query.decode())
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    return strings
+
+
+def test_an_owed_check_travels_after_begin_in_front_of_the_first_statement_and_before_owed_writes(sent):
+    check = _check(refuse=False)
+    with transaction.atomic():
+        connection.owe_check(check)
+        _owe_session("token:owed")
+        assert not check.sent
+        assert Session.objects.count() == 1
+    assert check.sent and check.refused is None
+    assert len(sent) == 1
+    assert sent[0].startswith("BEGIN; SELECT CASE WHEN false THEN 1 / 0 END; INSERT INTO")
+    assert _owners() == ["token:owed"]
+
+
+def test_a_refusing_check_stops_its_string_before_the_statement_it_carries_and_says_why():
+    check = _check(refuse=True)
+    with pytest.raises(DataError), transaction.atomic():
+        connection.owe_check(check)
+        _owe_session("token:owed")
+        Session.objects.create(role="finance", owner="token:sent")
+    assert check.sent and check.refused == "22012"
+    assert _owners() == []
+    assert _status() == IDLE
+
+
+def test_an_error_after_a_passing_check_is_not_the_checks_refusal():
+    check = _check(refuse=False)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        connection.owe_check(check)
+        connection.owe("INSERT INTO agent_sessions_session (id) VALUES (NULL)", [])
+        Session.objects.count()
+    assert check.sent and check.refused is None
+
+
+def test_a_check_no_statement_carried_goes_with_the_commit_and_can_refuse_it(sent):
+    passing = _check(refuse=False)
+    with transaction.atomic():
+        connection.owe_check(passing)
+        _owe_session("token:committed")
+    assert passing.sent and sent[-1].startswith("BEGIN; SELECT CASE") and sent[-1].endswith("; COMMIT")
+
+    refusing = _check(refuse=True)
+    with pytest.raises(DataError), transaction.atomic():
+        connection.owe_check(refusing)
+        _owe_session("token:never")
+    assert refusing.refused == "22012"
+    assert _owners() == ["token:committed"]
+
+
+def test_a_string_psycopg_would_not_send_leaves_the_check_owed_for_the_next_statement():
+    check = _check(refuse=False)
+    with transaction.atomic():
+        connection.owe_check(check)
+        with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+            cursor.execute("SELECT %s, %s", [1])  # one parameter short: never sent
+        assert not check.sent and connection.owed_check is check
+        assert Session.objects.count() == 0
+    assert check.sent
+
+
+def test_a_rollback_drops_an_owed_check_unsent():
+    check = _check(refuse=True)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        connection.owe_check(check)
+        raise RuntimeError("roll back")
+    assert not check.sent and connection.owed_check is None
+    assert Session.objects.count() == 0

@@ -13,6 +13,10 @@ and two kinds of them carry nothing the application waits for:
   statement, or with its COMMIT. So every statement still sees every earlier write, and a failing
   owed write fails the transaction it belongs to; a ROLLBACK drops what is owed. A savepoint's
   statements carry what was owed before it, so a rollback to the savepoint keeps those writes.
+- A check that must pass before anything else of the transaction runs (`owe_check`, used by the
+  Idempotency-Key: orchestrator.http.idempotency). It goes out right after BEGIN, in front of the
+  transaction's first statement; when it raises, the server runs nothing after it in that string,
+  and the SQLSTATE it refused with is kept on the check for its owner to act on.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
 statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
@@ -21,6 +25,7 @@ server_side_binding, or an isolation level other than the default, owing is off 
 behaves exactly as Django's.
 """
 
+import contextlib
 import datetime
 import functools
 from collections.abc import Sequence
@@ -47,12 +52,7 @@ class _SendsWhatIsOwed:
             return super()._execute(sql, params, *ignored_wrapper_args)
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
-            writes = list(self.db.owed_writes)
-            prefix, results_before = self.db.take_owed()
-            self.db.send(self.cursor, prefix, sql, params, writes=writes)
-            # The caller reads its own statement's result, not those of what went before it.
-            for _ in range(results_before):
-                self.cursor.nextset()
+            self.db.send(self.cursor, sql, params)
 
     def _executemany(self, sql, param_list, *ignored_wrapper_args):
         self.db.send_owed()
@@ -85,6 +85,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         # Each owed write as literal SQL, its parameters already bound (as client-side binding would).
         self.owed_writes: list[str] = []
+        # The transaction's owed check (orchestrator.db.FirstCheck) and its literal SQL, until it is sent.
+        self.owed_check = None
+        self._owed_check_sql = ""
 
     def _owing_allowed(self) -> bool:
         return (
@@ -107,39 +110,69 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # Query logs (tests, DEBUG) list the write where the code made it.
             self.queries_log.append({"sql": literal, "time": "0.000"})
 
+    def owe_check(self, check) -> None:
+        """Send `check` (an orchestrator.db.FirstCheck: `sql`, `params`, `refusals`) before anything else
+        this transaction runs, in front of its next statement; it marks itself sent or refused."""
+        with self.wrap_database_errors:
+            literal = self.connection.cursor().mogrify(check.sql, check.params)
+        self.owed_check, self._owed_check_sql = check, literal
+        if self.queries_logged:
+            self.queries_log.append({"sql": literal, "time": "0.000"})
+
     def has_owed(self) -> bool:
-        return self.begin_owed or bool(self.owed_writes)
+        return self.begin_owed or self.owed_check is not None or bool(self.owed_writes)
 
     def take_owed(self) -> tuple[str, int]:
         """(literal SQL, how many results it yields) of everything owed, now counted as sent."""
         statements = [_BEGIN] if self.begin_owed else []
+        if self.owed_check is not None:
+            statements.append(self._owed_check_sql)
+            self.owed_check.sent = True
+            self.owed_check = None
         statements.extend(self.owed_writes)
         self.begin_owed = False
         self.owed_writes = []
         return "; ".join(statements), len(statements)
 
-    def send(self, cursor, prefix: str, sql: str, params, *, writes: Sequence[str] = ()) -> None:
-        """Execute `prefix` (owed, literal: BEGIN and then `writes`) and the caller's `sql` with its
-        `params` as one string. When none of it ran, `writes` are owed again."""
-        began = prefix.startswith(_BEGIN)
+    @contextlib.contextmanager
+    def _sending_owed(self, writes: Sequence[str]):
+        """Around a string that carries what was owed: a check it carried learns whether it refused,
+        and when the server ran none of it, the check and `writes` are owed again."""
+        check, check_sql = self.owed_check, self._owed_check_sql
+        began = self.begin_owed
         try:
-            if params is None:
-                cursor.execute(f"{prefix}; {sql}")
-            else:
-                # The string is bound with the caller's parameters (positional or named): a literal %
-                # in the owed writes must be written as psycopg reads it.
-                cursor.execute(f"{prefix.replace('%', '%%')}; {sql}", params)
+            yield
         except psycopg.Error as exc:
             if self._ran_nothing(began, exc):
                 # psycopg refused the string before sending it (a value it cannot bind, a wrong count of
-                # parameters), or the server could not parse it: the writes are still owed, as a
-                # transaction that goes on would have had them with Django's backend.
+                # parameters), or the server could not parse it: the check and the writes are still
+                # owed, as a transaction that goes on would have had them with Django's backend.
+                if check is not None:
+                    check.sent = False
+                    self.owed_check, self._owed_check_sql = check, check_sql
                 self.owed_writes[:0] = writes
+            elif check is not None and exc.sqlstate in check.refusals:
+                check.refused = exc.sqlstate
             raise
         finally:
             if began and self.connection.info.transaction_status == pq.TransactionStatus.IDLE:
                 # The server never ran the BEGIN (the string did not parse): still owed.
                 self.begin_owed = True
+
+    def send(self, cursor, sql: str, params) -> None:
+        """Execute everything owed (BEGIN, the check, the writes) and the caller's `sql` with its
+        `params` as one string."""
+        writes = list(self.owed_writes)
+        with self._sending_owed(writes):
+            prefix, results_before = self.take_owed()
+            if params is not None:
+                # Bound on its own, as the caller wrote it: psycopg parses the caller's statement once
+                # and caches it, where the whole string, literals included, would be new every time.
+                sql = cursor.mogrify(sql, params)
+            cursor.execute(f"{prefix}; {sql}")
+        # The caller reads its own statement's result, not those of what went before it.
+        for _ in range(results_before):
+            cursor.nextset()
 
     def _ran_nothing(self, began: bool, exc: "psycopg.Error") -> bool:
         status = self.connection.info.transaction_status
@@ -153,30 +186,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def send_owed(self) -> None:
         """Send what is owed on its own (before a statement that cannot carry it)."""
         if self.has_owed():
-            prefix, _ = self.take_owed()
-            with self.wrap_database_errors:
-                try:
-                    self.connection.cursor().execute(prefix)
-                finally:
-                    if (
-                        prefix.startswith(_BEGIN)
-                        and self.connection.info.transaction_status == pq.TransactionStatus.IDLE
-                    ):
-                        self.begin_owed = True
+            with self.wrap_database_errors, self._sending_owed(list(self.owed_writes)):
+                prefix, _ = self.take_owed()
+                self.connection.cursor().execute(prefix)
 
-    def commit_now(self, *, closing: str | None = None) -> None:
-        """COMMIT the transaction in one round trip with everything it owes, then `closing`
-        (a statement of its own, after the transaction). Django's own commit then finds nothing to
-        do. Raises, having committed nothing, when an owed write fails."""
-        prefix, _ = self.take_owed()
-        statements = [part for part in (prefix, "COMMIT", closing) if part]
-        with self.wrap_database_errors:
-            self.connection.cursor().execute("; ".join(statements))
+    def commit_now(self) -> None:
+        """COMMIT the transaction in one round trip with everything it owes. Django's own commit then
+        finds nothing to do. Raises, having committed nothing, when an owed check or write fails."""
+        with self.wrap_database_errors, self._sending_owed(list(self.owed_writes)):
+            prefix, _ = self.take_owed()
+            self.connection.cursor().execute(f"{prefix}; COMMIT" if prefix else "COMMIT")
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
+    def _forget_owed(self) -> None:
+        self.begin_owed = False
+        self.owed_writes = []
+        self.owed_check = None
+
     def _set_autocommit(self, autocommit):
         self.owed_writes = []
+        self.owed_check = None
         if autocommit or not self._owing_allowed():
             self.begin_owed = False
             super()._set_autocommit(autocommit)
@@ -185,20 +215,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.begin_owed = True
 
     def _commit(self):
-        if self.owed_writes:
+        if self.owed_writes or self.owed_check is not None:
             return self.commit_now()
         # A transaction that never sent its BEGIN has nothing to commit (psycopg sees IDLE and skips).
         self.begin_owed = False
         return super()._commit()
 
     def _rollback(self):
-        self.begin_owed = False
-        self.owed_writes = []
+        self._forget_owed()
         return super()._rollback()
 
     def _close(self):
-        self.begin_owed = False
-        self.owed_writes = []
+        self._forget_owed()
         return super()._close()
 
     def create_cursor(self, name=None):
