@@ -5,11 +5,14 @@ scoped to the authenticated principal and one caller never sees another's stored
 The durable record is written in the same transaction as the handler's side effects, and travels
 to the database with that transaction's COMMIT. docs/idempotency.md is the contract for clients.
 
-In-flight detection: on PostgreSQL one statement reads the key's record and, when there is none,
-tries the key's advisory lock (_LOCK_AND_READ_SQL), so a replay needs nothing more and a concurrent
-duplicate learns at once that the first is still running (409) instead of waiting or running a
-second time. On SQLite every transaction starts with BEGIN IMMEDIATE (see settings), which already
-serialises them: a duplicate waits for the first to commit and then replays it.
+In-flight detection: on PostgreSQL the request's transaction starts with a call of the function
+`orchestrator_claim_idempotency_key` (migration http 0002), which refuses when the key has a live
+record (a replay) or when another transaction holds the key's advisory lock (a duplicate in flight:
+409 at once, never a wait), and otherwise takes that lock until the transaction ends. The call rides
+in front of the handler's first statement (orchestrator.db.RequestTransaction.check_first), so a
+first request pays no round trip for its key, and a refusal stops the string before anything of the
+handler runs in the database. On SQLite every transaction starts with BEGIN IMMEDIATE (see settings),
+which already serialises them: a duplicate waits for the first to commit and then replays it.
 """
 
 import hashlib
@@ -127,43 +130,33 @@ def lock_id_of(principal, key):
     return int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
 
 
-# PostgreSQL, outside any transaction, one round trip: the key's record, and when it has none (or
-# one past its TTL) the key's advisory lock, tried and never waited for. A stored answer is then
-# replayed with no transaction at all; a duplicate arriving while the first attempt is in flight
-# learns it at once (409). The lock is held by the database session until the request's work
-# commits or rolls back (KeyLock releases it in that same round trip). A first attempt that commits
-# between this statement's snapshot and its lock attempt is not seen here; its unique (principal,
-# key) row then stops this one at insert time (409 too), so exactly-once never rests on this read.
-_LOCK_AND_READ_SQL = """
-SELECT CASE WHEN r.id IS NULL OR r.expires_at <= %s THEN pg_try_advisory_lock(%s) END,
-       r.id, r.fingerprint, r.status_code, r.response_body, r.response_headers
-FROM (SELECT 1) AS one
-LEFT JOIN orchestrator_idempotencyrecord AS r ON r.principal = %s AND r.key = %s
-"""
+# The SQLSTATEs orchestrator_claim_idempotency_key refuses with (class IK is no PostgreSQL class).
+KEY_ANSWERED = "IK001"
+KEY_IN_FLIGHT = "IK002"
+_CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
+_CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, %s)"
+_READ_SQL = (
+    "SELECT fingerprint, status_code, response_body, response_headers FROM orchestrator_idempotencyrecord"
+    " WHERE principal = %s AND key = %s AND expires_at > %s"
+)
 
 
-class KeyLock:
-    """The advisory lock of one (principal, key) on PostgreSQL, from its lock-and-read to its release."""
+class _KeyRefused(Exception):
+    """The claim refused the key (KEY_ANSWERED or KEY_IN_FLIGHT): leaves the request's transaction."""
 
-    def __init__(self, principal, key):
-        self.lock_id = lock_id_of(principal, key)
-        self.held = False
+    def __init__(self, state):
+        super().__init__(state)
+        self.state = state
 
-    @property
-    def release_sql(self):
-        return f"SELECT pg_advisory_unlock({self.lock_id})"
 
-    def release_after(self, work):
-        """Once the request's work has ended: nothing to do when the release travelled with its COMMIT or
-        ROLLBACK, else released on its own. A connection that broke has lost its locks already (the
-        server drops them with the session), so failing to reach it here is no leak."""
-        if self.held and not work.closing_statement_ran:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute(self.release_sql)
-            except DatabaseError as exc:
-                logger.warning("idempotency key lock not released, the connection is gone with it: %s", exc)
-        self.held = False
+def _refusal_of(claim, run):
+    """`run()`; a database error caused by `claim` refusing the key is raised as _KeyRefused."""
+    try:
+        return run()
+    except DatabaseError:
+        if claim is None or claim.refused is None:
+            raise
+        raise _KeyRefused(claim.refused) from None
 
 
 def _stored_from_row(fingerprint, status_code, body, headers):
@@ -172,18 +165,12 @@ def _stored_from_row(fingerprint, status_code, body, headers):
     return StoredResponse(fingerprint=fingerprint, status_code=status_code, body=bytes(body), headers=headers)
 
 
-def _lock_and_read(lock, principal, key, now):
-    """(id of an expired record to drop or None, live StoredResponse or None); takes `lock` when
-    there is no live record, or raises 409 when another request holds it."""
+def _read_stored(principal, key, now):
+    """The live stored answer of (principal, key), read after the claim refused it as answered."""
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_AND_READ_SQL, [now, lock.lock_id, principal, key])
-        locked, record_id, fingerprint, status_code, body, headers = cursor.fetchone()
-    if locked is None:
-        return None, _stored_from_row(fingerprint, status_code, body, headers)
-    if not locked:
-        raise IdempotencyKeyInFlight()
-    lock.held = True
-    return record_id, None
+        cursor.execute(_READ_SQL, [principal, key, now])
+        row = cursor.fetchone()
+    return None if row is None else _stored_from_row(*row)
 
 
 def _is_scope_conflict(exc):
@@ -198,8 +185,8 @@ def _is_scope_conflict(exc):
 
 
 def _read_serialised(principal, key, now):
-    """SQLite: the same answer as _lock_and_read, inside the transaction, without a lock: its
-    BEGIN IMMEDIATE already serialises writers (see the module docstring)."""
+    """SQLite: (id of an expired record to drop or None, live StoredResponse or None), read inside the
+    transaction without a lock: its BEGIN IMMEDIATE already serialises writers (module docstring)."""
     record = next(iter(IdempotencyRecord.objects.filter(principal=principal, key=key)[:1]), None)
     if record is None:
         return None, None
@@ -251,59 +238,80 @@ def _execute(view, request, respond):
             raise IdempotencyKeyRequired()
         return _respond_in_one_transaction(respond)
 
+    subject = principal.subject
     path = request.get_full_path()
     fingerprint = fingerprint_of(request.method, path, request.body)
     now = timezone.now()
-    lock = None
+    try:
+        with request_transaction() as work:
+            return _respond_once(view, request, respond, work, subject, key, path, fingerprint, now)
+    except _KeyRefused as refusal:
+        # Whatever the handler did is rolled back, and what it asked to write after a rollback (a
+        # refusal kept on record) belongs to a request that never ran.
+        view.forget_writes_after_rollback()
+        if refusal.state == KEY_IN_FLIGHT:
+            raise IdempotencyKeyInFlight() from None
+        stored = _read_stored(subject, key, now)
+        if stored is None:
+            # Expired or purged between the claim and this read: the key is new again; the client's
+            # retry runs it.
+            raise IdempotencyKeyInFlight() from None
+        return stored.replay(fingerprint)
+
+
+def _respond_once(view, request, respond, work, subject, key, path, fingerprint, now):
+    """Inside the request's transaction: the key claimed (or found answered), the handler run, and its
+    answer stored with the COMMIT of its effects. Raises _KeyRefused when the key is not this
+    request's to run."""
+    claim = None
     if connection.vendor == "postgresql":
-        lock = KeyLock(principal.subject, key)
-        expired_id, stored = _lock_and_read(lock, principal.subject, key, now)
+        claim = work.check_first(_CLAIM_SQL, [lock_id_of(subject, key), subject, key, now], refusals=_CLAIM_REFUSALS)
+    else:
+        expired_id, stored = _read_serialised(subject, key, now)
         if stored is not None:
             return stored.replay(fingerprint)
-    work = request_transaction(closing_statement=lock.release_sql if lock else None)
-    try:
-        with work:
-            if lock is None:
-                expired_id, stored = _read_serialised(principal.subject, key, now)
-                if stored is not None:
-                    return stored.replay(fingerprint)
-            if expired_id is not None:
-                # Past its TTL the key is new again; the purge job may not have reached it yet.
-                IdempotencyRecord.objects.filter(pk=expired_id).delete()
+        if expired_id is not None:
+            # Past its TTL the key is new again; the purge job may not have reached it yet.
+            IdempotencyRecord.objects.filter(pk=expired_id).delete()
 
-            response = respond()
-            if response.status_code >= 400:
-                work.roll_back()
-                return response
-
-            response = view.finalize_response(request, response, *view.args, **view.kwargs)
-            response.render()
-            record = IdempotencyRecord(
-                principal=principal.subject,
-                key=key,
-                method=request.method,
-                path=path,
-                fingerprint=fingerprint,
-                status_code=response.status_code,
-                response_body=response.content,
-                response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
-                created_at=now,
-                expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
-            )
-            try:
-                # The record and the COMMIT of everything the request did travel together.
-                work.finish_with(record)
-            except IntegrityError as exc:
-                if not _is_scope_conflict(exc):
-                    # Not the key's row (a deferred foreign key, a failing owed write): the error it is.
-                    raise
-                # Another first attempt committed this key in between (see _LOCK_AND_READ_SQL);
-                # leaving here rolls back this one's effects.
-                raise IdempotencyKeyInFlight() from None
+    response = _refusal_of(claim, respond)
+    if claim is not None and claim.refused is not None:
+        # The handler met the refusal and answered it itself; the refusal is what counts.
+        raise _KeyRefused(claim.refused)
+    if response.status_code >= 400:
+        if claim is not None:
+            # Answered before any statement (bad input, a paused role): the key may still hold a
+            # stored answer to replay, or a first attempt in flight.
+            _refusal_of(claim, lambda: work.settle(claim))
+        work.roll_back()
         return response
-    finally:
-        if lock is not None:
-            lock.release_after(work)
+
+    response = view.finalize_response(request, response, *view.args, **view.kwargs)
+    response.render()
+    record = IdempotencyRecord(
+        principal=subject,
+        key=key,
+        method=request.method,
+        path=path,
+        fingerprint=fingerprint,
+        status_code=response.status_code,
+        response_body=response.content,
+        response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
+    )
+    try:
+        # The record and the COMMIT of everything the request did travel together (with the claim,
+        # when the handler ran no statement).
+        _refusal_of(claim, lambda: work.finish_with(record))
+    except IntegrityError as exc:
+        if not _is_scope_conflict(exc):
+            # Not the key's row (a deferred foreign key, a failing owed write): the error it is.
+            raise
+        # Another first attempt committed this key in between (only possible where no claim takes the
+        # key's lock first); leaving here rolls back this one's effects.
+        raise IdempotencyKeyInFlight() from None
+    return response
 
 
 def purge_idempotency_keys(*, now=None) -> int:

@@ -58,6 +58,11 @@ class ApiView(APIView):
             with transaction.atomic():
                 write()
 
+    def forget_writes_after_rollback(self):
+        """The handler's answer is dropped (the Idempotency-Key was not this request's to run), and
+        with it what the handler asked to keep on record."""
+        self._after_rollback.clear()
+
     def _handles(self, method):
         method = method.lower()
         return method in self.http_method_names and hasattr(self, method)

@@ -44,16 +44,18 @@ def test_a_foreign_key_broken_before_the_commit_is_a_server_error_not_a_request_
     assert not IdempotencyRecord.objects.exists()
 
 
-def test_a_first_attempt_that_committed_the_key_meanwhile_still_makes_this_one_a_409_that_commits_nothing(
+def test_a_record_of_the_key_committed_meanwhile_by_a_writer_outside_the_claim_makes_this_one_a_409_that_commits_nothing(
     client_for, new_key, monkeypatch
 ):
-    import orchestrator.http.idempotency as idempotency
-
+    # Every request claims its key (and its lock) first, so only a writer that skips the claim can
+    # commit the key meanwhile; the unique (principal, key) row still stops this one at its COMMIT.
     client, key = client_for("finance"), new_key()
-    real_lock_and_read = idempotency._lock_and_read
+    subject = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["owner"]
+    real_create_session = sessions.services.create_session
 
-    def lock_and_read_then_the_other_commits(lock, principal, key, now):
-        found = real_lock_and_read(lock, principal, key, now)
+    def create_session_then_the_other_commits(**kwargs):
+        # The claim travelled with the session's INSERT: the key was free and is this request's.
+        session = real_create_session(**kwargs)
         other = connections.create_connection("default")
         try:
             with other.cursor() as cursor:
@@ -61,16 +63,16 @@ def test_a_first_attempt_that_committed_the_key_meanwhile_still_makes_this_one_a
                     "INSERT INTO orchestrator_idempotencyrecord (principal, key, method, path, fingerprint,"
                     " status_code, response_body, response_headers, created_at, expires_at)"
                     " VALUES (%s, %s, 'POST', '/api/v1/sessions', '', 201, '', '{}', now(), now() + interval '1 day')",
-                    [principal, key],
+                    [subject, key],
                 )
         finally:
             other.close()
-        return found
+        return session
 
-    monkeypatch.setattr(idempotency, "_lock_and_read", lock_and_read_then_the_other_commits)
+    monkeypatch.setattr(sessions.services, "create_session", create_session_then_the_other_commits)
 
     second = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
     assert second.status_code == 409
     assert second.json()["type"].endswith("idempotency_key_in_flight")
-    assert not Session.objects.exists()
+    assert Session.objects.count() == 1

@@ -1,5 +1,6 @@
 """A retry with the same key and payload replays the original answer and runs nothing again."""
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -95,31 +96,69 @@ def test_the_trace_id_of_a_replay_is_the_retrys_own(client_for, new_key):
     assert retry["X-Trace-Id"] == "second-try"
 
 
+@pytest.fixture
+def inserts_tried():
+    """inserts_tried(table) -> how many rows the database was asked to insert into `table` since, counted
+    by a trigger on a sequence, which no rollback takes back: an INSERT that ran and was rolled back
+    still counts."""
+    made = []
+
+    def count(table):
+        name = f"test_inserts_into_{table}"
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SEQUENCE {name} MINVALUE 0 START 0")
+            cursor.execute(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS"
+                f" $$ BEGIN PERFORM nextval('{name}'); RETURN NEW; END $$"
+            )
+            cursor.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()")
+        made.append((table, name))
+
+        def tried():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT last_value, is_called FROM {name}")
+                value, called = cursor.fetchone()
+            return value if called else 0
+
+        return tried
+
+    yield count
+    with connection.cursor() as cursor:
+        for table, name in made:
+            cursor.execute(f"DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}(); DROP SEQUENCE {name}")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_replay_is_one_read_and_no_transaction(client_for, new_key):
+def test_a_replay_is_refused_in_front_of_the_handlers_first_statement_so_none_of_it_runs(
+    client_for, new_key, inserts_tried
+):
     client, key = client_for("finance"), new_key()
-    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
-    client.get("/api/v1/sessions")  # the token is now in the process cache, so auth needs no query either
+    session_id = post(client, "/api/v1/sessions", {"role": "finance"}, new_key()).json()["session_id"]
+    first = post(client, f"/api/v1/sessions/{session_id}/messages", {"content": "paid"}, key)
+    messages_tried = inserts_tried("agent_sessions_sessionmessage")
+    events_tried = inserts_tried("audit_auditevent")
 
     with CaptureQueriesContext(connection) as queries:
-        retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+        retry = post(client, f"/api/v1/sessions/{session_id}/messages", {"content": "paid"}, key)
 
     assert retry["Idempotent-Replayed"] == "true"
     assert retry.content == first.content
-    statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
-    assert statements == ["SELECT"]
+    assert messages_tried() == 0 and events_tried() == 0
+    assert SessionMessage.objects.count() == 1
+    claim = next(i for i, q in enumerate(queries.captured_queries) if "orchestrator_claim_idempotency_key" in q["sql"])
+    assert claim == 1 and queries.captured_queries[0]["sql"] == "BEGIN"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_replay_served_from_the_database_writes_nothing(client_for, new_key):
+def test_a_replay_leaves_no_lock_and_no_transaction_behind(client_for, new_key):
     client, key = client_for("finance"), new_key()
-    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    post(client, "/api/v1/sessions", {"role": "finance"}, key)
 
-    with CaptureQueriesContext(connection) as queries:
-        retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
 
     assert retry["Idempotent-Replayed"] == "true"
-    assert retry.content == first.content
-    statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
-    assert "SELECT" in statements
-    assert not {"INSERT", "UPDATE", "DELETE"} & set(statements), statements
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cursor.fetchone()[0] == 0
+    assert Session.objects.count() == 1
