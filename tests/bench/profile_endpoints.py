@@ -64,6 +64,14 @@ def environ(kind, index, token, key=None):
     return env
 
 
+def backend_cpu_seconds(pid):
+    """User + system CPU time of the PostgreSQL backend `pid` (same machine), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime, fields 14 and 15 of proc(5), counted after the command name's ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process(app, kind, *, key=False, **app_settings):
     """Create, migrate and seed this tool's database, load `app` ("ours" or "naive") in this process
     with `app_settings` as its environment, and return (call, statuses): call(index) sends the
@@ -141,6 +149,9 @@ def main(argv=None):
 
     gc.callbacks.append(count_collection)
     index = WARM_UP_REQUESTS + 1
+    # Persistent connections (DATABASE_CONN_MAX_AGE): every request talks to this one backend.
+    backend_pid = connection.connection.info.backend_pid
+    backend = backend_cpu_seconds(backend_pid)
     cpu, wall, system = time.process_time(), time.perf_counter(), os.times().system
     for _ in range(BATCHES):
         batch_cpu = time.process_time()
@@ -150,12 +161,16 @@ def main(argv=None):
         batches.append((time.process_time() - batch_cpu) / (args.requests // BATCHES))
     cpu, wall, system = time.process_time() - cpu, time.perf_counter() - wall, os.times().system - system
     gc.callbacks.remove(count_collection)
+    same_backend = connection.connection is not None and connection.connection.info.backend_pid == backend_pid
+    backend = backend_cpu_seconds(backend_pid) - backend if same_backend else None
     connection.close()
     harness.drop_database(DATABASE)
     print(
         f"{args.app} {args.kind}: {1e6 * cpu / args.requests:.0f} us CPU (of which system {1e6 * system / args.requests:.0f}) "
         f"and {1e6 * wall / args.requests:.0f} us wall per request over {args.requests} requests, answers {sorted(statuses)}; {harness.machine()}"
     )
+    if backend is not None:
+        print(f"  database backend: {1e6 * backend / args.requests:.0f} us CPU per request (its user + system time)")
     print(
         f"  per batch of {args.requests // BATCHES}: best {1e6 * min(batches):.0f} us CPU, median {1e6 * harness.median(batches):.0f} us"
     )
