@@ -216,21 +216,22 @@ class RequestTransaction:
         if not check.sent:
             connections[DEFAULT_DB_ALIAS].send_owed()  # type: ignore[attr-defined]  # owed only there
 
-    def finish_with(self, instance: Model) -> None:
-        """INSERT `instance` as the transaction's last statement and commit with it, in one round trip
-        where the database allows it (PostgreSQL, client-side binding): "INSERT ...; COMMIT". If the
-        INSERT fails, the COMMIT never runs and the error rolls everything back. Nothing may run in
-        this transaction afterwards; the `atomic()` around it finds it committed (its own COMMIT is
-        skipped) and runs the on-commit hooks."""
+    def finish_with(self, sql: str, params: list) -> None:
+        """Run `sql`, a write nobody reads back, as the transaction's last statement and commit with it,
+        in one round trip where the database allows it (PostgreSQL, client-side binding): "INSERT ...;
+        COMMIT". If it fails, the COMMIT never runs and the error rolls everything back. Nothing may
+        run in this transaction afterwards; the `atomic()` around it finds it committed (its own COMMIT
+        is skipped) and runs the on-commit hooks."""
         database = connections[DEFAULT_DB_ALIAS]
         # The COMMIT below goes past Django's cursor: refuse, as that cursor would, a transaction an
         # error has marked for rollback (a service block that failed, its error swallowed).
         database.validate_no_broken_transaction()
         if self.outermost and getattr(database, "can_owe", lambda: False)():
-            owe_insert(instance)
+            database.owe(sql, params)  # type: ignore[attr-defined]  # orchestrator.postgresql's, checked by can_owe
             database.commit_now()  # type: ignore[attr-defined]
         else:
-            _insert(instance, then_commit=self.outermost)
+            with database.cursor() as cursor:
+                cursor.execute(sql, params)
 
     def roll_back(self) -> None:
         """End the transaction undone when the `atomic()` around it exits."""

@@ -133,18 +133,12 @@ def test_a_service_transaction_keeps_its_savepoint_anywhere_else_so_a_caller_can
 
 
 def _record(key):
+    """(SQL, parameters) of an IdempotencyRecord's INSERT, as the idempotency path finishes with one."""
     now = timezone.now()
-    return IdempotencyRecord(
-        principal="token:1",
-        key=key,
-        method="POST",
-        path="/x",
-        fingerprint="f" * 64,
-        status_code=201,
-        response_body=b"{}",
-        response_headers={},
-        created_at=now,
-        expires_at=now + datetime.timedelta(days=1),
+    return (
+        "INSERT INTO orchestrator_idempotencyrecord (principal, key, method, path, fingerprint, status_code,"
+        " response_body, response_headers, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        ["token:1", key, "POST", "/x", "f" * 64, 201, b"{}", "{}", now, now + datetime.timedelta(days=1)],
     )
 
 
@@ -174,7 +168,7 @@ def test_a_request_transaction_sends_its_writes_in_two_round_trips_and_then_runs
             AuditEvent(event_type="e", actor="a", role="", timestamp=timezone.now(), target_type="t", target_id="1")
         )
         transaction.on_commit(lambda: hooks.append(Session.objects.count()))
-        work.finish_with(_record("k"))
+        work.finish_with(*_record("k"))
 
     first, last = sent[:2]
     assert first.startswith('BEGIN; INSERT INTO "agent_sessions_session"')
@@ -191,12 +185,13 @@ def test_a_request_transaction_sends_its_writes_in_two_round_trips_and_then_runs
 
 @pytest.mark.django_db(transaction=True)
 def test_a_last_insert_that_fails_commits_nothing_of_the_request():
-    insert(_record("taken"))
+    with connection.cursor() as cursor:
+        cursor.execute(*_record("taken"))
     hooks = []
     with pytest.raises(IntegrityError), request_transaction() as work:
         Session.objects.create(role="finance", owner="token:1")
         transaction.on_commit(lambda: hooks.append("ran"))
-        work.finish_with(_record("taken"))
+        work.finish_with(*_record("taken"))
 
     assert Session.objects.count() == 0
     assert hooks == []

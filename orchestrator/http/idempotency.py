@@ -15,6 +15,7 @@ handler runs in the database. On SQLite every transaction starts with BEGIN IMME
 which already serialises them: a duplicate waits for the first to commit and then replays it.
 """
 
+import functools
 import hashlib
 import logging
 import re
@@ -173,6 +174,58 @@ def _read_stored(principal, key, now):
     return None if row is None else _stored_from_row(*row)
 
 
+# The columns _record_insert writes, in its parameters' order (the IdempotencyRecord's fields but its id).
+_RECORD_COLUMNS = (
+    "principal",
+    "key",
+    "method",
+    "path",
+    "fingerprint",
+    "status_code",
+    "response_body",
+    "response_headers",
+    "created_at",
+    "expires_at",
+)
+
+
+@functools.cache
+def _record_insert_sql(vendor):
+    quote = connection.ops.quote_name
+    # The headers go as JSON text: PostgreSQL is told to read it as jsonb, SQLite keeps JSON as text.
+    values = [
+        "%s::jsonb" if vendor == "postgresql" and column == "response_headers" else "%s" for column in _RECORD_COLUMNS
+    ]
+    return (
+        f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(map(quote, _RECORD_COLUMNS))})"
+        f" VALUES ({', '.join(values)})"
+    )
+
+
+def _record_insert(*, principal, key, method, path, fingerprint, response, now):
+    """(SQL, parameters) of the INSERT of the key's IdempotencyRecord, its values in the database's own
+    terms. Written by hand rather than through a model instance and the ORM's field conversions: those
+    cost a keyed write about 30 us of CPU in a tight loop and several times that inside a request
+    (docs/benchmarks.md), for ten plain values."""
+    ops = connection.ops
+    headers = {header: response[header] for header in STORED_HEADERS if response.has_header(header)}
+    sql = _record_insert_sql(connection.vendor)
+    expires_at = now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    params = [
+        principal,
+        key,
+        method,
+        path,
+        fingerprint,
+        response.status_code,
+        response.content,
+        orjson.dumps(headers).decode(),
+        ops.adapt_datetimefield_value(now),
+        ops.adapt_datetimefield_value(expires_at),
+    ]
+    return sql, params
+
+
 def _is_scope_conflict(exc):
     """True when `exc` is the unique (principal, key) row refusing a second record for the key. The
     record travels with the COMMIT, so any other constraint checked there fails the same statement."""
@@ -288,22 +341,19 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
 
     response = view.finalize_response(request, response, *view.args, **view.kwargs)
     response.render()
-    record = IdempotencyRecord(
+    record_sql, record_params = _record_insert(
         principal=subject,
         key=key,
         method=request.method,
         path=path,
         fingerprint=fingerprint,
-        status_code=response.status_code,
-        response_body=response.content,
-        response_headers={header: response[header] for header in STORED_HEADERS if response.has_header(header)},
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
+        response=response,
+        now=now,
     )
     try:
         # The record and the COMMIT of everything the request did travel together (with the claim,
         # when the handler ran no statement).
-        _refusal_of(claim, lambda: work.finish_with(record))
+        _refusal_of(claim, lambda: work.finish_with(record_sql, record_params))
     except IntegrityError as exc:
         if not _is_scope_conflict(exc):
             # Not the key's row (a deferred foreign key, a failing owed write): the error it is.
