@@ -194,7 +194,9 @@ class RequestTransaction:
     def check_first(self, sql: str, params: list, *, refusals: frozenset[str]) -> FirstCheck:
         """Run `sql` before anything else this transaction does. Where the backend can (PostgreSQL,
         orchestrator/postgresql) it travels in front of the transaction's first statement instead of
-        taking a round trip of its own, so its answer, and its refusal, come with that statement's."""
+        taking a round trip of its own, so its refusal comes as the error of that statement; anywhere
+        else it runs now, and its refusal is not raised here. Either way the caller looks at
+        `refused` after this returns and after any database error."""
         check = FirstCheck(sql, params, refusals)
         database = connections[DEFAULT_DB_ALIAS]
         if getattr(database, "can_owe", lambda: False)():
@@ -206,9 +208,11 @@ class RequestTransaction:
                 cursor.execute(sql, params)
         except DatabaseError as exc:
             state = getattr(exc.__cause__, "sqlstate", None)
-            if state in refusals:
-                check.refused = state
-            raise
+            if state not in refusals:
+                raise
+            # The transaction is aborted; the atomic() around it rolls it back.
+            check.refused = state
+            transaction.set_rollback(True)
         return check
 
     def settle(self, check: FirstCheck) -> None:

@@ -273,3 +273,18 @@ def test_a_rollback_drops_an_owed_check_unsent():
         raise RuntimeError("roll back")
     assert not check.sent and connection.owed_check is None
     assert Session.objects.count() == 0
+
+
+def test_a_value_psycopg_cannot_bind_leaves_the_check_and_the_writes_owed():
+    from psycopg.types.json import Jsonb
+
+    check = _check(refuse=False)
+    with transaction.atomic():
+        connection.owe_check(check)
+        _owe_session("token:owed")
+        with pytest.raises(TypeError), connection.cursor() as cursor:
+            cursor.execute("SELECT %s::jsonb", [Jsonb({"a set": {1, 2}})])  # json cannot dump a set
+        assert not check.sent and connection.owed_check is check
+        assert Session.objects.count() == 1
+    assert check.sent
+    assert _owners() == ["token:owed"]

@@ -319,6 +319,9 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
     claim = None
     if connection.vendor == "postgresql":
         claim = work.check_first(_CLAIM_SQL, [lock_id_of(subject, key), subject, key, now], refusals=_CLAIM_REFUSALS)
+        if claim.refused is not None:
+            # Run at once (nothing can be owed with server-side binding or another isolation level).
+            raise _KeyRefused(claim.refused)
     else:
         expired_id, stored = _read_serialised(subject, key, now)
         if stored is not None:

@@ -162,13 +162,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def send(self, cursor, sql: str, params) -> None:
         """Execute everything owed (BEGIN, the check, the writes) and the caller's `sql` with its
         `params` as one string."""
+        if params is not None:
+            # Bound on its own, as the caller wrote it: psycopg parses the caller's statement once and
+            # caches it, where the whole string, literals included, would be new every time. Before
+            # anything owed is taken: a value that cannot be bound leaves all of it owed.
+            sql = cursor.mogrify(sql, params)
         writes = list(self.owed_writes)
         with self._sending_owed(writes):
             prefix, results_before = self.take_owed()
-            if params is not None:
-                # Bound on its own, as the caller wrote it: psycopg parses the caller's statement once
-                # and caches it, where the whole string, literals included, would be new every time.
-                sql = cursor.mogrify(sql, params)
             cursor.execute(f"{prefix}; {sql}")
         # The caller reads its own statement's result, not those of what went before it.
         for _ in range(results_before):
