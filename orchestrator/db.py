@@ -152,6 +152,10 @@ def _insert(instance: Model, *, then_commit: bool) -> None:
 _request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
 
 
+# RequestTransaction.roll_back_then_read's answer when the read could not go with the ROLLBACK.
+NOT_READ_YET = object()
+
+
 class FirstCheck:
     """A statement that must pass before anything else of its transaction runs (RequestTransaction.check_first).
 
@@ -240,6 +244,23 @@ class RequestTransaction:
     def roll_back(self) -> None:
         """End the transaction undone when the `atomic()` around it exits."""
         transaction.set_rollback(True)
+
+    def roll_back_then_read(self, sql: str, params: list) -> Any:
+        """End the transaction undone and run `sql`, a read, right after it, in the ROLLBACK's round
+        trip where the database allows it (PostgreSQL, client-side binding): its first row, or None.
+        Elsewhere the read is the caller's to run once the `atomic()` around it has exited:
+        NOT_READ_YET."""
+        transaction.set_rollback(True)
+        if not (self.outermost and _sends_one_string()):
+            return NOT_READ_YET
+        database = connections[DEFAULT_DB_ALIAS]
+        # Past Django's cursor, which refuses to run anything in a transaction marked for rollback; the
+        # atomic() then finds the transaction ended and sends nothing.
+        with database.wrap_database_errors:
+            cursor = database.connection.cursor()
+            cursor.execute(f"ROLLBACK; {cursor.mogrify(sql, params)}")
+            cursor.nextset()
+            return cursor.fetchone()
 
 
 def request_transaction() -> RequestTransaction:

@@ -29,7 +29,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 
-from orchestrator.db import request_transaction
+from orchestrator.db import NOT_READ_YET, request_transaction
 from orchestrator.http.errors import Conflict, Unprocessable
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity import access_cache
@@ -166,14 +166,6 @@ def _stored_from_row(fingerprint, status_code, body, headers):
     return StoredResponse(fingerprint=fingerprint, status_code=status_code, body=bytes(body), headers=headers)
 
 
-def _read_stored(principal, key, now):
-    """The live stored answer of (principal, key), read after the claim refused it as answered."""
-    with connection.cursor() as cursor:
-        cursor.execute(_READ_SQL, [principal, key, now])
-        row = cursor.fetchone()
-    return None if row is None else _stored_from_row(*row)
-
-
 # The columns _record_insert writes, in its parameters' order (the IdempotencyRecord's fields but its id).
 _RECORD_COLUMNS = (
     "principal",
@@ -295,21 +287,27 @@ def _execute(view, request, respond):
     path = request.get_full_path()
     fingerprint = fingerprint_of(request.method, path, request.body)
     now = timezone.now()
-    try:
-        with request_transaction() as work:
+    with request_transaction() as work:
+        try:
             return _respond_once(view, request, respond, work, subject, key, path, fingerprint, now)
-    except _KeyRefused as refusal:
-        # Whatever the handler did is rolled back, and what it asked to write after a rollback (a
-        # refusal kept on record) belongs to a request that never ran.
-        view.forget_writes_after_rollback()
-        if refusal.state == KEY_IN_FLIGHT:
-            raise IdempotencyKeyInFlight() from None
-        stored = _read_stored(subject, key, now)
-        if stored is None:
-            # Expired or purged between the claim and this read: the key is new again; the client's
-            # retry runs it.
-            raise IdempotencyKeyInFlight() from None
-        return stored.replay(fingerprint)
+        except _KeyRefused as refusal:
+            # Whatever the handler did is rolled back, and what it asked to write after a rollback (a
+            # refusal kept on record) belongs to a request that never ran.
+            view.forget_writes_after_rollback()
+            if refusal.state == KEY_IN_FLIGHT:
+                work.roll_back()
+                raise IdempotencyKeyInFlight() from None
+            # The stored answer is read in the ROLLBACK's round trip where the database allows it.
+            row = work.roll_back_then_read(_READ_SQL, [subject, key, now])
+    if row is NOT_READ_YET:
+        with connection.cursor() as cursor:
+            cursor.execute(_READ_SQL, [subject, key, now])
+            row = cursor.fetchone()
+    if row is None:
+        # Expired or purged between the claim and this read: the key is new again; the client's retry
+        # runs it.
+        raise IdempotencyKeyInFlight()
+    return _stored_from_row(*row).replay(fingerprint)
 
 
 def _respond_once(view, request, respond, work, subject, key, path, fingerprint, now):

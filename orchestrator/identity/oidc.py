@@ -211,9 +211,10 @@ def verify(raw: str, *, audience: str) -> dict[str, Any]:
         claims = _decode_with(raw, _candidates(keys, kid, alg), alg, audience)
     if claims is None:
         raise InvalidToken(f"no published key verifies the signature (kid={kid!r})")
-    # OpenID Connect Core caps sub at 255 ASCII characters; principal columns are sized for that.
-    if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= 255:
-        raise InvalidToken("sub is not a string of 1 to 255 characters")
+    # OpenID Connect Core caps sub at 255 ASCII characters; principal columns are sized for that, and
+    # no text column of PostgreSQL holds U+0000.
+    if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= 255 or "\x00" in claims["sub"]:
+        raise InvalidToken("sub is not a string of 1 to 255 characters without U+0000")
     return claims
 
 

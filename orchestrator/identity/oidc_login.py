@@ -85,7 +85,9 @@ class OIDCBackend(OIDCAuthenticationBackend):
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         sub = claims.get("sub")
-        return isinstance(sub, str) and 0 < len(username_for(sub)) <= _USERNAME_MAX
+        # Not empty (every such person would share the username "oidc:"), not too long for the
+        # username, and no U+0000, which no text column of PostgreSQL holds.
+        return isinstance(sub, str) and sub != "" and len(username_for(sub)) <= _USERNAME_MAX and "\x00" not in sub
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[Any]:
         return self.UserModel.objects.filter(username=username_for(claims["sub"]))

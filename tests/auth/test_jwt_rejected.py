@@ -89,6 +89,11 @@ def without_subject(provider):
     return provider.sign(claims)
 
 
+def with_a_nul_in_its_subject(provider):
+    # No text column of PostgreSQL can hold U+0000: every write of such a caller would fail.
+    return provider.sign({**provider.claims(), "sub": "agent\x00one"})
+
+
 BAD_TOKENS = [
     expired,
     not_yet_valid,
@@ -102,6 +107,7 @@ BAD_TOKENS = [
     es256_from_an_unknown_key,
     without_expiry,
     without_subject,
+    with_a_nul_in_its_subject,
 ]
 
 

@@ -123,3 +123,17 @@ def test_a_retry_of_a_route_the_policy_now_denies_replays_it_and_records_no_deni
     assert retry.content == first.content
     assert AuditEvent.objects.filter(event_type="policy.decided").count() == decisions
     assert Task.objects.count() == 1
+
+
+def test_a_replay_is_two_round_trips_the_refused_string_and_the_rollback_with_the_read(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    first = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+    sent.clear()
+
+    retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
+
+    assert retry["Idempotent-Replayed"] == "true" and retry.content == first.content
+    assert len(sent) == 2, "\n---\n".join(sent)
+    assert sent[0].startswith("BEGIN; SELECT orchestrator_claim_idempotency_key(")
+    assert sent[1].startswith("ROLLBACK; SELECT fingerprint, status_code, response_body")
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
