@@ -52,6 +52,13 @@ def test_the_stack_is_postgresql_16_redis_7_and_the_app_roles():
     assert (REPO / APP_SERVICES["web"]["build"] / "Dockerfile").is_file()
 
 
+def test_postgresql_keeps_the_statements_of_errors_out_of_its_log():
+    # A refused Idempotency-Key's statement carries request data (orchestrator/http/checks.py).
+    command = SERVICES["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert "log_min_error_statement=panic" in command[command.index("-c") + 1 :]
+
+
 def test_exactly_one_beat_runs_and_no_worker_embeds_one():
     beats = [name for name, service in APP_SERVICES.items() if "beat" in command_words(service)]
     assert beats == ["beat"]

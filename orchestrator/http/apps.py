@@ -10,4 +10,6 @@ class HttpConfig(AppConfig):
 
     def ready(self):
         # Registers the OpenAPI extension for the bearer scheme (drf-spectacular finds extensions by import).
-        from orchestrator.http import schema  # noqa: F401
+        from orchestrator.http import checks, schema  # noqa: F401
+
+        checks.register()

@@ -112,11 +112,16 @@ class OIDCBackend(OIDCAuthenticationBackend):
         staff = is_staff_from(claims)
         user.is_staff = staff
         user.is_superuser = staff and settings.OIDC_STAFF_IS_SUPERUSER
+        # The provider's words, kept only where the user's columns can hold them (no U+0000 in any
+        # text column of PostgreSQL; the fields' lengths): a sign-in never fails on a profile field.
+        fields = type(user)._meta
         email = claims.get("email")
-        user.email = email if isinstance(email, str) else ""
+        fits = isinstance(email, str) and "\x00" not in email and len(email) <= fields.get_field("email").max_length
+        user.email = email if fits else ""
         for field, claim in (("first_name", "given_name"), ("last_name", "family_name")):
             value = claims.get(claim)
-            setattr(user, field, value[:150] if isinstance(value, str) else "")
+            limit = fields.get_field(field).max_length
+            setattr(user, field, value.replace("\x00", "")[:limit] if isinstance(value, str) else "")
 
 
 class AuthenticationRequestView(OIDCAuthenticationRequestView):

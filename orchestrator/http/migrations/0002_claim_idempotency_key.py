@@ -7,8 +7,9 @@ answers by raising: the server then runs nothing of the request after it.
 - Otherwise it holds that lock until the transaction ends, and deletes a record past its TTL that the
   purge job has not reached yet, since the key is new again.
 
-A refusal is an ERROR in the server's log; the function keeps its statement text out of it where the
-migrating role may set log_min_error_statement (below).
+A refusal is an ERROR in the server's log, with the statement that carried it unless the operator
+keeps statements out (docs/idempotency.md). The function sets nothing of its own: a SET clause of a
+superuser-only parameter would fail every call by a role that is not a superuser.
 
 The record is read once before the lock, so that concurrent replays never meet on the lock, and once
 after it, with a snapshot of its own (each statement of a VOLATILE function under READ COMMITTED
@@ -42,20 +43,6 @@ BEGIN
         END IF;
         DELETE FROM orchestrator_idempotencyrecord WHERE principal = caller AND key = idempotency_key;
     END IF;
-END
-$$;
-
--- A refusal is an ERROR, which PostgreSQL logs with the statement that raised it: the handler's
--- first statement, request data included, rides in the same string. Keep that text out of the server
--- log. Setting this needs a superuser (or GRANT SET ON PARAMETER, PostgreSQL 15); without it the
--- function works the same, and docs/idempotency.md tells the operator what to do instead.
-DO $$
-BEGIN
-    ALTER FUNCTION orchestrator_claim_idempotency_key(bigint, text, text, timestamptz)
-        SET log_min_error_statement = panic;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'orchestrator_claim_idempotency_key: log_min_error_statement not set (needs a superuser), '
-        'so a refused key logs its statement; see docs/idempotency.md';
 END
 $$;
 """
