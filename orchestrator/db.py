@@ -81,7 +81,29 @@ def insert(instance: Model) -> None:
     Field defaults and auto_now values are applied and the database's own conversions made, as the
     ORM's compiler does; an auto primary key is read back. A model with pre_save or post_save
     receivers is saved by the ORM instead, so they run; multi-table inheritance is refused."""
-    _insert(instance, then_commit=False)
+    model = type(instance)
+    if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
+        # Someone expects the ORM's signals: let the ORM write it.
+        instance.save(force_insert=True)
+        return
+    sql, fields, auto = _inserter(model)
+    if auto is not None and getattr(instance, auto.attname) is not None:
+        raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
+    if auto is not None:
+        sql += f" RETURNING {_quote(auto.column)}"
+    # The connection itself, not django.db.connection: that proxy looks the connection up per access.
+    database = connections[DEFAULT_DB_ALIAS]
+    values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
+    with database.cursor() as cursor:
+        cursor.execute(sql, values)
+        if auto is not None:
+            setattr(instance, auto.attname, cursor.fetchone()[0])
+    instance._state.adding = False
+    instance._state.db = database.alias
+    # django-fsm's ConcurrentTransitionMixin remembers the state the row was saved with.
+    remember = getattr(instance, "_update_initial_state", None)
+    if remember is not None:
+        remember()
 
 
 def owe_insert(instance: Model) -> None:
@@ -114,39 +136,6 @@ def _sends_one_string() -> bool:
     )
 
 
-def _insert(instance: Model, *, then_commit: bool) -> None:
-    """INSERT `instance`; with `then_commit`, followed by COMMIT in the same string where the database
-    allows it."""
-    model = type(instance)
-    if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
-        # Someone expects the ORM's signals: let the ORM write it.
-        instance.save(force_insert=True)
-        return
-    sql, fields, auto = _inserter(model)
-    if auto is not None and getattr(instance, auto.attname) is not None:
-        raise ValueError(f"{model.__name__}: insert() writes new rows; this one already has a primary key.")
-    committed = then_commit and _sends_one_string()
-    # Committing in the same string, the key is not read back: nobody reads a row written last.
-    returning = auto is not None and not then_commit
-    if returning:
-        sql += f" RETURNING {_quote(auto.column)}"
-    elif committed:
-        sql += "; COMMIT"
-    # The connection itself, not django.db.connection: that proxy looks the connection up per access.
-    database = connections[DEFAULT_DB_ALIAS]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), database) for field in fields]
-    with database.cursor() as cursor:
-        cursor.execute(sql, values)
-        if returning:
-            setattr(instance, auto.attname, cursor.fetchone()[0])
-    instance._state.adding = False
-    instance._state.db = database.alias
-    # django-fsm's ConcurrentTransitionMixin remembers the state the row was saved with.
-    remember = getattr(instance, "_update_initial_state", None)
-    if remember is not None:
-        remember()
-
-
 # Set while the API holds a request's whole transaction (orchestrator.http.idempotency), which rolls
 # back entirely on any error and never carries on after one.
 _request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
@@ -160,7 +149,7 @@ class FirstCheck:
     """A statement that must pass before anything else of its transaction runs (RequestTransaction.check_first).
 
     `sent` tells whether it has run; `refused` is the SQLSTATE it raised when that is one of `refusals`
-    (its error is raised as usual: `refused` tells it apart from any other)."""
+    (check_first says when that error is raised and when only recorded)."""
 
     def __init__(self, sql: str, params: list, refusals: frozenset[str]) -> None:
         self.sql = sql

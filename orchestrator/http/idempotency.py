@@ -17,7 +17,6 @@ which already serialises them: a duplicate waits for the first to commit and the
 
 import functools
 import hashlib
-import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,8 +33,6 @@ from orchestrator.http.errors import Conflict, Unprocessable
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity import access_cache
 from orchestrator.identity.principal import Principal
-
-logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
