@@ -135,3 +135,20 @@ def read_only_database(transactional_db):
         cursor.execute("SET default_transaction_read_only = on")
     yield
     connection.close()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The query strings psycopg actually sends, one per round trip."""
+    import psycopg
+
+    strings = []
+    execute = psycopg.Cursor.execute
+    connection.ensure_connection()  # a new connection's own set-up is not the test's
+
+    def recording(self, query, params=None, **kwargs):
+        strings.append(query if isinstance(query, str) else query.decode())
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    return strings

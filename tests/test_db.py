@@ -142,23 +142,6 @@ def _record(key):
     )
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """The query strings psycopg actually sends, one per round trip."""
-    import psycopg
-
-    strings = []
-    execute = psycopg.Cursor.execute
-    connection.ensure_connection()  # a new connection's own set-up is not the test's
-
-    def recording(self, query, params=None, **kwargs):
-        strings.append(query if isinstance(query, str) else query.decode())
-        return execute(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    return strings
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_request_transaction_sends_its_writes_in_two_round_trips_and_then_runs_the_commit_hooks(sent):
     hooks = []

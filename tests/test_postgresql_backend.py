@@ -190,23 +190,6 @@ def _check(*, refuse):
     return FirstCheck("SELECT CASE WHEN %s THEN 1 / 0 END", [refuse], frozenset({"22012"}))
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """The query strings psycopg sends, one per round trip."""
-    import psycopg
-
-    strings = []
-    execute = psycopg.Cursor.execute
-    connection.ensure_connection()
-
-    def recording(self, query, params=None, **kwargs):
-        strings.append(query if isinstance(query, str) else query.decode())
-        return execute(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    return strings
-
-
 def test_an_owed_check_travels_after_begin_in_front_of_the_first_statement_and_before_owed_writes(sent):
     check = _check(refuse=False)
     with transaction.atomic():

@@ -7,6 +7,8 @@ only fence, which is why production runs on PostgreSQL.
 
 from django.db import migrations
 
+from orchestrator.ops.postgresql_only import on_postgresql
+
 INSTALL = r"""
 -- Rows from before this migration stream first, in id order (see audit.stream).
 UPDATE audit_auditevent SET txid = 0 WHERE txid IS NULL;
@@ -52,15 +54,7 @@ DROP FUNCTION IF EXISTS audit_event_guard();
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("audit", "0002_chain_head_and_stream_txid")]
 
-    operations = [migrations.RunPython(_on_postgresql(INSTALL), _on_postgresql(REMOVE))]
+    operations = [migrations.RunPython(on_postgresql(INSTALL), on_postgresql(REMOVE))]

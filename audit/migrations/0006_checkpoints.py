@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from orchestrator.ops.postgresql_only import on_postgresql
+
 # The same fence as audit events (0003), stricter: a checkpoint is never updated at all.
 INSTALL = r"""
 CREATE FUNCTION audit_checkpoint_guard() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -21,14 +23,6 @@ DROP TRIGGER IF EXISTS audit_checkpoint_no_truncate ON audit_auditcheckpoint;
 DROP TRIGGER IF EXISTS audit_checkpoint_append_only ON audit_auditcheckpoint;
 DROP FUNCTION IF EXISTS audit_checkpoint_guard();
 """
-
-
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
 
 
 class Migration(migrations.Migration):
@@ -65,5 +59,5 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['last_seq'], name='audit_checkpoint_last_seq_idx')],
             },
         ),
-        migrations.RunPython(_on_postgresql(INSTALL), _on_postgresql(REMOVE)),
+        migrations.RunPython(on_postgresql(INSTALL), on_postgresql(REMOVE)),
     ]

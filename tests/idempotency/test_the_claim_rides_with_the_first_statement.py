@@ -20,21 +20,6 @@ def post(client, path, body, key):
     return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """The query strings psycopg sends, one per round trip."""
-    strings = []
-    execute = psycopg.Cursor.execute
-    connection.ensure_connection()
-
-    def recording(self, query, params=None, **kwargs):
-        strings.append(query if isinstance(query, str) else query.decode())
-        return execute(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    return strings
-
-
 def test_a_keyed_write_takes_as_many_round_trips_as_the_same_write_without_a_key(client_for, new_key, sent):
     client = client_for("finance")
     # The token's facts and the role's pause are now cached (for a second): neither request reads them.

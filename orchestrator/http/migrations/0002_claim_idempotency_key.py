@@ -20,6 +20,8 @@ SQLite (the embedded default) has no such function; there BEGIN IMMEDIATE serial
 
 from django.db import migrations
 
+from orchestrator.ops.postgresql_only import on_postgresql
+
 INSTALL = r"""
 CREATE OR REPLACE FUNCTION orchestrator_claim_idempotency_key(
     lock_id bigint, caller text, idempotency_key text, at_time timestamptz
@@ -50,15 +52,7 @@ $$;
 REMOVE = "DROP FUNCTION IF EXISTS orchestrator_claim_idempotency_key(bigint, text, text, timestamptz);"
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("http", "0001_initial")]
 
-    operations = [migrations.RunPython(_on_postgresql(INSTALL), _on_postgresql(REMOVE))]
+    operations = [migrations.RunPython(on_postgresql(INSTALL), on_postgresql(REMOVE))]
