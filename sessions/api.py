@@ -55,14 +55,15 @@ _SESSION_IN_FIELDS = frozenset(SessionIn._declared_fields)
 
 
 def _role_input(value):
-    """SessionIn.role's rules (DRF CharField: trimmed, not blank, max 64, no NUL or surrogates)."""
+    """SessionIn.role's rules (StrictSerializer's text only, then DRF CharField's: trimmed, not blank,
+    max 64, no NUL or surrogates)."""
     if value is None:
         raise ValidationError(["This field may not be null."])
-    if value == "" or str(value).strip() == "":
+    if not isinstance(value, str):
+        raise ValidationError(["Must be a string."])
+    if value.strip() == "":
         raise ValidationError(["This field may not be blank."])
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValidationError(["Not a valid string."])
-    value = str(value).strip()
+    value = value.strip()
     errors = []
     if len(value) > 64:
         errors.append("Ensure this field has no more than 64 characters.")

@@ -75,7 +75,7 @@ def test_valid_bodies_come_out_cleaned(data, expected):
     [
         ({}, ["role"]),
         ({"role": None}, ["role"]),
-        ({"role": 42.5, "metadata": []}, ["metadata"]),
+        ({"role": 42.5, "metadata": []}, ["metadata", "role"]),
         ({"role": True, "task_id": "nope", "metadata": None}, ["metadata", "role", "task_id"]),
         ({"role": "finance", "stauts": "active"}, ["stauts"]),
         ([{"role": "finance"}], ["non_field_errors"]),

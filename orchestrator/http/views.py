@@ -118,7 +118,23 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+        # DRF's CharField turns a number into its text (`"tool": 0` would be the tool "0"); the schema
+        # says string, and a value of the wrong type is malformed input.
+        not_text = {
+            name
+            for name, value in data.items()
+            if isinstance(self.fields[name], serializers.CharField) and value is not None and not isinstance(value, str)
+        }
+        if not not_text:
+            return super().to_internal_value(data)
+        errors = {}
+        try:
+            super().to_internal_value({name: value for name, value in data.items() if name not in not_text})
+        except ValidationError as exc:
+            errors.update(exc.detail)
+        # Every bad field named, the ones of the wrong type with that reason.
+        errors.update({name: ["Must be a string."] for name in not_text})
+        raise ValidationError(errors)
 
 
 class EmptyIn(StrictSerializer):

@@ -42,3 +42,12 @@ def test_a_method_a_view_does_not_offer_is_405_even_with_an_idempotency_key(fina
         200,
         204,
     )
+
+
+@pytest.mark.parametrize("tool", [0, 1.5, True, ["search"], {"name": "search"}])
+def test_a_number_or_anything_else_where_the_schema_says_string_is_a_400_not_its_text(finance, tool):
+    # DRF's CharField would take 0 as the text "0" (found by a random `make fuzz` run, seed 2932617986).
+    response = finance.post("/api/v1/policy/check", {"tool": tool, "arguments": {}}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"]["tool"]
