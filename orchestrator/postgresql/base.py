@@ -28,7 +28,6 @@ behaves exactly as Django's.
 import contextlib
 import datetime
 import functools
-from collections.abc import Sequence
 
 import psycopg
 from django.db.backends.postgresql import base
@@ -135,10 +134,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return "; ".join(statements), len(statements)
 
     @contextlib.contextmanager
-    def _sending_owed(self, writes: Sequence[str]):
-        """Around a string that carries what was owed: a check it carried learns whether it refused,
-        and when the server ran none of it, the check and `writes` are owed again."""
+    def _sending_owed(self):
+        """Around a string that carries what was owed (taken inside the block): a check it carried
+        learns whether it refused, and when the server ran none of it, all of it is owed again."""
         check, check_sql = self.owed_check, self._owed_check_sql
+        writes = list(self.owed_writes)
         began = self.begin_owed
         try:
             yield
@@ -167,8 +167,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # caches it, where the whole string, literals included, would be new every time. Before
             # anything owed is taken: a value that cannot be bound leaves all of it owed.
             sql = cursor.mogrify(sql, params)
-        writes = list(self.owed_writes)
-        with self._sending_owed(writes):
+        with self._sending_owed():
             prefix, results_before = self.take_owed()
             cursor.execute(f"{prefix}; {sql}")
         # The caller reads its own statement's result, not those of what went before it.
@@ -187,14 +186,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def send_owed(self) -> None:
         """Send what is owed on its own (before a statement that cannot carry it)."""
         if self.has_owed():
-            with self.wrap_database_errors, self._sending_owed(list(self.owed_writes)):
+            with self.wrap_database_errors, self._sending_owed():
                 prefix, _ = self.take_owed()
                 self.connection.cursor().execute(prefix)
 
     def commit_now(self) -> None:
         """COMMIT the transaction in one round trip with everything it owes. Django's own commit then
         finds nothing to do. Raises, having committed nothing, when an owed check or write fails."""
-        with self.wrap_database_errors, self._sending_owed(list(self.owed_writes)):
+        with self.wrap_database_errors, self._sending_owed():
             prefix, _ = self.take_owed()
             self.connection.cursor().execute(f"{prefix}; COMMIT" if prefix else "COMMIT")
 
@@ -206,10 +205,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.owed_check = None
 
     def _set_autocommit(self, autocommit):
-        self.owed_writes = []
-        self.owed_check = None
+        self._forget_owed()
         if autocommit or not self._owing_allowed():
-            self.begin_owed = False
             super()._set_autocommit(autocommit)
         else:
             # Django opens a transaction: psycopg stays in autocommit, BEGIN rides with the first statement.
