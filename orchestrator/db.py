@@ -8,6 +8,7 @@ per model and then only execute them; what they write and return is what the ORM
 """
 
 import functools
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -254,6 +255,14 @@ class RequestTransaction:
 
 def request_transaction() -> RequestTransaction:
     return RequestTransaction()
+
+
+def leave_this_database_after_the_request() -> None:
+    """Have Django close this request's connection when the request ends (its request_finished
+    handler honours `close_at`), whatever DATABASE_CONN_MAX_AGE says: the database answered that it
+    takes no writes, maybe the old primary a failover left behind, and the next request then connects
+    anew, to the new one once DNS or a multi-host DATABASE_URL names it."""
+    connection.close_at = time.monotonic()
 
 
 def service_transaction() -> transaction.Atomic:

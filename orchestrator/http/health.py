@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from orchestrator.db import leave_this_database_after_the_request
 from orchestrator.http.readiness import READY_REQUIREMENTS, app_checks
 from orchestrator.http.views import ApiView
 
@@ -41,9 +42,8 @@ def database_status():
                     (takes_writes,) = cursor.fetchone()
                     if takes_writes:
                         return "ok"
-                    # As for a write refused (orchestrator.http.problems): the next probe connects
-                    # anew, and finds the new primary once a failover has moved the name.
-                    connection.close_at = time.monotonic()
+                    # As for a write refused (orchestrator.http.problems): the next probe connects anew.
+                    leave_this_database_after_the_request()
                     return "read_only"
                 cursor.execute("SELECT 1")
             return "ok"

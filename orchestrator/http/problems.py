@@ -2,16 +2,16 @@
 
 import logging
 import sys
-import time
 
 import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from orchestrator.db import leave_this_database_after_the_request
 from orchestrator.http.errors import (
     DatabaseConflict,
     DatabaseReadOnly,
@@ -108,10 +108,7 @@ def _database_unavailable(exc):
     if state in GAVE_UP_WAITING:
         return DatabaseTimeout()
     if state == READ_ONLY_SQL_TRANSACTION:
-        # Maybe the old primary a failover left behind (DNS or a multi-host DATABASE_URL now names
-        # the new one): the connection is dropped when the request ends, so the next one connects
-        # anew instead of keeping to it for DATABASE_CONN_MAX_AGE.
-        connection.close_at = time.monotonic()
+        leave_this_database_after_the_request()
         return DatabaseReadOnly()
     if isinstance(exc, (OperationalError, InterfaceError)):
         return ServiceUnavailable()
