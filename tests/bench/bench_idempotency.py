@@ -6,6 +6,8 @@ rounds):
            is replayed after one indexed read of the database (no transaction, no write)
   first    every request carries a new key: the session is created and the record stored
   no-key   the same POST without a key, for scale: what the mechanism adds to a first request
+  live     GET /api/v1/health/live on the same server: the request cycle alone (our middleware, no
+           authentication, no database), the ceiling of any replay through the framework
 and prints requests per second and their ratios, replay/first and first/no-key among them. A replay does no
 database write (tests/idempotency/test_replay.py counts its queries); here we only see what
 that buys. The load comes from Python http.client connections (not wrk), because every answer is
@@ -47,8 +49,31 @@ def post(conn, token, key):
     return response.status, response.getheader("Idempotent-Replayed")
 
 
+def get_live(conn):
+    conn.request("GET", "/api/v1/health/live")
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
 def load(port, token, next_key, *, expect_replay, seconds=None):
     """Requests per second of POSTs whose keys come from next_key(); raises on any unexpected answer."""
+
+    def send(conn):
+        status, replayed = post(conn, token, next_key())
+        return None if status == 201 and (replayed == "true") == expect_replay else (status, replayed)
+
+    return _load(port, send, seconds)
+
+
+def load_live(port):
+    """Requests per second of GET /api/v1/health/live; raises on any answer but 200."""
+    return _load(port, lambda conn: None if (status := get_live(conn)) == 200 else status, None)
+
+
+def _load(port, send, seconds):
+    """Requests per second of send(conn) over the benchmark's connections; send returns None for an
+    expected answer, else what it got."""
     done = []
     failures = []
     stop_at = time.monotonic() + (seconds or harness.duration())
@@ -57,9 +82,9 @@ def load(port, token, next_key, *, expect_replay, seconds=None):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         count = 0
         while time.monotonic() < stop_at:
-            status, replayed = post(conn, token, next_key())
-            if status != 201 or (replayed == "true") != expect_replay:
-                failures.append((status, replayed))
+            failure = send(conn)
+            if failure is not None:
+                failures.append(failure)
             count += 1
         conn.close()
         done.append(count)
@@ -109,6 +134,7 @@ def main():
                     "replay": lambda: load(port, token, next_replay, expect_replay=True),
                     "first": lambda: load(port, token, lambda: f"bench-{uuid.uuid4()}", expect_replay=False),
                     "no-key": lambda: load(port, token, lambda: None, expect_replay=False),
+                    "live": lambda: load_live(port),
                 }
             )
     finally:
@@ -118,6 +144,8 @@ def main():
     harness.print_ratios("POST /api/v1/sessions: replayed, first and keyless requests", rps)
     print("  (first/no-key is the cost of storing the record)")
     harness.print_target(samples, "replay", "first", REPLAY_TARGET)
+    print("  ceiling (a replay does at least what GET /health/live does, so cannot read above it):")
+    harness.print_ratios_of_rounds(samples, "live", "first")
     return 0
 
 

@@ -10,6 +10,10 @@ Figures per endpoint, measured in this run on this machine against the durable P
                a ModelSerializer running the same SQL, without auth, idempotency or audit logic
   pgbench      the same SQL straight from pgbench (session INSERT + audit INSERT in one
                transaction; SELECT by primary key): the database's own limit
+and, for GET, two ceilings on the same gunicorn settings, which no GET of ours can pass:
+  ours-live    GET /api/v1/health/live on our server: Django's request cycle and our middleware, no
+               authentication, no database
+  bare-wsgi    tests/bench/bare_wsgi.py, a WSGI callable answering a constant: gunicorn's own limit
 Each app and pgbench get their own copy of the same seeded database. Targets (issue 19):
 POST ours/ours-nokey >= 0.85, ours-nokey/naive >= 1.1, ours/naive >= 1.0; GET ours/naive >= 2.0.
 
@@ -17,6 +21,7 @@ POST ours/ours-nokey >= 0.85, ours-nokey/naive >= 1.1, ours/naive >= 1.0; GET ou
 """
 
 import argparse
+import contextlib
 import sys
 
 from tests.bench import harness
@@ -97,13 +102,17 @@ class Target:
 
     def run(self):
         """One measurement's LoadResult; a failed request aborts the benchmark."""
-        result = harness.http_load(self.url, **self.load)
-        if result.errors:
-            raise RuntimeError(f"{self.url}: {result.errors} failed requests of {result.requests}")
-        return result
+        return answered(self.url, harness.http_load(self.url, **self.load))
 
     def rps(self):
         return self.run().rps
+
+
+def answered(url, result):
+    """`result`, the LoadResult of a load on `url`, if every request was answered; else the benchmark aborts."""
+    if result.errors:
+        raise RuntimeError(f"{url}: {result.errors} failed requests of {result.requests}")
+    return result
 
 
 def measure(kind, token, server_options):
@@ -113,14 +122,17 @@ def measure(kind, token, server_options):
     pgbench_url = harness.fresh_database(f"{RUN_DB}_pgbench", template=TEMPLATE_DB)
     naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
     ours_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_ours", template=TEMPLATE_DB))
-    with (
-        harness.gunicorn(
-            "tests.bench.naive_app:application", env=naive_env, ready_path=SEEDED_PATHS[0], **server_options
-        ) as naive_url,
-        harness.gunicorn(
-            "orchestrator.wsgi:application", env=ours_env, ready_path="/api/v1/health", **server_options
-        ) as ours_url,
-    ):
+    with contextlib.ExitStack() as servers:
+        naive_url = servers.enter_context(
+            harness.gunicorn(
+                "tests.bench.naive_app:application", env=naive_env, ready_path=SEEDED_PATHS[0], **server_options
+            )
+        )
+        ours_url = servers.enter_context(
+            harness.gunicorn(
+                "orchestrator.wsgi:application", env=ours_env, ready_path="/api/v1/health", **server_options
+            )
+        )
         credentials = {"Authorization": f"Bearer {token}"}
         targets = {"ours": Target(kind, ours_url, credentials)}
         if kind == "post":
@@ -130,6 +142,13 @@ def measure(kind, token, server_options):
             target.warm_up()
         measures = {name: target.rps for name, target in targets.items()}
         measures["pgbench"] = lambda: harness.pgbench(pgbench_url, script).tps
+        if kind == "get":
+            bare_url = servers.enter_context(
+                harness.gunicorn("tests.bench.bare_wsgi:application", env=naive_env, **server_options)
+            )
+            live_url, bare_url = ours_url + "/api/v1/health/live", bare_url + "/"
+            measures["ours-live"] = lambda: answered(live_url, harness.http_load(live_url)).rps
+            measures["bare-wsgi"] = lambda: answered(bare_url, harness.http_load(bare_url)).rps
         return harness.turns(measures)
 
 
@@ -154,6 +173,10 @@ def main(argv=None):
             harness.print_ratios(f"{kind.upper()} /api/v1/sessions{'/{id}' if kind == 'get' else ''}", figures)
             for first, second, target in TARGETS[kind]:
                 harness.print_target(samples, first, second, target)
+            if kind == "get":
+                print("  ceilings (no GET of ours can read above these):")
+                harness.print_ratios_of_rounds(samples, "ours-live", "naive")
+                harness.print_ratios_of_rounds(samples, "bare-wsgi", "naive")
         print(f"\n{harness.machine()}")
     finally:
         for suffix in ("pgbench", "naive", "ours"):
