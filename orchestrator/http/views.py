@@ -118,13 +118,9 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise ValidationError({name: ["Unknown field."] for name in unknown})
-        # DRF's CharField turns a number into its text (`"tool": 0` would be the tool "0"); the schema
-        # says string, and a value of the wrong type is malformed input.
-        not_text = {
-            name
-            for name, value in data.items()
-            if isinstance(self.fields[name], serializers.CharField) and value is not None and not isinstance(value, str)
-        }
+        # DRF's CharField turns a number into its text (`"tool": 0` would be the tool "0"), in a list
+        # too; the schema says string, and a value of the wrong type is malformed input.
+        not_text = {name: reason for name, value in data.items() if (reason := _not_text(self.fields[name], value))}
         if not not_text:
             return super().to_internal_value(data)
         errors = {}
@@ -133,8 +129,21 @@ class StrictSerializer(serializers.Serializer):
         except ValidationError as exc:
             errors.update(exc.detail)
         # Every bad field named, the ones of the wrong type with that reason.
-        errors.update({name: ["Must be a string."] for name in not_text})
+        errors.update({name: [reason] for name, reason in not_text.items()})
         raise ValidationError(errors)
+
+
+def _not_text(field, value):
+    """Why `value` is not what the text `field` (or list of texts) takes, or None when it is, or when
+    the field is neither: its own validation speaks then."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField):
+        return None if isinstance(value, str) else "Must be a string."
+    if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField):
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            return "Every item must be a string."
+    return None
 
 
 class EmptyIn(StrictSerializer):

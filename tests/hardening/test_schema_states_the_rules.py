@@ -51,3 +51,16 @@ def test_a_number_or_anything_else_where_the_schema_says_string_is_a_400_not_its
 
     assert response.status_code == 400, response.content
     assert response.json()["errors"]["tool"]
+
+
+@pytest.mark.parametrize("chain", [[0], ["operations", 1.5], [True], [["operations"]], [{"role": "operations"}]])
+def test_an_item_that_is_not_text_in_a_list_of_strings_is_a_400_not_its_text(finance, chain):
+    # Without the item check, DRF's child CharField would take 0 as the role "0" and name it unknown.
+    response = finance.post(
+        "/api/v1/approvals",
+        {"task_id": "00000000-0000-4000-8000-000000000001", "approver_role": "manager", "escalate_to": chain},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"]["escalate_to"] == ["Every item must be a string."]
