@@ -13,7 +13,7 @@ PORT ?= 8000
 # The Python packages the checks cover (tests are linted too, but not type-checked).
 PACKAGES := orchestrator audit routing sessions notifications approvals policy webhooks transfer dashboard observability agent_tools
 
-.PHONY: install install-dev run test lint bench fuzz services-start services-stop clean
+.PHONY: install install-dev run test lint bench fuzz screenshots services-start services-stop clean
 
 # `make run` installs only what production runs; the test and bench targets add the dev tools.
 $(BIN)/.installed: requirements.txt
@@ -66,6 +66,14 @@ bench: install-dev
 	@status=0; $(BENCH_SERVICES) ./scripts/services.sh start >/dev/null && \
 	  $(BENCH_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS) || status=$$?; \
 	  $(BENCH_SERVICES) ./scripts/services.sh stop; exit $$status
+
+# Refresh the console's pictures in docs/screenshots (docs/dashboard.md); a test run keeps its own.
+screenshots: install-dev
+	./scripts/services.sh install
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  SAVE_SCREENSHOTS=docs $(TEST_ENV) $(BIN)/python -m pytest \
+	  tests/dashboard/test_browser.py -k screenshotted || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status
 
 services-start:
 	./scripts/services.sh start
