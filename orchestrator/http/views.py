@@ -118,24 +118,35 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise ValidationError({name: ["Unknown field."] for name in unknown})
-        # DRF's CharField turns a number into its text (`"tool": 0` would be the tool "0"), in a list
-        # too; the schema says string, and a value of the wrong type is malformed input.
-        not_text = {name: reason for name, value in data.items() if (reason := _not_text(self.fields[name], value))}
-        if not not_text:
+        # DRF coerces between types: its CharField takes `"tool": 0` as the text "0", its IntegerField
+        # `"priority": "50"` as 50, its BooleanField "yes" as true. A JSON body's value of another type
+        # than the schema's is malformed input. Query parameters are text by nature: their numbers and
+        # booleans are parsed (query_params()).
+        from_query = self.context.get("from_query", False)
+        wrong = {
+            name: reason
+            for name, value in data.items()
+            if (reason := _wrong_type(self.fields[name], value, from_query))
+        }
+        if not wrong:
             return super().to_internal_value(data)
         errors = {}
         try:
-            super().to_internal_value({name: value for name, value in data.items() if name not in not_text})
+            super().to_internal_value({name: value for name, value in data.items() if name not in wrong})
         except ValidationError as exc:
             errors.update(exc.detail)
         # Every bad field named, the ones of the wrong type with that reason.
-        errors.update({name: [reason] for name, reason in not_text.items()})
+        errors.update({name: [reason] for name, reason in wrong.items()})
         raise ValidationError(errors)
 
 
-def _not_text(field, value):
-    """Why `value` is not what the text `field` (or list of texts) takes, or None when it is, or when
-    the field is neither: its own validation speaks then."""
+def _is_number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _wrong_type(field, value, from_query):
+    """Why `value` is not of the JSON type `field` takes, or None when it is (its own validation then
+    checks the rest: ranges, lengths, choices), or when the field is of another kind."""
     if value is None:
         return None
     if isinstance(field, serializers.CharField):
@@ -143,6 +154,16 @@ def _not_text(field, value):
     if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField):
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             return "Every item must be a string."
+        return None
+    if from_query:
+        return None
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Must be true or false."
+    if isinstance(field, serializers.IntegerField):
+        # 5.0 is an integer to JSON Schema; 5.5 is refused by the field itself.
+        return None if _is_number(value) else "Must be an integer."
+    if isinstance(field, serializers.FloatField | serializers.DecimalField):
+        return None if _is_number(value) else "Must be a number."
     return None
 
 
@@ -166,7 +187,8 @@ def parse_uuid(value, *, what="resource"):
 
 def query_params(request, serializer_class):
     """Validate query parameters; repeated parameters take the last value."""
-    return validated(serializer_class, {key: request.query_params.get(key) for key in request.query_params})
+    data = {key: request.query_params.get(key) for key in request.query_params}
+    return validated(serializer_class, data, context={"from_query": True})
 
 
 def etag_for(updated_at):

@@ -64,3 +64,38 @@ def test_an_item_that_is_not_text_in_a_list_of_strings_is_a_400_not_its_text(fin
 
     assert response.status_code == 400, response.content
     assert response.json()["errors"]["escalate_to"] == ["Every item must be a string."]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("priority", "50", "Must be an integer."),
+        ("priority", True, "Must be an integer."),
+        ("max_attempts", "2", "Must be an integer."),
+        ("requires_approval", "yes", "Must be true or false."),
+        ("requires_approval", 1, "Must be true or false."),
+        ("requires_approval", "true", "Must be true or false."),
+    ],
+)
+def test_a_string_where_the_schema_says_integer_or_boolean_is_a_400_not_its_value(finance, field, value, reason):
+    # DRF's IntegerField takes "50" as 50 and its BooleanField "yes" as true (found by an outside review).
+    body = {"type": "invoice", "to_role": "manager", "payload": {}, field: value}
+    response = finance.post("/api/v1/tasks/route", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][field] == [reason]
+
+
+def test_an_integer_written_with_a_zero_fraction_is_still_an_integer(finance):
+    # JSON Schema counts 5.0 as an integer; clients that write every number as a float are not refused.
+    response = finance.post(
+        "/api/v1/tasks/route", {"type": "invoice", "to_role": "manager", "payload": {}, "priority": 5.0}, format="json"
+    )
+
+    assert response.status_code == 202, response.content
+
+
+def test_query_parameters_are_text_and_their_numbers_and_booleans_are_parsed(finance):
+    response = finance.get("/api/v1/tasks", {"to_role": "finance", "dead_letter": "true", "limit": "5"})
+
+    assert response.status_code == 200, response.content
