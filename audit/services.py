@@ -370,6 +370,14 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
             checked=checked, unsealed=unsealed, head_seq=head_seq, head_hash=head_hash, first_seq=start, broken=broken
         )
 
+    # The chain begins at seq 1 and the walk reads upwards from `start`: a row given a seal below 1
+    # (only a superuser past the insert trigger can) would otherwise never be read, yet show as sealed.
+    below = AuditEvent.objects.filter(seal_seq__lt=1).order_by("seal_seq").values_list("seal_seq", "id").first()
+    if below is not None:
+        return result(
+            ChainBreak(below[0], below[1], f"seq {below[0]} is below 1, where the chain begins: a forged sealed row")
+        )
+
     prev_hash, prev_id = GENESIS_HASH, None
     if start > 1:
         anchor = AuditEvent.objects.filter(seal_seq=start - 1).values_list("id", "hash").first()
@@ -513,6 +521,7 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
                 f"the chain head (seq {head.seal_seq}) is behind the last checkpoint (seq {last.last_seq}): "
                 "sealed rows were removed; run verify_audit. No checkpoint was signed."
             )
+        _refuse_to_fork_the_copies(last)
         last_seq = min(head.seal_seq, first_seq + CHECKPOINT_MAX_EVENTS - 1)
         if last_seq < first_seq and last is not None:
             if (now - last.timestamp).total_seconds() < settings.AUDIT_CHECKPOINT_SECONDS:
@@ -543,6 +552,53 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
             digest=document["digest"],
             signature=document["signature"],
         )
+
+
+def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
+    """Raise ChainNotCheckpointable when the copies outside the database hold a checkpoint newer
+    than the database's newest, `last`.
+
+    Someone who can delete checkpoint rows (a database superuser) could otherwise remove the
+    newest ones, rewrite the events they covered with every hash after them recomputed, and have
+    this sealer sign the rewritten history as the continuation of the checkpoint before: a signed
+    fork, which a pack exported afterwards would carry as proof. The files and the witness's
+    acknowledged cursor remember what was signed; a checkpoint among them that the database lacks
+    means history was removed, and nothing is signed until a person looks (docs/audit.md)."""
+    last_id, last_seq = (last.id, last.last_seq) if last else (0, 0)
+    witnessed = AuditWitnessCursor.objects.filter(pk=1).values_list("checkpoint_id", flat=True).first() or 0
+    if witnessed > last_id:
+        raise ChainNotCheckpointable(
+            f"the witness acknowledged checkpoint #{witnessed}, but the database's newest is #{last_id}: "
+            "checkpoints were removed from the database; run verify_audit. No checkpoint was signed."
+        )
+    if not settings.AUDIT_CHECKPOINT_DIR:
+        return
+    directory = Path(settings.AUDIT_CHECKPOINT_DIR)
+    if not directory.is_dir():
+        return
+    # Names sort by last_seq (12 digits), so the files at or past the newest stored checkpoint are
+    # found from the listing alone; only those few are read.
+    floor = f"checkpoint-{last_seq:012d}-"
+    newer = sorted(
+        entry.name
+        for entry in os.scandir(directory)
+        if entry.name.startswith("checkpoint-") and entry.name.endswith(".json") and entry.name >= floor
+    )
+    if not newer:
+        return
+    known = set(AuditCheckpoint.objects.filter(last_seq__gte=last_seq).values_list("digest", flat=True))
+    for name in newer:
+        try:
+            digest = verify_pack.parse_canonical((directory / name).read_text(encoding="utf-8"), name)["digest"]
+        except (OSError, UnicodeDecodeError, KeyError, TypeError, verify_pack.VerificationError) as exc:
+            raise ChainNotCheckpointable(
+                f"checkpoint file {name} cannot be read ({exc}); run verify_audit. No checkpoint was signed."
+            ) from None
+        if digest not in known:
+            raise ChainNotCheckpointable(
+                f"checkpoint file {name} is not in the database: checkpoints were removed from it; "
+                "run verify_audit. No checkpoint was signed."
+            )
 
 
 def checkpoint_audit(*, now: datetime.datetime | None = None) -> list[AuditCheckpoint]:

@@ -136,3 +136,71 @@ def test_a_checkpoint_file_edited_on_disk_is_refused(three_checkpoints, settings
     print("\nOUTPUT:", output)
     assert f"file {path.name}" in output
     assert "count does not match" in output
+
+
+def test_the_sealer_never_signs_a_rewrite_whose_newer_checkpoints_were_deleted_from_the_database(
+    three_checkpoints, attacker, make_events, tmp_path, signing
+):
+    # Found by an outside review: delete the newest checkpoint row, rewrite the events it covered
+    # with every hash after them recomputed, and the next sealing run signed the rewritten history
+    # as the continuation of the checkpoint before; a pack exported then verified.
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    attacker("DELETE FROM audit_auditcheckpoint WHERE id = %s", [three_checkpoints[-1].id])
+    _rewrite_everything(attacker, edit_seq=25)
+    make_events(3, start=30)
+
+    with pytest.raises(services.ChainNotCheckpointable, match="is not in the database: checkpoints were removed"):
+        services.seal_audit()
+
+    assert AuditCheckpoint.objects.count() == 2  # nothing signed
+    assert AuditEvent.objects.filter(seal_seq=33).exists()  # sealing itself went on
+
+
+def test_the_sealer_never_signs_a_new_first_checkpoint_when_every_row_was_deleted(three_checkpoints, attacker):
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    attacker("DELETE FROM audit_auditcheckpoint")
+    _rewrite_everything(attacker, edit_seq=5)
+
+    with pytest.raises(services.ChainNotCheckpointable, match="is not in the database"):
+        services.checkpoint_audit()
+    assert not AuditCheckpoint.objects.exists()
+
+
+def test_the_sealer_never_signs_past_a_checkpoint_the_witness_acknowledged_and_the_database_lost(
+    three_checkpoints, attacker, settings
+):
+    from audit.models import AuditWitnessCursor
+
+    settings.AUDIT_CHECKPOINT_DIR = ""  # the witness's cursor alone
+    AuditWitnessCursor.objects.create(pk=1, checkpoint_id=three_checkpoints[-1].id)
+    attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
+    attacker("DELETE FROM audit_auditcheckpoint WHERE id = %s", [three_checkpoints[-1].id])
+
+    with pytest.raises(services.ChainNotCheckpointable, match="the witness acknowledged"):
+        services.checkpoint_audit()
+
+
+def test_an_unchanged_log_goes_on_being_checkpointed_past_its_files(three_checkpoints, make_events):
+    # The check reads only the files at or past the newest stored checkpoint, which it knows.
+    make_events(5, start=30)
+    services.seal_audit()
+
+    assert AuditCheckpoint.objects.count() == 4
+    assert services.verify_checkpoints().ok
+
+
+@pytest.mark.parametrize("forged_seq", [0, -5])
+def test_a_row_forged_with_a_seal_below_one_is_found_by_verify_audit(three_checkpoints, attacker, forged_seq):
+    # Found by an outside review: the walk started at seq 1, so a "sealed" row at 0 or below passed.
+    attacker(
+        "INSERT INTO audit_auditevent (event_type, actor, role, timestamp, trace_id, target_type, target_id, "
+        "metadata, seal_seq, prev_hash, hash) VALUES ('approval.decided', 'user:ceo', 'finance', now(), "
+        "'trace-a', 'approval', 'x', '{}', %s, repeat('0', 64), repeat('1', 64))",
+        [forged_seq],
+    )
+
+    code, output = _verify_audit()
+
+    assert code == 1
+    assert f"seq {forged_seq}" in output
+    assert not services.verify_audit().ok
