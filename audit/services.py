@@ -374,9 +374,10 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
     # (only a superuser past the insert trigger can) would otherwise never be read, yet show as sealed.
     below = AuditEvent.objects.filter(seal_seq__lt=1).order_by("seal_seq").values_list("seal_seq", "id").first()
     if below is not None:
-        return result(
-            ChainBreak(below[0], below[1], f"seq {below[0]} is below 1, where the chain begins: a forged sealed row")
-        )
+        seq, event_id = below
+        # The filter above selects sealed rows only.
+        assert seq is not None
+        return result(ChainBreak(seq, event_id, f"seq {seq} is below 1, where the chain begins: a forged sealed row"))
 
     prev_hash, prev_id = GENESIS_HASH, None
     if start > 1:
