@@ -49,12 +49,32 @@ def _checked(check, value):
         raise forms.ValidationError([str(m) for m in messages_]) from None
 
 
+def _detail_text(detail):
+    """An API error's detail as a sentence (a ValidationError's is a dict of lists)."""
+    if isinstance(detail, dict):
+        return " ".join(_detail_text(value) for value in detail.values())
+    if isinstance(detail, list):
+        return " ".join(_detail_text(value) for value in detail)
+    return str(detail)
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
     """Creating goes through services.create_subscription (SSRF guard, audit event); the secret is shown
     once in the confirmation message. Afterwards a subscription is read-only except for the actions."""
 
-    list_display = ["url", "event_types", "role", "format", "is_active", "consecutive_failures", "disabled_at"]
+    # The URL's path and query can be the receiver's credential: like the secret, it is not shown after
+    # creation, only its destination (scheme, host, port). Search by URL still finds it.
+    list_display = [
+        "destination",
+        "description",
+        "event_types",
+        "role",
+        "format",
+        "is_active",
+        "consecutive_failures",
+        "disabled_at",
+    ]
     list_filter = ["is_active", "format", "role"]
     search_fields = ["url", "description"]
     action_form = EventIdActionForm
@@ -69,12 +89,19 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["url", "events", "role", "format", "description"]
-        return [f.name for f in self.model._meta.fields if f.name != "secret"]
+        return self._shown_fields()
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return [f.name for f in self.model._meta.fields if f.name != "secret"]
+        return self._shown_fields()
+
+    def _shown_fields(self):
+        return ["destination"] + [f.name for f in self.model._meta.fields if f.name not in ("secret", "url")]
+
+    @admin.display(description="Destination")
+    def destination(self, obj):
+        return obj.destination
 
     def has_delete_permission(self, request, obj=None):
         # Disable instead: the delivery log and the audit trail keep pointing at it.
@@ -103,9 +130,9 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             try:
                 message = action(subscription)
             except APIException as exc:
-                self.message_user(request, f"{subscription.url}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"{subscription}: {_detail_text(exc.detail)}", messages.ERROR)
             else:
-                self.message_user(request, f"{subscription.url}: {message}", messages.SUCCESS)
+                self.message_user(request, f"{subscription}: {message}", messages.SUCCESS)
 
     def _event_id(self, request):
         # The action form's own choices are filled in by the changelist, so read the one field directly.
@@ -139,8 +166,10 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         if event_id is None:
             return
 
+        actor = principal_for_user(request.user).subject
+
         def redeliver(subscription):
-            attempt = services.redeliver_event(subscription_id=subscription.pk, event_id=event_id)
+            attempt = services.redeliver_event(subscription_id=subscription.pk, event_id=event_id, actor=actor)
             return f"event {event_id}: {attempt.status} {attempt.http_status or attempt.error}"
 
         self._each(request, queryset, redeliver)

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from webhooks import transport
+
 
 class WebhookFormat(models.TextChoices):
     STANDARD = "standard"
@@ -50,7 +52,14 @@ class WebhookSubscription(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.url} ({', '.join(self.event_types)})"
+        # The admin keeps this in its history (LogEntry.object_repr) and shows it in breadcrumbs.
+        return f"{self.destination} ({', '.join(self.event_types)})"
+
+    @property
+    def destination(self) -> str:
+        """The URL without its path and query, which may hold the receiver's credential: what the audit
+        log, the admin and the logs show of it."""
+        return transport.redacted(self.url)
 
 
 class DeliveryStatus(models.TextChoices):

@@ -16,3 +16,9 @@ def attempts_for(subscription: WebhookSubscription, *, event_id: int | None = No
     if event_id is not None:
         queryset = queryset.filter(event_id=event_id)
     return queryset.order_by("-id")
+
+
+def disabled_destinations(*, limit: int = 5) -> list[str]:
+    """What the console's banner may name of the disabled subscriptions: scheme, host and port, never the
+    full URL (its path or query can be the receiver's credential)."""
+    return [subscription.destination for subscription in disabled_subscriptions()[:limit]]

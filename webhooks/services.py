@@ -54,6 +54,11 @@ USER_AGENT = "Orchestrator-Webhooks/1"
 # One subscription's turn in a pass ends after this long, so a slow receiver cannot starve the
 # others of a worker; it continues from its cursor in the next pass.
 PASS_SECONDS = 30.0
+# Retry-After: delta-seconds is ASCII digits (str.isdigit() also takes other scripts' digits and '²').
+DELTA_SECONDS = re.compile(r"[0-9]+")
+# Any wait a receiver asks for is cut to this: far past every retry window (so it still means "give the
+# event up"), and small enough that no date arithmetic with it can overflow.
+RETRY_AFTER_CEILING_SECONDS = 10 * 365 * 24 * 3600
 
 Position = tuple[int, int]
 
@@ -98,7 +103,9 @@ def _subscription_event(
         trace_id="",
         target_type="webhook_subscription",
         target_id=subscription.pk,
-        metadata={"url": subscription.url, **metadata},
+        # Only scheme, host and port: the path or query of a webhook URL can be its credential, and this
+        # metadata goes to other subscribers, the audit API and the console's export.
+        metadata={"url": subscription.destination, **metadata},
     )
 
 
@@ -217,24 +224,62 @@ def replay_from(*, subscription_id: Any, event_id: int, actor: str) -> WebhookSu
     return subscription
 
 
-def redeliver_event(*, subscription_id: Any, event_id: int) -> DeliveryAttempt:
-    """Send one event again now, outside the subscription's order (its cursor does not move)."""
+def _why_not_received(subscription: WebhookSubscription, event: AuditEvent) -> str:
+    """Why the subscription would never receive `event`, or "" when it would. matching_events decides;
+    this only words the reason."""
+    if matching_events(subscription).filter(pk=event.pk).exists():
+        return ""
+    patterns = ", ".join(subscription.event_types)
+    if not any(re.match(_pattern_regex(p), event.event_type) for p in subscription.event_types):
+        return (
+            f"Event {event.id} is a {event.event_type} event; this subscription receives only {patterns}, "
+            "so it would never have been sent there."
+        )
+    return (
+        f"Event {event.id} was recorded in role {event.role or '(none)'!r} and is not about an approval role "
+        f"{subscription.role!r} decides; this subscription receives only role {subscription.role!r}'s events."
+    )
+
+
+def redeliver_event(*, subscription_id: Any, event_id: int, actor: str) -> DeliveryAttempt:
+    """Send one event again now, outside the subscription's order (its cursor does not move). Only an
+    event the subscription receives: redelivering must not become a way to send a receiver events its
+    patterns or role filter keep from it."""
     subscription = WebhookSubscription.objects.filter(pk=subscription_id).first()
     if subscription is None:
         raise NotFound(f"No webhook subscription with id {subscription_id}.")
     event = AuditEvent.objects.filter(pk=event_id).first()
     if event is None:
         raise NotFound(f"No audit event with id {event_id}.")
+    refused = _why_not_received(subscription, event)
+    if refused:
+        raise ValidationError({"event_id": [refused]})
+    # The POST happens outside any transaction (a slow receiver must not hold one open); the attempt and
+    # its audit event are then written together, so the log never shows one without the other.
     outcome = _send(subscription, event)
-    previous = DeliveryAttempt.objects.filter(subscription=subscription, event_id=event.id).count()
-    return _log_attempt(
-        subscription,
-        event,
-        outcome,
-        attempt=previous + 1,
-        status=DeliveryStatus.DELIVERED if outcome.delivered else DeliveryStatus.FAILED,
-        manual=True,
-    )
+    with transaction.atomic():
+        previous = DeliveryAttempt.objects.filter(subscription=subscription, event_id=event.id).count()
+        attempt = _log_attempt(
+            subscription,
+            event,
+            outcome,
+            attempt=previous + 1,
+            status=DeliveryStatus.DELIVERED if outcome.delivered else DeliveryStatus.FAILED,
+            manual=True,
+        )
+        _subscription_event(
+            subscription,
+            event_type="webhook.redelivered",
+            actor=actor,
+            metadata={
+                "event_id": event.id,
+                "event_type": event.event_type,
+                "attempt_id": attempt.id,
+                "status": attempt.status,
+                "http_status": attempt.http_status,
+            },
+        )
+    return attempt
 
 
 # --- What a subscription receives -------------------------------------------------------------
@@ -344,19 +389,25 @@ class Outcome:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date."""
+    """Retry-After as seconds, between 0 and RETRY_AFTER_CEILING_SECONDS: delta-seconds (ASCII digits
+    only) or an HTTP date. Anything else is None, and the usual backoff applies."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if DELTA_SECONDS.fullmatch(value):
+        # Longer digit strings are past the ceiling anyway; converting them could overflow a float or
+        # hit Python's limit on int conversion.
+        if len(value) > len(str(RETRY_AFTER_CEILING_SECONDS)):
+            return float(RETRY_AFTER_CEILING_SECONDS)
+        return float(min(int(value), RETRY_AFTER_CEILING_SECONDS))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = (when - timezone.now()).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, (when - timezone.now()).total_seconds())
+    return min(max(0.0, seconds), float(RETRY_AFTER_CEILING_SECONDS))
 
 
 def _send(
@@ -391,11 +442,16 @@ def _send(
             latency_ms=response.latency_ms,
             excerpt=response.excerpt,
         )
+    asked = response.headers.get("retry-after", "") if status in (429, 503) else ""
+    error = f"HTTP {status}"
+    if asked:
+        # The receiver's own words, shortened, so staff can see why an event waits or was given up.
+        error += f", Retry-After: {asked[:40]}{'…' if len(asked) > 40 else ''}"
     return Outcome(
         delivered=False,
         retryable=status >= 500 or status in RETRYABLE_4XX,
-        retry_after=_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None,
-        error=f"HTTP {status}",
+        retry_after=_retry_after(asked),
+        error=error,
         http_status=status,
         latency_ms=response.latency_ms,
         excerpt=response.excerpt,
@@ -428,8 +484,9 @@ def _log_attempt(
 
 def backoff_seconds(attempts: int) -> float:
     """Exponential (base * 2^(n-1), capped) with full jitter over its upper half."""
+    # The exponent is bounded so a long retry count cannot overflow a float before the cap applies.
     ceiling: float = min(
-        settings.WEBHOOK_BACKOFF_MAX_SECONDS, settings.WEBHOOK_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1)
+        settings.WEBHOOK_BACKOFF_MAX_SECONDS, settings.WEBHOOK_BACKOFF_BASE_SECONDS * 2 ** min(attempts - 1, 62)
     )
     jittered: float = ceiling * random.uniform(0.5, 1.0)
     return jittered
@@ -448,17 +505,23 @@ def _settle(subscription: WebhookSubscription, event: AuditEvent, outcome: Outco
         subscription.save()
         return True
     deadline = event.timestamp + datetime.timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
+    window_left = (deadline - now).total_seconds()
+    reason = outcome.error
     if outcome.retryable:
         delay = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(attempt)
-        next_at = now + datetime.timedelta(seconds=delay)
-        if next_at < deadline:
+        # Nothing is sent after the window, so a wait that ends past it (a receiver's Retry-After
+        # included) gives the event up now rather than holding the later events back for nothing.
+        if delay < window_left:
             _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.FAILED)
             subscription.retrying_event_id = event.id
             subscription.attempts = attempt
-            subscription.next_attempt_at = next_at
+            subscription.next_attempt_at = now + datetime.timedelta(seconds=delay)
             subscription.save()
             return False
-    reason = outcome.error if not outcome.retryable else f"retry window ran out ({outcome.error})"
+        if outcome.retry_after is not None:
+            reason = f"the wait asked for is past the retry window ({outcome.error})"
+        else:
+            reason = f"retry window ran out ({outcome.error})"
     _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.GAVE_UP, error=reason)
     # A failed event is passed over so one bad event cannot hold up the rest; the streak's start is
     # remembered, and disabling rewinds to it, so nothing of the streak is lost.
@@ -594,4 +657,13 @@ def deliver_webhooks(*, now: datetime.datetime | None = None) -> int:
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .values_list("id", flat=True)
     )
-    return sum(deliver_subscription(subscription_id=subscription_id) for subscription_id in due)
+    delivered = 0
+    for subscription_id in due:
+        try:
+            delivered += deliver_subscription(subscription_id=subscription_id)
+        except Exception:
+            # One subscription's unforeseen failure (a bug, a damaged row) must not keep every later
+            # one from its events. It is logged with the traceback, its lease was released and its
+            # cursor did not move, so the next pass tries it again.
+            logger.exception("Webhook delivery failed for subscription %s; the pass goes on.", subscription_id)
+    return delivered

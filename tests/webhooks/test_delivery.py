@@ -215,7 +215,7 @@ def test_redelivering_one_event_sends_it_once_now_and_leaves_the_cursor(receiver
     deliver_until(lambda: rx.accepted)
     cursor = WebhookSubscription.objects.values_list("cursor_txid", "cursor_event_id").get(pk=subscription.pk)
 
-    attempt = services.redeliver_event(subscription_id=subscription.pk, event_id=event.id)
+    attempt = services.redeliver_event(subscription_id=subscription.pk, event_id=event.id, actor="staff")
 
     assert (attempt.status, attempt.manual) == ("delivered", True)
     assert [int(webhook_id) for webhook_id, _ in rx.duplicates] == [event.id]
