@@ -27,6 +27,7 @@ from orchestrator.http.paging import (
 from orchestrator.http.renderers import FastJSONRenderer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
+from orchestrator.identity.authentication import principal_for_bearer
 
 STREAM_BATCH_SIZE = 500
 # One Server-Sent Event as clients parse it (the schema of each event, not of the whole body).
@@ -155,11 +156,15 @@ def _sse(event):
     return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(AuditEventShape.render(event)))
 
 
-def event_stream(queryset, position):
-    """Events after `position` as they commit, for at most AUDIT_STREAM_MAX_SECONDS.
+def event_stream(queryset, position, still_allowed):
+    """Events after `position` as they commit, for at most AUDIT_STREAM_MAX_SECONDS, while
+    `still_allowed()` holds.
 
     The bound keeps a worker thread from being held for ever; EventSource clients reconnect
     on their own with Last-Event-ID. Heartbeats let a vanished client's thread notice and end.
+    The caller's right is asked again before anything is written: a token revoked, a JWT expired or
+    a person's access withdrawn while the stream is open ends it, so no event reaches a caller the
+    API would now refuse; the client's reconnection then gets the refusal.
     """
     poll, heartbeat = settings.AUDIT_STREAM_POLL_SECONDS, settings.AUDIT_STREAM_HEARTBEAT_SECONDS
     now = time.monotonic()
@@ -172,6 +177,8 @@ def event_stream(queryset, position):
         while now < deadline:
             rows, position = events_after(queryset, position, limit=STREAM_BATCH_SIZE)
             now = time.monotonic()
+            if (rows or now - last_write >= heartbeat) and not still_allowed():
+                return
             if rows:
                 yield b"".join(_sse(event) for event in rows)
                 last_write = now
@@ -227,19 +234,28 @@ class AuditStream(ApiView):
             position = position_of(event)
         else:
             position = live_position(queryset)
-        return stream_response(queryset, position, subject=self.principal.subject)
+        principal, credential = self.principal, request.auth
+        return stream_response(
+            queryset,
+            position,
+            subject=principal.subject,
+            # The same principal, not just any: what the stream shows was chosen by the rights it
+            # opened with.
+            still_allowed=lambda: principal_for_bearer(credential) == principal,
+        )
 
 
-def stream_response(queryset, position, *, subject):
+def stream_response(queryset, position, *, subject, still_allowed):
     """The SSE response for one caller, holding one of its stream slots until the server closes it;
     TooManyRequests past AUDIT_STREAM_MAX_PER_PRINCIPAL. Every live stream (this API and the console's
-    /dashboard/live) opens through here, so no door skips the cap."""
+    /dashboard/live) opens through here, so no door skips the cap, and each says how its caller's
+    right is checked again while it runs (event_stream)."""
     if not stream_slots.acquire(subject):
         raise TooManyRequests(
             f"At most {settings.AUDIT_STREAM_MAX_PER_PRINCIPAL} open audit streams per caller; close one first.",
             wait=STREAM_RETRY_AFTER_SECONDS,
         )
-    body = HeldStream(event_stream(queryset, position), subject)
+    body = HeldStream(event_stream(queryset, position, still_allowed), subject)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Proxies (nginx) must pass each event through at once, not buffer the response.

@@ -7,6 +7,7 @@ Approvals are further limited to the roles whose group `approver:<role>` the per
 
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
@@ -42,6 +43,21 @@ def console_view(*permissions, any_of=False):
         return wrapper
 
     return decorate
+
+
+def still_holds(request, *permissions):
+    """Whether the person signed in to `request` is still signed in there and still active staff
+    holding `permissions`, read afresh: a long-lived answer (the live stream) asks while it runs,
+    and the request's user object keeps the permissions it loaded when the request began."""
+    if not request.session.exists(request.session.session_key):
+        return False
+    user = get_user_model().objects.filter(pk=request.user.pk).first()
+    return (
+        user is not None
+        and user.is_active
+        and user.is_staff
+        and all(user.has_perm(permission) for permission in permissions)
+    )
 
 
 def approver_roles(user):

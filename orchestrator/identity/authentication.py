@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 
+def principal_for_bearer(raw: str) -> Principal | None:
+    """Who the bearer credential `raw` stands for now, or None when it stands for no one (unknown,
+    revoked, expired, badly signed). A long-lived answer (an audit stream) asks again while it runs."""
+    if raw.startswith(TOKEN_PREFIX):
+        return principal_for_local_token(raw)
+    return oidc.principal_for_jwt(raw)
+
+
 class BearerAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
@@ -31,10 +39,7 @@ class BearerAuthentication(BaseAuthentication):
         if len(parts) != 2 or parts[0].lower() != "bearer":
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
         raw = parts[1]
-        if raw.startswith(TOKEN_PREFIX):
-            principal = principal_for_local_token(raw)
-        else:
-            principal = oidc.principal_for_jwt(raw)
+        principal = principal_for_bearer(raw)
         if principal is None:
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
         return principal, raw
