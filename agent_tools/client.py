@@ -7,18 +7,27 @@ instead of doing the work twice.
 """
 
 import contextlib
+import email.utils
 import logging
 import os
 import random
+import re
+import socket
 import threading
 import time
+import types
+import typing
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +37,15 @@ DEFAULT_MAX_ATTEMPTS = 4
 # The first retry waits about this long; each further one twice as long, up to MAX_BACKOFF_SECONDS.
 BASE_BACKOFF_SECONDS = 0.2
 MAX_BACKOFF_SECONDS = 5.0
+# A server's Retry-After is honoured up to this; asked to wait longer, the call gives up at once rather
+# than hold its caller (a tool call, a worker's loop) for a wait it did not budget for.
+MAX_RETRY_AFTER_SECONDS = 60.0
+# The API's answers carry at most a request body's worth of payload and result (the server's
+# MAX_REQUEST_BODY_BYTES, 1 MB by default) each, so this leaves room; anything larger is not the API.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+# Retry-After delta-seconds is ASCII digits (str.isdigit() also takes other scripts' digits and '²').
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 # 503 is the API's "database unavailable, retry later"; other 5xx are bugs a retry will not fix.
 RETRYABLE_STATUSES = frozenset({503})
 # A 409 of this type means the first attempt with our key is still running: its answer is coming.
@@ -52,7 +70,9 @@ class OrchestratorError(Exception):
 
     @property
     def detail(self):
-        return self.problem.get("detail") or str(self)
+        detail = self.problem.get("detail")
+        # Callers print it for a model or a log: a detail that is not text is not the API's.
+        return detail if isinstance(detail, str) and detail else str(self)
 
 
 class InvalidRequest(OrchestratorError):
@@ -62,7 +82,8 @@ class InvalidRequest(OrchestratorError):
 
     @property
     def errors(self):
-        return self.problem.get("errors") or {}
+        errors = self.problem.get("errors")
+        return errors if isinstance(errors, dict) else {}
 
 
 class Unauthorized(OrchestratorError):
@@ -126,8 +147,18 @@ class _Resource:
 
     @classmethod
     def from_response(cls, body, response):
-        names = {f.name for f in fields(cls)} - {"raw", "replayed"}
-        values = {name: body[name] for name in names if name in body}
+        """The answer as `cls`; TypeError when it is not a JSON object or a field has the wrong type, so
+        a `status` of NaN or {} never reaches the caller as if it were a word."""
+        if not isinstance(body, dict):
+            raise TypeError(f"the answer is a JSON {type(body).__name__}, not an object")
+        values = {}
+        for f in fields(cls):
+            if f.name in ("raw", "replayed") or f.name not in body:
+                continue
+            value = body[f.name]
+            if not _fits(value, f.type):
+                raise TypeError(f"its {f.name} is {_excerpt(value)}, not {_type_name(f.type)}")
+            values[f.name] = value
         values.setdefault("trace_id", response.headers.get("X-Trace-Id"))
         return cls(
             **values,
@@ -174,13 +205,18 @@ class Task(_Resource):
         if not (self.lease_expires_at and self.claimed_at):
             return None
         start = self.raw.get("heartbeat_at") or self.claimed_at
-        return (datetime.fromisoformat(self.lease_expires_at) - datetime.fromisoformat(start)).total_seconds()
+        try:
+            return (datetime.fromisoformat(self.lease_expires_at) - datetime.fromisoformat(start)).total_seconds()
+        except (TypeError, ValueError):
+            # Timestamps that are not ISO 8601 (or mix naive and aware): the caller falls back to a default.
+            return None
 
 
 class WorkItem:
     """A claimed task inside `OrchestratorClient.next_task`: read `task`, `payload`; set `result`.
 
-    `lease_lost` turns true as soon as a heartbeat learns another claimer took the task over; the
+    `lease_lost` turns true as soon as a heartbeat learns another claimer took the task over (or the
+    heartbeat thread failed in a way it cannot recover from, so nothing keeps the lease any more); the
     work is then discarded (the context manager raises LeaseLost instead of completing).
     """
 
@@ -277,6 +313,11 @@ class OrchestratorClient:
     the first attempt is still running, with exponential backoff and jitter, at most
     `max_attempts` times in all; every attempt carries the same Idempotency-Key and
     X-Trace-Id. Failures raise OrchestratorError subclasses.
+
+    `timeout` bounds each attempt as a whole (connecting, the headers and the whole body), not
+    each read; an answer longer than `max_answer_bytes` is refused; a Retry-After longer than
+    `max_retry_after` seconds ends the call. `http` is the requests.Session to use: the client
+    mounts its own adapters on it, which enforce the attempt's deadline.
     """
 
     def __init__(
@@ -287,27 +328,38 @@ class OrchestratorClient:
         timeout=DEFAULT_TIMEOUT_SECONDS,
         max_attempts=DEFAULT_MAX_ATTEMPTS,
         backoff=BASE_BACKOFF_SECONDS,
+        max_answer_bytes=MAX_ANSWER_BYTES,
+        max_retry_after=MAX_RETRY_AFTER_SECONDS,
         http=None,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        if max_answer_bytes < 1:
+            raise ValueError("max_answer_bytes must be at least 1")
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")
         self.token = token or ""
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.max_answer_bytes = max_answer_bytes
+        self.max_retry_after = max_retry_after
         self.http = http or requests.Session()
+        for prefix in ("http://", "https://"):
+            self.http.mount(prefix, _DeadlineAdapter())
 
     @classmethod
     def from_env(cls, environ=None):
-        """ORCHESTRATOR_URL, ORCHESTRATOR_TOKEN, and optionally ORCHESTRATOR_TIMEOUT (seconds) and
-        ORCHESTRATOR_MAX_ATTEMPTS."""
+        """ORCHESTRATOR_URL, ORCHESTRATOR_TOKEN, and optionally ORCHESTRATOR_TIMEOUT (seconds),
+        ORCHESTRATOR_MAX_ATTEMPTS and ORCHESTRATOR_MAX_ANSWER_BYTES."""
         environ = os.environ if environ is None else environ
         return cls(
             environ.get("ORCHESTRATOR_URL") or DEFAULT_URL,
             environ.get("ORCHESTRATOR_TOKEN", ""),
             timeout=float(environ.get("ORCHESTRATOR_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS),
             max_attempts=int(environ.get("ORCHESTRATOR_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS),
+            max_answer_bytes=int(environ.get("ORCHESTRATOR_MAX_ANSWER_BYTES") or MAX_ANSWER_BYTES),
         )
 
     # --- sessions -------------------------------------------------------------------------
@@ -396,7 +448,8 @@ class OrchestratorClient:
         try:
             return self._resource(Task, "POST", path, json=body, trace_id=trace_id)
         except Conflict as exc:
-            if exc.problem.get("type", "").endswith("/lease_superseded"):
+            problem_type = exc.problem.get("type")
+            if isinstance(problem_type, str) and problem_type.endswith("/lease_superseded"):
                 raise LeaseLost(str(exc), status=exc.status, trace_id=exc.trace_id, problem=exc.problem) from exc
             raise
 
@@ -452,13 +505,19 @@ class OrchestratorClient:
 
     def _keep_alive(self, work, stop, lease_seconds):
         """Heartbeat every third of the lease on a connection of its own, until `stop` or the lease is lost."""
-        lease = lease_seconds or work.task.lease_seconds or 300
-        interval = max(lease / 3, 0.05)
-        # An answer later than the lease is of no use; one within it still keeps the lease.
-        beats = OrchestratorClient(
-            self.base_url, self.token, timeout=min(self.timeout, lease), max_attempts=1, backoff=self.backoff
-        )
+        beats = None
         try:
+            lease = lease_seconds or work.task.lease_seconds or 300
+            interval = max(lease / 3, 0.05)
+            # An answer later than the lease is of no use; one within it still keeps the lease.
+            beats = OrchestratorClient(
+                self.base_url,
+                self.token,
+                timeout=min(self.timeout, lease),
+                max_attempts=1,
+                backoff=self.backoff,
+                max_answer_bytes=self.max_answer_bytes,
+            )
             while not stop.wait(interval):
                 try:
                     beats.heartbeat_task(work.task_id, lease_token=work.lease_token, lease_seconds=lease_seconds)
@@ -468,8 +527,14 @@ class OrchestratorClient:
                 except OrchestratorError as exc:
                     # One missed beat is not a lost lease: two more fit in before it passes.
                     logger.warning("heartbeat of task %s failed: %s", work.task_id, exc)
+        except Exception as exc:
+            # A dead heartbeat thread would let the lease pass unnoticed while the block keeps working
+            # and then completes on a lease nobody kept; declared lost, the work is discarded instead.
+            logger.exception("heartbeat of task %s stopped", work.task_id)
+            work._lose(exc)
         finally:
-            beats.http.close()
+            if beats is not None:
+                beats.http.close()
 
     # --- approvals and notifications ------------------------------------------------------
 
@@ -558,11 +623,12 @@ class OrchestratorClient:
         try:
             body = response.json()
             return cls.from_response(body, response)
-        except (ValueError, TypeError, AttributeError) as exc:
-            # A proxy's error page or another service at ORCHESTRATOR_URL, not the API.
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            # A proxy's error page, another service at ORCHESTRATOR_URL, or an answer no API would give
+            # (JSON nested past the parser's limit, a field of the wrong type).
             raise ControllerError(
                 f"{response.status_code} from {response.url} is not an answer of the orchestrator's API "
-                f"(is ORCHESTRATOR_URL right?): {exc}",
+                f"(is ORCHESTRATOR_URL right?): {_excerpt(str(exc), 200)}",
                 status=response.status_code,
                 trace_id=response.headers.get("X-Trace-Id") or trace_id,
             ) from exc
@@ -581,15 +647,7 @@ class OrchestratorClient:
         attempt = 1
         while True:
             try:
-                response = self.http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
+                response = self._attempt(method, url, json=json, params=params, headers=headers, trace_id=trace_id)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
                     raise ControllerError(
@@ -601,17 +659,78 @@ class OrchestratorClient:
                 if not _retryable(response) or attempt >= self.max_attempts:
                     return self._checked(response, trace_id)
                 retry_after = _retry_after_seconds(response)
+                if retry_after is not None and retry_after > self.max_retry_after:
+                    # Waiting less than asked would most likely meet the same refusal.
+                    return self._checked(
+                        response,
+                        trace_id,
+                        note=f" (it asks to be retried after {retry_after:.0f} s, longer than the "
+                        f"{self.max_retry_after:.0f} s this client waits)",
+                    )
             time.sleep(self._delay(attempt, retry_after))
             attempt += 1
 
+    def _attempt(self, method, url, *, trace_id, **kwargs):
+        """One HTTP exchange whose whole answer arrives within `timeout` seconds and `max_answer_bytes`.
+
+        requests' own timeout bounds each read, so a server sending a byte a second would hold a call
+        for as long as it liked; the deadline cuts the socket instead. Past it, or when the answer
+        breaks off, this raises requests.Timeout or requests.ConnectionError: retried like any other.
+        """
+        with _Deadline(self.timeout) as deadline:
+            try:
+                response = self.http.request(
+                    method, url, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+                )
+            except requests.ConnectionError as exc:
+                if deadline.expired:
+                    raise requests.Timeout(f"No whole answer within {self.timeout:g} s.") from exc
+                raise
+            try:
+                body = self._read_answer(response, trace_id)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                response.close()
+                if deadline.expired:
+                    raise requests.Timeout(f"No whole answer within {self.timeout:g} s.") from exc
+                raise requests.ConnectionError(f"The answer broke off: {exc}") from exc
+            except BaseException:
+                response.close()
+                raise
+        # The body is already read: json() and .content use it as if requests had read it itself.
+        response._content = body
+        response._content_consumed = True
+        return response
+
+    def _read_answer(self, response, trace_id):
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            # Refused before a byte of it is read.
+            raise self._too_large(response, trace_id)
+        body = bytearray()
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                raise self._too_large(response, trace_id)
+        return bytes(body)
+
+    def _too_large(self, response, trace_id):
+        return ControllerError(
+            f"{response.status_code} from {response.url} is larger than {self.max_answer_bytes} bytes, the most "
+            "this client reads (ORCHESTRATOR_MAX_ANSWER_BYTES); it is not an answer of the orchestrator's API.",
+            status=response.status_code,
+            trace_id=response.headers.get("X-Trace-Id") or trace_id,
+        )
+
     def _delay(self, attempt, retry_after):
         exponential = self.backoff * 2 ** (attempt - 1)
-        delay = exponential * random.uniform(0.5, 1.0)
+        delay = min(exponential * random.uniform(0.5, 1.0), MAX_BACKOFF_SECONDS)
         if retry_after is not None:
+            # Only the backoff is capped: the server knows when it will answer again.
             delay = max(delay, retry_after)
-        return min(delay, MAX_BACKOFF_SECONDS)
+        return delay
 
-    def _checked(self, response, trace_id):
+    def _checked(self, response, trace_id, *, note=""):
         trace_id = response.headers.get("X-Trace-Id") or trace_id
         if response.is_redirect:
             # Never followed: requests would turn a redirected POST into a GET, and a redirect to
@@ -624,20 +743,167 @@ class OrchestratorClient:
             )
         if response.status_code < 400:
             return response
-        try:
-            problem = response.json()
-        except ValueError:
-            problem = {}
+        problem = _json_of(response)
         if not isinstance(problem, dict):
             problem = {}
         status = response.status_code
-        detail = problem.get("detail") or response.reason or "no detail"
+        detail = problem.get("detail")
+        title = problem.get("title")
+        detail = detail if isinstance(detail, str) and detail else response.reason or "no detail"
+        title = title if isinstance(title, str) and title else response.reason
         raise _error_class(status)(
-            f"{status} {problem.get('title') or response.reason}: {detail}",
+            f"{status} {title}: {detail}{note}",
             status=status,
             trace_id=trace_id,
             problem=problem,
         )
+
+
+class _Deadline:
+    """The deadline of one HTTP attempt in this thread: when it passes, the attempt's socket is shut
+    down, which ends whatever connect, read or TLS handshake is blocked on it at once."""
+
+    def __init__(self, seconds):
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sock = None
+        self._over = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _attempt_in_thread.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        with self._lock:
+            self._over = True
+            self._sock = None
+        _attempt_in_thread.deadline = None
+
+    def uses(self, sock):
+        with self._lock:
+            if self._over:
+                return
+            self._sock = sock
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self):
+        with self._lock:
+            if self._over:
+                return
+            self.expired = True
+            if self._sock is not None:
+                _shut(self._sock)
+
+
+_attempt_in_thread = threading.local()
+
+
+def _attempt_uses(sock):
+    deadline = getattr(_attempt_in_thread, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.uses(sock)
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        # Already closed, or a plain socket TLS has taken over (detached): nothing left to cut.
+        pass
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """Hands each socket it uses to the attempt running in this thread, so its deadline can cut it."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _attempt_uses(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        # A kept-alive connection: no new socket, the same deadline.
+        _attempt_uses(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self):
+        # The TCP socket first, so the deadline also cuts a TLS handshake that never ends.
+        sock = super()._new_conn()
+        _attempt_uses(sock)
+        return sock
+
+    def connect(self):
+        super().connect()
+        _attempt_uses(self.sock)
+
+    def request(self, *args, **kwargs):
+        _attempt_uses(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with connections whose sockets the attempt's deadline can cut (also through an
+    HTTP proxy; a SOCKS proxy keeps its own connections, and only requests' per-read timeout)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
+
+
+def _json_of(response):
+    """The answer's JSON, or None when it is none: an error page, or JSON nested past the parser's limit."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
+def _fits(value, annotation):
+    if annotation is Any:
+        return True
+    kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for kind in kinds:
+        if kind is type(None):
+            if value is None:
+                return True
+        elif isinstance(value, bool) and kind is not bool:
+            # bool is an int to isinstance, never to the API.
+            continue
+        elif isinstance(value, kind):
+            return True
+    return False
+
+
+def _type_name(annotation):
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+def _excerpt(value, length=60):
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= length else f"{text[:length]}…"
 
 
 def _retryable(response):
@@ -645,15 +911,27 @@ def _retryable(response):
         return True
     if response.status_code != 409:
         return False
-    try:
-        return response.json().get("type") == IN_FLIGHT_PROBLEM_TYPE
-    except (ValueError, AttributeError):
-        return False
+    body = _json_of(response)
+    return isinstance(body, dict) and body.get("type") == IN_FLIGHT_PROBLEM_TYPE
 
 
 def _retry_after_seconds(response):
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    """Retry-After in seconds (delta-seconds or an HTTP date), or None when absent or not understood."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
+    if value.isascii() and value.isdigit():
+        # More digits than any wait worth a float: longer than every bound, so the call gives up.
+        return float("inf")
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _iso_or_none(value):

@@ -6,6 +6,7 @@ MCP SDK's own stdio client. Nothing is mocked: a failing controller is a real se
 process whose database is unreachable, a dropped response is a real connection reset.
 """
 
+import json
 import os
 import re
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
@@ -233,3 +235,84 @@ def proxy_to():
     yield start
     for proxy in proxies:
         proxy.close()
+
+
+class HostileServer:
+    """A loopback HTTP server that answers as the test says, including as no API would: `answer(handler)`
+    writes the whole response itself, so it can drip, lie about its length or send malformed JSON.
+
+    Records each request as {"method", "path", "headers", "body", "client" (address and port), "at"
+    (monotonic time of arrival)}; handlers
+    that drip should stop once `stopping` is set.
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+        self.stopping = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {name.lower(): value for name, value in self.headers.items()},
+                        "body": body,
+                        "client": self.client_address,
+                        "at": time.monotonic(),
+                    }
+                )
+                try:
+                    server.answer(self)
+                except OSError:
+                    # The client hung up on a hostile answer: that is the point.
+                    self.close_connection = True
+
+            do_GET = do_POST = do_PATCH = _any
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def send(handler, status, body=b"", *, headers=None, content_type="application/json"):
+    """A whole, well-formed HTTP answer (what it carries may still be hostile)."""
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def hostile_server():
+    """Start a HostileServer answering with `answer(handler)`; every one is closed after the test."""
+    servers = []
+
+    def start(answer):
+        server = HostileServer(answer)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
