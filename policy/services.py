@@ -31,6 +31,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied, 
 
 from approvals import services as approvals
 from audit import services as audit
+from orchestrator.http.errors import Conflict
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role, require_known_role
@@ -46,6 +47,10 @@ _PROFILE_KEYS = {"role", "description", "may_route_to", "tools", "rules"}
 _RULE_KEYS = {"id", "when", "effect", "approver_role", "required_approvals", "expires_in", "reason"}
 _ROUTE_KEYS = {"role", "types"}
 SYSTEM_LOADER = "system:load_profiles"
+# A check that evaluated a replaced version is evaluated again against the active one. On PostgreSQL
+# the second attempt already holds the role's activation lock, so no activation lands in between; the
+# bound keeps the loop finite where nothing holds activations off (SQLite).
+ACTIVATION_RACE_ATTEMPTS = 2
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -92,6 +97,20 @@ def _failed_rules_recorded() -> Iterator[None]:
         else:
             audit.record_many(failure.events)
         raise
+
+
+class ProfileChanged(Conflict):
+    """A tool check that kept finding its role's profile replaced under it (ACTIVATION_RACE_ATTEMPTS
+    evaluations, each against a version activated anew before it could open an approval): nothing
+    was decided or opened; check again."""
+
+    default_code = "profile_changed"
+
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            f"Role {role!r}'s profile was activated anew while this check ran; nothing was decided, check again.",
+            role=role,
+        )
 
 
 class RolePaused(APIException):
@@ -332,7 +351,10 @@ def _active_in_database(role: str) -> tuple[Any, ...]:
 
 def active_profile(role: str) -> CompiledProfile | None:
     """The role's active profile, compiled; no query while this process knows which version is active."""
-    row = _active_cache.lookup(role, lambda: _active_in_database(role))
+    return _profile_of(_active_cache.lookup(role, lambda: _active_in_database(role)))
+
+
+def _profile_of(row: tuple[Any, ...] | None) -> CompiledProfile | None:
     if not row:
         return None
     cached = _compiled.get(row)
@@ -441,6 +463,10 @@ def _activate(version: ProfileVersion, *, previous: ProfileVersion | None, actor
     version.activated_at = now
     version.save(update_fields=["is_active", "activated_at"])
     wait_out_after_commit(_active_cache)
+    # Before the expiry, never after: checks that opened an approval for the old version hold the
+    # lock shared (_hold_if_active) until they commit, so the expiry sees their approvals, and
+    # checks that come later wait for this commit and open none for the old version.
+    _activation_lock(version.role, shared=False)
     expired = approvals.expire_action_approvals(role=version.role, keep_version=version.version, now=now)
     audit.record(
         event_type="profile.activated",
@@ -740,33 +766,30 @@ def _action(*, principal: Principal, role: str, tool: str, arguments: Any, profi
 
 def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], trace_id: str) -> Decision:
     """May the caller call `tool` with `arguments` now? require_approval opens (or finds) an approval
-    bound to this exact action; once approved, the same check answers allow exactly once."""
+    bound to this exact action; once approved, the same check answers allow exactly once.
+
+    An approval (or a grant) is only ever used or opened for the version that is active: a check
+    evaluated against a version an activation has just replaced (this process may serve it from its
+    cache for ACCESS_CACHE_SECONDS) is evaluated again against the new one; ProfileChanged (409) if
+    that too was replaced."""
     role = principal.role
     if not role:
         raise ValidationError({"tool": ["A tool check is made for an agent of a role; this caller has none."]})
     with _failed_rules_recorded(), transaction.atomic():
         profile = active_profile(role)
-        metadata: dict[str, Any] = {"check": "tool", "tool": tool}
-        if profile is None:
-            decision = _no_profile(role) or Decision(ALLOW, None, f"Role {role!r} has no profile; allowed as before.")
+        for _ in range(ACTIVATION_RACE_ATTEMPTS):
+            decision, metadata, action = _decide_tool(
+                profile, principal=principal, role=role, tool=tool, arguments=arguments
+            )
+            if decision.decision != REQUIRE_APPROVAL or (profile is not None and _hold_if_active(profile)):
+                break
+            # Whatever this process cached is older than the activation that just committed.
+            _active_cache.clear()
+            profile = _profile_of(_active_in_database(role))
         else:
-            action = _action(principal=principal, role=role, tool=tool, arguments=arguments, profile=profile)
-            digest = digest_of(action)
-            metadata["action_digest"] = digest
-            variables = {
-                "principal": _principal_variables(principal, role),
-                "action": {"tool": tool, "arguments": arguments},
-                "now": timezone.now(),
-            }
-            decision = _evaluate(profile, variables, context="tool")
-            decision.action_digest = digest
-            if decision.decision == REQUIRE_APPROVAL:
-                _gate_action(decision, principal=principal, role=role, action=action, trace_id=trace_id)
-            elif not decision.decision:
-                allowed = "*" in profile.tools or tool in profile.tools
-                decision.decision = ALLOW if allowed else DENY
-                decision.rule = None if allowed else "tools"
-                decision.reason = "" if allowed else f"Role {role!r} may not use tool {tool!r}."
+            raise ProfileChanged(role)
+        if decision.decision == REQUIRE_APPROVAL:
+            _gate_action(decision, principal=principal, role=role, action=action, trace_id=trace_id)
         if decision.approval_id is not None:
             metadata["approval_id"] = str(decision.approval_id)
         events = _events_for(decision, principal=principal, role=role, trace_id=trace_id, metadata=metadata)
@@ -774,6 +797,62 @@ def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], tr
             raise RuleFailed(decision, events=events)
         audit.record_many(events)
     return decision
+
+
+def _decide_tool(
+    profile: CompiledProfile | None, *, principal: Principal, role: str, tool: str, arguments: dict[str, Any]
+) -> tuple[Decision, dict[str, Any], dict[str, Any]]:
+    """The decision of `profile` on the tool call (no approval opened yet), the events' metadata and the action."""
+    metadata: dict[str, Any] = {"check": "tool", "tool": tool}
+    if profile is None:
+        decision = _no_profile(role) or Decision(ALLOW, None, f"Role {role!r} has no profile; allowed as before.")
+        return decision, metadata, {}
+    action = _action(principal=principal, role=role, tool=tool, arguments=arguments, profile=profile)
+    digest = digest_of(action)
+    metadata["action_digest"] = digest
+    variables = {
+        "principal": _principal_variables(principal, role),
+        "action": {"tool": tool, "arguments": arguments},
+        "now": timezone.now(),
+    }
+    decision = _evaluate(profile, variables, context="tool")
+    decision.action_digest = digest
+    if not decision.decision:
+        allowed = "*" in profile.tools or tool in profile.tools
+        decision.decision = ALLOW if allowed else DENY
+        decision.rule = None if allowed else "tools"
+        decision.reason = "" if allowed else f"Role {role!r} may not use tool {tool!r}."
+    return decision, metadata, action
+
+
+def _hold_if_active(profile: CompiledProfile) -> bool:
+    """Whether `profile` is still its role's active version, holding the role's activation lock shared
+    until the check's transaction ends, so that no activation of the role commits meanwhile.
+
+    Ordered against _activate, which takes the lock exclusively before it expires the old version's
+    approvals (READ COMMITTED): a check holding it first commits its approval before the activation
+    goes on, and the expiry, a later statement, sees and expires it; a check asking after the
+    activation took it waits for the commit and then reads the version as no longer active."""
+    _activation_lock(profile.role, shared=True)
+    return ProfileVersion.objects.filter(pk=profile.pk, is_active=True).exists()
+
+
+# The first key of the advisory locks standing for a role's activations (the second is
+# hashtext(role)); two-key advisory locks never collide with one-key ones (the idempotency keys').
+_ACTIVATION_LOCK_NAMESPACE = 0x706F6C69
+
+
+def _activation_lock(role: str, *, shared: bool) -> None:
+    """The role's activation lock until the transaction ends: shared by the checks opening approvals,
+    exclusive for an activation. An advisory lock, not a share lock on the version's row: PostgreSQL
+    queues a lock request behind a conflicting waiter, so a stream of checks cannot starve an
+    activation, which a stream of row share locks does (they join each other, never the queue)."""
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) runs one writing transaction at a time.
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, hashtext(%s))", [_ACTIVATION_LOCK_NAMESPACE, role])
 
 
 def _gate_action(decision: Decision, *, principal: Principal, role: str, action: dict[str, Any], trace_id: str) -> None:
