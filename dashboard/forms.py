@@ -4,6 +4,7 @@ that says what is wrong, never a 500."""
 import uuid
 
 from django import forms
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from orchestrator.http.paging import MAX_PAGE_SIZE, aware_datetime, decode_cursor
@@ -15,6 +16,26 @@ MAX_CHART_DAYS = 90
 # Hourly bars past a week are too thin to read; ask for daily bars instead.
 MAX_HOURLY_DAYS = 7
 CONSOLE_PAGE_SIZE = 50
+
+# The field the API reads since/until with (audit.api.AuditFilters): its rule, not a second one, turns
+# a time with any offset Python takes into UTC. PostgreSQL refuses offsets beyond +-15:59, and a
+# query must never see one.
+_API_DATETIME = serializers.DateTimeField()
+
+
+def in_utc(value):
+    """`value` (aware, or naive meaning UTC) as the API has it: in UTC; a form error when that falls
+    outside the calendar (0001-01-01T00:00+01:00)."""
+    try:
+        return _API_DATETIME.enforce_timezone(value)
+    except ValidationError as error:
+        raise forms.ValidationError(" ".join(str(message) for message in error.detail)) from None
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        return None if parsed is None else in_utc(parsed)
 
 
 class ChartParams(forms.Form):
@@ -49,6 +70,7 @@ class PageForm(forms.Form):
         cursor = self.cleaned_data.get("cursor") or ""
         if cursor:
             try:
+                # In UTC, a cursor edited to a far offset too (paging.aware_datetime, the API's rule).
                 decode_cursor(cursor, aware_datetime, uuid.UUID)
             except ValidationError:
                 raise forms.ValidationError("Malformed cursor; follow the page's own Next link.") from None
@@ -65,8 +87,8 @@ def _trace_id(value):
 
 
 class TimeRangeForm(forms.Form):
-    since = forms.DateTimeField(required=False, help_text="From (inclusive, UTC)")
-    until = forms.DateTimeField(required=False, help_text="Until (exclusive, UTC)")
+    since = UtcDateTimeField(required=False, help_text="From (inclusive, UTC)")
+    until = UtcDateTimeField(required=False, help_text="Until (exclusive, UTC)")
     trace_id = forms.CharField(required=False, max_length=128, label="Trace id")
 
     def clean_trace_id(self):

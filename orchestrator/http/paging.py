@@ -45,7 +45,12 @@ def aware_datetime(value):
     parsed = datetime.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("naive timestamp")
-    return parsed
+    # In UTC, as the database compares it: a hand-edited offset beyond PostgreSQL's +-15:59 would
+    # otherwise reach the query (a 500), and one whose UTC leaves the calendar raises OverflowError.
+    try:
+        return parsed.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
 
 
 def positive_int(value):

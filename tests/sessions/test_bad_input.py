@@ -136,3 +136,22 @@ def test_an_empty_message_answers_400(finance):
             "errors"
         ]
     )
+
+
+def test_a_cursor_edited_to_a_far_utc_offset_is_read_in_utc(finance):
+    # PostgreSQL takes offsets up to +-15:59; Python's go to +-23:59 (found by an outside review).
+    cursor = forged_cursor("2026-01-01T00:00:00+23:00", "00000000-0000-4000-8000-000000000001")
+
+    response = finance.get("/api/v1/sessions", {"cursor": cursor})
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-12:00"])
+def test_a_cursor_whose_utc_leaves_the_calendar_is_a_400(finance, when):
+    cursor = forged_cursor(when, "00000000-0000-4000-8000-000000000001")
+
+    response = finance.get("/api/v1/sessions", {"cursor": cursor})
+
+    assert response.status_code == 400, response.content
+    assert "cursor" in response.json()["errors"]
