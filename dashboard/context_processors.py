@@ -2,7 +2,7 @@ from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 
 from dashboard import access
-from webhooks.selectors import disabled_subscriptions
+from webhooks.selectors import disabled_destinations
 
 
 def console_nav(request):
@@ -16,7 +16,8 @@ def console_nav(request):
     context = {"console_nav": nav}
     if request.user.is_staff:
         # Webhooks the dispatcher gave up on: people are no longer told through them (docs/webhooks.md).
-        context["disabled_webhooks"] = list(disabled_subscriptions().values_list("url", flat=True)[:5])
+        # Named by destination only: a URL's path or query can be the receiver's credential.
+        context["disabled_webhooks"] = disabled_destinations(limit=5)
     return context
 
 
