@@ -119,13 +119,43 @@ def _requesting_role(approval: Approval) -> str:
 
 
 def _validated_chain(*, principal: Principal, task: Task, approver_role: str, escalate_to: list[str]) -> list[str]:
-    """The escalation roles, checked: known, distinct, and never the requester's or the task's own role
-    (whoever asks for a gate cannot end up holding it)."""
-    if len(escalate_to) > MAX_ESCALATION_CHAIN:
-        raise ValidationError({"escalate_to": [f"At most {MAX_ESCALATION_CHAIN} roles."]})
+    """The escalation roles, checked (check_escalation_chain), never the requester's or the task's own
+    role: whoever asks for a gate cannot end up holding it."""
     excluded = {task.from_role: "the task's from_role"}
     if principal.role:
         excluded.setdefault(principal.role, "the requester's role")
+    return check_escalation_chain(approver_role=approver_role, escalate_to=escalate_to, excluded=excluded)
+
+
+def check_required_approvals(value: object) -> int:
+    """required_approvals as open_approval takes it: an integer from 1 to MAX_REQUIRED_APPROVALS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REQUIRED_APPROVALS:
+        raise ValidationError({"required_approvals": [f"Must be between 1 and {MAX_REQUIRED_APPROVALS}."]})
+    return value
+
+
+def check_escalation_chain(
+    *, approver_role: str, escalate_to: object, excluded: dict[str, str], escalation_level: int = 0
+) -> list[str]:
+    """The escalation roles, checked: a list of known, distinct roles, neither the role deciding now nor
+    one of `excluded` (role -> why it may not decide). Each escalation takes one role off the chain a
+    request set, so the levels climbed and the roles still ahead add up to MAX_ESCALATION_CHAIN at most.
+
+    The one rule for a request (open_approval) and for an approval that arrives without one
+    (check_escalation, import_json): the expiry job hands an approval on by this chain."""
+    if not isinstance(escalate_to, list):
+        raise ValidationError({"escalate_to": [f"Must be a list of roles, not {type(escalate_to).__name__}."]})
+    if len(escalate_to) > MAX_ESCALATION_CHAIN:
+        raise ValidationError({"escalate_to": [f"At most {MAX_ESCALATION_CHAIN} roles."]})
+    if escalation_level + len(escalate_to) > MAX_ESCALATION_CHAIN:
+        raise ValidationError(
+            {
+                "escalation_level": [
+                    f"Level {escalation_level} with {len(escalate_to)} roles still ahead is a chain longer "
+                    f"than {MAX_ESCALATION_CHAIN}."
+                ]
+            }
+        )
     seen = {approver_role}
     for role in escalate_to:
         if not isinstance(role, str) or not is_known_role(role):
@@ -138,6 +168,18 @@ def _validated_chain(*, principal: Principal, task: Task, approver_role: str, es
             raise ValidationError({"escalate_to": [f"Role {role!r} appears twice in the chain."]})
         seen.add(role)
     return list(escalate_to)
+
+
+def check_escalation(approval: Approval) -> None:
+    """Hold an approval that arrives without a request (import_json) to open_approval's rules: its
+    quorum, and a chain that never hands it to the role whose task or action it holds."""
+    check_required_approvals(approval.required_approvals)
+    check_escalation_chain(
+        approver_role=approval.approver_role,
+        escalate_to=approval.escalate_to,
+        excluded={_requesting_role(approval): "the role whose task or action it holds"},
+        escalation_level=approval.escalation_level,
+    )
 
 
 def open_approval(
@@ -161,8 +203,7 @@ def open_approval(
         )
     if expires_in is not None and not 1 <= expires_in <= MAX_EXPIRES_IN_SECONDS:
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
-    if not 1 <= required_approvals <= MAX_REQUIRED_APPROVALS:
-        raise ValidationError({"required_approvals": [f"Must be between 1 and {MAX_REQUIRED_APPROVALS}."]})
+    check_required_approvals(required_approvals)
     chain = _validated_chain(principal=principal, task=task, approver_role=approver_role, escalate_to=escalate_to or [])
     routing.gate_task(task=task)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
@@ -224,7 +265,12 @@ def open_action_approval(
     expires_in: int | None = None,
 ) -> Approval:
     """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
-    this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval."""
+    this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval.
+
+    The caller has made sure the profile version the action names is the active one and that no
+    activation can commit before it does (policy.services.check_tool holds the role's activation
+    lock): approvals knows no profiles, and an approval opened for a version an activation has
+    replaced would be left pending after that activation expired the others."""
     if not is_known_role(approver_role):
         raise ValidationError({"approver_role": [f"Unknown role {approver_role!r}."]})
     now = timezone.now()
@@ -551,29 +597,48 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
     Each batch is one short transaction over rows locked with SKIP LOCKED, so it runs beside live
     decisions (a row being decided is skipped, and then no longer pending) and can be stopped and
     rerun at any point: a second run finds nothing left to do.
+
+    An approval that cannot be processed (a malformed row, say) is logged at ERROR with its id and
+    left as it was; the others go on. It stays due, so every run retries it and logs it again.
     """
     now = now or timezone.now()
     handled = 0
+    due = Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now).order_by("expires_at", "id")
+    after: tuple[datetime.datetime, uuid.UUID] | None = None
     while True:
         with transaction.atomic():
-            batch = list(
-                Approval.objects.select_for_update(skip_locked=True)
-                .filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
-                .order_by("expires_at", "id")[:batch_size]
+            # Past the last row seen: a row left pending by a failure heads the due rows, and without the
+            # cursor every batch would start with it again.
+            page = (
+                due
+                if after is None
+                else due.filter(Q(expires_at__gt=after[0]) | Q(expires_at=after[0], id__gt=after[1]))
             )
+            batch = list(page.select_for_update(skip_locked=True)[:batch_size])
+            if batch:
+                after = (batch[-1].expires_at, batch[-1].id)
             # The tasks they gate, locked after them (approval first, then task); an action approval has
             # none, and PostgreSQL will not lock the nullable side of the outer join select_related makes.
             tasks = Task.objects.select_for_update().in_bulk([a.task_id for a in batch if a.task_id])
             for approval in batch:
                 approval.task = tasks.get(approval.task_id)
-            events: list[dict[str, Any]] = []
             for approval in batch:
-                if approval.escalate_to:
-                    events.append(_escalate(approval, now=now))
-                else:
-                    events.extend(_expire(approval, now=now))
-            audit.record_many(events)
-        handled += len(batch)
+                try:
+                    # Each approval's change and its events in one savepoint: a failure undoes them and
+                    # nothing else of the batch.
+                    with transaction.atomic():
+                        if approval.escalate_to:
+                            audit.record_many([_escalate(approval, now=now)])
+                        else:
+                            audit.record_many(_expire(approval, now=now))
+                except Exception:
+                    logger.exception(
+                        "expire_approvals: approval %s could not be escalated or expired; left pending, "
+                        "retried next run",
+                        approval.pk,
+                    )
+                    continue
+                handled += 1
         if len(batch) < batch_size:
             return handled
 
@@ -605,6 +670,10 @@ def _level_lifetime(approval: Approval) -> datetime.timedelta:
 
 def _escalate(approval: Approval, *, now: datetime.datetime) -> dict[str, Any]:
     """Hand one locked, overdue approval to the next role of its chain; return its audit event."""
+    chain = approval.escalate_to
+    if not isinstance(chain, list) or not all(isinstance(role, str) for role in chain):
+        # Indexing anything else would hand the approval to a fragment of it ("astrology"[0]).
+        raise ValueError(f"escalate_to {chain!r} is not a list of roles")
     lifetime = _level_lifetime(approval)
     before_role = approval.approver_role
     approval.approver_role, approval.escalate_to = approval.escalate_to[0], approval.escalate_to[1:]

@@ -7,11 +7,12 @@ a bad record is reported (with its position) and skipped, never half-written. A 
 already exists with a different state is reported and skipped too, unless overwrite is asked
 for; then its audit event carries the before and after values. Records are copied as data,
 states included: an import restores what another instance recorded, it does not replay
-transitions, and it refuses a record that would leave the data inconsistent (a decided approval
-whose task still waits for it).
+transitions, and it refuses a record that would leave the data inconsistent: a task waiting in
+awaiting_approval with no pending approval, whichever of the two records would cause it.
 """
 
 import datetime
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,7 +24,9 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import ValidationError as ApiValidationError
 
+from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from notifications.models import Notification
@@ -38,6 +41,8 @@ FORMAT = "orchestrator-export"
 VERSION = 1
 ACTOR = "system:import_json"
 MESSAGE_FIELDS = ("author_role", "content", "created_at")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,16 @@ SESSIONS = Kind(
     role_fields=("role",),
     object_fields=("metadata",),
 )
-APPROVALS = Kind("approvals", Approval, "appr_", "approval", "approver_role", {"task_id": TASKS}, ("approver_role",))
+APPROVALS = Kind(
+    "approvals",
+    Approval,
+    "appr_",
+    "approval",
+    "approver_role",
+    {"task_id": TASKS},
+    ("approver_role",),
+    object_fields=("action",),
+)
 NOTIFICATIONS = Kind(
     "notifications",
     Notification,
@@ -145,7 +159,14 @@ def _parse_datetime(value: object, name: str) -> datetime.datetime:
     if parsed is None:
         raise BadRecord(f"{name}: {value!r} is not an ISO 8601 date-time")
     # Naive times are read as UTC, the time zone every export is written in.
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
+    if timezone.is_naive(parsed):
+        return parsed.replace(tzinfo=datetime.UTC)
+    try:
+        # Stored, it is read back in UTC: a time whose UTC form leaves years 1..9999 could be written
+        # but never read again (export, the session list and --overwrite would all fail on it).
+        return parsed.astimezone(datetime.UTC)
+    except OverflowError:
+        raise BadRecord(f"{name}: {value!r} is outside years 1..9999 in UTC") from None
 
 
 def _to_python(kind: Kind, name: str, value: Any) -> Any:
@@ -162,6 +183,15 @@ def _to_python(kind: Kind, name: str, value: Any) -> Any:
         return value
     if isinstance(model_field, (models.CharField, models.TextField)) and not isinstance(value, str):
         raise BadRecord(f"{name}: expected a string, got {type(value).__name__}")
+    if isinstance(model_field, models.BooleanField) and not isinstance(value, bool):
+        raise BadRecord(f"{name}: expected true or false, got {type(value).__name__}")
+    if isinstance(model_field, models.IntegerField):
+        # The JSON integers only, as the API takes them: to_python would make "50" 50, true 1 and 0.9 0.
+        # 5.0 is one too (JSON Schema counts a number with no fraction as an integer).
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRecord(f"{name}: expected an integer, got {type(value).__name__}")
     if name in kind.role_fields and not is_known_role(value):
         raise BadRecord(f"{name}: unknown role {value!r} (ORCHESTRATOR_ROLES)")
     if name == "trace_id" and not _TRACE_ID.match(value):
@@ -200,21 +230,45 @@ def _values(instance: models.Model, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}
 
 
-def _refuse_a_stuck_task(instance: Approval) -> None:
-    """An approval that is no longer pending while its task still waits would hold the task in
-    awaiting_approval for ever: no decision can come. (Tasks are imported first, so the task
-    row already shows the file's own state.)"""
-    if instance.status == ApprovalStatus.PENDING:
-        return
-    task_status = Task.objects.filter(pk=instance.task_id).values_list("status", flat=True).first()
-    still_pending = Approval.objects.filter(task_id=instance.task_id, status=ApprovalStatus.PENDING).exclude(
-        pk=instance.pk
-    )
-    if task_status == TaskStatus.AWAITING_APPROVAL and not still_pending.exists():
+def _waits_for_nothing(task_id: Any, *, besides: Any = None) -> bool:
+    """Whether the task is in awaiting_approval with no pending approval (`besides` not counted)."""
+    task_status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+    pending = Approval.objects.filter(task_id=task_id, status=ApprovalStatus.PENDING).exclude(pk=besides)
+    return task_status == TaskStatus.AWAITING_APPROVAL and not pending.exists()
+
+
+def _refuse_a_stuck_task(instance: Approval, *, was_pending_for: Any) -> None:
+    """An approval that stops being pending for a task that still waits would hold the task in
+    awaiting_approval for ever: no decision can come. That is the task it was pending for here
+    (an overwrite may decide it or move it to another task) and the task it names now. (Tasks are
+    imported first, so each task row already shows the file's own state.)"""
+    left = {was_pending_for}
+    if instance.status != ApprovalStatus.PENDING:
+        left.add(instance.task_id)
+    elif instance.task_id is not None:
+        left.discard(instance.task_id)
+    left.discard(None)
+    for task_id in left:
+        if _waits_for_nothing(task_id, besides=instance.pk):
+            raise BadRecord(
+                f"status {instance.status!r} for task {instance.task_id} would leave task {task_id} awaiting "
+                "an approval that can never come; import the task's own state with it"
+            )
+
+
+def _check_escalation(instance: Approval) -> None:
+    """The quorum and escalation chain as the API takes them (the approvals app's own rule): the
+    expiry job hands an approval on by this chain, and a malformed one would stop it."""
+    try:
+        approvals.check_escalation(instance)
+    except ApiValidationError as exc:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"approval": exc.detail}
         raise BadRecord(
-            f"status {instance.status!r} would leave task {instance.task_id} awaiting an approval that "
-            "can never come; import the task's own state with it"
-        )
+            "; ".join(
+                f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
+                for name, errors in detail.items()
+            )
+        ) from None
 
 
 def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
@@ -246,6 +300,8 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
         _clean(instance)
         if kind is TASKS and (problems := routing.queue_state_problems(instance)):
             raise BadRecord("; ".join(problems))
+        if kind is APPROVALS:
+            _check_escalation(instance)
         after = _values(instance, kind.fields)
         changed = sorted(name for name in after if before.get(name, object()) != after[name])
 
@@ -260,7 +316,8 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
                 f"exists with a different state ({', '.join(changed)}); kept as it is (--overwrite replaces it)"
             )
         if kind is APPROVALS:
-            _refuse_a_stuck_task(instance)
+            was_pending = existing is not None and before["status"] == ApprovalStatus.PENDING
+            _refuse_a_stuck_task(instance, was_pending_for=before["task_id"] if was_pending else None)
 
         if changed:
             instance.save(force_insert=not existing)
@@ -333,21 +390,98 @@ def import_json(
     """Upsert every record of a loaded export (see load); return an ImportReport. A record that
     exists with a different state is reported and skipped unless `overwrite`."""
     report = ImportReport()
+    gates = _pending_approvals_by_task(data)
+    # Approvals tried with their task (_import_task): index -> outcome or error, reported in their own turn.
+    settled: dict[int, str | Exception] = {}
     for kind in KINDS:
         for index, record in enumerate(data.get(kind.key, [])):
             position = f"{kind.key}[{index}]"
             try:
-                outcome = _import_record(kind, record, source=source, position=position, overwrite=overwrite)
+                if kind is APPROVALS and index in settled:
+                    if isinstance(result := settled[index], Exception):
+                        raise result
+                    outcome = result
+                elif kind is TASKS:
+                    outcome = _import_task(
+                        record, gates, settled, source=source, position=position, overwrite=overwrite
+                    )
+                else:
+                    outcome = _import_record(kind, record, source=source, position=position, overwrite=overwrite)
             except (BadRecord, DatabaseError) as exc:
-                given = record.get("id") if isinstance(record, dict) else None
-                report.errors.append((position, given, str(exc).strip()))
-                report.counts[kind.key].skipped += 1
+                _skip(report, kind, record, position, str(exc).strip())
+            except Exception as exc:
+                # A value no check foresaw: still this record's fault, and its transaction has rolled back;
+                # the run goes on, and the traceback is kept for whoever adds the missing check.
+                logger.exception("import_json: %s could not be imported", position)
+                _skip(report, kind, record, position, f"unexpected {type(exc).__name__}: {exc}")
             else:
                 counts = report.counts[kind.key]
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
             if on_record is not None:
                 on_record(kind.key, position)
     return report
+
+
+def _skip(report: ImportReport, kind: Kind, record: object, position: str, reason: str) -> None:
+    given = record.get("id") if isinstance(record, dict) else None
+    report.errors.append((position, given, reason))
+    report.counts[kind.key].skipped += 1
+
+
+def _pending_approvals_by_task(data: dict[str, Any]) -> dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]:
+    """The file's approvals that may be pending (status pending, or none given), by the task they gate."""
+    gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]] = {}
+    for index, record in enumerate(data.get(APPROVALS.key, [])):
+        if not isinstance(record, dict) or record.get("status", ApprovalStatus.PENDING) != ApprovalStatus.PENDING:
+            continue
+        try:
+            task_id = normalise_id(record.get("task_id"), TASKS.prefix)
+        except BadRecord:
+            continue  # reported in the approvals' turn
+        gates.setdefault(task_id, []).append((index, record))
+    return gates
+
+
+def _import_task(
+    record: object,
+    gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]],
+    settled: dict[int, str | Exception],
+    *,
+    source: str,
+    position: str,
+    overwrite: bool,
+) -> str:
+    """Import a task; one that would wait in awaiting_approval with no pending approval here takes its
+    pending approval from the file in the same transaction, or is refused. (Approvals come after tasks,
+    as they reference them; imported alone, such a task would be stuck if its approval were refused.)
+    Each approval tried goes into `settled` with its outcome or its error."""
+    with transaction.atomic():
+        outcome = _import_record(TASKS, record, source=source, position=position, overwrite=overwrite)
+        task_id = normalise_id(record["id"] if isinstance(record, dict) else None, TASKS.prefix)
+        if outcome == "unchanged" or not _waits_for_nothing(task_id):
+            return outcome
+        refused = []
+        for index, approval in gates.get(task_id, []):
+            try:
+                settled[index] = _import_record(
+                    APPROVALS, approval, source=source, position=f"approvals[{index}]", overwrite=overwrite
+                )
+            except Exception as exc:
+                # Its savepoint rolled back; the error is reported in the approval's own turn.
+                settled[index] = exc
+                refused.append(f"approvals[{index}]")
+                continue
+            if not _waits_for_nothing(task_id):
+                return outcome
+        for index, _ in gates.get(task_id, []):
+            # Whatever was written here is undone with the task: say so in the approval's turn.
+            if not isinstance(settled.get(index), Exception):
+                settled[index] = BadRecord(f"rolled back with its task, {position}, which was refused")
+        raise BadRecord(
+            "status 'awaiting_approval' with no pending approval, here or in the file"
+            + (f" (refused: {', '.join(refused)})" if refused else "")
+            + ", would leave the task waiting for a decision that can never come"
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -26,9 +26,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, days, batch_size, dry_run, **options):
-        if (days is not None and days < 0) or (batch_size is not None and batch_size < 1):
-            raise CommandError("--days must be >= 0 and --batch-size >= 1.")
         days = settings.SESSION_RETENTION_DAYS if days is None else days
+        if not 0 <= days <= retention.MAX_DAYS or (batch_size is not None and batch_size < 1):
+            raise CommandError(
+                f"--days (default SESSION_RETENTION_DAYS) must be between 0 and {retention.MAX_DAYS} "
+                "and --batch-size >= 1."
+            )
         if dry_run:
             count = retention.expire_sessions(days=days, dry_run=True)
             self.stdout.write(

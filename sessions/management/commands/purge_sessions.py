@@ -21,8 +21,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, older_than, batch_size, dry_run, **options):
-        if older_than < 0 or batch_size < 1:
-            raise CommandError("--older-than must be >= 0 and --batch-size >= 1.")
+        if not 0 <= older_than <= retention.MAX_DAYS or batch_size < 1:
+            raise CommandError(f"--older-than must be between 0 and {retention.MAX_DAYS} and --batch-size >= 1.")
         total = retention.purge_sessions(older_than_days=older_than, dry_run=True)
         if dry_run:
             self.stdout.write(

@@ -1,0 +1,45 @@
+"""import_json reports and skips a record that fails in a way no check foresaw (here an action
+approval whose `action.principal` is not an object), and imports the records after it: one bad
+record never stops the run."""
+
+import io
+import json
+import logging
+import uuid
+
+import pytest
+from django.core.management import call_command
+
+from approvals.models import Approval
+
+pytestmark = pytest.mark.django_db
+
+
+def action_approval(action):
+    return {
+        "id": str(uuid.uuid4()),
+        "task_id": None,
+        "approver_role": "manager",
+        "status": "approved",
+        "requested_by": "token:finance",
+        "decided_by": "token:manager",
+        "decision_at": "2026-01-01T00:10:00+00:00",
+        "expires_at": "2026-01-01T01:00:00+00:00",
+        "action_digest": uuid.uuid4().hex,
+        "action": action,
+    }
+
+
+def test_an_unforeseen_failure_is_reported_with_its_record_and_the_run_goes_on(tmp_path, caplog):
+    broken = action_approval({"tool": "pay", "principal": "finance"})
+    fine = action_approval({"tool": "pay", "principal": {"role": "finance"}})
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"approvals": [broken, fine]}))
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("import_json", str(path), stdout=out, stderr=err)
+
+    assert "approvals: 1 created, 0 updated, 0 unchanged, 1 skipped" in out.getvalue()
+    assert f"Skipped approvals[0] (id '{broken['id']}'): unexpected" in err.getvalue()
+    assert list(Approval.objects.values_list("pk", flat=True)) == [uuid.UUID(fine["id"])]
+    assert any(r.levelno == logging.ERROR and "approvals[0]" in r.getMessage() for r in caplog.records)
