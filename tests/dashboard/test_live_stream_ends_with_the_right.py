@@ -4,16 +4,15 @@ deactivated, or without the right to read the audit log; nothing written after t
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.audit.test_a_stream_ends_with_its_callers_right import a_finance_event, open_stream, rest_of
+# fast_stream is an autouse fixture: imported, it applies here too.
+from tests.audit.test_a_stream_ends_with_its_callers_right import (  # noqa: F401
+    a_finance_event,
+    fast_stream,
+    open_stream,
+    rest_of,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fast_stream(settings):
-    settings.AUDIT_STREAM_POLL_SECONDS = 0.05
-    settings.AUDIT_STREAM_HEARTBEAT_SECONDS = 0.05
-    settings.AUDIT_STREAM_MAX_SECONDS = 30
 
 
 def test_a_persons_live_stream_ends_when_the_person_loses_the_audit_permission(staff_client, staff_user):

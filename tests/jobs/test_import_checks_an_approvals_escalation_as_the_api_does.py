@@ -1,40 +1,14 @@
 """import_json holds an approval's quorum and escalation chain to the API's rules (approvals.services'
 own validators), so no imported approval can be one the expiry job cannot escalate."""
 
-import uuid
-
 import pytest
 
 from approvals.models import Approval
 from routing.models import Task
+from tests.jobs.import_records import approval_record, task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
-
-
-def _task():
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "report",
-        "from_role": "finance",
-        "to_role": "engineering",
-        "payload": {},
-        "trace_id": "trace-import",
-        "status": "awaiting_approval",
-        "created_by": "token:finance",
-    }
-
-
-def _approval(task, **fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "task_id": task["id"],
-        "approver_role": "manager",
-        "status": "pending",
-        "requested_by": "token:finance",
-        "expires_at": "2026-01-01T01:00:00+00:00",
-        **fields,
-    }
 
 
 @pytest.mark.parametrize(
@@ -55,8 +29,8 @@ def _approval(task, **fields):
     ],
 )
 def test_an_approval_the_api_would_refuse_is_reported_and_skipped_with_its_task(fields, complaint):
-    task = _task()
-    approval = _approval(task, **fields)
+    task = task_record()
+    approval = approval_record(task, expires_at="2026-01-01T01:00:00+00:00", **fields)
 
     report = transfer.import_json(data={"tasks": [task], "approvals": [approval]})
 
@@ -70,8 +44,14 @@ def test_an_approval_the_api_would_refuse_is_reported_and_skipped_with_its_task(
 
 
 def test_an_approval_with_a_chain_the_api_accepts_imports():
-    task = _task()
-    approval = _approval(task, escalate_to=["engineering", "support"], required_approvals=2, escalation_level=1)
+    task = task_record()
+    approval = approval_record(
+        task,
+        expires_at="2026-01-01T01:00:00+00:00",
+        escalate_to=["engineering", "support"],
+        required_approvals=2,
+        escalation_level=1,
+    )
 
     report = transfer.import_json(data={"tasks": [task], "approvals": [approval]})
 

@@ -2,41 +2,14 @@
 ever release it, and cancel, requeue and a new approval all answer 409. A task imports in that state
 only with a pending approval, already here or in the same file (imported with it, in one transaction)."""
 
-import uuid
-
 import pytest
 
 from approvals.models import Approval
 from routing.models import Task
+from tests.jobs.import_records import approval_record, task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
-
-
-def _task(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "report",
-        "from_role": "finance",
-        "to_role": "engineering",
-        "payload": {},
-        "trace_id": "trace-import",
-        "status": "awaiting_approval",
-        "created_by": "token:finance",
-        **fields,
-    }
-
-
-def _approval(task, **fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "task_id": task["id"],
-        "approver_role": "manager",
-        "status": "pending",
-        "requested_by": "token:finance",
-        "expires_at": "2030-01-01T00:00:00+00:00",
-        **fields,
-    }
 
 
 def _errors(report):
@@ -44,7 +17,7 @@ def _errors(report):
 
 
 def test_a_waiting_task_without_any_approval_is_reported_and_skipped():
-    task = _task()
+    task = task_record()
 
     report = transfer.import_json(data={"tasks": [task]})
 
@@ -54,8 +27,8 @@ def test_a_waiting_task_without_any_approval_is_reported_and_skipped():
 
 
 def test_a_waiting_task_imports_with_its_pending_approval_from_the_same_file():
-    task = _task()
-    approval = _approval(task)
+    task = task_record()
+    approval = approval_record(task)
 
     report = transfer.import_json(data={"tasks": [task], "approvals": [approval]})
 
@@ -65,8 +38,8 @@ def test_a_waiting_task_imports_with_its_pending_approval_from_the_same_file():
 
 
 def test_a_waiting_task_whose_pending_approval_in_the_file_is_bad_is_refused_with_it():
-    task = _task()
-    approval = _approval(task, approver_role="astrology")
+    task = task_record()
+    approval = approval_record(task, approver_role="astrology")
 
     report = transfer.import_json(data={"tasks": [task], "approvals": [approval]})
 
@@ -76,8 +49,8 @@ def test_a_waiting_task_whose_pending_approval_in_the_file_is_bad_is_refused_wit
 
 
 def test_a_waiting_task_whose_file_holds_only_a_decided_approval_is_refused():
-    task = _task()
-    approval = _approval(task, status="rejected", decided_by="token:manager", decision_at="2026-01-01T00:00:00Z")
+    task = task_record()
+    approval = approval_record(task, status="rejected", decided_by="token:manager", decision_at="2026-01-01T00:00:00Z")
 
     report = transfer.import_json(data={"tasks": [task], "approvals": [approval]})
 
@@ -86,8 +59,8 @@ def test_a_waiting_task_whose_file_holds_only_a_decided_approval_is_refused():
 
 
 def test_a_waiting_task_imports_over_a_pending_approval_already_here():
-    task = _task()
-    approval = _approval(task)
+    task = task_record()
+    approval = approval_record(task)
     transfer.import_json(data={"tasks": [task], "approvals": [approval]})
     moved_on = {**task, "type": "report.v2"}
 
@@ -97,8 +70,8 @@ def test_a_waiting_task_imports_over_a_pending_approval_already_here():
 
 
 def test_an_overwrite_cannot_put_a_task_whose_approval_was_decided_back_to_waiting():
-    task = _task(status="pending")
-    decided = _approval(task, status="approved", decided_by="token:manager", decision_at="2026-01-01T00:00:00Z")
+    task = task_record(status="pending")
+    decided = approval_record(task, status="approved", decided_by="token:manager", decision_at="2026-01-01T00:00:00Z")
     transfer.import_json(data={"tasks": [task], "approvals": [decided]})
 
     report = transfer.import_json(data={"tasks": [{**task, "status": "awaiting_approval"}]}, overwrite=True)
@@ -108,8 +81,8 @@ def test_an_overwrite_cannot_put_a_task_whose_approval_was_decided_back_to_waiti
 
 
 def test_an_overwrite_cannot_move_a_waiting_tasks_only_pending_approval_to_another_task():
-    waiting, other = _task(), _task(status="pending")
-    approval = _approval(waiting)
+    waiting, other = task_record(), task_record(status="pending")
+    approval = approval_record(waiting)
     transfer.import_json(data={"tasks": [waiting, other], "approvals": [approval]})
 
     report = transfer.import_json(data={"approvals": [{**approval, "task_id": other["id"]}]}, overwrite=True)
@@ -119,8 +92,8 @@ def test_an_overwrite_cannot_move_a_waiting_tasks_only_pending_approval_to_anoth
 
 
 def test_a_task_waiting_for_an_approval_later_in_the_file_is_counted_once():
-    tasks = [_task() for _ in range(3)]
-    approvals = [_approval(task) for task in reversed(tasks)]
+    tasks = [task_record() for _ in range(3)]
+    approvals = [approval_record(task) for task in reversed(tasks)]
 
     report = transfer.import_json(data={"tasks": tasks, "approvals": approvals})
     again = transfer.import_json(data={"tasks": tasks, "approvals": approvals})

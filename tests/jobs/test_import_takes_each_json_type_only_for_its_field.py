@@ -1,28 +1,13 @@
 """import_json takes an integer field only as a JSON integer (5.0 too, as JSON Schema counts it) and
 a string field only as a string: "50", true and 0.9 are refused, never coerced to 50, 1 and 0."""
 
-import uuid
-
 import pytest
 
 from routing.models import Task
+from tests.jobs.import_records import task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
-
-
-def _task(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "report",
-        "from_role": "finance",
-        "to_role": "engineering",
-        "payload": {},
-        "trace_id": "trace-import",
-        "status": "pending",
-        "created_by": "token:finance",
-        **fields,
-    }
 
 
 @pytest.mark.parametrize(
@@ -37,7 +22,7 @@ def _task(**fields):
     ],
 )
 def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(fields, complaint):
-    record = _task(**fields)
+    record = task_record(**{"status": "pending", **fields})
 
     report = transfer.import_json(data={"tasks": [record]})
 
@@ -47,7 +32,7 @@ def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(fields, complaint
 
 
 def test_an_integral_number_written_with_a_fraction_is_an_integer():
-    record = _task(priority=50.0, max_attempts=3)
+    record = task_record(status="pending", priority=50.0, max_attempts=3)
 
     report = transfer.import_json(data={"tasks": [record]})
 
