@@ -476,10 +476,16 @@ def _log_attempt(
         status=status,
         http_status=outcome.http_status,
         latency_ms=outcome.latency_ms,
-        response_excerpt=outcome.excerpt[:500],
-        error=(error or outcome.error)[:500],
+        # A receiver's words go into text columns, which cannot hold U+0000: one NUL would fail the
+        # attempt's record and, with it, the cursor's move, so the event would be sent again every pass.
+        response_excerpt=_storable(outcome.excerpt[:500]),
+        error=_storable((error or outcome.error)[:500]),
         manual=manual,
     )
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -116,3 +116,19 @@ def test_any_retry_after_value_ends_in_a_recorded_attempt_and_a_due_time_within_
     else:
         assert attempt.status == "gave_up"
         assert state.next_attempt_at is None
+
+
+def test_a_nul_in_the_receivers_answer_is_stored_as_text_so_the_attempt_is_recorded_and_not_repeated(receiver):
+    # Found by an outside review: the NUL failed the attempt's record and the cursor's move with it,
+    # so every pass POSTed the same event again.
+    rx = receiver(fail_first=1, failure_status=503, failure_headers={"Retry-After": "5\x00"})
+    subscription = subscribe(rx, ["nul.*"])
+    event = record("nul.event")
+
+    services.deliver_webhooks()
+
+    [attempt] = DeliveryAttempt.objects.filter(subscription=subscription)
+    assert (attempt.event_id, attempt.status, attempt.http_status) == (event.id, "failed", 503)
+    assert "\x00" not in attempt.error and "\ufffd" in attempt.error
+    subscription.refresh_from_db()
+    assert subscription.retrying_event_id == event.id and subscription.next_attempt_at > timezone.now()
