@@ -27,7 +27,7 @@ from orchestrator.http.paging import (
 from orchestrator.http.renderers import FastJSONRenderer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
-from orchestrator.identity.authentication import principal_for_bearer
+from orchestrator.identity.authentication import still_stands_for
 
 STREAM_BATCH_SIZE = 500
 # One Server-Sent Event as clients parse it (the schema of each event, not of the whole body).
@@ -241,7 +241,7 @@ class AuditStream(ApiView):
             subject=principal.subject,
             # The same principal, not just any: what the stream shows was chosen by the rights it
             # opened with.
-            still_allowed=lambda: principal_for_bearer(credential) == principal,
+            still_allowed=lambda: still_stands_for(credential, principal),
         )
 
 

@@ -7,9 +7,10 @@ Approvals are further limited to the roles whose group `approver:<role>` the per
 
 from functools import wraps
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.utils.crypto import constant_time_compare
 
 APPROVER_GROUP_PREFIX = "approver:"
 
@@ -49,11 +50,15 @@ def still_holds(request, *permissions):
     """Whether the person signed in to `request` is still signed in there and still active staff
     holding `permissions`, read afresh: a long-lived answer (the live stream) asks while it runs,
     and the request's user object keeps the permissions it loaded when the request began."""
-    if not request.session.exists(request.session.session_key):
+    # The session as it is stored now: gone, expired (load() gives nothing then) or no longer this
+    # person's, with the password it was signed in with (Django checks the same hash on each request).
+    stored = request.session.__class__(request.session.session_key).load()
+    if str(stored.get(SESSION_KEY)) != str(request.user.pk):
         return False
     user = get_user_model().objects.filter(pk=request.user.pk).first()
     return (
         user is not None
+        and constant_time_compare(stored.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash())
         and user.is_active
         and user.is_staff
         and all(user.has_perm(permission) for permission in permissions)

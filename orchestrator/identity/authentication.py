@@ -22,10 +22,20 @@ if TYPE_CHECKING:
 
 def principal_for_bearer(raw: str) -> Principal | None:
     """Who the bearer credential `raw` stands for now, or None when it stands for no one (unknown,
-    revoked, expired, badly signed). A long-lived answer (an audit stream) asks again while it runs."""
+    revoked, expired, badly signed); a JWT's own refusals (a token of no known role) are raised."""
     if raw.startswith(TOKEN_PREFIX):
         return principal_for_local_token(raw)
     return oidc.principal_for_jwt(raw)
+
+
+def still_stands_for(raw: str, principal: Principal) -> bool:
+    """Whether the bearer credential `raw` still stands for `principal`: a long-lived answer (an
+    audit stream) asks while it runs. A JWT that expired meanwhile, or whose role is no longer known,
+    stands for no one; its refusal is for the next request to answer."""
+    try:
+        return principal_for_bearer(raw) == principal
+    except exceptions.APIException:
+        return False
 
 
 class BearerAuthentication(BaseAuthentication):

@@ -75,3 +75,18 @@ def test_a_live_token_keeps_its_stream_and_gets_the_event(finance):
     response.close()
 
     assert b"after-the-right-went" in first
+
+
+def test_a_credential_whose_check_refuses_instead_of_answering_no_one_stands_for_no_one(monkeypatch, finance):
+    # An expired JWT makes the OIDC check raise (401) rather than answer None (found by an outside
+    # review: the stream's generator raised, and the answer ended as an aborted chunked response).
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from orchestrator.identity import authentication
+
+    def refuses(raw):
+        raise AuthenticationFailed("expired")
+
+    monkeypatch.setattr(authentication.oidc, "principal_for_jwt", refuses)
+
+    assert authentication.still_stands_for("eyJ.expired.jwt", FINANCE) is False

@@ -54,3 +54,14 @@ def test_a_person_who_keeps_the_right_gets_the_event(staff_client):
     response.close()
 
     assert b"after-the-right-went" in first
+
+
+def test_a_persons_live_stream_ends_when_their_password_changes(staff_client, staff_user):
+    # Django refuses the session from then on (its auth hash no longer matches); so does the stream.
+    response, chunks = open_stream(staff_client, "/dashboard/live")
+
+    staff_user.set_password("a-new-password-entirely")
+    staff_user.save()
+    a_finance_event()
+
+    assert b"after-the-right-went" not in rest_of(response, chunks)
