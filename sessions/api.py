@@ -77,17 +77,15 @@ def _role_input(value):
 
 
 def _task_id_input(value):
-    """SessionIn.task_id's rules (DRF UUIDField, null allowed)."""
+    """SessionIn.task_id's rules (a UUID written as text, null allowed; StrictSerializer's types)."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise ValidationError(["Must be a string."])
     try:
-        if isinstance(value, int):
-            return uuid.UUID(int=value)
-        if isinstance(value, str):
-            return uuid.UUID(hex=value)
+        return uuid.UUID(hex=value)
     except ValueError:
-        pass
-    raise ValidationError(["Must be a valid UUID."])
+        raise ValidationError(["Must be a valid UUID."]) from None
 
 
 def _metadata_input(value):

@@ -149,7 +149,8 @@ def _wrong_type(field, value, from_query):
     checks the rest: ranges, lengths, choices), or when the field is of another kind."""
     if value is None:
         return None
-    if isinstance(field, serializers.CharField):
+    if isinstance(field, serializers.CharField | serializers.UUIDField):
+        # DRF's UUIDField takes an integer too (5 as 00000000-...-0005); a UUID is written as text.
         return None if isinstance(value, str) else "Must be a string."
     if isinstance(field, serializers.ListField) and isinstance(field.child, serializers.CharField):
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):

@@ -99,3 +99,18 @@ def test_query_parameters_are_text_and_their_numbers_and_booleans_are_parsed(fin
     response = finance.get("/api/v1/tasks", {"to_role": "finance", "dead_letter": "true", "limit": "5"})
 
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/sessions", {"role": "finance", "task_id": 5}),
+        ("/api/v1/approvals", {"task_id": 5, "approver_role": "manager"}),
+    ],
+)
+def test_a_number_where_a_uuid_belongs_is_a_400_not_the_uuid_it_would_make(finance, path, body):
+    # DRF's UUIDField takes 5 as 00000000-0000-0000-0000-000000000005 (found by an outside review).
+    response = finance.post(path, body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"]["task_id"] == ["Must be a string."]
