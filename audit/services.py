@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from audit import keys, stream, verify_pack
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
-from orchestrator.db import owe_insert
+from orchestrator.db import owe_insert, read_only_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -296,11 +296,12 @@ def _consistent_snapshot() -> Iterator[None]:
     if _sqlite_per_batch():
         yield
         return
-    repeatable = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with transaction.atomic():
-        if repeatable:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if connection.in_atomic_block:
+        # Inside a caller's transaction (tests, a command's own): its snapshot rules.
+        with transaction.atomic():
+            yield
+        return
+    with read_only_snapshot():
         yield
 
 
@@ -581,16 +582,21 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     # found from the listing alone; only those few are read.
     floor = f"checkpoint-{last_seq:012d}-"
     newer = sorted(
-        entry.name
+        (entry.name, entry)
         for entry in os.scandir(directory)
         if entry.name.startswith("checkpoint-") and entry.name.endswith(".json") and entry.name >= floor
     )
     if not newer:
         return
     known = set(AuditCheckpoint.objects.filter(last_seq__gte=last_seq).values_list("digest", flat=True))
-    for name in newer:
+    for name, entry in newer:
         try:
+            # A regular file only: opening a FIFO would block while the chain head's lock is held.
+            if not entry.is_file():
+                raise OSError("not a regular file")
             digest = verify_pack.parse_canonical((directory / name).read_text(encoding="utf-8"), name)["digest"]
+            if not isinstance(digest, str):
+                raise TypeError("its digest is not text")
         except (OSError, UnicodeDecodeError, KeyError, TypeError, verify_pack.VerificationError) as exc:
             raise ChainNotCheckpointable(
                 f"checkpoint file {name} cannot be read ({exc}); run verify_audit. No checkpoint was signed."

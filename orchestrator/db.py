@@ -7,9 +7,10 @@ own work (docs/benchmarks.md). `insert` and `get_by_pk` build their statement an
 per model and then only execute them; what they write and return is what the ORM would have.
 """
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -271,3 +272,18 @@ def service_transaction() -> transaction.Atomic:
     anyway. Anywhere else (the admin, jobs, commands, another service) it is a plain `atomic()`,
     with the savepoint that lets a caller recover from the error and carry on."""
     return transaction.atomic(savepoint=not _request_transaction.get())
+
+
+@contextlib.contextmanager
+def read_only_snapshot() -> Iterator[None]:
+    """Inside: one read-only snapshot on PostgreSQL (REPEATABLE READ), so a long read (a chain's walk,
+    an export) sees every table as of one instant while writers carry on. Elsewhere, or inside a
+    transaction already begun, reads go on as they are: on SQLite a transaction would take the write
+    lock (transaction_mode IMMEDIATE) and hold every writer off for the whole read."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield

@@ -30,6 +30,7 @@ from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from notifications.models import Notification
+from orchestrator.db import read_only_snapshot
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact
 from orchestrator.http.tracing import TRACE_ID_PATTERN
 from orchestrator.identity.roles import is_known_role
@@ -509,6 +510,13 @@ def export_json(
 
     Written record by record, so memory stays flat however large the tables are.
     """
+    # Every table as of one instant: read table by table, a task and its approval decided between the
+    # two reads would land in the file in states no import can take together.
+    with read_only_snapshot():
+        return _export(stream=stream, on_record=on_record, chunk_size=chunk_size)
+
+
+def _export(*, stream: BinaryIO, on_record: Callable[[str], None] | None, chunk_size: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     header = {"format": FORMAT, "version": VERSION, "exported_at": _plain(timezone.now())}
     stream.write(orjson.dumps(header)[:-1])

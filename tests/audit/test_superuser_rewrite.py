@@ -204,3 +204,20 @@ def test_a_row_forged_with_a_seal_below_one_is_found_by_verify_audit(three_check
     assert code == 1
     assert f"seq {forged_seq}" in output
     assert not services.verify_audit().ok
+
+
+@pytest.mark.parametrize("kind", ["fifo", "list-digest"])
+def test_a_file_in_the_checkpoint_directory_that_is_not_a_checkpoint_stops_signing_without_hanging(
+    three_checkpoints, settings, kind
+):
+    import os
+    import pathlib
+
+    path = pathlib.Path(settings.AUDIT_CHECKPOINT_DIR) / "checkpoint-999999999999-stray.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block while the chain head's lock is held
+    else:
+        path.write_text('{"digest":["not","text"]}')
+
+    with pytest.raises(services.ChainNotCheckpointable, match="cannot be read"):
+        services.checkpoint_audit()
