@@ -257,6 +257,20 @@ def _refuse_a_stuck_task(instance: Approval, *, was_pending_for: Any) -> None:
             )
 
 
+def _refuse_a_gate_on_no_waiting_task(instance: Approval) -> None:
+    """The other way round: a pending approval gates a task waiting in awaiting_approval. On a task in
+    any other state no decision could act (every one answers 409) until the expiry job expired it;
+    the API never leaves one so (a task cannot leave awaiting_approval but through its approval)."""
+    if instance.status != ApprovalStatus.PENDING or instance.task_id is None:
+        return
+    task_status = Task.objects.filter(pk=instance.task_id).values_list("status", flat=True).first()
+    if task_status is not None and task_status != TaskStatus.AWAITING_APPROVAL:
+        raise BadRecord(
+            f"status 'pending' for task {instance.task_id}, which is {task_status!r}, not awaiting_approval: "
+            "no decision could act on it; import the task's own state with it"
+        )
+
+
 def _check_escalation(instance: Approval) -> None:
     """The quorum and escalation chain as the API takes them (the approvals app's own rule): the
     expiry job hands an approval on by this chain, and a malformed one would stop it."""
@@ -319,6 +333,7 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
         if kind is APPROVALS:
             was_pending = existing is not None and before["status"] == ApprovalStatus.PENDING
             _refuse_a_stuck_task(instance, was_pending_for=before["task_id"] if was_pending else None)
+            _refuse_a_gate_on_no_waiting_task(instance)
 
         if changed:
             instance.save(force_insert=not existing)

@@ -102,3 +102,16 @@ def test_a_task_waiting_for_an_approval_later_in_the_file_is_counted_once():
     assert (report.counts["tasks"].created, report.counts["approvals"].created) == (3, 3)
     assert (again.counts["tasks"].unchanged, again.counts["approvals"].unchanged) == (3, 3)
     assert Approval.objects.filter(status="pending").count() == 3
+
+
+@pytest.mark.parametrize("status", ["pending", "completed", "failed", "cancelled"])
+def test_a_pending_approval_for_a_task_that_no_longer_waits_is_refused(status):
+    # Found by an outside review: the approver's every decision answered 409 until the approval expired.
+    fields = {"completed": {"finished_at": "2026-01-01T00:00:00+00:00"}}.get(status, {})
+    task = task_record(status=status, **fields)
+
+    report = transfer.import_json(data={"tasks": [task], "approvals": [approval_record(task)]})
+
+    assert report.counts["approvals"].skipped == 1, report.errors
+    assert "not awaiting_approval" in report.errors[-1][2]
+    assert not Approval.objects.exists()
