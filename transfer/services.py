@@ -32,6 +32,7 @@ from audit import services as audit
 from notifications.models import Notification
 from orchestrator.db import read_only_snapshot
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact
+from orchestrator.http.problems import validation_summary
 from orchestrator.http.tracing import TRACE_ID_PATTERN
 from orchestrator.identity.roles import is_known_role
 from routing import services as routing
@@ -277,13 +278,7 @@ def _check_escalation(instance: Approval) -> None:
     try:
         approvals.check_escalation(instance)
     except ApiValidationError as exc:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"approval": exc.detail}
-        raise BadRecord(
-            "; ".join(
-                f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
-                for name, errors in detail.items()
-            )
-        ) from None
+        raise BadRecord(validation_summary(exc.detail)) from None
 
 
 def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from rest_framework.exceptions import APIException, ValidationError
 
+from orchestrator.http.problems import validation_summary
 from orchestrator.identity.principal import principal_for_user
 from orchestrator.identity.roles import is_known_role
 from webhooks import services
@@ -47,15 +48,6 @@ def _checked(check, value):
         detail = exc.detail
         messages_ = next(iter(detail.values())) if isinstance(detail, dict) else detail
         raise forms.ValidationError([str(m) for m in messages_]) from None
-
-
-def _detail_text(detail):
-    """An API error's detail as a sentence (a ValidationError's is a dict of lists)."""
-    if isinstance(detail, dict):
-        return " ".join(_detail_text(value) for value in detail.values())
-    if isinstance(detail, list):
-        return " ".join(_detail_text(value) for value in detail)
-    return str(detail)
 
 
 @admin.register(WebhookSubscription)
@@ -131,7 +123,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             try:
                 message = action(subscription)
             except APIException as exc:
-                self.message_user(request, f"{subscription}: {_detail_text(exc.detail)}", messages.ERROR)
+                self.message_user(request, f"{subscription}: {validation_summary(exc.detail)}", messages.ERROR)
             else:
                 self.message_user(request, f"{subscription}: {message}", messages.SUCCESS)
 

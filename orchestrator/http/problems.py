@@ -80,6 +80,12 @@ def problem_response(status_code, detail, *, code=None, headers=None, **extra):
     return response
 
 
+def validation_summary(detail):
+    """A DRF error's detail as the one line a problem response's `detail` carries ("field: messages;
+    ..."), for places that report a service's refusal as text (an import's report, an admin message)."""
+    return _flatten_validation(detail)[0]
+
+
 def _flatten_validation(detail):
     """DRF validation errors as {field: [messages]} plus a one-line summary."""
     if isinstance(detail, dict):
