@@ -49,9 +49,14 @@ def get_by_pk(model: type[M], pk: Any) -> M | None:
     sql, names, converters = _reader(model)
     database = connections[DEFAULT_DB_ALIAS]
     key = model._meta.pk.get_db_prep_value(pk, database)
-    with database.cursor() as cursor:
-        cursor.execute(sql, [key])
-        row = cursor.fetchone()
+    fetch_one = getattr(database, "fetch_one", None)
+    if fetch_one is not None:
+        # orchestrator.postgresql: a statement prepared on the server.
+        row = fetch_one(sql, [key])
+    else:
+        with database.cursor() as cursor:
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)

@@ -1,0 +1,126 @@
+"""orchestrator.postgresql reads a row by primary key through a statement prepared on the server
+(GET /sessions/{id}), and that read behaves as a Django cursor's would: the same row, Django's
+errors, a fresh connection after a lost one, the transaction's owed writes seen, statements counted."""
+
+import datetime
+import uuid
+import zoneinfo
+
+import pytest
+from django.db import DataError, OperationalError, connection, connections, transaction
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from orchestrator.db import get_by_pk, owe_insert, request_transaction
+from sessions.models import Session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+_READ = 'FROM "agent_sessions_session" WHERE "id" = $1'
+
+
+def _prepared_here():
+    """The statements the server holds prepared for this connection's session."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def _stored_session():
+    return Session.objects.create(role="finance", owner="token:1", metadata={"n": 1})
+
+
+def test_a_read_by_primary_key_is_prepared_on_the_server_and_gives_the_orms_row():
+    session = _stored_session()
+    for _ in range(3):
+        read = get_by_pk(Session, session.pk)
+        assert (read.pk, read.role, read.metadata, read.created_at, read.status) == (
+            session.pk,
+            "finance",
+            {"n": 1},
+            session.created_at,
+            session.status,
+        )
+    assert [statement for statement in _prepared_here() if _READ in statement], _prepared_here()
+    assert get_by_pk(Session, uuid.uuid4()) is None
+
+
+def test_a_read_in_a_transaction_that_owes_a_write_sees_that_write():
+    session = Session(role="finance", owner="token:1")
+    with request_transaction():
+        owe_insert(session)
+        assert connection.has_owed()
+        assert get_by_pk(Session, session.pk).pk == session.pk
+    assert Session.objects.filter(pk=session.pk).exists()
+
+
+def test_a_read_inside_a_transaction_sees_the_transactions_own_writes_and_rolls_back_with_it():
+    with transaction.atomic():
+        session = _stored_session()
+        assert not connection.has_owed()
+        assert get_by_pk(Session, session.pk) is not None
+        transaction.set_rollback(True)
+    assert get_by_pk(Session, session.pk) is None
+
+
+def test_captured_queries_count_the_read():
+    session = _stored_session()
+    with CaptureQueriesContext(connection) as queries:
+        get_by_pk(Session, session.pk)
+    assert len(queries) == 1 and '"agent_sessions_session"' in queries[0]["sql"]
+
+
+def test_an_execute_wrapper_sees_the_read():
+    session = _stored_session()
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        get_by_pk(Session, session.pk)
+    assert len(seen) == 1
+
+
+def test_an_error_comes_as_djangos_and_the_connection_goes_on():
+    with pytest.raises(DataError):
+        connection.fetch_one("SELECT 1 / %s", [0])
+    assert connection.fetch_one("SELECT 1 / %s", [1]) == (1,)
+
+
+def test_a_lost_connection_is_djangos_operational_error_and_the_next_connection_prepares_again():
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk) is not None
+    backend = connection.connection.info.backend_pid
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    finally:
+        other.close()
+    with pytest.raises(OperationalError):
+        get_by_pk(Session, session.pk)
+    # What Django does between requests: an unusable connection is closed, the next one opened.
+    connection.close_if_unusable_or_obsolete()
+    assert get_by_pk(Session, session.pk).pk == session.pk
+    assert connection.connection.info.backend_pid != backend
+
+
+def test_a_database_time_zone_set_after_the_first_read_gives_timestamps_in_that_zone():
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk).created_at.tzinfo is datetime.UTC
+    database = connections["default"]
+    saved = database.settings_dict.get("TIME_ZONE")
+    database.settings_dict["TIME_ZONE"] = "Asia/Kolkata"
+    try:
+        with override_settings(USE_TZ=True):
+            read = get_by_pk(Session, session.pk)
+        assert read.created_at.tzinfo == zoneinfo.ZoneInfo("Asia/Kolkata")
+        assert read.created_at == session.created_at
+    finally:
+        database.settings_dict["TIME_ZONE"] = saved
+        with override_settings(USE_TZ=True):
+            pass
+        database.close()
+    assert get_by_pk(Session, session.pk).created_at.tzinfo is datetime.UTC
