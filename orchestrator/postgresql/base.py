@@ -229,14 +229,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.validate_thread_sharing()
         self.validate_no_broken_transaction()
         with self.wrap_database_errors:
-            cursor, made_for = self._prepared_reads or (None, None)
+            reader, made_for = self._prepared_reads or (None, None)
             # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
-            if cursor is None or made_for != (self.connection, self.timezone):
-                cursor = psycopg.Cursor(self.connection)
-                self._load_timestamps_in_time_zone(cursor)
-                self._prepared_reads = cursor, (self.connection, self.timezone)
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
+            if reader is None or made_for != (self.connection, self.timezone):
+                reader = psycopg.Cursor(self.connection)
+                self._load_timestamps_in_time_zone(reader)
+                self._prepared_reads = reader, (self.connection, self.timezone)
+            reader.execute(sql, params, prepare=True)
+            return reader.fetchone()
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
