@@ -60,7 +60,9 @@ def test_a_read_inside_a_transaction_sees_the_transactions_own_writes_and_rolls_
         assert not connection.has_owed()
         assert get_by_pk(Session, session.pk) is not None
         transaction.set_rollback(True)
+    # psycopg deallocates what it prepared when a transaction rolls back; the next read prepares again.
     assert get_by_pk(Session, session.pk) is None
+    assert [statement for statement in _prepared_here() if _READ in statement], _prepared_here()
 
 
 def test_captured_queries_count_the_read():
