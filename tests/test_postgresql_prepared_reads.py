@@ -1,6 +1,8 @@
-"""orchestrator.postgresql reads a row by primary key through a statement prepared on the server
+"""orchestrator.postgresql reads a row by primary key through a statement it PREPAREd on the server
 (GET /sessions/{id}), and that read behaves as a Django cursor's would: the same row, Django's
-errors, a fresh connection after a lost one, the transaction's owed writes seen, statements counted."""
+errors, a fresh connection after a lost one, a statement deallocated or made stale by a migration
+elsewhere prepared again, the transaction's writes seen, statements counted; and psycopg's own
+prepared statements stay off, so it remembers none of the statements Django sends."""
 
 import datetime
 import uuid
@@ -52,6 +54,7 @@ def test_a_read_in_a_transaction_that_owes_a_write_sees_that_write():
         assert connection.has_owed()
         assert get_by_pk(Session, session.pk).pk == session.pk
     assert Session.objects.filter(pk=session.pk).exists()
+    assert get_by_pk(Session, session.pk).pk == session.pk
 
 
 def test_a_read_inside_a_transaction_sees_the_transactions_own_writes_and_rolls_back_with_it():
@@ -60,7 +63,6 @@ def test_a_read_inside_a_transaction_sees_the_transactions_own_writes_and_rolls_
         assert not connection.has_owed()
         assert get_by_pk(Session, session.pk) is not None
         transaction.set_rollback(True)
-    # psycopg deallocates what it prepared when a transaction rolls back; the next read prepares again.
     assert get_by_pk(Session, session.pk) is None
     assert [statement for statement in _prepared_here() if _READ in statement], _prepared_here()
 
@@ -85,10 +87,59 @@ def test_an_execute_wrapper_sees_the_read():
     assert len(seen) == 1
 
 
-def test_an_error_comes_as_djangos_and_the_connection_goes_on():
-    with pytest.raises(DataError):
-        connection.fetch_one("SELECT 1 / %s", [0])
+def test_an_error_comes_as_djangos_and_the_statement_is_prepared_once_however_often_it_fails():
+    for _ in range(5):
+        with pytest.raises(DataError):
+            connection.fetch_one("SELECT 1 / %s", [0])
     assert connection.fetch_one("SELECT 1 / %s", [1]) == (1,)
+    assert len([statement for statement in _prepared_here() if "SELECT 1 / $1" in statement]) == 1
+
+
+def test_psycopgs_own_prepared_statements_stay_off_so_it_remembers_no_statement_text():
+    # With a prepare_threshold psycopg would keep the text of each statement Django sends (request
+    # data included, up to 100 of them) and drop its prepared statements at every ROLLBACK.
+    session = _stored_session()
+    get_by_pk(Session, session.pk)
+    Session.objects.filter(pk=session.pk).update(metadata={"large": "x" * 100_000})
+    assert connection.connection.prepare_threshold is None
+
+
+@pytest.mark.parametrize("reset", ["DEALLOCATE ALL", "DISCARD ALL"])
+def test_a_read_after_its_statement_was_deallocated_prepares_it_again(reset):
+    session = _stored_session()
+    for _ in range(3):
+        assert get_by_pk(Session, session.pk).pk == session.pk
+        # Twice in a row: psycopg's own bookkeeping noticed only the first of two identical resets.
+        with connection.cursor() as cursor:
+            cursor.execute(reset)
+            cursor.execute(reset)
+    assert get_by_pk(Session, session.pk).pk == session.pk
+
+
+def _from_another_connection(sql):
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("column, wider", [("role", "varchar(128)"), ("owner", "text")])
+def test_a_column_type_changed_by_a_migration_elsewhere_is_read_with_the_new_type(column, wider):
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk) is not None
+    table = Session._meta.db_table
+    original = Session._meta.get_field(column).db_type(connection)
+    _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE {wider}')
+    try:
+        # "cached plan must not change result type", answered by preparing the read again.
+        for _ in range(2):
+            read = get_by_pk(Session, session.pk)
+            assert (read.role, read.owner) == ("finance", "token:1")
+        assert len([statement for statement in _prepared_here() if _READ in statement]) == 1
+    finally:
+        _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE {original}')
 
 
 def test_a_lost_connection_is_djangos_operational_error_and_the_next_connection_prepares_again():

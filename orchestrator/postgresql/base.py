@@ -19,9 +19,9 @@ and two kinds of them carry nothing the application waits for:
   and the SQLSTATE it refused with is kept on the check for its owner to act on.
 
 One more kind of round trip costs less than it does with Django's cursors: a read by primary key
-(`fetch_one`, used by orchestrator.db.get_by_pk for GET /sessions/{id}) goes through a statement
-prepared on the server and one cursor kept for the connection's life, so neither side parses or
-plans it again, and no cursor wrapper is built around it.
+outside a transaction (`fetch_one`, used by orchestrator.db.get_by_pk for GET /sessions/{id}) runs
+a statement this backend PREPAREd on the server, through one cursor kept for the connection's life,
+so the server does not parse and plan it again and no cursor wrapper is built around it.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
 statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
@@ -44,8 +44,9 @@ from psycopg import adapt, pq
 from psycopg.types.datetime import TimestamptzLoader
 
 _BEGIN = "BEGIN"
-# psycopg prepares a statement run this many times; no statement is run so often.
-_PREPARE_ONLY_WHEN_ASKED = 2**62
+# What a prepared statement's EXECUTE answers when the statement is gone (DEALLOCATE, DISCARD ALL) or
+# stale (a column it returns changed type: "cached plan must not change result type").
+_PREPARED_STATEMENT_LOST = frozenset({"26000", "0A000"})
 
 
 class _SendsWhatIsOwed:
@@ -95,8 +96,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The transaction's owed check (orchestrator.db.FirstCheck) and its literal SQL, until it is sent.
         self.owed_check = None
         self._owed_check_sql = ""
-        # fetch_one's cursor (server-side binding) and the (connection, time zone) it was made for.
-        self._prepared_reads: tuple[psycopg.Cursor, tuple] | None = None
+        # fetch_one's cursor, the (connection, time zone) it was made for, and for each statement it
+        # prepared there, its name and its EXECUTE.
+        self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, tuple[str, str]]] | None = None
+        self._statements_prepared = 0
 
     def _owing_allowed(self) -> bool:
         return (
@@ -211,15 +214,23 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     @async_unsafe
     def fetch_one(self, sql: str, params: list):
-        """The first row `sql` (one statement, `%s` placeholders) gives with `params`, or None.
+        """The first row `sql` (one statement, `%s` placeholders only) gives with `params`, or None.
 
-        Prepared on the server at its first use on a connection, then only bound and executed:
-        about 60 us less CPU per read on the web side than a Django cursor in a client-side binding
-        string (docs/benchmarks.md). Errors come as Django's, as from any cursor. What the fast path
-        would hide goes through a Django cursor instead: a transaction that owes its BEGIN or writes
-        (they must run first), query logging (tests count statements; DEBUG lists them) and
-        execute_wrappers (instrumentation)."""
-        if self.has_owed() or self.queries_logged or self.execute_wrappers:
+        Outside a transaction, `sql` is PREPAREd on the server at its first use on a connection and
+        then only EXECUTEd: the server skips its parse and plan, and the web side the cursor Django
+        would build (docs/decisions.md, "A read by primary key is prepared on the server"). A
+        statement found gone (DEALLOCATE, DISCARD ALL) or stale (a column it returns changed type
+        under a migration) is prepared again and the read retried once. Errors come as Django's.
+
+        A Django cursor serves the read instead inside a transaction (what the transaction owes
+        must run first, and a failed EXECUTE there could not be retried), under query logging
+        (tests count statements; DEBUG lists them) and with execute_wrappers (instrumentation).
+
+        SQL-level PREPARE rather than psycopg's own prepared statements: those need the connection's
+        prepare_threshold, which Django keeps off, and turned on psycopg would remember the text of
+        every statement Django sends (literals and request data included) and forget its statements
+        at every ROLLBACK."""
+        if self.in_atomic_block or self.queries_logged or self.execute_wrappers:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchone()
@@ -227,16 +238,42 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.close_if_health_check_failed()
         self.ensure_connection()
         self.validate_thread_sharing()
-        self.validate_no_broken_transaction()
         with self.wrap_database_errors:
-            reader, made_for = self._prepared_reads or (None, None)
-            # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
-            if reader is None or made_for != (self.connection, self.timezone):
-                reader = psycopg.Cursor(self.connection)
-                self._load_timestamps_in_time_zone(reader)
-                self._prepared_reads = reader, (self.connection, self.timezone)
-            reader.execute(sql, params, prepare=True)
-            return reader.fetchone()
+            reader, names = self._reader()
+            try:
+                return self._execute_prepared(reader, names, sql, params)
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _PREPARED_STATEMENT_LOST:
+                    raise
+                stale = names.pop(sql, None)
+                if stale is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        reader.execute(f"DEALLOCATE {stale[0]}")
+                return self._execute_prepared(reader, names, sql, params)
+
+    def _reader(self) -> tuple["psycopg.ClientCursor", dict[str, tuple[str, str]]]:
+        reader, made_for, names = self._prepared_reads or (None, None, {})
+        # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
+        if reader is None or made_for != (self.connection, self.timezone):
+            if made_for is None or made_for[0] is not self.connection:
+                names = {}
+            reader = psycopg.ClientCursor(self.connection)
+            self._load_timestamps_in_time_zone(reader)
+            self._prepared_reads = reader, (self.connection, self.timezone), names
+        return reader, names
+
+    def _execute_prepared(self, reader, names: dict[str, tuple[str, str]], sql: str, params: list):
+        prepared = names.get(sql)
+        if prepared is None:
+            self._statements_prepared += 1
+            name = f"orchestrator_read_{self._statements_prepared}"
+            first, *rest = sql.split("%s")
+            numbered = first + "".join(f"${number}{part}" for number, part in enumerate(rest, start=1))
+            reader.execute(f"PREPARE {name} AS {numbered}")
+            arguments = f"({', '.join(['%s'] * len(rest))})" if rest else ""
+            prepared = names[sql] = name, f"EXECUTE {name}{arguments}"
+        reader.execute(prepared[1], params)
+        return reader.fetchone()
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
@@ -296,11 +333,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_connection_params(self):
         params = super().get_connection_params()
-        if "prepare_threshold" not in self.settings_dict["OPTIONS"]:
-            # Django turns psycopg's prepared statements off (None) for connection poolers; then even
-            # fetch_one's prepare=True prepares nothing. A threshold never reached prepares only what
-            # asks to be: Django's own cursors bind client-side and never prepare.
-            params["prepare_threshold"] = _PREPARE_ONLY_WHEN_ASKED
         if self.timezone is datetime.UTC:
             params["context"] = _with_psycopgs_timestamptz_loader(params["context"])
         return params
