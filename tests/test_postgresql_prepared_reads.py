@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from orchestrator.db import get_by_pk, owe_insert, request_transaction
+from orchestrator.postgresql.base import _statement_name
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -177,3 +178,67 @@ def test_a_database_time_zone_set_after_the_first_read_gives_timestamps_in_that_
             pass
         database.close()
     assert get_by_pk(Session, session.pk).created_at.tzinfo is datetime.UTC
+
+
+def test_a_session_that_already_holds_the_statement_reads_with_it():
+    # What a session-mode pooler that does not reset sessions hands over: the statement, prepared by
+    # an earlier client under the same name (the hash of its text).
+    session = _stored_session()
+    connection.close()
+    sql = 'SELECT "id" FROM "agent_sessions_session" WHERE "id" = $1'
+    with connection.cursor() as cursor:
+        cursor.execute(f"PREPARE {_statement_name(sql.replace('$1', '%s'))} AS {sql}")
+    assert connection.fetch_one(sql.replace("$1", "%s"), [session.pk]) == (session.pk,)
+
+
+def test_a_second_migration_landing_during_the_retry_does_not_fail_the_read():
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk) is not None
+    table = Session._meta.db_table
+    original = Session._meta.get_field("owner").db_type(connection)
+    reader, made_for, executes = connection._prepared_reads
+    failed = []
+
+    class SecondMigrationDuringTheRetry(type(reader)):
+        """Lands a second type change right after the first statement the retry sends (DEALLOCATE
+        aside): between a PREPARE and its EXECUTE, if the retry prepared again."""
+
+        def execute(self, query, params=None, **kwargs):
+            try:
+                result = super().execute(query, params, **kwargs)
+            except Exception:
+                failed.append(query)
+                raise
+            if failed and len(failed) == 1 and not str(query).startswith("DEALLOCATE"):
+                failed.append("second migration")
+                _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE varchar(300)')
+            return result
+
+    connection._prepared_reads = SecondMigrationDuringTheRetry(connection.connection), made_for, executes
+    _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE text')
+    try:
+        assert get_by_pk(Session, session.pk).owner == "token:1"
+        assert failed[-1] == "second migration"
+        assert get_by_pk(Session, session.pk).owner == "token:1"
+    finally:
+        connection.close()
+        _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE {original}')
+
+
+def test_a_transaction_opened_without_atomic_reads_through_djangos_cursor():
+    session = _stored_session()
+    connection.close()  # nothing prepared on the connection yet
+    transaction.set_autocommit(False)
+    try:
+        assert not connection.in_atomic_block
+        assert get_by_pk(Session, session.pk).pk == session.pk
+        assert not [statement for statement in _prepared_here() if _READ in statement]
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+
+
+@pytest.mark.parametrize("sql", ["SELECT '100%%' || %s", "SELECT %(value)s"])
+def test_sql_with_escapes_or_named_placeholders_is_refused(sql):
+    with pytest.raises(ValueError, match="placeholders"):
+        connection.fetch_one(sql, ["x"])

@@ -33,6 +33,7 @@ behaves exactly as Django's.
 import contextlib
 import datetime
 import functools
+import hashlib
 
 import psycopg
 from django.db.backends.postgresql import base
@@ -96,10 +97,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The transaction's owed check (orchestrator.db.FirstCheck) and its literal SQL, until it is sent.
         self.owed_check = None
         self._owed_check_sql = ""
-        # fetch_one's cursor, the (connection, time zone) it was made for, and for each statement it
-        # prepared there, its name and its EXECUTE.
-        self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, tuple[str, str]]] | None = None
-        self._statements_prepared = 0
+        # fetch_one's cursor, the (connection, time zone) it was made for, and the EXECUTE of each
+        # statement it prepared there.
+        self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, str]] | None = None
 
     def _owing_allowed(self) -> bool:
         return (
@@ -214,23 +214,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     @async_unsafe
     def fetch_one(self, sql: str, params: list):
-        """The first row `sql` (one statement, `%s` placeholders only) gives with `params`, or None.
+        """The first row `sql` gives with `params`, or None. `sql` is one read with `%s` placeholders
+        only (no `%%`, no named ones), each parameter typed by its context (`"id" = %s`).
 
         Outside a transaction, `sql` is PREPAREd on the server at its first use on a connection and
-        then only EXECUTEd: the server skips its parse and plan, and the web side the cursor Django
-        would build (docs/decisions.md, "A read by primary key is prepared on the server"). A
-        statement found gone (DEALLOCATE, DISCARD ALL) or stale (a column it returns changed type
-        under a migration) is prepared again and the read retried once. Errors come as Django's.
+        then only EXECUTEd: the server skips the statement's parse analysis and, once it settles on a
+        generic plan, its planning; the web side skips the cursor Django would build
+        (docs/decisions.md, "A read by primary key is prepared on the server"). A statement found
+        gone (DEALLOCATE, DISCARD ALL) or stale (a column it returns changed type under a migration)
+        is deallocated and the read made unprepared; the next one prepares again. Errors come as
+        Django's.
 
         A Django cursor serves the read instead inside a transaction (what the transaction owes
-        must run first, and a failed EXECUTE there could not be retried), under query logging
-        (tests count statements; DEBUG lists them) and with execute_wrappers (instrumentation).
+        must run first, and a failed EXECUTE would abort it), under query logging (tests count
+        statements; DEBUG lists them) and with execute_wrappers (instrumentation).
 
         SQL-level PREPARE rather than psycopg's own prepared statements: those need the connection's
         prepare_threshold, which Django keeps off, and turned on psycopg would remember the text of
         every statement Django sends (literals and request data included) and forget its statements
         at every ROLLBACK."""
-        if self.in_atomic_block or self.queries_logged or self.execute_wrappers:
+        if self.in_atomic_block or self.queries_logged or self.execute_wrappers or not self.get_autocommit():
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchone()
@@ -239,41 +242,47 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.ensure_connection()
         self.validate_thread_sharing()
         with self.wrap_database_errors:
-            reader, names = self._reader()
+            reader, executes = self._reader()
+            execute = executes.get(sql) or self._prepare(reader, executes, sql)
             try:
-                return self._execute_prepared(reader, names, sql, params)
+                reader.execute(execute, params)
             except psycopg.Error as exc:
                 if exc.sqlstate not in _PREPARED_STATEMENT_LOST:
                     raise
-                stale = names.pop(sql, None)
-                if stale is not None:
-                    with contextlib.suppress(psycopg.Error):
-                        reader.execute(f"DEALLOCATE {stale[0]}")
-                return self._execute_prepared(reader, names, sql, params)
+                del executes[sql]
+                with contextlib.suppress(psycopg.Error):
+                    reader.execute(f"DEALLOCATE {_statement_name(sql)}")
+                # Unprepared, so a second migration landing now cannot make this read fail again.
+                reader.execute(sql, params)
+            return reader.fetchone()
 
-    def _reader(self) -> tuple["psycopg.ClientCursor", dict[str, tuple[str, str]]]:
-        reader, made_for, names = self._prepared_reads or (None, None, {})
+    def _reader(self) -> tuple["psycopg.ClientCursor", dict[str, str]]:
+        reader, made_for, executes = self._prepared_reads or (None, None, {})
         # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
         if reader is None or made_for != (self.connection, self.timezone):
             if made_for is None or made_for[0] is not self.connection:
-                names = {}
+                executes = {}
             reader = psycopg.ClientCursor(self.connection)
             self._load_timestamps_in_time_zone(reader)
-            self._prepared_reads = reader, (self.connection, self.timezone), names
-        return reader, names
+            self._prepared_reads = reader, (self.connection, self.timezone), executes
+        return reader, executes
 
-    def _execute_prepared(self, reader, names: dict[str, tuple[str, str]], sql: str, params: list):
-        prepared = names.get(sql)
-        if prepared is None:
-            self._statements_prepared += 1
-            name = f"orchestrator_read_{self._statements_prepared}"
-            first, *rest = sql.split("%s")
-            numbered = first + "".join(f"${number}{part}" for number, part in enumerate(rest, start=1))
+    @staticmethod
+    def _prepare(reader, executes: dict[str, str], sql: str) -> str:
+        """PREPARE `sql` on the reader's connection; its EXECUTE, with the same placeholders."""
+        if "%%" in sql or "%(" in sql:
+            raise ValueError("fetch_one takes %s placeholders only")
+        name = _statement_name(sql)
+        first, *rest = sql.split("%s")
+        numbered = first + "".join(f"${number}{part}" for number, part in enumerate(rest, start=1))
+        try:
             reader.execute(f"PREPARE {name} AS {numbered}")
-            arguments = f"({', '.join(['%s'] * len(rest))})" if rest else ""
-            prepared = names[sql] = name, f"EXECUTE {name}{arguments}"
-        reader.execute(prepared[1], params)
-        return reader.fetchone()
+        except psycopg.errors.DuplicatePreparedStatement:
+            # The session already has it (a pooler's session not reset): a name is this text's hash,
+            # so it is this statement, and a stale one is found out at its EXECUTE.
+            pass
+        execute = executes[sql] = f"EXECUTE {name}({', '.join(['%s'] * len(rest))})" if rest else f"EXECUTE {name}"
+        return execute
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
@@ -350,6 +359,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def make_debug_cursor(self, cursor):
         return _CursorDebugWrapper(cursor, self)
+
+
+@functools.cache
+def _statement_name(sql: str) -> str:
+    """A prepared statement's name, the hash of its text: one name always means one statement."""
+    return f"orchestrator_read_{hashlib.sha256(sql.encode()).hexdigest()[:24]}"
 
 
 @functools.cache
