@@ -637,6 +637,7 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
                         "retried next run",
                         approval.pk,
                     )
+                    metrics.count_skipped_item("approvals.jobs.expire_approvals")
                     continue
                 handled += 1
         if len(batch) < batch_size:

@@ -41,6 +41,7 @@ from audit import services as audit
 from audit import stream
 from audit.models import AuditEvent
 from orchestrator.identity.roles import is_known_role
+from orchestrator.telemetry import metrics
 from webhooks import transport
 from webhooks.models import DeliveryAttempt, DeliveryStatus, WebhookFormat, WebhookSubscription
 
@@ -672,4 +673,5 @@ def deliver_webhooks(*, now: datetime.datetime | None = None) -> int:
             # one from its events. It is logged with the traceback, its lease was released and its
             # cursor did not move, so the next pass tries it again.
             logger.exception("Webhook delivery failed for subscription %s; the pass goes on.", subscription_id)
+            metrics.count_skipped_item("webhooks.jobs.deliver_webhooks")
     return delivered

@@ -56,6 +56,12 @@ job_rows = Counter(
     "Rows a periodic job touched (expired, sealed, purged...), as the job reports them.",
     ["job"],
 )
+job_items_skipped = Counter(
+    "orchestrator_job_items_skipped",
+    "Items a job run could not process (a bug, a damaged row): logged with the traceback, left as they "
+    "were, and tried again by the next run, which still counts as a success.",
+    ["job"],
+)
 # prometheus-client writes a process's first value into this directory; it must exist by then.
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
@@ -70,6 +76,12 @@ job_last_success = Gauge(
 
 def enabled():
     return settings.METRICS_ENABLED
+
+
+def count_skipped_item(job):
+    """One item `job` (its Celery name) left for its next run after an error it did not foresee."""
+    if enabled():
+        job_items_skipped.labels(job=job).inc()
 
 
 def observe_on_commit(histogram, value, **labels):

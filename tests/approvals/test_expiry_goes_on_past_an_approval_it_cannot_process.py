@@ -1,16 +1,24 @@
 """expire_approvals(): one approval it cannot process (a row written before import_json checked the
-escalation chain) is logged with its id and left as it was; every other overdue approval still
-expires or escalates, in every batch."""
+escalation chain) is logged with its id, counted in orchestrator_job_items_skipped_total and left as
+it was; every other overdue approval still expires or escalates, in every batch."""
 
 import datetime
 import logging
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from approvals.models import Approval
 from approvals.services import expire_approvals
 from routing.models import Task
+
+
+def _skipped():
+    return (
+        REGISTRY.get_sample_value("orchestrator_job_items_skipped_total", {"job": "approvals.jobs.expire_approvals"})
+        or 0
+    )
 
 
 def overdue(approval_id, **fields):
@@ -28,6 +36,7 @@ def test_an_approval_that_cannot_escalate_is_logged_and_the_others_still_expire(
     for body in late:
         overdue(body["approval_id"])
     caplog.set_level(logging.ERROR, logger="approvals.services")
+    skipped_before = _skipped()
 
     assert expire_approvals(batch_size=batch_size) == 3
 
@@ -40,6 +49,7 @@ def test_an_approval_that_cannot_escalate_is_logged_and_the_others_still_expire(
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert str(broken["approval_id"]) in record.getMessage()
     assert record.exc_info is not None
+    assert _skipped() == skipped_before + 1
 
 
 def test_an_approval_that_escalates_beside_a_broken_one_escalates(route, caplog):

@@ -1,16 +1,24 @@
 """A subscription that fails in a way nobody planned for (here a row whose signing secret was lost)
-is logged with its id and passed over: the other subscriptions still get their events in that pass,
-and the broken one keeps its place for the next."""
+is logged with its id, counted in orchestrator_job_items_skipped_total and passed over: the other
+subscriptions still get their events in that pass, and the broken one keeps its place for the next."""
 
 import logging
 
 import pytest
+from prometheus_client import REGISTRY
 
 from audit import services as audit
 from webhooks import services
 from webhooks.models import WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _skipped():
+    return (
+        REGISTRY.get_sample_value("orchestrator_job_items_skipped_total", {"job": "webhooks.jobs.deliver_webhooks"})
+        or 0
+    )
 
 
 def test_a_subscription_that_fails_unexpectedly_is_logged_and_the_others_are_still_delivered(receiver, caplog):
@@ -24,6 +32,7 @@ def test_a_subscription_that_fails_unexpectedly_is_logged_and_the_others_are_sti
     )
     assert list(WebhookSubscription.objects.values_list("pk", flat=True)) == [broken.pk, healthy.pk]
 
+    skipped_before = _skipped()
     with caplog.at_level(logging.ERROR, logger="webhooks.services"):
         delivered = services.deliver_webhooks()
 
@@ -33,6 +42,7 @@ def test_a_subscription_that_fails_unexpectedly_is_logged_and_the_others_are_sti
     [failure] = [r for r in caplog.records if r.name == "webhooks.services"]
     assert str(broken.pk) in failure.getMessage()
     assert failure.exc_info is not None  # the traceback goes to the log, not into a void
+    assert _skipped() == skipped_before + 1  # and the count to the metrics, where alerts look
     after = WebhookSubscription.objects.get(pk=broken.pk)
     assert (after.cursor_txid, after.cursor_event_id) == cursor
     assert after.lease_token is None  # released: the next pass can try it again
