@@ -1,6 +1,35 @@
-"""Records as export_json writes them, for the import tests: a task and an approval gating it."""
+"""Records as export_json writes them, for the import tests (a session, a task, an approval gating
+it), and import_json run on a file of them."""
 
+import io
+import json
 import uuid
+
+from django.core.management import call_command
+
+
+def write(tmp_path, data, name="in.json"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def run(path, *args):
+    """import_json on `path`: (stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_json", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def session_record(**fields):
+    return {
+        "id": str(uuid.uuid4()),
+        "role": "finance",
+        "owner": "token:1",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00",
+        **fields,
+    }
 
 
 def task_record(*, status="awaiting_approval", **fields):

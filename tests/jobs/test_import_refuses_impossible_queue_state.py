@@ -2,28 +2,17 @@
 max_attempts in their ranges, attempts within the budget, and a claimed task under a lease (else it
 would stay claimed for ever: no lease ever passes, so neither claim-next nor reclaim_tasks frees it)."""
 
-import uuid
-
 import pytest
 
 from routing.models import Task
+from tests.jobs.import_records import task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
 
 
 def _task(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "invoice.check",
-        "from_role": "finance",
-        "to_role": "engineering",
-        "payload": {},
-        "trace_id": "trace-import",
-        "created_by": "token:finance",
-        "status": "pending",
-        **fields,
-    }
+    return task_record(**{"type": "invoice.check", "status": "pending", **fields})
 
 
 @pytest.mark.parametrize(

@@ -10,44 +10,32 @@ import pytest
 from django.core.management import call_command
 
 from sessions.models import Session, SessionMessage
+from tests.jobs.import_records import run, session_record, write
 
 pytestmark = pytest.mark.django_db
 
 
-def session(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "role": "finance",
-        "owner": "token:1",
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "updated_at": "2026-01-01T00:00:00+00:00",
-        **fields,
-    }
-
-
-def run(tmp_path, data, *args):
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps(data))
-    out, err = io.StringIO(), io.StringIO()
-    call_command("import_json", str(path), *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
+def import_data(tmp_path, data, *args):
+    return run(write(tmp_path, data), *args)
 
 
 @pytest.mark.parametrize(
     "record, field",
     [
-        (session(created_at="9999-12-31T23:59:59-12:00"), "created_at"),
-        (session(updated_at="0001-01-01T00:00:00+05:00"), "updated_at"),
+        (session_record(created_at="9999-12-31T23:59:59-12:00"), "created_at"),
+        (session_record(updated_at="0001-01-01T00:00:00+05:00"), "updated_at"),
         (
-            session(messages=[{"author_role": "finance", "content": "x", "created_at": "0001-01-01T00:00:00+05:00"}]),
+            session_record(
+                messages=[{"author_role": "finance", "content": "x", "created_at": "0001-01-01T00:00:00+05:00"}]
+            ),
             "messages[0].created_at",
         ),
     ],
 )
 def test_a_time_outside_years_1_to_9999_in_utc_is_reported_and_skipped(tmp_path, record, field):
-    good = session()
+    good = session_record()
 
-    out, err = run(tmp_path, {"sessions": [record, good]})
+    out, err = import_data(tmp_path, {"sessions": [record, good]})
 
     assert "sessions: 1 created, 0 updated, 0 unchanged, 1 skipped" in out
     assert "sessions[0]" in err and field in err and "UTC" in err, err
@@ -56,9 +44,9 @@ def test_a_time_outside_years_1_to_9999_in_utc_is_reported_and_skipped(tmp_path,
 
 
 def test_the_last_instants_of_the_range_still_import(tmp_path):
-    record = session(created_at="9999-12-31T23:59:59+00:00", updated_at="0001-01-01T00:00:00Z")
+    record = session_record(created_at="9999-12-31T23:59:59+00:00", updated_at="0001-01-01T00:00:00Z")
 
-    out, err = run(tmp_path, {"sessions": [record]})
+    out, err = import_data(tmp_path, {"sessions": [record]})
 
     assert err == "" and "sessions: 1 created" in out
     call_command("export_json", str(tmp_path / "out.json"), stdout=io.StringIO())
@@ -66,10 +54,10 @@ def test_the_last_instants_of_the_range_still_import(tmp_path):
 
 
 def test_an_overwrite_with_such_a_time_is_reported_and_the_run_goes_on(tmp_path):
-    existing = session()
-    run(tmp_path, {"sessions": [existing]})
+    existing = session_record()
+    import_data(tmp_path, {"sessions": [existing]})
 
-    out, err = run(
+    out, err = import_data(
         tmp_path,
         {"sessions": [{"id": existing["id"], "created_at": "9999-12-31T23:59:59-12:00"}, {"id": "not-a-uuid"}]},
         "--overwrite",

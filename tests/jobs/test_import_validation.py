@@ -1,18 +1,17 @@
 """import_json validates every field as the API does, never overwrites a live record unless told
 to, and never leaves a task waiting for an approval that was imported as already decided."""
 
-import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
 
 from approvals.models import Approval
 from audit.models import AuditEvent
 from routing.models import Task
 from sessions.models import Session
+from tests.jobs.import_records import run, session_record, write
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -21,27 +20,8 @@ def at(minutes):
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
-def run(path, *args):
-    out, err = io.StringIO(), io.StringIO()
-    call_command("import_json", str(path), *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def write(tmp_path, data, name="in.json"):
-    path = tmp_path / name
-    path.write_text(data if isinstance(data, str) else json.dumps(data))
-    return path
-
-
 def session(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "role": "finance",
-        "owner": "o",
-        "created_at": at(0),
-        "updated_at": at(0),
-        **fields,
-    }
+    return session_record(**{"owner": "o", "created_at": at(0), "updated_at": at(0), **fields})
 
 
 def task(**fields):
