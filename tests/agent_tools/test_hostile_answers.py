@@ -35,6 +35,16 @@ def call_in_thread(call, limit):
     return outcome.get("value"), time.monotonic() - started, not caller.is_alive()
 
 
+def drip(server, handler, byte):
+    """Send `byte` ten times a second, a thousand times, or until the server stops."""
+    for _ in range(1000):
+        if server.stopping.is_set():
+            return
+        handler.wfile.write(byte)
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
 def test_an_answer_dripping_a_byte_at_a_time_ends_at_the_timeout_and_is_retried_with_the_same_key(
     hostile_server,
 ):
@@ -43,12 +53,7 @@ def test_an_answer_dripping_a_byte_at_a_time_ends_at_the_timeout_and_is_retried_
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", "1000")
         handler.end_headers()
-        for _ in range(1000):
-            if server.stopping.is_set():
-                return
-            handler.wfile.write(b" ")
-            handler.wfile.flush()
-            time.sleep(0.1)
+        drip(server, handler, b" ")
 
     server = hostile_server(answer)
     client = OrchestratorClient(server.url, "orch_x", timeout=1, max_attempts=2, backoff=0.01)
@@ -66,12 +71,7 @@ def test_an_answer_dripping_a_byte_at_a_time_ends_at_the_timeout_and_is_retried_
 def test_headers_dripping_a_byte_at_a_time_end_at_the_timeout(hostile_server):
     def answer(handler):
         handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-        for _ in range(1000):
-            if server.stopping.is_set():
-                return
-            handler.wfile.write(b"a")
-            handler.wfile.flush()
-            time.sleep(0.1)
+        drip(server, handler, b"a")
 
     server = hostile_server(answer)
     client = OrchestratorClient(server.url, "orch_x", timeout=1, max_attempts=1)

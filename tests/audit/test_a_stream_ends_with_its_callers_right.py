@@ -32,6 +32,14 @@ def open_stream(client, path):
     return response, chunks
 
 
+def first_event(response, chunks):
+    """The next event the stream sends; the stream is closed after it."""
+    try:
+        return next(chunk for chunk in chunks if chunk.startswith(b"id:"))
+    finally:
+        response.close()
+
+
 def rest_of(response, chunks):
     """Everything the stream still sends until it ends, which must be soon, not at its time bound."""
     started = time.monotonic()
@@ -71,10 +79,8 @@ def test_a_live_token_keeps_its_stream_and_gets_the_event(finance):
     response, chunks = open_stream(finance, "/api/v1/audit/stream")
 
     a_finance_event()
-    first = next(chunk for chunk in chunks if chunk.startswith(b"id:"))
-    response.close()
 
-    assert b"after-the-right-went" in first
+    assert b"after-the-right-went" in first_event(response, chunks)
 
 
 def test_a_credential_whose_check_refuses_instead_of_answering_no_one_stands_for_no_one(monkeypatch, finance):

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from tests.audit.test_a_stream_ends_with_its_callers_right import (  # noqa: F401
     a_finance_event,
     fast_stream,
+    first_event,
     open_stream,
     rest_of,
 )
@@ -50,10 +51,8 @@ def test_a_person_who_keeps_the_right_gets_the_event(staff_client):
     response, chunks = open_stream(staff_client, "/dashboard/live")
 
     a_finance_event()
-    first = next(chunk for chunk in chunks if chunk.startswith(b"id:"))
-    response.close()
 
-    assert b"after-the-right-went" in first
+    assert b"after-the-right-went" in first_event(response, chunks)
 
 
 def test_a_persons_live_stream_ends_when_their_password_changes(staff_client, staff_user):
