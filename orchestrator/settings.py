@@ -385,6 +385,11 @@ LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+# Each process writes its request lines and request measurements in batches, at most this many seconds
+# late (orchestrator/telemetry/request_batches.py); 0 writes each request's as it ends.
+REQUEST_TELEMETRY_FLUSH_SECONDS = env_float("REQUEST_TELEMETRY_FLUSH_SECONDS", 1.0)
+if not 0 <= REQUEST_TELEMETRY_FLUSH_SECONDS <= 60:
+    raise ImproperlyConfigured("REQUEST_TELEMETRY_FLUSH_SECONDS must be from 0 to 60")
 # Request, job, claim and approval instruments; off, nothing is recorded (the page still answers).
 METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # The bearer token Prometheus sends to /metrics (and to METRICS_BIND). Empty: /metrics answers 404.

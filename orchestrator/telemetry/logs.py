@@ -7,7 +7,9 @@ strings. The request line names the URL pattern, not the path.
 
 import contextvars
 import logging
+from datetime import UTC, datetime
 
+import orjson
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -40,10 +42,68 @@ class TraceIdFilter(logging.Filter):
 
 class JsonFormatter(OrjsonFormatter):
     def __init__(self, *args, **kwargs):
+        # Only a formatter built as logging_config builds it may skip the record (info_line): one an
+        # operator built with other options formats its own way.
+        self.as_configured = not args and not kwargs
         kwargs.setdefault("reserved_attrs", _LEFT_OUT)
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", True)
         super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+
+    def info_line(self, *, logger_name, message, fields, trace_id, created):
+        """The line format() makes of an INFO record of `logger_name` whose `extra` is `fields`
+        (plain keys and JSON values) once TraceIdFilter has stamped it, without making the record."""
+        return orjson.dumps(
+            {
+                "level": "INFO",
+                "logger": logger_name,
+                "message": message,
+                **fields,
+                "trace_id": trace_id,
+                "timestamp": datetime.fromtimestamp(created, tz=UTC),
+            },
+            option=orjson.OPT_NON_STR_KEYS,
+        ).decode()
+
+
+def direct_json_handler(logger):
+    """The handler an INFO line of `logger` would reach, when nothing on the way could change, stop or
+    copy it: no filter but TraceIdFilter, one plain StreamHandler, the JsonFormatter as configured.
+    Request lines are then written to its stream directly (write_direct), without the logging
+    module's record, dispatch and generic formatting; None whenever an operator's LOGGING (or a
+    test's capture handler) adds anything, and the lines go through the logging module."""
+    if logger.disabled or logger.manager.disable >= logging.INFO:
+        return None
+    found = None
+    current = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or type(handler) is not logging.StreamHandler:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if found is None or found.level > logging.INFO:
+        return None
+    formatter = found.formatter
+    if type(formatter) is not JsonFormatter or not formatter.as_configured:
+        return None
+    if len(found.filters) != 1 or type(found.filters[0]) is not TraceIdFilter:
+        return None
+    return found
+
+
+def write_direct(handler, line):
+    """Write `line` as handler.emit would: under the handler's lock, terminated and flushed."""
+    handler.acquire()
+    try:
+        handler.stream.write(line + handler.terminator)
+        handler.stream.flush()
+    finally:
+        handler.release()
 
 
 def logging_config(*, log_format, level):

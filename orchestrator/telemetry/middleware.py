@@ -1,5 +1,6 @@
 """One measurement and one log line per request: route (the URL pattern's name, never the raw
-path), method, status, duration, trace id, principal subject and role."""
+path), method, status, duration, trace id, principal subject and role. The middleware notes them;
+request_batches writes them."""
 
 import logging
 import time
@@ -8,29 +9,13 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from orchestrator.telemetry import metrics
 from orchestrator.telemetry.logs import current_trace_id
-
-logger = logging.getLogger("orchestrator.request")
+from orchestrator.telemetry.request_batches import logger, pending
 
 # Requests no URL pattern matched share one label, so scanning for paths cannot grow the series;
 # so do methods outside HTTP's usual ones (a client may send any token as a method).
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"
-
-# (route, method, status) -> the labelled counter and histogram: labels() costs as much as the
-# update itself, and the key set is bounded (named routes x known methods x status codes).
-_instruments: dict[tuple[str, str, int], tuple] = {}
-
-
-def instruments_for(route, method, status):
-    key = (route, method, status)
-    found = _instruments.get(key)
-    if found is None:
-        found = _instruments[key] = (
-            metrics.http_requests.labels(route=route, method=method, status=status),
-            metrics.http_request_duration.labels(route=route, method=method),
-        )
-    return found
 
 
 def route_of(request):
@@ -66,30 +51,23 @@ class RequestTelemetryMiddleware:
         try:
             response = self.get_response(request)
             duration = time.perf_counter() - started
-            route = route_of(request)
-            method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-            if metrics.enabled():
-                requests, duration_histogram = instruments_for(route, method, response.status_code)
-                requests.inc()
-                duration_histogram.observe(duration)
-            if logger.isEnabledFor(logging.INFO):
-                subject, role = caller_of(request)
-                milliseconds = duration * 1000
-                logger.info(
-                    "%s %s %s %.1fms",
-                    method,
-                    route,
-                    response.status_code,
-                    milliseconds,
-                    extra={
-                        "event": "request",
-                        "method": method,
-                        "route": route,
-                        "status": response.status_code,
-                        "duration_ms": round(milliseconds, 3),
-                        "principal": subject,
-                        "role": role,
-                    },
+            measured = metrics.enabled()
+            logged = logger.isEnabledFor(logging.INFO)
+            if measured or logged:
+                subject, role = caller_of(request) if logged else ("", "")
+                pending.add(
+                    (
+                        measured,
+                        logged,
+                        route_of(request),
+                        request.method if request.method in KNOWN_METHODS else OTHER_METHOD,
+                        response.status_code,
+                        duration,
+                        subject,
+                        role,
+                        current_trace_id.get(),
+                        time.time(),
+                    )
                 )
             return response
         finally:

@@ -8,7 +8,8 @@ between batches, so a drift of the machine's speed hits every configuration alik
   on       both
 Both are read per request (settings.METRICS_ENABLED, the logger's level), so turning them is what
 turning them in the environment does to a request. Each round runs a batch of every configuration,
-in an order that rotates; the figures are CPU time per request, the median over the rounds, and the
+in an order that rotates, and ends by writing what its requests still owe the log and the metrics
+(request_batches), so each batch pays for its own lines; the figures are CPU time per request, the median over the rounds, and the
 median of the rounds' own ratios to off. A magnifying glass for bench_observability: not run by
 `make bench` (its name does not start with bench_).
 
@@ -56,6 +57,8 @@ def main(argv=None):
         )
         from django.conf import settings
 
+        from orchestrator.telemetry.request_batches import pending
+
         request_logger = logging.getLogger("orchestrator.request")
 
         def configure(name):
@@ -69,6 +72,7 @@ def main(argv=None):
             for _ in range(WARM_UP_REQUESTS):
                 call(index)
                 index += 1
+        pending.write()
         costs = {name: [] for name in CONFIGURATIONS}
         lines_before = _lines(log_path)
         names = list(CONFIGURATIONS)
@@ -80,6 +84,8 @@ def main(argv=None):
                 for _ in range(args.batch):
                     call(index)
                     index += 1
+                # What the batch still owes the log and the metrics is its own cost, not the next's.
+                pending.write()
                 costs[name].append((time.process_time() - started) / args.batch)
         lines = _lines(log_path) - lines_before
     finally:

@@ -74,6 +74,16 @@ class LiveServer:
     def log_lines(self):
         return [line for line in self.log.read_text().splitlines() if line.strip()]
 
+    def log_lines_once(self, condition, timeout=10.0):
+        """The log's lines once condition(lines) holds, or as they are after `timeout`: each worker
+        writes its request lines in batches, up to REQUEST_TELEMETRY_FLUSH_SECONDS after answering."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines()
+            if condition(lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
 
 def wait_until_answering(port, process, path="/api/v1/health/live", timeout=30.0):
     deadline = time.monotonic() + timeout
@@ -91,7 +101,7 @@ def wait_until_answering(port, process, path="/api/v1/health/live", timeout=30.0
     raise RuntimeError(f"gunicorn did not answer on port {port}")
 
 
-def start_gunicorn(tmp_path, *, workers=3, **env_extra):
+def start_gunicorn(tmp_path, *, workers=3, options=(), **env_extra):
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     token = "metrics-" + secrets.token_urlsafe(24)
@@ -108,6 +118,7 @@ def start_gunicorn(tmp_path, *, workers=3, **env_extra):
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                *options,
             ],
             cwd=REPO,
             env=env,

@@ -2,6 +2,7 @@
 equal what the database holds, the page parses, and it stays shut without the metrics token."""
 
 import socket
+import time
 import uuid
 
 import pytest
@@ -22,6 +23,16 @@ def scrape(server):
     return {family.name: family for family in text_string_to_metric_families(answer.body.decode())}
 
 
+def scrape_once(server, condition, timeout=10.0):
+    """The page once condition(families) holds, or as it is after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        families = scrape(server)
+        if condition(families) or time.monotonic() > deadline:
+            return families
+        time.sleep(0.05)
+
+
 def sample_value(families, family_name, sample_name=None, **labels):
     """The value of the one sample of `family_name` with exactly these labels (0 if there is none)."""
     values = [
@@ -31,6 +42,25 @@ def sample_value(families, family_name, sample_name=None, **labels):
     ]
     assert len(values) <= 1, values
     return values[0] if values else 0.0
+
+
+# (route, method, status) -> how many requests the test below sends.
+SERVED = {
+    ("sessions", "POST", "201"): 6,
+    ("session-detail", "GET", "200"): 4,
+    ("session-detail", "GET", "404"): 3,
+    ("sessions", "GET", "401"): 2,
+    ("tasks-route", "POST", "202"): 5,
+    ("tasks-claim-next", "POST", "200"): 1,
+    ("approval-decision", "POST", "200"): 1,
+}
+
+
+def requests_counted(families, route, method, status):
+    requests = "orchestrator_http_requests"
+    if requests not in families:
+        return 0.0
+    return sample_value(families, requests, requests + "_total", route=route, method=method, status=status)
 
 
 def stalled_connection(server, token, session_id):
@@ -111,21 +141,17 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
     )
     assert decided.status == 200, decided.body
 
-    families = scrape(server)
+    # Each worker writes its request counts in batches, up to REQUEST_TELEMETRY_FLUSH_SECONDS after
+    # answering: the page is read again until they are all in (or the wait ends and this fails).
+    families = scrape_once(
+        server, lambda families: all(requests_counted(families, *key) == n for key, n in SERVED.items())
+    )
 
     # Every worker's counts are in the one page: at least two workers served these requests.
     worker_files = {path.name for path in server.metrics_dir.glob("counter_*.db")}
     assert len(worker_files) >= 2, worker_files
-    requests = "orchestrator_http_requests"
-    assert sample_value(families, requests, requests + "_total", route="sessions", method="POST", status="201") == 6
-    assert (
-        sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="200") == 4
-    )
-    assert (
-        sample_value(families, requests, requests + "_total", route="session-detail", method="GET", status="404") == 3
-    )
-    assert sample_value(families, requests, requests + "_total", route="sessions", method="GET", status="401") == 2
-    assert sample_value(families, requests, requests + "_total", route="tasks-route", method="POST", status="202") == 5
+    for key, count in SERVED.items():
+        assert requests_counted(families, *key) == count, key
     duration = "orchestrator_http_request_duration_seconds"
     assert sample_value(families, duration, duration + "_count", route="session-detail", method="GET") == 7
     assert sample_value(families, duration, duration + "_bucket", route="session-detail", method="GET", le="+Inf") == 7

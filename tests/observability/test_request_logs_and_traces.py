@@ -16,9 +16,8 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 BODY_MARKER = "body-marker-that-must-stay-out-of-logs"
 
 
-def request_lines(server):
-    lines = [json.loads(line) for line in server.log_lines()]
-    return [line for line in lines if line.get("event") == "request"]
+def request_lines(lines):
+    return [line for line in map(json.loads, lines) if line.get("event") == "request"]
 
 
 def test_a_traceparent_trace_id_is_in_the_response_the_audit_event_and_the_log_line(
@@ -42,7 +41,8 @@ def test_a_traceparent_trace_id_is_in_the_response_the_audit_event_and_the_log_l
     session_id = answer.json()["session_id"]
     event = AuditEvent.objects.get(event_type="session.created", target_id=session_id)
     assert event.trace_id == TRACE_ID
-    [line] = [line for line in request_lines(server) if line["trace_id"] == TRACE_ID]
+    lines = server.log_lines_once(lambda lines: any(TRACE_ID in line for line in lines))
+    [line] = [line for line in request_lines(lines) if line["trace_id"] == TRACE_ID]
     assert line["route"] == "sessions"
     assert line["method"] == "POST"
     assert line["status"] == 201
@@ -69,16 +69,24 @@ def test_every_log_line_is_json_and_none_holds_a_token_or_a_body(live_server_wit
     server.request("GET", "/metrics", headers={"Authorization": f"Bearer {server.metrics_token}-wrong"})
     server.request("GET", "/no/such/page", headers=as_finance)
 
+    expected = {
+        ("sessions", 201),
+        ("sessions", 400),
+        ("sessions", 401),
+        ("metrics", 200),
+        ("metrics", 401),
+        ("unmatched", 404),
+    }
+    lines = server.log_lines_once(
+        lambda lines: expected <= {(line["route"], line["status"]) for line in request_lines(lines)}
+    )
     text = server.log.read_text()
-    lines = server.log_lines()
-    assert len(request_lines(server)) >= 8
     for line in lines:
         assert isinstance(json.loads(line), dict), line
     for secret in (token, token[len("orch_") :], server.metrics_token, "orch_not-a-real-token", BODY_MARKER):
         assert secret not in text
-    statuses = {(line["route"], line["status"]) for line in request_lines(server)}
-    assert {("sessions", 201), ("sessions", 400), ("sessions", 401), ("metrics", 200), ("metrics", 401)} <= statuses
-    assert ("unmatched", 404) in statuses
+    assert expected <= {(line["route"], line["status"]) for line in request_lines(lines)}
+    assert len(request_lines(lines)) >= 8
 
 
 def test_a_malformed_traceparent_is_ignored_and_a_fresh_trace_starts(live_server_with_metrics, issue_token):

@@ -1,0 +1,236 @@
+"""Request lines and request counts are written in batches (orchestrator/telemetry/request_batches.py):
+a batch waits for 64 requests, the flush period or the process's exit; a line written straight to
+the stream is the line the logging module writes; a late line keeps its request's time; nothing is
+lost by a stop, doubled by a fork or torn by threads."""
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+from django.test import Client
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
+from orchestrator.telemetry import request_batches
+from orchestrator.telemetry.logs import JsonFormatter, TraceIdFilter, direct_json_handler
+from orchestrator.telemetry.request_batches import BATCH_SIZE, pending
+from tests.observability.conftest import start_gunicorn, stop
+
+OUTCOMES = [
+    # (measured, logged, route, method, status, duration, subject, role, trace_id, created)
+    (False, True, "session-detail", "GET", 200, 0.0123456, "token:7", "finance", "trace-1", 1_765_000_000.123456),
+    (False, True, "unmatched", "other", 404, 2.5, "", "", "-", 1_765_000_001.0),
+    (False, False, "sessions", "POST", 201, 0.1, "token:8", "finance", "not-logged", 1_765_000_002.5),
+    (False, True, "sessions", "POST", 400, 0.0004, 'user:ann "\\ \n\u2603', "", "t:3", 1_765_000_003.999999),
+]
+
+
+def json_handler(stream):
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(TraceIdFilter())
+    return handler
+
+
+@pytest.fixture
+def held_for_a_minute(settings):
+    """Nothing is written before the test asks: the period is a minute, the batch starts empty."""
+    pending.write()
+    settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 60
+    yield
+    pending.write()
+
+
+def health_live(client, trace_id):
+    assert client.get("/api/v1/health/live", HTTP_X_TRACE_ID=trace_id).status_code == 200
+
+
+def health_live_count():
+    labels = {"route": "health-live", "method": "GET", "status": "200"}
+    return REGISTRY.get_sample_value("orchestrator_http_requests_total", labels) or 0
+
+
+def test_a_line_written_straight_to_the_stream_is_the_line_the_logging_module_writes(monkeypatch):
+    isolated = logging.Logger("orchestrator.request", logging.INFO)
+    direct = io.StringIO()
+    isolated.addHandler(json_handler(direct))
+    monkeypatch.setattr(request_batches, "logger", isolated)
+    assert direct_json_handler(isolated) is isolated.handlers[0]
+
+    request_batches.record(OUTCOMES)
+    written_directly = direct.getvalue()
+
+    # A second handler is something the direct path cannot honour: the logging module writes both.
+    direct.seek(0)
+    direct.truncate()
+    copied = io.StringIO()
+    isolated.addHandler(json_handler(copied))
+    assert direct_json_handler(isolated) is None
+    request_batches.record(OUTCOMES)
+
+    assert written_directly == direct.getvalue() == copied.getvalue()
+    lines = [json.loads(line) for line in written_directly.splitlines()]
+    assert [line["trace_id"] for line in lines] == ["trace-1", "-", "t:3"]
+    assert lines[2]["principal"] == 'user:ann "\\ \n\u2603'
+    assert lines[0]["timestamp"] == "2025-12-06T05:46:40.123456+00:00"
+    assert lines[0]["message"] == "GET session-detail 200 12.3ms"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda logger: logger.addFilter(lambda record: True),
+        lambda logger: logger.handlers[0].addFilter(lambda record: True),
+        lambda logger: logger.handlers[0].setLevel(logging.WARNING),
+        lambda logger: logger.handlers[0].setFormatter(JsonFormatter(json_indent=True)),
+        lambda logger: logger.handlers[0].setFormatter(logging.Formatter("%(message)s")),
+        lambda logger: setattr(logger, "disabled", True),
+    ],
+    ids=["logger filter", "handler filter", "handler level", "formatter options", "text formatter", "disabled"],
+)
+def test_any_change_to_the_configured_logging_sends_the_line_through_the_logging_module(change):
+    isolated = logging.Logger("orchestrator.request", logging.INFO)
+    isolated.addHandler(json_handler(io.StringIO()))
+    assert direct_json_handler(isolated) is not None
+
+    change(isolated)
+
+    assert direct_json_handler(isolated) is None
+
+
+def test_lines_and_counts_wait_for_a_full_batch_and_come_in_the_order_of_their_requests(held_for_a_minute, caplog, db):
+    caplog.set_level(logging.INFO, logger="orchestrator.request")
+    client = Client()
+    counted_before = health_live_count()
+    trace_ids = [f"batch-{uuid.uuid4().hex}" for _ in range(BATCH_SIZE + 1)]
+
+    for trace_id in trace_ids[: BATCH_SIZE - 1]:
+        health_live(client, trace_id)
+    assert len(pending) == BATCH_SIZE - 1
+    assert not [record for record in caplog.records if record.name == "orchestrator.request"]
+    assert health_live_count() == counted_before
+
+    health_live(client, trace_ids[BATCH_SIZE - 1])
+    written = [record.trace_id for record in caplog.records if record.name == "orchestrator.request"]
+    assert written == trace_ids[:BATCH_SIZE]
+    assert health_live_count() == counted_before + BATCH_SIZE
+
+    health_live(client, trace_ids[BATCH_SIZE])
+    assert len(pending) == 1
+    pending.write()
+    written = [record.trace_id for record in caplog.records if record.name == "orchestrator.request"]
+    assert written == trace_ids
+    assert health_live_count() == counted_before + BATCH_SIZE + 1
+
+
+def test_a_line_written_late_keeps_the_time_its_request_ended(held_for_a_minute, caplog, db):
+    caplog.set_level(logging.INFO, logger="orchestrator.request")
+    before = time.time()
+    health_live(Client(), "late-line")
+    answered = time.time()
+    time.sleep(0.3)
+
+    pending.write()
+
+    [record] = [record for record in caplog.records if record.name == "orchestrator.request"]
+    assert before <= record.created <= answered
+    assert record.msecs == int((record.created - int(record.created)) * 1000)
+    assert record.trace_id == "late-line"
+    assert record.getMessage().startswith("GET health-live 200 ")
+
+
+def test_a_forked_child_starts_without_the_requests_its_parent_holds(held_for_a_minute, db):
+    health_live(Client(), "held-by-the-parent")
+    assert len(pending) == 1
+
+    child = os.fork()
+    if child == 0:
+        os._exit(len(pending))
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(pending) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "61", "nan", "inf", "soon"])
+def test_a_flush_period_outside_0_to_60_seconds_is_refused_at_startup(value):
+    completed = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator.settings", "REQUEST_TELEMETRY_FLUSH_SECONDS": value},
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode != 0
+    assert "REQUEST_TELEMETRY_FLUSH_SECONDS must be" in completed.stderr
+
+
+def request_lines(server):
+    lines = [json.loads(line) for line in server.log_lines()]
+    return [line for line in lines if line.get("event") == "request"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_workers_lines_arrive_without_another_request(tmp_path):
+    process, server = start_gunicorn(tmp_path, workers=1)
+    try:
+        assert server.request("GET", "/api/v1/health/live", headers={"X-Trace-Id": "idle-worker"}).status == 200
+
+        lines = server.log_lines_once(lambda lines: any("idle-worker" in line for line in lines))
+    finally:
+        stop(process)
+
+    assert any("idle-worker" in line for line in lines)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_server_writes_the_lines_and_counts_its_workers_still_held(tmp_path):
+    process, server = start_gunicorn(tmp_path, workers=2, REQUEST_TELEMETRY_FLUSH_SECONDS="60")
+    try:
+        for n in range(3):
+            headers = {"X-Trace-Id": f"held-{n}"}
+            assert server.request("GET", "/api/v1/health/live", headers=headers).status == 200
+        time.sleep(0.5)
+        assert not [line for line in request_lines(server) if line["trace_id"].startswith("held-")]
+    finally:
+        stop(process)
+
+    held = sorted(line["trace_id"] for line in request_lines(server) if line["trace_id"].startswith("held-"))
+    assert held == ["held-0", "held-1", "held-2"]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(server.metrics_dir))
+    labels = {"route": "health-live", "method": "GET", "status": "200"}
+    # The three and the start-up probes (one or more) of wait_until_answering.
+    assert registry.get_sample_value("orchestrator_http_requests_total", labels) >= 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_of_one_worker_write_each_line_once_and_whole(tmp_path):
+    process, server = start_gunicorn(tmp_path, workers=1, options=("--worker-class", "gthread", "--threads", "4"))
+    trace_ids = [f"thread-{n}" for n in range(200)]
+    failures = []
+
+    def send(chunk):
+        for trace_id in chunk:
+            answer = server.request("GET", "/api/v1/health/live", headers={"X-Trace-Id": trace_id})
+            if answer.status != 200:
+                failures.append(answer.status)
+
+    try:
+        senders = [threading.Thread(target=send, args=(trace_ids[n::8],)) for n in range(8)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        server.log_lines_once(lambda lines: sum('"thread-' in line for line in lines) >= len(trace_ids))
+    finally:
+        stop(process)
+
+    assert failures == []
+    written = [line["trace_id"] for line in request_lines(server) if line["trace_id"].startswith("thread-")]
+    assert sorted(written) == sorted(trace_ids)
