@@ -84,18 +84,20 @@ class PendingRequests:
         with self._writing:
             with self._lock:
                 outcomes, self._outcomes = self._outcomes, []
-            if outcomes:
+            if not outcomes:
+                return
+            try:
                 record(outcomes)
+            except Exception:
+                # Neither the request that filled the batch nor the timer may fail for it: the
+                # batch is lost, the error is logged, and the next batch is tried as usual.
+                logging.getLogger(__name__).exception("writing %d requests' telemetry failed", len(outcomes))
 
     def _write_every_period(self):
         while True:
             delay = settings.REQUEST_TELEMETRY_FLUSH_SECONDS
             time.sleep(delay if delay > 0 else 1.0)
-            try:
-                self.write()
-            except Exception:
-                # The next period tries the next batch; this one's failure is what an operator sees.
-                logging.getLogger(__name__).exception("writing a batch of request telemetry failed")
+            self.write()
 
 
 pending = PendingRequests()

@@ -135,6 +135,7 @@ def main(argv=None):
         token = harness.issue_token(template, role=ROLE)
         urls = {name: harness.fresh_database(f"{RUN_DB}_{name}", template=TEMPLATE_DB) for name in CONTENDERS}
         with (
+            harness.stand_in(harness.app_env(urls["ours"]), **server_options),
             harness.gunicorn(
                 "tests.bench.naive_app:application", env=harness.app_env(urls["naive"]), **server_options
             ) as naive_url,

@@ -7,8 +7,11 @@ with everything on against our app with both off, in the same run.
          (the same production gunicorn config and multiprocess directory as on: only the two parts differ)
   off-2  a second server exactly like off: the control. off-2/off would be 1.000 for a method without
          noise or bias; how far its rounds stray from 1 is the resolution of the method.
-Each gets its own copy of the same seeded database. Two methods, each over at least 8 rounds, each
-ratio the median of the rounds' own ratios:
+Each gets its own copy of the same seeded database. A server started before the others runs some
+4 % slower than the same server started after them: an idle stand-in of the app is started first
+(harness.stand_in), and in case that is not the whole story the three are started three times, each
+time in another order, each start measuring a third of the rounds (at least 9 in all). Two methods,
+each ratio the median of the rounds' own ratios:
   side by side  the three loaded at the same time, each from its own wrk (harness.side_by_side): a
                 drift of the machine's speed hits all three alike. The target reads this one.
   in turns      one after the other, in ABBA order (harness.turns), as the other benchmarks measure;
@@ -20,6 +23,7 @@ Target: on >= 0.95x off, for both endpoints (docs/benchmarks.md says why side by
 
 import argparse
 import collections
+import contextlib
 import json
 import sys
 import tempfile
@@ -29,6 +33,7 @@ from tests.bench import harness
 from tests.bench.bench_sessions import TEMPLATE_DB, Target, prepare_template
 
 RUN_DB = "orch_bench_observability_run"
+DATABASES = {"on": "on", "off": "off", "off-2": "control"}
 TARGET = 0.95
 # The difference sought is a few per cent, under the run-to-run noise of one measurement: many short
 # rounds, each comparing on and off side by side (BENCH_ROUNDS raises it).
@@ -36,59 +41,59 @@ ROUNDS = max(harness.rounds(), 8)
 
 
 def measure(kind, token, workdir):
-    """The rates of on, off and off-2, round by round: side by side, then in turns."""
-    on_env = harness.app_env(
-        harness.fresh_database(f"{RUN_DB}_on", template=TEMPLATE_DB),
-        METRICS_ENABLED="true",
-        METRICS_TOKEN="bench-metrics-token-0123456789abcdef",
-        PROMETHEUS_MULTIPROC_DIR=workdir / "metrics",
-        LOG_FORMAT="json",
-        LOG_LEVEL="INFO",
-    )
+    """The rates of on, off and off-2 and their servers' CPU per request, round by round: side by
+    side, then in turns. The servers are started after a stand-in (harness.stand_in), three times,
+    each time in another order, and measured for a third of the rounds each time, so each
+    configuration takes each place once."""
     off = dict(METRICS_ENABLED="false", LOG_FORMAT="text", LOG_LEVEL="WARNING")
-    off_env = harness.app_env(
-        harness.fresh_database(f"{RUN_DB}_off", template=TEMPLATE_DB),
-        PROMETHEUS_MULTIPROC_DIR=workdir / "metrics-off",
-        **off,
-    )
-    control_env = harness.app_env(
-        harness.fresh_database(f"{RUN_DB}_control", template=TEMPLATE_DB),
-        PROMETHEUS_MULTIPROC_DIR=workdir / "metrics-off-2",
-        **off,
-    )
-    config = ("-c", "python:orchestrator.gunicorn_conf")
-    serving = "/api/v1/health/live"
-    with (
-        open(workdir / f"{kind}-on.log", "w") as on_log,
-        open(workdir / f"{kind}-off.log", "w") as off_log,
-        open(workdir / f"{kind}-off-2.log", "w") as control_log,
-        harness.gunicorn(
-            "orchestrator.wsgi:application", env=on_env, ready_path=serving, extra_args=config, log_file=on_log
-        ) as on_url,
-        harness.gunicorn(
-            "orchestrator.wsgi:application", env=off_env, ready_path=serving, extra_args=config, log_file=off_log
-        ) as off_url,
-        harness.gunicorn(
-            "orchestrator.wsgi:application",
-            env=control_env,
-            ready_path=serving,
-            extra_args=config,
-            log_file=control_log,
-        ) as control_url,
-    ):
-        headers = {"Authorization": f"Bearer {token}"}
-        targets = {
-            "on": Target(kind, on_url, headers),
-            "off": Target(kind, off_url, headers),
-            "off-2": Target(kind, control_url, headers),
-        }
-        for target in targets.values():
-            target.warm_up()
-        results = {}
-        for method, run in (("side by side", harness.side_by_side), ("in turns", harness.turns)):
-            costs = {name: [] for name in targets}
-            measures = {name: _costed(target, costs[name]) for name, target in targets.items()}
-            results[method] = (run(measures, round_count=ROUNDS), costs)
+    settings = {
+        "on": dict(
+            METRICS_ENABLED="true",
+            METRICS_TOKEN="bench-metrics-token-0123456789abcdef",
+            LOG_FORMAT="json",
+            LOG_LEVEL="INFO",
+        ),
+        "off": off,
+        "off-2": off,
+    }
+    envs = {
+        name: harness.app_env(
+            harness.fresh_database(f"{RUN_DB}_{DATABASES[name]}", template=TEMPLATE_DB),
+            PROMETHEUS_MULTIPROC_DIR=workdir / f"{kind}-metrics-{name}",
+            **values,
+        )
+        for name, values in settings.items()
+    }
+    names = list(settings)
+    rounds_per_start = -(-ROUNDS // len(names))
+    results = {
+        method: ({name: [] for name in names}, {name: [] for name in names}) for method in ("side by side", "in turns")
+    }
+    for start in range(len(names)):
+        order = names[start:] + names[:start]
+        with contextlib.ExitStack() as servers:
+            stand_in_env = {**envs["off"], "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"{kind}-metrics-stand-in")}
+            servers.enter_context(harness.stand_in(stand_in_env))
+            targets = {}
+            for name in order:
+                log_file = servers.enter_context(open(workdir / f"{kind}-{name}.log", "a"))  # noqa: SIM115
+                url = servers.enter_context(
+                    harness.gunicorn(
+                        "orchestrator.wsgi:application",
+                        env=envs[name],
+                        ready_path="/api/v1/health/live",
+                        extra_args=("-c", "python:orchestrator.gunicorn_conf"),
+                        log_file=log_file,
+                    )
+                )
+                targets[name] = Target(kind, url, {"Authorization": f"Bearer {token}"})
+            for target in targets.values():
+                target.warm_up()
+            for method, run in (("side by side", harness.side_by_side), ("in turns", harness.turns)):
+                samples, costs = results[method]
+                measures = {name: _costed(targets[name], costs[name]) for name in names}
+                for name, rates in run(measures, round_count=rounds_per_start).items():
+                    samples[name].extend(rates)
     loggers = collections.Counter(
         json.loads(line).get("logger", "?") if line.startswith("{") else "(not JSON)"
         for line in (workdir / f"{kind}-on.log").read_text().splitlines()
@@ -142,7 +147,7 @@ def main(argv=None):
                 print(f"  log lines written with everything on, by logger: {dict(loggers.most_common())}")
         print(f"\n{harness.machine()}")
     finally:
-        for suffix in ("on", "off", "control"):
+        for suffix in DATABASES.values():
             harness.drop_database(f"{RUN_DB}_{suffix}")
         harness.drop_database(TEMPLATE_DB)
     return 0

@@ -51,6 +51,7 @@ def main():
         naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
         pgbench_url = harness.fresh_database(f"{RUN_DB}_pgbench", template=TEMPLATE_DB)
         with (
+            harness.stand_in(ours_env),
             harness.gunicorn("orchestrator.wsgi:application", env=ours_env, ready_path="/api/v1/health") as ours,
             harness.gunicorn("tests.bench.naive_app:application", env=naive_env, ready_path=ROUTE_PATH) as naive,
         ):

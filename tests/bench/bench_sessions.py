@@ -123,6 +123,7 @@ def measure(kind, token, server_options):
     naive_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_naive", template=TEMPLATE_DB))
     ours_env = harness.app_env(harness.fresh_database(f"{RUN_DB}_ours", template=TEMPLATE_DB))
     with contextlib.ExitStack() as servers:
+        servers.enter_context(harness.stand_in(ours_env, **server_options))
         naive_url = servers.enter_context(
             harness.gunicorn(
                 "tests.bench.naive_app:application", env=naive_env, ready_path=SEEDED_PATHS[0], **server_options

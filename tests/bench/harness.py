@@ -283,6 +283,18 @@ def gunicorn(app, *, env, workers=None, worker_class="sync", threads=1, extra_ar
                 process.wait()
 
 
+@contextlib.contextmanager
+def stand_in(env, **options):
+    """An idle copy of our app, started before the servers a benchmark compares and never measured.
+
+    Of servers started one after another, the first runs 3 to 5 % slower than an identical server
+    started after it, for as long as they run (docs/benchmarks.md, eighth session; the cause was not
+    found). A stand-in of our app takes that place; a bare WSGI app does not. Give it its own
+    PROMETHEUS_MULTIPROC_DIR if `env` has one: gunicorn_conf empties that directory at start."""
+    with gunicorn("orchestrator.wsgi:application", env=env, ready_path="/api/v1/health/live", **options):
+        yield
+
+
 # --- HTTP load --------------------------------------------------------------------------
 
 

@@ -145,6 +145,21 @@ def test_a_line_written_late_keeps_the_time_its_request_ended(held_for_a_minute,
     assert record.getMessage().startswith("GET health-live 200 ")
 
 
+def test_a_batch_that_cannot_be_written_fails_no_request_and_is_logged(caplog, db, monkeypatch):
+    def broken_instruments(route, method, status):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(request_batches, "instruments_for", broken_instruments)
+
+    health_live(Client(), "unwritable")
+
+    [failure] = [record for record in caplog.records if record.name == request_batches.__name__]
+    assert failure.levelno == logging.ERROR
+    assert failure.getMessage() == "writing 1 requests' telemetry failed"
+    assert "No space left on device" in failure.exc_text
+    assert len(pending) == 0
+
+
 def test_a_forked_child_starts_without_the_requests_its_parent_holds(held_for_a_minute, db):
     health_live(Client(), "held-by-the-parent")
     assert len(pending) == 1
