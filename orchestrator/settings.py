@@ -388,8 +388,9 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO
 # Each process writes its request lines and request measurements in batches, at most this many seconds
 # late (orchestrator/telemetry/request_batches.py); 0 writes each request's as it ends.
 REQUEST_TELEMETRY_FLUSH_SECONDS = env_float("REQUEST_TELEMETRY_FLUSH_SECONDS", 1.0)
-if not 0 <= REQUEST_TELEMETRY_FLUSH_SECONDS <= 60:
-    raise ImproperlyConfigured("REQUEST_TELEMETRY_FLUSH_SECONDS must be from 0 to 60")
+# Below 0.1 s the timer would wake the process for nothing: 0 already writes each request's at once.
+if not (REQUEST_TELEMETRY_FLUSH_SECONDS == 0 or 0.1 <= REQUEST_TELEMETRY_FLUSH_SECONDS <= 60):
+    raise ImproperlyConfigured("REQUEST_TELEMETRY_FLUSH_SECONDS must be 0, or from 0.1 to 60")
 # Request, job, claim and approval instruments; off, nothing is recorded (the page still answers).
 METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # The bearer token Prometheus sends to /metrics (and to METRICS_BIND). Empty: /metrics answers 404.

@@ -7,6 +7,7 @@ strings. The request line names the URL pattern, not the path.
 
 import contextvars
 import logging
+import select
 from datetime import UTC, datetime
 
 import orjson
@@ -42,13 +43,18 @@ class TraceIdFilter(logging.Filter):
 
 class JsonFormatter(OrjsonFormatter):
     def __init__(self, *args, **kwargs):
-        # Only a formatter built as logging_config builds it may skip the record (info_line): one an
-        # operator built with other options formats its own way.
-        self.as_configured = not args and not kwargs
         kwargs.setdefault("reserved_attrs", _LEFT_OUT)
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", True)
         super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+
+    def formats_as_configured(self):
+        """True when this formatter formats as logging_config's does: built without options and
+        given none after (dictConfig's "." sets attributes once built). Worked out on first use."""
+        verdict = self.__dict__.get("_as_configured")
+        if verdict is None:
+            verdict = self._as_configured = _formatting_state(self) == _formatting_state(JsonFormatter())
+        return verdict
 
     def info_line(self, *, logger_name, message, fields, trace_id, created):
         """The line format() makes of an INFO record of `logger_name` whose `extra` is `fields`
@@ -74,6 +80,9 @@ def direct_json_handler(logger):
     test's capture handler) adds anything, and the lines go through the logging module."""
     if logger.disabled or logger.manager.disable >= logging.INFO:
         return None
+    # A logger class or record factory of the operator's may add to or change every record.
+    if type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
     found = None
     current = logger
     while current is not None:
@@ -89,19 +98,42 @@ def direct_json_handler(logger):
     if found is None or found.level > logging.INFO:
         return None
     formatter = found.formatter
-    if type(formatter) is not JsonFormatter or not formatter.as_configured:
+    if type(formatter) is not JsonFormatter or not formatter.formats_as_configured():
         return None
     if len(found.filters) != 1 or type(found.filters[0]) is not TraceIdFilter:
         return None
     return found
 
 
-def write_direct(handler, line):
-    """Write `line` as handler.emit would: under the handler's lock, terminated and flushed."""
+def _formatting_state(formatter):
+    state = {name: value for name, value in vars(formatter).items() if name not in ("_style", "_as_configured")}
+    return state, formatter._style._fmt
+
+
+def write_direct(handler, lines):
+    """Write `lines` as handler.emit would, each terminated, under the handler's lock: in writes of
+    at most PIPE_BUF bytes cut at line ends, each flushed on its own. Several workers share one pipe
+    to the log collector (docker's stdout, for one), and only a write of up to PIPE_BUF bytes reaches
+    a pipe whole, never interleaved with another process's; a line longer than that is written alone,
+    as the logging module writes every line."""
+    terminator = handler.terminator
     handler.acquire()
     try:
-        handler.stream.write(line + handler.terminator)
-        handler.stream.flush()
+        stream = handler.stream
+        chunk = []
+        size = 0
+        for line in lines:
+            text = line + terminator
+            length = len(text.encode())
+            if chunk and size + length > select.PIPE_BUF:
+                stream.write("".join(chunk))
+                stream.flush()
+                chunk, size = [], 0
+            chunk.append(text)
+            size += length
+        if chunk:
+            stream.write("".join(chunk))
+            stream.flush()
     finally:
         handler.release()
 

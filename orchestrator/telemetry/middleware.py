@@ -7,9 +7,8 @@ import time
 
 from django.utils.functional import SimpleLazyObject, empty
 
-from orchestrator.telemetry import metrics
+from orchestrator.telemetry import metrics, request_batches
 from orchestrator.telemetry.logs import current_trace_id
-from orchestrator.telemetry.request_batches import logger, pending
 
 # Requests no URL pattern matched share one label, so scanning for paths cannot grow the series;
 # so do methods outside HTTP's usual ones (a client may send any token as a method).
@@ -52,22 +51,19 @@ class RequestTelemetryMiddleware:
             response = self.get_response(request)
             duration = time.perf_counter() - started
             measured = metrics.enabled()
-            logged = logger.isEnabledFor(logging.INFO)
+            logged = request_batches.logger.isEnabledFor(logging.INFO)
             if measured or logged:
                 subject, role = caller_of(request) if logged else ("", "")
-                pending.add(
-                    (
-                        measured,
-                        logged,
-                        route_of(request),
-                        request.method if request.method in KNOWN_METHODS else OTHER_METHOD,
-                        response.status_code,
-                        duration,
-                        subject,
-                        role,
-                        current_trace_id.get(),
-                        time.time(),
-                    )
+                request_batches.pending.add(
+                    measured=measured,
+                    logged=logged,
+                    route=route_of(request),
+                    method=request.method if request.method in KNOWN_METHODS else OTHER_METHOD,
+                    status=response.status_code,
+                    duration=duration,
+                    subject=subject,
+                    role=role,
+                    trace_id=current_trace_id.get(),
                 )
             return response
         finally:

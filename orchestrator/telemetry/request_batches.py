@@ -50,7 +50,7 @@ def instruments_for(route, method, status):
 class PendingRequests:
     """This process's outcomes not yet written. An outcome is the tuple
     (measured, logged, route, method, status, duration, subject, role, trace_id, created): whether
-    metrics and the line were on when the request ended, what they record, and time.time() then."""
+    the counts and the line are owed, what they record, and time.time() when the request ended."""
 
     def __init__(self):
         self._reset()
@@ -69,14 +69,33 @@ class PendingRequests:
     def __len__(self):
         return len(self._outcomes)
 
-    def add(self, outcome):
+    def add(self, *, measured, logged, route, method, status, duration, subject, role, trace_id):
+        """Note a request that just ended, in its own thread and context. Its line is logged at once
+        when an operator's LOGGING has anything direct_json_handler cannot honour: a filter or record
+        factory reading the request's context then sees this request, not the one that fills a batch."""
+        if logged and direct_json_handler(logger) is None:
+            log_now(route, method, status, duration, subject, role)
+            logged = False
+            if not measured:
+                return
         delay = settings.REQUEST_TELEMETRY_FLUSH_SECONDS
         with self._lock:
-            self._outcomes.append(outcome)
+            self._outcomes.append(
+                (measured, logged, route, method, status, duration, subject, role, trace_id, time.time())
+            )
             due = delay <= 0 or len(self._outcomes) >= BATCH_SIZE
+            timer = None
             if not due and self._timer is None:
-                self._timer = threading.Thread(target=self._write_every_period, name="request-telemetry", daemon=True)
-                self._timer.start()
+                timer = self._timer = threading.Thread(
+                    target=self._write_every_period, name="request-telemetry", daemon=True
+                )
+        if timer is not None:
+            try:
+                timer.start()
+            except RuntimeError:
+                # No thread to be had (a pids limit, interpreter shutdown): write now, try again later.
+                self._timer = None
+                due = True
         if due:
             self.write()
 
@@ -90,8 +109,8 @@ class PendingRequests:
                 record(outcomes)
             except Exception:
                 # Neither the request that filled the batch nor the timer may fail for it: the
-                # batch is lost, the error is logged, and the next batch is tried as usual.
-                logging.getLogger(__name__).exception("writing %d requests' telemetry failed", len(outcomes))
+                # batch is lost and the error reported.
+                _report(f"writing {len(outcomes)} requests' telemetry failed")
 
     def _write_every_period(self):
         while True:
@@ -103,10 +122,47 @@ class PendingRequests:
 pending = PendingRequests()
 
 
+def _report(message):
+    """Log `message` with the exception being handled, unless logging itself is what fails (an
+    operator's filter raising, a closed stream): then it goes where the logging module sends its own
+    errors, and nothing is raised."""
+    try:
+        logging.getLogger(__name__).exception(message)
+    except Exception:
+        logging.lastResort.handle(logging.makeLogRecord({"msg": message, "levelno": logging.ERROR}))
+
+
+def _fields(route, method, status, milliseconds, subject, role):
+    return {
+        "event": "request",
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(milliseconds, 3),
+        "principal": subject,
+        "role": role,
+    }
+
+
+def log_now(route, method, status, duration, subject, role):
+    milliseconds = duration * 1000
+    try:
+        logger.info(
+            MESSAGE,
+            method,
+            route,
+            status,
+            milliseconds,
+            extra=_fields(route, method, status, milliseconds, subject, role),
+        )
+    except Exception:
+        _report("logging a request line failed")
+
+
 def record(outcomes):
-    """Count and log `outcomes`: straight to the stream when the logging configuration is the one
-    logs.logging_config builds, through the logging module (each record dated as its request)
-    otherwise."""
+    """Count and log `outcomes`: their lines straight to the stream when the logging configuration
+    is the one logs.logging_config builds; if it changed since they were noted, through the logging
+    module, each record dated as its request."""
     handler = direct_json_handler(logger)
     lines = []
     for measured, logged, route, method, status, duration, subject, role, trace_id, created in outcomes:
@@ -117,15 +173,7 @@ def record(outcomes):
         if not logged:
             continue
         milliseconds = duration * 1000
-        fields = {
-            "event": "request",
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": round(milliseconds, 3),
-            "principal": subject,
-            "role": role,
-        }
+        fields = _fields(route, method, status, milliseconds, subject, role)
         arguments = (method, route, status, milliseconds)
         if handler is None:
             _handle_dated(fields, arguments, trace_id, created)
@@ -141,7 +189,7 @@ def record(outcomes):
             )
     if lines:
         try:
-            write_direct(handler, "\n".join(lines))
+            write_direct(handler, lines)
         except Exception:
             handler.handleError(logger.makeRecord(logger.name, logging.INFO, "", 0, "%s", (lines[0],), None))
 

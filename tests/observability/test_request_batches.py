@@ -12,13 +12,14 @@ import sys
 import threading
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 from django.test import Client
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from orchestrator.telemetry import request_batches
-from orchestrator.telemetry.logs import JsonFormatter, TraceIdFilter, direct_json_handler
+from orchestrator.telemetry.logs import JsonFormatter, TraceIdFilter, current_trace_id, direct_json_handler
 from orchestrator.telemetry.request_batches import BATCH_SIZE, pending
 from tests.observability.conftest import start_gunicorn, stop
 
@@ -45,6 +46,24 @@ def held_for_a_minute(settings):
     settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 60
     yield
     pending.write()
+
+
+@pytest.fixture
+def direct_log(held_for_a_minute, monkeypatch):
+    """The request logger configured as logging_config configures it, writing to a string. A logger
+    of its own, outside the tree: pytest attaches its capture handlers to the root and to every
+    logger that does not propagate, which would send the lines through the logging module."""
+    stream = io.StringIO()
+    isolated = logging.Logger("orchestrator.request", logging.INFO)
+    isolated.addHandler(json_handler(stream))
+    monkeypatch.setattr(request_batches, "logger", isolated)
+    assert direct_json_handler(isolated) is isolated.handlers[0]
+    yield stream
+    pending.write()
+
+
+def logged_trace_ids(stream):
+    return [json.loads(line)["trace_id"] for line in stream.getvalue().splitlines()]
 
 
 def health_live(client, trace_id):
@@ -82,6 +101,26 @@ def test_a_line_written_straight_to_the_stream_is_the_line_the_logging_module_wr
     assert lines[0]["message"] == "GET session-detail 200 12.3ms"
 
 
+def options_set_after(**options):
+    """A JsonFormatter as dictConfig builds one with "." attributes: built plain, then changed."""
+    formatter = JsonFormatter()
+    for name, value in options.items():
+        setattr(formatter, name, value)
+    return formatter
+
+
+def test_an_operators_record_factory_sends_the_line_through_the_logging_module():
+    isolated = logging.Logger("orchestrator.request", logging.INFO)
+    isolated.addHandler(json_handler(io.StringIO()))
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *args, **kwargs: factory(*args, **kwargs))
+    try:
+        assert direct_json_handler(isolated) is None
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert direct_json_handler(isolated) is not None
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -91,8 +130,25 @@ def test_a_line_written_straight_to_the_stream_is_the_line_the_logging_module_wr
         lambda logger: logger.handlers[0].setFormatter(JsonFormatter(json_indent=True)),
         lambda logger: logger.handlers[0].setFormatter(logging.Formatter("%(message)s")),
         lambda logger: setattr(logger, "disabled", True),
+        lambda logger: logger.handlers[0].setFormatter(options_set_after(json_indent=True)),
+        lambda logger: logger.handlers[0].setFormatter(options_set_after(static_fields={"host": "web-1"})),
+        lambda logger: setattr(logger, "__class__", type("OperatorsLogger", (logging.Logger,), {})),
+        lambda logger: logger.addHandler(logging.NullHandler()),
+        lambda logger: setattr(logger, "handlers", [logging.FileHandler(os.devnull, delay=True)]),
     ],
-    ids=["logger filter", "handler filter", "handler level", "formatter options", "text formatter", "disabled"],
+    ids=[
+        "logger filter",
+        "handler filter",
+        "handler level",
+        "formatter options",
+        "text formatter",
+        "disabled",
+        "options set after the formatter was built",
+        "static fields set after the formatter was built",
+        "logger class",
+        "second handler",
+        "file handler",
+    ],
 )
 def test_any_change_to_the_configured_logging_sends_the_line_through_the_logging_module(change):
     isolated = logging.Logger("orchestrator.request", logging.INFO)
@@ -104,8 +160,7 @@ def test_any_change_to_the_configured_logging_sends_the_line_through_the_logging
     assert direct_json_handler(isolated) is None
 
 
-def test_lines_and_counts_wait_for_a_full_batch_and_come_in_the_order_of_their_requests(held_for_a_minute, caplog, db):
-    caplog.set_level(logging.INFO, logger="orchestrator.request")
+def test_lines_and_counts_wait_for_a_full_batch_and_come_in_the_order_of_their_requests(direct_log, db):
     client = Client()
     counted_before = health_live_count()
     trace_ids = [f"batch-{uuid.uuid4().hex}" for _ in range(BATCH_SIZE + 1)]
@@ -113,24 +168,21 @@ def test_lines_and_counts_wait_for_a_full_batch_and_come_in_the_order_of_their_r
     for trace_id in trace_ids[: BATCH_SIZE - 1]:
         health_live(client, trace_id)
     assert len(pending) == BATCH_SIZE - 1
-    assert not [record for record in caplog.records if record.name == "orchestrator.request"]
+    assert direct_log.getvalue() == ""
     assert health_live_count() == counted_before
 
     health_live(client, trace_ids[BATCH_SIZE - 1])
-    written = [record.trace_id for record in caplog.records if record.name == "orchestrator.request"]
-    assert written == trace_ids[:BATCH_SIZE]
+    assert logged_trace_ids(direct_log) == trace_ids[:BATCH_SIZE]
     assert health_live_count() == counted_before + BATCH_SIZE
 
     health_live(client, trace_ids[BATCH_SIZE])
     assert len(pending) == 1
     pending.write()
-    written = [record.trace_id for record in caplog.records if record.name == "orchestrator.request"]
-    assert written == trace_ids
+    assert logged_trace_ids(direct_log) == trace_ids
     assert health_live_count() == counted_before + BATCH_SIZE + 1
 
 
-def test_a_line_written_late_keeps_the_time_its_request_ended(held_for_a_minute, caplog, db):
-    caplog.set_level(logging.INFO, logger="orchestrator.request")
+def test_a_line_written_late_keeps_the_time_its_request_ended(direct_log, db):
     before = time.time()
     health_live(Client(), "late-line")
     answered = time.time()
@@ -138,11 +190,51 @@ def test_a_line_written_late_keeps_the_time_its_request_ended(held_for_a_minute,
 
     pending.write()
 
+    [line] = [json.loads(line) for line in direct_log.getvalue().splitlines()]
+    assert line["trace_id"] == "late-line"
+    written_for = datetime.fromisoformat(line["timestamp"]).timestamp()
+    assert before <= written_for <= answered
+
+
+def test_with_an_operators_handler_the_line_is_logged_at_once_in_its_requests_context(held_for_a_minute, caplog, db):
+    caplog.set_level(logging.INFO, logger="orchestrator.request")
+    seen = []
+
+    def context_reader(record):
+        seen.append(current_trace_id.get())
+        return True
+
+    request_batches.logger.addFilter(context_reader)
+    try:
+        health_live(Client(), "own-context")
+    finally:
+        request_batches.logger.removeFilter(context_reader)
+
+    assert seen == ["own-context"]
+    [record] = [record for record in caplog.records if record.name == "orchestrator.request"]
+    assert record.trace_id == "own-context"
+    assert len(pending) == 1  # its counts still wait for the batch
+
+
+def test_a_line_whose_logging_changed_before_its_batch_was_written_keeps_its_requests_time(direct_log, caplog, db):
+    before = time.time()
+    health_live(Client(), "reconfigured")
+    answered = time.time()
+    caplog.set_level(logging.INFO, logger="orchestrator.request")
+    request_batches.logger.addHandler(caplog.handler)
+    time.sleep(0.3)
+
+    try:
+        pending.write()
+    finally:
+        request_batches.logger.removeHandler(caplog.handler)
+
     [record] = [record for record in caplog.records if record.name == "orchestrator.request"]
     assert before <= record.created <= answered
     assert record.msecs == int((record.created - int(record.created)) * 1000)
-    assert record.trace_id == "late-line"
+    assert record.trace_id == "reconfigured"
     assert record.getMessage().startswith("GET health-live 200 ")
+    assert logged_trace_ids(direct_log) == ["reconfigured"]
 
 
 def test_a_batch_that_cannot_be_written_fails_no_request_and_is_logged(caplog, db, monkeypatch):
@@ -160,6 +252,83 @@ def test_a_batch_that_cannot_be_written_fails_no_request_and_is_logged(caplog, d
     assert len(pending) == 0
 
 
+def test_an_operators_filter_that_raises_fails_no_request(caplog, db, monkeypatch, capsys):
+    def broken_filter(record):
+        raise ValueError("a filter with a bug")
+
+    caplog.set_level(logging.INFO, logger="orchestrator.request")
+    caplog.handler.addFilter(broken_filter)
+    try:
+        health_live(Client(), "broken-filter")
+    finally:
+        caplog.handler.removeFilter(broken_filter)
+
+    assert "logging a request line failed" in capsys.readouterr().err
+
+
+def test_the_timer_writes_on_after_a_batch_failed(direct_log, settings, db, monkeypatch):
+    settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 0.2
+    pending._timer = None  # a timer of an earlier test may be asleep for its minute
+    failures = []
+    real_instruments = request_batches.instruments_for
+
+    def failing_once(route, method, status):
+        if not failures:
+            failures.append(route)
+            raise OSError(28, "No space left on device")
+        return real_instruments(route, method, status)
+
+    monkeypatch.setattr(request_batches, "instruments_for", failing_once)
+    health_live(Client(), "lost-with-its-batch")
+    deadline = time.monotonic() + 10
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    health_live(Client(), "written-by-the-timer")
+    while "written-by-the-timer" not in direct_log.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert failures == ["health-live"]
+    assert logged_trace_ids(direct_log) == ["written-by-the-timer"]
+
+
+def test_workers_sharing_one_pipe_never_tear_each_others_lines(monkeypatch):
+    """Each write of a batch reaches the pipe whole (at most PIPE_BUF bytes, cut at line ends), as
+    the logging module's one write per line did, however slowly the collector reads."""
+    read_end, write_end = os.pipe()
+    writers, batches = 4, 30
+    children = []
+    for writer in range(writers):
+        child = os.fork()
+        if child == 0:
+            os.close(read_end)
+            isolated = logging.Logger("orchestrator.request", logging.INFO)
+            isolated.addHandler(json_handler(open(write_end, "w", buffering=1, closefd=False)))  # noqa: SIM115
+            request_batches.logger = isolated
+            for batch in range(batches):
+                request_batches.record(
+                    [
+                        (False, True, "session-detail", "GET", 200, 0.01, f"token:{writer}", "finance",
+                         f"w{writer}-b{batch}-{n}-" + "x" * 60, time.time())
+                        for n in range(BATCH_SIZE)
+                    ]
+                )  # fmt: skip
+            os._exit(0)
+        children.append(child)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 1000):
+        data += chunk
+        time.sleep(0.0005)
+    os.close(read_end)
+    for child in children:
+        os.waitpid(child, 0)
+
+    lines = data.decode().splitlines()
+    assert len(lines) == writers * batches * BATCH_SIZE
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
 def test_a_forked_child_starts_without_the_requests_its_parent_holds(held_for_a_minute, db):
     health_live(Client(), "held-by-the-parent")
     assert len(pending) == 1
@@ -173,8 +342,8 @@ def test_a_forked_child_starts_without_the_requests_its_parent_holds(held_for_a_
     assert len(pending) == 1
 
 
-@pytest.mark.parametrize("value", ["-1", "61", "nan", "inf", "soon"])
-def test_a_flush_period_outside_0_to_60_seconds_is_refused_at_startup(value):
+@pytest.mark.parametrize("value", ["-1", "0.05", "61", "nan", "inf", "soon"])
+def test_a_flush_period_other_than_0_or_from_a_tenth_to_60_seconds_is_refused_at_startup(value):
     completed = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "orchestrator.settings", "REQUEST_TELEMETRY_FLUSH_SECONDS": value},
