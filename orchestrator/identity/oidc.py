@@ -212,10 +212,20 @@ def verify(raw: str, *, audience: str) -> dict[str, Any]:
     if claims is None:
         raise InvalidToken(f"no published key verifies the signature (kid={kid!r})")
     # OpenID Connect Core caps sub at 255 ASCII characters; principal columns are sized for that, and
-    # no text column of PostgreSQL holds U+0000.
-    if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= 255 or "\x00" in claims["sub"]:
-        raise InvalidToken("sub is not a string of 1 to 255 characters without U+0000")
+    # no text column of PostgreSQL holds U+0000 or a lone surrogate (JSON's "\ud800"), which no
+    # UTF-8 encodes: every write and every log line of such a caller would fail.
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 0 < len(sub) <= 255 or "\x00" in sub or not _encodes(sub):
+        raise InvalidToken("sub is not a string of 1 to 255 characters without U+0000 or lone surrogates")
     return claims
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def claim_at(claims: dict[str, Any], path: str) -> Any:

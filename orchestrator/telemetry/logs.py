@@ -5,6 +5,7 @@ What never reaches a log line: request and response bodies, headers (so no beare
 strings. The request line names the URL pattern, not the path.
 """
 
+import codecs
 import contextvars
 import logging
 import select
@@ -50,7 +51,8 @@ class JsonFormatter(OrjsonFormatter):
 
     def formats_as_configured(self):
         """True when this formatter formats as logging_config's does: built without options and
-        given none after (dictConfig's "." sets attributes once built). Worked out on first use."""
+        given none after (dictConfig's "." sets attributes once built). Worked out on first use: a
+        formatter changed at runtime after that is not noticed (dictConfig builds new ones)."""
         verdict = self.__dict__.get("_as_configured")
         if verdict is None:
             verdict = self._as_configured = _formatting_state(self) == _formatting_state(JsonFormatter())
@@ -101,6 +103,10 @@ def direct_json_handler(logger):
     if type(formatter) is not JsonFormatter or not formatter.formats_as_configured():
         return None
     if len(found.filters) != 1 or type(found.filters[0]) is not TraceIdFilter:
+        return None
+    # write_direct counts UTF-8 bytes to keep each write within PIPE_BUF.
+    encoding = getattr(found.stream, "encoding", None)
+    if encoding is not None and codecs.lookup(encoding).name != "utf-8":
         return None
     return found
 

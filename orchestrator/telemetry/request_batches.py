@@ -73,7 +73,7 @@ class PendingRequests:
         """Note a request that just ended, in its own thread and context. Its line is logged at once
         when an operator's LOGGING has anything direct_json_handler cannot honour: a filter or record
         factory reading the request's context then sees this request, not the one that fills a batch."""
-        if logged and direct_json_handler(logger) is None:
+        if logged and _direct_handler() is None:
             log_now(route, method, status, duration, subject, role)
             logged = False
             if not measured:
@@ -113,10 +113,18 @@ class PendingRequests:
                 _report(f"writing {len(outcomes)} requests' telemetry failed")
 
     def _write_every_period(self):
-        while True:
-            delay = settings.REQUEST_TELEMETRY_FLUSH_SECONDS
-            time.sleep(delay if delay > 0 else 1.0)
-            self.write()
+        this_thread = threading.current_thread()
+        try:
+            # A thread no longer the timer (retired by a test, or replaced) ends at its next wake.
+            while self._timer is this_thread:
+                delay = settings.REQUEST_TELEMETRY_FLUSH_SECONDS
+                time.sleep(delay if delay > 0 else 1.0)
+                if self._timer is this_thread:
+                    self.write()
+        finally:
+            # Whatever ended this thread, the next request starts another.
+            if self._timer is this_thread:
+                self._timer = None
 
 
 pending = PendingRequests()
@@ -129,7 +137,19 @@ def _report(message):
     try:
         logging.getLogger(__name__).exception(message)
     except Exception:
-        logging.lastResort.handle(logging.makeLogRecord({"msg": message, "levelno": logging.ERROR}))
+        try:
+            logging.lastResort.handle(logging.makeLogRecord({"msg": message, "levelno": logging.ERROR}))
+        except Exception:  # noqa: S110  (stderr itself is gone: there is nowhere left to say it)
+            pass
+
+
+def _direct_handler():
+    """direct_json_handler(logger), or None when even looking fails (an operator's formatter whose
+    attributes cannot be compared): the line then goes through the logging module."""
+    try:
+        return direct_json_handler(logger)
+    except Exception:
+        return None
 
 
 def _fields(route, method, status, milliseconds, subject, role):
@@ -163,30 +183,40 @@ def record(outcomes):
     """Count and log `outcomes`: their lines straight to the stream when the logging configuration
     is the one logs.logging_config builds; if it changed since they were noted, through the logging
     module, each record dated as its request."""
-    handler = direct_json_handler(logger)
-    lines = []
-    for measured, logged, route, method, status, duration, subject, role, trace_id, created in outcomes:
+    for measured, _, route, method, status, duration, *_ in outcomes:
         if measured:
             requests, duration_histogram = instruments_for(route, method, status)
             requests.inc()
             duration_histogram.observe(duration)
+    handler = _direct_handler()
+    lines = []
+    for _, logged, route, method, status, duration, subject, role, trace_id, created in outcomes:
         if not logged:
             continue
         milliseconds = duration * 1000
         fields = _fields(route, method, status, milliseconds, subject, role)
         arguments = (method, route, status, milliseconds)
-        if handler is None:
-            _handle_dated(fields, arguments, trace_id, created)
-        else:
-            lines.append(
-                handler.formatter.info_line(
+        line = None
+        if handler is not None:
+            try:
+                line = handler.formatter.info_line(
                     logger_name=logger.name,
                     message=MESSAGE % arguments,
                     fields=fields,
                     trace_id=trace_id,
                     created=created,
                 )
-            )
+            except Exception:
+                # One line the fast path cannot make costs that line alone: the logging module
+                # makes or reports it, as it would have unbatched.
+                line = None
+        if line is None:
+            try:
+                _handle_dated(fields, arguments, trace_id, created)
+            except Exception:
+                _report("logging a request line failed")
+        else:
+            lines.append(line)
     if lines:
         try:
             write_direct(handler, lines)

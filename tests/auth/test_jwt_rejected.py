@@ -94,6 +94,11 @@ def with_a_nul_in_its_subject(provider):
     return provider.sign({**provider.claims(), "sub": "agent\x00one"})
 
 
+def with_a_lone_surrogate_in_its_subject(provider):
+    # JSON's "\ud800" decodes to a str no UTF-8 encodes: no column, log line or response holds it.
+    return provider.sign({**provider.claims(), "sub": "agent\ud800one"})
+
+
 BAD_TOKENS = [
     expired,
     not_yet_valid,
@@ -108,6 +113,7 @@ BAD_TOKENS = [
     without_expiry,
     without_subject,
     with_a_nul_in_its_subject,
+    with_a_lone_surrogate_in_its_subject,
 ]
 
 

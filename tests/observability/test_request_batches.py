@@ -41,9 +41,11 @@ def json_handler(stream):
 
 @pytest.fixture
 def held_for_a_minute(settings):
-    """Nothing is written before the test asks: the period is a minute, the batch starts empty."""
+    """Nothing is written before the test asks: the period is a minute, the batch starts empty, and
+    the timer of an earlier test is retired (the next request starts one with this period)."""
     pending.write()
     settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 60
+    pending._timer = None
     yield
     pending.write()
 
@@ -135,6 +137,7 @@ def test_an_operators_record_factory_sends_the_line_through_the_logging_module()
         lambda logger: setattr(logger, "__class__", type("OperatorsLogger", (logging.Logger,), {})),
         lambda logger: logger.addHandler(logging.NullHandler()),
         lambda logger: setattr(logger, "handlers", [logging.FileHandler(os.devnull, delay=True)]),
+        lambda logger: logger.handlers[0].setStream(io.TextIOWrapper(io.BytesIO(), encoding="ascii")),
     ],
     ids=[
         "logger filter",
@@ -148,6 +151,7 @@ def test_an_operators_record_factory_sends_the_line_through_the_logging_module()
         "logger class",
         "second handler",
         "file handler",
+        "a stream not in UTF-8",
     ],
 )
 def test_any_change_to_the_configured_logging_sends_the_line_through_the_logging_module(change):
@@ -268,7 +272,6 @@ def test_an_operators_filter_that_raises_fails_no_request(caplog, db, monkeypatc
 
 def test_the_timer_writes_on_after_a_batch_failed(direct_log, settings, db, monkeypatch):
     settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 0.2
-    pending._timer = None  # a timer of an earlier test may be asleep for its minute
     failures = []
     real_instruments = request_batches.instruments_for
 
@@ -290,6 +293,45 @@ def test_the_timer_writes_on_after_a_batch_failed(direct_log, settings, db, monk
 
     assert failures == ["health-live"]
     assert logged_trace_ids(direct_log) == ["written-by-the-timer"]
+
+
+def test_a_line_that_cannot_be_made_costs_that_line_alone(direct_log, capsys):
+    labels = {"route": "poison-test", "method": "GET", "status": "200"}
+    counted_before = REGISTRY.get_sample_value("orchestrator_http_requests_total", labels) or 0
+    outcome = (True, True, "poison-test", "GET", 200, 0.01, "token:1", "finance", "good-1", time.time())
+    poisoned = (*outcome[:6], "oidc:\ud800", "finance", "poisoned", time.time())
+
+    request_batches.record([outcome, poisoned, (*outcome[:8], "good-2", time.time())])
+
+    assert logged_trace_ids(direct_log) == ["good-1", "good-2"]
+    assert REGISTRY.get_sample_value("orchestrator_http_requests_total", labels) == counted_before + 3
+    assert "surrogates not allowed" in capsys.readouterr().err
+
+
+# The thread's end is the point of the test; pytest reports any thread's end by an exception.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_timer_whose_thread_ended_is_started_again(direct_log, settings, db, monkeypatch):
+    settings.REQUEST_TELEMETRY_FLUSH_SECONDS = 0.2
+    real_write = pending.write
+
+    def ending_the_thread():
+        monkeypatch.setattr(pending, "write", real_write)
+        raise SystemExit  # however a thread ends, not only by an exception write() catches
+
+    monkeypatch.setattr(pending, "write", ending_the_thread)
+    health_live(Client(), "first")
+    deadline = time.monotonic() + 10
+    while pending.write is not real_write and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while pending._timer is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert direct_log.getvalue() == ""
+
+    health_live(Client(), "second")
+    while "second" not in direct_log.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert logged_trace_ids(direct_log) == ["first", "second"]
 
 
 def test_workers_sharing_one_pipe_never_tear_each_others_lines(monkeypatch):
