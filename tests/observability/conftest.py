@@ -74,15 +74,26 @@ class LiveServer:
     def log_lines(self):
         return [line for line in self.log.read_text().splitlines() if line.strip()]
 
-    def log_lines_once(self, condition, timeout=10.0):
-        """The log's lines once condition(lines) holds, or as they are after `timeout`: each worker
+    def log_lines_once(self, condition):
+        """The log's lines once condition(lines) holds, or as they are after 10 s: each worker
         writes its request lines in batches, up to REQUEST_TELEMETRY_FLUSH_SECONDS after answering."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.log_lines()
-            if condition(lines) or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.05)
+        return once(self.log_lines, condition)
+
+
+def request_lines(lines):
+    """The request lines among a JSON log's `lines`, parsed."""
+    return [line for line in map(json.loads, lines) if line.get("event") == "request"]
+
+
+def once(fetch, condition, *, timeout=10.0, interval=0.05):
+    """fetch()'s value once condition(value) holds, or its value after `timeout` seconds (for the
+    caller's assertions to report)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if condition(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def wait_until_answering(port, process, path="/api/v1/health/live", timeout=30.0):

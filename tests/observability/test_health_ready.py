@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from django.db import OperationalError, connection
 
 from tests.net import free_port
-from tests.observability.conftest import start_gunicorn, stop
+from tests.observability.conftest import once, start_gunicorn, stop
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
@@ -175,13 +174,8 @@ class ThrowawayStandby(ThrowawayPostgres):
         self.start()
 
 
-def wait_for(server, path, status, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = server.request("GET", path)
-        if answer.status == status or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.2)
+def wait_for(server, path, status):
+    return once(lambda: server.request("GET", path), lambda answer: answer.status == status, timeout=20.0, interval=0.2)
 
 
 @pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries are not installed")

@@ -21,7 +21,7 @@ from audit import services as audit
 from audit.jobs import seal_audit
 from orchestrator.celery import app
 from tests.net import free_port
-from tests.observability.conftest import database_url
+from tests.observability.conftest import database_url, once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,6 +79,17 @@ def scrape(port, token):
     body = response.read()
     conn.close()
     return response.status, body
+
+
+def samples_of(port, token):
+    """(name, sorted labels) -> value of the worker's page, which must answer 200."""
+    status, body = scrape(port, token)
+    assert status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
 
 
 def wait_for_port(port, process, timeout=60.0):
@@ -141,19 +152,11 @@ def test_a_celery_worker_serves_its_job_metrics_on_metrics_bind_behind_the_token
 
         # Celery stores a job's result before task_postrun, where the run is counted: the second
         # run's count may land just after its result, so the scrape waits for it (10 s at most).
-        deadline = time.monotonic() + 10
-        while True:
-            status, body = scrape(port, token)
-            assert status == 200
-            samples = {
-                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(body.decode())
-                for sample in family.samples
-            }
-            counted = samples.get(("orchestrator_job_duration_seconds_count", (("job", JOB),)), 0)
-            if counted >= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        samples = once(
+            lambda: samples_of(port, token),
+            lambda samples: samples.get(("orchestrator_job_duration_seconds_count", (("job", JOB),)), 0) >= 2,
+            interval=0.1,
+        )
         assert scrape(port, token + "x")[0] == 401
         assert samples[("orchestrator_job_runs_total", (("job", JOB), ("outcome", "success")))] == 2
         assert samples[("orchestrator_job_rows_total", (("job", JOB),))] == 4

@@ -2,7 +2,6 @@
 equal what the database holds, the page parses, and it stays shut without the metrics token."""
 
 import socket
-import time
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from approvals.models import Approval
 from audit.models import AuditEvent
 from orchestrator.http.models import IdempotencyRecord
 from routing.models import Task
+from tests.observability.conftest import once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,16 +21,6 @@ def scrape(server):
     assert answer.status == 200, answer.body
     assert answer.headers["content-type"].startswith("text/plain; version=")
     return {family.name: family for family in text_string_to_metric_families(answer.body.decode())}
-
-
-def scrape_once(server, condition, timeout=10.0):
-    """The page once condition(families) holds, or as it is after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        families = scrape(server)
-        if condition(families) or time.monotonic() > deadline:
-            return families
-        time.sleep(0.05)
 
 
 def sample_value(families, family_name, sample_name=None, **labels):
@@ -143,8 +133,9 @@ def test_counters_add_up_across_workers_and_gauges_equal_the_database(live_serve
 
     # Each worker writes its request counts in batches, up to REQUEST_TELEMETRY_FLUSH_SECONDS after
     # answering: the page is read again until they are all in (or the wait ends and this fails).
-    families = scrape_once(
-        server, lambda families: all(requests_counted(families, *key) == n for key, n in SERVED.items())
+    families = once(
+        lambda: scrape(server),
+        lambda families: all(requests_counted(families, *key) == n for key, n in SERVED.items()),
     )
 
     # Every worker's counts are in the one page: at least two workers served these requests.

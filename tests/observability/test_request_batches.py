@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from orchestrator.telemetry import request_batches
 from orchestrator.telemetry.logs import JsonFormatter, TraceIdFilter, current_trace_id, direct_json_handler
 from orchestrator.telemetry.request_batches import BATCH_SIZE, pending
-from tests.observability.conftest import start_gunicorn, stop
+from tests.observability.conftest import once, request_lines, start_gunicorn, stop
 
 OUTCOMES = [
     # (measured, logged, route, method, status, duration, subject, role, trace_id, created)
@@ -283,13 +283,10 @@ def test_the_timer_writes_on_after_a_batch_failed(direct_log, settings, db, monk
 
     monkeypatch.setattr(request_batches, "instruments_for", failing_once)
     health_live(Client(), "lost-with-its-batch")
-    deadline = time.monotonic() + 10
-    while not failures and time.monotonic() < deadline:
-        time.sleep(0.05)
+    once(lambda: failures, bool)
 
     health_live(Client(), "written-by-the-timer")
-    while "written-by-the-timer" not in direct_log.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    once(direct_log.getvalue, lambda written: "written-by-the-timer" in written)
 
     assert failures == ["health-live"]
     assert logged_trace_ids(direct_log) == ["written-by-the-timer"]
@@ -320,16 +317,12 @@ def test_a_timer_whose_thread_ended_is_started_again(direct_log, settings, db, m
 
     monkeypatch.setattr(pending, "write", ending_the_thread)
     health_live(Client(), "first")
-    deadline = time.monotonic() + 10
-    while pending.write is not real_write and time.monotonic() < deadline:
-        time.sleep(0.05)
-    while pending._timer is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    once(lambda: pending.write, lambda write: write is real_write)
+    once(lambda: pending._timer, lambda timer: timer is None)
     assert direct_log.getvalue() == ""
 
     health_live(Client(), "second")
-    while "second" not in direct_log.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    once(direct_log.getvalue, lambda written: "second" in written)
 
     assert logged_trace_ids(direct_log) == ["first", "second"]
 
@@ -396,11 +389,6 @@ def test_a_flush_period_other_than_0_or_from_a_tenth_to_60_seconds_is_refused_at
     assert "REQUEST_TELEMETRY_FLUSH_SECONDS must be" in completed.stderr
 
 
-def request_lines(server):
-    lines = [json.loads(line) for line in server.log_lines()]
-    return [line for line in lines if line.get("event") == "request"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_an_idle_workers_lines_arrive_without_another_request(tmp_path):
     process, server = start_gunicorn(tmp_path, workers=1)
@@ -422,11 +410,13 @@ def test_a_stopped_server_writes_the_lines_and_counts_its_workers_still_held(tmp
             headers = {"X-Trace-Id": f"held-{n}"}
             assert server.request("GET", "/api/v1/health/live", headers=headers).status == 200
         time.sleep(0.5)
-        assert not [line for line in request_lines(server) if line["trace_id"].startswith("held-")]
+        assert not [line for line in request_lines(server.log_lines()) if line["trace_id"].startswith("held-")]
     finally:
         stop(process)
 
-    held = sorted(line["trace_id"] for line in request_lines(server) if line["trace_id"].startswith("held-"))
+    held = sorted(
+        line["trace_id"] for line in request_lines(server.log_lines()) if line["trace_id"].startswith("held-")
+    )
     assert held == ["held-0", "held-1", "held-2"]
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(server.metrics_dir))
@@ -458,5 +448,5 @@ def test_threads_of_one_worker_write_each_line_once_and_whole(tmp_path):
         stop(process)
 
     assert failures == []
-    written = [line["trace_id"] for line in request_lines(server) if line["trace_id"].startswith("thread-")]
+    written = [line["trace_id"] for line in request_lines(server.log_lines()) if line["trace_id"].startswith("thread-")]
     assert sorted(written) == sorted(trace_ids)

@@ -8,16 +8,13 @@ import re
 import pytest
 
 from audit.models import AuditEvent
+from tests.observability.conftest import request_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 BODY_MARKER = "body-marker-that-must-stay-out-of-logs"
-
-
-def request_lines(lines):
-    return [line for line in map(json.loads, lines) if line.get("event") == "request"]
 
 
 def test_a_traceparent_trace_id_is_in_the_response_the_audit_event_and_the_log_line(
