@@ -1,10 +1,14 @@
 """A retry that arrives while the first request still runs is told so at once: 409, never a wait."""
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from orchestrator.http.idempotency import _scope_digest
+from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,6 +43,42 @@ def test_a_request_whose_key_is_in_flight_answers_409_with_retry_after_and_runs_
     retry = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert retry.status_code == 201
     assert Session.objects.count() == 2
+
+
+def test_a_retry_that_meets_the_lock_of_a_concurrent_replay_replays_too(client_for, new_key):
+    # A replay holds the key's lock for the moment its refusal takes; a second replay meeting it reads
+    # the record instead of taking the first attempt to be in flight.
+    client, key = client_for("finance"), new_key()
+    created = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    other_replay = hold_key(created.json()["owner"], key)
+    try:
+        replay = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    finally:
+        other_replay.rollback()
+        other_replay.close()
+
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == created.json()
+    assert Session.objects.count() == 1
+
+
+def test_a_key_whose_record_expired_and_whose_lock_is_held_is_in_flight(client_for, new_key):
+    # The holder is a new first attempt of the expired key: this one must wait for it, not replay the
+    # old answer.
+    client, key = client_for("finance"), new_key()
+    created = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    first = hold_key(created.json()["owner"], key)
+    try:
+        response = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    finally:
+        first.rollback()
+        first.close()
+
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/idempotency_key_in_flight")
+    assert Session.objects.count() == 1
 
 
 def _advisory_locks_held():
