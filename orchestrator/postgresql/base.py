@@ -101,6 +101,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # fetch_one's cursor, the (connection, time zone) it was made for, and the EXECUTE of each
         # statement it prepared there.
         self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, str]] | None = None
+        # The cursor that binds owed statements into literal SQL and sends strings whose results nobody
+        # reads, and the connection it was made for.
+        self._binder: tuple[psycopg.ClientCursor, object] | None = None
 
     def _owing_allowed(self) -> bool:
         return (
@@ -114,10 +117,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """True inside a transaction whose writes this backend can send later."""
         return self.in_atomic_block and not self.get_autocommit() and self._owing_allowed()
 
+    def _binding_cursor(self) -> psycopg.ClientCursor:
+        """A cursor kept with the connection for `mogrify` and for strings whose results nobody reads.
+        A keyed write binds two or three statements this way and sends one more: a new psycopg cursor
+        each time (its adapters map and transformer) cost more than the binding. Never the cursor a
+        caller reads from: binding resets a cursor's results."""
+        binder, made_for = self._binder or (None, None)
+        if binder is None or made_for is not self.connection:
+            binder = psycopg.ClientCursor(self.connection)
+            self._binder = binder, self.connection
+        return binder
+
     def owe(self, sql: str, params: list) -> None:
         """Send this write (no result read) with the transaction's next statement or its COMMIT."""
         with self.wrap_database_errors:
-            literal = self.connection.cursor().mogrify(sql, params)
+            literal = self._binding_cursor().mogrify(sql, params)
         self.owed_writes.append(literal)
         if self.queries_logged:
             # Query logs (tests, DEBUG) list the write where the code made it.
@@ -127,7 +141,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Send `check` (an orchestrator.db.FirstCheck: `sql`, `params`, `refusals`) before anything else
         this transaction runs, in front of its next statement; it marks itself sent or refused."""
         with self.wrap_database_errors:
-            literal = self.connection.cursor().mogrify(check.sql, check.params)
+            literal = self._binding_cursor().mogrify(check.sql, check.params)
         self.owed_check, self._owed_check_sql = check, literal
         if self.queries_logged:
             self.queries_log.append({"sql": literal, "time": "0.000"})
@@ -202,14 +216,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.has_owed():
             with self.wrap_database_errors, self._sending_owed():
                 prefix, _ = self.take_owed()
-                self.connection.cursor().execute(prefix)
+                self._binding_cursor().execute(prefix)
 
     def commit_now(self) -> None:
         """COMMIT the transaction in one round trip with everything it owes. Django's own commit then
         finds nothing to do. Raises, having committed nothing, when an owed check or write fails."""
         with self.wrap_database_errors, self._sending_owed():
             prefix, _ = self.take_owed()
-            self.connection.cursor().execute(f"{prefix}; COMMIT" if prefix else "COMMIT")
+            self._binding_cursor().execute(f"{prefix}; COMMIT" if prefix else "COMMIT")
 
     # --- prepared reads --------------------------------------------------------------------------
 
@@ -314,6 +328,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _close(self):
         self._forget_owed()
         self._prepared_reads = None
+        self._binder = None
         return super()._close()
 
     def create_cursor(self, name=None):
