@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from approvals.models import Approval, ApprovalStatus
 from audit.models import AuditEvent
 from orchestrator.http.models import IdempotencyRecord
+from orchestrator.identity.roles import known_roles
 from routing.models import Task, TaskStatus
 from routing.selectors import queue_stats
 from webhooks.models import WebhookSubscription
@@ -53,12 +55,17 @@ def tasks(now):
         "Age of the oldest pending (unclaimed) task per addressed role; 0 when none waits.",
         ["role"],
     )
-    oldest_pending = {}
+    # Every configured role and status reads 0 rather than missing: a queue that drains must show 0 on a
+    # dashboard and to an alert, not "no data".
+    counts = {(role, status): 0 for role in known_roles() for status in TaskStatus.values}
+    oldest_pending = dict.fromkeys(known_roles())
     for row in rows.order_by():
-        count.add_metric([row["to_role"], row["status"]], row["count"])
+        counts[(row["to_role"], row["status"])] = row["count"]
         oldest_pending.setdefault(row["to_role"], None)
         if row["status"] == TaskStatus.PENDING:
             oldest_pending[row["to_role"]] = row["oldest"]
+    for (role, status), tasks_counted in counts.items():
+        count.add_metric([role, status], tasks_counted)
     for role, oldest_at in oldest_pending.items():
         oldest.add_metric([role], age_seconds(now, oldest_at))
     yield count
@@ -79,9 +86,13 @@ def approvals(now):
         "Age of the oldest pending approval per approver role.",
         ["approver_role"],
     )
+    # As for tasks: a configured approver role with nothing pending reads 0.
+    pending = {role: (0, None) for role in known_roles()}
     for row in rows:
-        count.add_metric([row["approver_role"]], row["count"])
-        oldest.add_metric([row["approver_role"]], age_seconds(now, row["oldest"]))
+        pending[row["approver_role"]] = (row["count"], row["oldest"])
+    for role, (approvals_counted, oldest_at) in pending.items():
+        count.add_metric([role], approvals_counted)
+        oldest.add_metric([role], age_seconds(now, oldest_at))
     yield count
     yield oldest
 
@@ -167,13 +178,25 @@ class DomainGauges:
         now = timezone.now()
         families = []
         up = gauge("orchestrator_gauge_source_up", "1 when the domain gauge source answered this scrape.", ["source"])
+        unreachable = False
+        skipped = []
         for name, source in self.sources.items():
+            if unreachable:
+                skipped.append(name)
+                up.add_metric([name], 0)
+                continue
             try:
                 families.extend(list(source(now)))
                 up.add_metric([name], 1)
             except Exception:
                 logger.exception("metrics: gauge source %s failed", name)
                 up.add_metric([name], 0)
+                # No connection could be made (the database is down or never answers): each source
+                # after this one would wait out the same connect timeout, and the page, with the
+                # request metrics on it, must still answer inside Prometheus's scrape timeout.
+                unreachable = connection.connection is None
+        if skipped:
+            logger.error("metrics: no database connection; gauge sources %s skipped", ", ".join(skipped))
         families.append(up)
         return families
 

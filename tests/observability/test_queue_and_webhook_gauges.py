@@ -57,3 +57,21 @@ def test_webhook_subscriptions_are_counted_active_failing_and_disabled(anonymous
     assert samples[("orchestrator_webhook_subscriptions", (("state", "active"),))] == 2
     assert samples[("orchestrator_webhook_subscriptions", (("state", "failing"),))] == 1
     assert samples[("orchestrator_webhook_subscriptions", (("state", "disabled"),))] == 1
+
+
+@pytest.mark.django_db
+def test_a_role_with_nothing_waiting_reads_0_rather_than_missing(anonymous, settings):
+    settings.ORCHESTRATOR_ROLES = ["finance", "engineering", "support"]
+    common = {"type": "t", "from_role": "finance", "trace_id": "gauges", "created_by": "test"}
+    Task.objects.create(to_role="engineering", status="completed", **common)
+
+    samples = scrape(anonymous, settings)
+
+    # engineering's queue drained; support never had a task; nobody has an approval waiting.
+    assert samples[("orchestrator_tasks", (("role", "engineering"), ("status", "pending")))] == 0
+    assert samples[("orchestrator_tasks", (("role", "engineering"), ("status", "completed")))] == 1
+    assert samples[("orchestrator_tasks", (("role", "support"), ("status", "pending")))] == 0
+    assert samples[("orchestrator_task_oldest_pending_age_seconds", (("role", "support"),))] == 0
+    for role in settings.ORCHESTRATOR_ROLES:
+        assert samples[("orchestrator_approvals_pending", (("approver_role", role),))] == 0
+        assert samples[("orchestrator_approval_oldest_pending_age_seconds", (("approver_role", role),))] == 0
