@@ -42,6 +42,29 @@ class TraceIdFilter(logging.Filter):
         return True
 
 
+class SuspiciousRequestTextLeftOut(logging.Filter):
+    """Keeps what a client sent out of Django's security lines (docs/observability.md: no token,
+    secret or query string in any log line). Django logs every SuspiciousOperation to
+    `django.security.<its class>` with the exception's text and traceback, and that text quotes the
+    client: "Invalid HTTP_HOST header: '<whatever the Host header held>'", an unsafe redirect's URL.
+    The line keeps the kind of refusal; the CSRF line ("Forbidden (<reason>): <path>") keeps the
+    reason's own words and loses the path and any header the reason quotes."""
+
+    def filter(self, record):
+        if not record.name.startswith("django.security."):
+            return True
+        if record.name == "django.security.csrf" and isinstance(record.args, tuple) and record.args:
+            # Reasons that quote a header put it after " - " ("Origin checking failed - <the Origin
+            # header> does not match any trusted origins.").
+            reason = str(record.args[0]).split(" - ", 1)[0]
+            record.msg, record.args = "Forbidden (%s)", (reason,)
+        else:
+            kind = record.name.removeprefix("django.security.")
+            record.msg, record.args = f"{kind}: request refused (the client's text is not logged)", ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
 class JsonFormatter(OrjsonFormatter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("reserved_attrs", _LEFT_OUT)
@@ -76,7 +99,7 @@ class JsonFormatter(OrjsonFormatter):
 
 def direct_json_handler(logger):
     """The handler an INFO line of `logger` would reach, when nothing on the way could change, stop or
-    copy it: no filter but TraceIdFilter, one plain StreamHandler, the JsonFormatter as configured.
+    copy it: no filters but logging_config's own, one plain StreamHandler, the JsonFormatter as configured.
     Request lines are then written to its stream directly (write_direct), without the logging
     module's record, dispatch and generic formatting; None whenever an operator's LOGGING (or a
     test's capture handler) adds anything, and the lines go through the logging module."""
@@ -102,7 +125,7 @@ def direct_json_handler(logger):
     formatter = found.formatter
     if type(formatter) is not JsonFormatter or not formatter.formats_as_configured():
         return None
-    if len(found.filters) != 1 or type(found.filters[0]) is not TraceIdFilter:
+    if [type(each) for each in found.filters] != [TraceIdFilter, SuspiciousRequestTextLeftOut]:
         return None
     # write_direct counts UTF-8 bytes to keep each write within PIPE_BUF.
     encoding = getattr(found.stream, "encoding", None)
@@ -149,13 +172,20 @@ def logging_config(*, log_format, level):
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"trace_id": {"()": "orchestrator.telemetry.logs.TraceIdFilter"}},
+        "filters": {
+            "trace_id": {"()": "orchestrator.telemetry.logs.TraceIdFilter"},
+            "suspicious_request_text": {"()": "orchestrator.telemetry.logs.SuspiciousRequestTextLeftOut"},
+        },
         "formatters": {
             "json": {"()": "orchestrator.telemetry.logs.JsonFormatter"},
             "text": {"format": TEXT_FORMAT},
         },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["trace_id"]},
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["trace_id", "suspicious_request_text"],
+            },
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {

@@ -190,3 +190,38 @@ def test_raw_hostile_bytes_over_the_wire_never_give_a_500_nor_a_non_json_or_leak
     for line in server.log_lines():
         json.loads(line)
     assert token not in text and token[len("orch_") :] not in text and server.metrics_token not in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_host_header_or_csrf_check_is_logged_by_its_kind_never_with_the_clients_text(tmp_path, issue_token):
+    """Django logs a SuspiciousOperation to django.security.<its class> with the exception's text, and
+    DisallowedHost's text quotes the Host header whole; a CSRF line names the path, and its reason may
+    quote the Origin header."""
+    token = issue_token("finance")
+    process, server = start_gunicorn(tmp_path, workers=1)
+    try:
+        refused_host = raw_exchange(
+            server.port,
+            f"GET /api/v1/health/live HTTP/1.1\r\nHost: secret-{token}\r\nConnection: close\r\n\r\n".encode(),
+        )
+        no_csrf = server.request("POST", f"/dashboard/profiles/{QUERY_SECRET}/1/activate", body={})
+        # An untrusted Origin is checked first, and quoted in the reason.
+        bad_origin = server.request(
+            "POST", "/dashboard/profiles/finance/1/activate", body={}, headers={"Origin": f"https://{COOKIE_SECRET}.io"}
+        )
+        lines = server.log_lines_once(lambda lines: sum('"django.security.' in line for line in lines) >= 3)
+    finally:
+        stop(process)
+
+    assert refused_host.startswith(b"HTTP/1.1 400"), refused_host[:200]
+    assert no_csrf.status == 403 and bad_origin.status == 403
+    text = "\n".join(lines)
+    for secret in (token, token[len("orch_") :], QUERY_SECRET, COOKIE_SECRET):
+        assert secret not in text, [line for line in lines if secret in line]
+    security = [line for line in map(json.loads, lines) if line["logger"].startswith("django.security.")]
+    assert sorted((line["logger"], line["message"]) for line in security) == [
+        ("django.security.DisallowedHost", "DisallowedHost: request refused (the client's text is not logged)"),
+        ("django.security.csrf", "Forbidden (CSRF cookie not set.)"),
+        ("django.security.csrf", "Forbidden (Origin checking failed)"),
+    ]
+    assert not any("exc_info" in line for line in security)

@@ -19,7 +19,13 @@ from django.test import Client
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from orchestrator.telemetry import request_batches
-from orchestrator.telemetry.logs import JsonFormatter, TraceIdFilter, current_trace_id, direct_json_handler
+from orchestrator.telemetry.logs import (
+    JsonFormatter,
+    SuspiciousRequestTextLeftOut,
+    TraceIdFilter,
+    current_trace_id,
+    direct_json_handler,
+)
 from orchestrator.telemetry.request_batches import BATCH_SIZE, pending
 from tests.observability.conftest import once, request_lines, start_gunicorn, stop
 
@@ -36,6 +42,7 @@ def json_handler(stream):
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(TraceIdFilter())
+    handler.addFilter(SuspiciousRequestTextLeftOut())
     return handler
 
 
