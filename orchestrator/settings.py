@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from orchestrator.telemetry.bind import parse_bind
 from orchestrator.telemetry.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,11 +21,18 @@ def env_str(name, default=""):
     return os.environ.get(name, default)
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def env_bool(name, default=False):
     value = os.environ.get(name)
     if value is None or value == "":
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    word = value.strip().lower()
+    # A typo ("flase") would otherwise read as false and switch something off without a word.
+    if word not in _TRUE + _FALSE:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(_TRUE + _FALSE)}; got {value!r}")
+    return word in _TRUE
 
 
 def _env_number(name, default, parse, kind):
@@ -99,10 +107,12 @@ INSTALLED_APPS = [
 # looks for them by name, and they cost an API request almost nothing.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
-    # dashboard; with DEBUG on, runserver serves them from the apps.
-    *([] if DEBUG else ["orchestrator.http.site_middleware.WhiteNoiseMiddleware"]),
     "orchestrator.http.tracing.TraceIdMiddleware",
+    # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
+    # dashboard; with DEBUG on, runserver serves them from the apps. Below the trace, so every response
+    # carries one; above the request telemetry, so a console page's dozens of static files are neither
+    # logged nor counted.
+    *([] if DEBUG else ["orchestrator.http.site_middleware.WhiteNoiseMiddleware"]),
     "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
     "orchestrator.http.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -384,7 +394,10 @@ SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)
 LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
-LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+LOG_LEVEL = env_str("LOG_LEVEL").strip().upper() or "INFO"
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 # Each process writes its request lines and request measurements in batches, at most this many seconds
 # late (orchestrator/telemetry/request_batches.py); 0 writes each request's as it ends.
 REQUEST_TELEMETRY_FLUSH_SECONDS = env_float("REQUEST_TELEMETRY_FLUSH_SECONDS", 1.0)
@@ -394,15 +407,24 @@ if not (REQUEST_TELEMETRY_FLUSH_SECONDS == 0 or 0.1 <= REQUEST_TELEMETRY_FLUSH_S
 # Request, job, claim and approval instruments; off, nothing is recorded (the page still answers).
 METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # The bearer token Prometheus sends to /metrics (and to METRICS_BIND). Empty: /metrics answers 404.
-METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Stripped: a value filled from a file (a Kubernetes Secret) ends in a newline no header can carry.
+METRICS_TOKEN = env_str("METRICS_TOKEN").strip()
 if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
     raise ImproperlyConfigured(
         "METRICS_TOKEN must be at least 24 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
     )
 # host:port where a Celery worker serves its own metrics (the web serves them at /metrics). Empty: off.
-METRICS_BIND = env_str("METRICS_BIND")
+METRICS_BIND = env_str("METRICS_BIND").strip()
+if METRICS_BIND:
+    try:
+        parse_bind(METRICS_BIND)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 # Domain gauges (queue depth, seal lag...) are computed at most this often per process.
 METRICS_GAUGE_CACHE_SECONDS = env_float("METRICS_GAUGE_CACHE_SECONDS", 5.0)
+# 0 computes them at every scrape; past a few minutes they would stop telling what the database holds.
+if not 0 <= METRICS_GAUGE_CACHE_SECONDS <= 300:
+    raise ImproperlyConfigured("METRICS_GAUGE_CACHE_SECONDS must be from 0 to 300")
 # Where gunicorn and Celery processes keep their metric files so a scrape adds them up; one
 # directory per server (gunicorn master or Celery worker), emptied when that server starts.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")

@@ -81,7 +81,8 @@ def parse_traceparent(value):
     # A later version may append fields, after a dash; we read the four we know (section 4.3).
     if version != "00" and len(value) > 55 and value[55] != "-":
         return None
-    return TraceParent(trace_id=trace_id, parent_id=parent_id, flags=flags)
+    # Version 00 defines one flag, sampled (bit 0); the others are sent on as zero (section 3.2.2.5).
+    return TraceParent(trace_id=trace_id, parent_id=parent_id, flags=f"{int(flags, 16) & 0x01:02x}")
 
 
 def parse_tracestate(value):

@@ -15,6 +15,7 @@ from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from orchestrator.telemetry import metrics
+from orchestrator.telemetry.bind import parse_bind
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +185,6 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
 
 class _ThreadingServerIPv6(_ThreadingServer):
     address_family = socket.AF_INET6
-
-
-def parse_bind(bind):
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"METRICS_BIND must be host:port, got {bind!r}")
-    return host.strip("[]"), int(port)
 
 
 def serve(bind):

@@ -4,6 +4,7 @@ import pytest
 
 from audit.models import AuditEvent
 from orchestrator.http.tracing import parse_traceparent, parse_tracestate
+from tests.observability.conftest import request_lines, start_gunicorn, stop
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -72,6 +73,35 @@ def test_x_trace_id_wins_over_the_traceparent_and_the_traceparent_still_continue
     assert response["X-Trace-Id"] == "order-42"
     assert response["traceparent"].startswith(f"00-{TRACE_ID}-")
     assert AuditEvent.objects.get(target_id=response.json()["session_id"]).trace_id == "order-42"
+
+
+@pytest.mark.parametrize(("sent", "sent_on"), [("01", "01"), ("00", "00"), ("ff", "01"), ("02", "00"), ("fe", "00")])
+def test_only_the_sampled_flag_is_sent_on_the_undefined_flag_bits_as_zero(finance, sent, sent_on):
+    response = finance.get("/api/v1/sessions", HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-{sent}")
+
+    version, trace_id, span_id, flags = response["traceparent"].split("-")
+    assert (trace_id, flags) == (TRACE_ID, sent_on)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_static_file_carries_the_trace_headers_without_a_request_line(tmp_path):
+    static_root = tmp_path / "static"
+    static_root.mkdir()
+    (static_root / "probe.css").write_text("body {}")
+    process, server = start_gunicorn(tmp_path, workers=1, STATIC_ROOT=str(static_root))
+    try:
+        served = server.request("GET", "/static/probe.css", headers={"traceparent": VALID})
+        marker = server.request("GET", "/api/v1/health/live", headers={"X-Trace-Id": "after-the-static-file"})
+        lines = server.log_lines_once(lambda lines: any("after-the-static-file" in line for line in lines))
+    finally:
+        stop(process)
+
+    assert served.status == 200 and served.body == b"body {}" and marker.status == 200
+    assert served.headers["x-trace-id"] == TRACE_ID
+    assert served.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+    logged = request_lines(lines)
+    assert any(line["trace_id"] == "after-the-static-file" for line in logged)
+    assert not any(line["trace_id"] == TRACE_ID for line in logged)
 
 
 def test_without_any_trace_header_the_fresh_trace_id_is_also_the_traceparent_trace_id(finance):

@@ -1,0 +1,59 @@
+"""An observability or yes/no setting with a value that cannot mean what the operator wanted stops
+the start with a message naming it, rather than a crash with no name, or a silent default."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.observability.conftest import app_env
+
+PRINT_THE_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(repr((settings.METRICS_TOKEN, settings.METRICS_BIND, settings.LOG_LEVEL, settings.METRICS_ENABLED)))"
+)
+
+
+def start(**env):
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_THE_SETTINGS], env=app_env(**env), capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("METRICS_GAUGE_CACHE_SECONDS", "nan"),
+        ("METRICS_GAUGE_CACHE_SECONDS", "inf"),
+        ("METRICS_GAUGE_CACHE_SECONDS", "-5"),
+        ("METRICS_GAUGE_CACHE_SECONDS", "1e9"),
+        ("METRICS_BIND", "0.0.0.0:99999"),
+        ("METRICS_BIND", "[::1:9100"),
+        ("METRICS_BIND", "::1:9100"),
+        ("METRICS_BIND", "127.0.0.1:\u0669\u0661\u0660\u0660"),
+        ("METRICS_BIND", "9100"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", "20"),
+        ("METRICS_ENABLED", "flase"),
+        ("DEBUG", "ture"),
+    ],
+)
+def test_a_value_that_cannot_mean_what_was_meant_stops_the_start_naming_the_setting(name, value):
+    completed = start(**{name: value})
+
+    assert completed.returncode != 0
+    assert f"{name}" in completed.stderr.splitlines()[-1], completed.stderr[-500:]
+
+
+def test_well_meant_values_are_read_as_meant():
+    completed = start(
+        METRICS_TOKEN="a-metrics-token-read-from-a-secret-file-0123\n",
+        METRICS_BIND="[::1]:9100",
+        LOG_LEVEL=" debug",
+        METRICS_ENABLED="Off",
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == repr(
+        ("a-metrics-token-read-from-a-secret-file-0123", "[::1]:9100", "DEBUG", False)
+    )
