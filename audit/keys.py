@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
@@ -58,7 +59,8 @@ def load_signing_key() -> Ed25519PrivateKey | None:
 def _signing_key_from(pem: bytes, path: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # UnsupportedAlgorithm: a key on a curve this build of cryptography does not know (secp112r1).
         raise ImproperlyConfigured(f"AUDIT_SIGNING_KEY_FILE {path}: cannot load the signing key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ImproperlyConfigured(f"AUDIT_SIGNING_KEY_FILE {path}: not an Ed25519 private key")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -165,7 +165,11 @@ def decode_public_key(text: str) -> Ed25519PublicKey:
     """A public key as base64 of its 32 raw bytes, or as a PEM block."""
     text = text.strip()
     if text.startswith("-----BEGIN"):
-        key = serialization.load_pem_public_key(text.encode())
+        try:
+            key = serialization.load_pem_public_key(text.encode())
+        except UnsupportedAlgorithm as exc:
+            # A key on a curve this build of cryptography does not know: no Ed25519 key either.
+            raise ValueError(f"not an Ed25519 public key ({exc})") from None
         if not isinstance(key, Ed25519PublicKey):
             raise ValueError("not an Ed25519 public key")
         return key

@@ -68,6 +68,15 @@ def test_ready_is_503_while_the_configured_signing_key_cannot_be_read(anonymous,
     assert response.json()["checks"]["signing_key"] == "ok"
 
 
+# A throwaway EC key on secp112r1 (`openssl ecparam -name secp112r1 -genkey -noout`), a curve the
+# cryptography library refuses to load.
+SECP112R1_KEY = b"""-----BEGIN EC PRIVATE KEY-----
+MD4CAQEEDnz43abJKybqwAOyhiIfoAcGBSuBBAAGoSADHgAEtyNnP6ycTYir/Dwn
+iFi1MJu9AgzK0vBlpv28oA==
+-----END EC PRIVATE KEY-----
+"""
+
+
 def test_ready_is_503_while_the_signing_key_file_holds_no_usable_ed25519_key(anonymous, db, settings, tmp_path):
     # Sealing would fail to sign with any of these: readable is not enough.
     key_file = tmp_path / "signing.key"
@@ -77,6 +86,8 @@ def test_ready_is_503_while_the_signing_key_file_holds_no_usable_ed25519_key(ano
         b"this is not a PEM private key",
         b"-----BEGIN PRIVATE KEY-----\n",
         rsa.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
+        # On a curve cryptography cannot load: UnsupportedAlgorithm, neither ValueError nor TypeError.
+        SECP112R1_KEY,
     ):
         key_file.write_bytes(content)
         response = anonymous.get("/api/v1/health/ready")
