@@ -249,7 +249,7 @@ def gate_routed_task(routed: routing.RoutedTask) -> None:
             approver_role=routed.approver_role,
             notes=routed.approval_notes,
             expires_in=routed.expires_in,
-            trace_id=routed.trace_id,
+            trace_id=routed.request_trace_id or routed.trace_id,
         )
         routed.approval_id = approval.id
 

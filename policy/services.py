@@ -727,7 +727,12 @@ def enforce_route_policy(routed: RoutedTask) -> None:
     decision = route_decision(principal=routed.principal, from_role=task.from_role, task=task)
     if decision is None:
         return
-    context = {"check": "route", "type": task.type, "to_role": task.to_role}
+    context = {
+        "check": "route",
+        "type": task.type,
+        "to_role": task.to_role,
+        **routing.request_trace_metadata(routed.request_trace_id, task.trace_id),
+    }
     event_args = {"principal": routed.principal, "role": task.from_role, "trace_id": task.trace_id}
     if decision.decision == DENY:
         raise PolicyDenied(

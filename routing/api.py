@@ -180,6 +180,7 @@ class RouteTask(ApiView):
             not_before=data.get("not_before"),
             deadline=data.get("deadline"),
             max_attempts=data.get("max_attempts"),
+            request_trace_id=self.trace_id,
         )
         return Response(
             RoutedTaskShape.render(routed),

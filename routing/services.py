@@ -150,6 +150,9 @@ class RoutedTask:
     task: Task
     principal: Principal
     trace_id: str
+    # The routing request's own trace, when the caller filed the task under another (a body trace_id):
+    # the route's events note it beside the task's, so the request's log line finds them.
+    request_trace_id: str = ""
     requires_approval: bool = False
     approver_role: str | None = None
     approval_notes: str = ""
@@ -226,8 +229,11 @@ def route_task(
     not_before: datetime | None = None,
     deadline: datetime | None = None,
     max_attempts: int | None = None,
+    request_trace_id: str = "",
 ) -> RoutedTask:
-    """Create a task for `to_role`; with `requires_approval` it waits for `approver_role`'s decision.
+    """Create a task for `to_role`, filed under `trace_id`; with `requires_approval` it waits for
+    `approver_role`'s decision. `request_trace_id`, the routing request's own trace when it differs,
+    is noted on the route's events.
 
     Queue options: `priority` (-100..100, higher is claimed first), `not_before` (not claimable
     earlier), `deadline` (cancelled if still open past it), `max_attempts` (1..20, default
@@ -267,7 +273,7 @@ def route_task(
             event_type="task.routed",
             actor=principal.subject,
             actor_role=principal.role,
-            trace_id=trace_id,
+            trace_id=request_trace_id or trace_id,
             metadata={
                 "after": {"status": task.status},
                 "type": type,
@@ -281,6 +287,7 @@ def route_task(
             task=task,
             principal=principal,
             trace_id=trace_id,
+            request_trace_id=request_trace_id or trace_id,
             requires_approval=requires_approval,
             approver_role=approver_role,
             approval_notes=approval_notes,

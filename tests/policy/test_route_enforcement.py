@@ -12,7 +12,10 @@ from tests.policy.conftest import FINANCE
 
 
 def route(agent, **fields):
-    return agent.post("/api/v1/tasks/route", {"type": "payment", "to_role": "engineering", **fields}, format="json")
+    headers = {name: fields.pop(name) for name in list(fields) if name.startswith("HTTP_")}
+    return agent.post(
+        "/api/v1/tasks/route", {"type": "payment", "to_role": "engineering", **fields}, format="json", **headers
+    )
 
 
 def test_a_payment_over_the_threshold_waits_for_a_manager_though_the_caller_did_not_ask(finance, finance_profile):
@@ -145,3 +148,25 @@ def test_a_stored_profile_that_no_longer_validates_denies_instead_of_failing(fin
     assert response.status_code == 403
     assert response.json()["rule"] == "profile"  # its may_route_to names a role that is gone
     assert "'manager'" in AuditEvent.objects.get(event_type="policy.error").metadata["error"]
+
+
+def test_a_route_filed_under_the_bodys_trace_notes_the_requests_own_on_each_of_its_events(finance, finance_profile):
+    body = finance.post(
+        "/api/v1/tasks/route",
+        {"type": "payment", "to_role": "engineering", "payload": {"amount": 5000}, "trace_id": "from-the-body"},
+        format="json",
+        HTTP_X_TRACE_ID="from-the-header",
+    ).json()
+
+    events = AuditEvent.objects.filter(trace_id="from-the-body")
+    assert {event.event_type for event in events} == {"task.routed", "policy.decided", "approval.requested"}
+    assert {event.metadata.get("request_trace_id") for event in events} == {"from-the-header"}
+    assert body["trace_id"] == "from-the-body"
+
+
+def test_a_route_under_the_requests_own_trace_notes_nothing_more(finance, finance_profile):
+    route(finance, payload={"amount": 5000}, HTTP_X_TRACE_ID="one-trace")
+
+    events = AuditEvent.objects.filter(trace_id="one-trace")
+    assert {event.event_type for event in events} == {"task.routed", "policy.decided", "approval.requested"}
+    assert not any("request_trace_id" in event.metadata for event in events)
