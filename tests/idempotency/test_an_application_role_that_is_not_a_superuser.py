@@ -46,12 +46,8 @@ def test_a_role_that_is_not_a_superuser_gets_its_write_its_replay_its_422_and_it
     replay = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     reused = client.post("/api/v1/sessions", {"role": "x"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     held = new_key()
-    first_attempt = hold_key(first.json()["owner"], held)
-    try:
+    with hold_key(first.json()["owner"], held):
         in_flight = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=held)
-    finally:
-        first_attempt.rollback()
-        first_attempt.close()
 
     assert first.status_code == 201, first.content
     assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"

@@ -1,5 +1,6 @@
 """A retry that arrives while the first request still runs is told so at once: 409, never a wait."""
 
+import contextlib
 from datetime import timedelta
 
 import psycopg
@@ -14,26 +15,27 @@ from sessions.models import Session
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@contextlib.contextmanager
 def hold_key(principal, key):
-    """Another database session holding the key's lock, as the first request's transaction does."""
+    """Inside: another database session holds the key's lock, as the first request's transaction does."""
     settings = connection.settings_dict
     other = psycopg.connect(
         host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"]
     )
-    lock_id = int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
-    other.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
-    return other
+    try:
+        lock_id = int.from_bytes(_scope_digest(principal, key)[:8], "big", signed=True)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+        yield
+    finally:
+        other.rollback()
+        other.close()
 
 
 def test_a_request_whose_key_is_in_flight_answers_409_with_retry_after_and_runs_nothing(client_for, new_key):
     client, key = client_for("finance"), new_key()
     subject = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["owner"]
-    first = hold_key(subject, key)
-    try:
+    with hold_key(subject, key):
         response = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    finally:
-        first.rollback()
-        first.close()
 
     assert response.status_code == 409
     assert response["Retry-After"] == "1"
@@ -50,12 +52,8 @@ def test_a_retry_that_meets_the_lock_of_a_concurrent_replay_replays_too(client_f
     # the record instead of taking the first attempt to be in flight.
     client, key = client_for("finance"), new_key()
     created = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    other_replay = hold_key(created.json()["owner"], key)
-    try:
+    with hold_key(created.json()["owner"], key):
         replay = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    finally:
-        other_replay.rollback()
-        other_replay.close()
 
     assert replay.status_code == 201
     assert replay["Idempotent-Replayed"] == "true"
@@ -69,12 +67,8 @@ def test_a_key_whose_record_expired_and_whose_lock_is_held_is_in_flight(client_f
     client, key = client_for("finance"), new_key()
     created = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
     IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    first = hold_key(created.json()["owner"], key)
-    try:
+    with hold_key(created.json()["owner"], key):
         response = client.post("/api/v1/sessions", {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    finally:
-        first.rollback()
-        first.close()
 
     assert response.status_code == 409
     assert response.json()["type"].endswith("/idempotency_key_in_flight")

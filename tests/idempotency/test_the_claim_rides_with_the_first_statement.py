@@ -54,12 +54,8 @@ def test_a_retry_whose_body_no_longer_validates_is_told_the_key_was_used_for_ano
 def test_a_duplicate_that_would_fail_validation_while_the_first_runs_is_told_409(client_for, new_key):
     client, key = client_for("finance"), new_key()
     subject = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["owner"]
-    first = hold_key(subject, key)
-    try:
+    with hold_key(subject, key):
         response = post(client, "/api/v1/sessions", {"role": "finance", "colour": "blue"}, key)
-    finally:
-        first.rollback()
-        first.close()
 
     assert response.status_code == 409
     assert response.json()["type"].endswith("/idempotency_key_in_flight")

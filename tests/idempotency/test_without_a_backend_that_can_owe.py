@@ -49,12 +49,8 @@ def test_a_retry_replays_another_body_is_422_and_a_duplicate_in_flight_is_409(
     assert Session.objects.count() == 1
 
     held = new_key()
-    first_attempt = hold_key(first.json()["owner"], held)
-    try:
+    with hold_key(first.json()["owner"], held):
         duplicate = post(client, {"role": "finance"}, held)
-    finally:
-        first_attempt.rollback()
-        first_attempt.close()
     assert duplicate.status_code == 409
     assert post(client, {"role": "finance"}, held).status_code == 201
     assert Session.objects.count() == 2

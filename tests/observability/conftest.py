@@ -5,8 +5,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +160,51 @@ def live_server_with_metrics(transactional_db, tmp_path):
         yield server
     finally:
         stop(process)
+
+
+@dataclass
+class SilentRun:
+    completed: subprocess.CompletedProcess
+    # Connections the silent host was offered while the code ran.
+    connections: int
+
+
+def run_against_a_silent_database(code, *, connect_timeout=2):
+    """Run the Python `code` (test settings) with its database a host that takes every TCP connection
+    and never says a word, as a hung server or a half-dead proxy does; the host counts them."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    silent.settimeout(0.1)
+    offered, done = [], threading.Event()
+
+    def take_connections():
+        while not done.is_set():
+            try:
+                offered.append(silent.accept()[0])
+            except TimeoutError:
+                continue
+
+    taker = threading.Thread(target=take_connections)
+    taker.start()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/orchestrator",
+                "DATABASE_CONNECT_TIMEOUT": str(connect_timeout),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        done.set()
+        taker.join()
+        for each in offered:
+            each.close()
+        silent.close()
+    return SilentRun(completed, len(offered))

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from django.db import OperationalError, connection
 
 from tests.net import free_port
-from tests.observability.conftest import once, start_gunicorn, stop
+from tests.observability.conftest import once, run_against_a_silent_database, start_gunicorn, stop
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
@@ -248,30 +247,14 @@ print(json.dumps({"ready": ready, "database": checks["database"], "seconds": tim
 def test_ready_answers_unavailable_within_the_connect_timeout_when_the_database_host_never_answers():
     # A host that takes the TCP connection and then says nothing, as a hung server or a
     # half-dead proxy does: without a bound of ours, psycopg waits its default 130 s for the first answer.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
-    try:
-        completed = subprocess.run(
-            [os.sys.executable, "-c", PROBE_READINESS],
-            cwd=Path(__file__).resolve().parents[2],
-            env={
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "tests.settings",
-                "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/orchestrator",
-                "DATABASE_CONNECT_TIMEOUT": "2",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        silent.close()
+    run = run_against_a_silent_database(PROBE_READINESS)
+    completed = run.completed
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["ready"] is False
     assert report["database"] == "unavailable"
     # One attempt of 2 s, bounded: a fresh connection that failed is not tried again (two would be 4 s).
+    assert run.connections == 1
     assert 1.5 < report["seconds"] < 3.5
 
 
