@@ -131,9 +131,13 @@ def leases(now):
         ["role"],
     )
     dead = gauge("orchestrator_tasks_dead_letters", "Tasks dead-lettered after their last attempt.", ["role"])
+    # As for tasks: a role's first dead letter must read as an increase from 0, which an alert sees.
+    per_role = dict.fromkeys(known_roles(), (0, 0))
     for row in queue_stats(now=now):
-        overdue.add_metric([row.role], row.overdue_leases)
-        dead.add_metric([row.role], row.dead_letters)
+        per_role[row.role] = (row.overdue_leases, row.dead_letters)
+    for role, (overdue_leases, dead_letters) in per_role.items():
+        overdue.add_metric([role], overdue_leases)
+        dead.add_metric([role], dead_letters)
     yield overdue
     yield dead
 

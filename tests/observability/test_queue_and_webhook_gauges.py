@@ -67,11 +67,14 @@ def test_a_role_with_nothing_waiting_reads_0_rather_than_missing(anonymous, sett
 
     samples = scrape(anonymous, settings)
 
-    # engineering's queue drained; support never had a task; nobody has an approval waiting.
+    # engineering's queue drained; support never had a task; nobody has an approval waiting or a dead letter.
     assert samples[("orchestrator_tasks", (("role", "engineering"), ("status", "pending")))] == 0
     assert samples[("orchestrator_tasks", (("role", "engineering"), ("status", "completed")))] == 1
     assert samples[("orchestrator_tasks", (("role", "support"), ("status", "pending")))] == 0
     assert samples[("orchestrator_task_oldest_pending_age_seconds", (("role", "support"),))] == 0
+    for role in ("engineering", "support"):
+        assert samples[("orchestrator_tasks_dead_letters", (("role", role),))] == 0
+        assert samples[("orchestrator_tasks_lease_overdue", (("role", role),))] == 0
     for role in settings.ORCHESTRATOR_ROLES:
         assert samples[("orchestrator_approvals_pending", (("approver_role", role),))] == 0
         assert samples[("orchestrator_approval_oldest_pending_age_seconds", (("approver_role", role),))] == 0
