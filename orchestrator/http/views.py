@@ -126,7 +126,7 @@ class StrictSerializer(serializers.Serializer):
         wrong = {
             name: reason
             for name, value in data.items()
-            if (reason := _wrong_type(self.fields[name], value, from_query))
+            if (reason := _wrong_type(self.fields[name], value, from_query) or _too_long(self.fields[name], value))
         }
         if not wrong:
             return super().to_internal_value(data)
@@ -165,6 +165,16 @@ def _wrong_type(field, value, from_query):
         return None if _is_number(value) else "Must be an integer."
     if isinstance(field, serializers.FloatField | serializers.DecimalField):
         return None if _is_number(value) else "Must be a number."
+    return None
+
+
+def _too_long(field, value):
+    """Why a text `value` is longer than `field` takes, counted as sent: DRF trims whitespace before
+    its own length check, so 20,000 spaces around a short reason would pass a 10,000-character limit
+    the schema states for the value as sent."""
+    limit = getattr(field, "max_length", None)
+    if isinstance(field, serializers.CharField) and limit is not None and isinstance(value, str) and len(value) > limit:
+        return f"Ensure this field has no more than {limit} characters."
     return None
 
 

@@ -114,3 +114,17 @@ def test_a_number_where_a_uuid_belongs_is_a_400_not_the_uuid_it_would_make(finan
 
     assert response.status_code == 400, response.content
     assert response.json()["errors"]["task_id"] == ["Must be a string."]
+
+
+def test_a_text_longer_than_the_schema_allows_is_a_400_even_when_it_is_mostly_whitespace(finance):
+    # DRF trims before its length check (found by a random `make fuzz` run, seed 710255958).
+    task_id = finance.post("/api/v1/tasks/route", {"type": "t", "to_role": "engineering"}, format="json").json()[
+        "task_id"
+    ]
+
+    padded = finance.post(f"/api/v1/tasks/{task_id}/cancel", {"reason": "late" + " " * 10_000}, format="json")
+    at_the_limit = finance.post(f"/api/v1/tasks/{task_id}/cancel", {"reason": "x" * 10_000}, format="json")
+
+    assert padded.status_code == 400
+    assert padded.json()["errors"]["reason"] == ["Ensure this field has no more than 10000 characters."]
+    assert at_the_limit.status_code == 200, at_the_limit.content
