@@ -190,7 +190,7 @@ class DomainGauges:
                 up.add_metric([name], 0)
                 continue
             try:
-                families.extend(list(source(now)))
+                families.extend(self._families_of(source, now))
                 up.add_metric([name], 1)
             except Exception:
                 logger.exception("metrics: gauge source %s failed", name)
@@ -203,6 +203,21 @@ class DomainGauges:
             logger.error("metrics: no database connection; gauge sources %s skipped", ", ".join(skipped))
         families.append(up)
         return families
+
+    @staticmethod
+    def _families_of(source, now):
+        """What `source` yields. A kept connection that died with a database restart is no outage: as
+        the readiness probe does, the source asks again, once, on a fresh connection (Django would
+        reconnect only at the next request, so every source of this scrape would fail on it)."""
+        may_retry = connection.connection is not None and not connection.in_atomic_block
+        while True:
+            try:
+                return list(source(now))
+            except Exception:
+                if not may_retry or connection.is_usable():
+                    raise
+                may_retry = False
+                connection.close()
 
 
 domain_gauges = DomainGauges()
