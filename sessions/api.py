@@ -55,18 +55,18 @@ _SESSION_IN_FIELDS = frozenset(SessionIn._declared_fields)
 
 
 def _role_input(value):
-    """SessionIn.role's rules (StrictSerializer's text only, then DRF CharField's: trimmed, not blank,
-    max 64, no NUL or surrogates)."""
+    """SessionIn.role's rules (StrictSerializer's: text only, at most 64 characters as sent; then DRF
+    CharField's: trimmed, not blank, no NUL or surrogates)."""
     if value is None:
         raise ValidationError(["This field may not be null."])
     if not isinstance(value, str):
         raise ValidationError(["Must be a string."])
+    if len(value) > 64:
+        raise ValidationError(["Ensure this field has no more than 64 characters."])
     if value.strip() == "":
         raise ValidationError(["This field may not be blank."])
     value = value.strip()
     errors = []
-    if len(value) > 64:
-        errors.append("Ensure this field has no more than 64 characters.")
     if "\x00" in value:
         errors.append("Null characters are not allowed.")
     if any("\ud800" <= char <= "\udfff" for char in value):

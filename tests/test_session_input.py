@@ -18,7 +18,10 @@ json_values = st.recursive(
     max_leaves=6,
 )
 roles = (
-    st.sampled_from(["finance", " manager ", "", "   ", "x" * 64, "x" * 65, "fin\x00ance", "role\ud800"]) | json_values
+    st.sampled_from(
+        ["finance", " manager ", "", "   ", "x" * 64, "x" * 65, "x" * 64 + " ", " " * 70, "fin\x00ance", "role\ud800"]
+    )
+    | json_values
 )
 task_ids = (
     st.uuids().map(str)
