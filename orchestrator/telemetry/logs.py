@@ -65,6 +65,11 @@ class SuspiciousRequestTextLeftOut(logging.Filter):
         return True
 
 
+# The console handler's filters, in order: logging_config installs them, and direct_json_handler
+# recognises that configuration by them.
+_CONSOLE_FILTERS = {"trace_id": TraceIdFilter, "suspicious_request_text": SuspiciousRequestTextLeftOut}
+
+
 class JsonFormatter(OrjsonFormatter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("reserved_attrs", _LEFT_OUT)
@@ -125,7 +130,7 @@ def direct_json_handler(logger):
     formatter = found.formatter
     if type(formatter) is not JsonFormatter or not formatter.formats_as_configured():
         return None
-    if [type(each) for each in found.filters] != [TraceIdFilter, SuspiciousRequestTextLeftOut]:
+    if [type(each) for each in found.filters] != list(_CONSOLE_FILTERS.values()):
         return None
     # write_direct counts UTF-8 bytes to keep each write within PIPE_BUF.
     encoding = getattr(found.stream, "encoding", None)
@@ -172,10 +177,7 @@ def logging_config(*, log_format, level):
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {
-            "trace_id": {"()": "orchestrator.telemetry.logs.TraceIdFilter"},
-            "suspicious_request_text": {"()": "orchestrator.telemetry.logs.SuspiciousRequestTextLeftOut"},
-        },
+        "filters": {name: {"()": f"{__name__}.{kind.__name__}"} for name, kind in _CONSOLE_FILTERS.items()},
         "formatters": {
             "json": {"()": "orchestrator.telemetry.logs.JsonFormatter"},
             "text": {"format": TEXT_FORMAT},
@@ -184,7 +186,7 @@ def logging_config(*, log_format, level):
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": log_format,
-                "filters": ["trace_id", "suspicious_request_text"],
+                "filters": list(_CONSOLE_FILTERS),
             },
         },
         "root": {"handlers": ["console"], "level": level},
