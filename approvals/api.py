@@ -3,11 +3,11 @@
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.response import Response
 
 from approvals import services
 from approvals.models import ApprovalStatus
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, parse_uuid, query_params, validated
 from routing.models import TaskStatus
@@ -106,7 +106,7 @@ class ApprovalCollection(ApiView):
             escalate_to=data.get("escalate_to", []),
             trace_id=self.trace_id,
         )
-        return Response(
+        return JsonAnswer(
             ApprovalShape.render(approval),
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/approvals/{approval.id}"},
@@ -142,7 +142,7 @@ class ApprovalDetail(ApiView):
     @extend_schema(responses={200: ApprovalShape.schema}, operation_id="approvals_read")
     def get(self, request, approval_id):
         approval = services.get_approval(principal=self.principal, approval_id=parse_uuid(approval_id, what="approval"))
-        return Response(ApprovalShape.render(approval))
+        return JsonAnswer(ApprovalShape.render(approval))
 
 
 class ApprovalDecision(ApiView):
@@ -162,4 +162,4 @@ class ApprovalDecision(ApiView):
             notes=data.get("notes", ""),
             trace_id=self.trace_id,
         )
-        return Response(ApprovalShape.render(approval))
+        return JsonAnswer(ApprovalShape.render(approval))

@@ -1,8 +1,9 @@
 import uuid
 
 from django.db import models
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
+from orchestrator.fsm import ConcurrentTransitions
 from orchestrator.identity.models import PRINCIPAL_MAX_LENGTH
 
 
@@ -13,7 +14,7 @@ class ApprovalStatus(models.TextChoices):
     EXPIRED = "expired"
 
 
-class Approval(ConcurrentTransitionMixin, models.Model):
+class Approval(ConcurrentTransitions, models.Model):
     """A human gate on a task, or on one exact action a policy check holds (`action_digest`; no task).
     Pending past expires_at means expired (default-deny), never approved."""
 

@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer
-from rest_framework.response import Response
 
 from audit import selectors
 from audit.stream import HeldStream, Wakeup, events_after, live_position, position_of, stream_slots
@@ -24,7 +23,7 @@ from orchestrator.http.paging import (
     page_response,
     positive_int,
 )
-from orchestrator.http.renderers import FastJSONRenderer
+from orchestrator.http.renderers import FastJSONRenderer, JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, query_params
 from orchestrator.identity.authentication import still_stands_for
@@ -138,7 +137,7 @@ class AuditDetail(ApiView):
         parsed = parse_event_id(event_id)
         if parsed is None:
             raise NotFound(f"No audit event with id {event_id!r}.")
-        return Response(AuditEventShape.render(selectors.get_event(principal=self.principal, event_id=parsed)))
+        return JsonAnswer(AuditEventShape.render(selectors.get_event(principal=self.principal, event_id=parsed)))
 
 
 class EventStreamRenderer(BaseRenderer):

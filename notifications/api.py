@@ -2,11 +2,11 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.response import Response
 
 from notifications import services
 from orchestrator.http.fields import TraceIdField
 from orchestrator.http.paging import CursorPageParams, page_response
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, parse_uuid, query_params, validated
 
@@ -51,7 +51,7 @@ class NotificationCollection(ApiView):
             session_id=data.get("session_id"),
             trace_id=data.get("trace_id") or self.trace_id,
         )
-        return Response(NotificationShape.render(notification), status=status.HTTP_202_ACCEPTED)
+        return JsonAnswer(NotificationShape.render(notification), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         parameters=[NotificationListParams],
@@ -81,4 +81,4 @@ class AckNotification(ApiView):
             notification_id=parse_uuid(notification_id, what="notification"),
             trace_id=self.trace_id,
         )
-        return Response(NotificationShape.render(notification))
+        return JsonAnswer(NotificationShape.render(notification))

@@ -2,8 +2,8 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, validated
 from policy import selectors, services
@@ -62,7 +62,7 @@ class ProfileDetail(ApiView):
         description="The role's active profile. An agent reads its own role's; staff any; otherwise 404.",
     )
     def get(self, request, role):
-        return Response(ProfileShape.render(selectors.active_version_for(principal=self.principal, role=role)))
+        return JsonAnswer(ProfileShape.render(selectors.active_version_for(principal=self.principal, role=role)))
 
 
 class PolicyCheck(ApiView):
@@ -79,7 +79,7 @@ class PolicyCheck(ApiView):
         decision = services.check_tool(
             principal=self.principal, tool=data["tool"], arguments=data["arguments"], trace_id=self.trace_id
         )
-        return Response(DecisionShape.render(decision))
+        return JsonAnswer(DecisionShape.render(decision))
 
 
 class PauseRole(ApiView):
@@ -132,16 +132,16 @@ class ResumeAllRoles(ApiView):
 def _pause(view, request, role):
     data = validated(PauseIn, request.data)
     services.pause_role(principal=view.principal, role=role, reason=data.get("reason", ""), trace_id=view.trace_id)
-    return Response(PauseShape.render(None))
+    return JsonAnswer(PauseShape.render(None))
 
 
 def _resume(view, request, role):
     validated(EmptyIn, request.data)
     services.resume_role(principal=view.principal, role=role, trace_id=view.trace_id)
-    return Response(PauseShape.render(None))
+    return JsonAnswer(PauseShape.render(None))
 
 
 class PausedRoles(ApiView):
     @extend_schema(responses={200: PauseShape.schema}, operation_id="roles_paused")
     def get(self, request):
-        return Response(PauseShape.render(None))
+        return JsonAnswer(PauseShape.render(None))

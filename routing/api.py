@@ -3,10 +3,10 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.response import Response
 
 from orchestrator.http.fields import TraceIdField
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, parse_uuid, query_params, validated
 from routing import selectors, services
@@ -182,7 +182,7 @@ class RouteTask(ApiView):
             max_attempts=data.get("max_attempts"),
             request_trace_id=self.trace_id,
         )
-        return Response(
+        return JsonAnswer(
             RoutedTaskShape.render(routed),
             status=status.HTTP_202_ACCEPTED,
             headers={"Location": f"/api/v1/tasks/{routed.task.id}"},
@@ -218,7 +218,7 @@ class TaskDetail(ApiView):
     @extend_schema(responses={200: TaskOut}, operation_id="tasks_read")
     def get(self, request, task_id):
         task = selectors.get_task(principal=self.principal, task_id=parse_uuid(task_id, what="task"))
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class ClaimTask(ApiView):
@@ -237,7 +237,7 @@ class ClaimTask(ApiView):
             trace_id=self.trace_id,
             lease_seconds=data.get("lease_seconds"),
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class HeartbeatTask(ApiView):
@@ -256,7 +256,7 @@ class HeartbeatTask(ApiView):
             lease_token=data["lease_token"],
             lease_seconds=data.get("lease_seconds"),
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class ReleaseTask(ApiView):
@@ -274,7 +274,7 @@ class ReleaseTask(ApiView):
             trace_id=self.trace_id,
             lease_token=data["lease_token"],
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class RequeueTask(ApiView):
@@ -289,7 +289,7 @@ class RequeueTask(ApiView):
         task = services.requeue_task(
             principal=self.principal, task_id=parse_uuid(task_id, what="task"), trace_id=self.trace_id
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class CompleteTask(ApiView):
@@ -303,7 +303,7 @@ class CompleteTask(ApiView):
             lease_token=data.get("lease_token"),
             trace_id=self.trace_id,
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class FailTask(ApiView):
@@ -318,7 +318,7 @@ class FailTask(ApiView):
             lease_token=data.get("lease_token"),
             trace_id=self.trace_id,
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class CancelTask(ApiView):
@@ -331,7 +331,7 @@ class CancelTask(ApiView):
             reason=data.get("reason", ""),
             trace_id=self.trace_id,
         )
-        return Response(render_task(task, self.principal))
+        return JsonAnswer(render_task(task, self.principal))
 
 
 class ClaimNextTask(ApiView):
@@ -354,5 +354,5 @@ class ClaimNextTask(ApiView):
             lease_seconds=data.get("lease_seconds"),
         )
         if task is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(render_task(task, self.principal))
+            return JsonAnswer(status=status.HTTP_204_NO_CONTENT)
+        return JsonAnswer(render_task(task, self.principal))

@@ -1,8 +1,9 @@
 import uuid
 
 from django.db import models
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
+from orchestrator.fsm import ConcurrentTransitions
 from orchestrator.identity.models import PRINCIPAL_MAX_LENGTH
 
 
@@ -18,7 +19,7 @@ class TaskStatus(models.TextChoices):
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
-class Task(ConcurrentTransitionMixin, models.Model):
+class Task(ConcurrentTransitions, models.Model):
     """A work item routed from one role to another (not a Celery job: those live in jobs.py)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

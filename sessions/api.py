@@ -6,10 +6,10 @@ from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.response import Response
 
 from orchestrator.http.json_limits import INT64_MAX
 from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, etag_for, parse_uuid, query_params, validated
 from sessions import selectors, services
@@ -40,7 +40,7 @@ MessageShape = Shape(
 
 
 def _session_response(session, status_code=200):
-    return Response(SessionShape.render(session), status=status_code, headers={"ETag": etag_for(session.updated_at)})
+    return JsonAnswer(SessionShape.render(session), status=status_code, headers={"ETag": etag_for(session.updated_at)})
 
 
 class SessionIn(StrictSerializer):
@@ -262,7 +262,7 @@ class SessionMessages(ApiView):
             author_role=data.get("author_role"),
             trace_id=self.trace_id,
         )
-        return Response(MessageShape.render(message), status=status.HTTP_201_CREATED)
+        return JsonAnswer(MessageShape.render(message), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         parameters=[MessageListParams], responses={200: MessageListOut}, operation_id="sessions_messages_list"
@@ -276,4 +276,4 @@ class SessionMessages(ApiView):
             limit=params["limit"],
         )
         next_after = messages[-1].id if len(messages) == params["limit"] else None
-        return Response({"messages": [MessageShape.render(m) for m in messages], "next_after": next_after})
+        return JsonAnswer({"messages": [MessageShape.render(m) for m in messages], "next_after": next_after})

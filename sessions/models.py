@@ -1,8 +1,9 @@
 import uuid
 
 from django.db import models
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
+from orchestrator.fsm import ConcurrentTransitions
 from orchestrator.identity.models import PRINCIPAL_MAX_LENGTH
 
 
@@ -18,7 +19,7 @@ TERMINAL_SESSION_STATUSES = frozenset({SessionStatus.COMPLETED, SessionStatus.FA
 LIVE_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.ACTIVE)
 
 
-class Session(ConcurrentTransitionMixin, models.Model):
+class Session(ConcurrentTransitions, models.Model):
     """An agent's unit of work in one role. Status changes only through the transition methods,
     called by sessions.services (the one code path for the API, admin and jobs)."""
 

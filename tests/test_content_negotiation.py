@@ -34,3 +34,13 @@ def test_the_schema_without_accept_header_is_served_in_its_first_format(anonymou
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+
+
+def test_a_format_named_in_the_query_string_is_still_honoured(finance):
+    session_id = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+
+    assert finance.get(f"/api/v1/sessions/{session_id}?format=json").status_code == 200
+    # DRF's answer to a format it cannot render: not found.
+    unknown = finance.get(f"/api/v1/sessions/{session_id}?format=html")
+    assert unknown.status_code == 404
+    assert unknown["Content-Type"] == "application/problem+json"

@@ -13,10 +13,10 @@ from django.db.migrations.executor import MigrationExecutor
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
 
 from orchestrator.db import leave_this_database_after_the_request
 from orchestrator.http.readiness import READY_REQUIREMENTS, app_checks
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.views import ApiView
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def readiness():
 
 
 def _not_ready(body):
-    response = Response(body, status=503)
+    response = JsonAnswer(body, status=503)
     # The answer a probe asks for, not a failure of this request: the failing check has logged its
     # warning and the request line records the 503, where Django would add an ERROR line per probe
     # (every few seconds from every load balancer, for as long as an outage lasts).
@@ -138,7 +138,7 @@ class LiveView(ApiView):
 
     @extend_schema(responses={(200, "application/json"): _HEALTH_SCHEMA}, operation_id="health_live")
     def get(self, request):
-        return Response({"status": "ok"})
+        return JsonAnswer({"status": "ok"})
 
 
 class ReadyView(ApiView):
@@ -160,7 +160,7 @@ class ReadyView(ApiView):
     def get(self, request):
         ready, checks = readiness()
         body = {"status": "ready" if ready else "unavailable", "checks": checks}
-        return Response(body) if ready else _not_ready(body)
+        return JsonAnswer(body) if ready else _not_ready(body)
 
 
 class HealthView(ApiView):
@@ -187,4 +187,4 @@ class HealthView(ApiView):
             body["status"] = "unavailable"
             return _not_ready(body)
         body["status"] = "degraded" if "degraded" in body.values() else "ok"
-        return Response(body)
+        return JsonAnswer(body)

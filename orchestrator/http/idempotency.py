@@ -338,7 +338,9 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
         return response
 
     response = view.finalize_response(request, response, *view.args, **view.kwargs)
-    response.render()
+    if not getattr(response, "is_rendered", True):
+        # A DRF Response (JsonAnswer is rendered as it is made): its body is stored.
+        response.render()
     record_sql, record_params = _record_insert(
         principal=subject,
         key=key,

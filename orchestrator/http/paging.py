@@ -10,8 +10,8 @@ from django.db.models import Q
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.response import Response
 
+from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.views import StrictSerializer
 
 MAX_PAGE_SIZE = 200
@@ -105,4 +105,4 @@ def cursor_page_schema(name, items_key, item_schema):
 
 def page_response(*, items_key, items, limit, next_cursor, **extra):
     """The body of every keyset list: the rendered items under their key, the limit and the next cursor."""
-    return Response({items_key: items, "limit": limit, "next_cursor": next_cursor, **extra})
+    return JsonAnswer({items_key: items, "limit": limit, "next_cursor": next_cursor, **extra})
