@@ -175,6 +175,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         ("tcp_user_timeout", 30_000),
     ):
         database_options.setdefault(option, value)
+    # Behind a transaction-mode pooler each transaction may run in another server session. A
+    # server-side cursor opened outside a transaction (`.iterator()`, WITH HOLD) lives in one session
+    # and its next FETCH could reach another; Django's answer is to fetch such rows at once.
+    # Everything else the app sends holds in one transaction (docs/operations.md).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_TRANSACTION_POOLING", False)
     # Django's backend, with each transaction's BEGIN sent together with its first statement
     # (one round trip less per transaction; orchestrator/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "orchestrator.postgresql"

@@ -22,6 +22,8 @@ install_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   # The dashboard's browser test drives Debian's chromium (no browser download at test time).
   [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
+  # tests/test_transaction_pooler.py runs the app behind a real PgBouncer in transaction mode.
+  [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt-get update -qq

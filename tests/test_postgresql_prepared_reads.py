@@ -117,6 +117,28 @@ def test_a_read_after_its_statement_was_deallocated_prepares_it_again(reset):
     assert get_by_pk(Session, session.pk).pk == session.pk
 
 
+def test_a_statement_found_gone_is_prepared_again_without_a_deallocate():
+    # Behind a transaction pooler "gone" means the EXECUTE reached another server session; a
+    # DEALLOCATE would then reach yet another one and drop the statement it holds.
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk) is not None
+    reader, made_for, executes = connection._prepared_reads
+    sent = []
+
+    class Recording(type(reader)):
+        def execute(self, query, params=None, **kwargs):
+            sent.append(str(query).split(" ", 1)[0])
+            return super().execute(query, params, **kwargs)
+
+    connection._prepared_reads = Recording(connection.connection), made_for, executes
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    assert get_by_pk(Session, session.pk).pk == session.pk
+    assert get_by_pk(Session, session.pk).pk == session.pk
+    assert sent == ["EXECUTE", "SELECT", "PREPARE", "EXECUTE"]
+
+
 def _from_another_connection(sql):
     other = connections.create_connection("default")
     try:

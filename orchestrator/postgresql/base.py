@@ -48,7 +48,8 @@ from psycopg.types.datetime import TimestamptzLoader
 _BEGIN = "BEGIN"
 # What a prepared statement's EXECUTE answers when the statement is gone (DEALLOCATE, DISCARD ALL) or
 # stale (a column it returns changed type: "cached plan must not change result type").
-_PREPARED_STATEMENT_LOST = frozenset({"26000", "0A000"})
+_PREPARED_STATEMENT_STALE = "0A000"
+_PREPARED_STATEMENT_LOST = frozenset({"26000", _PREPARED_STATEMENT_STALE})
 
 
 class _SendsWhatIsOwed:
@@ -236,9 +237,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         then only EXECUTEd: the server skips the statement's parse analysis and, once it settles on a
         generic plan, its planning; the web side skips the cursor Django would build
         (docs/decisions.md, "A read by primary key is prepared on the server"). A statement found
-        gone (DEALLOCATE, DISCARD ALL) or stale (a column it returns changed type under a migration)
-        is deallocated and the read made unprepared; the next one prepares again. Errors come as
-        Django's.
+        gone (DEALLOCATE, DISCARD ALL, or a transaction pooler that sent the EXECUTE to another
+        server session) or stale (a column it returns changed type under a migration; that one is
+        deallocated) makes the read unprepared; the next one prepares again. Errors come as Django's.
 
         A Django cursor serves the read instead inside a transaction (what the transaction owes
         must run first, and a failed EXECUTE would abort it), under query logging (tests count
@@ -265,8 +266,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 if exc.sqlstate not in _PREPARED_STATEMENT_LOST:
                     raise
                 del executes[sql]
-                with contextlib.suppress(psycopg.Error):
-                    reader.execute(f"DEALLOCATE {_statement_name(sql)}")
+                if exc.sqlstate == _PREPARED_STATEMENT_STALE:
+                    with contextlib.suppress(psycopg.Error):
+                        reader.execute(f"DEALLOCATE {_statement_name(sql)}")
                 # Unprepared, so a second migration landing now cannot make this read fail again.
                 reader.execute(sql, params)
             return reader.fetchone()
