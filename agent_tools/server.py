@@ -9,9 +9,13 @@ says what went wrong, so the model can correct itself; it never stops the server
 from typing import Annotated, Any
 from uuid import UUID
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from pydantic import BaseModel, Field, ValidationError
 
 from agent_tools.client import (
     ControllerError,
@@ -138,8 +142,45 @@ def tool_error(exc: OrchestratorError) -> ToolError:
     return ToolError(f"{exc.kind}: {exc.detail}")
 
 
+def unreadable_line_error(exc: Exception) -> JSONRPCError | None:
+    """The JSON-RPC error answering a stdin line that is no JSON-RPC message, or None for a blank
+    line (no message at all). The SDK's stdio transport hands such a line over as an exception and
+    then drops it without a word, so a client waits for an answer until its own timeout."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    if errors and errors[0]["type"] == "json_invalid":
+        if not str(errors[0].get("input", "x")).strip():
+            return None
+        error = ErrorData(code=PARSE_ERROR, message="Parse error")
+    else:
+        error = ErrorData(code=INVALID_REQUEST, message="Invalid Request")
+    # JSON-RPC 2.0: the id of a message that could not be read is null.
+    return JSONRPCError(jsonrpc="2.0", id=None, error=error)
+
+
+class OrchestratorMCPServer(MCPServer):
+    """MCPServer whose stdio transport answers every line it cannot read (JSON-RPC 2.0: -32700 for
+    text that is no JSON, -32600 for JSON that is no message) instead of dropping it silently."""
+
+    async def run_stdio_async(self) -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            messages_in, messages_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+            async def answer_unreadable_lines() -> None:
+                async with messages_in:
+                    async for item in read_stream:
+                        if not isinstance(item, Exception):
+                            await messages_in.send(item)
+                        elif (error := unreadable_line_error(item)) is not None:
+                            await write_stream.send(SessionMessage(error))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(answer_unreadable_lines)
+                lowlevel = self._lowlevel_server
+                await lowlevel.run(messages_out, write_stream, lowlevel.create_initialization_options())
+
+
 def build_server(client: OrchestratorClient) -> MCPServer:
-    server = MCPServer(name="orchestrator", instructions=INSTRUCTIONS)
+    server = OrchestratorMCPServer(name="orchestrator", instructions=INSTRUCTIONS)
 
     @server.tool(
         description="Route a task to another role's inbox. Returns its task_id and status (pending, or "

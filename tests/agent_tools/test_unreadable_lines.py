@@ -1,0 +1,85 @@
+"""The MCP server answers a stdin line it cannot read with a JSON-RPC error (-32700 for text that
+is no JSON, -32600 for JSON that is no message, id null) and goes on serving; a blank line is no
+message and gets no answer. The SDK's stdio transport alone drops such lines without a word."""
+
+import json
+import select
+import subprocess
+import sys
+import time
+
+from tests.agent_tools.conftest import REPO_ROOT
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+
+def answers_to(*lines, expected):
+    """The first `expected` answers the server writes to `lines`; stdin stays open until they came
+    (at end of input the server stops, and with it any request still in hand)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent_tools"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={"ORCHESTRATOR_URL": "http://127.0.0.1:9", "ORCHESTRATOR_TOKEN": "unused"},
+        cwd=REPO_ROOT,
+        text=True,
+    )
+    try:
+        process.stdin.write("".join(line if isinstance(line, str) else json.dumps(line) + "\n" for line in lines))
+        process.stdin.flush()
+        answers = []
+        deadline = time.monotonic() + 60
+        while len(answers) < expected and time.monotonic() < deadline:
+            if select.select([process.stdout], [], [], 1)[0]:
+                answers.append(json.loads(process.stdout.readline()))
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
+        return answers
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def error(code, message):
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+
+
+def by_kind(answers):
+    """(results by request id, errors): an unreadable line is answered as soon as it is read, so
+    its error may come before the answer to a request sent ahead of it."""
+    return {answer["id"]: answer["result"] for answer in answers if "result" in answer}, [
+        answer for answer in answers if "error" in answer
+    ]
+
+
+def test_text_that_is_no_json_is_a_parse_error_and_the_session_goes_on():
+    results, errors = by_kind(answers_to(INITIALIZE, INITIALIZED, "{not json\n", LIST_TOOLS, expected=3))
+
+    assert errors == [error(-32700, "Parse error")]
+    assert results.keys() == {1, 2}
+    assert "send_task" in {tool["name"] for tool in results[2]["tools"]}
+
+
+def test_json_that_is_no_message_is_an_invalid_request():
+    sent = ({"jsonrpc": "2.0"}, [1, 2], {"jsonrpc": "2.0", "id": 7, "method": 3}, INITIALIZE)
+    results, errors = by_kind(answers_to(*sent, expected=4))
+
+    assert errors == [error(-32600, "Invalid Request")] * 3
+    assert results.keys() == {1}
+
+
+def test_a_blank_line_gets_no_answer():
+    # Answered, the two blank lines would come first, ahead of the parse error and the initialize.
+    results, errors = by_kind(answers_to("\n", "   \n", "x\n", INITIALIZE, expected=2))
+
+    assert errors == [error(-32700, "Parse error")]
+    assert results.keys() == {1}
