@@ -666,6 +666,22 @@ def _same_file(target: Path, data: bytes) -> bool:
     raise FileExistsError(f"{target} exists with different content; it is never rewritten")
 
 
+def _newest_checkpoints_first(page_size: int = 100) -> Iterator[AuditCheckpoint]:
+    """Every checkpoint, newest first, a page at a time. Pages rather than a server-side cursor,
+    which outside a transaction would be a holdable one, kept in one server session: behind a
+    transaction-mode pooler its next FETCH could reach another (docs/operations.md)."""
+    older_than = None
+    while True:
+        page = AuditCheckpoint.objects.order_by("-id")
+        if older_than is not None:
+            page = page.filter(id__lt=older_than)
+        checkpoints = list(page[:page_size])
+        yield from checkpoints
+        if len(checkpoints) < page_size:
+            return
+        older_than = checkpoints[-1].id
+
+
 def write_checkpoint_files() -> int:
     """Write the file of every checkpoint that has none yet (newest first, back to the newest
     one that has a file), so a failed write is repaired by the next run. Returns files written."""
@@ -674,7 +690,7 @@ def write_checkpoint_files() -> int:
     directory = Path(settings.AUDIT_CHECKPOINT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     pending = []
-    for checkpoint in AuditCheckpoint.objects.order_by("-id").iterator(chunk_size=100):
+    for checkpoint in _newest_checkpoints_first():
         document = checkpoint_document(checkpoint)
         name = checkpoint_file_name(document)
         if (directory / name).exists():

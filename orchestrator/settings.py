@@ -7,6 +7,7 @@ REDIS_URL, SECRET_KEY, DEBUG=false and the OIDC_* variables (see .env.example).
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -142,14 +143,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        # Off by default: the check is a `SELECT 1` round trip before every request's first
-        # query (a third of a read's time, docs/benchmarks.md). Without it a connection that
-        # died with a database restart fails one request per worker with a 503, then reconnects.
-        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
+# Plain dicts rather than dj-database-url's TypedDict: the backend reads keys of its own
+# (TRANSACTION_POOLING below).
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": dict(
+        dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            # Off by default: the check is a `SELECT 1` round trip before every request's first
+            # query (a third of a read's time, docs/benchmarks.md). Without it a connection that
+            # died with a database restart fails one request per worker with a 503, then reconnects.
+            conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
+        )
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -175,11 +180,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         ("tcp_user_timeout", 30_000),
     ):
         database_options.setdefault(option, value)
-    # Behind a transaction-mode pooler each transaction may run in another server session. A
-    # server-side cursor opened outside a transaction (`.iterator()`, WITH HOLD) lives in one session
-    # and its next FETCH could reach another; Django's answer is to fetch such rows at once.
-    # Everything else the app sends holds in one transaction (docs/operations.md).
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_TRANSACTION_POOLING", False)
+    # Behind a transaction-mode pooler each transaction may run in another server session: the
+    # backend then keeps nothing in a session beyond a transaction, neither a holdable cursor nor a
+    # prepared read (orchestrator/postgresql/base.py, docs/operations.md).
+    DATABASES["default"]["TRANSACTION_POOLING"] = env_bool("DATABASE_TRANSACTION_POOLING", False)
     # Django's backend, with each transaction's BEGIN sent together with its first statement
     # (one round trip less per transaction; orchestrator/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "orchestrator.postgresql"

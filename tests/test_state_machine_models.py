@@ -1,7 +1,10 @@
 """Every model with a state machine refuses a save whose row moved on since it was read
 (django-fsm's ConcurrentTransitionMixin, its state fields found once per model)."""
 
+import datetime
+
 import pytest
+from django.utils import timezone
 from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
 
 from approvals.models import Approval
@@ -17,13 +20,34 @@ def test_the_state_fields_are_the_ones_django_fsm_finds(model):
     assert isinstance(model(), ConcurrentTransitionMixin)
 
 
-@pytest.mark.django_db
-def test_a_save_of_a_session_read_before_another_moved_it_is_refused():
-    session = Session.objects.create(role="finance", owner="agent")
-    stale = Session.objects.get(pk=session.pk)
-    session.activate()
-    session.save()
+def _session():
+    return Session.objects.create(role="finance", owner="agent"), "activate"
 
-    stale.activate()
+
+def _task():
+    task = Task.objects.create(type="t", from_role="finance", to_role="engineering", trace_id="t", created_by="agent")
+    return task, "claim"
+
+
+def _approval():
+    task, _ = _task()
+    approval = Approval.objects.create(
+        task=task,
+        approver_role="manager",
+        requested_by="agent",
+        expires_at=timezone.now() + datetime.timedelta(hours=1),
+    )
+    return approval, "approve"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("make", [_session, _task, _approval], ids=["session", "task", "approval"])
+def test_a_save_of_a_row_read_before_another_moved_it_is_refused(make):
+    row, transition = make()
+    stale = type(row).objects.get(pk=row.pk)
+    getattr(row, transition)()
+    row.save()
+
+    getattr(stale, transition)()
     with pytest.raises(ConcurrentTransition):
         stale.save()

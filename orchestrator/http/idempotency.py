@@ -91,6 +91,9 @@ class StoredResponse:
         if fingerprint != self.fingerprint:
             raise IdempotencyKeyReused()
         response = HttpResponse(self.body, status=self.status_code)
+        if "Content-Type" not in self.headers:
+            # The original had none (an empty 204); HttpResponse would add text/html.
+            del response["Content-Type"]
         for name, value in self.headers.items():
             response[name] = value
         response[REPLAYED_HEADER] = "true"

@@ -243,13 +243,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
         A Django cursor serves the read instead inside a transaction (what the transaction owes
         must run first, and a failed EXECUTE would abort it), under query logging (tests count
-        statements; DEBUG lists them) and with execute_wrappers (instrumentation).
+        statements; DEBUG lists them), with execute_wrappers (instrumentation) and behind a
+        transaction-mode pooler (TRANSACTION_POOLING: a prepared statement lives in one server
+        session, and the pooler hands each statement outside a transaction to any).
 
         SQL-level PREPARE rather than psycopg's own prepared statements: those need the connection's
         prepare_threshold, which Django keeps off, and turned on psycopg would remember the text of
         every statement Django sends (literals and request data included) and forget its statements
         at every ROLLBACK."""
-        if self.in_atomic_block or self.queries_logged or self.execute_wrappers or not self.get_autocommit():
+        if (
+            self.in_atomic_block
+            or self.queries_logged
+            or self.execute_wrappers
+            or not self.get_autocommit()
+            or self.settings_dict.get("TRANSACTION_POOLING")
+        ):
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchone()
@@ -334,6 +342,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return super()._close()
 
     def create_cursor(self, name=None):
+        if name and self.settings_dict.get("TRANSACTION_POOLING") and self.get_autocommit():
+            # Behind a transaction-mode pooler a holdable cursor lives in the server session that
+            # declared it, and the pooler may send its next FETCH to another: outside a transaction
+            # the rows are fetched at once. Inside one, the named cursor stays in its session.
+            name = None
         if name:
             # A named cursor is declared inside the transaction when there is one, so what it owes goes
             # first, and it is holdable only outside a transaction: Django's own choice of cursor, asking

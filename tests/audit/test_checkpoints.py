@@ -2,6 +2,7 @@
 chained by digest, append-only in the database and written once as files outside it."""
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -126,6 +127,23 @@ def test_a_checkpoint_whose_file_could_not_be_written_gets_it_on_the_next_run(ma
     services.seal_audit()
 
     assert len(os.listdir(settings.AUDIT_CHECKPOINT_DIR)) == 2
+
+
+def test_files_missing_across_several_pages_of_checkpoints_are_all_written(make_events, signing, settings, monkeypatch):
+    for start in range(0, 10, 2):
+        make_events(2, start=start)
+        services.seal_audit()
+    assert AuditCheckpoint.objects.count() == 5
+    for name in os.listdir(settings.AUDIT_CHECKPOINT_DIR):
+        os.remove(os.path.join(settings.AUDIT_CHECKPOINT_DIR, name))
+    pages_of_two = functools.partial(services._newest_checkpoints_first, page_size=2)
+    monkeypatch.setattr(services, "_newest_checkpoints_first", pages_of_two)
+
+    assert services.write_checkpoint_files() == 5
+    assert sorted(os.listdir(settings.AUDIT_CHECKPOINT_DIR)) == sorted(
+        services.checkpoint_file_name(services.checkpoint_document(checkpoint))
+        for checkpoint in AuditCheckpoint.objects.all()
+    )
 
 
 def test_without_new_events_a_checkpoint_is_signed_only_every_audit_checkpoint_seconds(make_events, signing, settings):

@@ -32,6 +32,19 @@ def test_a_retried_session_create_replays_the_original_status_body_and_headers(c
     assert AuditEvent.objects.filter(event_type="session.created").count() == 1
 
 
+def test_a_retried_claim_of_an_empty_queue_replays_a_204_without_a_media_type(client_for, new_key):
+    client, key = client_for("engineering"), new_key()
+
+    first = post(client, "/api/v1/tasks/claim-next?to_role=engineering", {}, key)
+    retry = post(client, "/api/v1/tasks/claim-next?to_role=engineering", {}, key)
+
+    assert first.status_code == retry.status_code == 204
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content == b""
+    assert not first.has_header("Content-Type")
+    assert not retry.has_header("Content-Type")
+
+
 def test_a_retried_session_patch_replays_and_transitions_once(client_for, new_key):
     client, key = client_for("finance"), new_key()
     session_id = client.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
