@@ -6,7 +6,10 @@ role the agent acts as. A refused or failed call comes back as a tool error whos
 says what went wrong, so the model can correct itself; it never stops the server.
 """
 
-from typing import Annotated, Any
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 import anyio
@@ -142,13 +145,20 @@ def tool_error(exc: OrchestratorError) -> ToolError:
     return ToolError(f"{exc.kind}: {exc.detail}")
 
 
+# JSON's whitespace (RFC 8259): a line of nothing else is no message. Python's str.strip() takes
+# more (form feeds, no-break spaces), which JSON reads as text that is no JSON.
+_JSON_WHITESPACE = " \t\r\n"
+# A line no reader takes for a message: what a request whose id MCP cannot use is handed on as.
+_NO_MESSAGE = '{"jsonrpc": "2.0"}\n'
+
+
 def unreadable_line_error(exc: Exception) -> JSONRPCError | None:
     """The JSON-RPC error answering a stdin line that is no JSON-RPC message, or None for a blank
     line (no message at all). The SDK's stdio transport hands such a line over as an exception and
     then drops it without a word, so a client waits for an answer until its own timeout."""
     errors = exc.errors() if isinstance(exc, ValidationError) else []
     if errors and errors[0]["type"] == "json_invalid":
-        if not str(errors[0].get("input", "x")).strip():
+        if not str(errors[0].get("input", "x")).strip(_JSON_WHITESPACE):
             return None
         error = ErrorData(code=PARSE_ERROR, message="Parse error")
     else:
@@ -157,12 +167,48 @@ def unreadable_line_error(exc: Exception) -> JSONRPCError | None:
     return JSONRPCError(jsonrpc="2.0", id=None, error=error)
 
 
+def with_a_usable_id(line: str) -> str:
+    """`line`, unless it is an object whose "id" MCP cannot use (null, a boolean, a fraction, an
+    array, an object: MCP's ids are strings or integers). The SDK reads such a request as a
+    notification, its id dropped, and never answers it; handed on as no message, it is answered
+    -32600 like any other."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(message, dict) or "id" not in message:
+        return line
+    request_id = message["id"]
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return line
+    return _NO_MESSAGE
+
+
+class _StdinLines:
+    """The process's stdin as the SDK's stdio transport reads it (UTF-8, undecodable bytes
+    replaced, universal newlines), each line through with_a_usable_id. Read from a duplicate of
+    fd 0, so closing it never closes sys.stdin."""
+
+    def __init__(self) -> None:
+        self._stdin = anyio.wrap_file(open(os.dup(0), encoding="utf-8", errors="replace"))
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        async with self._stdin:
+            async for line in self._stdin:
+                yield with_a_usable_id(line)
+
+
 class OrchestratorMCPServer(MCPServer):
     """MCPServer whose stdio transport answers every line it cannot read (JSON-RPC 2.0: -32700 for
-    text that is no JSON, -32600 for JSON that is no message) instead of dropping it silently."""
+    text that is no JSON, -32600 for JSON that is no message or a request whose id is unusable)
+    instead of dropping it silently."""
 
     async def run_stdio_async(self) -> None:
-        async with stdio_server() as (read_stream, write_stream):
+        stdin = cast("anyio.AsyncFile[str]", _StdinLines())
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
             messages_in, messages_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
             async def answer_unreadable_lines() -> None:

@@ -1,12 +1,15 @@
 """The MCP server answers a stdin line it cannot read with a JSON-RPC error (-32700 for text that
-is no JSON, -32600 for JSON that is no message, id null) and goes on serving; a blank line is no
-message and gets no answer. The SDK's stdio transport alone drops such lines without a word."""
+is no JSON, -32600 for JSON that is no message or a request whose id MCP cannot use, id null) and
+goes on serving; a blank line is no message and gets no answer. The SDK's stdio transport alone
+drops such lines without a word, and reads a request with an unusable id as a notification."""
 
 import json
 import select
 import subprocess
 import sys
 import time
+
+import pytest
 
 from tests.agent_tools.conftest import REPO_ROOT
 
@@ -80,6 +83,31 @@ def test_json_that_is_no_message_is_an_invalid_request():
 def test_a_blank_line_gets_no_answer():
     # Answered, the two blank lines would come first, ahead of the parse error and the initialize.
     results, errors = by_kind(answers_to("\n", "   \n", "x\n", INITIALIZE, expected=2))
+
+    assert errors == [error(-32700, "Parse error")]
+    assert results.keys() == {1}
+
+
+def test_a_request_whose_id_mcp_cannot_use_is_an_invalid_request_not_a_silent_notification():
+    unusable = [1.5, None, True, [1], {"a": 1}]
+    sent = [{"jsonrpc": "2.0", "id": request_id, "method": "tools/list"} for request_id in unusable]
+    results, errors = by_kind(answers_to(INITIALIZE, INITIALIZED, *sent, LIST_TOOLS, expected=2 + len(unusable)))
+
+    assert errors == [error(-32600, "Invalid Request")] * len(unusable)
+    assert results.keys() == {1, 2}
+
+
+def test_a_notification_is_never_answered_whatever_its_method():
+    # JSON-RPC: a message without an id is a notification, and a notification gets no answer.
+    results, errors = by_kind(answers_to({"jsonrpc": "2.0", "method": "tools/list"}, "x\n", INITIALIZE, expected=2))
+
+    assert errors == [error(-32700, "Parse error")]
+    assert results.keys() == {1}
+
+
+@pytest.mark.parametrize("text", ["\x0b", "\x0c", "\u00a0", "\u2028", "\x85"])
+def test_a_line_of_whitespace_json_does_not_know_is_a_parse_error(text):
+    results, errors = by_kind(answers_to(text + "\n", INITIALIZE, expected=2))
 
     assert errors == [error(-32700, "Parse error")]
     assert results.keys() == {1}
