@@ -174,7 +174,8 @@ def with_a_usable_id(line: str) -> str:
     -32600 like any other."""
     try:
         message = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or nested past Python's parser: the SDK's reader answers it.
         return line
     if not isinstance(message, dict) or "id" not in message:
         return line

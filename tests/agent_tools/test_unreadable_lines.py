@@ -111,3 +111,13 @@ def test_a_line_of_whitespace_json_does_not_know_is_a_parse_error(text):
 
     assert errors == [error(-32700, "Parse error")]
     assert results.keys() == {1}
+
+
+def test_json_nested_past_pythons_parser_is_answered_and_the_session_goes_on():
+    deep = "[" * 100_000 + "]" * 100_000 + "\n"
+    deep_object = '{"a":' * 100_000 + "1" + "}" * 100_000 + "\n"
+    results, errors = by_kind(answers_to(INITIALIZE, INITIALIZED, deep, deep_object, LIST_TOOLS, expected=4))
+
+    # Too deep for the SDK's parser too: JSON it cannot read.
+    assert errors == [error(-32700, "Parse error")] * 2
+    assert results.keys() == {1, 2}
