@@ -340,9 +340,10 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
         work.roll_back()
         return response
 
-    response = view.finalize_response(request, response, *view.args, **view.kwargs)
     if not getattr(response, "is_rendered", True):
-        # A DRF Response (JsonAnswer is rendered as it is made): its body is stored.
+        # A DRF Response gets its renderer from finalize_response (ApiView.dispatch finalizes every
+        # answer once more); a JsonAnswer is rendered as it is made. Its body is what is stored.
+        response = view.finalize_response(request, response, *view.args, **view.kwargs)
         response.render()
     record_sql, record_params = _record_insert(
         principal=subject,

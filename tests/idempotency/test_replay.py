@@ -1,11 +1,16 @@
 """A retry with the same key and payload replays the original answer and runs nothing again."""
 
+import uuid
+
 import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
 
 from audit.models import AuditEvent
+from orchestrator.http.views import ApiView
 from routing.models import Task
 from sessions.models import Session, SessionMessage
 
@@ -175,3 +180,24 @@ def test_a_replay_leaves_no_lock_and_no_transaction_behind(client_for, new_key):
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
         assert cursor.fetchone()[0] == 0
     assert Session.objects.count() == 1
+
+
+class AnsweredWithDrfsResponse(ApiView):
+    """A view answering with DRF's own Response, not rendered until finalize_response gives it its renderer."""
+
+    def post(self, request):
+        return Response({"n": 1, "session_id": uuid.UUID(int=1)}, status=201)
+
+
+def test_a_keyed_write_answered_with_drfs_response_stores_and_replays_its_rendered_body(issue_token, new_key):
+    factory = APIRequestFactory()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {issue_token('finance')}", "HTTP_IDEMPOTENCY_KEY": new_key()}
+    view = AnsweredWithDrfsResponse.as_view()
+
+    first = view(factory.post("/api/v1/drf-answer", {}, format="json", **headers))
+    retry = view(factory.post("/api/v1/drf-answer", {}, format="json", **headers))
+
+    assert first.status_code == retry.status_code == 201
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content == b'{"n":1,"session_id":"00000000-0000-0000-0000-000000000001"}'
+    assert retry["Content-Type"] == first["Content-Type"] == "application/json"
