@@ -4,9 +4,10 @@ goes on serving; a blank line is no message and gets no answer. The SDK's stdio 
 drops such lines without a word, and reads a request with an unusable id as a notification."""
 
 import json
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -35,17 +36,28 @@ def answers_to(*lines, expected):
         cwd=REPO_ROOT,
         text=True,
     )
+    # A thread reads the answers: select() on the pipe would miss an answer that arrived in the
+    # same chunk as the one before it and already sits in the reader's buffer.
+    answers: queue.Queue[dict] = queue.Queue()
+
+    def read_answers():
+        for line in process.stdout:
+            answers.put(json.loads(line))
+
+    threading.Thread(target=read_answers, daemon=True).start()
     try:
         process.stdin.write("".join(line if isinstance(line, str) else json.dumps(line) + "\n" for line in lines))
         process.stdin.flush()
-        answers = []
+        received = []
         deadline = time.monotonic() + 60
-        while len(answers) < expected and time.monotonic() < deadline:
-            if select.select([process.stdout], [], [], 1)[0]:
-                answers.append(json.loads(process.stdout.readline()))
+        while len(received) < expected and time.monotonic() < deadline:
+            try:
+                received.append(answers.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
         process.stdin.close()
         assert process.wait(timeout=30) == 0
-        return answers
+        return received
     finally:
         if process.poll() is None:
             process.kill()
