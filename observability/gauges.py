@@ -2,19 +2,21 @@
 
 Each source is one small function that runs ONE grouped query on one table and yields the
 gauges it fills, registered with @gauge_source. A scrape runs every source at most once per
-METRICS_GAUGE_CACHE_SECONDS per process; a source that fails (its table is locked, the database
-is down) reports orchestrator_gauge_source_up{source=...} 0 instead of failing the page.
+METRICS_GAUGE_CACHE_SECONDS per process; a source that fails (the database is down) or waits past
+METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS (its table is locked) reports
+orchestrator_gauge_source_up{source=...} 0 instead of failing the page.
 
 Adding a gauge is one such function (docs/observability.md, "Adding a gauge").
 """
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -28,6 +30,9 @@ from routing.selectors import queue_stats
 from webhooks.models import WebhookSubscription
 
 logger = logging.getLogger(__name__)
+
+# PostgreSQL's query_canceled: the statement ran past statement_timeout (a lock wait included).
+_GAVE_UP_WAITING = "57014"
 
 SOURCES: dict[str, Callable[..., Iterable[GaugeMetricFamily]]] = {}
 
@@ -192,8 +197,16 @@ class DomainGauges:
             try:
                 families.extend(self._families_of(source, now))
                 up.add_metric([name], 1)
-            except Exception:
-                logger.exception("metrics: gauge source %s failed", name)
+            except Exception as exc:
+                if isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == _GAVE_UP_WAITING:
+                    # A migration can hold a table for minutes: one line per scrape, not a traceback.
+                    logger.error(
+                        "metrics: gauge source %s gave up after %s s waiting on the database (a lock on its table?)",
+                        name,
+                        settings.METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS,
+                    )
+                else:
+                    logger.exception("metrics: gauge source %s failed", name)
                 up.add_metric([name], 0)
                 # No connection could be made (the database is down or never answers): each source
                 # after this one would wait out the same connect timeout, and the page, with the
@@ -209,15 +222,34 @@ class DomainGauges:
         """What `source` yields. A kept connection that died with a database restart is no outage: as
         the readiness probe does, the source asks again, once, on a fresh connection (Django would
         reconnect only at the next request, so every source of this scrape would fail on it)."""
-        may_retry = connection.connection is not None and not connection.in_atomic_block
+        kept = connection.connection
+        may_retry = kept is not None and not connection.in_atomic_block
         while True:
             try:
-                return list(source(now))
+                with _waiting_at_most(settings.METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS):
+                    return list(source(now))
             except Exception:
-                if not may_retry or connection.is_usable():
+                # Leaving the source's transaction on a dead connection already replaced it (the
+                # ROLLBACK failed, so Django dropped it and the return to autocommit connected anew).
+                lost = connection.connection is not kept or not connection.is_usable()
+                if not may_retry or not lost:
                     raise
                 may_retry = False
                 connection.close()
+
+
+@contextlib.contextmanager
+def _waiting_at_most(seconds):
+    """A transaction whose statements PostgreSQL cancels after `seconds`, a wait for a lock included;
+    the limit ends with the transaction (set_config's is_local), so the worker's next request never
+    inherits it. Inside a caller's transaction nothing is set: a cancel would abort that transaction."""
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{round(seconds * 1000)}ms"])
+        yield
 
 
 domain_gauges = DomainGauges()

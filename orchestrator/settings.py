@@ -434,6 +434,12 @@ METRICS_GAUGE_CACHE_SECONDS = env_float("METRICS_GAUGE_CACHE_SECONDS", 5.0)
 # 0 computes them at every scrape; past a few minutes they would stop telling what the database holds.
 if not 0 <= METRICS_GAUGE_CACHE_SECONDS <= 300:
     raise ImproperlyConfigured("METRICS_GAUGE_CACHE_SECONDS must be from 0 to 300")
+# How long one gauge source's read may wait on PostgreSQL (a lock held on its table by a migration,
+# a slow count) before it reports 0: the page must answer inside Prometheus's scrape timeout (10 s
+# by default), not hold a web worker until gunicorn kills it. Two sources read the task table.
+METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS = env_float("METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS", 2.0)
+if not 0.1 <= METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS <= 60:
+    raise ImproperlyConfigured("METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS must be from 0.1 to 60")
 # Where gunicorn and Celery processes keep their metric files so a scrape adds them up; one
 # directory per server (gunicorn master or Celery worker), emptied when that server starts.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")

@@ -47,7 +47,7 @@ def test_a_short_metrics_token_is_refused_at_startup(monkeypatch):
     assert "METRICS_TOKEN must be at least 24 characters" in completed.stderr
 
 
-def test_the_gauges_are_computed_at_most_once_per_cache_period(settings):
+def test_the_gauges_are_computed_at_most_once_per_cache_period(db, settings):
     settings.METRICS_GAUGE_CACHE_SECONDS = 5
     calls = []
     now = [100.0]
