@@ -6,10 +6,11 @@ role the agent acts as. A refused or failed call comes back as a tool error whos
 says what went wrong, so the model can correct itself; it never stops the server.
 """
 
+import collections
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import anyio
@@ -17,7 +18,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
 from pydantic import BaseModel, Field, ValidationError
 
 from agent_tools.client import (
@@ -148,50 +149,71 @@ def tool_error(exc: OrchestratorError) -> ToolError:
 # JSON's whitespace (RFC 8259): a line of nothing else is no message. Python's str.strip() takes
 # more (form feeds, no-break spaces), which JSON reads as text that is no JSON.
 _JSON_WHITESPACE = " \t\r\n"
-# A line no reader takes for a message: what a request whose id MCP cannot use is handed on as.
+# A line no reader takes for a message: what every line the SDK cannot serve is handed on as.
 _NO_MESSAGE = '{"jsonrpc": "2.0"}\n'
 
 
-def unreadable_line_error(exc: Exception) -> JSONRPCError | None:
-    """The JSON-RPC error answering a stdin line that is no JSON-RPC message, or None for a blank
-    line (no message at all). The SDK's stdio transport hands such a line over as an exception and
-    then drops it without a word, so a client waits for an answer until its own timeout."""
-    errors = exc.errors() if isinstance(exc, ValidationError) else []
-    if errors and errors[0]["type"] == "json_invalid":
-        if not str(errors[0].get("input", "x")).strip(_JSON_WHITESPACE):
+def _is_usable_id(request_id: object) -> bool:
+    # MCP's ids are strings or integers; JSON-RPC's null, booleans, fractions, arrays, objects are not.
+    return isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool))
+
+
+def _invalid_request(request_id: str | int | None = None) -> JSONRPCError:
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message="Invalid Request"))
+
+
+def unreadable_line_error(exc: ValidationError, line: str) -> JSONRPCError | None:
+    """The JSON-RPC error answering `line`, which the SDK's reader refuses with `exc`, or None for a
+    blank line (no message at all). Its id is the line's own when one can be read (JSON-RPC 2.0:
+    null only when it cannot): a request malformed in some other part is answered under the id its
+    sender waits on."""
+    if exc.errors()[0]["type"] == "json_invalid":
+        if not line.strip(_JSON_WHITESPACE):
             return None
-        error = ErrorData(code=PARSE_ERROR, message="Parse error")
-    else:
-        error = ErrorData(code=INVALID_REQUEST, message="Invalid Request")
-    # JSON-RPC 2.0: the id of a message that could not be read is null.
-    return JSONRPCError(jsonrpc="2.0", id=None, error=error)
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=PARSE_ERROR, message="Parse error"))
+    return _invalid_request(_readable_id(line))
 
 
-def with_a_usable_id(line: str) -> str:
-    """`line`, unless it is an object whose "id" MCP cannot use (null, a boolean, a fraction, an
-    array, an object: MCP's ids are strings or integers). The SDK reads such a request as a
-    notification, its id dropped, and never answers it; handed on as no message, it is answered
-    -32600 like any other."""
+def _readable_id(line: str) -> str | int | None:
     try:
         message = json.loads(line)
     except (ValueError, RecursionError):
-        # Not JSON, or nested past Python's parser: the SDK's reader answers it.
-        return line
-    if not isinstance(message, dict) or "id" not in message:
-        return line
-    request_id = message["id"]
-    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
-        return line
-    return _NO_MESSAGE
+        return None
+    request_id = message.get("id") if isinstance(message, dict) else None
+    return request_id if _is_usable_id(request_id) else None
+
+
+def triage(line: str) -> JSONRPCError | None | Literal[True]:
+    """True when the SDK can serve `line`; else the answer it gets (None: a blank line, no answer).
+    The check is the SDK's reader's own, plus one it lacks: a request whose id MCP cannot use is
+    read by the SDK as a notification, its id dropped, and never answered; it is an invalid request."""
+    try:
+        jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValidationError as exc:
+        return unreadable_line_error(exc, line)
+    except Exception:
+        # Whatever else the validator may raise must not end the session that reads stdin.
+        return _invalid_request()
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        # What Python's parser cannot read and the SDK's could: served as the SDK read it.
+        return True
+    if isinstance(message, dict) and "id" in message and not _is_usable_id(message["id"]):
+        return _invalid_request()
+    return True
 
 
 class _StdinLines:
     """The process's stdin as the SDK's stdio transport reads it (UTF-8, undecodable bytes
-    replaced, universal newlines), each line through with_a_usable_id. Read from a duplicate of
-    fd 0, so closing it never closes sys.stdin."""
+    replaced, universal newlines), each line through triage. A line the SDK cannot serve is handed
+    on as _NO_MESSAGE, which its reader turns into an exception, and its answer queued in `answers`:
+    both keep the lines' order, so run_stdio_async answers each exception with the next answer. Read
+    from a duplicate of fd 0, so closing it never closes sys.stdin."""
 
     def __init__(self) -> None:
         self._stdin = anyio.wrap_file(open(os.dup(0), encoding="utf-8", errors="replace"))
+        self.answers: collections.deque[JSONRPCError | None] = collections.deque()
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._lines()
@@ -199,7 +221,12 @@ class _StdinLines:
     async def _lines(self) -> AsyncIterator[str]:
         async with self._stdin:
             async for line in self._stdin:
-                yield with_a_usable_id(line)
+                answer = triage(line)
+                if answer is True:
+                    yield line
+                else:
+                    self.answers.append(answer)
+                    yield _NO_MESSAGE
 
 
 class OrchestratorMCPServer(MCPServer):
@@ -208,8 +235,8 @@ class OrchestratorMCPServer(MCPServer):
     instead of dropping it silently."""
 
     async def run_stdio_async(self) -> None:
-        stdin = cast("anyio.AsyncFile[str]", _StdinLines())
-        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+        stdin = _StdinLines()
+        async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
             messages_in, messages_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
             async def answer_unreadable_lines() -> None:
@@ -217,8 +244,12 @@ class OrchestratorMCPServer(MCPServer):
                     async for item in read_stream:
                         if not isinstance(item, Exception):
                             await messages_in.send(item)
-                        elif (error := unreadable_line_error(item)) is not None:
-                            await write_stream.send(SessionMessage(error))
+                            continue
+                        # Nothing queued would mean a line triage passed and the SDK refused after
+                        # all: answered too, without its id.
+                        answer = stdin.answers.popleft() if stdin.answers else _invalid_request()
+                        if answer is not None:
+                            await write_stream.send(SessionMessage(answer))
 
             async with anyio.create_task_group() as group:
                 group.start_soon(answer_unreadable_lines)

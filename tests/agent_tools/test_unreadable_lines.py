@@ -64,8 +64,8 @@ def answers_to(*lines, expected):
             process.wait()
 
 
-def error(code, message):
-    return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+def error(code, message, request_id=None):
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
 def by_kind(answers):
@@ -85,10 +85,27 @@ def test_text_that_is_no_json_is_a_parse_error_and_the_session_goes_on():
 
 
 def test_json_that_is_no_message_is_an_invalid_request():
-    sent = ({"jsonrpc": "2.0"}, [1, 2], {"jsonrpc": "2.0", "id": 7, "method": 3}, INITIALIZE)
+    sent = ({"jsonrpc": "2.0"}, [1, 2], {"jsonrpc": "2.0", "method": 3}, INITIALIZE)
     results, errors = by_kind(answers_to(*sent, expected=4))
 
     assert errors == [error(-32600, "Invalid Request")] * 3
+    assert results.keys() == {1}
+
+
+def test_a_malformed_request_whose_id_can_be_read_is_answered_under_that_id():
+    # JSON-RPC 2.0: the id is null only when it cannot be read; the sender waits on the one it sent.
+    sent = (
+        {"jsonrpc": "2.0", "id": 7, "method": 3},
+        {"jsonrpc": "1.0", "id": "seven", "method": "tools/list"},
+        {"id": 8, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": "not an object"},
+        INITIALIZE,
+    )
+    results, errors = by_kind(answers_to(*sent, expected=5))
+
+    assert sorted(errors, key=str) == sorted(
+        [error(-32600, "Invalid Request", request_id) for request_id in (7, "seven", 8, 9)], key=str
+    )
     assert results.keys() == {1}
 
 
