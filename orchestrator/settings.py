@@ -157,6 +157,10 @@ DATABASES: dict[str, dict[str, Any]] = {
         )
     )
 }
+# PostgreSQL's settings are read (and a bad value refused) whatever the engine: a typo must not pass
+# unnoticed on the embedded SQLite only to fail, or silently read as off, on the day PostgreSQL comes.
+_DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+_DATABASE_TRANSACTION_POOLING = env_bool("DATABASE_TRANSACTION_POOLING", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database host that answers nothing must not hold a worker past gunicorn's timeout (30 s) and
     # every readiness probe's (psycopg's own bound on a new connection is 130 s). A new connection
@@ -166,7 +170,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # unacknowledged, about 30 s either way instead of tcp_retries2's ~15 minutes. A long query is
     # not cut: the server's kernel acknowledges what it receives at once and answers the probes.
     # Any of these given in DATABASE_URL's query wins.
-    connect_timeout = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    connect_timeout = _DATABASE_CONNECT_TIMEOUT
     if connect_timeout < 1:
         # libpq reads 0 as no limit (psycopg then waits its own default, 130 s).
         raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be at least 1 second, got {connect_timeout}")
@@ -183,7 +187,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Behind a transaction-mode pooler each transaction may run in another server session: the
     # backend then keeps nothing in a session beyond a transaction, neither a holdable cursor nor a
     # prepared read (orchestrator/postgresql/base.py, docs/operations.md).
-    DATABASES["default"]["TRANSACTION_POOLING"] = env_bool("DATABASE_TRANSACTION_POOLING", False)
+    DATABASES["default"]["TRANSACTION_POOLING"] = _DATABASE_TRANSACTION_POOLING
     # Django's backend, with each transaction's BEGIN sent together with its first statement
     # (one round trip less per transaction; orchestrator/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "orchestrator.postgresql"

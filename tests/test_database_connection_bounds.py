@@ -77,3 +77,13 @@ def test_the_live_connection_hands_the_bounds_to_libpq(db):
     assert parameters["connect_timeout"] == "5"
     assert parameters["keepalives_idle"] == "10"
     assert parameters["tcp_user_timeout"] == "30000"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("DATABASE_TRANSACTION_POOLING", "ture"), ("DATABASE_CONNECT_TIMEOUT", "5s")]
+)
+def test_a_postgresql_setting_with_a_bad_value_is_refused_on_the_embedded_sqlite_too(name, value):
+    completed = database_options(DATABASE_URL="sqlite:///embedded.sqlite3", **{name: value})
+
+    assert completed.returncode != 0
+    assert f"{name} must be" in completed.stderr
