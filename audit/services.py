@@ -516,6 +516,8 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
     with transaction.atomic():
         head = _locked_head()
         last = AuditCheckpoint.objects.order_by("-id").first()
+        if last is not None:
+            _refuse_a_checkpoint_this_log_did_not_sign(last)
         first_seq = last.last_seq + 1 if last else 1
         prev_hash = last.head_hash if last else GENESIS_HASH
         if last is not None and head.seal_seq < last.last_seq:
@@ -556,6 +558,20 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
         )
 
 
+def _refuse_a_checkpoint_this_log_did_not_sign(last: AuditCheckpoint) -> None:
+    """Raise ChainNotCheckpointable unless `last`, the checkpoint the sealer is about to continue,
+    carries a trusted key's signature over its content. Without this a database superuser could
+    insert one unsigned row (say, one claiming the chain ended at seq 0) and have the real key sign
+    rewritten history as its continuation."""
+    try:
+        verify_pack.check_checkpoint(checkpoint_document(last), keys.trusted_public_keys())
+    except verify_pack.VerificationError as exc:
+        raise ChainNotCheckpointable(
+            f"the database's newest checkpoint (#{last.id}) is not one this log signed ({exc}): checkpoint rows "
+            "were forged or changed; run verify_audit. No checkpoint was signed."
+        ) from None
+
+
 def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     """Raise ChainNotCheckpointable when the copies outside the database hold a checkpoint newer
     than the database's newest, `last`.
@@ -565,7 +581,12 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     this sealer sign the rewritten history as the continuation of the checkpoint before: a signed
     fork, which a pack exported afterwards would carry as proof. The files and the witness's
     acknowledged cursor remember what was signed; a checkpoint among them that the database lacks
-    means history was removed, and nothing is signed until a person looks (docs/audit.md)."""
+    means history was removed, and nothing is signed until a person looks (docs/audit.md).
+
+    Newer means later in the chain, not merely absent from the table: the rows can be renumbered,
+    so that a genuine older checkpoint reads as the newest while the one after it is still there
+    under a changed link. A file with a greater last_seq, or the same last_seq (empty checkpoints
+    share it) and a later signed timestamp, is newer than `last` whatever the table holds."""
     last_id, last_seq = (last.id, last.last_seq) if last else (0, 0)
     witnessed = AuditWitnessCursor.objects.filter(pk=1).values_list("checkpoint_id", flat=True).first() or 0
     if witnessed > last_id:
@@ -591,16 +612,29 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     known = set(AuditCheckpoint.objects.filter(last_seq__gte=last_seq).values_list("digest", flat=True))
     for name, entry in newer:
         try:
-            # A regular file only: opening a FIFO would block while the chain head's lock is held.
-            if not entry.is_file():
+            # A regular file only (not followed if a link): opening a FIFO would block while the chain
+            # head's lock is held.
+            if not entry.is_file(follow_symlinks=False):
                 raise OSError("not a regular file")
-            digest = verify_pack.parse_canonical((directory / name).read_text(encoding="utf-8"), name)["digest"]
-            if not isinstance(digest, str):
-                raise TypeError("its digest is not text")
-        except (OSError, UnicodeDecodeError, KeyError, TypeError, verify_pack.VerificationError) as exc:
+            document = verify_pack.parse_canonical((directory / name).read_text(encoding="utf-8"), name)
+            digest, signed_at = document["digest"], datetime.datetime.fromisoformat(document["timestamp"])
+            if not isinstance(digest, str) or type(document["last_seq"]) is not int:
+                raise TypeError("its digest or last_seq is not of its type")
+            if signed_at.tzinfo is None:
+                raise ValueError("its timestamp has no time zone")
+        except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, verify_pack.VerificationError) as exc:
             raise ChainNotCheckpointable(
                 f"checkpoint file {name} cannot be read ({exc}); run verify_audit. No checkpoint was signed."
             ) from None
+        if (
+            last is not None
+            and digest != last.digest
+            and (document["last_seq"], signed_at) > (last_seq, last.timestamp)
+        ):
+            raise ChainNotCheckpointable(
+                f"checkpoint file {name} is newer than the database's newest checkpoint (#{last_id}, seq {last_seq}): "
+                "checkpoints were removed or renumbered in the database; run verify_audit. No checkpoint was signed."
+            )
         if digest not in known:
             raise ChainNotCheckpointable(
                 f"checkpoint file {name} is not in the database: checkpoints were removed from it; "
@@ -697,9 +731,24 @@ def write_checkpoint_files() -> int:
             break
         pending.append((name, document))
     written = 0
+    trusted = keys.trusted_public_keys()
     for name, document in reversed(pending):
+        if not _signed_by_this_log(document, trusted, "gets no file"):
+            break
         written += _write_once(directory, name, verify_pack.checkpoint_document_text(document))
     return written
+
+
+def _signed_by_this_log(document: dict[str, Any], trusted: dict[str, Any], consequence: str) -> bool:
+    """Whether a stored checkpoint carries a trusted key's signature. The files and the witness are
+    what verifiers trust over the database, so a row this log never signed (a superuser's insert)
+    must reach neither; it and every newer one are held back, and logged, until a person looks."""
+    try:
+        verify_pack.check_checkpoint(document, trusted)
+    except verify_pack.VerificationError as exc:
+        logger.error("audit checkpoint is not one this log signed (%s); it and newer ones %s", exc, consequence)
+        return False
+    return True
 
 
 def send_checkpoints_to_witness() -> int:
@@ -717,8 +766,12 @@ def send_checkpoints_to_witness() -> int:
         if cursor is None:
             return 0
         pending = AuditCheckpoint.objects.filter(id__gt=cursor.checkpoint_id).order_by("id")[:WITNESS_BATCH]
+        trusted = keys.trusted_public_keys()
         for checkpoint in pending:
-            body = verify_pack.checkpoint_document_text(checkpoint_document(checkpoint)).encode()
+            document = checkpoint_document(checkpoint)
+            if not _signed_by_this_log(document, trusted, "are not sent to the witness"):
+                break
+            body = verify_pack.checkpoint_document_text(document).encode()
             try:
                 # Only the status is wanted: the body is never read (stream=True, then close), so a
                 # witness that answers without end cannot hold sealing; a redirect is not a receipt.

@@ -1,12 +1,16 @@
-"""Fixtures for the audit tests: bulk events, and an attacker who can bypass the trigger."""
+"""Fixtures for the audit tests: bulk events, an attacker who can bypass the trigger, a witness."""
 
 import datetime
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
 
 from audit import services
 from audit.models import AuditEvent
+from tests.net import free_port
 
 BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
@@ -68,3 +72,39 @@ def signing(settings, tmp_path):
     settings.AUDIT_PUBLIC_KEYS = []
     settings.AUDIT_WITNESS_URL = ""
     return key
+
+
+class _Witness:
+    """A real HTTP receiver: records the checkpoints POSTed to it, or answers 503 while down."""
+
+    def __init__(self):
+        self.received, self.down = [], True
+        witness = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if witness.down:
+                    self.send_response(503)
+                else:
+                    witness.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/checkpoints"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def witness():
+    receiver = _Witness()
+    yield receiver
+    receiver.close()

@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import stat
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
@@ -203,42 +201,6 @@ def test_a_key_that_cannot_be_loaded_fails_the_checkpoint_loudly_after_sealing(m
     with pytest.raises(Exception, match="AUDIT_SIGNING_KEY_FILE"):
         services.seal_audit()
     assert not AuditEvent.objects.filter(seal_seq__isnull=True).exists()  # sealing was committed first
-
-
-class _Witness:
-    """A real HTTP receiver: records the checkpoints POSTed to it, or answers 503 while down."""
-
-    def __init__(self):
-        self.received, self.down = [], True
-        witness = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if witness.down:
-                    self.send_response(503)
-                else:
-                    witness.received.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/checkpoints"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def witness():
-    receiver = _Witness()
-    yield receiver
-    receiver.close()
 
 
 def test_a_witness_outage_does_not_block_sealing_and_the_next_run_delivers_in_order(

@@ -149,7 +149,7 @@ def test_the_sealer_never_signs_a_rewrite_whose_newer_checkpoints_were_deleted_f
     _rewrite_everything(attacker, edit_seq=25)
     make_events(3, start=30)
 
-    with pytest.raises(services.ChainNotCheckpointable, match="is not in the database: checkpoints were removed"):
+    with pytest.raises(services.ChainNotCheckpointable, match="checkpoints were removed"):
         services.seal_audit()
 
     assert AuditCheckpoint.objects.count() == 2  # nothing signed
