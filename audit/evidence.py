@@ -42,6 +42,10 @@ def _covering_checkpoints(min_seq: int, max_seq: int) -> list[AuditCheckpoint]:
     last = AuditCheckpoint.objects.filter(first_seq__lte=max_seq, last_seq__gte=max_seq, count__gt=0).first()
     if first is None or last is None:
         raise PackError(f"no checkpoint covers seq {min_seq if first is None else max_seq}")
+    if first.first_seq == 1:
+        # A key configured before the first event signed empty checkpoints first: the one covering seq
+        # 1 continues them, and a pack starting at seq 1 must start at genesis to be verified.
+        first = AuditCheckpoint.objects.order_by("id").first() or first
     return list(AuditCheckpoint.objects.filter(id__gte=first.id, id__lte=last.id).order_by("id"))
 
 

@@ -823,6 +823,10 @@ def read_checkpoint_files(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     """Every checkpoint file in the directory, parsed: (file name, document)."""
     found = []
     for path in sorted(directory.glob("checkpoint-*.json")):
+        # A regular file only, as the sealer reads them: a FIFO planted under a checkpoint's name
+        # would hang verify_audit.
+        if not path.is_file() or path.is_symlink():
+            raise verify_pack.VerificationError(f"{path.name}: not a regular file")
         try:
             document = verify_pack.parse_canonical(path.read_text(encoding="utf-8"), path.name)
         except (OSError, UnicodeDecodeError) as exc:

@@ -15,6 +15,8 @@ import argparse
 import base64
 import hashlib
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -308,13 +310,25 @@ class PackResult:
     events: int
     checkpoints: int
     kind: str
+    first_seq: int
+    last_seq: int
 
 
 def _read_bytes(path: Path) -> bytes:
+    """A regular file's bytes. A pack comes from someone else: a FIFO would hang the verifier, a
+    link to /dev/zero fill its memory; neither is opened (O_NONBLOCK, O_NOFOLLOW) past the check."""
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise VerificationError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise VerificationError(f"{path.name}: not a regular file")
+    with os.fdopen(descriptor, "rb") as file:
+        try:
+            return file.read()
+        except OSError as exc:
+            raise VerificationError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
 
 
 def _read_text(path: Path) -> str:
@@ -393,6 +407,15 @@ def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = Non
     if not checkpoints:
         raise VerificationError("checkpoints.jsonl: the pack has no checkpoint, so nothing in it is signed")
     check_checkpoint_chain(checkpoints, from_genesis=checkpoints[0]["first_seq"] == 1)
+    first_seq, last_seq = checkpoints[0]["first_seq"], checkpoints[-1]["last_seq"]
+    # The manifest is not signed: what it claims to cover must be what the signed checkpoints cover,
+    # or a pack cut short (its newest checkpoint and events dropped, the digests fixed) would pass
+    # for the whole range it names.
+    if (manifest.get("first_seq"), manifest.get("last_seq")) != (first_seq, last_seq):
+        raise VerificationError(
+            f"manifest.json: it claims seq {manifest.get('first_seq')}..{manifest.get('last_seq')}, but the "
+            f"signed checkpoints cover seq {first_seq}..{last_seq}"
+        )
 
     events = [(number, parse_canonical(text, f"events.jsonl line {number}"), text) for number, text in
               _jsonl(pack / "events.jsonl")]  # fmt: skip
@@ -403,7 +426,9 @@ def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = Non
         _verify_trace(pack, manifest, checkpoints, events)
     else:
         raise VerificationError(f"manifest.json: unknown pack kind {kind!r}")
-    return PackResult(events=len(events), checkpoints=len(checkpoints), kind=kind)
+    return PackResult(
+        events=len(events), checkpoints=len(checkpoints), kind=kind, first_seq=first_seq, last_seq=last_seq
+    )
 
 
 def _verify_range(
@@ -504,8 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"cannot read the public key: {exc}", file=sys.stderr)
             return 2
-    if not args.pack.is_dir():
-        print(f"{args.pack}: not a pack directory", file=sys.stderr)
+    if not args.pack.is_dir() or not (args.pack / "manifest.json").exists():
+        print(f"{args.pack}: not a pack directory (no manifest.json)", file=sys.stderr)
         return 2
     try:
         result = verify_pack(args.pack, pinned)
@@ -517,7 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: the pack could not be verified ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
     print(
-        f"OK: {result.events} events ({result.kind} pack) proven by {result.checkpoints} signed checkpoints"
+        f"OK: {result.events} events ({result.kind} pack, seq {result.first_seq}..{result.last_seq}) proven by "
+        f"{result.checkpoints} signed checkpoints"
         f"{' with the pinned key(s)' if pinned is not None else ' with the keys in the pack'}."
     )
     return 0

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from io import StringIO
 from pathlib import Path
 
@@ -310,3 +311,25 @@ def test_a_chain_head_moved_behind_the_last_checkpoint_is_never_signed_over(make
     with pytest.raises(services.ChainNotCheckpointable, match="behind the last checkpoint"):
         services.checkpoint_audit(now=timezone.now() + datetime.timedelta(days=1))
     assert AuditCheckpoint.objects.count() == 1
+
+
+def test_a_fifo_named_like_a_checkpoint_file_fails_verify_audit_instead_of_hanging_it(make_events, signing, settings):
+    make_events(3)
+    services.seal_audit()
+    directory = Path(settings.AUDIT_CHECKPOINT_DIR)
+    os.mkfifo(directory / "checkpoint-000000000099-0000000000000000.json")
+    outcome = []
+
+    def read_the_files():
+        try:
+            services.read_checkpoint_files(directory)
+        except verify_pack.VerificationError as exc:
+            outcome.append(str(exc))
+
+    # In a thread, so that a regression fails the test instead of hanging the suite.
+    reader = threading.Thread(target=read_the_files, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+
+    assert outcome, "reading the checkpoint files blocked on the FIFO"
+    assert "not a regular file" in services.verify_checkpoints().broken

@@ -46,7 +46,7 @@ def test_a_range_pack_verifies_with_the_pinned_key_and_with_its_own_keys(mixed_t
     assert verify(tmp_path / "pack")[0] == 0
     code, output = verify(tmp_path / "pack", public_key_file(tmp_path, "key.pub", signing))
     assert code == 0, output
-    assert "OK: 45 events (range pack) proven by 3 signed checkpoints with the pinned key(s)" in output
+    assert "OK: 45 events (range pack, seq 1..45) proven by 3 signed checkpoints with the pinned key(s)" in output
 
 
 def test_the_events_in_a_pack_are_the_exact_text_their_hashes_cover(mixed_traces, tmp_path):
@@ -249,6 +249,25 @@ def test_a_malformed_pack_is_refused_not_crashed_on(tmp_path):
 
     assert verify(tmp_path / "pack")[0] == 1
     assert verify(tmp_path / "nothing-here")[0] == 2
+    (tmp_path / "no-manifest").mkdir()
+    assert verify(tmp_path / "no-manifest")[0] == 2
+
+
+@pytest.mark.parametrize("trace", [False, True], ids=["range", "trace"])
+def test_a_pack_from_seq_1_verifies_when_the_key_signed_empty_checkpoints_before_the_first_event(
+    make_events, signing, tmp_path, trace
+):
+    # Found by an outside review: a key configured before the first event signs an empty first
+    # checkpoint (seq 1..0); the one covering seq 1 continues it, and a pack left it out.
+    services.seal_audit()
+    make_events(10, trace_id="trace-early")
+    services.seal_audit()
+
+    export(tmp_path / "pack", *(["--trace-id", "trace-early"] if trace else []))
+    code, output = verify(tmp_path / "pack", public_key_file(tmp_path, "key.pub", signing))
+
+    assert code == 0, output
+    assert "seq 1..10" in output
 
 
 def test_a_pack_verifies_in_a_fresh_venv_that_has_only_cryptography(mixed_traces, signing, tmp_path):

@@ -2,6 +2,7 @@
 problem, never a traceback, and a trace pack that repeats or reorders its events does not verify."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -115,3 +116,36 @@ def test_a_range_pack_with_a_duplicated_event_fails(make_events, signing, tmp_pa
     assert "Traceback" not in output
     assert "could not be verified" not in output
     shutil.rmtree(pack)
+
+
+def test_a_range_pack_cut_short_with_its_digests_fixed_fails_against_the_range_its_manifest_claims(
+    make_events, signing, tmp_path
+):
+    # Found by an outside review: the manifest is not signed, and its range was never compared.
+    for start in (0, 10):
+        make_events(10, start=start)
+        services.seal_audit()
+    pack = tmp_path / "pack"
+    export(pack)
+    _write(pack, "checkpoints.jsonl", _lines(pack, "checkpoints.jsonl")[:1])
+    _write(pack, "events.jsonl", _lines(pack, "events.jsonl")[:10])
+
+    code, output = verify(pack)
+
+    assert code == 1, output
+    assert "it claims seq 1..20, but the signed checkpoints cover seq 1..10" in output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_pack_file_that_is_no_regular_file_is_refused_without_hanging_or_filling_memory(trace_pack, kind):
+    # A FIFO would block the verifier's read for ever, /dev/zero would fill its memory.
+    (trace_pack / "events.jsonl").unlink()
+    if kind == "fifo":
+        os.mkfifo(trace_pack / "events.jsonl")
+    else:
+        (trace_pack / "events.jsonl").symlink_to("/dev/zero")
+
+    code, output = verify(trace_pack)
+
+    assert code == 1, output
+    assert "events.jsonl" in output and "Traceback" not in output
