@@ -19,7 +19,8 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit import keys, stream, verify_pack
@@ -214,13 +215,52 @@ def _write_seals(rows: list[AuditEvent]) -> None:
             )
 
 
+# What loading an event edited outside the application can raise: a number past Python's digit
+# limit in its metadata (ValueError), a timestamp past year 9999 (DataError). Not an outage: the
+# row itself is the fault, and it is named, never a traceback.
+_UNREADABLE = (ValueError, OverflowError, DataError)
+
+
+class UnreadableEvent(Exception):
+    """An audit event the application cannot load: it was edited outside the application."""
+
+    def __init__(self, *, event_id: int, seal_seq: int | None, reason: Exception):
+        self.id, self.seal_seq = event_id, seal_seq
+        where = f"seq {seal_seq} (event id {event_id})" if seal_seq is not None else f"event id {event_id}"
+        super().__init__(f"{where} cannot be read ({reason}): it was edited outside the application")
+
+
+def _load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent | UnreadableEvent]:
+    """The rows of `rows`; one that cannot be loaded stands in the list as an UnreadableEvent naming
+    it (only then are the rows loaded one by one)."""
+    try:
+        return list(rows)
+    except _UNREADABLE:
+        pass
+    loaded: list[AuditEvent | UnreadableEvent] = []
+    for event_id, seq in rows.values_list("id", "seal_seq"):
+        try:
+            loaded.append(AuditEvent.objects.get(id=event_id))
+        except _UNREADABLE as exc:
+            loaded.append(UnreadableEvent(event_id=event_id, seal_seq=seq, reason=exc))
+    return loaded
+
+
 def _seal_batch(batch_size: int) -> int:
     with transaction.atomic():
         head = _locked_head()
         # Only committed rows are visible here. A transaction that inserted a smaller id and
         # commits after this batch is not lost: its row is still unsealed next run and gets
         # the next seal_seq. The chain is ordered by seal_seq, not by id.
-        rows = list(AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size])
+        loaded = _load_or_name_the_unreadable(
+            AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size]
+        )
+        unreadable = [row for row in loaded if isinstance(row, UnreadableEvent)]
+        if unreadable:
+            # Sealing stops here, loudly, until a person repairs or removes the row: sealing past it
+            # would leave an event out of the chain for good.
+            raise unreadable[0]
+        rows = [row for row in loaded if isinstance(row, AuditEvent)]
         if not rows:
             return 0
         seq, prev_hash = head.seal_seq, head.hash or GENESIS_HASH
@@ -392,7 +432,9 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
         with _batch_snapshot():
             # Sealing only appends, so a head read with a later batch extends the earlier one.
             head, head_seq, head_hash = _read_head()
-            rows = list(AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE])
+            rows = _load_or_name_the_unreadable(
+                AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE]
+            )
         for row in rows:
             # The filter above selects sealed rows only.
             assert row.seal_seq is not None
@@ -413,6 +455,8 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
                         f"(the chain resumes at seq {row.seal_seq}, id {row.id})",
                     )
                 )
+            if isinstance(row, UnreadableEvent):
+                return result(ChainBreak(expected, row.id, f"{row}"))
             if row.prev_hash != prev_hash:
                 before = f"seq {expected - 1} (id {prev_id})" if expected > 1 else "the genesis hash"
                 return result(
@@ -492,19 +536,32 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     rows = AuditEvent.objects.filter(seal_seq__gte=first_seq, seal_seq__lte=last_seq).order_by("seal_seq")
     if not rehash:
         rows = rows.only("id", "seal_seq", "prev_hash", "hash")
-    for row in rows.iterator(chunk_size=VERIFY_BATCH_SIZE):
-        if (
-            row.seal_seq != expected
-            or row.prev_hash != prev_hash
-            or (rehash and chain_hash(prev_hash, row) != row.hash)
-        ):
+    # Keyset pages, not a server-side cursor: a row that cannot be loaded raises while a cursor is
+    # open, and that cursor, kept alive by the exception's traceback, would be closed only after the
+    # rollback, a CLOSE that fails and aborts whatever transaction encloses this one.
+    while expected <= last_seq:
+        try:
+            page = list(rows.filter(seal_seq__gte=expected)[:VERIFY_BATCH_SIZE])
+        except _UNREADABLE as exc:
             raise ChainNotCheckpointable(
-                f"seq {expected} does not continue the chain (event id {row.id}); run verify_audit. "
-                "No checkpoint was signed."
-            )
-        hashes.append(row.hash)
-        prev_hash = row.hash
-        expected += 1
+                f"an event from seq {expected} on cannot be read ({exc}): it was edited outside the application; "
+                "run verify_audit. No checkpoint was signed."
+            ) from None
+        if not page:
+            break
+        for row in page:
+            if (
+                row.seal_seq != expected
+                or row.prev_hash != prev_hash
+                or (rehash and chain_hash(prev_hash, row) != row.hash)
+            ):
+                raise ChainNotCheckpointable(
+                    f"seq {expected} does not continue the chain (event id {row.id}); run verify_audit. "
+                    "No checkpoint was signed."
+                )
+            hashes.append(row.hash)
+            prev_hash = row.hash
+            expected += 1
     if expected != last_seq + 1:
         raise ChainNotCheckpointable(f"seq {expected} is missing; run verify_audit. No checkpoint was signed.")
     return hashes

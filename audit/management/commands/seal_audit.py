@@ -16,6 +16,9 @@ class Command(BaseCommand):
         bar = progress(total=services.count_unsealed(), description="Sealing audit events", stream=self.stdout)
         try:
             count = services.seal_audit(batch_size=batch_size, on_batch=bar.update)
+        except (services.ChainNotCheckpointable, services.UnreadableEvent) as exc:
+            # What was sealed before it stays sealed; a person must look before signing goes on.
+            raise CommandError(str(exc)) from None
         finally:
             bar.close()
         self.stdout.write(f"Sealed {count} audit events.")
