@@ -318,20 +318,28 @@ def _pending_action_approval(action_digest: str) -> Approval | None:
     return pending
 
 
-def use_action_grant(*, action_digest: str) -> Approval | None:
+def use_action_grant(*, action_digest: str, decided_since: datetime.datetime | None = None) -> Approval | None:
     """Spend the one use of an approved action approval for this digest, or return None. The row lock
-    makes concurrent callers queue; the first spends it, the others then find it spent."""
-    grant: Approval | None = (
-        Approval.objects.select_for_update()
-        .filter(action_digest=action_digest, status=ApprovalStatus.APPROVED, granted_use_at__isnull=True)
-        .order_by("decision_at", "id")
-        .first()
+    makes concurrent callers queue; the first spends it, the others then find it spent.
+
+    Only a grant decided at or after `decided_since` (the activation of the profile version asking)
+    counts, and only while it is fresh: a grant may be spent for as long as its approval could wait
+    for its decision (expires_at - created_at) after it was decided. An approval for a payment does
+    not stay good for a month."""
+    now = timezone.now()
+    grants = Approval.objects.select_for_update().filter(
+        action_digest=action_digest, status=ApprovalStatus.APPROVED, granted_use_at__isnull=True
     )
-    if grant is None:
-        return None
-    grant.granted_use_at = timezone.now()
-    grant.save(update_fields=["granted_use_at", "updated_at"])
-    return grant
+    if decided_since is not None:
+        grants = grants.filter(decision_at__gte=decided_since)
+    for grant in grants.order_by("decision_at", "id"):
+        assert grant.decision_at is not None
+        if grant.decision_at + (grant.expires_at - grant.created_at) < now:
+            continue
+        grant.granted_use_at = now
+        grant.save(update_fields=["granted_use_at", "updated_at"])
+        return grant
+    return None
 
 
 def expire_action_approvals(*, role: str, keep_version: int, now: datetime.datetime | None = None) -> int:

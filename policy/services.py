@@ -7,6 +7,7 @@ Fail closed: a rule that does not compile is refused at load, a rule that fails 
 
 import base64
 import binascii
+import datetime
 import difflib
 import functools
 import hashlib
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cel
 import orjson
@@ -782,11 +783,15 @@ def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], tr
         raise ValidationError({"tool": ["A tool check is made for an agent of a role; this caller has none."]})
     with _failed_rules_recorded(), transaction.atomic():
         profile = active_profile(role)
+        active = _Active(False, None)
         for _ in range(ACTIVATION_RACE_ATTEMPTS):
             decision, metadata, action = _decide_tool(
                 profile, principal=principal, role=role, tool=tool, arguments=arguments
             )
-            if decision.decision != REQUIRE_APPROVAL or (profile is not None and _hold_if_active(profile)):
+            if decision.decision != REQUIRE_APPROVAL:
+                break
+            active = _hold_if_active(profile) if profile is not None else _Active(False, None)
+            if active.is_active:
                 break
             # Whatever this process cached is older than the activation that just committed.
             _active_cache.clear()
@@ -794,7 +799,9 @@ def check_tool(*, principal: Principal, tool: str, arguments: dict[str, Any], tr
         else:
             raise ProfileChanged(role)
         if decision.decision == REQUIRE_APPROVAL:
-            _gate_action(decision, principal=principal, role=role, action=action, trace_id=trace_id)
+            _gate_action(
+                decision, principal=principal, role=role, action=action, trace_id=trace_id, active_since=active.since
+            )
         if decision.approval_id is not None:
             metadata["approval_id"] = str(decision.approval_id)
         events = _events_for(decision, principal=principal, role=role, trace_id=trace_id, metadata=metadata)
@@ -830,16 +837,26 @@ def _decide_tool(
     return decision, metadata, action
 
 
-def _hold_if_active(profile: CompiledProfile) -> bool:
-    """Whether `profile` is still its role's active version, holding the role's activation lock shared
-    until the check's transaction ends, so that no activation of the role commits meanwhile.
+class _Active(NamedTuple):
+    """Whether a version is its role's active one, and since when (None for a version activated
+    before activations were timed)."""
+
+    is_active: bool
+    since: datetime.datetime | None
+
+
+def _hold_if_active(profile: CompiledProfile) -> _Active:
+    """Whether `profile` is still its role's active version (and since when), holding the role's
+    activation lock shared until the check's transaction ends, so that no activation of the role
+    commits meanwhile.
 
     Ordered against _activate, which takes the lock exclusively before it expires the old version's
     approvals (READ COMMITTED): a check holding it first commits its approval before the activation
     goes on, and the expiry, a later statement, sees and expires it; a check asking after the
     activation took it waits for the commit and then reads the version as no longer active."""
     _activation_lock(profile.role, shared=True)
-    return ProfileVersion.objects.filter(pk=profile.pk, is_active=True).exists()
+    active = ProfileVersion.objects.filter(pk=profile.pk, is_active=True).values_list("activated_at").first()
+    return _Active(True, active[0]) if active is not None else _Active(False, None)
 
 
 # The first key of the advisory locks standing for a role's activations (the second is
@@ -860,9 +877,19 @@ def _activation_lock(role: str, *, shared: bool) -> None:
         cursor.execute(f"SELECT {function}(%s, hashtext(%s))", [_ACTIVATION_LOCK_NAMESPACE, role])
 
 
-def _gate_action(decision: Decision, *, principal: Principal, role: str, action: dict[str, Any], trace_id: str) -> None:
+def _gate_action(
+    decision: Decision,
+    *,
+    principal: Principal,
+    role: str,
+    action: dict[str, Any],
+    trace_id: str,
+    active_since: datetime.datetime | None,
+) -> None:
     assert decision.action_digest is not None and decision.approver_role is not None
-    grant = approvals.use_action_grant(action_digest=decision.action_digest)
+    # A grant decided before this version became active was decided for another activation of it:
+    # after a rollback, the version's old grants stay void, as its old pending approvals were expired.
+    grant = approvals.use_action_grant(action_digest=decision.action_digest, decided_since=active_since)
     if grant is not None:
         decision.decision = ALLOW
         decision.approval_id = grant.id
