@@ -748,8 +748,9 @@ def enforce_route_policy(routed: RoutedTask) -> None:
         # a weaker one. Its notes are kept below the rule's reason.
         routed.requires_approval = True
         routed.approver_role = decision.approver_role
-        if decision.expires_in is not None:
-            routed.expires_in = decision.expires_in
+        # The rule's lifetime, or the server's default when it names none: never the caller's, who
+        # could otherwise keep the gate it did not ask for open for a month.
+        routed.expires_in = decision.expires_in
         routed.approval_notes = "\n\n".join(part for part in (decision.reason, routed.approval_notes) if part)
     routed.policy = decision.summary()
     for event in _events_for(decision, metadata={**context, "task_id": str(task.pk)}, **event_args):

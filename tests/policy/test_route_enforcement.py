@@ -41,6 +41,27 @@ def test_the_callers_own_approver_gives_way_to_the_rules(finance, finance_profil
     assert Approval.objects.get(pk=body["approval_id"]).approver_role == "manager"
 
 
+@pytest.mark.parametrize("requires_approval", [False, True], ids=["not-asked", "asked"])
+def test_the_caller_does_not_choose_how_long_a_rules_gate_stays_open(
+    finance, finance_profile, settings, requires_approval
+):
+    # Found by an outside review: with a rule that names no expires_in, the caller's lasted (a month).
+    caller_asks = {"requires_approval": True, "approver_role": "engineering"} if requires_approval else {}
+    body = route(finance, payload={"amount": 5000}, expires_in=30 * 24 * 3600, **caller_asks).json()
+
+    approval = Approval.objects.get(pk=body["approval_id"])
+    assert round((approval.expires_at - approval.created_at).total_seconds()) == settings.APPROVAL_TIMEOUT_SECONDS
+
+
+def test_the_callers_lifetime_holds_for_the_gate_it_adds_itself(finance, finance_profile):
+    body = route(
+        finance, payload={"amount": 10}, requires_approval=True, approver_role="engineering", expires_in=600
+    ).json()
+
+    approval = Approval.objects.get(pk=body["approval_id"])
+    assert round((approval.expires_at - approval.created_at).total_seconds()) == 600
+
+
 def test_a_caller_may_still_add_an_approval_the_policy_does_not_ask_for(finance, finance_profile):
     body = route(finance, payload={"amount": 10}, requires_approval=True, approver_role="engineering").json()
     assert body["status"] == TaskStatus.AWAITING_APPROVAL
