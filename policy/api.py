@@ -82,9 +82,16 @@ class PolicyCheck(ApiView):
         return JsonAnswer(DecisionShape.render(decision))
 
 
-class PauseRole(ApiView):
-    replays_wait_out_access_caches = True
+class KillSwitchControl(ApiView):
+    """Pause and resume: staff only (the services refuse anyone else), and never refused by a pause
+    themselves, so that whoever holds a staff credential can always lift one, even a pause of every
+    role, which covers the credential's own."""
 
+    replays_wait_out_access_caches = True
+    write_guarded = False
+
+
+class PauseRole(KillSwitchControl):
     @extend_schema(
         request=PauseIn,
         responses={200: PauseShape.schema},
@@ -95,9 +102,7 @@ class PauseRole(ApiView):
         return _pause(self, request, role)
 
 
-class PauseAllRoles(ApiView):
-    replays_wait_out_access_caches = True
-
+class PauseAllRoles(KillSwitchControl):
     @extend_schema(
         request=PauseIn,
         responses={200: PauseShape.schema},
@@ -108,17 +113,13 @@ class PauseAllRoles(ApiView):
         return _pause(self, request, ALL_ROLES)
 
 
-class ResumeRole(ApiView):
-    replays_wait_out_access_caches = True
-
+class ResumeRole(KillSwitchControl):
     @extend_schema(request=EmptyIn, responses={200: PauseShape.schema}, operation_id="roles_resume")
     def post(self, request, role):
         return _resume(self, request, role)
 
 
-class ResumeAllRoles(ApiView):
-    replays_wait_out_access_caches = True
-
+class ResumeAllRoles(KillSwitchControl):
     @extend_schema(
         request=EmptyIn,
         responses={200: PauseShape.schema},

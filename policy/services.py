@@ -996,8 +996,11 @@ def is_role_paused(role: str) -> bool:
 
 
 def refuse_writes_of_paused_roles(principal: Any) -> None:
-    """The write guard policy registers with the HTTP kernel. Staff are never paused."""
-    if not isinstance(principal, Principal) or principal.is_staff or not principal.role:
+    """The write guard policy registers with the HTTP kernel: a paused role's credentials write
+    nothing, staff ones included (a token's role says whose side it works for, and the kill switch
+    exists for the credential that went wrong). Staff without a role act for none and are never
+    paused; the pause and resume views are not guarded (KillSwitchControl)."""
+    if not isinstance(principal, Principal) or not principal.role:
         return
     if is_role_paused(principal.role):
         raise RolePaused(principal.role)

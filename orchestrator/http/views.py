@@ -29,6 +29,10 @@ class ApiView(APIView):
     """Base of every /api/v1 view: bearer auth, problem+json errors, orjson (see settings.REST_FRAMEWORK),
     and Idempotency-Key handling for every POST, PUT and PATCH (orchestrator.http.idempotency)."""
 
+    # Whether the registered write guards see this view's writes: off only for the controls that
+    # must work whatever the guards refuse (the kill switch's own pause and resume).
+    write_guarded = True
+
     def dispatch(self, request, *args, **kwargs):
         # APIView.dispatch, with the handler run through the idempotency mechanism once the
         # caller is authenticated: the key is scoped to the principal, never checked before.
@@ -75,7 +79,7 @@ class ApiView(APIView):
         try:
             # Inside the idempotency mechanism: a replay of a response already made is no new write
             # and stays free of database queries; every new write meets the guards.
-            if request.method in WRITE_METHODS:
+            if request.method in WRITE_METHODS and self.write_guarded:
                 for guard in _write_guards:
                     guard(request.user)
             return handler(request, *args, **kwargs)

@@ -47,6 +47,34 @@ def test_pause_all_stops_every_role_and_resume_all_lifts_it(finance, engineering
     assert engineering.post("/api/v1/tasks/claim-next", format="json").status_code == 204
 
 
+def test_a_staff_token_of_a_paused_role_writes_nothing_as_that_role_yet_may_lift_the_pause(make_agent, staff):
+    # Found by an outside review: staff tokens were never paused, so a finance staff token went on
+    # routing, checking and opening sessions as finance through finance's pause.
+    finance_staff = make_agent("finance", staff=True)
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    assert (
+        finance_staff.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json").status_code
+        == 423
+    )
+    assert finance_staff.post("/api/v1/policy/check", {"tool": "x"}, format="json").status_code == 423
+    assert finance_staff.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 423
+    assert finance_staff.post("/api/v1/roles/finance/resume", format="json").status_code == 200
+    assert (
+        finance_staff.post("/api/v1/tasks/route", {"type": "x", "to_role": "engineering"}, format="json").status_code
+        == 202
+    )
+
+
+def test_under_a_pause_of_every_role_a_staff_token_still_pauses_and_resumes_and_nothing_else(staff):
+    assert staff.post("/api/v1/roles/pause", format="json").status_code == 200
+
+    assert staff.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 423
+    assert staff.post("/api/v1/roles/engineering/pause", format="json").status_code == 200
+    assert staff.post("/api/v1/roles/resume", format="json").json() == {"paused": []}
+    assert staff.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 201
+
+
 def test_only_staff_pause_and_an_unknown_role_is_refused(finance, staff):
     assert finance.post("/api/v1/roles/finance/pause", format="json").status_code == 403
     assert staff.post("/api/v1/roles/nobody/pause", format="json").status_code == 400
