@@ -11,10 +11,13 @@ from django.conf import settings
 # 19 digits is the shortest literal that can leave the signed 64-bit range, so only bodies with
 # one pay for the exact second look.
 _LONG_DIGIT_RUN = re.compile(rb"\d{19}")
-INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-_INT_MESSAGE = "Integers must fit in 64 bits (-2**63 to 2**63-1)."
-_NUMBER_MESSAGE = "Numbers must fit in 64 bits (-2**63 to 2**63-1), whatever their notation."
+# Symmetric around zero: -2**63, the one signed 64-bit integer whose negation overflows, is refused
+# too. The policy rules' CEL engine (common-expression-language 0.10.0) gives -(-2**63) as -2**63
+# instead of an overflow error, so a rule such as `-int(x) > 1000` would let it through.
+JSON_INT_MIN = -INT64_MAX
+_INT_MESSAGE = "Integers must fit in 64 bits, from -(2**63-1) to 2**63-1."
+_NUMBER_MESSAGE = "Numbers must fit in 64 bits, from -(2**63-1) to 2**63-1, whatever their notation."
 
 
 class JsonLimitError(ValueError):
@@ -41,10 +44,10 @@ def check_document(value: object, *, max_depth: int | None = None) -> None:
         elif isinstance(item, float):
             # PostgreSQL's jsonb hands 1e20 back as the integer 100000000000000000000, which no
             # reader could then render: numbers beyond 64 bits are refused whatever their notation.
-            if not INT64_MIN <= item <= INT64_MAX:
+            if not JSON_INT_MIN <= item <= INT64_MAX:
                 raise JsonLimitError(_NUMBER_MESSAGE, field)
         elif isinstance(item, int):
-            if not INT64_MIN <= item <= INT64_MAX:
+            if not JSON_INT_MIN <= item <= INT64_MAX:
                 raise JsonLimitError(_INT_MESSAGE, field)
         elif isinstance(item, dict | list):
             if depth + 1 > limit:
@@ -60,7 +63,7 @@ def check_document(value: object, *, max_depth: int | None = None) -> None:
 
 def _exact_int(literal: str) -> int:
     number = int(literal)
-    if not INT64_MIN <= number <= INT64_MAX:
+    if not JSON_INT_MIN <= number <= INT64_MAX:
         raise JsonLimitError(_INT_MESSAGE)
     return number
 

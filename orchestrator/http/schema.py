@@ -3,7 +3,7 @@
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from orchestrator.http.json_limits import INT64_MAX, INT64_MIN
+from orchestrator.http.json_limits import INT64_MAX, JSON_INT_MIN
 
 
 class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -144,7 +144,7 @@ def _state_the_validators(result):
                     schema.update({"type": "string", "format": "uuid"})
                 if schema.get("type") == "integer":
                     schema.setdefault("maximum", INT64_MAX)
-                    schema.setdefault("minimum", INT64_MIN)
+                    schema.setdefault("minimum", JSON_INT_MIN)
 
 
 def add_problem_responses(result, generator, request, public):

@@ -103,7 +103,8 @@ def test_nul_in_a_patch_is_refused_before_the_database_sees_it(finance):
 
 
 @pytest.mark.parametrize(
-    "literal", [str(2**64), str(2**63), str(-(2**63) - 1), "12345678901234567890123456789", str(2**64 - 1)]
+    "literal",
+    [str(2**64), str(2**63), str(-(2**63)), str(-(2**63) - 1), "12345678901234567890123456789", str(2**64 - 1)],
 )
 def test_integers_beyond_64_bits_are_refused_not_rounded(finance, literal):
     body = f'{{"role":"finance","metadata":{{"n":{literal}}}}}'
@@ -112,7 +113,7 @@ def test_integers_beyond_64_bits_are_refused_not_rounded(finance, literal):
     assert not Session.objects.exists()
 
 
-@pytest.mark.parametrize("number", [2**63 - 1, -(2**63), 1234567890123456789])
+@pytest.mark.parametrize("number", [2**63 - 1, -(2**63) + 1, 1234567890123456789])
 def test_integers_within_64_bits_are_kept_exact(finance, number):
     response = post_raw(finance, "/api/v1/sessions", f'{{"role":"finance","metadata":{{"n":{number}}}}}')
 

@@ -137,3 +137,20 @@ def test_bad_input_is_a_400(finance, finance_profile):
     assert response.status_code == 400
     response = finance.post("/api/v1/policy/check", {"arguments": {}}, format="json")
     assert response.status_code == 400
+
+
+def test_the_one_integer_whose_negation_overflows_never_reaches_a_rule(finance, load_profile):
+    # Found by an outside review: the CEL engine negates -2**63 to -2**63 instead of failing, so this
+    # rule would allow the largest credit of all. The API refuses the integer before any rule runs.
+    credit = {
+        "id": "large-credit",
+        "when": 'action.tool == "credit" && -int(action.arguments.delta) > 1000',
+        "effect": "require_approval",
+        "approver_role": "manager",
+    }
+    load_profile({**FINANCE, "tools": [*FINANCE["tools"], "credit"], "rules": [credit]})
+
+    assert check(finance, tool="credit", delta=-5000)["decision"] == "require_approval"
+    refused = finance.post("/api/v1/policy/check", {"tool": "credit", "arguments": {"delta": -(2**63)}}, format="json")
+    assert refused.status_code == 400
+    assert "64 bits" in refused.json()["detail"]
