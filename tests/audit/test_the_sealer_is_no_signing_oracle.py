@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from audit import services
+from audit import keys, services, verify_pack
 from audit.models import AuditCheckpoint, AuditEvent
 
 
@@ -122,3 +122,19 @@ def test_an_unsigned_checkpoint_row_is_not_sent_to_the_witness(
     assert services.send_checkpoints_to_witness() == 0
     assert witness.received == [services.checkpoint_document(genuine)]
     assert "are not sent to the witness" in caplog.text
+
+
+def test_after_a_key_rotation_the_sealer_signs_only_once_the_old_public_key_is_listed(
+    make_events, signing, settings, tmp_path
+):
+    make_events(3)
+    services.seal_audit()
+    keys.write_new_key(tmp_path / "new.pem")
+    settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / "new.pem")
+    make_events(2, start=3)
+
+    _seal_refused("not a trusted public key")
+
+    settings.AUDIT_PUBLIC_KEYS = [verify_pack.encode_public_key(signing.public_key())]
+    services.seal_audit()
+    assert AuditCheckpoint.objects.order_by("-id").first().last_seq == 5
