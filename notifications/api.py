@@ -8,7 +8,15 @@ from orchestrator.http.fields import TraceIdField
 from orchestrator.http.paging import CursorPageParams, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
-from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, parse_uuid, query_params, validated
+from orchestrator.http.views import (
+    ApiView,
+    EmptyIn,
+    StrictSerializer,
+    parse_uuid,
+    query_params,
+    role_named_in,
+    validated,
+)
 
 NotificationShape = Shape(
     "Notification",
@@ -40,6 +48,9 @@ class NotificationListParams(CursorPageParams):
 
 
 class NotificationCollection(ApiView):
+    def role_acted_for(self, request):
+        return role_named_in(request.data, "from_role")
+
     @extend_schema(request=NotificationIn, responses={202: NotificationShape.schema}, operation_id="notifications_send")
     def post(self, request):
         data = validated(NotificationIn, request.data)

@@ -160,6 +160,9 @@ DATABASES: dict[str, dict[str, Any]] = {
 # PostgreSQL's settings are read (and a bad value refused) whatever the engine: a typo must not pass
 # unnoticed on the embedded SQLite only to fail, or silently read as off, on the day PostgreSQL comes.
 _DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+if _DATABASE_CONNECT_TIMEOUT < 1:
+    # libpq reads 0 as no limit (psycopg then waits its own default, 130 s).
+    raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be at least 1 second, got {_DATABASE_CONNECT_TIMEOUT}")
 _DATABASE_TRANSACTION_POOLING = env_bool("DATABASE_TRANSACTION_POOLING", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database host that answers nothing must not hold a worker past gunicorn's timeout (30 s) and
@@ -170,13 +173,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # unacknowledged, about 30 s either way instead of tcp_retries2's ~15 minutes. A long query is
     # not cut: the server's kernel acknowledges what it receives at once and answers the probes.
     # Any of these given in DATABASE_URL's query wins.
-    connect_timeout = _DATABASE_CONNECT_TIMEOUT
-    if connect_timeout < 1:
-        # libpq reads 0 as no limit (psycopg then waits its own default, 130 s).
-        raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be at least 1 second, got {connect_timeout}")
     database_options = DATABASES["default"].setdefault("OPTIONS", {})
     for option, value in (
-        ("connect_timeout", connect_timeout),
+        ("connect_timeout", _DATABASE_CONNECT_TIMEOUT),
         ("keepalives", 1),
         ("keepalives_idle", 10),
         ("keepalives_interval", 5),

@@ -200,6 +200,41 @@ def _rule_contexts(program: Any) -> frozenset[str]:
     return frozenset({"route", "tool"})
 
 
+# CEL source as tokens, enough to tell a unary minus from a binary one: string literals (any quoting,
+# raw or bytes prefix) are stepped over whole, so a '-' inside one is never read as an operator.
+_CEL_TOKENS = re.compile(
+    r"""
+    (?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+    | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<space>\s+)
+    | (?P<operator>.)
+    """,
+    re.VERBOSE,
+)
+# After these (or at the start) a '-' has a left operand: it is the binary minus.
+_OPERAND_ENDS = {")", "]", "}"}
+
+
+def _negates_an_expression(source: str) -> bool:
+    """Whether `source` applies a unary minus to anything but a number literal. The engine
+    (common-expression-language 0.10.0) negates -2**63 to itself instead of raising the overflow
+    its binary operators raise, so `-int(x) > 1000` would be false for the largest credit of all."""
+    significant = [
+        (match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source) if match.lastgroup != "space"
+    ]
+    for index, (kind, text) in enumerate(significant):
+        if kind != "operator" or text != "-":
+            continue
+        previous = significant[index - 1] if index else None
+        if previous is not None and (previous[0] != "operator" or previous[1] in _OPERAND_ENDS):
+            continue  # binary
+        following = significant[index + 1] if index + 1 < len(significant) else None
+        if following is None or following[0] != "number":
+            return True
+    return False
+
+
 def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, Any], Rule]:
     if not isinstance(raw, dict):
         raise _refuse("Each rule must be a mapping.", source)
@@ -240,6 +275,13 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         program = cel.compile(when)
     except Exception as exc:  # the engine raises ValueError; anything else it raises is a refusal too
         raise _refuse(f"'when' does not compile: {exc}", source, rule_id) from None
+    if _negates_an_expression(when):
+        raise _refuse(
+            "'when' negates an expression with a unary '-', which the CEL engine lets overflow without an "
+            "error (-x of -2**63 is -2**63); write 0 - x (0.0 - x for a double), which fails closed.",
+            source,
+            rule_id,
+        )
     normalized = {"id": rule_id, "when": when, "effect": effect, "reason": reason}
     if approver_role is not None:
         normalized["approver_role"] = approver_role
@@ -995,12 +1037,17 @@ def is_role_paused(role: str) -> bool:
     return bool(_pause_cache.lookup(role, lambda: _pause_in_database(role)))
 
 
-def refuse_writes_of_paused_roles(principal: Any) -> None:
-    """The write guard policy registers with the HTTP kernel: a paused role's credentials write
-    nothing, staff ones included (a token's role says whose side it works for, and the kill switch
-    exists for the credential that went wrong). Staff without a role act for none and are never
-    paused; the pause and resume views are not guarded (KillSwitchControl)."""
-    if not isinstance(principal, Principal) or not principal.role:
+def refuse_writes_of_paused_roles(principal: Any, acting_for: str | None = None) -> None:
+    """The write guard policy registers with the HTTP kernel: nothing is written as a paused role.
+    Not by its credentials, staff ones included (a token's role says whose side it works for, and
+    the kill switch exists for the credential that went wrong), and not by another credential acting
+    as it (`acting_for`: a staff token of another role, or of none, routing from it, opening its
+    sessions, notifying as it, claiming its work). The pause and resume views are not guarded
+    (KillSwitchControl). A role named but not configured is left to the service, which refuses it:
+    looking it up would cost a query per made-up name."""
+    if not isinstance(principal, Principal):
         return
-    if is_role_paused(principal.role):
+    if principal.role and is_role_paused(principal.role):
         raise RolePaused(principal.role)
+    if acting_for and acting_for != principal.role and is_known_role(acting_for) and is_role_paused(acting_for):
+        raise RolePaused(acting_for)

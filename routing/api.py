@@ -8,7 +8,15 @@ from orchestrator.http.fields import TraceIdField
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
-from orchestrator.http.views import ApiView, EmptyIn, StrictSerializer, parse_uuid, query_params, validated
+from orchestrator.http.views import (
+    ApiView,
+    EmptyIn,
+    StrictSerializer,
+    parse_uuid,
+    query_params,
+    role_named_in,
+    validated,
+)
 from routing import selectors, services
 from routing.models import TaskStatus
 
@@ -155,6 +163,9 @@ class ClaimNextParams(StrictSerializer):
 
 
 class RouteTask(ApiView):
+    def role_acted_for(self, request):
+        return role_named_in(request.data, "from_role")
+
     @extend_schema(
         request=RouteIn,
         responses={202: RoutedTaskShape.schema},
@@ -222,6 +233,10 @@ class TaskDetail(ApiView):
 
 
 class ClaimTask(ApiView):
+    def role_acted_for(self, request):
+        # Claiming a task is doing its addressee's work; only staff may claim another role's.
+        return selectors.addressee_of(self.kwargs["task_id"]) if request.user.is_staff else None
+
     @extend_schema(
         request=ClaimIn,
         responses={200: TaskOut},
@@ -335,6 +350,9 @@ class CancelTask(ApiView):
 
 
 class ClaimNextTask(ApiView):
+    def role_acted_for(self, request):
+        return role_named_in(request.query_params, "to_role")
+
     @extend_schema(
         request=ClaimIn,
         parameters=[ClaimNextParams],

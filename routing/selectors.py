@@ -1,6 +1,7 @@
 """Reads of tasks. The visibility rule (an agent sees tasks from or to its role; staff see all)
 is written here once; sessions and approvals use it too."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +11,14 @@ from rest_framework.exceptions import APIException, NotFound
 
 from orchestrator.identity.principal import Principal
 from routing.models import Task, TaskStatus
+
+
+def addressee_of(task_id: str) -> str | None:
+    """The role a task is addressed to, or None for an id that is no task's (malformed ones too)."""
+    try:
+        return Task.objects.filter(pk=uuid.UUID(task_id)).values_list("to_role", flat=True).first()
+    except ValueError:
+        return None
 
 
 def can_see_task(principal: Principal, task: Task) -> bool:

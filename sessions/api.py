@@ -11,7 +11,15 @@ from orchestrator.http.json_limits import INT64_MAX
 from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
-from orchestrator.http.views import ApiView, StrictSerializer, etag_for, parse_uuid, query_params, validated
+from orchestrator.http.views import (
+    ApiView,
+    StrictSerializer,
+    etag_for,
+    parse_uuid,
+    query_params,
+    role_named_in,
+    validated,
+)
 from sessions import selectors, services
 from sessions.models import SessionStatus
 
@@ -164,6 +172,9 @@ MessageListOut = inline_serializer(
 
 
 class SessionCollection(ApiView):
+    def role_acted_for(self, request):
+        return role_named_in(request.data, "role")
+
     @extend_schema(request=SessionIn, responses={201: SessionShape.schema}, operation_id="sessions_create")
     def post(self, request):
         data = session_input(request.data)

@@ -80,7 +80,8 @@ def test_the_live_connection_hands_the_bounds_to_libpq(db):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("DATABASE_TRANSACTION_POOLING", "ture"), ("DATABASE_CONNECT_TIMEOUT", "5s")]
+    ("name", "value"),
+    [("DATABASE_TRANSACTION_POOLING", "ture"), ("DATABASE_CONNECT_TIMEOUT", "5s"), ("DATABASE_CONNECT_TIMEOUT", "0")],
 )
 def test_a_postgresql_setting_with_a_bad_value_is_refused_on_the_embedded_sqlite_too(name, value):
     completed = database_options(DATABASE_URL="sqlite:///embedded.sqlite3", **{name: value})

@@ -15,14 +15,23 @@ from orchestrator.http import idempotency
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Apps register checks every write must pass once its caller is authenticated (policy: a paused
-# role writes nothing). The kernel calls them and knows nothing of them; a guard refuses by raising
-# an APIException. Kept to a list walk on the hot path: with none registered a write pays nothing.
-_write_guards: list[Callable[[Any], None]] = []
+# role writes nothing). The kernel calls each with the caller and the role the request says the
+# write is made as (ApiView.role_acted_for; None when it names none), and knows nothing of them; a
+# guard refuses by raising an APIException. Kept to a list walk on the hot path: with none
+# registered a write pays nothing.
+_write_guards: list[Callable[[Any, str | None], None]] = []
 
 
-def add_write_guard(guard: Callable[[Any], None]) -> None:
+def add_write_guard(guard: Callable[[Any, str | None], None]) -> None:
     if guard not in _write_guards:
         _write_guards.append(guard)
+
+
+def role_named_in(data: Any, field: str) -> str | None:
+    """`data[field]` when `data` (a parsed body or the query) is an object whose `field` is a string;
+    else None. What role_acted_for reads, before the handler has validated anything."""
+    value = data.get(field) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class ApiView(APIView):
@@ -67,6 +76,12 @@ class ApiView(APIView):
         with it what the handler asked to keep on record."""
         self._after_rollback.clear()
 
+    def role_acted_for(self, request) -> str | None:
+        """The role the request names as the one this write is made as (a route's `from_role`, the
+        role of a new session, the inbox claim-next takes from), for the write guards; None when it
+        names none. Read before the handler validates anything: what is not a string is None."""
+        return None
+
     def _handles(self, method):
         method = method.lower()
         return method in self.http_method_names and hasattr(self, method)
@@ -79,9 +94,10 @@ class ApiView(APIView):
         try:
             # Inside the idempotency mechanism: a replay of a response already made is no new write
             # and stays free of database queries; every new write meets the guards.
-            if request.method in WRITE_METHODS and self.write_guarded:
+            if request.method in WRITE_METHODS and self.write_guarded and _write_guards:
+                acting_for = self.role_acted_for(request)
                 for guard in _write_guards:
-                    guard(request.user)
+                    guard(request.user, acting_for)
             return handler(request, *args, **kwargs)
         except Exception as exc:
             self._after_rollback.extend(getattr(exc, "after_rollback", ()))

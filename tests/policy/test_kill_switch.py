@@ -66,6 +66,36 @@ def test_a_staff_token_of_a_paused_role_writes_nothing_as_that_role_yet_may_lift
     )
 
 
+def test_no_credential_acts_as_a_paused_role_but_staff_still_handle_its_existing_work(make_agent, staff):
+    # Found by the second outside review: the guard followed the credential's role only, so a staff
+    # token of operations routed, opened sessions, notified and claimed as finance through its pause.
+    addressed_to_finance = (
+        make_agent("engineering")
+        .post("/api/v1/tasks/route", {"type": "y", "to_role": "finance"}, format="json")
+        .json()["task_id"]
+    )
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    as_finance = [
+        staff.post(
+            "/api/v1/tasks/route", {"type": "x", "from_role": "finance", "to_role": "engineering"}, format="json"
+        ),
+        staff.post("/api/v1/sessions", {"role": "finance"}, format="json"),
+        staff.post(
+            "/api/v1/notifications", {"to_role": "manager", "from_role": "finance", "message": "m"}, format="json"
+        ),
+        staff.post("/api/v1/tasks/claim-next?to_role=finance", format="json"),
+        staff.post(f"/api/v1/tasks/{addressed_to_finance}/claim", format="json"),
+    ]
+    assert [response.status_code for response in as_finance] == [423] * 5
+    assert {response.json()["type"].rsplit("/", 1)[1] for response in as_finance} == {"role_paused"}
+    # Work on what finance already has goes on, so an incident can be handled.
+    assert staff.post(f"/api/v1/tasks/{addressed_to_finance}/cancel", format="json").status_code == 200
+    # A role that is no configured role is the service's to refuse (400), not looked up.
+    nobody = staff.post("/api/v1/sessions", {"role": "nobody-such"}, format="json")
+    assert nobody.status_code == 400
+
+
 def test_under_a_pause_of_every_role_a_staff_token_still_pauses_and_resumes_and_nothing_else(staff):
     assert staff.post("/api/v1/roles/pause", format="json").status_code == 200
 

@@ -2,10 +2,12 @@
 
 import threading
 
+import pytest
 from django.db import connection
 
 from approvals.models import Approval, ApprovalStatus
 from audit.models import AuditEvent
+from policy import services
 from tests.policy.conftest import FINANCE
 
 
@@ -139,18 +141,22 @@ def test_bad_input_is_a_400(finance, finance_profile):
     assert response.status_code == 400
 
 
-def test_the_one_integer_whose_negation_overflows_never_reaches_a_rule(finance, load_profile):
-    # Found by an outside review: the CEL engine negates -2**63 to -2**63 instead of failing, so this
-    # rule would allow the largest credit of all. The API refuses the integer before any rule runs.
-    credit = {
-        "id": "large-credit",
-        "when": 'action.tool == "credit" && -int(action.arguments.delta) > 1000',
-        "effect": "require_approval",
-        "approver_role": "manager",
-    }
-    load_profile({**FINANCE, "tools": [*FINANCE["tools"], "credit"], "rules": [credit]})
+def test_a_rule_negating_an_expression_is_refused_at_load_and_its_subtraction_fails_closed(finance, load_profile):
+    # Found by two outside reviews: the CEL engine negates -2**63 to -2**63 instead of failing, so
+    # `-int(x) > 1000` allowed the largest credit of all (x sent as an integer, refused since by the
+    # JSON limits, or as the string "-9223372036854775808"). `0 - x` raises the overflow: a deny.
+    def profile(when):
+        rule = {"id": "large-credit", "when": when, "effect": "require_approval", "approver_role": "manager"}
+        return {**FINANCE, "tools": [*FINANCE["tools"], "credit"], "rules": [rule]}
+
+    with pytest.raises(services.ProfileRefused, match="unary '-'"):
+        load_profile(profile('action.tool == "credit" && -int(action.arguments.delta) > 1000'))
+    load_profile(profile('action.tool == "credit" && 0 - int(action.arguments.delta) > 1000'))
 
     assert check(finance, tool="credit", delta=-5000)["decision"] == "require_approval"
+    smallest = finance.post(
+        "/api/v1/policy/check", {"tool": "credit", "arguments": {"delta": str(-(2**63))}}, format="json"
+    )
+    assert (smallest.status_code, smallest.json()["decision"]) == (403, "deny")
     refused = finance.post("/api/v1/policy/check", {"tool": "credit", "arguments": {"delta": -(2**63)}}, format="json")
     assert refused.status_code == 400
-    assert "64 bits" in refused.json()["detail"]
