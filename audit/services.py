@@ -660,20 +660,19 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     # found from the listing alone; only those few are read.
     floor = f"checkpoint-{last_seq:012d}-"
     newer = sorted(
-        (entry.name, entry)
+        entry.name
         for entry in os.scandir(directory)
         if entry.name.startswith("checkpoint-") and entry.name.endswith(".json") and entry.name >= floor
     )
     if not newer:
         return
     known = set(AuditCheckpoint.objects.filter(last_seq__gte=last_seq).values_list("digest", flat=True))
-    for name, entry in newer:
+    for name in newer:
         try:
-            # A regular file only (not followed if a link): opening a FIFO would block while the chain
-            # head's lock is held.
-            if not entry.is_file(follow_symlinks=False):
-                raise OSError("not a regular file")
-            document = verify_pack.parse_canonical((directory / name).read_text(encoding="utf-8"), name)
+            # A regular file only, checked on the descriptor read: opening a FIFO would block while
+            # the chain head's lock is held.
+            text = verify_pack.read_regular_file(directory / name).decode("utf-8")
+            document = verify_pack.parse_canonical(text, name)
             digest, signed_at = document["digest"], datetime.datetime.fromisoformat(document["timestamp"])
             if not isinstance(digest, str) or type(document["last_seq"]) is not int:
                 raise TypeError("its digest or last_seq is not of its type")
@@ -882,12 +881,11 @@ def read_checkpoint_files(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     for path in sorted(directory.glob("checkpoint-*.json")):
         # A regular file only, as the sealer reads them: a FIFO planted under a checkpoint's name
         # would hang verify_audit.
-        if not path.is_file() or path.is_symlink():
-            raise verify_pack.VerificationError(f"{path.name}: not a regular file")
         try:
-            document = verify_pack.parse_canonical(path.read_text(encoding="utf-8"), path.name)
-        except (OSError, UnicodeDecodeError) as exc:
+            text = verify_pack.read_regular_file(path).decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise verify_pack.VerificationError(f"{path.name}: unreadable ({exc})") from None
+        document = verify_pack.parse_canonical(text, path.name)
         found.append((path.name, document))
     return found
 

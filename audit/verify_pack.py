@@ -314,9 +314,10 @@ class PackResult:
     last_seq: int
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_regular_file(path: Path) -> bytes:
     """A regular file's bytes. A pack comes from someone else: a FIFO would hang the verifier, a
-    link to /dev/zero fill its memory; neither is opened (O_NONBLOCK, O_NOFOLLOW) past the check."""
+    link to /dev/zero fill its memory; neither is opened (O_NONBLOCK, O_NOFOLLOW) past the check,
+    which is made on the descriptor read, so nothing can be swapped in between."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
@@ -333,7 +334,7 @@ def _read_bytes(path: Path) -> bytes:
 
 def _read_text(path: Path) -> str:
     try:
-        return _read_bytes(path).decode("utf-8")
+        return read_regular_file(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
 
@@ -394,7 +395,7 @@ def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = Non
         raise VerificationError("manifest.json: no file digests")
     for name in PACK_FILES:
         path = pack / name
-        actual = hashlib.sha256(_read_bytes(path)).hexdigest() if path.exists() else None
+        actual = hashlib.sha256(read_regular_file(path)).hexdigest() if path.exists() else None
         if files.get(name) != actual:
             raise VerificationError(f"{name}: its sha256 differs from the manifest's")
 
