@@ -1,6 +1,7 @@
 """Profiles for the policy tests, loaded through the service the command and the admin use."""
 
 import pytest
+from django.conf import settings
 
 from policy import services
 
@@ -63,3 +64,14 @@ def finance_profile(load_profile):
 @pytest.fixture
 def support_profile(load_profile):
     return load_profile(SUPPORT)
+
+
+@pytest.fixture
+def shipped(db):
+    """The profiles in profiles/, as make run and the first migrate load them."""
+    services.load_profile_files([settings.BASE_DIR / "profiles"])
+
+
+@pytest.fixture
+def operations(make_agent):
+    return make_agent("operations")

@@ -1,22 +1,8 @@
-"""The shipped money limits are the organisation's, not finance's alone: an operations agent (tools
-"*", may route anywhere) cannot make the refund finance may not make, nor pay or route a large
+"""The shipped money limits are the organisation's, not finance's alone: an operations agent (the
+money tools among its own, and it may route anywhere) cannot make the refund finance may not make, nor pay or route a large
 payment without a manager."""
 
-import pytest
-from django.conf import settings
-
-from policy import services
 from routing.models import TaskStatus
-
-
-@pytest.fixture
-def shipped(db):
-    services.load_profile_files([settings.BASE_DIR / "profiles"])
-
-
-@pytest.fixture
-def operations(make_agent):
-    return make_agent("operations")
 
 
 def check(agent, tool, **arguments):

@@ -3,15 +3,8 @@ environment: "Production", "prod" or "PRODUCTION" reach production as surely as 
 spelling it otherwise must not skip the manager (route and tool check alike)."""
 
 import pytest
-from django.conf import settings
 
-from policy import services
 from routing.models import TaskStatus
-
-
-@pytest.fixture
-def shipped(db):
-    services.load_profile_files([settings.BASE_DIR / "profiles"])
 
 
 @pytest.mark.parametrize("environment", ["Production", "prod", "PRODUCTION", "production ", "live"])

@@ -1,15 +1,6 @@
 """The profiles in profiles/ say what a real organisation would, and the server holds agents to them."""
 
-import pytest
-from django.conf import settings
-
-from policy import services
 from routing.models import TaskStatus
-
-
-@pytest.fixture
-def shipped(db):
-    services.load_profile_files([settings.BASE_DIR / "profiles"])
 
 
 def route(agent, type, to_role, **payload):

@@ -3,15 +3,8 @@ engineering's production rule does: "Public", "ADMIN", "SEV1", "Payment" or a to
 must not skip the manager (route and tool check alike). The safe spellings still go straight through."""
 
 import pytest
-from django.conf import settings
 
-from policy import services
 from routing.models import TaskStatus
-
-
-@pytest.fixture
-def shipped(db):
-    services.load_profile_files([settings.BASE_DIR / "profiles"])
 
 
 @pytest.fixture
@@ -22,11 +15,6 @@ def marketing(make_agent):
 @pytest.fixture
 def support(make_agent):
     return make_agent("support")
-
-
-@pytest.fixture
-def operations(make_agent):
-    return make_agent("operations")
 
 
 def check(agent, tool, **arguments):
