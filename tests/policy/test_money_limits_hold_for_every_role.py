@@ -1,6 +1,6 @@
 """The shipped money limits are the organisation's, not finance's alone: an operations agent (the
-money tools among its own, and it may route anywhere) cannot make the refund finance may not make, nor pay or route a large
-payment without a manager."""
+money tools among its own, and it may route anywhere) cannot make the refund finance may not make,
+nor pay or route a large payment without a manager."""
 
 from routing.models import TaskStatus
 
