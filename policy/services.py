@@ -200,15 +200,21 @@ def _rule_contexts(program: Any) -> frozenset[str]:
     return frozenset({"route", "tool"})
 
 
-# CEL source as tokens, enough to tell a unary minus from a binary one: string literals (any quoting,
-# raw or bytes prefix) are stepped over whole, so a '-' inside one is never read as an operator.
+# CEL source as tokens, enough to tell a unary minus from a binary one. String literals are stepped
+# over whole as the grammar reads them (a raw string, prefix r, takes no escapes, so r"\" ends at
+# its second quote; any other, triple-quoted too, honours them) and so are // comments, so that a
+# '-' inside either is never read as an operator.
 _CEL_TOKENS = re.compile(
     r"""
-    (?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+    (?P<comment>//[^\n]*)
+    | (?P<string>
+        (?:[bB]?[rR]|[rR][bB])(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"[^"\n]*"|'[^'\n]*')
+      | [bB]?(?:\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|'''(?:\\[\s\S]|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')
+      )
     | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<space>\s+)
-    | (?P<operator>.)
+    | (?P<operator>[\s\S])
     """,
     re.VERBOSE,
 )
@@ -217,12 +223,21 @@ _OPERAND_ENDS = {")", "]", "}"}
 
 
 def _negates_an_expression(source: str) -> bool:
-    """Whether `source` applies a unary minus to anything but a number literal. The engine
-    (common-expression-language 0.10.0) negates -2**63 to itself instead of raising the overflow
-    its binary operators raise, so `-int(x) > 1000` would be false for the largest credit of all."""
-    significant = [
-        (match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source) if match.lastgroup != "space"
-    ]
+    """Whether `source` applies a unary minus to anything but a number literal, or cannot be read
+    well enough to tell. The engine (common-expression-language 0.10.0) negates -2**63 to itself
+    instead of raising the overflow its binary operators raise, so `-int(x) > 1000` would be false
+    for the largest credit of all."""
+    tokens = [(match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source)]
+    # The engine checks the reading: with every '-' this reading puts inside a string or a comment
+    # made '~' (no CEL token), the rule must still compile. Had a string or comment been misread,
+    # a '~' would land in the code, and the rule is refused rather than trusted.
+    masked = "".join(text.replace("-", "~") if kind in ("string", "comment") else text for kind, text in tokens)
+    if masked != source:
+        try:
+            cel.compile(masked)
+        except Exception:
+            return True
+    significant = [(kind, text) for kind, text in tokens if kind not in ("space", "comment")]
     for index, (kind, text) in enumerate(significant):
         if kind != "operator" or text != "-":
             continue
@@ -277,8 +292,9 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         raise _refuse(f"'when' does not compile: {exc}", source, rule_id) from None
     if _negates_an_expression(when):
         raise _refuse(
-            "'when' negates an expression with a unary '-', which the CEL engine lets overflow without an "
-            "error (-x of -2**63 is -2**63); write 0 - x (0.0 - x for a double), which fails closed.",
+            "'when' negates an expression with a unary '-' (or cannot be read well enough to tell): the CEL "
+            "engine lets that overflow without an error (-x of -2**63 is -2**63); write 0 - x (0.0 - x for a "
+            "double), which fails closed.",
             source,
             rule_id,
         )
@@ -1049,5 +1065,12 @@ def refuse_writes_of_paused_roles(principal: Any, acting_for: str | None = None)
         return
     if principal.role and is_role_paused(principal.role):
         raise RolePaused(principal.role)
-    if acting_for and acting_for != principal.role and is_known_role(acting_for) and is_role_paused(acting_for):
+    # Only staff may act as another role; an agent naming one gets the service's 403, not a 423.
+    if (
+        principal.is_staff
+        and acting_for
+        and acting_for != principal.role
+        and is_known_role(acting_for)
+        and is_role_paused(acting_for)
+    ):
         raise RolePaused(acting_for)

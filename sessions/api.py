@@ -263,6 +263,9 @@ class SessionDetail(ApiView):
 
 
 class SessionMessages(ApiView):
+    def role_acted_for(self, request):
+        return role_named_in(request.data, "author_role")
+
     @extend_schema(request=MessageIn, responses={201: MessageShape.schema}, operation_id="sessions_messages_create")
     def post(self, request, session_id):
         data = validated(MessageIn, request.data)

@@ -28,10 +28,11 @@ def add_write_guard(guard: Callable[[Any, str | None], None]) -> None:
 
 
 def role_named_in(data: Any, field: str) -> str | None:
-    """`data[field]` when `data` (a parsed body or the query) is an object whose `field` is a string;
-    else None. What role_acted_for reads, before the handler has validated anything."""
+    """`data[field]` when `data` (a parsed body or the query) is an object whose `field` is a string,
+    stripped as the input serializers strip it (" finance" is read as finance: the guard must see
+    the role the service will act as); else None. What role_acted_for reads before validation."""
     value = data.get(field) if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+    return value.strip() if isinstance(value, str) else None
 
 
 class ApiView(APIView):

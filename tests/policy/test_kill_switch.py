@@ -2,6 +2,7 @@
 
 import http.client
 import json
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -94,6 +95,34 @@ def test_no_credential_acts_as_a_paused_role_but_staff_still_handle_its_existing
     # A role that is no configured role is the service's to refuse (400), not looked up.
     nobody = staff.post("/api/v1/sessions", {"role": "nobody-such"}, format="json")
     assert nobody.status_code == 400
+
+
+@pytest.mark.parametrize("spelled", [" finance", "finance ", "\tfinance", "finance\n", "\u3000finance\u00a0"])
+def test_a_paused_role_named_with_whitespace_the_service_strips_is_still_the_paused_role(make_agent, staff, spelled):
+    # Found by the third outside review: the guard saw " finance", no role, and the serializers then
+    # stripped it to finance.
+    session = staff.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    as_finance = [
+        staff.post("/api/v1/tasks/route", {"type": "x", "from_role": spelled, "to_role": "engineering"}, format="json"),
+        staff.post("/api/v1/sessions", {"role": spelled}, format="json"),
+        staff.post(
+            "/api/v1/notifications", {"to_role": "manager", "from_role": spelled, "message": "m"}, format="json"
+        ),
+        staff.post(f"/api/v1/tasks/claim-next?to_role={quote(spelled)}", format="json"),
+        staff.post(f"/api/v1/sessions/{session}/messages", {"content": "hi", "author_role": spelled}, format="json"),
+    ]
+    assert [response.status_code for response in as_finance] == [423] * 5
+
+
+def test_an_agent_naming_a_paused_role_gets_the_services_refusal_not_the_pause(make_agent, staff):
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    routed = make_agent("engineering").post(
+        "/api/v1/tasks/route", {"type": "x", "from_role": "finance", "to_role": "manager"}, format="json"
+    )
+    assert routed.status_code == 403
 
 
 def test_under_a_pause_of_every_role_a_staff_token_still_pauses_and_resumes_and_nothing_else(staff):

@@ -160,3 +160,39 @@ def test_a_rule_negating_an_expression_is_refused_at_load_and_its_subtraction_fa
     assert (smallest.status_code, smallest.json()["decision"]) == (403, "deny")
     refused = finance.post("/api/v1/policy/check", {"tool": "credit", "arguments": {"delta": -(2**63)}}, format="json")
     assert refused.status_code == 400
+
+
+CREDIT = 'action.tool == "credit" && '
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        CREDIT + "-int(action.arguments.delta) > 1000",
+        CREDIT + 'r"\\" != "" && -int(action.arguments.delta) > 1000 && r"\\" != ""',
+        CREDIT + "r'\\' != '' && -int(action.arguments.delta) > 1000 && r'\\' != ''",
+        CREDIT + '// """\n-int(action.arguments.delta) > 1000 // """',
+        CREDIT + '"""\\"""" != "" && -int(action.arguments.delta) > 1000 && "" != """\\""""',
+        CREDIT + "action.arguments.deltas.exists(d, -d > 1000)",
+    ],
+    ids=["plain", "raw-string-ending-in-a-backslash", "raw-single-quoted", "comment", "escaped-triple-quote", "macro"],
+)
+def test_a_unary_minus_hidden_behind_strings_or_comments_is_still_refused_at_load(load_profile, when):
+    # Found by the third outside review: the first reader took r"\" for an open string, and knew
+    # neither comments nor escapes inside triple-quoted strings, so each of these loaded and allowed.
+    rule = {"id": "large-credit", "when": when, "effect": "require_approval", "approver_role": "manager"}
+    with pytest.raises(services.ProfileRefused, match="unary '-'"):
+        load_profile({**FINANCE, "tools": [*FINANCE["tools"], "credit"], "rules": [rule]})
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        'action.tool == "credit" && int(action.arguments.delta) > -1000 // a minus in a comment: -x',
+        'action.tool == "credit" && action.arguments.note != "-x" && action.arguments.raw != r"a-\\"',
+        'action.tool == "credit" && action.arguments.note != """a\\"-b""" && 0 - int(action.arguments.delta) > 1',
+    ],
+)
+def test_minus_signs_in_literals_comments_and_subtractions_are_no_unary_minus(load_profile, when):
+    rule = {"id": "credit", "when": when, "effect": "require_approval", "approver_role": "manager"}
+    load_profile({**FINANCE, "tools": [*FINANCE["tools"], "credit"], "rules": [rule]})
