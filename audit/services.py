@@ -567,14 +567,16 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     return hashes
 
 
-def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> AuditCheckpoint | None:
+def _next_checkpoint(
+    private_key: Any, key_id: str, trusted: dict[str, Any], now: datetime.datetime
+) -> AuditCheckpoint | None:
     """Sign the next checkpoint if one is due, in one transaction holding the chain head's lock
     (so the head cannot move and two checkpointers cannot both continue the same checkpoint)."""
     with transaction.atomic():
         head = _locked_head()
         last = AuditCheckpoint.objects.order_by("-id").first()
         if last is not None:
-            _refuse_a_checkpoint_this_log_did_not_sign(last)
+            _refuse_a_checkpoint_this_log_did_not_sign(last, trusted)
         first_seq = last.last_seq + 1 if last else 1
         prev_hash = last.head_hash if last else GENESIS_HASH
         if last is not None and head.seal_seq < last.last_seq:
@@ -615,13 +617,13 @@ def _next_checkpoint(private_key: Any, key_id: str, now: datetime.datetime) -> A
         )
 
 
-def _refuse_a_checkpoint_this_log_did_not_sign(last: AuditCheckpoint) -> None:
+def _refuse_a_checkpoint_this_log_did_not_sign(last: AuditCheckpoint, trusted: dict[str, Any]) -> None:
     """Raise ChainNotCheckpointable unless `last`, the checkpoint the sealer is about to continue,
     carries a trusted key's signature over its content. Without this a database superuser could
     insert one unsigned row (say, one claiming the chain ended at seq 0) and have the real key sign
     rewritten history as its continuation."""
     try:
-        verify_pack.check_checkpoint(checkpoint_document(last), keys.trusted_public_keys())
+        verify_pack.check_checkpoint(checkpoint_document(last), trusted)
     except verify_pack.VerificationError as exc:
         raise ChainNotCheckpointable(
             f"the database's newest checkpoint (#{last.id}) is not one this log signed ({exc}): checkpoint rows "
@@ -708,11 +710,13 @@ def checkpoint_audit(*, now: datetime.datetime | None = None) -> list[AuditCheck
     if private_key is None:
         return []
     key_id = verify_pack.key_id_for(private_key.public_key())
+    # Read once per run, not once per checkpoint of a backlog: each read loads the key files.
+    trusted = keys.trusted_public_keys()
     # Truncated to whole microseconds already; UTC so the signed text is the stored value's.
     now = (now or timezone.now()).astimezone(datetime.UTC)
     created: list[AuditCheckpoint] = []
     while True:
-        checkpoint = _next_checkpoint(private_key, key_id, now)
+        checkpoint = _next_checkpoint(private_key, key_id, trusted, now)
         if checkpoint is None:
             return created
         created.append(checkpoint)
