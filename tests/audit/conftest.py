@@ -60,6 +60,20 @@ def attacker(db):
     return raw_sql
 
 
+def rewrite_consistently(attacker, *, edit_seq):
+    """Edit one sealed event, then recompute every hash after it and the chain head, as a
+    superuser with the append-only trigger dropped would: the hash chain alone verifies."""
+    attacker('UPDATE audit_auditevent SET metadata = \'{"n": "forged"}\' WHERE seal_seq = %s', [edit_seq])
+    prev_hash = services.GENESIS_HASH
+    for row in AuditEvent.objects.filter(seal_seq__isnull=False).order_by("seal_seq"):
+        row.prev_hash = prev_hash
+        prev_hash = services.chain_hash(prev_hash, row)
+        attacker(
+            "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [row.prev_hash, prev_hash, row.id]
+        )
+    attacker("UPDATE audit_auditchainhead SET hash = %s", [prev_hash])
+
+
 @pytest.fixture
 def signing(settings, tmp_path):
     """A configured signing key (as audit_keygen writes it) and checkpoint directory."""

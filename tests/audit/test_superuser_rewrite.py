@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 
 from audit import services
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from tests.audit.conftest import rewrite_consistently
 from tests.audit.packs import export, public_key_file, verify
 from tests.audit.test_tamper import _Capture
 
@@ -28,20 +29,6 @@ def three_checkpoints(make_events, signing):
     return list(AuditCheckpoint.objects.order_by("id"))
 
 
-def _rewrite_everything(attacker, *, edit_seq):
-    """Edit one sealed event, then recompute every hash after it and the chain head, as a
-    superuser with the append-only trigger dropped would: the hash chain alone verifies."""
-    attacker('UPDATE audit_auditevent SET metadata = \'{"n": "forged"}\' WHERE seal_seq = %s', [edit_seq])
-    prev_hash = services.GENESIS_HASH
-    for row in AuditEvent.objects.filter(seal_seq__isnull=False).order_by("seal_seq"):
-        row.prev_hash = prev_hash
-        prev_hash = services.chain_hash(prev_hash, row)
-        attacker(
-            "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [row.prev_hash, prev_hash, row.id]
-        )
-    attacker("UPDATE audit_auditchainhead SET hash = %s", [prev_hash])
-
-
 def test_an_untouched_log_verifies_with_its_checkpoints(three_checkpoints):
     code, output = _verify_audit()
 
@@ -52,7 +39,7 @@ def test_an_untouched_log_verifies_with_its_checkpoints(three_checkpoints):
 def test_a_consistent_rewrite_of_every_row_and_the_head_fails_at_the_first_checkpoint_it_changed(
     three_checkpoints, attacker, signing, tmp_path
 ):
-    _rewrite_everything(attacker, edit_seq=15)
+    rewrite_consistently(attacker, edit_seq=15)
 
     assert services.verify_audit().ok  # the unkeyed chain cannot see it: that is the gap checkpoints close
     code, output = _verify_audit()
@@ -146,7 +133,7 @@ def test_the_sealer_never_signs_a_rewrite_whose_newer_checkpoints_were_deleted_f
     # as the continuation of the checkpoint before; a pack exported then verified.
     attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
     attacker("DELETE FROM audit_auditcheckpoint WHERE id = %s", [three_checkpoints[-1].id])
-    _rewrite_everything(attacker, edit_seq=25)
+    rewrite_consistently(attacker, edit_seq=25)
     make_events(3, start=30)
 
     with pytest.raises(services.ChainNotCheckpointable, match="checkpoints were removed"):
@@ -159,7 +146,7 @@ def test_the_sealer_never_signs_a_rewrite_whose_newer_checkpoints_were_deleted_f
 def test_the_sealer_never_signs_a_new_first_checkpoint_when_every_row_was_deleted(three_checkpoints, attacker):
     attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
     attacker("DELETE FROM audit_auditcheckpoint")
-    _rewrite_everything(attacker, edit_seq=5)
+    rewrite_consistently(attacker, edit_seq=5)
 
     with pytest.raises(services.ChainNotCheckpointable, match="is not in the database"):
         services.checkpoint_audit()

@@ -8,7 +8,8 @@ import secrets
 import pytest
 
 from audit import keys, services, verify_pack
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint
+from tests.audit.conftest import rewrite_consistently
 
 
 @pytest.fixture
@@ -26,18 +27,6 @@ def checkpoints_unguarded(attacker):
     return attacker
 
 
-def _rewrite_from(attacker, *, seq, prev_hash):
-    """Edit the event at `seq` and recompute the chain from there, as a superuser would."""
-    attacker('UPDATE audit_auditevent SET metadata = \'{"n": "forged"}\' WHERE seal_seq = %s', [seq])
-    for row in AuditEvent.objects.filter(seal_seq__gte=seq).order_by("seal_seq"):
-        row.prev_hash = prev_hash
-        prev_hash = services.chain_hash(prev_hash, row)
-        attacker(
-            "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [row.prev_hash, prev_hash, row.id]
-        )
-    attacker("UPDATE audit_auditchainhead SET hash = %s", [prev_hash])
-
-
 def _seal_refused(message_part):
     signed_before = set(AuditCheckpoint.objects.values_list("digest", flat=True))
     with pytest.raises(services.ChainNotCheckpointable, match=message_part):
@@ -49,7 +38,7 @@ def test_a_genuine_older_checkpoint_renumbered_to_read_as_the_newest_is_not_cont
     two_checkpoints, checkpoints_unguarded
 ):
     first, second = two_checkpoints
-    _rewrite_from(checkpoints_unguarded, seq=12, prev_hash=first.head_hash)
+    rewrite_consistently(checkpoints_unguarded, edit_seq=12)
     # Every row is genuine and signed: the first checkpoint only moves to the top, and the second's
     # link is moved aside so the sealer's new checkpoint could take it.
     checkpoints_unguarded(
@@ -63,7 +52,7 @@ def test_a_genuine_older_checkpoint_renumbered_to_read_as_the_newest_is_not_cont
 @pytest.mark.parametrize(("first_seq", "last_seq"), [(1, 0), (11, 10)], ids=["as-genesis", "after-the-first"])
 def test_an_unsigned_checkpoint_row_is_not_continued(two_checkpoints, checkpoints_unguarded, first_seq, last_seq):
     first, _ = two_checkpoints
-    _rewrite_from(checkpoints_unguarded, seq=15, prev_hash=first.head_hash)
+    rewrite_consistently(checkpoints_unguarded, edit_seq=15)
     checkpoints_unguarded(
         "INSERT INTO audit_auditcheckpoint (key_id, first_seq, last_seq, count, head_hash, merkle_root, "
         "previous_checkpoint_digest, timestamp, digest, signature) VALUES (%s, %s, %s, 0, %s, %s, %s, now(), %s, %s)",
