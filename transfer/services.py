@@ -31,7 +31,7 @@ from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from notifications.models import Notification
 from orchestrator.db import read_only_snapshot
-from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact
+from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact, repeated_key_of
 from orchestrator.http.problems import validation_summary
 from orchestrator.http.tracing import TRACE_ID_PATTERN
 from orchestrator.identity.roles import is_known_role
@@ -376,6 +376,9 @@ def load(path: str) -> dict[str, Any]:
         data = parse_exact(handle.read())
     if not isinstance(data, dict):
         raise BadRecord("the file must hold one JSON object")
+    if (repeated := repeated_key_of(data)) is not None:
+        # A second list of records under one key would hide the first from the import.
+        raise BadRecord(f"the file names the top-level key {repeated!r} more than once")
     unknown = sorted(set(data) - {"format", "version", "exported_at", *(kind.key for kind in KINDS)})
     if unknown:
         raise BadRecord(f"unknown top-level keys: {', '.join(unknown)}")

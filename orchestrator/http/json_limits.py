@@ -1,5 +1,6 @@
 """The limits every JSON document the product accepts must keep (request bodies, imported records):
-bounded nesting, no U+0000, integers that fit in 64 bits. One check, run where JSON enters."""
+bounded nesting, no U+0000, integers that fit in 64 bits, no object naming a key twice. One check,
+run where JSON enters."""
 
 import json
 import re
@@ -18,6 +19,8 @@ INT64_MAX = 2**63 - 1
 JSON_INT_MIN = -INT64_MAX
 _INT_MESSAGE = "Integers must fit in 64 bits, from -(2**63-1) to 2**63-1."
 _NUMBER_MESSAGE = "Numbers must fit in 64 bits, from -(2**63-1) to 2**63-1, whatever their notation."
+# One JSON string of a valid document: its quotes around plain characters and backslash escapes.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 class JsonLimitError(ValueError):
@@ -29,10 +32,53 @@ class JsonLimitError(ValueError):
         self.field = field
 
 
-def check_document(value: object, *, max_depth: int | None = None) -> None:
-    """Refuse nesting deeper than JSON_MAX_DEPTH, U+0000 in any key or string, and integers outside
-    the signed 64-bit range. Iterative, so a hostile document cannot exhaust the stack."""
+class _ObjectWithRepeatedKey(dict):
+    """An object of a document that names `repeated` more than once, as parse_marking_repeated_keys
+    reads it, so check_document can refuse it and say under which field it sits."""
+
+    repeated: str
+
+
+def _object_from_pairs(pairs: list[tuple[str, object]]) -> dict:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    marked = _ObjectWithRepeatedKey(found)
+    marked.repeated = key
+    return marked
+
+
+def parse_marking_repeated_keys(body: bytes) -> object:
+    """`body` (valid JSON within the depth limit) parsed with every object that names a key twice
+    marked for check_document. Slower than orjson, so only for a body members_written says has one."""
+    return json.loads(body, object_pairs_hook=_object_from_pairs)
+
+
+def members_written(body: bytes) -> int:
+    """How many members the objects of `body` (valid JSON) write, a key named twice counted twice:
+    outside its strings, every ':' of a JSON text separates a member's key from its value."""
+    return _STRING.sub(b"", body).count(b":")
+
+
+def repeated_key_of(value: object) -> str | None:
+    """The key an object read by parse_marking_repeated_keys names twice, or None."""
+    return value.repeated if isinstance(value, _ObjectWithRepeatedKey) else None
+
+
+def check_document(value: object, *, max_depth: int | None = None) -> int:
+    """Refuse nesting deeper than JSON_MAX_DEPTH, U+0000 in any key or string, integers outside the
+    signed 64-bit range, and an object parse_marking_repeated_keys marked. Return how many members
+    its objects hold, for members_written to compare: a parser keeps one of a repeated key's values
+    silently (orjson the last), while a tool reading the same text may act on another, so a policy
+    check of one value must never stand for a call carrying two. Iterative, so a hostile document
+    cannot exhaust the stack."""
     limit = settings.JSON_MAX_DEPTH if max_depth is None else max_depth
+    members = 0
     stack: list[tuple[object, int, str | None]] = [(value, 0, None)]
     while stack:
         item, depth, field = stack.pop()
@@ -53,12 +99,26 @@ def check_document(value: object, *, max_depth: int | None = None) -> None:
             if depth + 1 > limit:
                 raise JsonLimitError(f"JSON nests deeper than {limit} levels.", field)
             if isinstance(item, dict):
+                if isinstance(item, _ObjectWithRepeatedKey):
+                    raise JsonLimitError(f"An object names the key {item.repeated!r} more than once.", field)
+                members += len(item)
                 for key, child in item.items():
                     if isinstance(key, str) and "\x00" in key:
                         raise JsonLimitError("Keys must not contain U+0000.", field)
                     stack.append((child, depth + 1, key if field is None else field))
             else:
                 stack.extend((child, depth + 1, field) for child in item)
+    return members
+
+
+def check_unique_keys(body: bytes, members: int) -> None:
+    """Refuse `body` (valid JSON, `members` the count check_document returned for it) when one of its
+    objects names a key more than once, with the field it sits under."""
+    if members_written(body) == members:
+        return
+    check_document(parse_marking_repeated_keys(body))
+    # Unreachable while members_written counts right; if it ever miscounts, refuse rather than guess.
+    raise JsonLimitError("An object names a key more than once.")
 
 
 def _exact_int(literal: str) -> int:
@@ -75,13 +135,28 @@ def check_integer_literals(body: bytes) -> None:
         json.loads(body, parse_int=_exact_int)
 
 
+def _count_members(value: object) -> int:
+    members = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            members += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return members
+
+
 def parse_exact(body: bytes) -> object:
     """Parse a JSON document keeping every integer exact (a file to import, where an integer
-    beyond 64 bits must be refused with its record, not rounded to a float by orjson)."""
-    if not _LONG_DIGIT_RUN.search(body):
-        return orjson.loads(body)
-    orjson.loads(body)  # validates as strictly as every other path (no NaN, UTF-8 only)
+    beyond 64 bits must be refused with its record, not rounded to a float by orjson), and every
+    object that names a key twice marked (repeated_key_of), for check_document to refuse with its
+    record."""
+    parsed = orjson.loads(body)  # validates as strictly as every other path (no NaN, UTF-8 only)
+    if not _LONG_DIGIT_RUN.search(body) and members_written(body) == _count_members(parsed):
+        return parsed
     try:
-        return json.loads(body)
+        return parse_marking_repeated_keys(body)
     except RecursionError:
         raise JsonLimitError(f"JSON nests deeper than {settings.JSON_MAX_DEPTH} levels.") from None

@@ -9,7 +9,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
 from orchestrator.http.errors import RequestTooLarge
-from orchestrator.http.json_limits import JsonLimitError, check_document, check_integer_literals
+from orchestrator.http.json_limits import JsonLimitError, check_document, check_integer_literals, check_unique_keys
 
 
 def _default(value):
@@ -64,8 +64,9 @@ class FastJSONParser(BaseParser):
             raise ParseError(f"Malformed JSON: {exc}") from None
         # Every endpoint's body passes here, so these limits hold for every JSON field at once.
         try:
-            check_document(data)
+            members = check_document(data)
             check_integer_literals(body)
+            check_unique_keys(body, members)
         except JsonLimitError as exc:
             if exc.field is not None:
                 raise ValidationError({exc.field: [str(exc)]}) from None
