@@ -339,11 +339,23 @@ def _read_text(path: Path) -> str:
         raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _object_naming_each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        # Readers disagree on which value a repeated key has: the verifier must not pick one for them.
+        raise _RepeatedKey("an object names one key more than once")
+    return found
+
+
 def _loads(text: str, where: str) -> Any:
     """json.loads that names `where` instead of raising: nesting deeper than the parser's recursion
-    limit is refused like any other malformed JSON."""
+    limit, and an object naming a key twice, are refused like any other malformed JSON."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object_naming_each_key_once)
     except (ValueError, RecursionError) as exc:
         raise VerificationError(
             f"{where}: not JSON ({'nested too deep' if isinstance(exc, RecursionError) else exc})"

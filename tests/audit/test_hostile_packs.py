@@ -149,3 +149,18 @@ def test_a_pack_file_that_is_no_regular_file_is_refused_without_hanging_or_filli
 
     assert code == 1, output
     assert "events.jsonl" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "public_keys.json"])
+def test_a_pack_file_naming_a_key_twice_is_refused_since_readers_disagree_on_its_value(trace_pack, name):
+    text = (trace_pack / name).read_text()
+    key = next(iter(json.loads(text)))
+    (trace_pack / name).write_text(text.replace("{", "{" + json.dumps(key) + ": null, ", 1))
+    if name != "manifest.json":
+        _rewrite_manifest_digests(trace_pack)
+
+    code, output = verify(trace_pack)
+
+    assert code in (1, 2), output
+    assert f"{name}: not JSON (an object names one key more than once)" in output
+    assert "Traceback" not in output
