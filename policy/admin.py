@@ -26,12 +26,8 @@ class ProfileForm(forms.ModelForm):
 
     def clean_profile_yaml(self):
         try:
-            raw = yaml.safe_load(self.cleaned_data["profile_yaml"])
-        except yaml.YAMLError as exc:
-            raise forms.ValidationError(f"Not valid YAML: {exc}") from None
-        try:
             services.refuse_unsigned(signed=False, source="admin")
-            return services.validate_document(raw, source="admin")
+            return services.parse_profile_yaml(self.cleaned_data["profile_yaml"], source="admin")
         except services.ProfileRefused as refusal:
             raise forms.ValidationError(str(refusal)) from None
 

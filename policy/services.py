@@ -581,14 +581,45 @@ def profile_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+class _ProfileYamlLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice: PyYAML keeps the last value
+    without a word, so a second `rules:` block appended to a profile would silently drop every rule
+    of the first."""
+
+
+def _mapping_naming_each_key_once(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            repeated = key in seen
+        except TypeError:
+            # Not hashable (a list as a key): construct_mapping refuses it with its own message.
+            break
+        if repeated:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"the key {key!r} appears twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_ProfileYamlLoader.add_constructor("tag:yaml.org,2002:map", _mapping_naming_each_key_once)
+
+
+def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
+    """A profile document from its YAML text, validated; ProfileRefused names what is wrong."""
+    try:
+        raw = yaml.load(content, Loader=_ProfileYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise _refuse(f"Not valid YAML: {exc}", source) from None
+    return validate_document(raw, source=source)
+
+
 def read_profile_file(path: Path) -> tuple[dict[str, Any], bool]:
     content = path.read_bytes()
     signed = _verify_signature(path, content)
-    try:
-        raw = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise _refuse(f"Not valid YAML: {exc}", str(path)) from None
-    return validate_document(raw, source=str(path)), signed
+    return parse_profile_yaml(content, source=str(path)), signed
 
 
 def load_profile_files(

@@ -1,0 +1,56 @@
+"""A profile whose YAML names a key twice is refused, by load_profiles and by the admin: YAML's
+usual loaders keep the last value silently, so a second `rules:` block appended to a profile would
+drop every rule of the first without a word."""
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from policy import services
+from policy.models import ProfileVersion
+from tests.policy.conftest import FINANCE
+
+# FINANCE with a second rules block after the first: only the second would count.
+TWO_RULES_BLOCKS = yaml.safe_dump(FINANCE, sort_keys=False) + yaml.safe_dump(
+    {"rules": [{"id": "harmless", "when": "false", "effect": "deny"}]}, sort_keys=False
+)
+
+
+def test_load_profiles_refuses_a_second_rules_block_and_loads_nothing(db, tmp_path):
+    path = tmp_path / "finance.yaml"
+    path.write_text(TWO_RULES_BLOCKS)
+
+    with pytest.raises(CommandError, match="the key 'rules' appears twice"):
+        call_command("load_profiles", str(path))
+    assert not ProfileVersion.objects.exists()
+
+
+def test_a_key_repeated_inside_a_rule_is_refused_too(db):
+    text = yaml.safe_dump(FINANCE, sort_keys=False).replace(
+        "  effect: require_approval\n", "  effect: require_approval\n  effect: allow\n", 1
+    )
+
+    with pytest.raises(services.ProfileRefused, match="the key 'effect' appears twice"):
+        services.parse_profile_yaml(text, source="test")
+
+
+def test_the_admin_refuses_it_as_a_form_error(admin_client):
+    response = admin_client.post("/admin/policy/profileversion/add/", {"profile_yaml": TWO_RULES_BLOCKS})
+
+    assert response.status_code == 200
+    assert "the key &#x27;rules&#x27; appears twice" in response.content.decode()
+    assert not ProfileVersion.objects.exists()
+
+
+def test_the_same_profile_written_once_still_loads(db, tmp_path):
+    path = tmp_path / "finance.yaml"
+    path.write_text(yaml.safe_dump(FINANCE, sort_keys=False))
+
+    call_command("load_profiles", str(path))
+
+    assert ProfileVersion.objects.get(role="finance").document["rules"] == FINANCE["rules"]
+
+
+def test_a_list_used_as_a_key_is_still_refused_as_invalid_yaml(db):
+    with pytest.raises(services.ProfileRefused, match="Not valid YAML"):
+        services.parse_profile_yaml("? [a, b]\n: 1\n", source="test")
