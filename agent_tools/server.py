@@ -18,7 +18,16 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from mcp_types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    jsonrpc_message_adapter,
+)
 from pydantic import BaseModel, Field, ValidationError
 
 from agent_tools.client import (
@@ -229,20 +238,69 @@ class _StdinLines:
                     yield _NO_MESSAGE
 
 
+# How long calls still running when stdin closes may take to be answered before the server exits:
+# past any call's own bound (OrchestratorClient's attempts, their timeouts and the backoffs between).
+STDIN_CLOSED_GRACE_SECONDS = 300.0
+
+
+class _CallsInFlight:
+    """The requests read from stdin and not yet answered on stdout (a request the client cancels
+    gets no answer, so its cancellation settles it too)."""
+
+    def __init__(self) -> None:
+        self._ids: collections.Counter[tuple[str, str | int]] = collections.Counter()
+        self._none_left = anyio.Event()
+        self._none_left.set()
+
+    @staticmethod
+    def _key(request_id: object) -> tuple[str, str | int] | None:
+        # 1 and "1" are different ids.
+        return (type(request_id).__name__, request_id) if _is_usable_id(request_id) else None  # type: ignore[return-value]
+
+    def read(self, message: object) -> None:
+        if isinstance(message, JSONRPCRequest) and (key := self._key(message.id)) is not None:
+            if not self._ids:
+                self._none_left = anyio.Event()
+            self._ids[key] += 1
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            self._settle(self._key((message.params or {}).get("requestId")))
+
+    def written(self, message: object) -> None:
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            self._settle(self._key(message.id))
+
+    def _settle(self, key: tuple[str, str | int] | None) -> None:
+        if key is None or key not in self._ids:
+            return
+        self._ids[key] -= 1
+        if self._ids[key] <= 0:
+            del self._ids[key]
+        if not self._ids:
+            self._none_left.set()
+
+    async def all_answered(self) -> None:
+        await self._none_left.wait()
+
+
 class OrchestratorMCPServer(MCPServer):
     """MCPServer whose stdio transport answers every line it cannot read (JSON-RPC 2.0: -32700 for
     text that is no JSON, -32600 for JSON that is no message or a request whose id is unusable)
-    instead of dropping it silently."""
+    instead of dropping it silently, and answers the calls still running when stdin closes before
+    it exits (MCP's stdio shutdown starts with the client closing the server's stdin; the SDK
+    cancels what is in flight then, so a call whose effect happened, a routed task, went unanswered)."""
 
     async def run_stdio_async(self) -> None:
         stdin = _StdinLines()
+        calls = _CallsInFlight()
         async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
             messages_in, messages_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+            answers_in, answers_out = anyio.create_memory_object_stream[SessionMessage](0)
 
-            async def answer_unreadable_lines() -> None:
+            async def relay_lines() -> None:
                 async with messages_in:
                     async for item in read_stream:
                         if not isinstance(item, Exception):
+                            calls.read(item.message)
                             await messages_in.send(item)
                             continue
                         # Nothing queued would mean a line triage passed and the SDK refused after
@@ -250,11 +308,21 @@ class OrchestratorMCPServer(MCPServer):
                         answer = stdin.answers.popleft() if stdin.answers else _invalid_request()
                         if answer is not None:
                             await write_stream.send(SessionMessage(answer))
+                    # stdin is closed: the SDK's end of input would cancel the calls in flight.
+                    with anyio.move_on_after(STDIN_CLOSED_GRACE_SECONDS):
+                        await calls.all_answered()
+
+            async def relay_answers() -> None:
+                async with write_stream, answers_out:
+                    async for item in answers_out:
+                        await write_stream.send(item)
+                        calls.written(item.message)
 
             async with anyio.create_task_group() as group:
-                group.start_soon(answer_unreadable_lines)
+                group.start_soon(relay_lines)
+                group.start_soon(relay_answers)
                 lowlevel = self._lowlevel_server
-                await lowlevel.run(messages_out, write_stream, lowlevel.create_initialization_options())
+                await lowlevel.run(messages_out, answers_in, lowlevel.create_initialization_options())
 
 
 def build_server(client: OrchestratorClient) -> MCPServer:
