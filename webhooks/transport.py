@@ -9,12 +9,15 @@ that was checked, not to the name, so a DNS answer that changes between the chec
 """
 
 import ipaddress
+import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 RESPONSE_EXCERPT_BYTES = 500
 # At most this much of an answer past the excerpt is read (and dropped) to keep the connection.
@@ -125,10 +128,114 @@ def redacted(url: str) -> str:
     return f"{origin}/…" if rest else f"{origin}/"
 
 
+class _AttemptDeadline:
+    """Ends one attempt at its deadline, whatever it waits on: the connect, the TLS handshake, the
+    status line, the headers or the body. urllib3's timeouts bound each read, not the whole, so a
+    receiver sending one byte of a header at a time, or `100 Continue` forever, held the dispatcher
+    (and every job queued behind it) for as long as it liked. When the deadline passes, a timer shuts
+    the connection's socket down, which wakes whatever read or write is blocked on it with an error.
+
+    The socket is shut through a duplicate of its descriptor, taken when the attempt starts using it:
+    TLS takes the plain socket over (detaching it), but a shutdown acts on the connection, not on
+    one descriptor. The duplicates close with the attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._cutters: list[socket.socket] = []
+        self._over = False
+        self.expired = False
+        self.seconds = seconds
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_AttemptDeadline":
+        _attempt.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _attempt.deadline = None
+        with self._lock:
+            self._over = True
+            cutters, self._cutters = self._cutters, []
+        for cutter in cutters:
+            cutter.close()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None or sock.fileno() < 0:
+            return
+        cutter = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            if not self._over:
+                self._cutters.append(cutter)
+                if self.expired:
+                    _shut(cutter)
+                return
+        cutter.close()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            self.expired = True
+            for cutter in self._cutters:
+                _shut(cutter)
+
+
+_attempt = threading.local()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its peer or by the pool: nothing left to cut
+
+
+def _watched_by_the_attempt(sock: socket.socket | None) -> None:
+    deadline = getattr(_attempt, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watched_by_the_attempt(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:
+            # A kept-alive connection, made during an earlier attempt.
+            _watched_by_the_attempt(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watched_by_the_attempt(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:
+            _watched_by_the_attempt(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     """A keep-alive connection to the pinned address, for the attempts of one dispatcher pass."""
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        return _HTTPSPool(
             target.address,
             target.port,
             server_hostname=target.host,
@@ -136,7 +243,7 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
             cert_reqs="CERT_REQUIRED",
             maxsize=1,
         )
-    return urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1)
+    return _HTTPPool(target.address, target.port, maxsize=1)
 
 
 def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
@@ -162,7 +269,8 @@ def post(
     pool: urllib3.HTTPConnectionPool | None = None,
 ) -> Response:
     """POST to the pinned address (through `pool` when given, else a connection of its own);
-    raises urllib3's errors on timeouts and connection failures."""
+    raises urllib3's errors on timeouts and connection failures. The whole attempt, from the connect
+    to the answer's last byte read, ends by `timeout`."""
     default_port = 443 if target.scheme == "https" else 80
     host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
     if ":" in target.host and target.port == default_port:
@@ -171,36 +279,60 @@ def post(
         host_header = f"[{target.host}]:{target.port}"
     own_pool = pool is None
     pool = pool or open_pool(target)
-    started = time.monotonic()
+    attempt = _AttemptDeadline(timeout)
     try:
-        response = pool.urlopen(
-            "POST",
-            target.path,
-            body=body,
-            headers={**headers, "Host": host_header},
-            redirect=False,
-            retries=False,
-            timeout=urllib3.Timeout(total=timeout),
-            preload_content=False,
-            assert_same_host=False,
-        )
-        # The whole attempt, answer included, ends by the timeout: a receiver that sends an endless
-        # body, or one byte at a time, cannot hold the dispatcher.
-        deadline = started + timeout
+        with attempt:
+            return _exchange(pool, target, body=body, headers={**headers, "Host": host_header}, attempt=attempt)
+    except Exception:
+        if attempt.expired:
+            # Whatever the cut socket raised, the attempt's deadline is what ended it.
+            raise urllib3.exceptions.TimeoutError(f"no complete answer within {timeout:g} s") from None
+        raise
+    finally:
+        if own_pool:
+            pool.close()
+
+
+def _exchange(
+    pool: urllib3.HTTPConnectionPool, target: Target, *, body: bytes, headers: dict[str, str], attempt: _AttemptDeadline
+) -> Response:
+    started = time.monotonic()
+    timeout = attempt.seconds
+    response = pool.urlopen(
+        "POST",
+        target.path,
+        body=body,
+        headers=headers,
+        redirect=False,
+        retries=False,
+        timeout=urllib3.Timeout(total=timeout),
+        preload_content=False,
+        assert_same_host=False,
+    )
+    if attempt.expired:
+        # Cut off mid-headers, http.client takes the end of input for their end: what it parsed is
+        # no answer.
+        response.close()
+        raise urllib3.exceptions.TimeoutError("the answer's headers did not end in time")
+    # The body is read only while the deadline has not passed, so a timely answer is not cut short
+    # by the timer at its last byte: an endless body, or one sent a byte at a time, ends at the limit.
+    deadline = started + timeout
+    excerpt, ended = b"", False
+    try:
         excerpt, ended = _read_within(response, RESPONSE_EXCERPT_BYTES, deadline)
         if not ended:
             # The rest is not wanted; a short rest is read so the connection can be reused.
             ended = _read_within(response, DRAIN_LIMIT_BYTES, deadline)[1]
-        if not ended:
-            response.close()  # the connection is dropped, not reused with unread bytes on it
-        response.release_conn()
-        latency_ms = int((time.monotonic() - started) * 1000)
-        return Response(
-            status=response.status,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            excerpt=excerpt.decode("utf-8", "replace"),
-            latency_ms=latency_ms,
-        )
-    finally:
-        if own_pool:
-            pool.close()
+    except Exception:
+        if not attempt.expired:
+            raise
+        # The answer's status came in time and is the receiver's answer; its body did not end.
+    if not ended:
+        response.close()  # the connection is dropped, not reused with unread bytes on it
+    response.release_conn()
+    return Response(
+        status=response.status,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        excerpt=excerpt.decode("utf-8", "replace"),
+        latency_ms=int((time.monotonic() - started) * 1000),
+    )
