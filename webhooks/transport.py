@@ -54,6 +54,12 @@ _SIIT = ipaddress.ip_network("::ffff:0:0:0/96")
 _INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
 
 
+# Not global, though Python 3.11's table says so for all but a few of its addresses: the IETF
+# protocol assignments (RFC 6890), where Oracle Cloud serves its instance metadata (192.0.0.192).
+# Its two globally reachable anycast addresses (.9 and .10) are no webhook receivers either.
+_INSIDE_IPV4 = (ipaddress.ip_network("192.0.0.0/24"),)
+
+
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
@@ -72,6 +78,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if embedded is not None:
             # :: and ::1 sit in the IPv4-compatible range too: 0.0.0.0 and 0.0.0.1 are not public either.
             return is_public(embedded)
+    elif any(address in network for network in _INSIDE_IPV4):
+        return False
     return address.is_global and not address.is_multicast
 
 

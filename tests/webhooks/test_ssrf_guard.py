@@ -28,6 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
         "http://[::ffff:127.0.0.1]/",
         "http://[fd00:ec2::254]/",
         "http://2130706433/",  # 127.0.0.1 as one decimal number
+        "http://192.0.0.192/",  # IETF protocol assignments (Oracle Cloud's metadata service)
+        "http://192.0.0.100/",
+        "http://[::ffff:192.0.0.192]/",
     ],
 )
 def test_inside_addresses_are_refused_when_private_networks_are_not_allowed(settings, url):
