@@ -116,6 +116,10 @@ class ApprovalMailCursor(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     txid = models.BigIntegerField(default=0)
     event_id = models.BigIntegerField(default=0)
+    # The mailer at work holds the cursor by lease, not by a row lock: a transaction held open while
+    # SMTP answers would hold back every audit stream reader's horizon (audit.stream).
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

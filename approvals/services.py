@@ -897,45 +897,77 @@ def _email_for(event: AuditEvent, approval: Approval) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+def _mail_lease_seconds() -> float:
+    """Longer than one email can take (connect, greeting, sender, recipient, data and quit, each
+    bounded by EMAIL_TIMEOUT), so a live mailer, which renews the lease after each, never loses it."""
+    return 6 * float(settings.EMAIL_TIMEOUT or 10) + 30
+
+
+def _take_mail_lease() -> uuid.UUID | None:
+    token = uuid.uuid4()
+    now = timezone.now()
+    ApprovalMailCursor.objects.get_or_create(pk=1)
+    taken = (
+        ApprovalMailCursor.objects.filter(pk=1)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .update(lease_token=token, lease_until=now + datetime.timedelta(seconds=_mail_lease_seconds()), updated_at=now)
+    )
+    return token if taken else None
+
+
+def _renew_mail_lease(token: uuid.UUID, **moved: int) -> bool:
+    """Renew the lease (and move the cursor to `moved`'s txid and event_id); False once it is lost."""
+    now = timezone.now()
+    until = now + datetime.timedelta(seconds=_mail_lease_seconds())
+    return bool(
+        ApprovalMailCursor.objects.filter(pk=1, lease_token=token).update(lease_until=until, updated_at=now, **moved)
+    )
+
+
 def email_approvals(*, limit: int = 500) -> int:
     """Email the people of the approver role for each approval.requested / .reminder / .escalated event
     past the mailer's cursor in the audit log; return how many emails were sent.
 
     Off the request path and at-least-once: the cursor moves past an event only after every recipient
-    got it, and each (event, recipient) send is recorded in the same transaction, so a rerun after an
-    SMTP failure skips the ones already sent (only a process killed in the middle of an event can
-    repeat that event's emails). One mailer at a time: each event is handled under the cursor's row
-    lock taken with SKIP LOCKED, so a concurrent run stops instead of waiting. A failing SMTP server
-    ends the pass; the next run retries from the same event. An event whose approval was decided,
-    escalated again or expired since is passed over: nobody needs to act on it any more.
+    got it, and each (event, recipient) send is recorded as soon as it was accepted, so a rerun after
+    an SMTP failure skips the ones already sent (only a process killed between a send and its record
+    can repeat that one email). One mailer at a time: it holds the cursor by a lease, renewed after
+    every email, so a concurrent run stops at once and a crashed mailer's lease runs out. No
+    transaction stays open while SMTP answers: one would hold back the horizon of every audit stream
+    reader (the console's stream, the webhook dispatcher, this mailer) until the mail server was done.
+    A failing SMTP server ends the pass; the next run retries from the same event. An event whose
+    approval was decided, escalated again or expired since is passed over: nobody needs to act on it
+    any more.
     """
-    ApprovalMailCursor.objects.get_or_create(pk=1)
+    token = _take_mail_lease()
+    if token is None:
+        return 0
     mailed = AuditEvent.objects.filter(event_type__in=MAILED_EVENTS, target_type="approval")
     sent = 0
-    for _ in range(limit):
-        with transaction.atomic():
-            cursor = ApprovalMailCursor.objects.select_for_update(skip_locked=True).filter(pk=1).first()
-            if cursor is None:
+    try:
+        for _ in range(limit):
+            cursor = ApprovalMailCursor.objects.get(pk=1)
+            if cursor.lease_token != token:
                 return sent
             live = stream.live_position(AuditEvent.objects.all())
             events, position = stream.events_after(mailed, (cursor.txid, cursor.event_id), limit=1)
             if not events:
                 # Everything below the live position was seen: later passes need not rescan it.
-                position = max(live, (cursor.txid, cursor.event_id))
-            else:
-                count, complete = _email_event(events[0])
-                sent += count
-                if not complete:
-                    return sent
-            cursor.txid, cursor.event_id = position
-            cursor.save(update_fields=["txid", "event_id", "updated_at"])
-            if not events:
+                txid, event_id = max(live, (cursor.txid, cursor.event_id))
+                _renew_mail_lease(token, txid=txid, event_id=event_id)
                 return sent
-    return sent
+            count, complete = _email_event(events[0], keep_lease=lambda: _renew_mail_lease(token))
+            sent += count
+            if not complete or not _renew_mail_lease(token, txid=position[0], event_id=position[1]):
+                return sent
+        return sent
+    finally:
+        ApprovalMailCursor.objects.filter(pk=1, lease_token=token).update(lease_token=None, lease_until=None)
 
 
-def _email_event(event: AuditEvent) -> tuple[int, bool]:
-    """Send one event's emails; return how many were sent and whether every recipient has it now."""
+def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
+    """Send one event's emails; return how many were sent and whether every recipient has it now.
+    `keep_lease()` renews the mailer's lease after each email and says whether it still holds it."""
     approval = Approval.objects.select_related("task").filter(pk=event.target_id).first()
     role = str(event.metadata.get("approver_role") or "")
     # Decided, handed on to another role, or past its deadline since: nobody needs to act on this event.
@@ -961,6 +993,12 @@ def _email_event(event: AuditEvent) -> tuple[int, bool]:
         except Exception as exc:
             logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)
             return sent, False
-        ApprovalEmail.objects.create(event_id=event.id, recipient=recipient, approval=approval)
+        # Recorded at once, in its own statement: a mailer that took over after this one's lease ran
+        # out may have sent it too, and that record stands.
+        ApprovalEmail.objects.bulk_create(
+            [ApprovalEmail(event_id=event.id, recipient=recipient, approval=approval)], ignore_conflicts=True
+        )
         sent += 1
+        if not keep_lease():
+            return sent, False
     return sent, True
