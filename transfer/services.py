@@ -239,6 +239,15 @@ def _waits_for_nothing(task_id: Any, *, besides: Any = None) -> bool:
     return task_status == TaskStatus.AWAITING_APPROVAL and not pending.exists()
 
 
+def _gate_left_behind(task_id: Any) -> bool:
+    """Whether a pending approval here still gates the task, which is no longer in awaiting_approval:
+    the task would run ungated, and the approval would wait for a decision no one could make (every
+    one answers 409) while the task's sender could not ask for another."""
+    task_status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+    pending = Approval.objects.filter(task_id=task_id, status=ApprovalStatus.PENDING)
+    return task_status is not None and task_status != TaskStatus.AWAITING_APPROVAL and pending.exists()
+
+
 def _refuse_a_stuck_task(instance: Approval, *, was_pending_for: Any) -> None:
     """An approval that stops being pending for a task that still waits would hold the task in
     awaiting_approval for ever: no decision can come. That is the task it was pending for here
@@ -404,7 +413,7 @@ def import_json(
     """Upsert every record of a loaded export (see load); return an ImportReport. A record that
     exists with a different state is reported and skipped unless `overwrite`."""
     report = ImportReport()
-    gates = _pending_approvals_by_task(data)
+    gates = _approvals_by_task(data)
     # Approvals tried with their task (_import_task): index -> outcome or error, reported in their own turn.
     settled: dict[int, str | Exception] = {}
     for kind in KINDS:
@@ -442,11 +451,11 @@ def _skip(report: ImportReport, kind: Kind, record: object, position: str, reaso
     report.counts[kind.key].skipped += 1
 
 
-def _pending_approvals_by_task(data: dict[str, Any]) -> dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]:
-    """The file's approvals that may be pending (status pending, or none given), by the task they gate."""
+def _approvals_by_task(data: dict[str, Any]) -> dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]:
+    """The file's approvals by the task they name, with their positions."""
     gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]] = {}
     for index, record in enumerate(data.get(APPROVALS.key, [])):
-        if not isinstance(record, dict) or record.get("status", ApprovalStatus.PENDING) != ApprovalStatus.PENDING:
+        if not isinstance(record, dict):
             continue
         try:
             task_id = normalise_id(record.get("task_id"), TASKS.prefix)
@@ -465,17 +474,27 @@ def _import_task(
     position: str,
     overwrite: bool,
 ) -> str:
-    """Import a task; one that would wait in awaiting_approval with no pending approval here takes its
-    pending approval from the file in the same transaction, or is refused. (Approvals come after tasks,
-    as they reference them; imported alone, such a task would be stuck if its approval were refused.)
-    Each approval tried goes into `settled` with its outcome or its error."""
+    """Import a task whose approvals here must still agree with it: one that would wait in
+    awaiting_approval with no pending approval takes its pending approval from the file in the same
+    transaction, and one that would leave awaiting_approval while an approval here is still pending
+    takes that approval's decision from the file; otherwise it is refused. (Approvals come after
+    tasks, as they reference them; imported alone, such a task would be stuck, or run ungated, if its
+    approval were refused.) Each approval tried goes into `settled` with its outcome or its error."""
     with transaction.atomic():
         outcome = _import_record(TASKS, record, source=source, position=position, overwrite=overwrite)
         task_id = normalise_id(record["id"] if isinstance(record, dict) else None, TASKS.prefix)
-        if outcome == "unchanged" or not _waits_for_nothing(task_id):
+
+        def disagrees() -> bool:
+            return _waits_for_nothing(task_id) or _gate_left_behind(task_id)
+
+        if outcome == "unchanged" or not disagrees():
             return outcome
+        left_behind = _gate_left_behind(task_id)
         refused = []
         for index, approval in gates.get(task_id, []):
+            # A task left waiting takes a pending approval; one that left awaiting_approval, a decision.
+            if (approval.get("status", ApprovalStatus.PENDING) == ApprovalStatus.PENDING) == left_behind:
+                continue
             try:
                 settled[index] = _import_record(
                     APPROVALS, approval, source=source, position=f"approvals[{index}]", overwrite=overwrite
@@ -485,15 +504,22 @@ def _import_task(
                 settled[index] = exc
                 refused.append(f"approvals[{index}]")
                 continue
-            if not _waits_for_nothing(task_id):
+            if not disagrees():
                 return outcome
         for index, _ in gates.get(task_id, []):
             # Whatever was written here is undone with the task: say so in the approval's turn.
-            if not isinstance(settled.get(index), Exception):
+            if index in settled and not isinstance(settled[index], Exception):
                 settled[index] = BadRecord(f"rolled back with its task, {position}, which was refused")
+        refusals = f" (refused: {', '.join(refused)})" if refused else ""
+        if left_behind:
+            status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+            raise BadRecord(
+                f"status {status!r} while an approval here still gates the task (pending), and the file does "
+                f"not decide it{refusals}: the task would run ungated; import the approval's decision with it"
+            )
         raise BadRecord(
             "status 'awaiting_approval' with no pending approval, here or in the file"
-            + (f" (refused: {', '.join(refused)})" if refused else "")
+            + refusals
             + ", would leave the task waiting for a decision that can never come"
         )
 
