@@ -14,6 +14,10 @@ class ApprovalStatus(models.TextChoices):
     EXPIRED = "expired"
 
 
+# The partial unique index that admits one pending approval per task.
+ONE_PENDING_PER_TASK = "approval_one_pending_per_task"
+
+
 class Approval(ConcurrentTransitions, models.Model):
     """A human gate on a task, or on one exact action a policy check holds (`action_digest`; no task).
     Pending past expires_at means expired (default-deny), never approved."""
@@ -57,9 +61,7 @@ class Approval(ConcurrentTransitions, models.Model):
         ]
         constraints = [
             # One open gate per task: a second request while one is pending would let either decide.
-            models.UniqueConstraint(
-                fields=["task"], name="approval_one_pending_per_task", condition=models.Q(status="pending")
-            ),
+            models.UniqueConstraint(fields=["task"], name=ONE_PENDING_PER_TASK, condition=models.Q(status="pending")),
             models.UniqueConstraint(
                 fields=["action_digest"],
                 name="approval_one_pending_per_action",

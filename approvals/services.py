@@ -20,7 +20,14 @@ from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from approvals import selectors
-from approvals.models import Approval, ApprovalEmail, ApprovalMailCursor, ApprovalStatus, ApprovalVote
+from approvals.models import (
+    ONE_PENDING_PER_TASK,
+    Approval,
+    ApprovalEmail,
+    ApprovalMailCursor,
+    ApprovalStatus,
+    ApprovalVote,
+)
 from audit import services as audit
 from audit import stream
 from audit.models import AuditEvent
@@ -218,7 +225,17 @@ def open_approval(
         escalate_to=chain,
         level_started_at=now,
     )
-    approval.save(force_insert=True)
+    try:
+        approval.save(force_insert=True)
+    except IntegrityError as exc:
+        if not _is_one_pending_per_task(exc):
+            raise
+        # Only an inconsistent row can get here (a pending approval beside a task that is not waiting
+        # on it: gate_task refuses every task but a pending one): a conflict to resolve, not a crash.
+        raise Conflict(
+            f"Task {task.pk} already has a pending approval, though it is not awaiting one; staff can cancel "
+            "the task or let the approval expire."
+        ) from None
     _approval_event(
         approval,
         task=task,
@@ -235,6 +252,15 @@ def open_approval(
         },
     )
     return approval
+
+
+def _is_one_pending_per_task(exc: IntegrityError) -> bool:
+    cause = exc.__cause__
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return bool(constraint == ONE_PENDING_PER_TASK)
+    # SQLite names the column: "UNIQUE constraint failed: approvals_approval.task_id".
+    return f"{Approval._meta.db_table}.task_id" in str(cause)
 
 
 def gate_routed_task(routed: routing.RoutedTask) -> None:
