@@ -31,7 +31,7 @@ from orchestrator.identity.principal import Principal, acting_role
 from orchestrator.identity.roles import require_known_role
 from orchestrator.telemetry import metrics
 from routing import selectors
-from routing.models import Task, TaskStatus
+from routing.models import TERMINAL_TASK_STATUSES, Task, TaskStatus
 
 # The fields a claim writes.
 _CLAIM_FIELDS = [
@@ -329,7 +329,7 @@ def queue_state_problems(task: Task) -> list[str]:
     """What makes a task's work-queue fields a state the queue never reaches (an import copies rows,
     it does not replay transitions): priority and max_attempts outside their ranges, more attempts
     than the budget, a claim without a lease (it would never pass, so nothing would free the task),
-    or a lease on a task nobody holds."""
+    a lease on a task nobody holds, a dead letter that did not fail, or an open task that finished."""
     problems = []
     if not PRIORITY_RANGE[0] <= task.priority <= PRIORITY_RANGE[1]:
         problems.append(f"priority: {task.priority} is outside {PRIORITY_RANGE[0]}..{PRIORITY_RANGE[1]}")
@@ -346,6 +346,11 @@ def queue_state_problems(task: Task) -> list[str]:
             problems.append("attempt: a claimed task has used at least one attempt")
     elif task.lease_token or task.lease_expires_at is not None:
         problems.append(f"lease: a {task.status} task holds no lease_token or lease_expires_at")
+    if task.dead_lettered_at is not None and task.status != TaskStatus.FAILED:
+        # It would list among the dead letters and read dead_letter: true while it is still worked on.
+        problems.append(f"dead_lettered_at: only a failed task is dead-lettered, not a {task.status} one")
+    if task.finished_at is not None and task.status not in TERMINAL_TASK_STATUSES:
+        problems.append(f"finished_at: a {task.status} task has not finished")
     return problems
 
 

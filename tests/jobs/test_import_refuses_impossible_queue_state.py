@@ -1,6 +1,8 @@
 """import_json holds a task's work-queue fields to the rules the API and the queue keep: priority and
-max_attempts in their ranges, attempts within the budget, and a claimed task under a lease (else it
-would stay claimed for ever: no lease ever passes, so neither claim-next nor reclaim_tasks frees it)."""
+max_attempts in their ranges, attempts within the budget, a claimed task under a lease (else it
+would stay claimed for ever: no lease ever passes, so neither claim-next nor reclaim_tasks frees it),
+a dead letter only on a failed task and a finish time only on a finished one (else an open task
+would list among the dead letters)."""
 
 import pytest
 
@@ -27,6 +29,11 @@ def _task(**fields):
         ({"status": "claimed", "claimed_by": "token:x", "attempt": 0, "lease_token": "t",
           "lease_expires_at": "2030-01-01T00:00:00Z"}, "attempt"),
         ({"status": "pending", "lease_token": "known-to-the-file", "lease_expires_at": "2030-01-01T00:00:00Z"}, "lease"),
+        ({"status": "pending", "dead_lettered_at": "2026-01-01T00:00:00Z",
+          "error": {"reason": "attempts_exhausted"}}, "dead_lettered_at"),
+        ({"status": "completed", "dead_lettered_at": "2026-01-01T00:00:00Z",
+          "finished_at": "2026-01-01T00:00:00Z"}, "dead_lettered_at"),
+        ({"status": "pending", "finished_at": "2026-01-01T00:00:00Z"}, "finished_at"),
     ],
 )  # fmt: skip
 def test_a_task_whose_queue_state_the_queue_could_never_reach_is_reported_and_skipped(fields, complaint):
