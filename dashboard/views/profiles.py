@@ -60,6 +60,8 @@ def profile_detail(request, role):
 @require_POST
 @access.console_view(VIEW_PROFILES, ACTIVATE_PROFILES)
 def activate(request, role, version):
+    if not is_known_role(role):
+        raise Http404("No such role.")
     target = next((v for v in selectors.profile_versions(role=role) if v.version == version), None)
     if target is None:
         raise Http404("No such version.")

@@ -31,6 +31,7 @@ def session_list(request):
         "query": query.urlencode(),
         "statuses": SessionStatus.choices,
         "first_page": not data["cursor"],
+        "can_view_tasks": request.user.has_perm(access.VIEW_TASKS),
     }
     template = "dashboard/partials/session_rows.html" if request.htmx else "dashboard/sessions.html"
     return render(request, template, context)
@@ -50,5 +51,6 @@ def session_detail(request, session_id):
             "session": detail.session,
             "metadata_json": json.dumps(detail.session.metadata, indent=2, sort_keys=True, default=str),
             "can_view_tasks": request.user.has_perm(access.VIEW_TASKS),
+            "can_view_audit": request.user.has_perm(access.VIEW_AUDIT),
         },
     )

@@ -1,6 +1,8 @@
 """The console's profiles pages: each role's active profile, a role's versions and the diff between
 two, and activating an older version (a rollback) through the policy service, audited as the person."""
 
+import pytest
+
 from audit.models import AuditEvent
 from policy import services as policy
 from policy.models import ProfileVersion
@@ -78,3 +80,10 @@ def test_an_unknown_role_is_404_and_a_bad_version_400(staff_client):
     assert staff_client.get("/dashboard/profiles/no-such-role/").status_code == 404
     assert staff_client.get("/dashboard/profiles/marketing/?old=99").status_code == 400
     assert staff_client.get("/dashboard/profiles/marketing/?new=x").status_code == 400
+
+
+@pytest.mark.parametrize("role", ["no-such-role", "%00", "marketing%00"])
+def test_activating_a_version_of_a_role_that_is_no_role_is_404(staff_client, role):
+    load("Announces launches.", tools=["notify"])
+
+    assert staff_client.post(f"/dashboard/profiles/{role}/1/activate").status_code == 404
