@@ -1,6 +1,7 @@
 """FSM transition buttons in the admin that go through the service functions, not around them."""
 
 from django.contrib import messages
+from django.http import Http404, HttpResponseRedirect
 from django_fsm.admin import FSMAdminMixin
 from rest_framework.exceptions import APIException
 
@@ -27,6 +28,31 @@ class ServiceFSMAdminMixin(FSMAdminMixin):
         # The change form only carries transition buttons: a plain Save of a stale copy would
         # write no audit event, race the agents' own transitions and bump updated_at.
         pass
+
+    def offered_transitions(self, obj):
+        """The names of the transitions the model marks for the admin: the only ones a change page's
+        button may name (which of them the object's state allows is the service's to say)."""
+        names = set()
+        for field_name in self.fsm_fields:
+            declared = getattr(obj, f"get_all_{field_name}_transitions", None)
+            if callable(declared):
+                names.update(t.name for t in declared() if self.is_fsm_transition_visible(t))
+        return names
+
+    def response_change(self, request, obj):
+        transition_name = request.POST.get(self.fsm_post_param)
+        if transition_name and transition_name not in self.offered_transitions(obj):
+            # django-fsm looks any posted name up as a method first: an unknown one, or one kept from
+            # the admin, crashed the page with a 500.
+            self.message_user(request, f"{transition_name!r} is not a transition offered here.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def fsm_transition_view(self, request, object_id, transition_name, **kwargs):
+        # django-fsm's page for a transition that takes a form. None of ours does (each is one service
+        # call behind its button), and the page checked no model permission: it answers 404 for every
+        # name, before any lookup, so it tells nobody which ids exist either.
+        raise Http404("No such page.")
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None):
         try:
