@@ -72,7 +72,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "orchestrator.ops.admin_site.OrchestratorAdminConfig",  # django.contrib.admin, on this site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
