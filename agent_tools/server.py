@@ -51,7 +51,7 @@ change is recorded in the audit log under its trace id; pass the same trace_id t
 tie them together."""
 
 # The same shape the API accepts (orchestrator.http.tracing); checked here so a bad one is a clear tool error.
-TRACE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+TRACE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
 Role = Annotated[
     str,
@@ -65,7 +65,7 @@ TraceId = Annotated[
     str | None,
     Field(
         pattern=TRACE_ID_PATTERN,
-        description="Optional trace id (letters, digits, . _ : -; at most 128) that ties related calls together "
+        description="Optional trace id (letters, digits, . _ : -, a letter or digit first; at most 128) that ties related calls together "
         "in the audit log. One is generated when omitted.",
     ),
 ]

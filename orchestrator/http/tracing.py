@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from orchestrator.telemetry import otel
 
 # Trace ids end up in logs and the audit table: accept only short, printable, token-like values.
-TRACE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+# A letter or digit first: a trace id of dots alone ("." or "..") would be a dot segment in the
+# console's trace links (/dashboard/trace/..), which browsers resolve to another page.
+TRACE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 _VALID_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only (section 3.2.2).
