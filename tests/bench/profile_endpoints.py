@@ -5,7 +5,7 @@ bench_claim (claim: POST /tasks/claim-next) and bench_route (route: POST /tasks/
 request sends and the CPU time per request, so a change's effect shows without the noise of
 a loaded machine. Not run by `make bench` (its name does not start with bench_).
 
-    python -m tests.bench.profile_endpoints ours|naive post|get|claim|route [--requests N] [--key] \\
+    python -m tests.bench.profile_endpoints ours|naive post|get|claim|route [--requests N] [--key|--replay] \\
         [--set NAME=VALUE ...]   (e.g. --set METRICS_ENABLED=true --set LOG_FORMAT=json --set LOG_LEVEL=INFO)
     py-spy record --gil --format raw -o /tmp/ours-post.txt -- \\
         .venv/bin/python -m tests.bench.profile_endpoints ours post --requests 3000
@@ -72,7 +72,7 @@ def backend_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def in_process(app, kind, *, key=False, **app_settings):
+def in_process(app, kind, *, key=False, replay=False, **app_settings):
     """Create, migrate and seed this tool's database, load `app` ("ours" or "naive") in this process
     with `app_settings` as its environment, and return (call, statuses): call(index) sends the
     index-th request of `kind` straight to the WSGI app; statuses collects the answers' status lines."""
@@ -96,10 +96,13 @@ def in_process(app, kind, *, key=False, **app_settings):
     run = uuid.uuid4().hex
 
     def start_response(status, headers, exc_info=None):
-        statuses.add(status)
+        replayed = any(name.lower() == "idempotent-replayed" for name, _ in headers)
+        statuses.add(f"{status} (replayed)" if replayed else status)
 
     def call(index):
-        idempotency_key = f"profile-{run}-{index}" if key and kind != "get" else None
+        # A replay repeats one of the warm-up's keys, whose answers are stored by then.
+        key_index = index % WARM_UP_REQUESTS if replay else index
+        idempotency_key = f"profile-{run}-{key_index}" if (key or replay) and kind != "get" else None
         response = application(environ(kind, index, token, idempotency_key), start_response)
         b"".join(response)
         response.close()
@@ -114,12 +117,15 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--key", action="store_true", help="send a fresh Idempotency-Key with every POST")
     parser.add_argument(
+        "--replay", action="store_true", help="repeat the warm-up's keys, so every measured POST is a replay"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="an app setting's environment variable"
     )
     args = parser.parse_args(argv)
 
     call, statuses = in_process(
-        args.app, args.kind, key=args.key, **dict(setting.split("=", 1) for setting in args.set)
+        args.app, args.kind, key=args.key, replay=args.replay, **dict(setting.split("=", 1) for setting in args.set)
     )
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
