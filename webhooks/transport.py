@@ -207,9 +207,11 @@ def _watched_by_the_attempt(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _WatchedByTheAttempt:
+    """A connection that hands each socket it uses to the attempt running in this thread."""
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         _watched_by_the_attempt(sock)
         return sock
 
@@ -220,16 +222,12 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watched_by_the_attempt(sock)
-        return sock
+class _WatchedHTTPConnection(_WatchedByTheAttempt, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs):
-        if self.sock is not None:
-            _watched_by_the_attempt(self.sock)
-        return super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_WatchedByTheAttempt, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):

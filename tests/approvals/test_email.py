@@ -5,7 +5,6 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from approvals import jobs, selectors
@@ -25,18 +24,8 @@ class Inbox:
 
 
 @pytest.fixture
-def smtp(settings):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_TIMEOUT = 2
-    settings.PUBLIC_BASE_URL = "https://orchestrator.example.com"
-    yield inbox
-    controller.stop()
+def smtp(smtp_server):
+    return smtp_server(Inbox())
 
 
 def wait_until(moment):

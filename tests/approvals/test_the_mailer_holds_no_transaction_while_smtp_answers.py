@@ -9,7 +9,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connection
 from django.utils import timezone
 
@@ -18,7 +17,6 @@ from approvals.models import ApprovalEmail, ApprovalMailCursor
 from audit import services as audit
 from audit import stream
 from audit.models import AuditEvent
-from tests.net import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,18 +37,8 @@ class SlowInbox:
 
 
 @pytest.fixture
-def slow_smtp(settings):
-    inbox = SlowInbox(seconds=3)
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_TIMEOUT = 10
-    settings.PUBLIC_BASE_URL = "https://orchestrator.example.com"
-    yield inbox
-    controller.stop()
+def slow_smtp(smtp_server):
+    return smtp_server(SlowInbox(seconds=3), timeout=10)
 
 
 def mail_in_a_thread():
