@@ -9,6 +9,7 @@ says what went wrong, so the model can correct itself; it never stops the server
 import collections
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, cast
 from uuid import UUID
@@ -315,7 +316,10 @@ class OrchestratorMCPServer(MCPServer):
             async def relay_answers() -> None:
                 async with write_stream, answers_out:
                     async for item in answers_out:
-                        await write_stream.send(item)
+                        try:
+                            await write_stream.send(item)
+                        except anyio.BrokenResourceError:
+                            pass  # stdout is gone (main says so once): the answer has nowhere to go
                         calls.written(item.message)
 
             async with anyio.create_task_group() as group:
@@ -519,4 +523,11 @@ def build_server(client: OrchestratorClient) -> MCPServer:
 
 
 def main() -> None:
-    build_server(OrchestratorClient.from_env()).run("stdio")
+    try:
+        build_server(OrchestratorClient.from_env()).run("stdio")
+    except* BrokenPipeError:
+        # The host closed our stdout (it exited, or stopped reading): nobody is left to answer, which
+        # is no error of the server's. One line, not the task group's traceback of every writer.
+        print("orchestrator-mcp: the host closed stdout; stopping.", file=sys.stderr)
+        # Python's own flush of stdout at exit would meet the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
