@@ -590,6 +590,9 @@ class _ProfileYamlLoader(yaml.SafeLoader):
 def _mapping_naming_each_key_once(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            # `<<: *defaults`: the keys it brings in yield to the mapping's own by YAML's rule.
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
             repeated = key in seen

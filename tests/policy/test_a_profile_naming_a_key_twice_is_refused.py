@@ -54,3 +54,24 @@ def test_the_same_profile_written_once_still_loads(db, tmp_path):
 def test_a_list_used_as_a_key_is_still_refused_as_invalid_yaml(db):
     with pytest.raises(services.ProfileRefused, match="Not valid YAML"):
         services.parse_profile_yaml("? [a, b]\n: 1\n", source="test")
+
+
+def test_a_merge_key_still_reads_as_yaml_reads_it(db):
+    # The second rule takes the first's fields and overrides two: YAML's rule, not a repeated key.
+    text = """
+role: finance
+description: Pays invoices.
+may_route_to: [{role: manager, types: ["*"]}]
+tools: [pay_invoice]
+rules:
+  - &large {id: large-invoice, when: 'action.arguments.amount > 1000', effect: require_approval, approver_role: manager}
+  - <<: *large
+    id: huge-invoice
+    when: 'action.arguments.amount > 100000'
+"""
+
+    document = services.parse_profile_yaml(text, source="test")
+
+    assert document == services.validate_document(yaml.safe_load(text), source="test")
+    assert [rule["id"] for rule in document["rules"]] == ["large-invoice", "huge-invoice"]
+    assert document["rules"][1]["approver_role"] == "manager"
