@@ -152,6 +152,7 @@ class _AttemptDeadline:
         self._cutters: list[socket.socket] = []
         self._over = False
         self.expired = False
+        self.expired_at = float("inf")
         self.seconds = seconds
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
@@ -186,6 +187,7 @@ class _AttemptDeadline:
         with self._lock:
             if self._over:
                 return
+            self.expired_at = time.monotonic()
             self.expired = True
             for cutter in self._cutters:
                 _shut(cutter)
@@ -252,13 +254,21 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     return _HTTPPool(target.address, target.port, maxsize=1)
 
 
-def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> tuple[bytes, bool]:
+def _read_within(
+    response: urllib3.BaseHTTPResponse, limit: int, deadline: float, attempt: "_AttemptDeadline"
+) -> tuple[bytes, bool]:
     """Up to `limit` bytes of the body, starting no read after `deadline` (each read waits at most
-    the socket's timeout); returns them and whether the body ended."""
+    the socket's timeout, and the attempt's timer cuts one still waiting at its deadline); returns
+    them, the bytes that came before a cut included, and whether the body ended."""
     chunks: list[bytes] = []
     size = 0
     while size < limit and time.monotonic() < deadline:
-        chunk = response.read1(limit - size, decode_content=False)
+        try:
+            chunk = response.read1(limit - size, decode_content=False)
+        except Exception:
+            if not attempt.expired:
+                raise
+            return b"".join(chunks), False
         if not chunk:
             return b"".join(chunks), True
         chunks.append(chunk)
@@ -315,24 +325,20 @@ def _exchange(
         preload_content=False,
         assert_same_host=False,
     )
-    if attempt.expired:
+    answered_at = time.monotonic()
+    if attempt.expired and attempt.expired_at <= answered_at:
         # Cut off mid-headers, http.client takes the end of input for their end: what it parsed is
-        # no answer.
+        # no answer. (Headers complete before the cut are the receiver's answer, however late the
+        # check.)
         response.close()
         raise urllib3.exceptions.TimeoutError("the answer's headers did not end in time")
-    # The body is read only while the deadline has not passed, so a timely answer is not cut short
-    # by the timer at its last byte: an endless body, or one sent a byte at a time, ends at the limit.
+    # The body is read only while the deadline has not passed: an endless body, or one sent a byte
+    # at a time, ends at the limit, with what came of it before.
     deadline = started + timeout
-    excerpt, ended = b"", False
-    try:
-        excerpt, ended = _read_within(response, RESPONSE_EXCERPT_BYTES, deadline)
-        if not ended:
-            # The rest is not wanted; a short rest is read so the connection can be reused.
-            ended = _read_within(response, DRAIN_LIMIT_BYTES, deadline)[1]
-    except Exception:
-        if not attempt.expired:
-            raise
-        # The answer's status came in time and is the receiver's answer; its body did not end.
+    excerpt, ended = _read_within(response, RESPONSE_EXCERPT_BYTES, deadline, attempt)
+    if not ended and not attempt.expired:
+        # The rest is not wanted; a short rest is read so the connection can be reused.
+        ended = _read_within(response, DRAIN_LIMIT_BYTES, deadline, attempt)[1]
     if not ended:
         response.close()  # the connection is dropped, not reused with unread bytes on it
     response.release_conn()

@@ -134,3 +134,15 @@ def test_a_kept_alive_connection_outlives_the_deadline_of_the_attempt_that_opene
 
     assert (first.status, second.status) == (204, 204)
     assert len(KeptAliveReceiver.connections) == 1, "the second attempt did not reuse the connection"
+
+
+def test_a_body_still_coming_at_the_deadline_keeps_what_came_before_it():
+    outcome = post_to(
+        HostileReceiver(
+            prelude=b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 1000\r\n\r\n", chunk=b"E", every=0.05
+        )
+    )
+
+    response = outcome["response"]
+    assert response.status == 500
+    assert response.excerpt.startswith("EEEE"), response.excerpt
