@@ -490,26 +490,27 @@ def _import_task(
         if outcome == "unchanged" or not disagrees():
             return outcome
         left_behind = _gate_left_behind(task_id)
-        refused = []
+        here: dict[int, str | Exception] = {}
         for index, approval in gates.get(task_id, []):
             # A task left waiting takes a pending approval; one that left awaiting_approval, a decision.
             if (approval.get("status", ApprovalStatus.PENDING) == ApprovalStatus.PENDING) == left_behind:
                 continue
             try:
-                settled[index] = _import_record(
+                here[index] = _import_record(
                     APPROVALS, approval, source=source, position=f"approvals[{index}]", overwrite=overwrite
                 )
             except Exception as exc:
                 # Its savepoint rolled back; the error is reported in the approval's own turn.
-                settled[index] = exc
-                refused.append(f"approvals[{index}]")
+                here[index] = exc
                 continue
             if not disagrees():
+                _settle(settled, here)
                 return outcome
-        for index, _ in gates.get(task_id, []):
-            # Whatever was written here is undone with the task: say so in the approval's turn.
-            if index in settled and not isinstance(settled[index], Exception):
-                settled[index] = BadRecord(f"rolled back with its task, {position}, which was refused")
+        # What this transaction wrote is undone with the task: said in the approval's own turn, unless
+        # an earlier record of the same task committed an outcome for it, which stands.
+        rolled_back = BadRecord(f"rolled back with its task, {position}, which was refused")
+        _settle(settled, {index: rolled_back if isinstance(result, str) else result for index, result in here.items()})
+        refused = [f"approvals[{index}]" for index, result in here.items() if isinstance(result, Exception)]
         refusals = f" (refused: {', '.join(refused)})" if refused else ""
         if left_behind:
             status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
@@ -522,6 +523,16 @@ def _import_task(
             + refusals
             + ", would leave the task waiting for a decision that can never come"
         )
+
+
+def _settle(settled: dict[int, str | Exception], here: dict[int, str | Exception]) -> None:
+    """Record the approvals' outcomes of one task record in `settled`, where an earlier record of the
+    same task may have committed one already: a write ("created", "updated") is the news; an error or
+    "unchanged" only where nothing was committed before."""
+    for index, result in here.items():
+        before = settled.get(index)
+        if before is None or isinstance(before, Exception) or result in ("created", "updated"):
+            settled[index] = result
 
 
 def _plain(value: Any) -> Any:

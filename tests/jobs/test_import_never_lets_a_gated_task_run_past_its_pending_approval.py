@@ -80,3 +80,24 @@ def test_a_refused_decision_takes_the_task_back_with_it(gated):
     assert set(_errors(report)) == {"tasks[0]", "approvals[0]"}
     assert Task.objects.get().status == "awaiting_approval"
     assert Approval.objects.get().status == "pending"
+
+
+def test_a_refused_record_of_a_task_reports_only_its_own_approvals_as_rolled_back(gated):
+    task, approval = gated
+    second = approval_record(task)
+
+    report = transfer.import_json(
+        data={
+            # The same task three times: the first record commits with the first approval's decision,
+            # the second with the new pending approval, and the third is refused.
+            "tasks": [{**task, "status": "pending"}, task, {**task, "status": "pending"}],
+            "approvals": [{**approval, "status": "approved", **DECIDED}, second],
+        },
+        overwrite=True,
+    )
+
+    errors = _errors(report)
+    assert "tasks[2]" in errors
+    assert "approvals[0]" not in errors and "approvals[1]" not in errors, errors
+    assert sorted(Approval.objects.values_list("status", flat=True)) == ["approved", "pending"]
+    assert Task.objects.get().status == "awaiting_approval"
