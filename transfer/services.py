@@ -509,7 +509,8 @@ def _import_task(
         # What this transaction wrote is undone with the task: said in the approval's own turn, unless
         # an earlier record of the same task committed an outcome for it, which stands.
         rolled_back = BadRecord(f"rolled back with its task, {position}, which was refused")
-        _settle(settled, {index: rolled_back if isinstance(result, str) else result for index, result in here.items()})
+        written = {index for index, result in here.items() if result in ("created", "updated")}
+        _settle(settled, {index: rolled_back if index in written else result for index, result in here.items()})
         refused = [f"approvals[{index}]" for index, result in here.items() if isinstance(result, Exception)]
         refusals = f" (refused: {', '.join(refused)})" if refused else ""
         if left_behind:
