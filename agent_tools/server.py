@@ -18,6 +18,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.stdio import stdio_server
+from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.message import SessionMessage
 from mcp_types import (
     INVALID_REQUEST,
@@ -249,14 +250,15 @@ class _CallsInFlight:
     gets no answer, so its cancellation settles it too)."""
 
     def __init__(self) -> None:
-        self._ids: collections.Counter[tuple[str, str | int]] = collections.Counter()
+        self._ids: collections.Counter[str | int] = collections.Counter()
         self._none_left = anyio.Event()
         self._none_left.set()
 
     @staticmethod
-    def _key(request_id: object) -> tuple[str, str | int] | None:
-        # 1 and "1" are different ids.
-        return (type(request_id).__name__, request_id) if _is_usable_id(request_id) else None  # type: ignore[return-value]
+    def _key(request_id: object) -> str | int | None:
+        # As the SDK correlates ids (a cancel naming "9" cancels the call with id 9): one coercion, or
+        # a cancelled call would be waited for until the grace ran out.
+        return coerce_request_id(request_id) if _is_usable_id(request_id) else None  # type: ignore[arg-type]
 
     def read(self, message: object) -> None:
         if isinstance(message, JSONRPCRequest) and (key := self._key(message.id)) is not None:
@@ -270,7 +272,7 @@ class _CallsInFlight:
         if isinstance(message, JSONRPCResponse | JSONRPCError):
             self._settle(self._key(message.id))
 
-    def _settle(self, key: tuple[str, str | int] | None) -> None:
+    def _settle(self, key: str | int | None) -> None:
         if key is None or key not in self._ids:
             return
         self._ids[key] -= 1

@@ -6,6 +6,7 @@ happened."""
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -72,3 +73,21 @@ def test_the_same_id_as_a_string_and_as_a_number_are_two_calls_each_answered(api
 
     assert "result" in answers[7] and "result" in answers["7"]
     assert Task.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "call_id, cancel_id", [(9, "9"), ("9", 9), (9, 9)], ids=["cancel as a string", "cancel as a number", "alike"]
+)
+def test_a_call_the_host_cancelled_is_not_waited_for_whichever_way_it_spells_the_id(refused_url, call_id, cancel_id):
+    # Against an address that refuses connections the call retries for a second or two: still in
+    # flight when its cancel and the end of input come. The SDK correlates "9" with 9.
+    started = time.monotonic()
+
+    answers_after_stdin_closes(
+        refused_url,
+        "unused",
+        call(call_id, "fetch_status", {"id": "3f8a2b4c-0d1e-4f5a-9b6c-7d8e9f0a1b2c"}),
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": cancel_id}},
+    )
+
+    assert time.monotonic() - started < 30
