@@ -4,22 +4,40 @@ Django's admin takes a lookup on any field from a list page's query string (`?ac
 `?id__regex=`, `?created_at__year=`) and hands its value to the database. Values the database cannot
 compare (U+0000 in text, a regular expression that does not compile, a year past 9999) failed the
 list's count with a DataError or ValueError: a 500. Every list here answers them as Django answers
-lookups it cannot build: a redirect to the unfiltered list flagged `?e=1`.
+lookups it cannot build: a redirect to the unfiltered list flagged `?e=1`. The same holds for the
+autocomplete's search term (400) and for an action posted with ids that are no ids of the model (an
+error message on the list).
 """
 
 import functools
 
-from django.contrib.admin import AdminSite, ModelAdmin
+from django.contrib import messages
+from django.contrib.admin import AdminSite, ModelAdmin, helpers
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import ValidationError
 from django.db import DataError
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
+
+# What a lookup value the database or Python cannot take raises: U+0000 or a broken regular
+# expression (DataError), a year past 9999 (ValueError), a number past C's long (OverflowError).
+_UNREADABLE = (DataError, ValueError, OverflowError)
 
 
 class _ResultsOfReadableLookupsOnly:
+    """A ChangeList whose filters (the date hierarchy's among them) and count refuse what they cannot
+    read as Django refuses a lookup it cannot build."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except _UNREADABLE as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
     def get_results(self, request):
         try:
             super().get_results(request)
-        except (DataError, ValueError, OverflowError) as exc:
+        except _UNREADABLE as exc:
             raise IncorrectLookupParameters(exc) from exc
 
 
@@ -32,8 +50,26 @@ class _ListsRefuseUnreadableLookups:
     def get_changelist(self, request, **kwargs):
         return _refusing_unreadable_lookups(super().get_changelist(request, **kwargs))
 
+    def response_action(self, request, queryset):
+        # Django filters the list by the posted ids as they come: one that is no id of this model
+        # made the action's first query fail with a 500.
+        field = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                field.to_python(value)
+        except (ValidationError, ValueError, OverflowError):
+            self.message_user(request, "The selection names no object of this list.", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
 
 class OrchestratorAdminSite(AdminSite):
+    def autocomplete_view(self, request):
+        try:
+            return super().autocomplete_view(request)
+        except _UNREADABLE:
+            return HttpResponseBadRequest("The search term cannot be compared.")
+
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or ModelAdmin
         if not issubclass(admin_class, _ListsRefuseUnreadableLookups):

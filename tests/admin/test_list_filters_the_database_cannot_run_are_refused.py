@@ -31,6 +31,9 @@ def admin_client(client):
         ("agent_sessions/session", "role=%00"),
         ("notifications/notification", "trace_id=%00"),
         ("approvals/approval", "created_at__year=99999"),
+        ("routing/task", "created_at__year=99999999999999999999"),
+        ("routing/task", "created_at__year=2026&created_at__month=99999999999999999999"),
+        ("audit/auditevent", "timestamp__year=99999999999999999999"),
         ("approvals/approval", "id__regex=("),
         ("auth/user", "username=%00"),
     ],
@@ -51,3 +54,29 @@ def test_a_readable_filter_still_filters(admin_client):
 
     assert response.status_code == 200
     assert response.context["cl"].result_count == 1
+
+
+def test_an_autocomplete_search_the_database_cannot_compare_is_a_400(admin_client):
+    response = admin_client.get("/admin/autocomplete/?term=%00&app_label=approvals&model_name=approval&field_name=task")
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path, action, selected",
+    [
+        ("approvals/approval", "approve", "not-a-uuid"),
+        ("approvals/approval", "reject", "1"),
+        ("webhooks/webhooksubscription", "enable", "not-a-uuid"),
+        ("identity/apitoken", "revoke", "x"),
+        ("policy/profileversion", "activate", "1.5"),
+        ("auth/user", "delete_selected", "x"),
+    ],
+)
+def test_an_action_on_a_selection_that_names_no_object_is_an_error_message(admin_client, path, action, selected):
+    response = admin_client.post(
+        f"/admin/{path}/", {"action": action, "_selected_action": [selected], "index": 0}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "The selection names no object of this list." in response.content.decode()
