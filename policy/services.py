@@ -584,26 +584,48 @@ def profile_files(paths: Iterable[str | Path]) -> list[Path]:
 class _ProfileYamlLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a mapping that names a key twice: PyYAML keeps the last value
     without a word, so a second `rules:` block appended to a profile would silently drop every rule
-    of the first."""
+    of the first. Keys are text (a profile has no other kind; `1:` or `yes:` made the checks behind
+    this loader fail with a 500)."""
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _refused(node: yaml.Node, problem: str, where: yaml.Node) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError("while reading a mapping", node.start_mark, problem, where.start_mark)
+
+
+def _text_keys(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> list[tuple[str, yaml.Node]]:
+    keys = []
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE:
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise _refused(node, f"the key {key!r} is not text", key_node)
+        keys.append((key, key_node))
+    return keys
 
 
 def _mapping_naming_each_key_once(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            # `<<: *defaults`: the keys it brings in yield to the mapping's own by YAML's rule.
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            repeated = key in seen
-        except TypeError:
-            # Not hashable (a list as a key): construct_mapping refuses it with its own message.
-            break
-        if repeated:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping", node.start_mark, f"the key {key!r} appears twice", key_node.start_mark
-            )
+    seen: set[str] = set()
+    for key, key_node in _text_keys(loader, node):
+        if key in seen:
+            raise _refused(node, f"the key {key!r} appears twice", key_node)
         seen.add(key)
+    merges = [(key_node, value_node) for key_node, value_node in node.value if key_node.tag == _MERGE]
+    if len(merges) > 1:
+        raise _refused(node, "the merge key '<<' appears twice", merges[1][0])
+    for key_node, value_node in merges:
+        # `<<: *defaults` brings keys in that yield to the mapping's own, by YAML's rule; but of the
+        # maps `<<: [*a, *b]` merges, which would win a key both name is no one's visible choice.
+        merged: set[str] = set()
+        for part in value_node.value if isinstance(value_node, yaml.SequenceNode) else []:
+            if isinstance(part, yaml.MappingNode):
+                for key, _ in _text_keys(loader, part):
+                    if key in merged:
+                        raise _refused(node, f"two merged maps name the key {key!r}", key_node)
+                    merged.add(key)
     return loader.construct_mapping(node, deep=True)
 
 

@@ -2,6 +2,8 @@
 usual loaders keep the last value silently, so a second `rules:` block appended to a profile would
 drop every rule of the first without a word."""
 
+import re
+
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
@@ -75,3 +77,23 @@ rules:
     assert document == services.validate_document(yaml.safe_load(text), source="test")
     assert [rule["id"] for rule in document["rules"]] == ["large-invoice", "huge-invoice"]
     assert document["rules"][1]["approver_role"] == "manager"
+
+
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("role: finance\n<<: {tools: [a]}\n<<: {tools: [b]}\n", "the merge key '<<' appears twice"),
+        ("role: finance\n<<: [{rules: [a]}, {rules: [b]}]\n", "two merged maps name the key 'rules'"),
+        ("role: finance\n1: a\n", "the key 1 is not text"),
+        ("role: finance\nyes: a\n", "the key True is not text"),
+        ("role: finance\nrules: [{id: r1, when: 'true', effect: deny, 1: a}]\n", "the key 1 is not text"),
+        ("? [a, b]\n: 1\n", "is not text"),
+    ],
+)
+def test_what_yaml_would_read_ambiguously_or_as_no_text_key_is_refused(db, admin_client, text, complaint):
+    with pytest.raises(services.ProfileRefused, match=re.escape(complaint)):
+        services.parse_profile_yaml(text, source="test")
+
+    response = admin_client.post("/admin/policy/profileversion/add/", {"profile_yaml": text})
+    assert response.status_code == 200  # the form again, with the refusal: never a 500
+    assert not ProfileVersion.objects.exists()
