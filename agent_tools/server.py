@@ -53,7 +53,7 @@ change is recorded in the audit log under its trace id; pass the same trace_id t
 tie them together."""
 
 # The same shape the API accepts (orchestrator.http.tracing); checked here so a bad one is a clear tool error.
-TRACE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+TRACE_ID_PATTERN = r"^\.*[A-Za-z0-9_:\-][A-Za-z0-9._:\-]*$"
 
 Role = Annotated[
     str,
@@ -67,7 +67,8 @@ TraceId = Annotated[
     str | None,
     Field(
         pattern=TRACE_ID_PATTERN,
-        description="Optional trace id (letters, digits, . _ : -, a letter or digit first; at most 128) that ties related calls together "
+        max_length=128,
+        description="Optional trace id (letters, digits, . _ : -, not dots alone; at most 128) that ties related calls together "
         "in the audit log. One is generated when omitted.",
     ),
 ]

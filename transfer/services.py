@@ -13,7 +13,6 @@ awaiting_approval with no pending approval, whichever of the two records would c
 
 import datetime
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from notifications.models import Notification
 from orchestrator.db import read_only_snapshot
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact, repeated_key_of
 from orchestrator.http.problems import validation_summary
-from orchestrator.http.tracing import TRACE_ID_PATTERN
+from orchestrator.http.tracing import is_trace_id
 from orchestrator.identity.roles import is_known_role
 from routing import services as routing
 from routing.models import Task, TaskStatus
@@ -107,7 +106,6 @@ NOTIFICATIONS = Kind(
     {"session_id": SESSIONS},
     ("to_role", "from_role"),
 )
-_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 # Import order: a record's references are imported before it.
 KINDS = (TASKS, SESSIONS, APPROVALS, NOTIFICATIONS)
 
@@ -196,8 +194,10 @@ def _to_python(kind: Kind, name: str, value: Any) -> Any:
             raise BadRecord(f"{name}: expected an integer, got {type(value).__name__}")
     if name in kind.role_fields and not is_known_role(value):
         raise BadRecord(f"{name}: unknown role {value!r} (ORCHESTRATOR_ROLES)")
-    if name == "trace_id" and not _TRACE_ID.match(value):
-        raise BadRecord(f"trace_id: {value!r} is not a trace id (1-128 characters of A-Z a-z 0-9 . _ : -)")
+    if name == "trace_id" and not is_trace_id(value):
+        raise BadRecord(
+            f"trace_id: {value!r} is not a trace id (1-128 characters of A-Z a-z 0-9 . _ : -, not dots alone)"
+        )
     try:
         return model_field.to_python(value)
     except ValidationError as exc:

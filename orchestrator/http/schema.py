@@ -72,10 +72,10 @@ TRACE_ID_PARAMETER = {
     "name": "X-Trace-Id",
     "in": "header",
     "required": False,
-    # Not a constraint: a value that is not 1-128 of [A-Za-z0-9._:-], a letter or digit first, is
-    # replaced, never refused.
+    # Not a constraint: a value that is not 1-128 of [A-Za-z0-9._:-], or is dots alone, is replaced,
+    # never refused.
     "description": "Ties calls and their audit events together; echoed back. Absent or not 1-128 "
-    "characters of [A-Za-z0-9._:-] starting with a letter or digit, a fresh one is generated.",
+    "characters of [A-Za-z0-9._:-], or only dots, a fresh one is generated.",
     "schema": {"type": "string"},
 }
 

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from orchestrator.telemetry import otel
 
 # Trace ids end up in logs and the audit table: accept only short, printable, token-like values.
-# A letter or digit first: a trace id of dots alone ("." or "..") would be a dot segment in the
-# console's trace links (/dashboard/trace/..), which browsers resolve to another page.
-TRACE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# 1 to 128 of these characters, not dots alone: "." or ".." would be a dot segment in the console's
+# trace links (/dashboard/trace/..), which browsers resolve to another page. Written without a
+# lookahead (JSON Schema's readers, pydantic's Rust engine have none) and so that no input can make
+# Python's engine backtrack: the leading dots, then the first other character. The length is checked
+# apart (is_trace_id, the serializers' max_length).
+TRACE_ID_PATTERN = r"^\.*[A-Za-z0-9_:\-][A-Za-z0-9._:\-]*$"
+TRACE_ID_MAX_LENGTH = 128
 _VALID_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only (section 3.2.2).
@@ -61,9 +65,13 @@ def _new_ids():
     return trace_id, span_id
 
 
+def is_trace_id(value: str) -> bool:
+    return len(value) <= TRACE_ID_MAX_LENGTH and _VALID_TRACE_ID.fullmatch(value) is not None
+
+
 def clean_trace_id(value):
     """Return value if it is an acceptable trace id, else None."""
-    if value and _VALID_TRACE_ID.fullmatch(value):
+    if value and is_trace_id(value):
         return value
     return None
 
