@@ -44,6 +44,7 @@ _PROBLEMS = {
     "413": "Request body too large.",
     "415": "Unsupported media type.",
     "422": "Idempotency-Key reused with another request.",
+    "423": "The role this write acts for is paused (the kill switch): its writes are refused until staff resume it.",
     "503": "Database unavailable.",
 }
 _UNSAFE = {"post", "put", "patch", "delete"}
@@ -158,7 +159,7 @@ def add_problem_responses(result, generator, request, public):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code, description in _PROBLEMS.items():
-                if code in ("412", "413", "415", "422") and method not in _UNSAFE:
+                if code in ("412", "413", "415", "422", "423") and method not in _UNSAFE:
                     continue
                 if code == "401" and operation.get("security") == [{}]:
                     continue

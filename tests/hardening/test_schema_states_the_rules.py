@@ -28,6 +28,13 @@ def test_object_ids_in_paths_are_uuids(schema):
     assert parameter(schema, "/api/v1/tasks/{task_id}", "get", "task_id")["schema"]["format"] == "uuid"
 
 
+def test_every_write_documents_the_kill_switchs_423_and_no_read_does(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            documented = "423" in operation["responses"]
+            assert documented == (method in ("post", "put", "patch", "delete")), (method, path)
+
+
 def test_free_form_json_fields_state_the_input_limits(schema):
     metadata = schema["components"]["schemas"]["SessionInRequest"]["properties"]["metadata"]
 
