@@ -581,13 +581,6 @@ def profile_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-class _ProfileYamlLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that names a key twice: PyYAML keeps the last value
-    without a word, so a second `rules:` block appended to a profile would silently drop every rule
-    of the first. Keys are text (a profile has no other kind; `1:` or `yes:` made the checks behind
-    this loader fail with a 500)."""
-
-
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -595,41 +588,69 @@ def _refused(node: yaml.Node, problem: str, where: yaml.Node) -> yaml.constructo
     return yaml.constructor.ConstructorError("while reading a mapping", node.start_mark, problem, where.start_mark)
 
 
-def _text_keys(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> list[tuple[str, yaml.Node]]:
-    keys = []
-    for key_node, _ in node.value:
+class _ProfileYamlLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing what it would read ambiguously or silently: a mapping that names a
+    key twice (PyYAML keeps the last value without a word, so a second `rules:` block appended to a
+    profile dropped every rule of the first, and `<<: {effect: deny, effect: allow}` turned a deny
+    into an allow), `<<` named twice, maps merged together that name one key (which wins is no one's
+    visible choice), and keys that are not text (a profile has no other kind; `1:` or `yes:` made the
+    checks behind this loader fail with a 500). A key of the mapping itself may override one it
+    merges: that is YAML's rule, written next to the merge.
+
+    The whole document's nodes are checked before any is built: building flattens merges in place,
+    and an already flattened mapping, merged again elsewhere, would show its overrides as repeats."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        keys_of: dict[int, set[str]] = {}
+        pending = [node]
+        seen = set()
+        while pending:
+            current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            if isinstance(current, yaml.MappingNode):
+                _checked_keys(self, current, keys_of, frozenset())
+                pending.extend(part for pair in current.value for part in pair)
+            elif isinstance(current, yaml.SequenceNode):
+                pending.extend(current.value)
+        return super().construct_document(node)
+
+
+def _checked_keys(
+    loader: _ProfileYamlLoader, node: yaml.MappingNode, keys_of: dict[int, set[str]], merging: frozenset[int]
+) -> set[str]:
+    """The keys `node` brings, its merged maps' included, once its checks pass (see the loader)."""
+    if id(node) in keys_of:
+        return keys_of[id(node)]
+    if id(node) in merging:
+        raise _refused(node, "a mapping merges itself", node)
+    own: set[str] = set()
+    merges = []
+    for key_node, value_node in node.value:
         if key_node.tag == _MERGE:
+            merges.append((key_node, value_node))
             continue
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             raise _refused(node, f"the key {key!r} is not text", key_node)
-        keys.append((key, key_node))
-    return keys
-
-
-def _mapping_naming_each_key_once(loader: _ProfileYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[str] = set()
-    for key, key_node in _text_keys(loader, node):
-        if key in seen:
+        if key in own:
             raise _refused(node, f"the key {key!r} appears twice", key_node)
-        seen.add(key)
-    merges = [(key_node, value_node) for key_node, value_node in node.value if key_node.tag == _MERGE]
+        own.add(key)
     if len(merges) > 1:
         raise _refused(node, "the merge key '<<' appears twice", merges[1][0])
+    merged: set[str] = set()
     for key_node, value_node in merges:
-        # `<<: *defaults` brings keys in that yield to the mapping's own, by YAML's rule; but of the
-        # maps `<<: [*a, *b]` merges, which would win a key both name is no one's visible choice.
-        merged: set[str] = set()
-        for part in value_node.value if isinstance(value_node, yaml.SequenceNode) else []:
-            if isinstance(part, yaml.MappingNode):
-                for key, _ in _text_keys(loader, part):
-                    if key in merged:
-                        raise _refused(node, f"two merged maps name the key {key!r}", key_node)
-                    merged.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_ProfileYamlLoader.add_constructor("tag:yaml.org,2002:map", _mapping_naming_each_key_once)
+        parts = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for part in parts:
+            if not isinstance(part, yaml.MappingNode):
+                continue  # PyYAML refuses a merge of anything but maps when it builds the mapping
+            keys = _checked_keys(loader, part, keys_of, merging | {id(node)})
+            if both := sorted(keys & merged):
+                raise _refused(node, f"two merged maps name the key {both[0]!r}", key_node)
+            merged |= keys
+    keys_of[id(node)] = own | merged
+    return keys_of[id(node)]
 
 
 def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
@@ -638,6 +659,8 @@ def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
         raw = yaml.load(content, Loader=_ProfileYamlLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise _refuse(f"Not valid YAML: {exc}", source) from None
+    except RecursionError:
+        raise _refuse("Not valid YAML: it nests too deep.", source) from None
     return validate_document(raw, source=source)
 
 

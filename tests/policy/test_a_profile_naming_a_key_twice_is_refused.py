@@ -88,6 +88,14 @@ rules:
         ("role: finance\nyes: a\n", "the key True is not text"),
         ("role: finance\nrules: [{id: r1, when: 'true', effect: deny, 1: a}]\n", "the key 1 is not text"),
         ("? [a, b]\n: 1\n", "is not text"),
+        # Inside a merged map written in place, or merged from a merge: the same checks.
+        ("<<: {1: x}\nrole: finance\n", "the key 1 is not text"),
+        ("<<: [{<<: {1: x}}]\nrole: finance\n", "the key 1 is not text"),
+        (
+            "role: finance\nrules: [{id: r1, when: 'true', <<: {effect: deny, effect: allow}}]\n",
+            "'effect' appears twice",
+        ),
+        ("role: finance\n<<: !!map {tools: [a], tools: [b]}\n", "'tools' appears twice"),
     ],
 )
 def test_what_yaml_would_read_ambiguously_or_as_no_text_key_is_refused(db, admin_client, text, complaint):
@@ -97,3 +105,30 @@ def test_what_yaml_would_read_ambiguously_or_as_no_text_key_is_refused(db, admin
     response = admin_client.post("/admin/policy/profileversion/add/", {"profile_yaml": text})
     assert response.status_code == 200  # the form again, with the refusal: never a 500
     assert not ProfileVersion.objects.exists()
+
+
+def test_a_map_that_overrides_what_it_merges_can_itself_be_merged_again(db):
+    # Building `derived` flattens its merge in place; merged again below, it must not read as a repeat.
+    text = """
+role: finance
+description: Pays invoices.
+may_route_to: [{role: manager, types: ["*"]}]
+tools: [pay_invoice]
+rules:
+  - &base {id: base, when: 'action.arguments.amount > 1000', effect: deny}
+  - &derived {<<: *base, id: derived, effect: require_approval, approver_role: manager}
+  - {<<: *derived, id: third}
+"""
+
+    document = services.parse_profile_yaml(text, source="test")
+
+    assert [(rule["id"], rule["effect"]) for rule in document["rules"]] == [
+        ("base", "deny"),
+        ("derived", "require_approval"),
+        ("third", "require_approval"),
+    ]
+
+
+def test_a_mapping_that_merges_itself_is_refused_not_a_crash(db):
+    with pytest.raises(services.ProfileRefused, match="Not valid YAML"):
+        services.parse_profile_yaml("&a {role: finance, <<: *a}\n", source="test")
