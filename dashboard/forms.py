@@ -82,7 +82,7 @@ class PageForm(forms.Form):
 
 def _trace_id(value):
     if value and clean_trace_id(value) is None:
-        raise forms.ValidationError("Not a trace id (letters, digits and - _ . : only).")
+        raise forms.ValidationError("Not a trace id (1-128 of letters, digits and - _ . :, not dots alone).")
     return value
 
 

@@ -29,6 +29,11 @@ class _ResultsOfReadableLookupsOnly:
     read as Django refuses a lookup it cannot build."""
 
     def get_queryset(self, request, exclude_parameters=None):
+        if any(name.endswith("__range") for name in request.GET):
+            # Django hands a range's text to the query as it is, so its characters are the bounds:
+            # any text but two characters failed the query's compilation (IndexError,
+            # ProgrammingError) with a 500. No list here offers a range.
+            raise IncorrectLookupParameters("A list's address cannot give a range.")
         try:
             return super().get_queryset(request, exclude_parameters)
         except _UNREADABLE as exc:
