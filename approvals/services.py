@@ -31,6 +31,7 @@ from approvals.models import (
 from audit import services as audit
 from audit import stream
 from audit.models import AuditEvent
+from orchestrator.db import violates
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
@@ -228,7 +229,8 @@ def open_approval(
     try:
         approval.save(force_insert=True)
     except IntegrityError as exc:
-        if not _is_one_pending_per_task(exc):
+        # SQLite names the column: "UNIQUE constraint failed: approvals_approval.task_id".
+        if not violates(exc, ONE_PENDING_PER_TASK, sqlite_names=f"{Approval._meta.db_table}.task_id"):
             raise
         # Only an inconsistent row can get here (a pending approval beside a task that is not waiting
         # on it: gate_task refuses every task but a pending one): a conflict to resolve, not a crash.
@@ -252,15 +254,6 @@ def open_approval(
         },
     )
     return approval
-
-
-def _is_one_pending_per_task(exc: IntegrityError) -> bool:
-    cause = exc.__cause__
-    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
-    if constraint is not None:
-        return bool(constraint == ONE_PENDING_PER_TASK)
-    # SQLite names the column: "UNIQUE constraint failed: approvals_approval.task_id".
-    return f"{Approval._meta.db_table}.task_id" in str(cause)
 
 
 def gate_routed_task(routed: routing.RoutedTask) -> None:

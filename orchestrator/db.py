@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Model, signals
 from django.db.models.fields import AutoFieldMixin
 
@@ -42,6 +42,17 @@ def _reader(model: type[Model]) -> tuple[str, list[str], list[tuple[int, Any, li
         if found:
             converters.append((index, column, found))
     return sql, [field.attname for field in fields], converters
+
+
+def violates(exc: IntegrityError, constraint: str, *, sqlite_names: str) -> bool:
+    """Whether `exc` is the database refusing a row by `constraint`. PostgreSQL names the constraint;
+    SQLite names only the columns ("UNIQUE constraint failed: <table>.<column>, ..."), so there the
+    message must contain `sqlite_names`."""
+    cause = exc.__cause__
+    name = getattr(getattr(cause, "diag", None), "constraint_name", None)
+    if name is not None:
+        return bool(name == constraint)
+    return sqlite_names in str(cause)
 
 
 def get_by_pk(model: type[M], pk: Any) -> M | None:

@@ -28,7 +28,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 
-from orchestrator.db import NOT_READ_YET, request_transaction
+from orchestrator.db import NOT_READ_YET, request_transaction, violates
 from orchestrator.http.errors import Conflict, Unprocessable
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity import access_cache
@@ -218,17 +218,6 @@ def _record_insert(*, principal, key, method, path, fingerprint, response, now):
     return sql, params
 
 
-def _is_scope_conflict(exc):
-    """True when `exc` is the unique (principal, key) row refusing a second record for the key. The
-    record travels with the COMMIT, so any other constraint checked there fails the same statement."""
-    cause = exc.__cause__
-    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
-    if constraint is not None:
-        return constraint == SCOPE_CONSTRAINT
-    # SQLite names the columns: "UNIQUE constraint failed: <table>.principal, <table>.key".
-    return IdempotencyRecord._meta.db_table in str(cause)
-
-
 def _read_serialised(principal, key, now):
     """SQLite: (id of an expired record to drop or None, live StoredResponse or None), read inside the
     transaction without a lock: its BEGIN IMMEDIATE already serialises writers (module docstring)."""
@@ -359,7 +348,8 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
         # when the handler ran no statement).
         _refusal_of(claim, lambda: work.finish_with(record_sql, record_params))
     except IntegrityError as exc:
-        if not _is_scope_conflict(exc):
+        # SQLite's message names the record's columns: "<table>.principal, <table>.key".
+        if not violates(exc, SCOPE_CONSTRAINT, sqlite_names=IdempotencyRecord._meta.db_table):
             # Not the key's row (a deferred foreign key, a failing owed write): the error it is.
             raise
         # Another first attempt committed this key in between (only possible where no claim takes the
