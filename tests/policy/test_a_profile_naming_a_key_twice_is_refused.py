@@ -12,6 +12,15 @@ from policy import services
 from policy.models import ProfileVersion
 from tests.policy.conftest import FINANCE
 
+# A finance profile up to its rules, for the tests that write the rules out as YAML.
+FINANCE_HEAD = """
+role: finance
+description: Pays invoices.
+may_route_to: [{role: manager, types: ["*"]}]
+tools: [pay_invoice]
+rules:
+"""
+
 # FINANCE with a second rules block after the first: only the second would count.
 TWO_RULES_BLOCKS = yaml.safe_dump(FINANCE, sort_keys=False) + yaml.safe_dump(
     {"rules": [{"id": "harmless", "when": "false", "effect": "deny"}]}, sort_keys=False
@@ -60,17 +69,15 @@ def test_a_list_used_as_a_key_is_still_refused_as_invalid_yaml(db):
 
 def test_a_merge_key_still_reads_as_yaml_reads_it(db):
     # The second rule takes the first's fields and overrides two: YAML's rule, not a repeated key.
-    text = """
-role: finance
-description: Pays invoices.
-may_route_to: [{role: manager, types: ["*"]}]
-tools: [pay_invoice]
-rules:
+    text = (
+        FINANCE_HEAD
+        + """\
   - &large {id: large-invoice, when: 'action.arguments.amount > 1000', effect: require_approval, approver_role: manager}
   - <<: *large
     id: huge-invoice
     when: 'action.arguments.amount > 100000'
 """
+    )
 
     document = services.parse_profile_yaml(text, source="test")
 
@@ -109,16 +116,14 @@ def test_what_yaml_would_read_ambiguously_or_as_no_text_key_is_refused(db, admin
 
 def test_a_map_that_overrides_what_it_merges_can_itself_be_merged_again(db):
     # Building `derived` flattens its merge in place; merged again below, it must not read as a repeat.
-    text = """
-role: finance
-description: Pays invoices.
-may_route_to: [{role: manager, types: ["*"]}]
-tools: [pay_invoice]
-rules:
+    text = (
+        FINANCE_HEAD
+        + """\
   - &base {id: base, when: 'action.arguments.amount > 1000', effect: deny}
   - &derived {<<: *base, id: derived, effect: require_approval, approver_role: manager}
   - {<<: *derived, id: third}
 """
+    )
 
     document = services.parse_profile_yaml(text, source="test")
 
