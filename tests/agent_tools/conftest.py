@@ -28,6 +28,16 @@ from tests.net import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# The opening of an MCP session over stdio, for the tests that write its JSON-RPC lines themselves.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
 def tool_text(result):
     """The text a tool call returned (what the model reads)."""
     return "".join(block.text for block in result.content if getattr(block, "type", None) == "text")

@@ -5,14 +5,7 @@ import json
 import subprocess
 import sys
 
-from tests.agent_tools.conftest import REPO_ROOT
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
-}
+from tests.agent_tools.conftest import INITIALIZE, REPO_ROOT
 
 
 def test_the_server_stops_with_one_line_when_its_stdout_is_closed():

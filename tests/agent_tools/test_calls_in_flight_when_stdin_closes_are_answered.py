@@ -11,19 +11,11 @@ import time
 import pytest
 
 from routing.models import Task
-from tests.agent_tools.conftest import REPO_ROOT
+from tests.agent_tools.conftest import INITIALIZE, INITIALIZED, REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OPENING = [
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
-    },
-    {"jsonrpc": "2.0", "method": "notifications/initialized"},
-]
+OPENING = [INITIALIZE, INITIALIZED]
 
 
 def call(request_id, tool, arguments):

@@ -12,15 +12,8 @@ import time
 
 import pytest
 
-from tests.agent_tools.conftest import REPO_ROOT
+from tests.agent_tools.conftest import INITIALIZE, INITIALIZED, REPO_ROOT
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
-}
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
