@@ -362,7 +362,17 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A job left unacknowledged this long (its worker vanished) is delivered again.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600)}
-CELERY_BEAT_SCHEDULE = {
+# A job still running after this long has its worker process killed and replaced (Celery's hard
+# limit; prefork workers, as docker-compose.yml runs them), and runs again at its next beat. A job
+# stuck on a socket or a lock would otherwise hold its worker for ever, and with every worker held
+# no job runs at all. Safe to stop anywhere, as a kill -9 is: each job commits in batches or holds
+# a lease that lapses. Under the visibility timeout, or Redis would hand the running job out again.
+JOB_TIME_LIMIT_SECONDS = env_int("JOB_TIME_LIMIT_SECONDS", 600)
+if not 1 <= JOB_TIME_LIMIT_SECONDS < CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]:
+    raise ImproperlyConfigured("JOB_TIME_LIMIT_SECONDS must be at least 1 and below CELERY_VISIBILITY_TIMEOUT_SECONDS")
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT_SECONDS
+
+_BEAT_JOBS = {
     "expire_sessions": {
         "task": "sessions.jobs.expire_sessions",
         "schedule": env_int("EXPIRE_SESSIONS_INTERVAL_SECONDS", 15 * 60),
@@ -397,6 +407,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.jobs.deliver_webhooks",
         "schedule": env_int("DELIVER_WEBHOOKS_INTERVAL_SECONDS", 5),
     },
+}
+# A run still queued when the next one is due is dropped (`expires`): after an outage or while every
+# worker is busy, the queue holds one run of each job, not one per missed beat.
+CELERY_BEAT_SCHEDULE = {
+    name: {**entry, "options": {"expires": entry["schedule"]}} for name, entry in _BEAT_JOBS.items()
 }
 # Sessions expired per transaction by expire_sessions: short row locks, bounded memory.
 SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)

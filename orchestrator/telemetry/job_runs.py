@@ -8,6 +8,7 @@ import threading
 import time
 
 from celery import signals
+from celery.exceptions import TimeLimitExceeded
 
 from orchestrator.telemetry import metrics
 from orchestrator.telemetry.logs import current_trace_id
@@ -66,6 +67,34 @@ def _job_finished(task_id=None, task=None, retval=None, state=None, **kwargs):
         )
     finally:
         _restore_trace_id(trace_token)
+
+
+@signals.task_failure.connect
+def _job_killed_at_its_time_limit(sender=None, task_id=None, exception=None, **kwargs):
+    """A job killed at its hard time limit (JOB_TIME_LIMIT_SECONDS) never reaches task_postrun: its
+    process is gone. The worker's main process reports it here. Every other failure is reported by
+    _job_finished, in the process that ran the job."""
+    if not isinstance(exception, TimeLimitExceeded):
+        return
+    job = getattr(sender, "name", None) or "unknown"
+    limit = exception.args[0] if exception.args and isinstance(exception.args[0], int | float) else 0
+    if metrics.enabled():
+        metrics.job_runs.labels(job=job, outcome="failure").inc()
+        metrics.job_duration.labels(job=job).observe(limit)
+    logger.error(
+        "job %s killed at its time limit of %s s; it runs again at its next beat",
+        job,
+        limit,
+        extra={
+            "event": "job",
+            "job": job,
+            "outcome": "failure",
+            "state": "TIME_LIMIT",
+            "duration_ms": round(limit * 1000, 3),
+            "rows": 0,
+            "job_id": task_id,
+        },
+    )
 
 
 def _restore_trace_id(token):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from orchestrator.celery import app
 
 
@@ -52,3 +54,35 @@ def test_the_intervals_come_from_the_environment():
     ).stdout.split()
 
     assert printed == ["120", "30", "60"]
+
+
+def test_a_run_still_queued_when_the_next_is_due_is_dropped():
+    assert {name: entry["options"]["expires"] for name, entry in app.conf.beat_schedule.items()} == {
+        name: entry["schedule"] for name, entry in app.conf.beat_schedule.items()
+    }
+
+
+def test_every_job_has_a_time_limit_below_the_redelivery_timeout():
+    assert app.conf.task_time_limit == 600
+    assert app.conf.task_time_limit < app.conf.broker_transport_options["visibility_timeout"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JOB_TIME_LIMIT_SECONDS": "0"},
+        {"JOB_TIME_LIMIT_SECONDS": "3600"},
+        {"JOB_TIME_LIMIT_SECONDS": "900", "CELERY_VISIBILITY_TIMEOUT_SECONDS": "600"},
+    ],
+)
+def test_a_time_limit_the_broker_would_outlast_is_refused_at_start(env):
+    started = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.celery import app; app.conf.task_time_limit"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+
+    assert started.returncode != 0
+    assert "JOB_TIME_LIMIT_SECONDS must be at least 1 and below CELERY_VISIBILITY_TIMEOUT_SECONDS" in started.stderr

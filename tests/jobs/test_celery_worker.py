@@ -1,17 +1,10 @@
 """Acceptance 1: a real Celery worker, fed through the real Redis broker, runs expire_sessions."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from celery.backends.redis import RedisBackend
-from django.db import connection
 
 from orchestrator.celery import app
 from sessions.jobs import expire_sessions
@@ -20,55 +13,10 @@ from tests.jobs.conftest import expiry_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CELERY = Path(sys.executable).with_name("celery")
-
-
-def database_url():
-    db = connection.settings_dict
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgresql://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
 
 @pytest.fixture
-def worker(tmp_path):
-    """A `celery worker` process on a queue of its own, reading the test database."""
-    assert app.conf.broker_url.startswith("redis://"), "the job tests need the Redis broker (REDIS_URL)"
-    queue = f"test-jobs-{uuid.uuid4().hex}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": app.conf.broker_url,
-        "CELERY_RESULT_BACKEND": app.conf.broker_url,
-    }
-    log = tmp_path / "worker.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [
-                str(CELERY),
-                "-A",
-                "orchestrator",
-                "worker",
-                "--pool=solo",
-                "--queues",
-                queue,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            cwd=Path(__file__).resolve().parents[2],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield queue, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def worker(start_worker):
+    return start_worker()
 
 
 def test_a_worker_runs_expire_sessions_sent_through_the_broker(make_sessions, worker):
