@@ -236,6 +236,8 @@ def _respond_in_one_transaction(respond):
         response = respond()
         if response.status_code >= 400:
             work.roll_back()
+        else:
+            access_cache.confirm_before_commit()
     return response
 
 
@@ -343,6 +345,9 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint,
         response=response,
         now=now,
     )
+    # A late write's access facts read again; its statements, if any, carry the claim when the
+    # handler ran none.
+    _refusal_of(claim, access_cache.confirm_before_commit)
     try:
         # The record and the COMMIT of everything the request did travel together (with the claim,
         # when the handler ran no statement).

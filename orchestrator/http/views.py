@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from orchestrator.http import idempotency
+from orchestrator.identity import access_cache
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -52,6 +53,9 @@ class ApiView(APIView):
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
+        # The access facts this request acts on (its credential, its role's pause) are noted, so a
+        # write that commits late reads them again (access_cache.confirm_before_commit).
+        access_cache.track_request()
         try:
             self.initial(request, *args, **kwargs)
             if self._handles(request.method):
@@ -61,6 +65,8 @@ class ApiView(APIView):
                 response = self._respond(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
+        finally:
+            access_cache.stop_tracking()
         self._write_after_rollback()
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response

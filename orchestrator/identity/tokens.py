@@ -15,18 +15,21 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.models import ApiToken, hash_token
-from orchestrator.identity.principal import Principal
+from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
 from orchestrator.identity.roles import require_known_role
 
 AuditSink = Callable[..., Any]
 _audit_sink: AuditSink | None = None
 
-# Principals by token hash, each for at most ACCESS_CACHE_SECONDS (access_cache explains the bound).
-token_cache: AccessCache[Principal] = AccessCache("api tokens")
+# Principals by token hash, each for at most ENTRY_SECONDS (access_cache explains the bound). A write
+# committing late whose token was revoked or deleted meanwhile is refused as its request would be now.
+token_cache: AccessCache[Principal] = AccessCache(
+    "api tokens", refusal=lambda token_hash, principal: AuthenticationFailed(INVALID_CREDENTIALS)
+)
 
 
 def register_audit_sink(sink: AuditSink) -> None:

@@ -1,0 +1,152 @@
+"""A write authenticated before a revoke (or a pause) that commits after it returned is refused.
+
+A caller can make a write take as long as it likes: send the headers, let the server authenticate,
+and send the body seconds later; a write can also wait on a row lock. Its access facts were looked
+up before the change, so the write reads them again before it commits once they are older than
+access_cache.RECHECK_AFTER_SECONDS, and a revoke or pause still in progress waits for that write to
+commit before it returns (orchestrator.identity.access_cache)."""
+
+import socket
+import threading
+import time
+
+import orjson
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from orchestrator.identity import access_cache, tokens
+from orchestrator.identity.principal import Principal
+from policy import services as policy
+from routing.models import Task
+from sessions.models import Session
+from tests.observability.conftest import start_gunicorn, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ADMIN = "user:ada"
+STAFF = Principal(subject="user:ops", role="", is_staff=True, is_person=True)
+
+
+@pytest.fixture
+def server(tmp_path):
+    process, live = start_gunicorn(tmp_path, workers=2)
+    try:
+        yield live
+    finally:
+        stop(process)
+
+
+def start_slow_post(server, path, raw_token, body, *, key=None):
+    """Send a POST's headers and the first byte of its body; the server authenticates and waits."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {raw_token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+        + (f"Idempotency-Key: {key}\r\n" if key else "")
+        + "\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(head + body[:1])
+    # Long enough for the worker to authenticate and start reading the body.
+    time.sleep(0.5)
+    return sock
+
+
+def finish(sock, body):
+    sock.sendall(body[1:])
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize("key", [None, "late-write-1"])
+def test_a_session_sent_slowly_across_a_revoke_is_refused_and_not_written(server, key):
+    token, raw = tokens.issue_token(actor=ADMIN, role="finance")
+    body = orjson.dumps({"role": "finance", "metadata": {"sent": "across the revoke"}})
+    sock = start_slow_post(server, "/api/v1/sessions", raw, body, key=key)
+
+    tokens.revoke_token(actor=ADMIN, token_id=token.pk)
+    status, answer = finish(sock, body)
+
+    assert status == 401, answer
+    assert not Session.objects.filter(owner=token.subject).exists()
+
+
+def test_a_claim_sent_slowly_across_a_pause_is_refused_and_the_task_stays_queued(server):
+    _, finance = tokens.issue_token(actor=ADMIN, role="finance")
+    _, engineering = tokens.issue_token(actor=ADMIN, role="engineering")
+    routed = orjson.dumps({"type": "t", "to_role": "engineering", "payload": {}})
+    status, answer = finish(start_slow_post(server, "/api/v1/tasks/route", finance, routed), routed)
+    assert status == 202, answer
+    sock = start_slow_post(server, "/api/v1/tasks/claim-next", engineering, b"{}")
+
+    policy.pause_role(principal=STAFF, role="engineering", trace_id="pause")
+    status, answer = finish(sock, b"{}")
+
+    assert status == 423, answer
+    assert orjson.loads(answer)["role"] == "engineering"
+    assert list(Task.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_a_slow_write_that_finds_nothing_changed_commits(server):
+    _, raw = tokens.issue_token(actor=ADMIN, role="finance")
+    body = orjson.dumps({"role": "finance"})
+    sock = start_slow_post(server, "/api/v1/sessions", raw, body)
+    time.sleep(access_cache.ACCESS_CACHE_SECONDS)
+
+    status, answer = finish(sock, body)
+
+    assert status == 201, answer
+    assert Session.objects.filter(pk=orjson.loads(answer)["session_id"]).exists()
+
+
+def test_a_revoke_waits_for_a_late_write_that_read_its_facts_first(monkeypatch):
+    """The other order: the write confirmed its token before the revoke began, so the revoke returns
+    only after the write committed, and the write is in before the revoke is."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time; the lock is PostgreSQL's")
+    token, raw = tokens.issue_token(actor=ADMIN, role="finance")
+    clock = [access_cache.now()]
+    monkeypatch.setattr(access_cache, "now", lambda: clock[0])
+    confirmed = threading.Event()
+    committed_at = []
+
+    def late_write():
+        try:
+            access_cache.track_request()
+            with transaction.atomic():
+                assert tokens.principal_for_local_token(raw) is not None
+                clock[0] += access_cache.RECHECK_AFTER_SECONDS + 0.1
+                access_cache.confirm_before_commit()
+                confirmed.set()
+                time.sleep(1.5)
+                Session.objects.create(role="finance", owner=token.subject)
+            committed_at.append(time.monotonic())
+        finally:
+            access_cache.stop_tracking()
+            connection.close()
+
+    writer = threading.Thread(target=late_write)
+    writer.start()
+    assert confirmed.wait(10)
+    tokens.revoke_token(actor=ADMIN, token_id=token.pk)
+    revoke_returned = time.monotonic()
+    writer.join(10)
+
+    assert committed_at and committed_at[0] < revoke_returned
+    assert revoke_returned - committed_at[0] >= access_cache.ACCESS_CACHE_SECONDS
+
+
+def test_a_write_on_fresh_facts_reads_nothing_again(finance):
+    """The hot path pays nothing: the facts are read again only by a write that has grown old."""
+    assert finance.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 201
+
+    with CaptureQueriesContext(connection) as captured:
+        assert finance.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 201
+
+    statements = " ".join(query["sql"] for query in captured.captured_queries)
+    assert "advisory" not in statements and "apitoken" not in statements and "rolepause" not in statements
+    assert "agent_sessions_session" in statements
