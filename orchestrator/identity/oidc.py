@@ -75,6 +75,8 @@ class ProviderKeys:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Guards only the flag below: held for no fetch, so no request ever waits on a refresh.
+        self._refresh_flag_lock = threading.Lock()
         self.clear()
 
     def clear(self) -> None:
@@ -83,6 +85,8 @@ class ProviderKeys:
         self._keys: list[jwt.PyJWK] | None = None
         self._loaded_at = 0.0
         self._refetched_at: float | None = None
+        self._first_load_failed_at: float | None = None
+        self._refreshing = False
         self.generation = 0
 
     def _follow_issuer(self) -> None:
@@ -124,24 +128,51 @@ class ProviderKeys:
         self.generation += 1
 
     def current(self) -> tuple[int, list[jwt.PyJWK]]:
-        """(generation, keys): loads the set on first use and after the cache TTL."""
+        """(generation, keys): loads the set on first use; past the cache TTL the set is refreshed in
+        the background while requests go on with the keys held, so a provider that hangs holds up
+        no request whose key is known."""
         self._follow_issuer()
-        stale = time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS
-        if self._keys is None or stale:
+        if self._keys is None:
             with self._lock:
-                stale = time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS
-                if self._keys is None or stale:
-                    try:
-                        self._load()
-                    except (requests.RequestException, ValueError) as exc:
-                        logger.warning("OIDC JWKS fetch failed: %s", exc)
-                        if self._keys is None:
-                            raise ProviderUnavailable() from None
-                        # Keep serving the keys we have; try the provider again after the refetch interval.
-                        self._loaded_at = (
-                            time.monotonic() - settings.OIDC_JWKS_CACHE_SECONDS + settings.OIDC_JWKS_MIN_REFETCH_SECONDS
-                        )
+                if self._keys is None:
+                    self._first_load()
+        elif time.monotonic() - self._loaded_at > settings.OIDC_JWKS_CACHE_SECONDS:
+            self._refresh_in_background()
         return self.generation, self._keys or []
+
+    def _first_load(self) -> None:
+        # Under the lock. A provider that failed is asked again only after the refetch interval: a
+        # flood of tokens before any key is held cannot become a flood of fetches.
+        failed_at = self._first_load_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < settings.OIDC_JWKS_MIN_REFETCH_SECONDS:
+            raise ProviderUnavailable()
+        try:
+            self._load()
+        except (requests.RequestException, ValueError, ProviderUnavailable) as exc:
+            self._first_load_failed_at = time.monotonic()
+            logger.warning("OIDC JWKS fetch failed: %s", exc)
+            raise ProviderUnavailable() from None
+
+    def _refresh_in_background(self) -> None:
+        with self._refresh_flag_lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, name="oidc-jwks-refresh", daemon=True).start()
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                self._load()
+            except Exception as exc:  # noqa: BLE001  # a thread of its own: whatever it meets, it backs off
+                logger.warning("OIDC JWKS refresh failed: %s", exc)
+                # Keep serving the keys we have; try the provider again after the refetch interval.
+                self._loaded_at = (
+                    time.monotonic() - settings.OIDC_JWKS_CACHE_SECONDS + settings.OIDC_JWKS_MIN_REFETCH_SECONDS
+                )
+            finally:
+                with self._refresh_flag_lock:
+                    self._refreshing = False
 
     def refetch(self, seen_generation: int) -> bool:
         """Fetch the key set again for a token no cached key verifies; True if there are newer keys to try."""
