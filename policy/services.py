@@ -1122,7 +1122,7 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
 # Whether a role is paused (itself or every role), per role, for at most ENTRY_SECONDS: pause_role
 # and resume_role return only once every process has let go of the old answer. A write committing
 # late whose role was paused meanwhile is refused as its request would be now.
-_pause_cache: AccessCache[bool] = AccessCache("role pauses", refusal=lambda role, was_paused: RolePaused(role))
+_pause_cache: AccessCache[bool] = AccessCache("role pauses", refusal=lambda role, was_paused: RolePaused(str(role)))
 
 
 def _pause_in_database(role: str) -> bool:

@@ -81,6 +81,7 @@ class AccessCache(Generic[V]):
         """The cached value of `key`, else `load()`; a None from `load` (nothing found) is not kept,
         so a token issued a moment ago is found on its first use."""
         entry = self._entries.get(key)
+        value: V | None
         if entry is not None and entry[1] + ENTRY_SECONDS > now():
             value, began = entry
         else:
