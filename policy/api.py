@@ -1,5 +1,6 @@
 """Policy endpoints: read a role's profile, check a tool call, pause and resume roles (staff)."""
 
+import orjson
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
@@ -80,6 +81,11 @@ class PolicyCheck(ApiView):
             principal=self.principal, tool=data["tool"], arguments=data["arguments"], trace_id=self.trace_id
         )
         return JsonAnswer(DecisionShape.render(decision))
+
+    def refuse_stale_replay(self, request, replayed):
+        # An answer is a permission for now, not the record of a write: replayed after a pause or a
+        # new profile version, an allow would grant what the role may no longer do.
+        services.refuse_outdated_check_answer(principal=self.principal, answer=orjson.loads(replayed.content))
 
 
 class KillSwitchControl(ApiView):

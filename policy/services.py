@@ -124,6 +124,22 @@ class RolePaused(APIException):
         self.extra = {"role": role}
 
 
+class CheckAnswerOutdated(Conflict):
+    """The stored answer to a tool check's Idempotency-Key was made under a profile version that is no
+    longer active: replaying it could grant what the role may no longer do."""
+
+    default_code = "check_answer_outdated"
+
+    def __init__(self, role: str, answered: int | None, active: int | None) -> None:
+        super().__init__(
+            f"This Idempotency-Key's answer was made under version {answered} of role {role!r}'s profile; "
+            f"version {active} is active now. Check again with a new Idempotency-Key.",
+            role=role,
+            answered_version=answered,
+            active_version=active,
+        )
+
+
 # --- Profiles: validation, compilation ------------------------------------------------------
 
 
@@ -1131,6 +1147,16 @@ def _pause_in_database(role: str) -> bool:
 
 def is_role_paused(role: str) -> bool:
     return bool(_pause_cache.lookup(role, lambda: _pause_in_database(role)))
+
+
+def refuse_outdated_check_answer(*, principal: Principal, answer: dict[str, Any]) -> None:
+    """Before a tool check's stored answer is replayed: refused (423) while the role is paused, and
+    (409) when another version of its profile is active than the one that answered."""
+    refuse_writes_of_paused_roles(principal)
+    profile = active_profile(principal.role)
+    active = profile.version if profile is not None else None
+    if answer.get("version") != active:
+        raise CheckAnswerOutdated(principal.role, answer.get("version"), active)
 
 
 def refuse_writes_of_paused_roles(principal: Any, acting_for: str | None = None) -> None:

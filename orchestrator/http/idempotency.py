@@ -244,13 +244,17 @@ def _respond_in_one_transaction(respond):
 def execute(view, request, respond):
     """The response to `request`: `respond()` run at most once per (principal, key), or a replay.
 
+    A view whose answer is a permission for now rather than the record of a write refuses, in
+    `refuse_stale_replay`, to replay one that no longer holds (a tool check's allow after a pause).
     A view whose writes change an access fact (a role's pause) sets `replays_wait_out_access_caches`:
     its replay may come while the original call, committed, still waits out the access caches
     (orchestrator.identity.access_cache), so the replay waits as long before it answers.
     """
     response = _execute(view, request, respond)
-    if response.has_header(REPLAYED_HEADER) and getattr(view, "replays_wait_out_access_caches", False):
-        access_cache.wait_out_now()
+    if response.has_header(REPLAYED_HEADER):
+        view.refuse_stale_replay(request, response)
+        if getattr(view, "replays_wait_out_access_caches", False):
+            access_cache.wait_out_now()
     return response
 
 

@@ -83,6 +83,11 @@ class ApiView(APIView):
         with it what the handler asked to keep on record."""
         self._after_rollback.clear()
 
+    def refuse_stale_replay(self, request, replayed) -> None:
+        """Raise to refuse replaying `replayed`, the stored answer to this request's Idempotency-Key.
+        A write's answer is the record of what it did and is replayed as it was; a view whose answer
+        is a permission that can lapse (a tool check) refuses one that no longer holds."""
+
     def role_acted_for(self, request) -> str | None:
         """The role the request names as the one this write is made as (a route's `from_role`, the
         role of a new session, the inbox claim-next takes from), for the write guards; None when it
