@@ -34,6 +34,7 @@ from orchestrator.http.json_limits import JsonLimitError, check_document, parse_
 from orchestrator.http.problems import validation_summary
 from orchestrator.http.tracing import is_trace_id
 from orchestrator.identity.roles import is_known_role
+from policy.services import digest_of
 from routing import services as routing
 from routing.models import Task, TaskStatus
 from sessions.models import Session, SessionMessage
@@ -290,6 +291,34 @@ def _check_escalation(instance: Approval) -> None:
         raise BadRecord(validation_summary(exc.detail)) from None
 
 
+# How far ahead of this instance's clock a decision's time may be (another instance's clock drift).
+_CLOCK_SKEW = datetime.timedelta(minutes=1)
+
+
+def _refuse_a_grant_that_could_still_grant(instance: Approval, *, now: datetime.datetime) -> None:
+    """An approval a policy check opened (`action_digest`) grants its action once, to the credential
+    named in the action. Credentials are this instance's own (`token:7` is another agent elsewhere),
+    so one that can still grant (pending, or approved and unspent) stays on the instance that opened
+    it; restoring an old export must not make a spent grant unspent either, and an approver must be
+    shown the action the digest stands for. Decided ones (spent, rejected, expired) are history and
+    come in. Found by an outside review: a forged or re-armed grant answered allow."""
+    if not instance.action_digest and instance.action is None:
+        return
+    if not instance.action_digest or digest_of(instance.action) != instance.action_digest:
+        raise BadRecord("action_digest is not the digest of action")
+    if instance.status == ApprovalStatus.PENDING or (
+        instance.status == ApprovalStatus.APPROVED and instance.granted_use_at is None
+    ):
+        raise BadRecord(
+            "a policy check's approval that can still grant its action is not imported "
+            "(it names this instance's credentials); the agent asks again here"
+        )
+    for name in ("decision_at", "granted_use_at"):
+        value = getattr(instance, name)
+        if value is not None and value > now + _CLOCK_SKEW:
+            raise BadRecord(f"{name}: {value.isoformat()} is in the future")
+
+
 def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
     """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'."""
     if not isinstance(record, dict):
@@ -321,6 +350,7 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
             raise BadRecord("; ".join(problems))
         if kind is APPROVALS:
             _check_escalation(instance)
+            _refuse_a_grant_that_could_still_grant(instance, now=now)
         after = _values(instance, kind.fields)
         changed = sorted(name for name in after if before.get(name, object()) != after[name])
 

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from approvals.models import Approval
+from policy.services import digest_of
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,10 @@ def action_approval(action):
         "decided_by": "token:manager",
         "decision_at": "2026-01-01T00:10:00+00:00",
         "expires_at": "2026-01-01T01:00:00+00:00",
-        "action_digest": uuid.uuid4().hex,
+        # Spent, with its own digest: a grant that could still grant, or whose digest is not its
+        # action's, is refused by a check (test_import_never_brings_in_a_grant_that_could_still_grant).
+        "granted_use_at": "2026-01-01T00:20:00+00:00",
+        "action_digest": digest_of(action),
         "action": action,
     }
 
