@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.views import APIView
 
 from orchestrator.http import idempotency
@@ -107,7 +107,13 @@ class ApiView(APIView):
             # Inside the idempotency mechanism: a replay of a response already made is no new write
             # and stays free of database queries; every new write meets the guards.
             if request.method in WRITE_METHODS and self.write_guarded and _write_guards:
-                acting_for = self.role_acted_for(request)
+                try:
+                    acting_for = self.role_acted_for(request)
+                except ParseError:
+                    # A body that is no JSON names no role; the caller's own role is still guarded,
+                    # so a paused role's malformed write is refused as paused, and the handler then
+                    # answers everyone else's 400.
+                    acting_for = None
                 for guard in _write_guards:
                     guard(request.user, acting_for)
             return handler(request, *args, **kwargs)
