@@ -32,6 +32,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied, 
 
 from approvals import services as approvals
 from audit import services as audit
+from orchestrator.db import violates
 from orchestrator.http.errors import Conflict
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
@@ -525,7 +526,18 @@ def activate_version(*, version_id: int, actor: str, trace_id: str = "") -> Prof
         if active is not None and active.pk == target.pk:
             return target
         refuse_unsigned(signed=target.signed, source=f"{target.role} v{target.version}")
-        _activate(target, previous=active, actor=actor, trace_id=trace_id)
+        try:
+            with transaction.atomic():
+                _activate(target, previous=active, actor=actor, trace_id=trace_id)
+        except IntegrityError as exc:
+            if not violates(exc, "profile_one_active", sqlite_names="policy_profileversion.role"):
+                raise
+            # A load committed a new active version while this waited for the rows: the lock found the
+            # rows that were there before it, not the new one.
+            raise _refuse(
+                "Another change to this role's profile landed at the same time; look again and activate again.",
+                f"{target.role} v{target.version}",
+            ) from None
     return target
 
 
