@@ -327,6 +327,20 @@ TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 10.0)
 TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 3600.0)
 # Tasks reclaimed (or cancelled past their deadline) per transaction by reclaim_tasks.
 TASK_RECLAIM_BATCH_SIZE = env_int("TASK_RECLAIM_BATCH_SIZE", 5_000)
+# A lease of 0 would expire as it is taken, a batch of 0 would stop every reclaim run: values that
+# cannot mean what was meant stop the start, naming the setting, instead of failing at the first claim.
+if not 1 <= TASK_MAX_LEASE_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured("TASK_MAX_LEASE_SECONDS must be from 1 to 604800 (a week)")
+if not 1 <= TASK_LEASE_SECONDS <= TASK_MAX_LEASE_SECONDS:
+    raise ImproperlyConfigured("TASK_LEASE_SECONDS must be from 1 to TASK_MAX_LEASE_SECONDS")
+if not 1 <= TASK_MAX_ATTEMPTS <= 20:
+    raise ImproperlyConfigured("TASK_MAX_ATTEMPTS must be from 1 to 20, as a route may ask")
+if not 0 <= TASK_RETRY_BASE_SECONDS <= TASK_RETRY_MAX_SECONDS <= 7 * 24 * 3600:
+    raise ImproperlyConfigured(
+        "TASK_RETRY_BASE_SECONDS and TASK_RETRY_MAX_SECONDS must satisfy 0 <= base <= max <= 604800 (a week)"
+    )
+if not 1 <= TASK_RECLAIM_BATCH_SIZE <= 100_000:
+    raise ImproperlyConfigured("TASK_RECLAIM_BATCH_SIZE must be from 1 to 100000")
 
 # --- Provable audit log: signed checkpoints (issue 16; docs/audit.md) ----------------------
 # The Ed25519 private key (manage.py audit_keygen) that signs checkpoints; empty: sealing works,
@@ -415,6 +429,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Sessions expired per transaction by expire_sessions: short row locks, bounded memory.
 SESSION_EXPIRY_BATCH_SIZE = env_int("SESSION_EXPIRY_BATCH_SIZE", 10_000)
+if not 1 <= SESSION_EXPIRY_BATCH_SIZE <= 100_000:
+    raise ImproperlyConfigured("SESSION_EXPIRY_BATCH_SIZE must be from 1 to 100000")
 
 # --- Observability: metrics, structured logs, trace export, health (docs/operations.md) ------
 # json: one JSON object a line (production default); text: readable lines (the DEBUG default, `make run`).

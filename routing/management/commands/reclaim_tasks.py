@@ -21,8 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Report how many tasks are due; change nothing.")
 
     def handle(self, *args, batch_size, dry_run, **options):
-        if batch_size is not None and batch_size < 1:
-            raise CommandError("--batch-size must be >= 1.")
+        if batch_size is not None and not 1 <= batch_size <= 100_000:
+            raise CommandError("--batch-size must be from 1 to 100000.")
         due = reclaim.count_due()
         if dry_run:
             self.stdout.write(f"Dry run: {due} tasks are past their lease or deadline; nothing changed.")

@@ -27,10 +27,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, days, batch_size, dry_run, **options):
         days = settings.SESSION_RETENTION_DAYS if days is None else days
-        if not 0 <= days <= retention.MAX_DAYS or (batch_size is not None and batch_size < 1):
+        if not 0 <= days <= retention.MAX_DAYS or (batch_size is not None and not 1 <= batch_size <= 100_000):
             raise CommandError(
                 f"--days (default SESSION_RETENTION_DAYS) must be between 0 and {retention.MAX_DAYS} "
-                "and --batch-size >= 1."
+                "and --batch-size from 1 to 100000."
             )
         if dry_run:
             count = retention.expire_sessions(days=days, dry_run=True)
