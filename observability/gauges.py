@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from approvals.models import Approval, ApprovalStatus
 from audit.models import AuditEvent
+from orchestrator.db import client_deadline
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity.roles import known_roles
 from routing.models import Task, TaskStatus
@@ -242,14 +243,17 @@ class DomainGauges:
 def _waiting_at_most(seconds):
     """A transaction whose statements PostgreSQL cancels after `seconds`, a wait for a lock included;
     the limit ends with the transaction (set_config's is_local), so the worker's next request never
-    inherits it. Inside a caller's transaction nothing is set: a cancel would abort that transaction."""
+    inherits it. Inside a caller's transaction nothing is set: a cancel would abort that transaction.
+    A frozen server cancels nothing: a second later the client cuts its connection (client_deadline),
+    so the page still answers inside Prometheus's scrape timeout."""
     if connection.in_atomic_block or connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic():
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, client_deadline(seconds + 1):
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{round(seconds * 1000)}ms"])
-        yield
+        with client_deadline(seconds + 1):
+            yield
 
 
 domain_gauges = DomainGauges()

@@ -9,6 +9,9 @@ per model and then only execute them; what they write and return is what the ORM
 
 import contextlib
 import functools
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -303,3 +306,42 @@ def read_only_snapshot() -> Iterator[None]:
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield
+
+
+@contextlib.contextmanager
+def client_deadline(seconds: float) -> Iterator[None]:
+    """Inside, PostgreSQL statements on this thread's open connection wait at most `seconds` in all,
+    for the probes that must answer whatever the database does (readiness, the metrics gauges). A
+    server that is frozen (a stalled disk, a stopped process) never answers, yet its kernel still
+    acknowledges what is sent, so neither keepalives nor tcp_user_timeout end the wait, nor does the
+    server's statement_timeout: each probe would hold a worker thread until the server woke, and
+    with every thread held the liveness probe goes unanswered and every instance is restarted at
+    once. At the deadline a timer shuts the connection's socket down, through a duplicate of its
+    descriptor, which ends the wait with an error and leaves the connection unusable (Django then
+    replaces it). A new connection is bounded by connect_timeout already."""
+    raw = connection.connection
+    if connection.vendor != "postgresql" or raw is None or raw.closed:
+        yield
+        return
+    cutter = socket.socket(fileno=os.dup(raw.fileno()))
+    lock = threading.Lock()
+    over = False
+
+    def cut() -> None:
+        # Under the lock: once the probe is over the duplicate is closed, and its descriptor number
+        # may already belong to another socket.
+        with lock:
+            if not over:
+                with contextlib.suppress(OSError):
+                    cutter.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            over = True
+        cutter.close()

@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from orchestrator.db import leave_this_database_after_the_request
+from orchestrator.db import client_deadline, leave_this_database_after_the_request
 from orchestrator.http.readiness import READY_REQUIREMENTS, app_checks
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.views import ApiView
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 _POSTGRESQL_PROBE = "SELECT current_setting('transaction_read_only') = 'off'"
 
 
+def _probe_seconds() -> float:
+    # As long as a new connection may take (DATABASE_CONNECT_TIMEOUT).
+    return float(connection.settings_dict.get("OPTIONS", {}).get("connect_timeout") or 5)
+
+
 def database_status():
     # A kept connection that died with a database restart is no outage: the probe asks again on a
     # fresh one, so an instance is not reported unready once per worker after a restart (requests,
@@ -36,7 +41,7 @@ def database_status():
     may_retry = connection.connection is not None and not connection.in_atomic_block
     while True:
         try:
-            with connection.cursor() as cursor:
+            with connection.cursor() as cursor, client_deadline(_probe_seconds()):
                 if connection.vendor == "postgresql":
                     cursor.execute(_POSTGRESQL_PROBE)
                     (takes_writes,) = cursor.fetchone()
