@@ -7,7 +7,7 @@ import time
 import orjson
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer
@@ -72,6 +72,28 @@ AuditEventShape = Shape(
 )
 
 
+AUDIT_PAGE_SCHEMA = inline_serializer(
+    "AuditEventPage",
+    {
+        "events": AuditEventShape.schema.__class__(many=True),
+        "limit": serializers.IntegerField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+        "unreadable_events": inline_serializer(
+            "UnreadableAuditEvent",
+            {
+                "event_id": serializers.IntegerField(),
+                "seal_seq": serializers.IntegerField(allow_null=True),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+            required=False,
+            help_text="Only when the page holds events that cannot be read (edited outside the application): "
+            "each named instead of listed.",
+        ),
+    },
+)
+
+
 class AuditFilters(StrictSerializer):
     trace_id = serializers.CharField(required=False, max_length=128)
     event_type = serializers.CharField(required=False, max_length=64)
@@ -109,7 +131,7 @@ def _filters(params):
 class AuditCollection(ApiView):
     @extend_schema(
         parameters=[AuditQueryParams],
-        responses={200: AuditEventShape.page_schema("AuditEventPage", "events")},
+        responses={200: AUDIT_PAGE_SCHEMA},
         operation_id="audit_list",
         description="Newest first, keyset pages: pass `next_cursor` back as `cursor` until it is null. "
         "Filters combine. Agents see only events recorded in their own role; staff see all.",
@@ -118,13 +140,23 @@ class AuditCollection(ApiView):
         params = query_params(request, AuditQueryParams)
         queryset = selectors.filter_events(selectors.events_visible_to(self.principal), **_filters(params))
         after_id = decode_cursor(params["cursor"], positive_int)[0] if params.get("cursor") else None
-        rows, last_id = selectors.page_of_events(queryset, after_id=after_id, limit=params["limit"])
+        rows, unreadable, last_id = selectors.page_of_events_naming_the_unreadable(
+            queryset, after_id=after_id, limit=params["limit"]
+        )
+        # A row edited outside the application into something it cannot load is named, never a 500
+        # that would make the rest of the log unreadable too (docs/audit.md).
+        named = {"unreadable_events": [_unreadable(event) for event in unreadable]} if unreadable else {}
         return page_response(
             items_key="events",
             items=[AuditEventShape.render(e) for e in rows],
             limit=params["limit"],
             next_cursor=encode_cursor(last_id) if last_id else None,
+            **named,
         )
+
+
+def _unreadable(event):
+    return {"event_id": event.id, "seal_seq": event.seal_seq, "detail": str(event)}
 
 
 class AuditDetail(ApiView):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit import keys, services, verify_pack
@@ -63,7 +64,11 @@ def export_pack(
     window. A trace pack holds only the trace's events, each with its inclusion proof. Events
     sealed but not yet checkpointed cannot be proven and are left out (counted in `uncovered`).
     """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    try:
+        occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
+    if occupied:
         raise PackError(f"{out} exists and is not an empty directory")
     selected = AuditEvent.objects.filter(seal_seq__isnull=False)
     if since is not None:
@@ -94,7 +99,7 @@ def export_pack(
         public_keys[document["key_id"]] = verify_pack.encode_public_key(key)
 
     if trace_id is None:
-        events = list(
+        events = _readable(
             AuditEvent.objects.filter(
                 seal_seq__gte=checkpoints[0].first_seq, seal_seq__lte=checkpoints[-1].last_seq
             ).order_by("seal_seq")
@@ -102,7 +107,7 @@ def export_pack(
         proofs: list[dict[str, Any]] = []
         kind = "range"
     else:
-        events = list(provable.order_by("seal_seq"))
+        events = _readable(provable.order_by("seal_seq"))
         proofs = _proofs(events, checkpoints)
         kind = "trace"
 
@@ -127,6 +132,15 @@ def export_pack(
     contents["manifest.json"] = verify_pack.canonical_dumps(manifest) + "\n"
     _write_directory(out, contents)
     return PackSummary(events=len(events), checkpoints=len(checkpoints), uncovered=uncovered, kind=kind)
+
+
+def _readable(rows: QuerySet[AuditEvent]) -> list[AuditEvent]:
+    """The events of `rows`; one the application cannot load is a PackError naming it."""
+    loaded = services.load_or_name_the_unreadable(rows)
+    for event in loaded:
+        if isinstance(event, services.UnreadableEvent):
+            raise PackError(f"{event}; run verify_audit")
+    return [event for event in loaded if isinstance(event, AuditEvent)]
 
 
 def _proofs(events: list[AuditEvent], checkpoints: list[AuditCheckpoint]) -> list[dict[str, Any]]:
@@ -155,8 +169,21 @@ def _proofs(events: list[AuditEvent], checkpoints: list[AuditCheckpoint]) -> lis
 
 
 def _write_directory(out: Path, contents: dict[str, str]) -> None:
-    """All files or none: written into a sibling temporary directory, then renamed into place."""
-    out = out.resolve()
+    """All files or none: written into a sibling temporary directory, then renamed into place. A
+    place that cannot be written (a parent that is a file, /proc, no permission, a full disk) is a
+    PackError naming it."""
+    try:
+        _write_staged(out.resolve(), contents)
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
+
+
+def _cannot_write(out: Path, exc: OSError) -> PackError:
+    where = f": {exc.filename}" if exc.filename else ""
+    return PackError(f"{out} cannot be written ({exc.strerror or exc}{where})")
+
+
+def _write_staged(out: Path, contents: dict[str, str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

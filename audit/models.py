@@ -135,6 +135,10 @@ class AuditWitnessCursor(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     checkpoint_id = models.BigIntegerField(default=0)
+    # The sender at work holds the cursor by lease, not by a row lock: a transaction held open while
+    # the witness answers would hold back every audit stream reader's horizon (audit.stream).
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"witness has checkpoints up to #{self.checkpoint_id}"

@@ -7,6 +7,8 @@ from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from audit.models import AuditEvent
+from audit.services import UnreadableEvent, load_or_name_the_unreadable
+from orchestrator.http.errors import Conflict
 from orchestrator.identity.principal import Principal
 
 # Exact-match filters: query parameter -> model field.
@@ -40,18 +42,41 @@ def filter_events(
 
 
 def get_event(*, principal: Principal, event_id: int) -> AuditEvent:
-    """Another role's event is 'not found', so ids do not leak."""
-    event = events_visible_to(principal).filter(pk=event_id).first()
-    if event is None:
+    """Another role's event is 'not found', so ids do not leak. One that cannot be loaded is a
+    Conflict naming it."""
+    found = load_or_name_the_unreadable(events_visible_to(principal).filter(pk=event_id))
+    if not found:
         raise NotFound(f"No audit event with id {event_id}.")
-    return event
+    if isinstance(found[0], UnreadableEvent):
+        raise Conflict(f"Audit {found[0]}.")
+    return found[0]
+
+
+def _page(queryset: QuerySet[AuditEvent], *, after_id: int | None, limit: int) -> QuerySet[AuditEvent]:
+    """Newest first, keyset by id: each page is an index range scan, however deep. One row more than
+    `limit`, which says whether there is a next page."""
+    if after_id is not None:
+        queryset = queryset.filter(id__lt=after_id)
+    return queryset.order_by("-id")[: limit + 1]
 
 
 def page_of_events(
     queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
 ) -> tuple[list[AuditEvent], int | None]:
-    """Newest first, keyset by id: each page is an index range scan, however deep."""
-    if after_id is not None:
-        queryset = queryset.filter(id__lt=after_id)
-    rows = list(queryset.order_by("-id")[: limit + 1])
+    rows = list(_page(queryset, after_id=after_id, limit=limit))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def page_of_events_naming_the_unreadable(
+    queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
+) -> tuple[list[AuditEvent], list[UnreadableEvent], int | None]:
+    """page_of_events, with the events that cannot be loaded (edited outside the application, see
+    audit.services.UnreadableEvent) named apart instead of failing the page: the rest of the log
+    stays readable, and the cursor pages past them."""
+    rows = load_or_name_the_unreadable(_page(queryset, after_id=after_id, limit=limit))
+    page, next_after = rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return (
+        [row for row in page if isinstance(row, AuditEvent)],
+        [row for row in page if isinstance(row, UnreadableEvent)],
+        next_after,
+    )

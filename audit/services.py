@@ -6,10 +6,12 @@ back together. Writing is a plain INSERT: the hash chain is built later by seal_
 write path, so no request ever waits on the chain head.
 """
 
+import dataclasses
 import datetime
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit import keys, stream, verify_pack
@@ -216,9 +218,10 @@ def _write_seals(rows: list[AuditEvent]) -> None:
 
 
 # What loading an event edited outside the application can raise: a number past Python's digit
-# limit in its metadata (ValueError), a timestamp past year 9999 (DataError). Not an outage: the
-# row itself is the fault, and it is named, never a traceback.
-_UNREADABLE = (ValueError, OverflowError, DataError)
+# limit in its metadata (ValueError), a timestamp past year 9999 (DataError), metadata nested deeper
+# than Python's JSON reader goes (RecursionError; PostgreSQL stores thousands of levels). Not an
+# outage: the row itself is the fault, and it is named, never a traceback.
+_UNREADABLE = (ValueError, OverflowError, DataError, RecursionError)
 
 
 class UnreadableEvent(Exception):
@@ -230,7 +233,7 @@ class UnreadableEvent(Exception):
         super().__init__(f"{where} cannot be read ({reason}): it was edited outside the application")
 
 
-def _load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent | UnreadableEvent]:
+def load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent | UnreadableEvent]:
     """The rows of `rows`; one that cannot be loaded stands in the list as an UnreadableEvent naming
     it (only then are the rows loaded one by one)."""
     try:
@@ -252,7 +255,7 @@ def _seal_batch(batch_size: int) -> int:
         # Only committed rows are visible here. A transaction that inserted a smaller id and
         # commits after this batch is not lost: its row is still unsealed next run and gets
         # the next seal_seq. The chain is ordered by seal_seq, not by id.
-        loaded = _load_or_name_the_unreadable(
+        loaded = load_or_name_the_unreadable(
             AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size]
         )
         unreadable = [row for row in loaded if isinstance(row, UnreadableEvent)]
@@ -311,16 +314,30 @@ class ChainBreak:
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """The chain walk (`broken`: its first broken link) and, from verify_audit, the check of the
+    signed checkpoints (`checkpoints`; None for a walk alone)."""
+
     checked: int
     unsealed: int
     head_seq: int
     head_hash: str
     first_seq: int
     broken: ChainBreak | None = None
+    checkpoints: "CheckpointVerifyResult | None" = None
 
     @property
     def ok(self) -> bool:
-        return self.broken is None
+        return self.first_break() is None
+
+    def first_break(self) -> tuple[int, str] | None:
+        """The first seq no longer vouched for and why: the walk's broken link, or the first seq of the
+        first checkpoint that no longer matches, whichever comes first."""
+        found = []
+        if self.broken is not None:
+            found.append((self.broken.seal_seq, self.broken.reason))
+        if self.checkpoints is not None and self.checkpoints.broken is not None:
+            found.append((self.checkpoints.covered_seq + 1, f"Checkpoint check failed: {self.checkpoints.broken}"))
+        return min(found, key=lambda seq_and_reason: seq_and_reason[0], default=None)
 
 
 def _sqlite_per_batch() -> bool:
@@ -362,33 +379,57 @@ def _batch_snapshot() -> Iterator[None]:
 
 
 def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None] | None = None) -> VerifyResult:
-    """Walk the chain in seal_seq order from `from_seq` (default 1) and return the first broken link.
+    """Walk the chain in seal_seq order from `from_seq` (default 1) and return the first broken link,
+    then check the signed checkpoints (verify_checkpoints, always from genesis); keep both outcomes
+    for the console.
 
     A link breaks when a seq is missing (a removed row), when prev_hash is not the previous
-    row's hash (a row inserted or reordered), or when the hash does not match the row's
-    content (an edited row). The head remembers the last seal, so rows removed from or
-    appended after the end are found too.
+    row's hash (a row inserted or reordered), when the hash does not match the row's
+    content (an edited row), or when two rows hold one seq. The head remembers the last seal,
+    so rows removed from or appended after the end are found too.
     """
     with _consistent_snapshot():
-        result: VerifyResult = _walk(max(from_seq or 1, 1), on_batch)
+        walk: VerifyResult = _walk(max(from_seq or 1, 1), on_batch)
+    # The checkpoints catch what the walk cannot (every hash after an edit and the head recomputed):
+    # recorded with the walk, so the console never calls "verified" what they found forged.
+    result = dataclasses.replace(walk, checkpoints=verify_checkpoints())
     _remember(result)
     return result
 
 
 def _remember(result: VerifyResult) -> None:
-    """Keep the walk's outcome (after the read-only snapshot), so the console shows how far the
-    chain verifies without walking it."""
+    """Keep the outcome (after the read-only snapshots), so the console shows how far the chain
+    verifies without walking it: the first break the walk or the checkpoints found."""
+    broken = result.first_break()
+    stored = last_verification()
+    if stored is not None and _says_nothing_about(stored, result, broken):
+        return
+    verified_through = result.first_seq + result.checked - 1
+    if broken is not None:
+        verified_through = max(min(verified_through, broken[0] - 1), result.first_seq - 1)
     AuditVerification.objects.update_or_create(
         pk=1,
         defaults={
             "verified_at": timezone.now(),
             "first_seq": result.first_seq,
-            "verified_through": result.first_seq + result.checked - 1,
+            "verified_through": verified_through,
             "head_seq": result.head_seq,
-            "broken_seq": result.broken.seal_seq if result.broken else None,
-            "reason": result.broken.reason if result.broken else "",
+            "broken_seq": broken[0] if broken else None,
+            "reason": broken[1] if broken else "",
         },
     )
+
+
+def _says_nothing_about(stored: AuditVerification, result: VerifyResult, broken: tuple[int, str] | None) -> bool:
+    """Whether `result` leaves the record `stored` standing. A break stays on record until a walk
+    that reads it again finds it gone: a walk --from past it trusts the rows before it started without
+    reading them, and one from past the head read nothing at all (neither may call them verified).
+    Only a break found before the recorded one replaces it."""
+    if broken is not None and (stored.broken_seq is None or broken[0] < stored.broken_seq):
+        return False
+    started_past_the_break = stored.broken_seq is not None and stored.broken_seq < result.first_seq
+    read_nothing = result.checked == 0 and result.first_seq > 1
+    return started_past_the_break or read_nothing
 
 
 def last_verification() -> AuditVerification | None:
@@ -421,8 +462,10 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
         return result(ChainBreak(seq, event_id, f"seq {seq} is below 1, where the chain begins: a forged sealed row"))
 
     prev_hash, prev_id = GENESIS_HASH, None
-    if start > 1:
-        anchor = AuditEvent.objects.filter(seal_seq=start - 1).values_list("id", "hash").first()
+    # From past the head there is no link to start from, and nothing sealed to check: only a row
+    # sealed beyond the head could be found.
+    if 1 < start <= head_seq + 1:
+        anchor = AuditEvent.objects.filter(seal_seq=start - 1).order_by("id").values_list("id", "hash").first()
         if anchor is None:
             return result(ChainBreak(start - 1, None, f"seq {start - 1}, the link before --from {start}, is missing"))
         prev_id, prev_hash = anchor
@@ -432,12 +475,21 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
         with _batch_snapshot():
             # Sealing only appends, so a head read with a later batch extends the earlier one.
             head, head_seq, head_hash = _read_head()
-            rows = _load_or_name_the_unreadable(
-                AuditEvent.objects.filter(seal_seq__gte=expected).order_by("seal_seq")[:VERIFY_BATCH_SIZE]
+            rows = load_or_name_the_unreadable(
+                _in_seal_order(AuditEvent.objects.all(), expected=expected, previous_id=prev_id)[:VERIFY_BATCH_SIZE]
             )
         for row in rows:
             # The filter above selects sealed rows only.
             assert row.seal_seq is not None
+            if row.seal_seq < expected:
+                return result(
+                    ChainBreak(
+                        row.seal_seq,
+                        row.id,
+                        f"seq {row.seal_seq} is held by more than one row (ids {prev_id} and {row.id}): "
+                        "a row was forged with a seal already given",
+                    )
+                )
             if row.seal_seq > head_seq:
                 return result(
                     ChainBreak(
@@ -527,13 +579,30 @@ def checkpoint_file_name(document: dict[str, Any]) -> str:
     return f"checkpoint-{document['last_seq']:012d}-{document['digest'][:16]}.json"
 
 
+def _in_seal_order(rows: QuerySet[AuditEvent], *, expected: int, previous_id: int | None) -> QuerySet[AuditEvent]:
+    """`rows` from seq `expected` on, in (seal_seq, id) order, led by any row besides `previous_id`
+    (the row read last, which holds expected - 1; None when nothing was read) that holds expected - 1.
+
+    A second row holding a seq (possible once a superuser drops the unique constraint) is so read and
+    refused, never stepped over, also where one page of a walk ends and the next begins. The bound
+    on seal_seq alone keeps each page a range scan of its index.
+    """
+    if previous_id is None:
+        return rows.filter(seal_seq__gte=expected).order_by("seal_seq", "id")
+    return (
+        rows.filter(seal_seq__gte=expected - 1)
+        .exclude(seal_seq=expected - 1, id=previous_id)
+        .order_by("seal_seq", "id")
+    )
+
+
 def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, rehash: bool) -> list[str]:
     """The hashes of seal_seq first_seq..last_seq, after checking that they are contiguous and
     linked (and, with `rehash`, that each hash matches its row's content): a checkpoint never
     vouches for a chain that is already broken."""
     hashes: list[str] = []
-    expected = first_seq
-    rows = AuditEvent.objects.filter(seal_seq__gte=first_seq, seal_seq__lte=last_seq).order_by("seal_seq")
+    expected, previous_id = first_seq, None
+    rows = AuditEvent.objects.filter(seal_seq__lte=last_seq)
     if not rehash:
         rows = rows.only("id", "seal_seq", "prev_hash", "hash")
     # Keyset pages, not a server-side cursor: a row that cannot be loaded raises while a cursor is
@@ -541,7 +610,7 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     # rollback, a CLOSE that fails and aborts whatever transaction encloses this one.
     while expected <= last_seq:
         try:
-            page = list(rows.filter(seal_seq__gte=expected)[:VERIFY_BATCH_SIZE])
+            page = list(_in_seal_order(rows, expected=expected, previous_id=previous_id)[:VERIFY_BATCH_SIZE])
         except _UNREADABLE as exc:
             raise ChainNotCheckpointable(
                 f"an event from seq {expected} on cannot be read ({exc}): it was edited outside the application; "
@@ -560,7 +629,7 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
                     "No checkpoint was signed."
                 )
             hashes.append(row.hash)
-            prev_hash = row.hash
+            prev_hash, previous_id = row.hash, row.id
             expected += 1
     if expected != last_seq + 1:
         raise ChainNotCheckpointable(f"seq {expected} is missing; run verify_audit. No checkpoint was signed.")
@@ -589,9 +658,7 @@ def _next_checkpoint(
         if last_seq < first_seq and last is not None:
             if (now - last.timestamp).total_seconds() < settings.AUDIT_CHECKPOINT_SECONDS:
                 return None
-        # The first checkpoint may cover a history sealed long before any key existed: every row is
-        # re-hashed. Later ones cover rows the sealer hashed moments ago; their links are checked.
-        hashes = _checked_batch_hashes(first_seq, last_seq, prev_hash, rehash=last is None)
+        hashes = _checked_batch_hashes(first_seq, last_seq, prev_hash, rehash=_may_cover_old_seals(last, now))
         body: dict[str, Any] = {
             "key_id": key_id,
             "first_seq": first_seq,
@@ -615,6 +682,20 @@ def _next_checkpoint(
             digest=document["digest"],
             signature=document["signature"],
         )
+
+
+def _may_cover_old_seals(last: AuditCheckpoint | None, now: datetime.datetime) -> bool:
+    """Whether the rows after checkpoint `last` may have been sealed long before this run, so that
+    each must be re-hashed before a checkpoint vouches for it (a row edited while it waited would
+    otherwise be signed as it now reads). So it is for the first checkpoint (history sealed before
+    any key existed), for each one after a checkpoint cut at CHECKPOINT_MAX_EVENTS (the rest of a
+    backlog), and after a pause in signing (no key for a while, or signing refused): a last
+    checkpoint older than twice AUDIT_CHECKPOINT_SECONDS, within which the sealing job signs one
+    (re-hashing after a late run costs time, never a wrong answer). Other checkpoints cover rows the
+    sealer hashed moments ago; their links are checked."""
+    if last is None or last.count >= CHECKPOINT_MAX_EVENTS:
+        return True
+    return (now - last.timestamp).total_seconds() > 2 * settings.AUDIT_CHECKPOINT_SECONDS
 
 
 def _refuse_a_checkpoint_this_log_did_not_sign(last: AuditCheckpoint, trusted: dict[str, Any]) -> None:
@@ -811,21 +892,54 @@ def _signed_by_this_log(document: dict[str, Any], trusted: dict[str, Any], conse
     return True
 
 
+def _witness_lease_seconds() -> float:
+    """Longer than one POST can take (its connection and its answer, each bounded by the timeout), so
+    a live sender, which renews the lease after each, never loses it."""
+    return 2 * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + 30
+
+
+def _take_witness_lease() -> uuid.UUID | None:
+    token = uuid.uuid4()
+    now = timezone.now()
+    AuditWitnessCursor.objects.get_or_create(pk=1)
+    taken = (
+        AuditWitnessCursor.objects.filter(pk=1)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .update(lease_token=token, lease_until=now + datetime.timedelta(seconds=_witness_lease_seconds()))
+    )
+    return token if taken else None
+
+
+def _renew_witness_lease(token: uuid.UUID, *, checkpoint_id: int) -> bool:
+    """Move the cursor to `checkpoint_id` and renew the lease; False once it is lost."""
+    until = timezone.now() + datetime.timedelta(seconds=_witness_lease_seconds())
+    return bool(
+        AuditWitnessCursor.objects.filter(pk=1, lease_token=token).update(
+            checkpoint_id=checkpoint_id, lease_until=until
+        )
+    )
+
+
 def send_checkpoints_to_witness() -> int:
     """POST every checkpoint the witness has not acknowledged (2xx), oldest first; stop at the
     first failure, which the next sealing run retries from. Never raises for the witness's
-    failures: sealing must not depend on a second party. Returns how many were acknowledged."""
+    failures: sealing must not depend on a second party. Returns how many were acknowledged.
+
+    One sender at a time: it holds the cursor by a lease, renewed with each acknowledgement, so a
+    concurrent run skips at once and a crashed sender's lease runs out. No transaction stays open
+    while the witness answers: one would hold back the horizon of every audit stream reader (the
+    console's stream, the webhook dispatcher, the approval mailer) until the witness was done.
+    """
     url = settings.AUDIT_WITNESS_URL
     if not url:
         return 0
-    AuditWitnessCursor.objects.get_or_create(pk=1)
+    token = _take_witness_lease()
+    if token is None:
+        return 0
     sent = 0
-    with transaction.atomic():
-        # One sender at a time; a second sealer run skips instead of posting the same checkpoints.
-        cursor = AuditWitnessCursor.objects.select_for_update(skip_locked=True).filter(pk=1).first()
-        if cursor is None:
-            return 0
-        pending = AuditCheckpoint.objects.filter(id__gt=cursor.checkpoint_id).order_by("id")[:WITNESS_BATCH]
+    try:
+        acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
+        pending = list(AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:WITNESS_BATCH])
         trusted = keys.trusted_public_keys()
         for checkpoint in pending:
             document = checkpoint_document(checkpoint)
@@ -849,10 +963,12 @@ def send_checkpoints_to_witness() -> int:
             except requests.RequestException as exc:
                 logger.warning("audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, exc)
                 break
-            cursor.checkpoint_id = checkpoint.id
+            if not _renew_witness_lease(token, checkpoint_id=checkpoint.id):
+                # Another sender took over after this one's lease ran out; it posts from the cursor.
+                break
             sent += 1
-        if sent:
-            cursor.save(update_fields=["checkpoint_id"])
+    finally:
+        AuditWitnessCursor.objects.filter(pk=1, lease_token=token).update(lease_token=None, lease_until=None)
     return sent
 
 
@@ -927,32 +1043,51 @@ def verify_checkpoints() -> CheckpointVerifyResult:
     unchanged, and every checkpoint's batch of sealed events must still give its signed count,
     head hash and Merkle root. Returns the first checkpoint that no longer matches.
     """
-    with _consistent_snapshot():
-        return _verify_checkpoints()
-
-
-def _verify_checkpoints() -> CheckpointVerifyResult:
-    stored = [checkpoint_document(row) for row in AuditCheckpoint.objects.order_by("id")]
     directory = Path(settings.AUDIT_CHECKPOINT_DIR) if settings.AUDIT_CHECKPOINT_DIR else None
     notes: list[str] = []
     files: list[tuple[str, dict[str, Any]]] = []
-
-    def result(broken: str | None = None, covered: int = 0) -> CheckpointVerifyResult:
-        return CheckpointVerifyResult(
-            checkpoints=len(stored), files=len(files), covered_seq=covered, broken=broken, notes=tuple(notes)
-        )
-
+    trusted: dict[str, Any] = {}
+    failure = None
+    # The files before the database's snapshot: the sealer writes a checkpoint's file only after its
+    # row committed, so every file read is in the snapshot. Read the other way round, a checkpoint
+    # committed and written in between would look deleted from the database.
     try:
         trusted = keys.trusted_public_keys()
         if directory is not None and directory.is_dir():
             files = _file_chain(read_checkpoint_files(directory), trusted)
         elif directory is not None:
             notes.append(f"AUDIT_CHECKPOINT_DIR {directory} does not exist: no checkpoint files to compare")
+    except (verify_pack.VerificationError, ImproperlyConfigured) as exc:
+        # A broken key configuration is a failed verification too, not a crash.
+        failure = str(exc)
+    with _consistent_snapshot():
+        return _verify_checkpoints(
+            files=files, trusted=trusted, failure=failure, notes=notes, has_directory=directory is not None
+        )
+
+
+def _verify_checkpoints(
+    *,
+    files: list[tuple[str, dict[str, Any]]],
+    trusted: dict[str, Any],
+    failure: str | None,
+    notes: list[str],
+    has_directory: bool,
+) -> CheckpointVerifyResult:
+    stored = [checkpoint_document(row) for row in AuditCheckpoint.objects.order_by("id")]
+
+    def result(broken: str | None = None, covered: int = 0) -> CheckpointVerifyResult:
+        return CheckpointVerifyResult(
+            checkpoints=len(stored), files=len(files), covered_seq=covered, broken=broken, notes=tuple(notes)
+        )
+
+    if failure is not None:
+        return result(failure)
+    try:
         for document in stored:
             verify_pack.check_checkpoint(document, trusted)
         verify_pack.check_checkpoint_chain(stored, from_genesis=True)
-    except (verify_pack.VerificationError, ImproperlyConfigured) as exc:
-        # A broken key configuration is a failed verification too, not a crash.
+    except verify_pack.VerificationError as exc:
         return result(str(exc))
 
     # In chain order: the files' checkpoints (each must be in the database unchanged), then the
@@ -984,7 +1119,7 @@ def _verify_checkpoints() -> CheckpointVerifyResult:
         except verify_pack.VerificationError as exc:
             return result(f"{exc}" + (f" (file {name})" if name else ""), covered)
         prev_hash, covered = document["head_hash"], last
-    if directory is not None and len(stored) > len(files):
+    if has_directory and len(stored) > len(files):
         notes.append(
             f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
         )

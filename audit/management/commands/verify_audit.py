@@ -3,6 +3,9 @@ from django.core.management.base import BaseCommand, CommandError
 from audit import services
 from orchestrator.ops.progress import progress
 
+# seal_seq is a bigint: a larger --from names no seq, and the database would refuse to compare it.
+MAX_SEQ = 2**63 - 1
+
 
 class Command(BaseCommand):
     help = (
@@ -23,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, from_seq, **options):
         if from_seq is not None and from_seq < 1:
             raise CommandError("--from must be >= 1.")
+        if from_seq is not None and from_seq > MAX_SEQ:
+            raise CommandError(f"--from must be at most {MAX_SEQ}.")
         bar = progress(total=None, description="Verifying audit events", stream=self.stderr)
         try:
             result = services.verify_audit(from_seq=from_seq, on_batch=bar.update)
@@ -32,7 +37,7 @@ class Command(BaseCommand):
             f"Checked {result.checked} sealed audit events from seq {result.first_seq}; "
             f"chain head at seq {result.head_seq}; {result.unsealed} events still unsealed."
         )
-        checkpoints = services.verify_checkpoints()
+        checkpoints = result.checkpoints
         self.stdout.write(
             f"Checked {checkpoints.checkpoints} signed checkpoints ({checkpoints.files} checkpoint files); "
             f"the events match them up to seq {checkpoints.covered_seq}."
