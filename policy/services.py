@@ -103,14 +103,14 @@ def _failed_rules_recorded() -> Iterator[None]:
 
 class ProfileChanged(Conflict):
     """A tool check that kept finding its role's profile replaced under it (ACTIVATION_RACE_ATTEMPTS
-    evaluations, each against a version activated anew before it could open an approval): nothing
-    was decided or opened; check again."""
+    evaluations, each against a version activated anew before it could open an approval), or a write
+    decided under a version replaced before it could commit: nothing was done; send it again."""
 
     default_code = "profile_changed"
 
     def __init__(self, role: str) -> None:
         super().__init__(
-            f"Role {role!r}'s profile was activated anew while this check ran; nothing was decided, check again.",
+            f"Role {role!r}'s profile was activated anew while this request ran; nothing was done, send it again.",
             role=role,
         )
 
@@ -416,9 +416,14 @@ def compiled_profile(version: ProfileVersion) -> CompiledProfile:
     return profile
 
 
-# Which version is active, per role, for at most ACCESS_CACHE_SECONDS: activating a version returns
-# only once every process has let go of the one before ((pk, digest), or () for no active profile).
-_active_cache: AccessCache[tuple[Any, ...]] = AccessCache("active profiles")
+# Which version is active, per role, for at most ENTRY_SECONDS: activating a version returns only
+# once every process has let go of the one before ((pk, digest), or () for no active profile). A
+# write committing late that was decided under the version an activation replaced meanwhile (a route,
+# a check) is refused, so no slowly sent request is judged by a profile that was replaced before it
+# landed.
+_active_cache: AccessCache[tuple[Any, ...]] = AccessCache(
+    "active profiles", refusal=lambda role, version: ProfileChanged(str(role))
+)
 
 
 def _active_in_database(role: str) -> tuple[Any, ...]:
@@ -549,11 +554,13 @@ def _activate(version: ProfileVersion, *, previous: ProfileVersion | None, actor
     version.is_active = True
     version.activated_at = now
     version.save(update_fields=["is_active", "activated_at"])
-    wait_out_after_commit(_active_cache)
     # Before the expiry, never after: checks that opened an approval for the old version hold the
     # lock shared (_hold_if_active) until they commit, so the expiry sees their approvals, and
-    # checks that come later wait for this commit and open none for the old version.
+    # checks that come later wait for this commit and open none for the old version. Before the
+    # access cache's lock too: such a check takes that one last, as it commits, and must not find
+    # it held by an activation waiting for the check (access_cache.confirm_before_commit).
     _activation_lock(version.role, shared=False)
+    wait_out_after_commit(_active_cache)
     expired = approvals.expire_action_approvals(role=version.role, keep_version=version.version, now=now)
     audit.record(
         event_type="profile.activated",

@@ -1,4 +1,5 @@
-"""A write authenticated before a revoke (or a pause) that commits after it returned is refused.
+"""A write authenticated before a revoke (or a pause) that commits after it returned is refused, and
+so is one decided under a profile version an activation replaced before it committed.
 
 A caller can make a write take as long as it likes: send the headers, let the server authenticate,
 and send the body seconds later; a write can also wait on a row lock. Its access facts were looked
@@ -6,6 +7,7 @@ up before the change, so the write reads them again before it commits once they 
 access_cache.RECHECK_AFTER_SECONDS, and a revoke or pause still in progress waits for that write to
 commit before it returns (orchestrator.identity.access_cache)."""
 
+import copy
 import socket
 import threading
 import time
@@ -18,9 +20,11 @@ from django.test.utils import CaptureQueriesContext
 from orchestrator.identity import access_cache, tokens
 from orchestrator.identity.principal import Principal
 from policy import services as policy
+from routing import services as routing
 from routing.models import Task
 from sessions.models import Session
 from tests.observability.conftest import start_gunicorn, stop
+from tests.policy.conftest import FINANCE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,6 +93,39 @@ def test_a_claim_sent_slowly_across_a_pause_is_refused_and_the_task_stays_queued
     assert status == 423, answer
     assert orjson.loads(answer)["role"] == "engineering"
     assert list(Task.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_a_route_decided_under_a_replaced_profile_is_refused_when_it_commits_late(finance, monkeypatch):
+    """A route reads its profile after the body, so it outlives its version only by waiting between
+    the decision and the commit (a lock, a stalled disk): here a step after the policy's activates the
+    new version in another connection, and the request's clock moves past RECHECK_AFTER_SECONDS."""
+    policy.upsert_profile(document=FINANCE, actor="test", source="test")
+    clock = [access_cache.now()]
+    monkeypatch.setattr(access_cache, "now", lambda: clock[0])
+
+    def activate_meanwhile(routed):
+        def activate():
+            try:
+                tightened = copy.deepcopy(FINANCE)
+                tightened["may_route_to"] = [{"role": "manager", "types": ["*"]}]
+                policy.upsert_profile(document=tightened, actor="test", source="test")
+            finally:
+                connection.close()
+
+        activation = threading.Thread(target=activate)
+        activation.start()
+        activation.join(30)
+        clock[0] += access_cache.RECHECK_AFTER_SECONDS + 0.1
+
+    monkeypatch.setattr(routing, "_route_steps", [*routing._route_steps, (1000, activate_meanwhile)])
+
+    response = finance.post(
+        "/api/v1/tasks/route", {"type": "payment", "to_role": "engineering", "payload": {"amount": 10}}, format="json"
+    )
+
+    assert response.status_code == 409, response.content
+    assert response.json()["type"].endswith("/profile_changed")
+    assert not Task.objects.exists()
 
 
 def test_a_slow_write_that_finds_nothing_changed_commits(server):
