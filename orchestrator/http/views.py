@@ -107,15 +107,19 @@ class ApiView(APIView):
             # Inside the idempotency mechanism: a replay of a response already made is no new write
             # and stays free of database queries; every new write meets the guards.
             if request.method in WRITE_METHODS and self.write_guarded and _write_guards:
+                unreadable = None
                 try:
                     acting_for = self.role_acted_for(request)
-                except ParseError:
-                    # A body that is no JSON names no role; the caller's own role is still guarded,
-                    # so a paused role's malformed write is refused as paused, and the handler then
-                    # answers everyone else's 400.
-                    acting_for = None
+                except ParseError as exc:
+                    # A body that cannot be read names no role; the caller's own role is still
+                    # guarded, so a paused role's malformed write is refused as paused, and everyone
+                    # else gets the body's 400 (DRF keeps an empty body after a failed parse: the
+                    # handler must not run on it).
+                    acting_for, unreadable = None, exc
                 for guard in _write_guards:
                     guard(request.user, acting_for)
+                if unreadable is not None:
+                    raise unreadable
             return handler(request, *args, **kwargs)
         except Exception as exc:
             self._after_rollback.extend(getattr(exc, "after_rollback", ()))

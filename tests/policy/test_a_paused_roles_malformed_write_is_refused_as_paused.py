@@ -20,4 +20,4 @@ def test_a_malformed_body_of_a_role_not_paused_is_still_a_400(finance):
     response = finance.generic("POST", "/api/v1/tasks/route", '{"type": ', content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json()["type"].endswith("/invalid")
+    assert response.json()["type"].endswith("/parse_error")
