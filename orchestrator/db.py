@@ -21,6 +21,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connectio
 from django.db.models import Model, signals
 from django.db.models.fields import AutoFieldMixin
 
+from orchestrator.identity.access_cache import WRITES_LOCK
+
 M = TypeVar("M", bound=Model)
 
 Converter = Callable[[Any, Any, Any], Any]
@@ -197,7 +199,24 @@ class RequestTransaction:
         # Only once the transaction has begun: when beginning fails (no database), __exit__ never
         # runs, and a mark set before would stay on this thread for every later request it serves.
         self._token = _request_transaction.set(True)
+        self._hold_the_writes_lock()
         return self
+
+    @staticmethod
+    def _hold_the_writes_lock() -> None:
+        """The advisory lock every API write holds shared until it ends, so a revoke, a pause or an
+        activation returns only after the writes then in flight (access_cache.writes_in_flight_end).
+        Owed, it goes with the transaction's first statement (or its COMMIT): no round trip."""
+        if connection.vendor != "postgresql":
+            # SQLite runs one writing transaction at a time: a change commits before or after it.
+            return
+        sql, params = "SELECT pg_advisory_xact_lock_shared(%s, %s)", list(WRITES_LOCK)
+        database = connections[DEFAULT_DB_ALIAS]
+        if getattr(database, "can_owe", lambda: False)():
+            database.owe(sql, params)  # type: ignore[attr-defined]  # orchestrator.postgresql's, checked by can_owe
+            return
+        with database.cursor() as cursor:
+            cursor.execute(sql, params)
 
     def __exit__(self, *exc_info: Any) -> None:
         try:

@@ -556,9 +556,7 @@ def _activate(version: ProfileVersion, *, previous: ProfileVersion | None, actor
     version.save(update_fields=["is_active", "activated_at"])
     # Before the expiry, never after: checks that opened an approval for the old version hold the
     # lock shared (_hold_if_active) until they commit, so the expiry sees their approvals, and
-    # checks that come later wait for this commit and open none for the old version. Before the
-    # access cache's lock too: such a check takes that one last, as it commits, and must not find
-    # it held by an activation waiting for the check (access_cache.confirm_before_commit).
+    # checks that come later wait for this commit and open none for the old version.
     _activation_lock(version.role, shared=False)
     wait_out_after_commit(_active_cache)
     expired = approvals.expire_action_approvals(role=version.role, keep_version=version.version, now=now)

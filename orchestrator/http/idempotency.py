@@ -229,9 +229,14 @@ def _read_serialised(principal, key, now):
     return None, StoredResponse.from_record(record)
 
 
-def _respond_in_one_transaction(respond):
+def _respond_in_one_transaction(request, respond):
     """A write without a key: still one transaction for the whole request, so its services join it
-    without savepoints and what it owes goes with its COMMIT (orchestrator.db.RequestTransaction)."""
+    without savepoints and what it owes goes with its COMMIT (orchestrator.db.RequestTransaction).
+
+    The body is read first, as a keyed write reads it for its fingerprint: a caller sending it slowly
+    then holds no transaction open (on SQLite the database's one write lock; on PostgreSQL the lock
+    a revoke or a pause waits for, access_cache.writes_in_flight_end)."""
+    request.body  # noqa: B018  # read, and kept by Django for the parser
     with request_transaction() as work:
         response = respond()
         if response.status_code >= 400:
@@ -269,14 +274,14 @@ def _execute(view, request, respond):
         return respond()
     principal = request.user
     if not isinstance(principal, Principal) or not settings.IDEMPOTENCY_ENABLED:
-        return _respond_in_one_transaction(respond)
+        return _respond_in_one_transaction(request, respond)
     key = parse_key(request.headers.get(HEADER))
     # Handlers that keep the key with what they create (a routed task) read it from here.
     request.idempotency_key = key
     if key is None:
         if settings.IDEMPOTENCY_REQUIRED:
             raise IdempotencyKeyRequired()
-        return _respond_in_one_transaction(respond)
+        return _respond_in_one_transaction(request, respond)
 
     subject = principal.subject
     path = request.get_full_path()

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import APIView
 
 from orchestrator.http import idempotency
@@ -110,11 +110,12 @@ class ApiView(APIView):
                 unreadable = None
                 try:
                     acting_for = self.role_acted_for(request)
-                except ParseError as exc:
-                    # A body that cannot be read names no role; the caller's own role is still
-                    # guarded, so a paused role's malformed write is refused as paused, and everyone
-                    # else gets the body's 400 (DRF keeps an empty body after a failed parse: the
-                    # handler must not run on it).
+                except APIException as exc:
+                    # A body that cannot be parsed (malformed, of another media type, past the JSON
+                    # limits) names no role; the caller's own role is still guarded, so a paused
+                    # role's malformed write is refused as paused, and everyone else gets the body's
+                    # own answer (DRF keeps an empty body after a failed parse: the handler must not
+                    # run on it).
                     acting_for, unreadable = None, exc
                 for guard in _write_guards:
                     guard(request.user, acting_for)

@@ -12,20 +12,27 @@ administrative changes take a second; it makes no request wait and needs no shar
 holds the same with Redis down as up. The process making a change also drops its own entries at
 once, so a test or a command sees its change without waiting.
 
-A write can take longer than an entry lives: it may wait on a row lock, or its caller may send the
-body slowly, and it was authenticated before. So an API write also notes the facts it acted on, and
-a write whose oldest fact is older than RECHECK_AFTER_SECONDS when it is about to commit reads them
-again from the database, under a lock the changing services take exclusively (confirm_before_commit):
-a revoke or a pause that committed first refuses the write; one that comes later waits for the write
-to commit, before its own wait. Entries live ENTRY_SECONDS, half the bound, so a write made with a
-fresh-enough entry has a quarter of a second of its own before it pays that read, and every write
-committing before RECHECK_AFTER_SECONDS commits before the change that could make it stale returns.
+A write can take longer than an entry lives: it may wait on a row lock (at its COMMIT too, where
+PostgreSQL checks deferred foreign keys), or its caller may send the body slowly, and it was
+authenticated before. Two rules close that:
+- every API write holds one advisory lock shared for its whole transaction, taken with its first
+  statement (orchestrator.db.RequestTransaction, no round trip of its own), and a changing service,
+  once its second has passed, also waits for every write that held that lock then to end
+  (writes_in_flight_end); the lock is never taken exclusively, so no write ever waits for it;
+- a write whose oldest fact is older than RECHECK_AFTER_SECONDS when it is about to commit reads
+  its facts again and is refused if they changed (confirm_before_commit).
+A write that acted on a fact from before a change then either read the fact again after the change
+committed, or held the lock when the change's second ended: its lookup began before the change,
+less than RECHECK_AFTER_SECONDS before its confirmation, and its first statement came before that.
+Entries live ENTRY_SECONDS, half the bound, so a write made with a fresh-enough entry has a quarter
+of a second of its own before it pays that read.
 
 The clock is CLOCK_BOOTTIME where there is one: it keeps counting while a machine is suspended, so
 an entry cannot outlive its bound in a process that slept. Every process compares durations on
 its own clock; the bound is a constant so no deployment can give two processes different ones.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -41,9 +48,18 @@ ENTRY_SECONDS = ACCESS_CACHE_SECONDS / 2
 # A write acting on facts older than this when it commits reads them again (confirm_before_commit).
 # The quarter second left before ACCESS_CACHE_SECONDS is the margin for the COMMIT to land.
 RECHECK_AFTER_SECONDS = ACCESS_CACHE_SECONDS * 3 / 4
-# The first key of the advisory locks standing for each cache's facts (the second is hashtext(name));
-# two-key advisory locks never collide with one-key ones (the idempotency keys').
-_LOCK_NAMESPACE = 0x61636373
+# The advisory lock every API write holds shared (two keys: two-key advisory locks never collide with
+# one-key ones, the idempotency keys').
+WRITES_LOCK = (0x61636373, 0)
+# How long a change waits for the writes in flight before it returns anyway, saying so in the log: a
+# write stuck longer than this (a lock held for minutes) is beyond what a revoke can wait for.
+_WRITES_WAIT_SECONDS = 60.0
+_WRITES_POLL_SECONDS = 0.02
+_HOLDERS_SQL = """
+SELECT virtualtransaction FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = %s::oid AND objid = %s::oid
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 # Margin for clock granularity between a lookup's start and the service's wait.
 _WAIT_MARGIN_SECONDS = 0.01
 # A process never holds more entries than this; past it the cache starts afresh.
@@ -52,6 +68,8 @@ _MAX_ENTRIES = 10_000
 _CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 V = TypeVar("V")
+
+logger = logging.getLogger(__name__)
 
 _caches: list["AccessCache[object]"] = []
 
@@ -110,11 +128,37 @@ def clear_all() -> None:
 
 def _wait_out() -> None:
     time.sleep(ACCESS_CACHE_SECONDS + _WAIT_MARGIN_SECONDS)
+    writes_in_flight_end()
+
+
+def writes_in_flight_end() -> None:
+    """Wait until every API write whose transaction holds WRITES_LOCK now has ended. Writes that
+    begin meanwhile are not waited for, and none waits for this (PostgreSQL; SQLite, the embedded
+    default, runs one writing transaction at a time)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_HOLDERS_SQL, list(WRITES_LOCK))
+        waiting_for = {row[0] for row in cursor.fetchall()}
+        gives_up_at = time.monotonic() + _WRITES_WAIT_SECONDS
+        while waiting_for:
+            if time.monotonic() > gives_up_at:
+                logger.error(
+                    "%d API writes begun before an access change still run after %s s; "
+                    "one may still commit after the change's call returned",
+                    len(waiting_for),
+                    _WRITES_WAIT_SECONDS,
+                )
+                return
+            time.sleep(_WRITES_POLL_SECONDS)
+            cursor.execute(_HOLDERS_SQL, list(WRITES_LOCK))
+            waiting_for &= {row[0] for row in cursor.fetchall()}
 
 
 def wait_out_now() -> None:
-    """Wait until every process has let go of what it looked up before now: for an answer that
-    reports a change committed a moment ago by someone else (a replay of the call that made it)."""
+    """Wait until every process has let go of what it looked up before now, and the writes that
+    acted on it have ended: for an answer that reports a change committed a moment ago by someone
+    else (a replay of the call that made it)."""
     _wait_out()
 
 
@@ -128,39 +172,24 @@ def stop_tracking() -> None:
 
 
 def confirm_before_commit() -> None:
-    """Inside an API write's transaction, before its COMMIT: when a fact it acted on was looked up more
-    than RECHECK_AFTER_SECONDS ago, read every fact again and raise the cache's refusal for the first
-    that changed. On PostgreSQL the read waits for a change in progress and holds off the next until
-    this transaction ends (each cache's advisory lock, shared here, exclusive in the services), so a
-    change either shows in the read or returns after this write committed. SQLite (the embedded
-    default) runs one writing transaction at a time, which this write already holds."""
+    """Inside an API write's transaction, before its last statement: when a fact it acted on was
+    looked up more than RECHECK_AFTER_SECONDS ago, read every fact again and raise the cache's
+    refusal for the first that changed. A change committed after this read waits for this write to
+    end (writes_in_flight_end): the write holds WRITES_LOCK since its first statement."""
     used = getattr(_request, "used", None)
     if not used or now() - min(began for _, began, _ in used.values()) <= RECHECK_AFTER_SECONDS:
         return
-    caches = sorted({cache.name for cache, _ in used})
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for name in caches:
-                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))", [_LOCK_NAMESPACE, name])
     for (cache, key), (value, _, load) in used.items():
         if load() != value:
             assert cache.refusal is not None  # only such caches note their facts
             raise cache.refusal(key, value)
 
 
-def _hold_off_late_writes(cache: AccessCache[V]) -> None:
-    # Until this transaction ends: a late write's read of the facts waits for the change (above).
-    if cache.refusal is not None and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_NAMESPACE, cache.name])
-
-
 def wait_out_after_commit(cache: AccessCache[V]) -> None:
-    """For a service changing what `cache` holds, inside its transaction: late API writes that acted
-    on the old facts are held off or refused (confirm_before_commit), this process's entries go now
-    and again at commit (a lookup racing the change may have stored the old value), and once the
-    change commits the caller waits until every other process's entries made before it expired."""
-    _hold_off_late_writes(cache)
+    """For a service changing what `cache` holds, inside its transaction: this process's entries go
+    now and again at commit (a lookup racing the change may have stored the old value), and once the
+    change commits the caller waits until every other process's entries made before it expired and
+    the API writes then in flight have ended."""
     cache.clear()
     transaction.on_commit(cache.clear)
     # One wait per transaction however many changes it holds (resume '*', an admin bulk action).

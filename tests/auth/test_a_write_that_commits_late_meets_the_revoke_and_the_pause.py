@@ -13,8 +13,10 @@ import threading
 import time
 
 import orjson
+import psycopg
 import pytest
-from django.db import connection, transaction
+import requests
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orchestrator.identity import access_cache, tokens
@@ -23,7 +25,7 @@ from policy import services as policy
 from routing import services as routing
 from routing.models import Task
 from sessions.models import Session
-from tests.observability.conftest import start_gunicorn, stop
+from tests.observability.conftest import database_url, start_gunicorn, stop
 from tests.policy.conftest import FINANCE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,41 +142,69 @@ def test_a_slow_write_that_finds_nothing_changed_commits(server):
     assert Session.objects.filter(pk=orjson.loads(answer)["session_id"]).exists()
 
 
-def test_a_revoke_waits_for_a_late_write_that_read_its_facts_first(monkeypatch):
-    """The other order: the write confirmed its token before the revoke began, so the revoke returns
-    only after the write committed, and the write is in before the revoke is."""
+@pytest.mark.parametrize("key", [None, "waits-at-commit-1"])
+def test_a_revoke_returns_only_after_a_write_waiting_at_its_commit_has_ended(server, key):
+    """The other order: the write's facts were fresh when it confirmed them, and then its COMMIT
+    waited (PostgreSQL checks the session's task, a deferred foreign key, at COMMIT, behind another
+    transaction's lock on that task). Found by an outside review: the write landed after the revoke
+    returned. Now the revoke waits for the writes in flight, and returns after this one."""
     if connection.vendor != "postgresql":
-        pytest.skip("SQLite runs one writing transaction at a time; the lock is PostgreSQL's")
+        pytest.skip("SQLite runs one writing transaction at a time")
+    _, finance = tokens.issue_token(actor=ADMIN, role="finance")
     token, raw = tokens.issue_token(actor=ADMIN, role="finance")
-    clock = [access_cache.now()]
-    monkeypatch.setattr(access_cache, "now", lambda: clock[0])
-    confirmed = threading.Event()
-    committed_at = []
+    routed = orjson.dumps({"type": "t", "to_role": "engineering", "payload": {}})
+    status, answer = finish(start_slow_post(server, "/api/v1/tasks/route", finance, routed), routed)
+    task_id = orjson.loads(answer)["task_id"]
+    answers = []
+    with psycopg.connect(database_url()) as claimer:
+        claimer.execute(f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task_id])
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                requests.post(
+                    f"{server.url}/api/v1/sessions",
+                    json={"role": "finance", "task_id": task_id},
+                    headers={"Authorization": f"Bearer {raw}", **({"Idempotency-Key": key} if key else {})},
+                    timeout=60,
+                )
+            )
+        )
+        sender.start()
+        wait_until_a_session_waits_on_a_lock()
+        revoked = []
 
-    def late_write():
-        try:
-            access_cache.track_request()
-            with transaction.atomic():
-                assert tokens.principal_for_local_token(raw) is not None
-                clock[0] += access_cache.RECHECK_AFTER_SECONDS + 0.1
-                access_cache.confirm_before_commit()
-                confirmed.set()
-                time.sleep(1.5)
-                Session.objects.create(role="finance", owner=token.subject)
-            committed_at.append(time.monotonic())
-        finally:
-            access_cache.stop_tracking()
-            connection.close()
+        def revoke():
+            try:
+                tokens.revoke_token(actor=ADMIN, token_id=token.pk)
+                # What a caller can see the moment the revoke returns.
+                revoked.append(Session.objects.filter(owner=token.subject).exists())
+            finally:
+                connection.close()
 
-    writer = threading.Thread(target=late_write)
-    writer.start()
-    assert confirmed.wait(10)
-    tokens.revoke_token(actor=ADMIN, token_id=token.pk)
-    revoke_returned = time.monotonic()
-    writer.join(10)
+        revoker = threading.Thread(target=revoke)
+        revoker.start()
+        # Longer than the revoke's own second: it must still be waiting, for the write.
+        revoker.join(access_cache.ACCESS_CACHE_SECONDS + 1.5)
+        assert revoker.is_alive(), "the revoke returned while a write it could not see was still to commit"
+        claimer.rollback()
+    sender.join(30)
+    revoker.join(30)
 
-    assert committed_at and committed_at[0] < revoke_returned
-    assert revoke_returned - committed_at[0] >= access_cache.ACCESS_CACHE_SECONDS
+    assert answers[0].status_code == 201, answers[0].text
+    assert revoked == [True], "the revoke returned before the write it let through had committed"
+    assert Session.objects.filter(owner=token.subject).count() == 1
+
+
+def wait_until_a_session_waits_on_a_lock():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("no request waited on the lock")
 
 
 def test_a_write_on_fresh_facts_reads_nothing_again(finance):
@@ -185,5 +215,5 @@ def test_a_write_on_fresh_facts_reads_nothing_again(finance):
         assert finance.post("/api/v1/sessions", {"role": "finance"}, format="json").status_code == 201
 
     statements = " ".join(query["sql"] for query in captured.captured_queries)
-    assert "advisory" not in statements and "apitoken" not in statements and "rolepause" not in statements
+    assert "apitoken" not in statements and "rolepause" not in statements and "profileversion" not in statements
     assert "agent_sessions_session" in statements

@@ -21,3 +21,21 @@ def test_a_malformed_body_of_a_role_not_paused_is_still_a_400(finance):
 
     assert response.status_code == 400
     assert response.json()["type"].endswith("/parse_error")
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ('{"type": "t"}', "text/plain"),
+        ("type=t", "application/x-www-form-urlencoded"),
+        ('{"type": "a\\u0000b"}', "application/json"),
+        ('{"type": "t", "priority": 99999999999999999999999}', "application/json"),
+    ],
+)
+def test_a_paused_roles_body_of_another_type_or_past_the_limits_answers_423(finance, staff, body, content_type):
+    # Found by the second outside review: only a body that failed to parse as JSON met the guard.
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    response = finance.generic("POST", "/api/v1/tasks/route", body, content_type=content_type)
+
+    assert response.status_code == 423, response.content
