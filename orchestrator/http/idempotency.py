@@ -115,9 +115,12 @@ def parse_key(value):
     return value
 
 
-def fingerprint_of(method, path, body):
+def fingerprint_of(method, path, body, *, acting_as=""):
+    """The request a key was first used for. `acting_as` names the caller's role and staff flag: one
+    OIDC subject may hold tokens of several roles, and the same request sent under another role is
+    another request (422), never a replay of an answer made for the first role's eyes."""
     digest = hashlib.sha256()
-    for part in (method.encode(), b"\n", path.encode(), b"\n", body):
+    for part in (method.encode(), b"\n", path.encode(), b"\n", body, b"\n", acting_as.encode()):
         digest.update(part)
     return digest.hexdigest()
 
@@ -285,7 +288,9 @@ def _execute(view, request, respond):
 
     subject = principal.subject
     path = request.get_full_path()
-    fingerprint = fingerprint_of(request.method, path, request.body)
+    fingerprint = fingerprint_of(
+        request.method, path, request.body, acting_as=f"{principal.role}\x00{principal.is_staff}"
+    )
     now = timezone.now()
     with request_transaction() as work:
         try:
