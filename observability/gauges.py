@@ -249,11 +249,12 @@ def _waiting_at_most(seconds):
     if connection.in_atomic_block or connection.vendor != "postgresql":
         yield
         return
-    with transaction.atomic():
-        with connection.cursor() as cursor, client_deadline(seconds + 1):
+    # The deadline covers the transaction's end too: a COMMIT sent to a frozen server waits as long.
+    connection.ensure_connection()
+    with client_deadline(seconds + 1), transaction.atomic():
+        with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{round(seconds * 1000)}ms"])
-        with client_deadline(seconds + 1):
-            yield
+        yield
 
 
 domain_gauges = DomainGauges()

@@ -422,6 +422,14 @@ _BEAT_JOBS = {
         "schedule": env_int("DELIVER_WEBHOOKS_INTERVAL_SECONDS", 5),
     },
 }
+for _job, _entry in _BEAT_JOBS.items():
+    # An interval of 0 or less would expire every run as it is sent: the job would never run, silently.
+    if _entry["schedule"] < 1:
+        raise ImproperlyConfigured(
+            f"{_job.upper()}_INTERVAL_SECONDS must be at least 1"
+            + (" (and AUDIT_CHECKPOINT_SECONDS, which bounds it)" if _job == "seal_audit" else "")
+        )
+del _job, _entry
 # A run still queued when the next one is due is dropped (`expires`): after an outage or while every
 # worker is busy, the queue holds one run of each job, not one per missed beat.
 CELERY_BEAT_SCHEDULE = {

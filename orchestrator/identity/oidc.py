@@ -53,8 +53,12 @@ def fetch_json(url: str) -> Any:
 
 
 def _parse_jwks(document: Any) -> list[jwt.PyJWK]:
+    entries = document.get("keys", []) if isinstance(document, dict) else []
+    if not isinstance(entries, list):
+        # A provider answering {"keys": null} is failing, as one answering 500 is (and is backed off).
+        raise ValueError(f"the JWKS 'keys' is {type(entries).__name__}, not a list")
     keys = []
-    for entry in document.get("keys", []) if isinstance(document, dict) else []:
+    for entry in entries:
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
         try:

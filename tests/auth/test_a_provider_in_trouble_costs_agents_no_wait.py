@@ -101,3 +101,35 @@ def test_a_failed_refresh_keeps_the_keys_and_backs_off(provider, settings, silen
     assert [bearer(token).get("/api/v1/sessions").status_code for _ in range(5)] == [200] * 5
     assert len(provider_calls) == fetched_before + 1
     assert oidc.provider_keys._refreshing is False
+
+
+@pytest.mark.parametrize("keys", ["null", "5", '"a key"', "{}"])
+def test_a_key_set_whose_keys_are_no_list_is_a_provider_failure(provider, settings, provider_calls, keys):
+    # Found by an outside review: {"keys": null} was a 500 on every request, and a fetch for each.
+    import http.server
+
+    class OddKeys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f'{{"keys": {keys}}}'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddKeys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.OIDC_OP_JWKS_ENDPOINT = f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        token = provider.id_token("agent-1", {"role": "finance"})
+
+        answers = [bearer(token).get("/api/v1/sessions").status_code for _ in range(5)]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert answers == [503] * 5
+    assert len(provider_calls) == 1

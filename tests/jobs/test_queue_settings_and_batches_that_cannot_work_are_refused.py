@@ -59,3 +59,21 @@ def test_the_defaults_start():
 def test_a_batch_size_past_what_the_database_counts_is_refused_with_a_message(db, command, args):
     with pytest.raises(CommandError, match="--batch-size"):
         call_command(command, *args)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DELIVER_WEBHOOKS_INTERVAL_SECONDS", "0"),
+        ("SEAL_AUDIT_INTERVAL_SECONDS", "-5"),
+        ("AUDIT_CHECKPOINT_SECONDS", "0"),
+    ],
+)
+def test_a_beat_interval_below_a_second_stops_the_start(name, value):
+    # Found by an outside review: each run would be sent already expired, and the job never run.
+    started = subprocess.run(
+        [sys.executable, "-c", PRINT_THE_SETTINGS], env=app_env(**{name: value}), capture_output=True, text=True
+    )
+
+    assert started.returncode != 0
+    assert "_INTERVAL_SECONDS must be at least 1" in started.stderr.splitlines()[-1], started.stderr[-500:]

@@ -150,3 +150,29 @@ def test_a_scrape_over_a_kept_connection_to_a_frozen_server_reports_its_sources_
     before, after, err = run_twice_across_a_freeze(GAUGES_TWICE, METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS="1")
 
     assert (before, after) == (["1"], ["0"]), err[-1000:]
+
+
+GAUGES_FROZEN_AT_COMMIT = """
+import sys, django
+django.setup()
+from django.db import connection
+from observability.gauges import DomainGauges
+
+def waits_for_the_freeze(now):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    print("1", flush=True)  # the relay freezes now: what is left is the COMMIT
+    sys.stdin.readline()
+    return iter(())
+
+families = DomainGauges(sources={"frozen_at_commit": waits_for_the_freeze}).collect()
+up = next(family for family in families if family.name == "orchestrator_gauge_source_up")
+print(*sorted({int(sample.value) for sample in up.samples}), flush=True)
+"""
+
+
+def test_a_scrape_whose_commit_meets_the_freeze_still_answers():
+    # Found by the second outside review: the deadline covered the statements, not the COMMIT.
+    before, after, err = run_twice_across_a_freeze(GAUGES_FROZEN_AT_COMMIT, METRICS_GAUGE_SOURCE_TIMEOUT_SECONDS="1")
+
+    assert (before, after) == (["1"], ["0"]), err[-1000:]
