@@ -164,6 +164,9 @@ def _sends_one_string() -> bool:
 _request_transaction: ContextVar[bool] = ContextVar("request_transaction", default=False)
 
 
+# Two integer constants, so the statement is the same literal for every write: nothing to bind.
+_HOLD_THE_WRITES_LOCK = "SELECT pg_advisory_xact_lock_shared({}, {})".format(*(int(part) for part in WRITES_LOCK))
+
 # RequestTransaction.roll_back_then_read's answer when the read could not go with the ROLLBACK.
 NOT_READ_YET = object()
 
@@ -210,13 +213,12 @@ class RequestTransaction:
         if connection.vendor != "postgresql":
             # SQLite runs one writing transaction at a time: a change commits before or after it.
             return
-        sql, params = "SELECT pg_advisory_xact_lock_shared(%s, %s)", list(WRITES_LOCK)
         database = connections[DEFAULT_DB_ALIAS]
         if getattr(database, "can_owe", lambda: False)():
-            database.owe(sql, params)  # type: ignore[attr-defined]  # orchestrator.postgresql's, checked by can_owe
+            database.owe_literal(_HOLD_THE_WRITES_LOCK)  # type: ignore[attr-defined]  # checked by can_owe
             return
         with database.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_HOLD_THE_WRITES_LOCK)
 
     def __exit__(self, *exc_info: Any) -> None:
         try:

@@ -138,6 +138,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # Query logs (tests, DEBUG) list the write where the code made it.
             self.queries_log.append({"sql": literal, "time": "0.000"})
 
+    def owe_literal(self, literal: str) -> None:
+        """`owe` for a statement that is literal SQL already (no parameters): nothing to bind."""
+        self.owed_writes.append(literal)
+        if self.queries_logged:
+            self.queries_log.append({"sql": literal, "time": "0.000"})
+
     def owe_check(self, check) -> None:
         """Send `check` (an orchestrator.db.FirstCheck: `sql`, `params`, `refusals`) before anything else
         this transaction runs, in front of its next statement; it marks itself sent or refused."""
