@@ -37,17 +37,29 @@ class PackSummary:
     kind: str
 
 
+def _checkpoints(rows: QuerySet[AuditCheckpoint]) -> list[AuditCheckpoint]:
+    """The checkpoints of `rows`; one the application cannot load is a PackError naming it."""
+    try:
+        return services.load_checkpoints(rows)
+    except services.UnreadableCheckpoint as exc:
+        raise PackError(f"{exc}; run verify_audit") from None
+
+
+def _first(rows: QuerySet[AuditCheckpoint]) -> AuditCheckpoint | None:
+    return next(iter(_checkpoints(rows[:1])), None)
+
+
 def _covering_checkpoints(min_seq: int, max_seq: int) -> list[AuditCheckpoint]:
     """The contiguous run of checkpoints from the one holding min_seq to the one holding max_seq."""
-    first = AuditCheckpoint.objects.filter(first_seq__lte=min_seq, last_seq__gte=min_seq, count__gt=0).first()
-    last = AuditCheckpoint.objects.filter(first_seq__lte=max_seq, last_seq__gte=max_seq, count__gt=0).first()
+    first = _first(AuditCheckpoint.objects.filter(first_seq__lte=min_seq, last_seq__gte=min_seq, count__gt=0))
+    last = _first(AuditCheckpoint.objects.filter(first_seq__lte=max_seq, last_seq__gte=max_seq, count__gt=0))
     if first is None or last is None:
         raise PackError(f"no checkpoint covers seq {min_seq if first is None else max_seq}")
     if first.first_seq == 1:
         # A key configured before the first event signed empty checkpoints first: the one covering seq
         # 1 continues them, and a pack starting at seq 1 must start at genesis to be verified.
-        first = AuditCheckpoint.objects.order_by("id").first() or first
-    return list(AuditCheckpoint.objects.filter(id__gte=first.id, id__lte=last.id).order_by("id"))
+        first = _first(AuditCheckpoint.objects.order_by("id")) or first
+    return _checkpoints(AuditCheckpoint.objects.filter(id__gte=first.id, id__lte=last.id).order_by("id"))
 
 
 def export_pack(
@@ -77,7 +89,7 @@ def export_pack(
         selected = selected.filter(timestamp__lt=until)
     if trace_id is not None:
         selected = selected.filter(trace_id=trace_id)
-    newest = AuditCheckpoint.objects.filter(count__gt=0).order_by("-id").first()
+    newest = _first(AuditCheckpoint.objects.filter(count__gt=0).order_by("-id"))
     covered_seq = newest.last_seq if newest else 0
     uncovered = selected.filter(seal_seq__gt=covered_seq).count()
     provable = selected.filter(seal_seq__lte=covered_seq)

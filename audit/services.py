@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, connection, transaction
@@ -28,6 +27,7 @@ from django.utils import timezone
 from audit import keys, stream, verify_pack
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
 from orchestrator.db import owe_insert, read_only_snapshot
+from orchestrator.http.outbound import NoAnswer, post_for_status
 
 logger = logging.getLogger(__name__)
 
@@ -390,6 +390,9 @@ def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None]
     """
     with _consistent_snapshot():
         walk: VerifyResult = _walk(max(from_seq or 1, 1), on_batch)
+    # The walk's break goes on record before the checkpoints are checked: a check that then fails
+    # (an outage) must not leave the record calling a forged row verified.
+    _remember(walk, walk_only=True)
     # The checkpoints catch what the walk cannot (every hash after an edit and the head recomputed):
     # recorded with the walk, so the console never calls "verified" what they found forged.
     result = dataclasses.replace(walk, checkpoints=verify_checkpoints())
@@ -397,11 +400,19 @@ def verify_audit(*, from_seq: int | None = None, on_batch: Callable[[int], None]
     return result
 
 
-def _remember(result: VerifyResult) -> None:
+def _remember(result: VerifyResult, *, walk_only: bool = False) -> None:
     """Keep the outcome (after the read-only snapshots), so the console shows how far the chain
-    verifies without walking it: the first break the walk or the checkpoints found."""
+    verifies without walking it: the first break the walk or the checkpoints found.
+
+    With `walk_only` (the checkpoints not checked yet) a break is only added: one found earlier than
+    the recorded one (or where none is recorded) goes on record; a clean walk, or a later break,
+    leaves the record as it is, since the checkpoints may confirm a break they found before."""
     broken = result.first_break()
     stored = last_verification()
+    if walk_only and (
+        broken is None or (stored is not None and stored.broken_seq is not None and stored.broken_seq <= broken[0])
+    ):
+        return
     if stored is not None and _says_nothing_about(stored, result, broken):
         return
     verified_through = result.first_seq + result.checked - 1
@@ -571,6 +582,56 @@ def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     }
 
 
+class UnreadableCheckpoint(Exception):
+    """A checkpoint row the application cannot load (a timestamp of 'infinity' or past year 9999): the
+    sealer never writes one, so it was inserted or edited outside the application."""
+
+    def __init__(self, *, checkpoint_id: int, reason: Exception):
+        self.id, self.reason = checkpoint_id, reason
+        super().__init__(
+            f"checkpoint #{checkpoint_id} cannot be read ({reason}): it was inserted or edited outside the application"
+        )
+
+
+def load_checkpoints_naming_the_unreadable(
+    rows: QuerySet[AuditCheckpoint], *, page_size: int = 100
+) -> list[AuditCheckpoint | UnreadableCheckpoint]:
+    """The rows of `rows`, in its order; one that cannot be loaded stands in the list as an
+    UnreadableCheckpoint naming it (only then are the rows loaded a page, and in a failing page one,
+    at a time)."""
+    try:
+        return list(rows)
+    except _UNREADABLE:
+        pass
+    ids = list(rows.values_list("id", flat=True))
+    loaded: list[AuditCheckpoint | UnreadableCheckpoint] = []
+    for start in range(0, len(ids), page_size):
+        page = ids[start : start + page_size]
+        by_id: dict[int, AuditCheckpoint | UnreadableCheckpoint]
+        try:
+            by_id = dict(AuditCheckpoint.objects.in_bulk(page))
+        except _UNREADABLE:
+            by_id = {}
+            for checkpoint_id in page:
+                try:
+                    by_id[checkpoint_id] = AuditCheckpoint.objects.get(id=checkpoint_id)
+                except AuditCheckpoint.DoesNotExist:
+                    continue
+                except _UNREADABLE as exc:
+                    by_id[checkpoint_id] = UnreadableCheckpoint(checkpoint_id=checkpoint_id, reason=exc)
+        loaded.extend(by_id[checkpoint_id] for checkpoint_id in page if checkpoint_id in by_id)
+    return loaded
+
+
+def load_checkpoints(rows: QuerySet[AuditCheckpoint]) -> list[AuditCheckpoint]:
+    """The rows of `rows`, in its order; raises UnreadableCheckpoint for the first that cannot be loaded."""
+    loaded = load_checkpoints_naming_the_unreadable(rows)
+    for checkpoint in loaded:
+        if isinstance(checkpoint, UnreadableCheckpoint):
+            raise checkpoint
+    return [checkpoint for checkpoint in loaded if isinstance(checkpoint, AuditCheckpoint)]
+
+
 def _timestamp_text(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat()
 
@@ -643,7 +704,7 @@ def _next_checkpoint(
     (so the head cannot move and two checkpointers cannot both continue the same checkpoint)."""
     with transaction.atomic():
         head = _locked_head()
-        last = AuditCheckpoint.objects.order_by("-id").first()
+        last = _newest_checkpoint_to_continue()
         if last is not None:
             _refuse_a_checkpoint_this_log_did_not_sign(last, trusted)
         first_seq = last.last_seq + 1 if last else 1
@@ -682,6 +743,19 @@ def _next_checkpoint(
             digest=document["digest"],
             signature=document["signature"],
         )
+
+
+def _newest_checkpoint_to_continue() -> AuditCheckpoint | None:
+    """The database's newest checkpoint; ChainNotCheckpointable, naming it, when it cannot be loaded
+    (a row inserted outside the application), as for one this log did not sign."""
+    loaded = load_checkpoints_naming_the_unreadable(AuditCheckpoint.objects.order_by("-id")[:1])
+    newest = loaded[0] if loaded else None
+    if isinstance(newest, UnreadableCheckpoint):
+        raise ChainNotCheckpointable(
+            f"the database's newest checkpoint (#{newest.id}) cannot be read ({newest.reason}): checkpoint rows "
+            "were forged or changed; run verify_audit. No checkpoint was signed."
+        )
+    return newest
 
 
 def _may_cover_old_seals(last: AuditCheckpoint | None, now: datetime.datetime) -> bool:
@@ -841,16 +915,17 @@ def _same_file(target: Path, data: bytes) -> bool:
     raise FileExistsError(f"{target} exists with different content; it is never rewritten")
 
 
-def _newest_checkpoints_first(page_size: int = 100) -> Iterator[AuditCheckpoint]:
-    """Every checkpoint, newest first, a page at a time. Pages rather than a server-side cursor,
-    which outside a transaction would be a holdable one, kept in one server session: behind a
-    transaction-mode pooler its next FETCH could reach another (docs/operations.md)."""
+def _newest_checkpoints_first(page_size: int = 100) -> Iterator[AuditCheckpoint | UnreadableCheckpoint]:
+    """Every checkpoint, newest first, a page at a time (one that cannot be loaded named by an
+    UnreadableCheckpoint). Pages rather than a server-side cursor, which outside a transaction would
+    be a holdable one, kept in one server session: behind a transaction-mode pooler its next FETCH
+    could reach another (docs/operations.md)."""
     older_than = None
     while True:
         page = AuditCheckpoint.objects.order_by("-id")
         if older_than is not None:
             page = page.filter(id__lt=older_than)
-        checkpoints = list(page[:page_size])
+        checkpoints = load_checkpoints_naming_the_unreadable(page[:page_size], page_size=page_size)
         yield from checkpoints
         if len(checkpoints) < page_size:
             return
@@ -864,20 +939,38 @@ def write_checkpoint_files() -> int:
         return 0
     directory = Path(settings.AUDIT_CHECKPOINT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    pending = []
+    pending: list[AuditCheckpoint | UnreadableCheckpoint] = []
     for checkpoint in _newest_checkpoints_first():
-        document = checkpoint_document(checkpoint)
-        name = checkpoint_file_name(document)
-        if (directory / name).exists():
+        # A row that cannot be loaded never got a file: the sealer never signs one.
+        if isinstance(checkpoint, AuditCheckpoint) and (directory / _file_name_of(checkpoint)).exists():
             break
-        pending.append((name, document))
+        pending.append(checkpoint)
     written = 0
     trusted = keys.trusted_public_keys()
-    for name, document in reversed(pending):
-        if not _signed_by_this_log(document, trusted, "gets no file"):
+    for checkpoint in reversed(pending):
+        document = _document_signed_by_this_log(checkpoint, trusted, "get no file")
+        if document is None:
             break
-        written += _write_once(directory, name, verify_pack.checkpoint_document_text(document))
+        written += _write_once(
+            directory, checkpoint_file_name(document), verify_pack.checkpoint_document_text(document)
+        )
     return written
+
+
+def _file_name_of(checkpoint: AuditCheckpoint) -> str:
+    return checkpoint_file_name(checkpoint_document(checkpoint))
+
+
+def _document_signed_by_this_log(
+    checkpoint: AuditCheckpoint | UnreadableCheckpoint, trusted: dict[str, Any], consequence: str
+) -> dict[str, Any] | None:
+    """The document of a stored checkpoint that carries a trusted key's signature; None, logged, for
+    one that does not or cannot be loaded at all (it and every newer one are held back: `consequence`)."""
+    if isinstance(checkpoint, UnreadableCheckpoint):
+        logger.error("audit %s; it and newer ones %s", checkpoint, consequence)
+        return None
+    document = checkpoint_document(checkpoint)
+    return document if _signed_by_this_log(document, trusted, consequence) else None
 
 
 def _signed_by_this_log(document: dict[str, Any], trusted: dict[str, Any], consequence: str) -> bool:
@@ -893,8 +986,8 @@ def _signed_by_this_log(document: dict[str, Any], trusted: dict[str, Any], conse
 
 
 def _witness_lease_seconds() -> float:
-    """Longer than one POST can take (its connection and its answer, each bounded by the timeout), so
-    a live sender, which renews the lease after each, never loses it."""
+    """Longer than one POST can take (the whole of it, from the connect to the answer's headers, is
+    bounded by the timeout), so a live sender, which renews the lease after each, never loses it."""
     return 2 * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + 30
 
 
@@ -939,29 +1032,34 @@ def send_checkpoints_to_witness() -> int:
     sent = 0
     try:
         acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
-        pending = list(AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:WITNESS_BATCH])
+        pending = load_checkpoints_naming_the_unreadable(
+            AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:WITNESS_BATCH]
+        )
         trusted = keys.trusted_public_keys()
         for checkpoint in pending:
-            document = checkpoint_document(checkpoint)
-            if not _signed_by_this_log(document, trusted, "are not sent to the witness"):
+            document = _document_signed_by_this_log(checkpoint, trusted, "are not sent to the witness")
+            if document is None:
                 break
             body = verify_pack.checkpoint_document_text(document).encode()
+            refusal: str | None
             try:
-                # Only the status is wanted: the body is never read (stream=True, then close), so a
-                # witness that answers without end cannot hold sealing; a redirect is not a receipt.
-                response = requests.post(
+                # Only the status is wanted, and the whole POST, from the connect to the answer's
+                # headers, ends by the timeout: a witness that trickles its headers or answers
+                # without end cannot hold sealing. A redirect is not a receipt.
+                status = post_for_status(
                     url,
-                    data=body,
+                    body=body,
                     headers={"Content-Type": "application/json"},
-                    timeout=settings.AUDIT_WITNESS_TIMEOUT_SECONDS,
-                    stream=True,
-                    allow_redirects=False,
+                    timeout=float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS),
                 )
-                response.close()
-                if not 200 <= response.status_code < 300:
-                    raise requests.HTTPError(f"HTTP {response.status_code}", response=response)
-            except requests.RequestException as exc:
-                logger.warning("audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, exc)
+            except NoAnswer as exc:
+                refusal = str(exc)
+            else:
+                refusal = None if 200 <= status < 300 else f"HTTP {status}"
+            if refusal is not None:
+                logger.warning(
+                    "audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, refusal
+                )
                 break
             if not _renew_witness_lease(token, checkpoint_id=checkpoint.id):
                 # Another sender took over after this one's lease ran out; it posts from the cursor.
@@ -1074,15 +1172,20 @@ def _verify_checkpoints(
     notes: list[str],
     has_directory: bool,
 ) -> CheckpointVerifyResult:
-    stored = [checkpoint_document(row) for row in AuditCheckpoint.objects.order_by("id")]
+    rows = load_checkpoints_naming_the_unreadable(AuditCheckpoint.objects.order_by("id"))
+    stored = [checkpoint_document(row) for row in rows if isinstance(row, AuditCheckpoint)]
 
     def result(broken: str | None = None, covered: int = 0) -> CheckpointVerifyResult:
         return CheckpointVerifyResult(
-            checkpoints=len(stored), files=len(files), covered_seq=covered, broken=broken, notes=tuple(notes)
+            checkpoints=len(rows), files=len(files), covered_seq=covered, broken=broken, notes=tuple(notes)
         )
 
     if failure is not None:
         return result(failure)
+    unreadable = next((row for row in rows if isinstance(row, UnreadableCheckpoint)), None)
+    if unreadable is not None:
+        # A row the sealer never wrote, as a forged signature is: nothing from genesis on is vouched for.
+        return result(str(unreadable))
     try:
         for document in stored:
             verify_pack.check_checkpoint(document, trusted)

@@ -9,15 +9,17 @@ that was checked, not to the name, so a DNS answer that changes between the chec
 """
 
 import ipaddress
-import os
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
+
+from orchestrator.http.outbound import AttemptDeadline as _AttemptDeadline
+from orchestrator.http.outbound import WatchedHTTPPool as _HTTPPool
+from orchestrator.http.outbound import WatchedHTTPSPool as _HTTPSPool
+from orchestrator.http.outbound import read_within as _read_within
 
 RESPONSE_EXCERPT_BYTES = 500
 # At most this much of an answer past the excerpt is read (and dropped) to keep the connection.
@@ -136,110 +138,6 @@ def redacted(url: str) -> str:
     return f"{origin}/…" if rest else f"{origin}/"
 
 
-class _AttemptDeadline:
-    """Ends one attempt at its deadline, whatever it waits on: the connect, the TLS handshake, the
-    status line, the headers or the body. urllib3's timeouts bound each read, not the whole, so a
-    receiver sending one byte of a header at a time, or `100 Continue` forever, held the dispatcher
-    (and every job queued behind it) for as long as it liked. When the deadline passes, a timer shuts
-    the connection's socket down, which wakes whatever read or write is blocked on it with an error.
-
-    The socket is shut through a duplicate of its descriptor, taken when the attempt starts using it:
-    TLS takes the plain socket over (detaching it), but a shutdown acts on the connection, not on
-    one descriptor. The duplicates close with the attempt."""
-
-    def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
-        self._cutters: list[socket.socket] = []
-        self._over = False
-        self.expired = False
-        self.expired_at = float("inf")
-        self.seconds = seconds
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> "_AttemptDeadline":
-        _attempt.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
-        _attempt.deadline = None
-        with self._lock:
-            self._over = True
-            cutters, self._cutters = self._cutters, []
-        for cutter in cutters:
-            cutter.close()
-
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is None or sock.fileno() < 0:
-            return
-        cutter = socket.socket(fileno=os.dup(sock.fileno()))
-        with self._lock:
-            if not self._over:
-                self._cutters.append(cutter)
-                if self.expired:
-                    _shut(cutter)
-                return
-        cutter.close()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._over:
-                return
-            self.expired_at = time.monotonic()
-            self.expired = True
-            for cutter in self._cutters:
-                _shut(cutter)
-
-
-_attempt = threading.local()
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its peer or by the pool: nothing left to cut
-
-
-def _watched_by_the_attempt(sock: socket.socket | None) -> None:
-    deadline = getattr(_attempt, "deadline", None)
-    if deadline is not None:
-        deadline.watch(sock)
-
-
-class _WatchedByTheAttempt:
-    """A connection that hands each socket it uses to the attempt running in this thread."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        _watched_by_the_attempt(sock)
-        return sock
-
-    def request(self, *args, **kwargs):
-        if self.sock is not None:
-            # A kept-alive connection, made during an earlier attempt.
-            _watched_by_the_attempt(self.sock)
-        return super().request(*args, **kwargs)
-
-
-class _WatchedHTTPConnection(_WatchedByTheAttempt, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_WatchedByTheAttempt, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
 def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     """A keep-alive connection to the pinned address, for the attempts of one dispatcher pass."""
     if target.scheme == "https":
@@ -252,28 +150,6 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
             maxsize=1,
         )
     return _HTTPPool(target.address, target.port, maxsize=1)
-
-
-def _read_within(
-    response: urllib3.BaseHTTPResponse, limit: int, deadline: float, attempt: "_AttemptDeadline"
-) -> tuple[bytes, bool]:
-    """Up to `limit` bytes of the body, starting no read after `deadline` (each read waits at most
-    the socket's timeout, and the attempt's timer cuts one still waiting at its deadline); returns
-    them, the bytes that came before a cut included, and whether the body ended."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit and time.monotonic() < deadline:
-        try:
-            chunk = response.read1(limit - size, decode_content=False)
-        except Exception:
-            if not attempt.expired:
-                raise
-            return b"".join(chunks), False
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), response.length_remaining == 0
 
 
 def post(
