@@ -154,7 +154,10 @@ def test_a_request_transaction_sends_its_writes_in_two_round_trips_and_then_runs
         work.finish_with(*_record("k"))
 
     first, last = sent[:2]
-    assert first.startswith('BEGIN; INSERT INTO "agent_sessions_session"')
+    # The first string also takes the lock every API write holds shared (access_cache.WRITES_LOCK).
+    assert first.startswith(
+        'BEGIN; SELECT pg_advisory_xact_lock_shared(1633903475, 0); INSERT INTO "agent_sessions_session"'
+    )
     assert last.startswith('INSERT INTO "audit_auditevent"') and "orchestrator_idempotencyrecord" in last
     assert last.endswith("; COMMIT")
     assert hooks == [1]
