@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -202,23 +203,14 @@ class RequestTransaction:
         # Only once the transaction has begun: when beginning fails (no database), __exit__ never
         # runs, and a mark set before would stay on this thread for every later request it serves.
         self._token = _request_transaction.set(True)
-        self._hold_the_writes_lock()
+        try:
+            hold_the_writes_lock()
+        except BaseException:
+            # Run at once where nothing can be owed (server_side_binding): a failure here must end
+            # the transaction and the mark as __exit__ would, or they stay on this thread for good.
+            self.__exit__(*sys.exc_info())
+            raise
         return self
-
-    @staticmethod
-    def _hold_the_writes_lock() -> None:
-        """The advisory lock every API write holds shared until it ends, so a revoke, a pause or an
-        activation returns only after the writes then in flight (access_cache.writes_in_flight_end).
-        Owed, it goes with the transaction's first statement (or its COMMIT): no round trip."""
-        if connection.vendor != "postgresql":
-            # SQLite runs one writing transaction at a time: a change commits before or after it.
-            return
-        database = connections[DEFAULT_DB_ALIAS]
-        if getattr(database, "can_owe", lambda: False)():
-            database.owe_literal(_HOLD_THE_WRITES_LOCK)  # type: ignore[attr-defined]  # checked by can_owe
-            return
-        with database.cursor() as cursor:
-            cursor.execute(_HOLD_THE_WRITES_LOCK)
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
@@ -292,6 +284,22 @@ class RequestTransaction:
             cursor.execute(f"ROLLBACK; {cursor.mogrify(sql, params)}")
             cursor.nextset()
             return cursor.fetchone()
+
+
+def hold_the_writes_lock() -> None:
+    """Inside a transaction an API write makes: the advisory lock every such write holds shared
+    until it ends, so a revoke, a pause or an activation returns only after the writes then in flight
+    (access_cache.writes_in_flight_end). Owed, it goes with the transaction's first statement (or its
+    COMMIT): no round trip."""
+    if connection.vendor != "postgresql":
+        # SQLite runs one writing transaction at a time: a change commits before or after it.
+        return
+    database = connections[DEFAULT_DB_ALIAS]
+    if getattr(database, "can_owe", lambda: False)():
+        database.owe_literal(_HOLD_THE_WRITES_LOCK)  # type: ignore[attr-defined]  # checked by can_owe
+        return
+    with database.cursor() as cursor:
+        cursor.execute(_HOLD_THE_WRITES_LOCK)
 
 
 def request_transaction() -> RequestTransaction:

@@ -5,7 +5,7 @@ import datetime
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import signals
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -181,3 +181,23 @@ def test_a_last_insert_that_fails_commits_nothing_of_the_request():
 
     assert Session.objects.count() == 0
     assert hooks == []
+
+
+def test_a_request_transaction_whose_writes_lock_fails_leaves_no_transaction_or_mark_behind(db, monkeypatch):
+    # Found by an outside review: with server_side_binding the lock runs at once, and when it
+    # failed (a connection a restart had killed) the transaction and the request mark stayed on the
+    # thread, so the worker answered 503 to everything after.
+    from orchestrator import db as orchestrator_db
+
+    def fails():
+        raise DatabaseError("the connection is gone")
+
+    monkeypatch.setattr(orchestrator_db, "hold_the_writes_lock", fails)
+    in_block_before = connection.in_atomic_block
+
+    with pytest.raises(DatabaseError):
+        with request_transaction():
+            pass
+
+    assert connection.in_atomic_block == in_block_before
+    assert orchestrator_db._request_transaction.get() is False

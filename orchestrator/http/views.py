@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import APIView
 
+from orchestrator.db import hold_the_writes_lock
 from orchestrator.http import idempotency
 from orchestrator.identity import access_cache
 
@@ -57,26 +58,40 @@ class ApiView(APIView):
         # write that commits late reads them again (access_cache.confirm_before_commit).
         access_cache.track_request()
         try:
-            self.initial(request, *args, **kwargs)
-            if self._handles(request.method):
-                response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
-            else:
-                # A method the view does not offer is a 405, whatever Idempotency-Key says.
-                response = self._respond(request, *args, **kwargs)
-        except Exception as exc:
-            response = self.handle_exception(exc)
+            try:
+                self.initial(request, *args, **kwargs)
+                if self._handles(request.method):
+                    response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+                else:
+                    # A method the view does not offer is a 405, whatever Idempotency-Key says.
+                    response = self._respond(request, *args, **kwargs)
+            except Exception as exc:
+                response = self.handle_exception(exc)
+            refusal = self._write_after_rollback()
         finally:
             access_cache.stop_tracking()
-        self._write_after_rollback()
+        if refusal is not None:
+            response = self.handle_exception(refusal)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
 
     def _write_after_rollback(self):
-        # A refusal that must stay on record (a policy deny) rolls the request back like any
-        # error, the idempotency transaction included; what it asks to keep is written now, after.
+        """A refusal that must stay on record (a policy deny) rolls the request back like any error,
+        the idempotency transaction included; what it asks to keep is written now, after, as a write
+        of this request: under the writes lock, and only while its access facts still hold (a token
+        revoked meanwhile gets its 401 instead, and nothing is kept). Returns that refusal, if any."""
+        if not self._after_rollback:
+            return None
+        try:
+            access_cache.confirm_before_commit()
+        except APIException as exc:
+            self._after_rollback.clear()
+            return exc
         for write in self._after_rollback:
             with transaction.atomic():
+                hold_the_writes_lock()
                 write()
+        return None
 
     def forget_writes_after_rollback(self):
         """The handler's answer is dropped (the Idempotency-Key was not this request's to run), and

@@ -81,6 +81,23 @@ def test_a_session_sent_slowly_across_a_revoke_is_refused_and_not_written(server
     assert not Session.objects.filter(owner=token.subject).exists()
 
 
+def test_a_refusal_kept_on_record_is_not_kept_for_a_token_revoked_meanwhile(server):
+    # Found by an outside review: a policy deny's audit event is written after the request's
+    # rollback, and was written for a token revoked while the body was on its way (a 403 too).
+    from audit.models import AuditEvent
+
+    policy.upsert_profile(document=FINANCE, actor="test", source="test")
+    token, raw = tokens.issue_token(actor=ADMIN, role="finance")
+    denied = orjson.dumps({"type": "t", "to_role": "engineering", "payload": {}})
+    sock = start_slow_post(server, "/api/v1/tasks/route", raw, denied)
+
+    tokens.revoke_token(actor=ADMIN, token_id=token.pk)
+    status, answer = finish(sock, denied)
+
+    assert status == 401, answer
+    assert not AuditEvent.objects.filter(event_type="policy.decided", actor=token.subject).exists()
+
+
 def test_a_claim_sent_slowly_across_a_pause_is_refused_and_the_task_stays_queued(server):
     _, finance = tokens.issue_token(actor=ADMIN, role="finance")
     _, engineering = tokens.issue_token(actor=ADMIN, role="engineering")
