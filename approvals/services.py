@@ -35,6 +35,7 @@ from orchestrator.db import violates
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
+from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
 from orchestrator.telemetry import metrics
 from routing import selectors as routing_selectors
 from routing import services as routing
@@ -922,25 +923,9 @@ def _mail_lease_seconds() -> float:
     return 6 * float(settings.EMAIL_TIMEOUT or 10) + 30
 
 
-def _take_mail_lease() -> uuid.UUID | None:
-    token = uuid.uuid4()
-    now = timezone.now()
-    ApprovalMailCursor.objects.get_or_create(pk=1)
-    taken = (
-        ApprovalMailCursor.objects.filter(pk=1)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .update(lease_token=token, lease_until=now + datetime.timedelta(seconds=_mail_lease_seconds()), updated_at=now)
-    )
-    return token if taken else None
-
-
 def _renew_mail_lease(token: uuid.UUID, **moved: int) -> bool:
     """Renew the lease (and move the cursor to `moved`'s txid and event_id); False once it is lost."""
-    now = timezone.now()
-    until = now + datetime.timedelta(seconds=_mail_lease_seconds())
-    return bool(
-        ApprovalMailCursor.objects.filter(pk=1, lease_token=token).update(lease_until=until, updated_at=now, **moved)
-    )
+    return renew_cursor_lease(ApprovalMailCursor, token, seconds=_mail_lease_seconds(), stamp="updated_at", **moved)
 
 
 def email_approvals(*, limit: int = 500) -> int:
@@ -958,7 +943,7 @@ def email_approvals(*, limit: int = 500) -> int:
     approval was decided, escalated again or expired since is passed over: nobody needs to act on it
     any more.
     """
-    token = _take_mail_lease()
+    token = take_cursor_lease(ApprovalMailCursor, seconds=_mail_lease_seconds(), stamp="updated_at")
     if token is None:
         return 0
     mailed = AuditEvent.objects.filter(event_type__in=MAILED_EVENTS, target_type="approval")
@@ -981,7 +966,7 @@ def email_approvals(*, limit: int = 500) -> int:
                 return sent
         return sent
     finally:
-        ApprovalMailCursor.objects.filter(pk=1, lease_token=token).update(lease_token=None, lease_until=None)
+        release_cursor_lease(ApprovalMailCursor, token)
 
 
 def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:

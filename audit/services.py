@@ -21,13 +21,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit import keys, stream, verify_pack
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
 from orchestrator.db import owe_insert, read_only_snapshot
 from orchestrator.http.outbound import NoAnswer, post_for_status
+from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
 
 logger = logging.getLogger(__name__)
 
@@ -991,26 +992,9 @@ def _witness_lease_seconds() -> float:
     return 2 * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + 30
 
 
-def _take_witness_lease() -> uuid.UUID | None:
-    token = uuid.uuid4()
-    now = timezone.now()
-    AuditWitnessCursor.objects.get_or_create(pk=1)
-    taken = (
-        AuditWitnessCursor.objects.filter(pk=1)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .update(lease_token=token, lease_until=now + datetime.timedelta(seconds=_witness_lease_seconds()))
-    )
-    return token if taken else None
-
-
 def _renew_witness_lease(token: uuid.UUID, *, checkpoint_id: int) -> bool:
     """Move the cursor to `checkpoint_id` and renew the lease; False once it is lost."""
-    until = timezone.now() + datetime.timedelta(seconds=_witness_lease_seconds())
-    return bool(
-        AuditWitnessCursor.objects.filter(pk=1, lease_token=token).update(
-            checkpoint_id=checkpoint_id, lease_until=until
-        )
-    )
+    return renew_cursor_lease(AuditWitnessCursor, token, seconds=_witness_lease_seconds(), checkpoint_id=checkpoint_id)
 
 
 def send_checkpoints_to_witness() -> int:
@@ -1026,7 +1010,7 @@ def send_checkpoints_to_witness() -> int:
     url = settings.AUDIT_WITNESS_URL
     if not url:
         return 0
-    token = _take_witness_lease()
+    token = take_cursor_lease(AuditWitnessCursor, seconds=_witness_lease_seconds())
     if token is None:
         return 0
     sent = 0
@@ -1066,7 +1050,7 @@ def send_checkpoints_to_witness() -> int:
                 break
             sent += 1
     finally:
-        AuditWitnessCursor.objects.filter(pk=1, lease_token=token).update(lease_token=None, lease_until=None)
+        release_cursor_lease(AuditWitnessCursor, token)
     return sent
 
 
