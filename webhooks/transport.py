@@ -19,6 +19,7 @@ import urllib3
 from orchestrator.http.outbound import AttemptDeadline as _AttemptDeadline
 from orchestrator.http.outbound import WatchedHTTPPool as _HTTPPool
 from orchestrator.http.outbound import WatchedHTTPSPool as _HTTPSPool
+from orchestrator.http.outbound import post_within as _post_within
 from orchestrator.http.outbound import read_within as _read_within
 
 RESPONSE_EXCERPT_BYTES = 500
@@ -190,24 +191,7 @@ def _exchange(
 ) -> Response:
     started = time.monotonic()
     timeout = attempt.seconds
-    response = pool.urlopen(
-        "POST",
-        target.path,
-        body=body,
-        headers=headers,
-        redirect=False,
-        retries=False,
-        timeout=urllib3.Timeout(total=timeout),
-        preload_content=False,
-        assert_same_host=False,
-    )
-    answered_at = time.monotonic()
-    if attempt.expired and attempt.expired_at <= answered_at:
-        # Cut off mid-headers, http.client takes the end of input for their end: what it parsed is
-        # no answer. (Headers complete before the cut are the receiver's answer, however late the
-        # check.)
-        response.close()
-        raise urllib3.exceptions.TimeoutError("the answer's headers did not end in time")
+    response = _post_within(pool, target.path, body=body, headers=headers, attempt=attempt, assert_same_host=False)
     # The body is read only while the deadline has not passed: an endless body, or one sent a byte
     # at a time, ends at the limit, with what came of it before.
     deadline = started + timeout

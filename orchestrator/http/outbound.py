@@ -155,6 +155,41 @@ class AttemptTimedOut(NoAnswer):
     within the attempt's timeout."""
 
 
+class HeadersCutOff(urllib3.exceptions.TimeoutError):
+    """The attempt's deadline cut the answer off before its headers ended."""
+
+
+def post_within(
+    pool: urllib3.HTTPConnectionPool,
+    path: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    attempt: AttemptDeadline,
+    assert_same_host: bool = True,
+) -> urllib3.BaseHTTPResponse:
+    """POST through `pool` inside `attempt` (redirects not followed, no retries, the body not yet
+    read): the answer once its headers are complete. Cut off mid-headers, http.client takes the end
+    of input for their end, so what it parsed is no answer: HeadersCutOff. Headers complete before
+    the cut are the answer, however late this check runs."""
+    response = pool.urlopen(
+        "POST",
+        path,
+        body=body,
+        headers=headers,
+        redirect=False,
+        retries=False,
+        timeout=urllib3.Timeout(total=attempt.seconds),
+        preload_content=False,
+        assert_same_host=assert_same_host,
+    )
+    answered_at = time.monotonic()
+    if attempt.expired and attempt.expired_at <= answered_at:
+        response.close()
+        raise HeadersCutOff(f"the answer's headers did not end within {attempt.seconds:g} s")
+    return response
+
+
 def post_for_status(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST `body` to `url`, an http or https URL an operator configured (no SSRF guard: use
     webhooks.transport for URLs users give), and return the answer's status. The certificate of an
@@ -178,26 +213,12 @@ def post_for_status(url: str, *, body: bytes, headers: dict[str, str], timeout: 
     attempt = AttemptDeadline(timeout)
     try:
         with attempt:
-            response = pool.urlopen(
-                "POST",
-                parts.request_uri,
-                body=body,
-                headers=headers,
-                redirect=False,
-                retries=False,
-                timeout=urllib3.Timeout(total=timeout),
-                preload_content=False,
-            )
-            answered_at = time.monotonic()
+            response = post_within(pool, parts.request_uri, body=body, headers=headers, attempt=attempt)
             # Only the status is wanted: the connection is dropped with the body unread.
             response.close()
-            if attempt.expired and attempt.expired_at <= answered_at:
-                # Cut off mid-headers, http.client takes the end of input for their end: what it
-                # parsed is no answer.
-                raise AttemptTimedOut(f"the answer's headers did not end within {timeout:g} s")
             return response.status
-    except NoAnswer:
-        raise
+    except HeadersCutOff as exc:
+        raise AttemptTimedOut(str(exc)) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if attempt.expired:
             # Whatever the cut socket raised, the attempt's deadline is what ended it.
