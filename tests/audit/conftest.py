@@ -3,6 +3,7 @@
 import datetime
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -88,16 +89,20 @@ def signing(settings, tmp_path):
     return key
 
 
-class _Witness:
-    """A real HTTP receiver: records the checkpoints POSTed to it, or answers 503 while down."""
+class Witness:
+    """A real HTTP receiver: records the checkpoints POSTed to it, or answers 503 while down; with
+    `answer_after`, each answer comes that many seconds after the checkpoint arrived (`posted`)."""
 
-    def __init__(self):
-        self.received, self.down = [], True
+    def __init__(self, *, down=True, answer_after=0.0):
+        self.received, self.down = [], down
+        self.posted = threading.Event()
         witness = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                witness.posted.set()
+                time.sleep(answer_after)
                 if witness.down:
                     self.send_response(503)
                 else:
@@ -119,6 +124,6 @@ class _Witness:
 
 @pytest.fixture
 def witness():
-    receiver = _Witness()
+    receiver = Witness()
     yield receiver
     receiver.close()

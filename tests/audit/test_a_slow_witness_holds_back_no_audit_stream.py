@@ -3,8 +3,6 @@ meanwhile is served by the audit stream (and so by webhooks and approval mail, w
 horizon) at once, not after the witness answers."""
 
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
@@ -12,42 +10,15 @@ from django.db import connection
 from audit import services
 from audit.models import AuditEvent, AuditWitnessCursor
 from audit.stream import events_after, live_position
-from tests.net import free_port
+from tests.audit.conftest import Witness
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ANSWER_AFTER_SECONDS = 3
 
 
-class SlowWitness:
-    """Acknowledges each checkpoint, but only ANSWER_AFTER_SECONDS after it arrived."""
-
-    def __init__(self):
-        self.posted = threading.Event()
-        witness = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                witness.posted.set()
-                time.sleep(ANSWER_AFTER_SECONDS)
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/checkpoints"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_an_event_committed_while_the_witness_answers_slowly_is_streamed_at_once(make_events, signing, settings):
-    witness = SlowWitness()
+    witness = Witness(down=False, answer_after=ANSWER_AFTER_SECONDS)
     settings.AUDIT_WITNESS_URL = witness.url
     settings.AUDIT_WITNESS_TIMEOUT_SECONDS = 10
     make_events(3)
