@@ -43,27 +43,14 @@ def _job_finished(task_id=None, task=None, retval=None, state=None, **kwargs):
     rows = rows_touched(retval) if outcome == "success" else 0
     job = task.name if task is not None else "unknown"
     try:
-        if metrics.enabled():
-            metrics.job_runs.labels(job=job, outcome=outcome).inc()
-            metrics.job_duration.labels(job=job).observe(duration)
-            if rows:
-                metrics.job_rows.labels(job=job).inc(rows)
-            if outcome == "success":
-                metrics.job_last_success.labels(job=job).set(time.time())
+        _measure(job, outcome=outcome, duration=duration, rows=rows)
         logger.info(
             "job %s %s in %.1fms, %d rows",
             job,
             outcome,
             duration * 1000,
             rows,
-            extra={
-                "event": "job",
-                "job": job,
-                "outcome": outcome,
-                "state": state,
-                "duration_ms": round(duration * 1000, 3),
-                "rows": rows,
-            },
+            extra=_fields(job, outcome=outcome, state=state, duration=duration, rows=rows),
         )
     finally:
         _restore_trace_id(trace_token)
@@ -78,23 +65,37 @@ def _job_killed_at_its_time_limit(sender=None, task_id=None, exception=None, **k
         return
     job = getattr(sender, "name", None) or "unknown"
     limit = exception.args[0] if exception.args and isinstance(exception.args[0], int | float) else 0
-    if metrics.enabled():
-        metrics.job_runs.labels(job=job, outcome="failure").inc()
-        metrics.job_duration.labels(job=job).observe(limit)
+    _measure(job, outcome="failure", duration=limit)
     logger.error(
         "job %s killed at its time limit of %s s; it runs again at its next beat",
         job,
         limit,
-        extra={
-            "event": "job",
-            "job": job,
-            "outcome": "failure",
-            "state": "TIME_LIMIT",
-            "duration_ms": round(limit * 1000, 3),
-            "rows": 0,
-            "job_id": task_id,
-        },
+        extra={**_fields(job, outcome="failure", state="TIME_LIMIT", duration=limit), "job_id": task_id},
     )
+
+
+def _measure(job, *, outcome, duration, rows=0):
+    """One run of `job` in the job metrics."""
+    if not metrics.enabled():
+        return
+    metrics.job_runs.labels(job=job, outcome=outcome).inc()
+    metrics.job_duration.labels(job=job).observe(duration)
+    if rows:
+        metrics.job_rows.labels(job=job).inc(rows)
+    if outcome == "success":
+        metrics.job_last_success.labels(job=job).set(time.time())
+
+
+def _fields(job, *, outcome, state, duration, rows=0):
+    """The structured fields of a run's log line."""
+    return {
+        "event": "job",
+        "job": job,
+        "outcome": outcome,
+        "state": state,
+        "duration_ms": round(duration * 1000, 3),
+        "rows": rows,
+    }
 
 
 def _restore_trace_id(token):
