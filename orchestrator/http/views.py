@@ -54,9 +54,10 @@ class ApiView(APIView):
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
-        # The access facts this request acts on (its credential, its role's pause) are noted, so a
-        # write that commits late reads them again (access_cache.confirm_before_commit).
-        access_cache.track_request()
+        # The access facts a write acts on (its credential, its role's pause) are noted, so a write
+        # that commits late reads them again (access_cache.confirm_before_commit); a read never does.
+        if request.method in WRITE_METHODS:
+            access_cache.track_request()
         try:
             try:
                 self.initial(request, *args, **kwargs)
