@@ -1,12 +1,31 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
+from audit.loading import (
+    UNREADABLE,
+    UnreadableCheckpoint,
+    UnreadableEvent,
+    load_checkpoints_naming_the_unreadable,
+    load_or_name_the_unreadable,
+)
 from audit.models import AuditCheckpoint, AuditEvent
+
+UNREADABLE_ROWS = (UnreadableEvent, UnreadableCheckpoint)
 
 
 class AppendOnlyAdmin(admin.ModelAdmin):
-    """Lists and shows rows that nothing in the admin may add, change or delete."""
+    """Lists and shows rows that nothing in the admin may add, change or delete.
+
+    A row a database superuser edited into something the application cannot load (audit.loading)
+    stands in its list, named, instead of failing the page; opening it says why it cannot be shown.
+    There is no date drill-down: it reads every row's timestamp, so one timestamp past year 9999
+    failed the whole list (the console's audit explorer filters by time)."""
 
     actions = None
+
+    def load_rows(self, rows):
+        return list(rows)
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -20,6 +39,35 @@ class AppendOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="timestamp", ordering="timestamp")
+    def when(self, row):
+        # Only a row that could not be loaded stands in the list without one (the column is NOT NULL).
+        return "cannot be read: edited outside the application" if row.timestamp is None else row.timestamp
+
+    def get_changelist(self, request, **kwargs):
+        load_rows = self.load_rows
+
+        class NamingUnreadableRows(super().get_changelist(request, **kwargs)):
+            def get_results(self, request):
+                super().get_results(request)
+                self.result_list = [
+                    row.as_model() if isinstance(row, UNREADABLE_ROWS) else row for row in load_rows(self.result_list)
+                ]
+
+        return NamingUnreadableRows
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Its one row alone: Django's own lookup would fail with a 500 on a row it cannot load.
+        try:
+            found = self.load_rows(self.get_queryset(request).filter(pk=object_id))
+        except (*UNREADABLE, TypeError):
+            found = []  # not an id of this model: Django's own view says so
+        if found and isinstance(found[0], UNREADABLE_ROWS):
+            self.message_user(request, str(found[0]), messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(AppendOnlyAdmin):
@@ -27,7 +75,7 @@ class AuditEventAdmin(AppendOnlyAdmin):
 
     list_display = [
         "id",
-        "timestamp",
+        "when",
         "event_type",
         "actor",
         "role",
@@ -38,14 +86,18 @@ class AuditEventAdmin(AppendOnlyAdmin):
     ]
     list_filter = ["event_type", "role", "target_type"]
     search_fields = ["=trace_id", "=target_id", "actor"]
-    date_hierarchy = "timestamp"
+
+    def load_rows(self, rows):
+        return load_or_name_the_unreadable(rows)
 
 
 @admin.register(AuditCheckpoint)
 class AuditCheckpointAdmin(AppendOnlyAdmin):
     """Read-only: checkpoints are signed by the sealing job and never added, changed or deleted here."""
 
-    list_display = ["id", "timestamp", "first_seq", "last_seq", "count", "key_id", "digest"]
+    list_display = ["id", "when", "first_seq", "last_seq", "count", "key_id", "digest"]
     list_filter = ["key_id"]
     search_fields = ["=digest", "=head_hash", "=merkle_root"]
-    date_hierarchy = "timestamp"
+
+    def load_rows(self, rows):
+        return load_checkpoints_naming_the_unreadable(rows)

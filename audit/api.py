@@ -13,7 +13,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer
 
 from audit import selectors
-from audit.stream import HeldStream, Wakeup, events_after, live_position, position_of, stream_slots
+from audit.loading import UnreadableEvent
+from audit.stream import HeldStream, Wakeup, events_after, live_position, stream_slots
 from orchestrator.http.errors import TooManyRequests
 from orchestrator.http.paging import (
     DEFAULT_PAGE_SIZE,
@@ -184,6 +185,10 @@ class EventStreamRenderer(BaseRenderer):
 
 
 def _sse(event):
+    if isinstance(event, UnreadableEvent):
+        # Its own event type, which EventSource hands only to a listener for it: a client resumes past
+        # the row (its id) and may learn of it, but no handler of audit events is given what is none.
+        return b"id: %d\nevent: unreadable\ndata: %s\n\n" % (event.id, orjson.dumps(_unreadable(event)))
     return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(AuditEventShape.render(event)))
 
 
@@ -244,6 +249,8 @@ class AuditStream(ApiView):
                 SSE_EVENT_SCHEMA,
                 description=(
                     "Server-Sent Events: `id:` is the event id, `data:` the event as in GET /audit/{id}. "
+                    "An event the server cannot load (edited outside the application) comes as `event: "
+                    "unreadable` with `data:` naming it, as in the `unreadable` list of GET /audit. "
                     "Without Last-Event-ID the stream starts at the events committing now. It ends after "
                     "AUDIT_STREAM_MAX_SECONDS; reconnect with Last-Event-ID."
                 ),
@@ -259,10 +266,11 @@ class AuditStream(ApiView):
         resume = request.headers.get("Last-Event-ID", "").strip() or params.get("last_event_id")
         if resume:
             resume_id = parse_event_id(resume)
-            event = visible.filter(pk=resume_id).first() if resume_id else None
-            if event is None:
+            # Its position alone: an event that cannot be loaded is still a place to resume after.
+            found = visible.filter(pk=resume_id).values_list("txid", "id").first() if resume_id else None
+            if found is None:
                 raise ValidationError({"Last-Event-ID": [f"No audit event {resume!r} to resume after."]})
-            position = position_of(event)
+            position = (found[0] or 0, found[1])
         else:
             position = live_position(queryset)
         principal, credential = self.principal, request.auth

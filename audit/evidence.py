@@ -21,7 +21,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit import keys, services, verify_pack
+from audit import keys, loading, services, verify_pack
 from audit.models import AuditCheckpoint, AuditEvent
 
 
@@ -40,8 +40,8 @@ class PackSummary:
 def _checkpoints(rows: QuerySet[AuditCheckpoint]) -> list[AuditCheckpoint]:
     """The checkpoints of `rows`; one the application cannot load is a PackError naming it."""
     try:
-        return services.load_checkpoints(rows)
-    except services.UnreadableCheckpoint as exc:
+        return loading.load_checkpoints(rows)
+    except loading.UnreadableCheckpoint as exc:
         raise PackError(f"{exc}; run verify_audit") from None
 
 
@@ -148,9 +148,9 @@ def export_pack(
 
 def _readable(rows: QuerySet[AuditEvent]) -> list[AuditEvent]:
     """The events of `rows`; one the application cannot load is a PackError naming it."""
-    loaded = services.load_or_name_the_unreadable(rows)
+    loaded = loading.load_or_name_the_unreadable(rows)
     for event in loaded:
-        if isinstance(event, services.UnreadableEvent):
+        if isinstance(event, loading.UnreadableEvent):
             raise PackError(f"{event}; run verify_audit")
     return [event for event in loaded if isinstance(event, AuditEvent)]
 

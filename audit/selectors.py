@@ -6,8 +6,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound
 
+from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
-from audit.services import UnreadableEvent, load_or_name_the_unreadable
 from orchestrator.http.errors import Conflict
 from orchestrator.identity.principal import Principal
 
@@ -60,23 +60,24 @@ def _page(queryset: QuerySet[AuditEvent], *, after_id: int | None, limit: int) -
     return queryset.order_by("-id")[: limit + 1]
 
 
-def page_of_events(
-    queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
-) -> tuple[list[AuditEvent], int | None]:
-    rows = list(_page(queryset, after_id=after_id, limit=limit))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
-
-
 def page_of_events_naming_the_unreadable(
     queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
 ) -> tuple[list[AuditEvent], list[UnreadableEvent], int | None]:
     """page_of_events, with the events that cannot be loaded (edited outside the application, see
-    audit.services.UnreadableEvent) named apart instead of failing the page: the rest of the log
+    audit.loading.UnreadableEvent) named apart instead of failing the page: the rest of the log
     stays readable, and the cursor pages past them."""
-    rows = load_or_name_the_unreadable(_page(queryset, after_id=after_id, limit=limit))
-    page, next_after = rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    page, next_after = page_of_events(queryset, after_id=after_id, limit=limit)
     return (
         [row for row in page if isinstance(row, AuditEvent)],
         [row for row in page if isinstance(row, UnreadableEvent)],
         next_after,
     )
+
+
+def page_of_events(
+    queryset: QuerySet[AuditEvent], *, after_id: int | None = None, limit: int
+) -> tuple[list[AuditEvent | UnreadableEvent], int | None]:
+    """One page, newest first, and the cursor of the next; an event that cannot be loaded stands in
+    its place as an UnreadableEvent (audit.loading)."""
+    rows = load_or_name_the_unreadable(_page(queryset, after_id=after_id, limit=limit))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)

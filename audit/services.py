@@ -20,11 +20,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DataError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit import keys, stream, verify_pack
+from audit.loading import (
+    UNREADABLE,
+    UnreadableCheckpoint,
+    UnreadableEvent,
+    load_checkpoints_naming_the_unreadable,
+    load_or_name_the_unreadable,
+)
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
 from orchestrator.db import owe_insert, read_only_snapshot
 from orchestrator.http.outbound import NoAnswer, post_for_status
@@ -216,38 +223,6 @@ def _write_seals(rows: list[AuditEvent]) -> None:
                 f"UPDATE {table} SET seal_seq = %s, prev_hash = %s, hash = %s WHERE id = %s",
                 [(row.seal_seq, row.prev_hash, row.hash, row.id) for row in rows],
             )
-
-
-# What loading an event edited outside the application can raise: a number past Python's digit
-# limit in its metadata (ValueError), a timestamp past year 9999 (DataError), metadata nested deeper
-# than Python's JSON reader goes (RecursionError; PostgreSQL stores thousands of levels). Not an
-# outage: the row itself is the fault, and it is named, never a traceback.
-_UNREADABLE = (ValueError, OverflowError, DataError, RecursionError)
-
-
-class UnreadableEvent(Exception):
-    """An audit event the application cannot load: it was edited outside the application."""
-
-    def __init__(self, *, event_id: int, seal_seq: int | None, reason: Exception):
-        self.id, self.seal_seq = event_id, seal_seq
-        where = f"seq {seal_seq} (event id {event_id})" if seal_seq is not None else f"event id {event_id}"
-        super().__init__(f"{where} cannot be read ({reason}): it was edited outside the application")
-
-
-def load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent | UnreadableEvent]:
-    """The rows of `rows`; one that cannot be loaded stands in the list as an UnreadableEvent naming
-    it (only then are the rows loaded one by one)."""
-    try:
-        return list(rows)
-    except _UNREADABLE:
-        pass
-    loaded: list[AuditEvent | UnreadableEvent] = []
-    for event_id, seq in rows.values_list("id", "seal_seq"):
-        try:
-            loaded.append(AuditEvent.objects.get(id=event_id))
-        except _UNREADABLE as exc:
-            loaded.append(UnreadableEvent(event_id=event_id, seal_seq=seq, reason=exc))
-    return loaded
 
 
 def _seal_batch(batch_size: int) -> int:
@@ -583,56 +558,6 @@ def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     }
 
 
-class UnreadableCheckpoint(Exception):
-    """A checkpoint row the application cannot load (a timestamp of 'infinity' or past year 9999): the
-    sealer never writes one, so it was inserted or edited outside the application."""
-
-    def __init__(self, *, checkpoint_id: int, reason: Exception):
-        self.id, self.reason = checkpoint_id, reason
-        super().__init__(
-            f"checkpoint #{checkpoint_id} cannot be read ({reason}): it was inserted or edited outside the application"
-        )
-
-
-def load_checkpoints_naming_the_unreadable(
-    rows: QuerySet[AuditCheckpoint], *, page_size: int = 100
-) -> list[AuditCheckpoint | UnreadableCheckpoint]:
-    """The rows of `rows`, in its order; one that cannot be loaded stands in the list as an
-    UnreadableCheckpoint naming it (only then are the rows loaded a page, and in a failing page one,
-    at a time)."""
-    try:
-        return list(rows)
-    except _UNREADABLE:
-        pass
-    ids = list(rows.values_list("id", flat=True))
-    loaded: list[AuditCheckpoint | UnreadableCheckpoint] = []
-    for start in range(0, len(ids), page_size):
-        page = ids[start : start + page_size]
-        by_id: dict[int, AuditCheckpoint | UnreadableCheckpoint]
-        try:
-            by_id = dict(AuditCheckpoint.objects.in_bulk(page))
-        except _UNREADABLE:
-            by_id = {}
-            for checkpoint_id in page:
-                try:
-                    by_id[checkpoint_id] = AuditCheckpoint.objects.get(id=checkpoint_id)
-                except AuditCheckpoint.DoesNotExist:
-                    continue
-                except _UNREADABLE as exc:
-                    by_id[checkpoint_id] = UnreadableCheckpoint(checkpoint_id=checkpoint_id, reason=exc)
-        loaded.extend(by_id[checkpoint_id] for checkpoint_id in page if checkpoint_id in by_id)
-    return loaded
-
-
-def load_checkpoints(rows: QuerySet[AuditCheckpoint]) -> list[AuditCheckpoint]:
-    """The rows of `rows`, in its order; raises UnreadableCheckpoint for the first that cannot be loaded."""
-    loaded = load_checkpoints_naming_the_unreadable(rows)
-    for checkpoint in loaded:
-        if isinstance(checkpoint, UnreadableCheckpoint):
-            raise checkpoint
-    return [checkpoint for checkpoint in loaded if isinstance(checkpoint, AuditCheckpoint)]
-
-
 def _timestamp_text(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat()
 
@@ -673,7 +598,7 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     while expected <= last_seq:
         try:
             page = list(_in_seal_order(rows, expected=expected, previous_id=previous_id)[:VERIFY_BATCH_SIZE])
-        except _UNREADABLE as exc:
+        except UNREADABLE as exc:
             raise ChainNotCheckpointable(
                 f"an event from seq {expected} on cannot be read ({exc}): it was edited outside the application; "
                 "run verify_audit. No checkpoint was signed."

@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
+from audit.loading import load_or_name_the_unreadable
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "orchestrator:audit:committed"
@@ -206,13 +208,15 @@ def live_position(queryset):
 
 
 def events_after(queryset, position, *, limit):
-    """The next events of `queryset` after `position`, in stream order, and the new position."""
+    """The next events of `queryset` after `position`, in stream order, and the new position. An event
+    that cannot be loaded comes as an UnreadableEvent in its place (audit.loading): each reader says
+    what it does with it, and none is held at it for ever."""
     txid, event_id = position
     horizon = _horizon()
     if horizon is None:
-        rows = list(queryset.filter(id__gt=event_id).order_by("id")[:limit])
+        rows = load_or_name_the_unreadable(queryset.filter(id__gt=event_id).order_by("id")[:limit])
     else:
-        rows = list(
+        rows = load_or_name_the_unreadable(
             queryset.filter(txid__lt=horizon)
             .filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
             .order_by("txid", "id")[:limit]

@@ -15,6 +15,7 @@ from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import selectors as audit_selectors
 from audit import services as audit_services
+from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
 from orchestrator.http.paging import keyset_page
@@ -144,8 +145,11 @@ def seal_status() -> SealStatus:
     )
 
 
-def seal_state(event: AuditEvent, verification: AuditVerification | None) -> str:
-    """'unsealed', 'sealed' (not yet covered by a verification), 'verified' or 'broken'."""
+def seal_state(event: AuditEvent | UnreadableEvent, verification: AuditVerification | None) -> str:
+    """'unsealed', 'sealed' (not yet covered by a verification), 'verified' or 'broken'; 'unreadable'
+    for a row the application cannot load, whatever a verification said before it was edited."""
+    if isinstance(event, UnreadableEvent):
+        return "unreadable"
     if event.seal_seq is None:
         return "unsealed"
     if verification is None:
@@ -202,9 +206,10 @@ def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> 
     return page
 
 
-def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent]:
-    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT."""
-    return list(
+def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent | UnreadableEvent]:
+    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT; one
+    that cannot be loaded stands in its place, named (audit.loading)."""
+    return load_or_name_the_unreadable(
         AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)).order_by("id")[:LIFECYCLE_LIMIT]
     )
 
@@ -212,7 +217,7 @@ def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent]:
 @dataclass(frozen=True)
 class SessionDetail:
     session: Session
-    lifecycle: list[AuditEvent]
+    lifecycle: list[AuditEvent | UnreadableEvent]
     transcript: list[SessionMessage]
     transcript_truncated: bool
 
@@ -256,14 +261,15 @@ def audit_events(filters: dict[str, Any]) -> "QuerySet[AuditEvent]":
     return queryset
 
 
-def audit_page(filters: dict[str, Any], *, after_id: int | None, limit: int) -> tuple[list[AuditEvent], int | None]:
-    page: tuple[list[AuditEvent], int | None] = audit_selectors.page_of_events(
-        audit_events(filters), after_id=after_id, limit=limit
-    )
-    return page
+def audit_page(
+    filters: dict[str, Any], *, after_id: int | None, limit: int
+) -> tuple[list[AuditEvent | UnreadableEvent], int | None]:
+    return audit_selectors.page_of_events(audit_events(filters), after_id=after_id, limit=limit)
 
 
-def export_rows(filters: dict[str, Any], *, limit: int, batch_size: int = 2000) -> Iterator[AuditEvent]:
+def export_rows(
+    filters: dict[str, Any], *, limit: int, batch_size: int = 2000
+) -> Iterator[AuditEvent | UnreadableEvent]:
     """The filtered events, newest first, at most `limit`, read in keyset batches so an export
     never holds the whole result in memory."""
     after_id = None
@@ -276,18 +282,18 @@ def export_rows(filters: dict[str, Any], *, limit: int, batch_size: int = 2000) 
             return
 
 
-def trace_events(trace_id: str, *, limit: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(trace_id=trace_id).order_by("id")[: limit + 1])
+def trace_events(trace_id: str, *, limit: int) -> list[AuditEvent | UnreadableEvent]:
+    return load_or_name_the_unreadable(AuditEvent.objects.filter(trace_id=trace_id).order_by("id")[: limit + 1])
 
 
-def lane_of(event: AuditEvent) -> str:
+def lane_of(event: AuditEvent | UnreadableEvent) -> str:
     """The role that acted (metadata.actor_role), else the role the event is filed under (a job or a
     person acted): a trace timeline shows who did what, not whose queue each event sits in."""
     actor_role = (event.metadata or {}).get("actor_role") if isinstance(event.metadata, dict) else None
     return str(actor_role or event.role or "(none)")
 
 
-def roles_in(events: Iterable[AuditEvent]) -> list[str]:
+def roles_in(events: Iterable[AuditEvent | UnreadableEvent]) -> list[str]:
     """The acting roles of `events` in order of first appearance: the lanes of a trace timeline."""
     seen: dict[str, None] = {}
     for event in events:

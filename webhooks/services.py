@@ -39,6 +39,7 @@ from standardwebhooks.webhooks import Webhook
 
 from audit import services as audit
 from audit import stream
+from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
 from orchestrator.identity.roles import is_known_role
 from orchestrator.telemetry import metrics
@@ -211,17 +212,19 @@ def _disable(subscription: WebhookSubscription, *, reason: str, actor: str, now:
 
 def replay_from(*, subscription_id: Any, event_id: int, actor: str) -> WebhookSubscription:
     """Move the cursor back so the subscription delivers again from event `event_id` on, in order."""
-    event = AuditEvent.objects.filter(pk=event_id).first()
-    if event is None:
+    # Its position alone: an event that cannot be loaded is still a place to deliver from.
+    found = AuditEvent.objects.filter(pk=event_id).values_list("txid", "id").first()
+    if found is None:
         raise NotFound(f"No audit event with id {event_id}.")
+    txid, found_id = found
     with transaction.atomic():
         subscription = _locked(subscription_id)
-        subscription.cursor_txid, subscription.cursor_event_id = (event.txid or 0, event.id - 1)
+        subscription.cursor_txid, subscription.cursor_event_id = (txid or 0, found_id - 1)
         subscription.consecutive_failures = 0
         subscription.streak_txid = subscription.streak_event_id = None
         _reset_retry_state(subscription)
         subscription.save()
-        _subscription_event(subscription, event_type="webhook.replayed", actor=actor, metadata={"from_event": event.id})
+        _subscription_event(subscription, event_type="webhook.replayed", actor=actor, metadata={"from_event": found_id})
     return subscription
 
 
@@ -249,9 +252,12 @@ def redeliver_event(*, subscription_id: Any, event_id: int, actor: str) -> Deliv
     subscription = WebhookSubscription.objects.filter(pk=subscription_id).first()
     if subscription is None:
         raise NotFound(f"No webhook subscription with id {subscription_id}.")
-    event = AuditEvent.objects.filter(pk=event_id).first()
-    if event is None:
+    found = load_or_name_the_unreadable(AuditEvent.objects.filter(pk=event_id))
+    if not found:
         raise NotFound(f"No audit event with id {event_id}.")
+    event = found[0]
+    if isinstance(event, UnreadableEvent):
+        raise ValidationError({"event_id": [f"Audit {event}; it cannot be sent."]})
     refused = _why_not_received(subscription, event)
     if refused:
         raise ValidationError({"event_id": [refused]})
@@ -389,6 +395,10 @@ class Outcome:
     retry_after: float | None = None
 
 
+# What an event that cannot be loaded (audit.loading.UnreadableEvent) gets instead of a POST.
+UNSENDABLE = Outcome(delivered=False, retryable=False, error="the event cannot be read; not sent")
+
+
 def _retry_after(value: str | None) -> float | None:
     """Retry-After as seconds, between 0 and RETRY_AFTER_CEILING_SECONDS: delta-seconds (ASCII digits
     only) or an HTTP date. Anything else is None, and the usual backoff applies."""
@@ -461,7 +471,7 @@ def _send(
 
 def _log_attempt(
     subscription: WebhookSubscription,
-    event: AuditEvent,
+    event: AuditEvent | UnreadableEvent,
     outcome: Outcome,
     *,
     attempt: int,
@@ -499,10 +509,26 @@ def backoff_seconds(attempts: int) -> float:
     return jittered
 
 
-def _settle(subscription: WebhookSubscription, event: AuditEvent, outcome: Outcome, *, now: datetime.datetime) -> bool:
+def _settle(
+    subscription: WebhookSubscription,
+    event: AuditEvent | UnreadableEvent,
+    outcome: Outcome,
+    *,
+    now: datetime.datetime,
+) -> bool:
     """Record the attempt on the locked subscription and move it on; return whether to go on to the next event."""
     attempt = subscription.attempts + 1 if subscription.retrying_event_id == event.id else 1
     before = (subscription.cursor_txid, subscription.cursor_event_id)
+    if isinstance(event, UnreadableEvent):
+        # Given up at once and on the record, and not the receiver's failure: it counts toward no
+        # disabling streak. Waiting at it would hold every later event back until a person repaired
+        # the row; verify_audit and the sealer already stop at it and name it.
+        logger.error("webhook subscription %s passes over audit %s", subscription.pk, event)
+        _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.GAVE_UP, error=str(event))
+        subscription.cursor_txid, subscription.cursor_event_id = stream.position_of(event)
+        _reset_retry_state(subscription)
+        subscription.save()
+        return True
     if outcome.delivered:
         _log_attempt(subscription, event, outcome, attempt=attempt, status=DeliveryStatus.DELIVERED)
         subscription.cursor_txid, subscription.cursor_event_id = stream.position_of(event)
@@ -621,7 +647,11 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
             wanted = min(100, limit - delivered)
             events, _ = stream.events_after(matching_events(claimed), position, limit=wanted)
             for event in events:
-                outcome = _send(claimed, event, target=target, pool=pool)
+                outcome = (
+                    UNSENDABLE
+                    if isinstance(event, UnreadableEvent)
+                    else _send(claimed, event, target=target, pool=pool)
+                )
                 with transaction.atomic():
                     locked = _still_ours(subscription_id, claimed, position)
                     if locked is None:

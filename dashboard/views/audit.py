@@ -1,4 +1,5 @@
 import csv
+import datetime
 import io
 import json
 
@@ -8,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from audit import services as audit_services
+from audit.loading import UnreadableEvent
 from dashboard import access, selectors
 from dashboard.forms import AuditFilterForm, ExportForm
 from dashboard.views.common import invalid_input
@@ -29,6 +31,9 @@ EXPORT_COLUMNS = [
     "seal_seq",
     "prev_hash",
     "hash",
+    # Empty, or why the row cannot be read (edited outside the application): its timestamp and
+    # metadata are then left empty, and the rest of the export goes on.
+    "unreadable",
 ]
 
 
@@ -66,7 +71,7 @@ def explorer(request):
 def _row(event):
     return {
         "id": event.id,
-        "timestamp": event.timestamp.isoformat(),
+        "timestamp": event.timestamp.isoformat() if event.timestamp else "",
         "event_type": event.event_type,
         "actor": event.actor,
         "role": event.role,
@@ -75,8 +80,9 @@ def _row(event):
         "target_id": event.target_id,
         "metadata": event.metadata,
         "seal_seq": event.seal_seq,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
+        "prev_hash": getattr(event, "prev_hash", ""),
+        "hash": getattr(event, "hash", ""),
+        "unreadable": str(event) if isinstance(event, UnreadableEvent) else "",
     }
 
 
@@ -136,17 +142,19 @@ def trace(request, trace_id):
     events = events[:TRACE_EVENTS_LIMIT]
     _with_seal_state(events)
     lanes = selectors.roles_in(events)
-    start = events[0].timestamp
+    # Times of the rows that can be read: one edited outside the application has none to offer.
+    times = [event.timestamp for event in events if event.timestamp is not None]
+    start = times[0] if times else None
     for event in events:
         event.metadata_json = json.dumps(event.metadata, indent=2, sort_keys=True, default=str)
         event.lane = lanes.index(selectors.lane_of(event))
-        event.offset = event.timestamp - start
+        event.offset = event.timestamp - start if event.timestamp is not None and start is not None else None
     context = {
         "trace_id": trace_id,
         "events": events,
         "lanes": lanes,
         "truncated": truncated,
         "limit": TRACE_EVENTS_LIMIT,
-        "duration": events[-1].timestamp - start,
+        "duration": times[-1] - start if times and start is not None else datetime.timedelta(0),
     }
     return render(request, "dashboard/trace.html", context)

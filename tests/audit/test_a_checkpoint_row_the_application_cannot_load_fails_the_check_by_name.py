@@ -10,18 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from audit import services
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditEvent
 from dashboard.selectors import seal_state
-from tests.audit.conftest import raw_sql
-
-
-def insert_unloadable_checkpoint():
-    raw_sql(
-        "INSERT INTO audit_auditcheckpoint (key_id, first_seq, last_seq, count, head_hash, merkle_root, "
-        "previous_checkpoint_digest, timestamp, digest, signature) "
-        "VALUES ('k', 11, 10, 0, 'x', 'x', 'p', 'infinity', 'd', 's')"
-    )
-    return AuditCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
+from tests.audit.unreadable import insert_unloadable_checkpoint
 
 
 def test_verify_audit_names_the_row_reports_the_walks_break_and_keeps_both_on_record(make_events, signing, attacker):

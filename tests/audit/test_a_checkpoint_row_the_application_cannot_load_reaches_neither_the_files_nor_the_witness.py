@@ -7,7 +7,7 @@ import os
 
 from audit import services
 from audit.models import AuditCheckpoint, AuditWitnessCursor
-from tests.audit.conftest import raw_sql
+from tests.audit.unreadable import insert_unloadable_checkpoint
 
 
 def test_the_checkpoints_before_it_are_published_and_it_is_named(make_events, signing, settings, witness, caplog):
@@ -17,12 +17,7 @@ def test_the_checkpoints_before_it_are_published_and_it_is_named(make_events, si
     directory = settings.AUDIT_CHECKPOINT_DIR
     for name in os.listdir(directory):
         os.unlink(os.path.join(directory, name))  # lost, to be written again
-    raw_sql(
-        "INSERT INTO audit_auditcheckpoint (key_id, first_seq, last_seq, count, head_hash, merkle_root, "
-        "previous_checkpoint_digest, timestamp, digest, signature) "
-        "VALUES ('k', 11, 10, 0, 'x', 'x', 'p', 'infinity', 'd', 's')"
-    )
-    unloadable = AuditCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
+    unloadable = insert_unloadable_checkpoint()
     settings.AUDIT_WITNESS_URL = witness.url
     witness.down = False
 

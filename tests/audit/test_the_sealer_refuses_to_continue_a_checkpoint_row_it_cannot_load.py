@@ -8,18 +8,13 @@ from django.core.management import CommandError, call_command
 
 from audit import services
 from audit.models import AuditCheckpoint, AuditEvent
-from tests.audit.conftest import raw_sql
+from tests.audit.unreadable import insert_unloadable_checkpoint
 
 
 def test_sealing_goes_on_signing_stops_and_the_row_is_named(make_events, signing):
     make_events(10)
     services.seal_audit()
-    raw_sql(
-        "INSERT INTO audit_auditcheckpoint (key_id, first_seq, last_seq, count, head_hash, merkle_root, "
-        "previous_checkpoint_digest, timestamp, digest, signature) "
-        "VALUES ('k', 11, 10, 0, 'x', 'x', 'p', 'infinity', 'd', 's')"
-    )
-    unloadable = AuditCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
+    unloadable = insert_unloadable_checkpoint()
     make_events(3, start=10)
 
     with pytest.raises(services.ChainNotCheckpointable, match=f"newest checkpoint \\(#{unloadable}\\) cannot be read"):

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import services
+from audit.loading import UnreadableEvent
 from orchestrator.ops.progress import progress
 
 
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         bar = progress(total=services.count_unsealed(), description="Sealing audit events", stream=self.stdout)
         try:
             count = services.seal_audit(batch_size=batch_size, on_batch=bar.update)
-        except (services.ChainNotCheckpointable, services.UnreadableEvent) as exc:
+        except (services.ChainNotCheckpointable, UnreadableEvent) as exc:
             # What was sealed before it stays sealed; a person must look before signing goes on.
             raise CommandError(str(exc)) from None
         finally:

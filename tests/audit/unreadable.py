@@ -1,0 +1,34 @@
+"""Edits a database superuser can make that leave an audit row the application cannot load."""
+
+from django.db import connection
+
+# column -> SQL value; each fails the row's loading in a different place (see audit.loading).
+EDITS = {
+    "a 5000-digit number": ("metadata", "'{\"n\": 1e5000}'"),
+    "a timestamp past year 9999": ("timestamp", "'10000-01-01 00:00:00+00'"),
+}
+
+
+def edit_past_reading(event_id, edit="a 5000-digit number", *, table="audit_auditevent"):
+    """Edit one row as a superuser would, with the append-only triggers switched off for the statement
+    (in a transactional test too, where nothing is rolled back afterwards)."""
+    column, value = EDITS[edit]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        try:
+            cursor.execute(f"UPDATE {table} SET {column} = {value} WHERE id = %s", [event_id])
+        finally:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def insert_unloadable_checkpoint(*, first_seq=11, last_seq=10, count=0):
+    """A checkpoint row with a timestamp of 'infinity', as a superuser's INSERT leaves it (the trigger
+    refuses UPDATE and DELETE, not INSERT); returns its id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditcheckpoint (key_id, first_seq, last_seq, count, head_hash, merkle_root, "
+            "previous_checkpoint_digest, timestamp, digest, signature) "
+            "VALUES ('k', %s, %s, %s, 'x', 'x', 'p', 'infinity', 'd', 's') RETURNING id",
+            [first_seq, last_seq, count],
+        )
+        return cursor.fetchone()[0]
