@@ -175,6 +175,9 @@ def append_message(
                 allowed_transitions=[],
             )
         message = SessionMessage.objects.create(session=session, author_role=author_role, content=content)
+        # A transcript that grows is a session being worked on: retention reads its last activity
+        # from updated_at, and must not expire it as idle (sessions/retention.py).
+        session.save(update_fields=["updated_at"])
         _audit(
             session,
             event_type="session.message_appended",
