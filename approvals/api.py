@@ -88,6 +88,8 @@ class ApprovalListParams(CursorPageParams):
 
 
 class ApprovalCollection(ApiView):
+    query_methods = frozenset({"get"})
+
     @extend_schema(
         request=ApprovalIn,
         responses={201: ApprovalShape.schema},

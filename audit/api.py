@@ -130,6 +130,8 @@ def _filters(params):
 
 
 class AuditCollection(ApiView):
+    query_methods = frozenset({"get"})
+
     @extend_schema(
         parameters=[AuditQueryParams],
         responses={200: AUDIT_PAGE_SCHEMA},
@@ -230,6 +232,8 @@ def event_stream(queryset, position, still_allowed):
 
 
 class AuditStream(ApiView):
+    query_methods = frozenset({"get"})
+
     renderer_classes = [FastJSONRenderer, EventStreamRenderer]
 
     @extend_schema(

@@ -48,6 +48,8 @@ class NotificationListParams(CursorPageParams):
 
 
 class NotificationCollection(ApiView):
+    query_methods = frozenset({"get"})
+
     def role_acted_for(self, request):
         return role_named_in(request.data, "from_role")
 

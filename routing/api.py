@@ -201,6 +201,8 @@ class RouteTask(ApiView):
 
 
 class TaskCollection(ApiView):
+    query_methods = frozenset({"get"})
+
     @extend_schema(
         parameters=[TaskListParams],
         responses={200: TaskListOut},
@@ -350,6 +352,8 @@ class CancelTask(ApiView):
 
 
 class ClaimNextTask(ApiView):
+    query_methods = frozenset({"post"})
+
     def role_acted_for(self, request):
         return role_named_in(request.query_params, "to_role")
 

@@ -172,6 +172,8 @@ MessageListOut = inline_serializer(
 
 
 class SessionCollection(ApiView):
+    query_methods = frozenset({"get"})
+
     def role_acted_for(self, request):
         return role_named_in(request.data, "role")
 
@@ -263,6 +265,8 @@ class SessionDetail(ApiView):
 
 
 class SessionMessages(ApiView):
+    query_methods = frozenset({"get"})
+
     def role_acted_for(self, request):
         return role_named_in(request.data, "author_role")
 

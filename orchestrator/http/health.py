@@ -140,6 +140,8 @@ class LiveView(ApiView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    # Probes and load balancers append what they like (cache busters); a probe reads none of it.
+    query_methods = frozenset({"get"})
 
     @extend_schema(responses={(200, "application/json"): _HEALTH_SCHEMA}, operation_id="health_live")
     def get(self, request):
@@ -149,6 +151,8 @@ class LiveView(ApiView):
 class ReadyView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    # Probes and load balancers append what they like (cache busters); a probe reads none of it.
+    query_methods = frozenset({"get"})
 
     @extend_schema(
         responses={
@@ -171,6 +175,8 @@ class ReadyView(ApiView):
 class HealthView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    # Probes and load balancers append what they like (cache busters); a probe reads none of it.
+    query_methods = frozenset({"get"})
 
     @extend_schema(
         responses={

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, ValidationError
@@ -44,6 +45,10 @@ class ApiView(APIView):
     # Whether the registered write guards see this view's writes: off only for the controls that
     # must work whatever the guards refuse (the kill switch's own pause and resume).
     write_guarded = True
+    # The methods (lower case) whose handler reads query parameters, through query_params(). Any
+    # other method's query string must be empty: `PATCH /sessions/{id}?status=completed` would
+    # otherwise answer 200 with nothing changed, and its caller believe the change was made.
+    query_methods: frozenset[str] = frozenset()
 
     def dispatch(self, request, *args, **kwargs):
         # APIView.dispatch, with the handler run through the idempotency mechanism once the
@@ -75,6 +80,19 @@ class ApiView(APIView):
             response = self.handle_exception(refusal)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Once the caller is known (a stranger learns nothing of the endpoint), before the handler and
+        # the Idempotency-Key: a refused query string runs and stores nothing.
+        if request.META.get("QUERY_STRING") and self._handles(request.method):
+            if _handler_name(request.method) not in self.query_methods:
+                # DRF's `?format=` names the answer's media type, on every request (it is negotiated).
+                unknown = [name for name in request.query_params if name != self.settings.URL_FORMAT_OVERRIDE]
+                if unknown:
+                    raise ValidationError(
+                        {name: ["Unknown query parameter: this request takes none."] for name in unknown}
+                    )
 
     def _write_after_rollback(self):
         """A refusal that must stay on record (a policy deny) rolls the request back like any error,
@@ -255,8 +273,19 @@ def parse_uuid(value, *, what="resource"):
         raise ValidationError({f"{what}_id": [f"{value!r} is not a valid UUID."]}) from None
 
 
+def _handler_name(method: str) -> str:
+    # DRF answers HEAD with the GET handler.
+    return "get" if method == "HEAD" else method.lower()
+
+
 def query_params(request, serializer_class):
-    """Validate query parameters; repeated parameters take the last value."""
+    """Validate query parameters; repeated parameters take the last value. Only for a method its view
+    names in `query_methods` (the others refuse any query string before their handler runs)."""
+    view = request.parser_context.get("view")
+    if view is not None and _handler_name(request.method) not in view.query_methods:
+        raise ImproperlyConfigured(
+            f"{type(view).__name__} reads query parameters on {request.method}: name it in query_methods."
+        )
     data = {key: request.query_params.get(key) for key in request.query_params}
     return validated(serializer_class, data, context={"from_query": True})
 

@@ -57,6 +57,8 @@ def test_a_server_error_logs_no_token_cookie_query_or_body(finance, db, caplog, 
         raise RuntimeError("boom")
 
     monkeypatch.setattr(sessions_api.SessionMessages, "post", explode)
+    # A POST that took query parameters, so that one reaches the handler (and its 500) with the query.
+    monkeypatch.setattr(sessions_api.SessionMessages, "query_methods", frozenset({"get", "post"}))
     finance.raise_request_exception = False
     raw_token = finance._credentials["HTTP_AUTHORIZATION"].split(" ", 1)[1]
     caplog.set_level(logging.DEBUG)
