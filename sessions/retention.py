@@ -30,6 +30,9 @@ EXPIRY_ACTOR = "system:expire_sessions"
 PURGE_ACTOR = "system:purge_sessions"
 # A century: a cut-off further back is no retention policy, and far enough back the clock overflows.
 MAX_DAYS = 36500
+# The most rows one batch takes, as SESSION_EXPIRY_BATCH_SIZE and reclaim_tasks allow: the batch is
+# one transaction, and a size past bigint is no LIMIT PostgreSQL takes (DataError).
+MAX_BATCH_SIZE = 100_000
 
 # One statement per batch on PostgreSQL: lock, expire, and write the audit events.
 # - The ANY(ARRAY(...)) form lets the planner probe the primary key for the locked ids;
@@ -136,8 +139,8 @@ def expire_sessions(*, days=None, batch_size=None, dry_run=False, now=None, on_b
     """
     days = settings.SESSION_RETENTION_DAYS if days is None else days
     batch_size = batch_size or settings.SESSION_EXPIRY_BATCH_SIZE
-    if not 0 <= days <= MAX_DAYS or batch_size < 1:
-        raise ValueError(f"days must be between 0 and {MAX_DAYS} and batch_size >= 1")
+    if not 0 <= days <= MAX_DAYS or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"days must be between 0 and {MAX_DAYS} and batch_size from 1 to {MAX_BATCH_SIZE}")
     cutoff = (now or timezone.now()) - timedelta(days=days)
     if dry_run:
         return _due_sessions(cutoff).count()
@@ -170,8 +173,8 @@ def purge_sessions(*, older_than_days, dry_run=False, batch_size=1000, now=None,
     Live sessions are never deleted, and audit events stay: each purge adds a `session.purged`
     event, so the log still tells what existed. Returns how many sessions were (or would be) deleted.
     """
-    if not 0 <= older_than_days <= MAX_DAYS or batch_size < 1:
-        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS} and batch_size >= 1")
+    if not 0 <= older_than_days <= MAX_DAYS or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS} and batch_size from 1 to {MAX_BATCH_SIZE}")
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     if dry_run:
         return _purgeable_sessions(cutoff).count()

@@ -2,16 +2,19 @@
 
 The file format is documented in docs/operations.md. Import upserts by id, so running it twice
 changes nothing; each record is validated as a whole, field by field as the API validates it
-(roles, trace ids, the JSON limits), and written in its own transaction with its audit event, so
-a bad record is reported (with its position) and skipped, never half-written. A record that
-already exists with a different state is reported and skipped too, unless overwrite is asked
-for; then its audit event carries the before and after values. Records are copied as data,
-states included: an import restores what another instance recorded, it does not replay
-transitions, and it refuses a record that would leave the data inconsistent: a task waiting in
-awaiting_approval with no pending approval, whichever of the two records would cause it.
+(roles, trace ids, the JSON limits, the API's bounds on texts and on the times the jobs measure
+from), and written in its own transaction with its audit event, so a bad record is reported (with
+its position) and skipped, never half-written. A record that already exists with a different
+state is reported and skipped too, unless overwrite is asked for; then its audit event carries the
+before and after values (each only to the roles that read it then, when the record moves to other
+roles). Records are copied as data, states included: an import restores what another instance
+recorded, it does not replay transitions, and it refuses a record that would leave the data
+inconsistent: a task waiting in awaiting_approval with no pending approval, whichever of the two
+records would cause it.
 """
 
 import datetime
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError as ApiValidationError
@@ -28,6 +33,7 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
+from notifications.api import NotificationIn
 from notifications.models import Notification
 from orchestrator.db import read_only_snapshot
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact, repeated_key_of
@@ -37,7 +43,8 @@ from orchestrator.identity.roles import is_known_role
 from policy.services import digest_of
 from routing import services as routing
 from routing.models import Task, TaskStatus
-from sessions.models import Session, SessionMessage
+from sessions.api import MessageIn
+from sessions.models import LIVE_SESSION_STATUSES, Session, SessionMessage
 
 FORMAT = "orchestrator-export"
 VERSION = 1
@@ -205,6 +212,13 @@ def _to_python(kind: Kind, name: str, value: Any) -> Any:
         raise BadRecord(f"{name}: {' '.join(exc.messages)}") from None
 
 
+@functools.cache
+def _longest_text(serializer: Any, name: str) -> int:
+    """The most characters the API's own input serializer takes for a text field: the same limit,
+    never a copy of it that could drift."""
+    return int(serializer().fields[name].max_length)
+
+
 def _messages(raw: object) -> list[tuple[str, str, datetime.datetime]]:
     if not isinstance(raw, list):
         raise BadRecord("messages: expected a list")
@@ -216,6 +230,8 @@ def _messages(raw: object) -> list[tuple[str, str, datetime.datetime]]:
             raise BadRecord(f"messages[{index}].author_role: unknown role {message['author_role']!r}")
         if not isinstance(message["content"], str):
             raise BadRecord(f"messages[{index}].content: expected a string")
+        if len(message["content"]) > (longest := _longest_text(MessageIn, "content")):
+            raise BadRecord(f"messages[{index}].content: longer than {longest} characters, the most the API takes")
         created_at = _parse_datetime(message["created_at"], f"messages[{index}].created_at")
         messages.append((message["author_role"], message["content"], created_at))
     return messages
@@ -295,6 +311,64 @@ def _check_escalation(instance: Approval) -> None:
 _CLOCK_SKEW = datetime.timedelta(minutes=1)
 
 
+def _longest_approval_wait() -> datetime.timedelta:
+    """How far ahead of its start the API sets a pending approval's expires_at: an expires_in of at
+    most MAX_EXPIRES_IN_SECONDS (a route's, a request's, a policy rule's), or APPROVAL_TIMEOUT_SECONDS,
+    the default, which that bound does not cap; each escalation level gets as long as the first."""
+    return datetime.timedelta(seconds=max(approvals.MAX_EXPIRES_IN_SECONDS, settings.APPROVAL_TIMEOUT_SECONDS))
+
+
+def _refuse_what_the_api_never_writes(kind: Kind, instance: Any, *, now: datetime.datetime) -> None:
+    """The API's bounds on what it writes, which the jobs count on. Expiry, reclaim and retention
+    measure from these times: one further ahead than the API could have set it would keep a record
+    out of their reach (a pending approval never denied by default, a lease never reclaimed, a live
+    session never expired). The texts are held to the API's lengths, and a deadline comes
+    after not_before, as routing demands. A historic time (a decision, a finished task) needs no
+    bound: no job waits for it. Found by an outside review."""
+    problems = []
+
+    def ahead(name: str, value: datetime.datetime | None, latest: datetime.datetime, what: str) -> None:
+        # _CLOCK_SKEW: the exporting instance's clock may run a little ahead of this one's.
+        if value is not None and value > latest + _CLOCK_SKEW:
+            problems.append(f"{name}: {value.isoformat()} is further ahead than {what}")
+
+    if kind is NOTIFICATIONS and len(instance.message) > (longest := _longest_text(NotificationIn, "message")):
+        problems.append(f"message: longer than {longest} characters, the most the API takes")
+    if kind is TASKS:
+        if (
+            instance.not_before is not None
+            and instance.deadline is not None
+            and instance.deadline <= instance.not_before
+        ):
+            problems.append("deadline: must be later than not_before")
+        lease = datetime.timedelta(seconds=settings.TASK_MAX_LEASE_SECONDS)
+        ahead(
+            "lease_expires_at",
+            instance.lease_expires_at,
+            now + lease,
+            "a claim or heartbeat leases (TASK_MAX_LEASE_SECONDS)",
+        )
+    if kind is SESSIONS and instance.status in LIVE_SESSION_STATUSES:
+        # The API stamps both with the time of the change: neither is ever ahead of the clock.
+        for name in ("created_at", "updated_at"):
+            ahead(name, getattr(instance, name), now, "now")
+    if kind is APPROVALS and instance.status == ApprovalStatus.PENDING:
+        wait = _longest_approval_wait()
+        what = f"an approval waits ({int(wait.total_seconds())} seconds)"
+        ahead("expires_at", instance.expires_at, now + wait, what)
+        # The expiry job gives the next escalation level as long as this one: a level started long
+        # before its expires_at would come back with a deadline as far ahead.
+        started = instance.level_started_at or instance.created_at
+        ahead(
+            "expires_at",
+            instance.expires_at,
+            started + wait,
+            f"its level's start ({started.isoformat()}) plus what {what}",
+        )
+    if problems:
+        raise BadRecord("; ".join(problems))
+
+
 def _refuse_a_grant_that_could_still_grant(instance: Approval, *, now: datetime.datetime) -> None:
     """An approval a policy check opened (`action_digest`) grants its action once, to the credential
     named in the action. Credentials are this instance's own (`token:7` is another agent elsewhere),
@@ -317,6 +391,28 @@ def _refuse_a_grant_that_could_still_grant(instance: Approval, *, now: datetime.
         value = getattr(instance, name)
         if value is not None and value > now + _CLOCK_SKEW:
             raise BadRecord(f"{name}: {value.isoformat()} is in the future")
+
+
+def _filing(kind: Kind, values: dict[str, Any]) -> tuple[str, str | None]:
+    """The role an object's events are filed under and the one other role that reads them, as the
+    API files its own events of the kind: a task's from_role and to_role, an approval's approver_role
+    and the role whose task (or action) it holds, a notification's to_role and from_role."""
+    role = values[kind.role_field]
+    if kind is TASKS:
+        return role, values["to_role"]
+    if kind is NOTIFICATIONS:
+        return role, values["from_role"]
+    if kind is APPROVALS:
+        if values["task_id"] is not None:
+            return role, Task.objects.filter(pk=values["task_id"]).values_list("from_role", flat=True).first()
+        principal = (values["action"] or {}).get("principal")
+        requester = principal.get("role") if isinstance(principal, dict) else None
+        return role, requester if isinstance(requester, str) else None
+    return role, None
+
+
+def _readers(filing: tuple[str, str | None]) -> set[str]:
+    return {role for role in filing if role}
 
 
 def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
@@ -346,6 +442,7 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
         for name, value in values.items():
             setattr(instance, name, value)
         _clean(instance)
+        _refuse_what_the_api_never_writes(kind, instance, now=now)
         if kind is TASKS and (problems := routing.queue_state_problems(instance)):
             raise BadRecord("; ".join(problems))
         if kind is APPROVALS:
@@ -380,32 +477,38 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
             for row, (_, _, created_at) in zip(rows, new_messages, strict=True):
                 row.created_at = created_at
             SessionMessage.objects.bulk_update(rows, ["created_at"])
-        audit.record(
-            event_type=f"{kind.target_type}.imported",
-            actor=ACTOR,
-            role=after[kind.role_field],
-            actor_role="",
-            # A task's receiving role reads its history too, as for every task event.
-            shared_with_role=after.get("to_role") if kind.target_type == "task" else None,
-            trace_id="",
-            target_type=kind.target_type,
-            target_id=pk,
-            metadata={
-                "created": existing is None,
-                "changed_fields": changed,
-                "messages_added": len(new_messages),
-                "source": source,
-                "position": position,
-                **(
-                    {
-                        "before": {name: _plain(before[name]) for name in changed},
-                        "after": {name: _plain(after[name]) for name in changed},
-                    }
-                    if existing and changed
-                    else {}
-                ),
-            },
-        )
+        common = {
+            "created": existing is None,
+            "changed_fields": changed,
+            "messages_added": len(new_messages),
+            "source": source,
+            "position": position,
+        }
+        filing = _filing(kind, after)
+        events: list[tuple[tuple[str, str | None], dict[str, Any]]] = [(filing, common)]
+        if existing and changed:
+            was_filed = _filing(kind, before)
+            old_values = {"before": {name: _plain(before[name]) for name in changed}}
+            new_values = {"after": {name: _plain(after[name]) for name in changed}}
+            if _readers(was_filed) == _readers(filing):
+                events = [(filing, {**common, **old_values, **new_values})]
+            else:
+                # The record moved to other roles (its role, or the role it is shared with): the roles
+                # that read it before read its old values, those that read it now its new ones, and
+                # neither the other's. An event has one role and one shared role, hence two events.
+                events = [(was_filed, {**common, **old_values}), (filing, {**common, **new_values})]
+        for (role, shared_with_role), metadata in events:
+            audit.record(
+                event_type=f"{kind.target_type}.imported",
+                actor=ACTOR,
+                role=role,
+                actor_role="",
+                shared_with_role=shared_with_role,
+                trace_id="",
+                target_type=kind.target_type,
+                target_id=pk,
+                metadata=metadata,
+            )
     return "updated" if existing else "created"
 
 
@@ -511,6 +614,7 @@ def _import_task(
     tasks, as they reference them; imported alone, such a task would be stuck, or run ungated, if its
     approval were refused.) Each approval tried goes into `settled` with its outcome or its error."""
     with transaction.atomic():
+        _lock_approvals_of(record, gates)
         outcome = _import_record(TASKS, record, source=source, position=position, overwrite=overwrite)
         task_id = normalise_id(record["id"] if isinstance(record, dict) else None, TASKS.prefix)
 
@@ -554,6 +658,28 @@ def _import_task(
             + refusals
             + ", would leave the task waiting for a decision that can never come"
         )
+
+
+def _lock_approvals_of(record: object, gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]) -> None:
+    """Lock the approvals a task record may go on to write (its approvals here, and the file's for it)
+    before the task itself: approval first, then task, the order every other writer takes them in
+    (approvals.services). Taken the other way, the import held the task and waited for an approval
+    the expiry job held while that job waited for the task: a deadlock. Found by an outside review."""
+    if not isinstance(record, dict):
+        return  # refused by _import_record, which names what is wrong
+    try:
+        task_id = normalise_id(record.get("id"), TASKS.prefix)
+    except BadRecord:
+        return
+    in_file = []
+    for _, approval in gates.get(task_id, []):
+        try:
+            in_file.append(normalise_id(approval.get("id"), APPROVALS.prefix))
+        except BadRecord:
+            continue  # refused in its own turn
+    # In one order, so two imports of approvals shared between tasks never wait on each other in a ring.
+    approvals_here = Approval.objects.select_for_update().filter(Q(task_id=task_id) | Q(pk__in=in_file))
+    list(approvals_here.order_by("pk").values_list("pk", flat=True))
 
 
 def _settle(settled: dict[int, str | Exception], here: dict[int, str | Exception]) -> None:

@@ -4,8 +4,10 @@ it), and import_json run on a file of them."""
 import io
 import json
 import uuid
+from datetime import timedelta
 
 from django.core.management import call_command
+from django.utils import timezone
 
 
 def write(tmp_path, data, name="in.json"):
@@ -19,6 +21,12 @@ def run(path, *args):
     out, err = io.StringIO(), io.StringIO()
     call_command("import_json", str(path), *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
+
+
+def soon():
+    """A time a little ahead, within every bound the import puts on a live record's times (an
+    approval's expires_at, a lease's end)."""
+    return (timezone.now() + timedelta(minutes=10)).isoformat()
 
 
 def session_record(**fields):
@@ -46,13 +54,13 @@ def task_record(*, status="awaiting_approval", **fields):
     }
 
 
-def approval_record(task, *, expires_at="2030-01-01T00:00:00+00:00", **fields):
+def approval_record(task, *, expires_at=None, **fields):
     return {
         "id": str(uuid.uuid4()),
         "task_id": task["id"],
         "approver_role": "manager",
         "status": "pending",
         "requested_by": "token:finance",
-        "expires_at": expires_at,
+        "expires_at": expires_at or soon(),
         **fields,
     }

@@ -7,7 +7,7 @@ import pytest
 
 from approvals.models import Approval
 from routing.models import Task
-from tests.jobs.import_records import approval_record, task_record
+from tests.jobs.import_records import approval_record, soon, task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_a_gated_task_is_not_moved_on_without_its_approvals_decision(gated, stat
     task, _ = gated
     moved = {**task, "status": status}
     if status == "claimed":
-        moved.update(lease_token="t" * 32, lease_expires_at="2030-01-01T00:00:00Z", attempt=1)
+        moved.update(lease_token="t" * 32, lease_expires_at=soon(), attempt=1)
     if status in ("completed", "cancelled"):
         moved.update(finished_at="2026-01-02T00:00:00Z")
 

@@ -7,7 +7,7 @@ would list among the dead letters)."""
 import pytest
 
 from routing.models import Task
-from tests.jobs.import_records import task_record
+from tests.jobs.import_records import soon, task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,8 @@ def _task(**fields):
         ({"attempt": 7, "max_attempts": 3}, "attempt"),
         ({"status": "claimed", "claimed_by": "token:x", "attempt": 1}, "lease"),
         ({"status": "claimed", "claimed_by": "token:x", "attempt": 0, "lease_token": "t",
-          "lease_expires_at": "2030-01-01T00:00:00Z"}, "attempt"),
-        ({"status": "pending", "lease_token": "known-to-the-file", "lease_expires_at": "2030-01-01T00:00:00Z"}, "lease"),
+          "lease_expires_at": soon()}, "attempt"),
+        ({"status": "pending", "lease_token": "known-to-the-file", "lease_expires_at": soon()}, "lease"),
         ({"status": "pending", "dead_lettered_at": "2026-01-01T00:00:00Z",
           "error": {"reason": "attempts_exhausted"}}, "dead_lettered_at"),
         ({"status": "completed", "dead_lettered_at": "2026-01-01T00:00:00Z",
@@ -47,9 +47,7 @@ def test_a_task_whose_queue_state_the_queue_could_never_reach_is_reported_and_sk
 
 
 def test_a_claimed_task_with_its_lease_imports():
-    record = _task(
-        status="claimed", claimed_by="token:x", attempt=1, lease_token="t", lease_expires_at="2030-01-01T00:00:00Z"
-    )
+    record = _task(status="claimed", claimed_by="token:x", attempt=1, lease_token="t", lease_expires_at=soon())
 
     report = transfer.import_json(data={"tasks": [record]})
 

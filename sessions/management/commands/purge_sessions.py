@@ -15,14 +15,22 @@ class Command(BaseCommand):
             metavar="DAYS",
             help="Delete terminal sessions last changed more than DAYS days ago.",
         )
-        parser.add_argument("--batch-size", type=int, default=1000, help="Sessions deleted per transaction.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=1000,
+            help=f"Sessions deleted per transaction (1 to {retention.MAX_BATCH_SIZE}).",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Report how many sessions would be deleted; change nothing."
         )
 
     def handle(self, *args, older_than, batch_size, dry_run, **options):
-        if not 0 <= older_than <= retention.MAX_DAYS or batch_size < 1:
-            raise CommandError(f"--older-than must be between 0 and {retention.MAX_DAYS} and --batch-size >= 1.")
+        if not 0 <= older_than <= retention.MAX_DAYS or not 1 <= batch_size <= retention.MAX_BATCH_SIZE:
+            raise CommandError(
+                f"--older-than must be between 0 and {retention.MAX_DAYS} "
+                f"and --batch-size from 1 to {retention.MAX_BATCH_SIZE}."
+            )
         total = retention.purge_sessions(older_than_days=older_than, dry_run=True)
         if dry_run:
             self.stdout.write(
