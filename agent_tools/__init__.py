@@ -20,6 +20,7 @@ from agent_tools.client import (
     Status,
     Task,
     Unauthorized,
+    UnsendableRequest,
     WorkItem,
 )
 
@@ -40,5 +41,6 @@ __all__ = [
     "Status",
     "Task",
     "Unauthorized",
+    "UnsendableRequest",
     "WorkItem",
 ]

@@ -7,8 +7,11 @@ instead of doing the work twice.
 """
 
 import contextlib
+import copy
 import email.utils
+import json
 import logging
+import math
 import os
 import random
 import re
@@ -21,11 +24,13 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from requests.models import PreparedRequest
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -51,6 +56,15 @@ RETRYABLE_STATUSES = frozenset({503})
 # A 409 of this type means the first attempt with our key is still running: its answer is coming.
 IN_FLIGHT_PROBLEM_TYPE = "https://orchestrator.dev/problems/idempotency_key_in_flight"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# next_task's budget for failing its task when the block ends the process (SystemExit,
+# KeyboardInterrupt) or its generator (GeneratorExit): the heartbeat in flight and one attempt at
+# the fail share it, so a shutdown never waits out the retry policy against an orchestrator that is
+# down. Past it the task's lease simply passes, which frees the task too, only later.
+STOPPING_FAIL_SECONDS = 2.0
+_STOPPING = (SystemExit, KeyboardInterrupt, GeneratorExit)
+# How deep _unsendable_part looks for what JSON cannot carry; the encoder itself gives up near
+# Python's recursion limit, and the search must not meet that limit in its turn.
+_MAX_SEARCH_DEPTH = 200
 
 
 class OrchestratorError(Exception):
@@ -84,6 +98,12 @@ class InvalidRequest(OrchestratorError):
     def errors(self):
         errors = self.problem.get("errors")
         return errors if isinstance(errors, dict) else {}
+
+
+class UnsendableRequest(InvalidRequest):
+    """A request the client refused to send because its body is not JSON (NaN, Infinity, a set, a
+    datetime, a circular reference): nothing reached the orchestrator. The message and `errors` name
+    the part to fix, as the API's field path (`payload.items[2]`), and what to send instead."""
 
 
 class Unauthorized(OrchestratorError):
@@ -318,6 +338,10 @@ class OrchestratorClient:
     each read; an answer longer than `max_answer_bytes` is refused; a Retry-After longer than
     `max_retry_after` seconds ends the call. `http` is the requests.Session to use: the client
     mounts its own adapters on it, which enforce the attempt's deadline.
+
+    `base_url` must be http:// or https:// with a host, and carry no credentials (ValueError
+    otherwise): the token is the only credential sent, never a URL's nor a ~/.netrc entry's.
+    Proxies from the environment (HTTPS_PROXY, NO_PROXY, ...) are used as requests uses them.
     """
 
     def __init__(
@@ -338,8 +362,9 @@ class OrchestratorClient:
             raise ValueError("timeout must be a positive number of seconds")
         if max_answer_bytes < 1:
             raise ValueError("max_answer_bytes must be at least 1")
-        self.base_url = (base_url or DEFAULT_URL).rstrip("/")
+        self.base_url = _checked_base_url(base_url or DEFAULT_URL)
         self.token = token or ""
+        self._auth = _Bearer(self.token)
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -354,12 +379,16 @@ class OrchestratorClient:
         """ORCHESTRATOR_URL, ORCHESTRATOR_TOKEN, and optionally ORCHESTRATOR_TIMEOUT (seconds),
         ORCHESTRATOR_MAX_ATTEMPTS and ORCHESTRATOR_MAX_ANSWER_BYTES."""
         environ = os.environ if environ is None else environ
+        try:
+            url = _checked_base_url(environ.get("ORCHESTRATOR_URL") or DEFAULT_URL)
+        except ValueError as exc:
+            raise ValueError(f"ORCHESTRATOR_URL: {exc}") from None
         return cls(
-            environ.get("ORCHESTRATOR_URL") or DEFAULT_URL,
+            url,
             environ.get("ORCHESTRATOR_TOKEN", ""),
-            timeout=float(environ.get("ORCHESTRATOR_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS),
-            max_attempts=int(environ.get("ORCHESTRATOR_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS),
-            max_answer_bytes=int(environ.get("ORCHESTRATOR_MAX_ANSWER_BYTES") or MAX_ANSWER_BYTES),
+            timeout=_number_from(environ, "ORCHESTRATOR_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS),
+            max_attempts=_number_from(environ, "ORCHESTRATOR_MAX_ATTEMPTS", int, DEFAULT_MAX_ATTEMPTS),
+            max_answer_bytes=_number_from(environ, "ORCHESTRATOR_MAX_ANSWER_BYTES", int, MAX_ANSWER_BYTES),
         )
 
     # --- sessions -------------------------------------------------------------------------
@@ -464,8 +493,13 @@ class OrchestratorClient:
         While the block runs, a background thread heartbeats at a third of the lease. When the
         block ends the task is completed with `work.result`; when it raises, the task is failed
         with retry=True (pending again after a backoff while attempts remain) and the exception
-        propagates. A task whose lease was lost (a heartbeat or the completion answered 409) is
-        never completed: LeaseLost is raised instead.
+        propagates unchanged. Should that fail call fail too (the orchestrator is down, the role
+        paused), the failure is logged and added to the exception as a note, and the task stays
+        claimed until its lease passes. For SystemExit, KeyboardInterrupt and GeneratorExit the
+        fail gets one attempt within STOPPING_FAIL_SECONDS, so a shutdown is never held up long. A
+        `work.result` that is not JSON (NaN, a datetime) fails the task the same way and raises
+        UnsendableRequest. A task whose lease was lost (a heartbeat or the completion answered 409)
+        is never completed: LeaseLost is raised instead.
         """
         task = self.claim_next(to_role, lease_seconds=lease_seconds, trace_id=trace_id)
         if task is None:
@@ -480,18 +514,7 @@ class OrchestratorClient:
         try:
             yield work
         except BaseException as exc:
-            stop.set()
-            beat.join()
-            if not work.lease_lost:
-                try:
-                    self.fail_task(
-                        task.task_id,
-                        lease_token=task.lease_token,
-                        error={"type": type(exc).__name__, "message": str(exc)[:2000]},
-                        retry=True,
-                    )
-                except LeaseLost:
-                    pass
+            self._fail_abandoned(work, beat, stop, exc)
             raise
         stop.set()
         beat.join()
@@ -501,7 +524,62 @@ class OrchestratorClient:
                 status=409,
                 problem=getattr(work.lost_because, "problem", None),
             )
-        self.complete_task(task.task_id, lease_token=task.lease_token, result=work.result)
+        try:
+            self.complete_task(task.task_id, lease_token=task.lease_token, result=work.result)
+        except UnsendableRequest as exc:
+            # No retry of the completion can ever store this result; left claimed, the task would
+            # wait out its lease for nothing.
+            self._fail_for_retry(work, exc)
+            raise
+
+    def _fail_abandoned(self, work, beat, stop, exc):
+        """Fail the task the block left with `exc` for a retry, without ever raising in its place."""
+        stop.set()
+        client = self
+        if isinstance(exc, _STOPPING):
+            deadline = time.monotonic() + STOPPING_FAIL_SECONDS
+            beat.join(STOPPING_FAIL_SECONDS)
+            remaining = deadline - time.monotonic()
+            if remaining < 0.1:
+                logger.warning(
+                    "task %s stays claimed until its lease passes: no time left to fail it on %s",
+                    work.task_id,
+                    type(exc).__name__,
+                )
+                return
+            # Its pool is this thread's and idle (the block has ended): sharing it keeps the caller's
+            # `http` settings (proxies, certificates).
+            client = copy.copy(self)
+            client.timeout = min(self.timeout, remaining)
+            client.max_attempts = 1
+        else:
+            beat.join()
+        if not work.lease_lost:
+            client._fail_for_retry(work, exc)
+
+    def _fail_for_retry(self, work, exc):
+        """fail_task(retry=True) for `exc`; a failure of that call is logged and noted on `exc`, never
+        raised. A KeyboardInterrupt or SystemExit arriving meanwhile does propagate (with `exc` as its
+        context): it is a new request to stop, which re-raising `exc` would lose."""
+        try:
+            self.fail_task(
+                work.task_id,
+                lease_token=work.lease_token,
+                error={"type": type(exc).__name__, "message": _text_of(exc)[:2000]},
+                retry=True,
+            )
+        except LeaseLost:
+            # Another claimer holds the task now: nothing of ours is left to fail.
+            pass
+        except Exception as failure:
+            logger.warning(
+                "task %s stays claimed until its lease passes: failing it for a retry after %s failed: %s",
+                work.task_id,
+                type(exc).__name__,
+                _text_of(failure),
+            )
+            with contextlib.suppress(TypeError):  # __notes__ replaced by something that is no list
+                exc.add_note(f"Failing task {work.task_id} for a retry failed too: {_text_of(failure)}")
 
     def _keep_alive(self, work, stop, lease_seconds):
         """Heartbeat every third of the lease on a connection of its own, until `stop` or the lease is lost."""
@@ -627,7 +705,7 @@ class OrchestratorClient:
             # A proxy's error page, another service at ORCHESTRATOR_URL, or an answer no API would give
             # (JSON nested past the parser's limit, a field of the wrong type).
             raise ControllerError(
-                f"{response.status_code} from {response.url} is not an answer of the orchestrator's API "
+                f"{response.status_code} from {_redacted(response.url)} is not an answer of the orchestrator's API "
                 f"(is ORCHESTRATOR_URL right?): {_excerpt(str(exc), 200)}",
                 status=response.status_code,
                 trace_id=response.headers.get("X-Trace-Id") or trace_id,
@@ -639,19 +717,23 @@ class OrchestratorClient:
         url = f"{self.base_url}/api/v1{path}"
         trace_id = trace_id or uuid.uuid4().hex
         headers = {"Accept": "application/json", "X-Trace-Id": trace_id}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if json is not None:
+            data = _json_body(json, trace_id)
+            headers["Content-Type"] = "application/json"
         if method in _WRITE_METHODS:
             headers["Idempotency-Key"] = str(uuid.uuid4())
 
         attempt = 1
         while True:
             try:
-                response = self._attempt(method, url, json=json, params=params, headers=headers, trace_id=trace_id)
+                response = self._attempt(method, url, data=data, params=params, headers=headers, trace_id=trace_id)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
                     raise ControllerError(
-                        f"The orchestrator at {self.base_url} could not be reached after {attempt} attempts: {exc}",
+                        _redacted(
+                            f"The orchestrator at {self.base_url} could not be reached after {attempt} attempts: {exc}"
+                        ),
                         trace_id=trace_id,
                     ) from exc
                 retry_after = None
@@ -680,7 +762,7 @@ class OrchestratorClient:
         with _Deadline(self.timeout) as deadline:
             try:
                 response = self.http.request(
-                    method, url, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+                    method, url, auth=self._auth, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
                 )
             except requests.ConnectionError as exc:
                 if deadline.expired:
@@ -716,7 +798,7 @@ class OrchestratorClient:
 
     def _too_large(self, response, trace_id):
         return ControllerError(
-            f"{response.status_code} from {response.url} is larger than {self.max_answer_bytes} bytes, the most "
+            f"{response.status_code} from {_redacted(response.url)} is larger than {self.max_answer_bytes} bytes, the most "
             "this client reads (ORCHESTRATOR_MAX_ANSWER_BYTES); it is not an answer of the orchestrator's API.",
             status=response.status_code,
             trace_id=response.headers.get("X-Trace-Id") or trace_id,
@@ -736,7 +818,7 @@ class OrchestratorClient:
             # Never followed: requests would turn a redirected POST into a GET, and a redirect to
             # another host would drop the token.
             raise ControllerError(
-                f"{response.status_code} redirect to {response.headers.get('Location')}; set ORCHESTRATOR_URL to "
+                f"{response.status_code} redirect to {_redacted(response.headers.get('Location'))}; set ORCHESTRATOR_URL to "
                 "the orchestrator's own address.",
                 status=response.status_code,
                 trace_id=trace_id,
@@ -940,3 +1022,165 @@ def _iso_or_none(value):
 
 def _str_or_none(value):
     return None if value is None else str(value)
+
+
+class _Bearer(AuthBase):
+    """The token as the request's Authorization. Passed as the request's auth it also keeps requests
+    from sending credentials of its own finding in its place: a ~/.netrc entry for the host (which
+    requests reads whenever no auth is given, and which would override our header)."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def __call__(self, request):
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+# The user information of a URL: everything between "//" and the host's last "@" (a password may hold
+# an "@" of its own; a "/" would end the authority).
+_USERINFO = re.compile(r"(?<=//)[^/?#\s]*@")
+
+
+def _redacted(text):
+    """`text` with the user and password of any URL in it shown as ***, so no message prints them."""
+    return _USERINFO.sub("***@", str(text))
+
+
+def _checked_base_url(url):
+    """The orchestrator's base URL without trailing slashes; ValueError saying what to fix when it is
+    not an http(s) URL with a host, or carries credentials. Checked here so a typo fails at once, not
+    as a raw requests exception at the first call."""
+    if not isinstance(url, str):
+        raise ValueError(f"the orchestrator's URL must be a string, not {type(url).__name__}")
+    shown = _redacted(url)
+    example = f"write it as {DEFAULT_URL} or https://orchestrator.example.com"
+    if "://" not in url:
+        raise ValueError(f"{shown!r} has no scheme; {example}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - urlsplit reads the port only when asked, and only then refuses a bad one
+    except ValueError as exc:
+        raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{shown!r} has the scheme {parts.scheme!r}, not http or https; {example}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"{shown!r} carries credentials (user:password@): remove them; the orchestrator takes only the bearer "
+            "token (ORCHESTRATOR_TOKEN, token=), and a URL is no place for a password (it ends up in logs)"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{shown!r} has no host; {example}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{shown!r} has a query or fragment, which the API's paths cannot follow; remove it")
+    try:
+        # The check requests itself makes at call time (a host with spaces, a bad IPv6 literal, ...).
+        PreparedRequest().prepare_url(f"{url.rstrip('/')}/api/v1/", None)
+    except (requests.RequestException, UnicodeError) as exc:
+        raise ValueError(f"{shown!r} is not a valid URL ({_redacted(exc)}); {example}") from None
+    return url.rstrip("/")
+
+
+def _number_from(environ, name, kind, default):
+    value = environ.get(name)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a number of seconds" if kind is float else "a whole number"
+        raise ValueError(f"{name} must be {what}, not {_excerpt(value)!r}") from None
+
+
+def _json_body(body, trace_id):
+    """`body` as the bytes of a JSON request; UnsendableRequest naming the part JSON cannot carry.
+
+    Encoded here, with allow_nan=False as the API's parser requires, so that a NaN or a datetime is
+    the client's own error saying what to fix, not requests' InvalidJSONError (or a body Python's
+    json writes and no strict parser reads: NaN, Infinity).
+    """
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        found = _unsendable_part(body, "", set(), 0)
+        if found is None and isinstance(exc, RecursionError):
+            where, why = "the request body", "is nested too deeply to be written as JSON: flatten it"
+        elif found is None:
+            where, why = "the request body", f"cannot be sent as JSON ({_excerpt(str(exc), 200)})"
+        else:
+            where, why = found
+            where = _excerpt(where, 120) if where else "the request body"
+        message = f"{where} {why}. Nothing was sent."
+        raise UnsendableRequest(
+            message,
+            trace_id=trace_id,
+            problem={"title": "Not JSON", "detail": message, "errors": {where: [why]}},
+        ) from exc
+
+
+def _unsendable_part(value, path, ancestors, depth):
+    """(path, what is wrong and what to send instead) of the first part of `value` that JSON cannot
+    carry, or None when none is found (within _MAX_SEARCH_DEPTH levels)."""
+    if value is None or isinstance(value, str | bool):
+        return None
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError as exc:
+            return path, f"is an integer too long to write ({exc}): send it as a string"
+        return None
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        # Named as JavaScript and lenient JSON parsers write it: what the caller most likely sent.
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return path, f'is {name}, which JSON cannot carry: send a finite number, null, or the string "{name}"'
+    if not isinstance(value, dict | list | tuple):
+        return path, (
+            f"is a {type(value).__name__}, which is not JSON: send a string (a date as its isoformat()), a number, "
+            "true or false, null, a list or an object"
+        )
+    if id(value) in ancestors:
+        return path, (
+            "refers back to a value that contains it (a circular reference), which JSON cannot carry: "
+            "send a copy without the loop"
+        )
+    if depth >= _MAX_SEARCH_DEPTH:
+        return None
+    ancestors.add(id(value))
+    try:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not (key is None or isinstance(key, str | int | float | bool)):
+                    return path, (
+                        f"has the key {_excerpt(key)} (a {type(key).__name__}); an object's keys must be strings"
+                    )
+                if isinstance(key, float) and not math.isfinite(key):
+                    return path, f"has the key {key!r}, which JSON cannot carry; an object's keys must be strings"
+                found = _unsendable_part(item, _field_path(path, key), ancestors, depth + 1)
+                if found is not None:
+                    return found
+        else:
+            for index, item in enumerate(value):
+                found = _unsendable_part(item, f"{path}[{index}]", ancestors, depth + 1)
+                if found is not None:
+                    return found
+        return None
+    finally:
+        ancestors.discard(id(value))
+
+
+def _field_path(path, key):
+    key = str(key)
+    if key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _text_of(exc):
+    """str(exc), or a stand-in when its __str__ fails: a message is never worth losing the exception."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}, whose message could not be read>"

@@ -527,7 +527,14 @@ def build_server(client: OrchestratorClient) -> MCPServer:
 
 def main() -> None:
     try:
-        build_server(OrchestratorClient.from_env()).run("stdio")
+        client = OrchestratorClient.from_env()
+    except ValueError as exc:
+        # A configuration error (ORCHESTRATOR_URL, a number that is none): one line saying what to fix,
+        # in the log the host keeps of our stderr, rather than a server answering every call with it.
+        print(f"orchestrator-mcp: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        build_server(client).run("stdio")
     except* BrokenPipeError:
         # The host closed our stdout (it exited, or stopped reading): nobody is left to answer, which
         # is no error of the server's. One line, not the task group's traceback of every writer.
