@@ -73,6 +73,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     action_form = EventIdActionForm
     actions = ["enable", "disable", "redeliver_event", "replay_from_event"]
     exclude = ["secret"]
+    secret_fields = ("secret", "url")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

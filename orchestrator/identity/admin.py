@@ -20,6 +20,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["role", "is_staff", "revoked_at"]
     search_fields = ["name", "hint", "role"]
     readonly_fields = [field.name for field in ApiToken._meta.fields]
+    secret_fields = ("token_hash",)
     actions = ["revoke", "delete_through_service"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -6,7 +6,7 @@ compare (U+0000 in text, a regular expression that does not compile, a year past
 list's count with a DataError or ValueError: a 500. Every list here answers them as Django answers
 lookups it cannot build: a redirect to the unfiltered list flagged `?e=1`. The same holds for the
 autocomplete's search term (400) and for an action posted with ids that are no ids of the model (an
-error message on the list).
+error message on the list). A list takes no lookup at all on the fields its admin names secret.
 """
 
 import functools
@@ -17,6 +17,7 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 from django.db import DataError
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 
 # What a lookup value the database or Python cannot take raises: U+0000 or a broken regular
@@ -52,6 +53,16 @@ def _refusing_unreadable_lookups(change_list):
 
 
 class _ListsRefuseUnreadableLookups:
+    def lookup_allowed(self, lookup, value, request=None):
+        # An admin's `secret_fields` name the fields whose values never leave the database through the
+        # admin (a signing secret, a URL that is its receiver's credential, a token's hash). A list's
+        # count answers whether `?secret__startswith=whsec_Q` matches, so one character at a time
+        # would spell the value out: every lookup on them is refused (400), as Django's UserAdmin
+        # refuses lookups on passwords. (Read from the admin itself: this class comes first in its MRO.)
+        if lookup.split(LOOKUP_SEP, 1)[0] in getattr(self, "secret_fields", ()):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_changelist(self, request, **kwargs):
         return _refusing_unreadable_lookups(super().get_changelist(request, **kwargs))
 
