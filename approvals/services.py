@@ -1001,6 +1001,17 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
             # This address or message will never be accepted: retrying it would stop every later mail.
             logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
             continue
+        except smtplib.SMTPDataError as exc:
+            if exc.smtp_code < 500:
+                logger.warning(
+                    "approval email for event %s to %s deferred, retried next run: %s", event.id, recipient, exc
+                )
+                return sent, False
+            # A 5xx at DATA is the server refusing this message for what it says (a spam or policy
+            # filter), and a requester writes part of it: retried, it would hold back every later
+            # approval's email for as long as this approval waits.
+            logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
+            continue
         except Exception as exc:
             logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)
             return sent, False
