@@ -25,7 +25,8 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError as ApiValidationError
@@ -50,6 +51,10 @@ FORMAT = "orchestrator-export"
 VERSION = 1
 ACTOR = "system:import_json"
 MESSAGE_FIELDS = ("author_role", "content", "created_at")
+# What the export holds of transcripts at once (characters of content): runs of sessions whose
+# transcripts fit are read in one query; a longer transcript is read TRANSCRIPT_PAGE messages at a time.
+TRANSCRIPT_CHARACTERS_IN_MEMORY = 8_000_000
+TRANSCRIPT_PAGE = 200
 
 logger = logging.getLogger(__name__)
 
@@ -700,14 +705,80 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _export_record(kind: Kind, instance: models.Model, messages: dict[Any, list[Any]]) -> dict[str, Any]:
-    record = {name: _plain(getattr(instance, name)) for name in kind.fields}
-    if kind is SESSIONS:
-        record["messages"] = [
-            {"author_role": role, "content": content, "created_at": _plain(created_at)}
-            for role, content, created_at in messages.get(instance.pk, [])
-        ]
-    return record
+def _export_record(kind: Kind, instance: models.Model) -> dict[str, Any]:
+    return {name: _plain(getattr(instance, name)) for name in kind.fields}
+
+
+def _message_record(role: str, content: str, created_at: datetime.datetime) -> bytes:
+    return orjson.dumps({"author_role": role, "content": content, "created_at": _plain(created_at)})
+
+
+def _transcript_groups(sessions: list[Session]) -> Iterable[tuple[list[Session], bool]]:
+    """The chunk's sessions in order, in runs whose transcripts together hold at most
+    TRANSCRIPT_CHARACTERS_IN_MEMORY characters (read in one query), each paired with False; a session
+    whose transcript alone holds more comes alone, paired with True: its messages are read a page at
+    a time. A chunk of sessions with transcripts of LLM size would otherwise sit whole in memory."""
+    sizes = dict(
+        SessionMessage.objects.filter(session_id__in=[session.pk for session in sessions])
+        .order_by()
+        .values("session_id")
+        .annotate(size=Sum(Length("content")))
+        .values_list("session_id", "size")
+    )
+    run: list[Session] = []
+    held = 0
+    for session in sessions:
+        size = sizes.get(session.pk, 0)
+        if size > TRANSCRIPT_CHARACTERS_IN_MEMORY:
+            if run:
+                yield run, False
+                run, held = [], 0
+            yield [session], True
+            continue
+        if held + size > TRANSCRIPT_CHARACTERS_IN_MEMORY:
+            yield run, False
+            run, held = [], 0
+        run.append(session)
+        held += size
+    if run:
+        yield run, False
+
+
+def _messages_of(session: Session) -> Iterable[bytes]:
+    """One session's messages in order, read TRANSCRIPT_PAGE at a time (keyset on id)."""
+    after = 0
+    while True:
+        page = list(
+            SessionMessage.objects.filter(session=session, id__gt=after)
+            .order_by("id")
+            .values_list("id", *MESSAGE_FIELDS)[:TRANSCRIPT_PAGE]
+        )
+        for message_id, *message in page:
+            after = message_id
+            yield _message_record(*message)
+        if len(page) < TRANSCRIPT_PAGE:
+            return
+
+
+def _write_sessions(stream: BinaryIO, sessions: list[Session], *, first: bool, on_record: Any) -> None:
+    """Write the sessions with their transcripts, bytes for bytes what orjson writes for the whole
+    record, but a message (or a run of small transcripts) at a time."""
+    for group, alone in _transcript_groups(sessions):
+        held: dict[Any, list[bytes]] = {}
+        if not alone:
+            rows = SessionMessage.objects.filter(session_id__in=[session.pk for session in group]).order_by("id")
+            for session_id, *message in rows.values_list("session_id", *MESSAGE_FIELDS):
+                held.setdefault(session_id, []).append(_message_record(*message))
+        for session in group:
+            head = orjson.dumps(_export_record(SESSIONS, session))[:-1]
+            stream.write((b"\n" if first else b",\n") + head + b',"messages":[')
+            first = False
+            messages = _messages_of(session) if alone else held.pop(session.pk, [])
+            for index, message in enumerate(messages):
+                stream.write(message if index == 0 else b"," + message)
+            stream.write(b"]}")
+            if on_record is not None:
+                on_record(SESSIONS.key)
 
 
 def export_json(
@@ -715,7 +786,8 @@ def export_json(
 ) -> dict[str, int]:
     """Write every record as one JSON document to a binary stream; return the counts per kind.
 
-    Written record by record, so memory stays flat however large the tables are.
+    Written record by record, and a long transcript message by message, so memory stays flat however
+    large the tables and the transcripts are.
     """
     # Every table as of one instant: read table by table, a task and its approval decided between the
     # two reads would land in the file in states no import can take together.
@@ -745,14 +817,13 @@ def _export(*, stream: BinaryIO, on_record: Callable[[str], None] | None, chunk_
             if not chunk:
                 break
             last = chunk[-1]
-            messages: dict[Any, list[Any]] = {}
             if kind is SESSIONS:
-                rows = SessionMessage.objects.filter(session_id__in=[s.pk for s in chunk]).order_by("id")
-                for session_id, *message in rows.values_list("session_id", *MESSAGE_FIELDS):
-                    messages.setdefault(session_id, []).append(message)
+                _write_sessions(stream, chunk, first=counts[kind.key] == 0, on_record=on_record)
+                counts[kind.key] += len(chunk)
+                continue
             for instance in chunk:
                 separator = b"\n" if counts[kind.key] == 0 else b",\n"
-                stream.write(separator + orjson.dumps(_export_record(kind, instance, messages)))
+                stream.write(separator + orjson.dumps(_export_record(kind, instance)))
                 counts[kind.key] += 1
                 if on_record is not None:
                     on_record(kind.key)
