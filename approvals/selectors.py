@@ -11,10 +11,11 @@ def people_who_decide(approver_role: str) -> QuerySet[AbstractBaseUser]:
     """The active people in the `approver:<role>` group, by username: those to tell that an approval
     for `approver_role` waits. Superusers may decide every role but are addressed only for a role whose
     group has no active member: telling every superuser about every approval would drown them, and
-    telling nobody would leave the decision waiting unseen."""
+    telling nobody would leave the decision waiting unseen. A group whose active members have no
+    email address between them reaches nobody either, so it counts as empty."""
     people = get_user_model().objects.filter(is_active=True)
     members = people.filter(groups__name=approver_group_name(approver_role)).distinct().order_by("username")
-    if members.exists():
+    if members.exclude(email="").exists():
         return members
     return people.filter(is_superuser=True).order_by("username")
 

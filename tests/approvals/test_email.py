@@ -5,6 +5,7 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from approvals import jobs, selectors
@@ -108,6 +109,15 @@ def test_people_who_decide_are_the_active_members_of_the_role_group_and_superuse
     assert sorted(u.username for u in selectors.people_who_decide("manager")) == ["maria", "nomail"]
     assert selectors.emails_of(selectors.people_who_decide("manager")) == ["maria@example.com"]
     assert [u.username for u in selectors.people_who_decide("finance")] == ["root"]
+
+
+def test_a_group_whose_members_have_no_address_between_them_falls_back_to_the_superusers(people):
+    Group.objects.get_or_create(name="approver:support")[0].user_set.add(
+        User.objects.create_user("unreachable", email=""), User.objects.create_user("blank", email="")
+    )
+
+    assert [u.username for u in selectors.people_who_decide("support")] == ["root"]
+    assert selectors.emails_of(selectors.people_who_decide("support")) == ["root@example.com"]
 
 
 def test_a_line_break_in_the_task_type_cannot_reach_the_mail_headers_or_stop_the_mailer(smtp, people, route):
