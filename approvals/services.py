@@ -906,15 +906,28 @@ def _email_for(event: AuditEvent, approval: Approval) -> tuple[str, str]:
     lines = [
         f"{_SUBJECTS[event.event_type]} from role {metadata.get('approver_role')!r}.",
         "",
-        what,
-        f"Requested by: {approval.requested_by}",
+        # The task type and the requester's subject come from agents and tokens: one line each.
+        " ".join(what.split()),
+        f"Requested by: {' '.join(approval.requested_by.split())}",
         f"Decide before: {metadata.get('expires_at')}",
     ]
     if approval.required_approvals > 1:
         lines.append(f"Needs {approval.required_approvals} approvals from distinct people.")
-    if approval.notes:
-        lines += ["", approval.notes]
+    # The link comes before the notes: the agent writes the notes, and no amount of them may push
+    # the real link out of sight.
     lines += ["", f"Open it to decide (sign-in required): {approval_link(approval.pk)}"]
+    # Every line of the notes quoted ("> "), so none can pass for a line of ours ("Requested by:", a
+    # link to decide), and a run of blank lines kept to one. splitlines() breaks at every separator a
+    # mail reader may show as a new line (CR, VT, FF, U+2028, ...), not only at LF.
+    notes: list[str] = []
+    for line in approval.notes.splitlines():
+        line = line.rstrip()
+        if line or (notes and notes[-1] != ">"):
+            notes.append(f"> {line}" if line else ">")
+    while notes and notes[-1] == ">":
+        notes.pop()
+    if notes:
+        lines += ["", "Notes from the requester (unverified, written by the agent):", *notes]
     return subject, "\n".join(lines)
 
 

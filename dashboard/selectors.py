@@ -76,11 +76,26 @@ def queue_summary(*, now: datetime.datetime | None = None) -> list[RoleQueue]:
     return summary
 
 
-def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":
-    """Pending approvals (an approval past its deadline is expired even before the job runs) of
-    `roles`; None means every role."""
-    queryset: QuerySet[Approval] = approvals.filter_by_status(
-        Approval.objects.select_related("task"), ApprovalStatus.PENDING
+# What the console calls a pending approval past its deadline that an escalation role is still
+# ahead of: the API reads it as pending (approvals.services.effective_status), yet nobody may decide
+# it until the expiry job hands it on, so the console must not look as if somebody could.
+AWAITING_ESCALATION = "escalating"
+
+
+def console_status(approval: Approval, *, now: datetime.datetime) -> str:
+    """The approval's status as the console shows it: effective_status, except AWAITING_ESCALATION."""
+    status = approvals.effective_status(approval, now)
+    if status == ApprovalStatus.PENDING and approval.expires_at <= now:
+        return AWAITING_ESCALATION
+    return status
+
+
+def decidable_approvals(roles: set[str] | None, *, now: datetime.datetime | None = None) -> "QuerySet[Approval]":
+    """Approvals of `roles` (None: every role) a person can decide now. Past its deadline an approval
+    is expired (default-deny) or awaits its escalation, even before the expiry job runs; either way
+    deciding it fails, so it is not offered."""
+    queryset: QuerySet[Approval] = Approval.objects.select_related("task").filter(
+        status=ApprovalStatus.PENDING, expires_at__gt=now or timezone.now()
     )
     if roles is not None:
         queryset = queryset.filter(approver_role__in=roles)
@@ -90,7 +105,7 @@ def decidable_approvals(roles: set[str] | None) -> "QuerySet[Approval]":
 def expiring_approvals(roles: set[str] | None, *, now: datetime.datetime | None = None) -> list[Approval]:
     now = now or timezone.now()
     return list(
-        decidable_approvals(roles)
+        decidable_approvals(roles, now=now)
         .filter(expires_at__lt=now + EXPIRING_SOON)
         .order_by("expires_at", "id")[:EXPIRING_LIMIT]
     )

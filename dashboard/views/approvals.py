@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException
 
 from approvals import services as approvals
+from approvals.models import ApprovalStatus
 from dashboard import access, selectors
 from dashboard.forms import DecisionForm, PageForm
 from dashboard.views.common import invalid_input, person
@@ -59,18 +60,23 @@ def _visible_approval(request, approval_id):
 def approval_detail(request, approval_id):
     """The page an email or webhook links to. Reading it never decides: link scanners only GET."""
     approval = _visible_approval(request, approval_id)
-    status = approvals.effective_status(approval)
+    now = timezone.now()
+    status = selectors.console_status(approval, now=now)
+    # The history is audit events (types, actors): the audit log's permission, as on a session's page.
+    can_view_audit = request.user.has_perm(access.VIEW_AUDIT)
     return render(
         request,
         "dashboard/approval.html",
         {
             "approval": approval,
             "status": status,
+            "awaiting_escalation": status == selectors.AWAITING_ESCALATION,
             "payload_json": _held_json(approval),
             "tool": (approval.action or {}).get("tool", "") if approval.task is None else "",
-            "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == "pending",
-            "history": selectors.audit_history("approval", approval.id),
-            "now": timezone.now(),
+            "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == ApprovalStatus.PENDING,
+            "can_view_audit": can_view_audit,
+            "history": selectors.audit_history("approval", approval.id) if can_view_audit else [],
+            "now": now,
         },
     )
 
