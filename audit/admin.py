@@ -56,17 +56,31 @@ class AppendOnlyAdmin(admin.ModelAdmin):
 
         return NamingUnreadableRows
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Its one row alone: Django's own lookup would fail with a 500 on a row it cannot load.
+    def _back_to_the_list_if_unreadable(self, request, object_id):
+        """The list, with a message naming the row, when `object_id` is a row that cannot be loaded:
+        Django's own lookup of the one row (its change, history and delete pages) fails with a 500
+        on it. None otherwise, and for what is no id of this model (Django's own view says so)."""
         try:
             found = self.load_rows(self.get_queryset(request).filter(pk=object_id))
         except (*UNREADABLE, TypeError):
-            found = []  # not an id of this model: Django's own view says so
-        if found and isinstance(found[0], UNREADABLE_ROWS):
-            self.message_user(request, str(found[0]), messages.ERROR)
-            opts = self.model._meta
-            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
-        return super().change_view(request, object_id, form_url, extra_context)
+            return None
+        if not found or not isinstance(found[0], UNREADABLE_ROWS):
+            return None
+        self.message_user(request, str(found[0]), messages.ERROR)
+        opts = self.model._meta
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        refused = self._back_to_the_list_if_unreadable(request, object_id)
+        return refused or super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        refused = self._back_to_the_list_if_unreadable(request, object_id)
+        return refused or super().history_view(request, object_id, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        refused = self._back_to_the_list_if_unreadable(request, object_id)
+        return refused or super().delete_view(request, object_id, extra_context)
 
 
 @admin.register(AuditEvent)

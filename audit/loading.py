@@ -6,6 +6,7 @@ reader of the log loads through here and gets a stand-in naming the row, never a
 edited row neither hides the rest of the log nor stops the readers that follow it (the sealer and the
 checks stop at it on purpose, by name)."""
 
+import orjson
 from django.db import DataError
 from django.db.models import QuerySet
 
@@ -44,17 +45,35 @@ class UnreadableEvent(Exception):
         return AuditEvent(**self.identity)
 
 
+class _Unwritable(ValueError):
+    """Metadata Python reads but the API's JSON writer (orjson) cannot write."""
+
+
+def _writable(event: AuditEvent) -> AuditEvent:
+    """`event`, once its metadata is known to be writable as every reader writes it (orjson): Python's
+    reader takes integers past 64 bits and nesting past orjson's 255 levels, which no input of the
+    API can hold (JSON_MAX_DEPTH, the 64-bit bound), so only an edit leaves them there. Without this
+    such a row loaded, then failed every page, stream and export that wrote it."""
+    if "metadata" not in event.get_deferred_fields():
+        try:
+            orjson.dumps(event.metadata)
+        except orjson.JSONEncodeError as exc:
+            raise _Unwritable(f"its metadata cannot be written as JSON: {exc}") from None
+    return event
+
+
 def load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent | UnreadableEvent]:
-    """The rows of `rows`, in its order; one that cannot be loaded stands in the list as an
-    UnreadableEvent naming it (only then are the rows loaded one by one)."""
+    """The rows of `rows`, in its order; one that cannot be loaded, or whose metadata cannot be
+    written again, stands in the list as an UnreadableEvent naming it (only then are the rows loaded
+    one by one)."""
     try:
-        return list(rows)
+        return [_writable(event) for event in rows]
     except UNREADABLE:
         pass
     loaded: list[AuditEvent | UnreadableEvent] = []
     for identity in rows.values(*_IDENTITY):
         try:
-            loaded.append(AuditEvent.objects.get(id=identity["id"]))
+            loaded.append(_writable(AuditEvent.objects.get(id=identity["id"])))
         except AuditEvent.DoesNotExist:
             continue
         except UNREADABLE as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -190,7 +190,9 @@ def chain_hash(prev_hash: str, event: AuditEvent) -> str:
 
 def _locked_head() -> AuditChainHead:
     """The chain head, row-locked for this transaction. Only sealers take this lock."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    # Never its sealed_at: a superuser's 'infinity' there failed every sealing run before it started;
+    # the next seal writes it anew.
+    head = AuditChainHead.objects.select_for_update().defer("sealed_at").filter(pk=1).first()
     if head is not None:
         return head
     # A fresh database: start from the last sealed event, if any survived (e.g. a restore).
@@ -198,7 +200,7 @@ def _locked_head() -> AuditChainHead:
     AuditChainHead.objects.get_or_create(
         pk=1, defaults={"seal_seq": (last.seal_seq or 0) if last else 0, "hash": last.hash if last else ""}
     )
-    return AuditChainHead.objects.select_for_update().get(pk=1)
+    return AuditChainHead.objects.select_for_update().defer("sealed_at").get(pk=1)
 
 
 def _write_seals(rows: list[AuditEvent]) -> None:
@@ -394,17 +396,22 @@ def _remember(result: VerifyResult, *, walk_only: bool = False) -> None:
     verified_through = result.first_seq + result.checked - 1
     if broken is not None:
         verified_through = max(min(verified_through, broken[0] - 1), result.first_seq - 1)
-    AuditVerification.objects.update_or_create(
-        pk=1,
-        defaults={
-            "verified_at": timezone.now(),
-            "first_seq": result.first_seq,
-            "verified_through": verified_through,
-            "head_seq": result.head_seq,
-            "broken_seq": broken[0] if broken else None,
-            "reason": broken[1] if broken else "",
-        },
-    )
+    outcome = {
+        "verified_at": timezone.now(),
+        "first_seq": result.first_seq,
+        "verified_through": verified_through,
+        "head_seq": result.head_seq,
+        "broken_seq": broken[0] if broken else None,
+        "reason": broken[1] if broken else "",
+    }
+    # Written without reading the row first (update_or_create loads it): one whose time a superuser
+    # set to 'infinity' is overwritten, not a failure of every walk.
+    if not AuditVerification.objects.filter(pk=1).update(**outcome):
+        try:
+            with transaction.atomic():
+                AuditVerification.objects.create(pk=1, **outcome)
+        except IntegrityError:
+            AuditVerification.objects.filter(pk=1).update(**outcome)  # a concurrent walk created it
 
 
 def _says_nothing_about(stored: AuditVerification, result: VerifyResult, broken: tuple[int, str] | None) -> bool:
@@ -420,11 +427,19 @@ def _says_nothing_about(stored: AuditVerification, result: VerifyResult, broken:
 
 
 def last_verification() -> AuditVerification | None:
-    return AuditVerification.objects.filter(pk=1).first()
+    """The last walk's outcome. A row whose time cannot be read (a superuser's 'infinity') comes
+    without it (verified_at None): its outcome still stands until the next walk overwrites it."""
+    try:
+        return AuditVerification.objects.filter(pk=1).first()
+    except UNREADABLE:
+        stored = AuditVerification.objects.defer("verified_at").filter(pk=1).first()
+        if stored is not None:
+            stored.verified_at = None  # type: ignore[assignment]  # set, so reading it never loads the column
+        return stored
 
 
 def _read_head() -> tuple[AuditChainHead | None, int, str]:
-    head = AuditChainHead.objects.filter(pk=1).first()
+    head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
     return head, *((head.seal_seq, head.hash) if head else (0, ""))
 
 
@@ -1135,7 +1150,7 @@ def _verify_checkpoints(
         notes.append(
             f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
         )
-    head = AuditChainHead.objects.filter(pk=1).first()
+    head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
     if head is not None and head.seal_seq > covered:
         notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
     return result(None, covered)

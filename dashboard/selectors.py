@@ -15,7 +15,7 @@ from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import selectors as audit_selectors
 from audit import services as audit_services
-from audit.loading import UnreadableEvent, load_or_name_the_unreadable
+from audit.loading import UNREADABLE, UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
 from orchestrator.http.paging import keyset_page
@@ -139,8 +139,12 @@ class SealStatus:
 
 
 def seal_status() -> SealStatus:
-    head = AuditChainHead.objects.filter(pk=1).first()
-    head_seq = head.seal_seq if head else 0
+    head = AuditChainHead.objects.filter(pk=1)
+    try:
+        head_seq, sealed_at = head.values_list("seal_seq", "sealed_at").first() or (0, None)
+    except UNREADABLE:
+        # A superuser's 'infinity' in sealed_at: the next seal writes it anew.
+        head_seq, sealed_at = head.values_list("seal_seq", flat=True).first() or 0, None
     last_event_id = (
         AuditEvent.objects.filter(seal_seq=head_seq).values_list("id", flat=True).first() if head_seq else None
     )
@@ -152,7 +156,7 @@ def seal_status() -> SealStatus:
     )
     return SealStatus(
         head_seq=head_seq,
-        sealed_at=head.sealed_at if head else None,
+        sealed_at=sealed_at,
         last_event_id=last_event_id,
         unsealed=min(unsealed, UNSEALED_COUNT_BOUND),
         unsealed_more=unsealed > UNSEALED_COUNT_BOUND,

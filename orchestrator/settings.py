@@ -244,6 +244,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 # --- Hardening: input and resource limits (docs/api.md "Input limits") ----------------------
 # Deepest nesting of any JSON document accepted (a request body, an imported record); deeper is 400.
 JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# What is stored is written back with orjson, which stops at 255 levels; an audit event nests what it
+# records a few levels deeper (metadata.before.metadata...). Deeper input would be taken, then fail
+# every answer and stream that carried it, and read as an edited audit row (audit/loading.py).
+if not 1 <= JSON_MAX_DEPTH <= 200:
+    raise ImproperlyConfigured("JSON_MAX_DEPTH must be from 1 to 200")
 # Live audit streams one principal may hold open at once (each holds a server thread); past it, 429.
 AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4)
 

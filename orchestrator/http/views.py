@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from orchestrator.db import hold_the_writes_lock
@@ -286,7 +287,9 @@ def query_params(request, serializer_class):
         raise ImproperlyConfigured(
             f"{type(view).__name__} reads query parameters on {request.method}: name it in query_methods."
         )
-    data = {key: request.query_params.get(key) for key in request.query_params}
+    # DRF's `?format=` is content negotiation's, on every request, not one of the endpoint's filters.
+    negotiated = api_settings.URL_FORMAT_OVERRIDE
+    data = {key: request.query_params.get(key) for key in request.query_params if key != negotiated}
     return validated(serializer_class, data, context={"from_query": True})
 
 

@@ -19,7 +19,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["hint", "name", "role", "is_staff", "created_at", "revoked_at"]
     list_filter = ["role", "is_staff", "revoked_at"]
     search_fields = ["name", "hint", "role"]
-    readonly_fields = [field.name for field in ApiToken._meta.fields]
+    # Not the token's hash: it is what a presented token is checked against, and nobody needs to read it.
+    exclude = ["token_hash"]
+    readonly_fields = [field.name for field in ApiToken._meta.fields if field.name != "token_hash"]
     secret_fields = ("token_hash",)
     actions = ["revoke", "delete_through_service"]
 

@@ -40,6 +40,9 @@ def test_the_event_list_shows_the_row_and_its_page_names_why_it_cannot_be_shown(
     assert opened.redirect_chain == [("/admin/audit/auditevent/", 302)]
     assert f"Event id {edited} cannot be read" in opened.content.decode()  # capitalised by the admin
     assert admin_client.get(f"/admin/audit/auditevent/{readable}/change/").status_code == 200
+    for page in ("history", "delete"):
+        other = admin_client.get(f"/admin/audit/auditevent/{edited}/{page}/", follow=True)
+        assert other.redirect_chain == [("/admin/audit/auditevent/", 302)], page
     assert AuditEvent.objects.filter(pk=edited).exists()
 
 
@@ -53,6 +56,9 @@ def test_the_checkpoint_list_shows_a_row_it_cannot_load(admin_client):
     opened = admin_client.get(f"/admin/audit/auditcheckpoint/{unloadable}/change/", follow=True)
     assert opened.redirect_chain == [("/admin/audit/auditcheckpoint/", 302)]
     assert f"Checkpoint #{unloadable} cannot be read" in opened.content.decode()
+    for page in ("history", "delete"):
+        other = admin_client.get(f"/admin/audit/auditcheckpoint/{unloadable}/{page}/", follow=True)
+        assert other.redirect_chain == [("/admin/audit/auditcheckpoint/", 302)], page
 
 
 def test_an_id_that_is_no_id_still_gets_djangos_own_answer(admin_client):

@@ -7,12 +7,17 @@ EDITS = {
     "a 5000-digit number": ("metadata", "'{\"n\": 1e5000}'"),
     "a timestamp past year 9999": ("timestamp", "'10000-01-01 00:00:00+00'"),
 }
+# Edits Python reads but the API's JSON writer (orjson) cannot write again.
+UNWRITABLE = {
+    "an integer past 64 bits": ("metadata", "'{\"n\": 18446744073709551616}'"),
+    "metadata nested 300 levels": ("metadata", "'" + "[" * 300 + "]" * 300 + "'"),
+}
 
 
 def edit_past_reading(event_id, edit="a 5000-digit number", *, table="audit_auditevent"):
     """Edit one row as a superuser would, with the append-only triggers switched off for the statement
     (in a transactional test too, where nothing is rolled back afterwards)."""
-    column, value = EDITS[edit]
+    column, value = {**EDITS, **UNWRITABLE}[edit]
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         try:

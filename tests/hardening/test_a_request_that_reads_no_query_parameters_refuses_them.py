@@ -48,6 +48,8 @@ def test_every_request_that_reads_none_refuses_them(finance, session_id, method,
 def test_lists_still_take_their_own_and_format_is_still_negotiated(finance, session_id):
     assert finance.get("/api/v1/sessions?status=pending").status_code == 200
     assert finance.get(f"/api/v1/sessions/{session_id}?format=json").status_code == 200
+    assert finance.get("/api/v1/sessions?format=json&status=pending").status_code == 200
+    assert finance.post("/api/v1/tasks/claim-next?to_role=finance&format=json", {}, format="json").status_code == 204
     assert finance.post("/api/v1/tasks/claim-next?to_role=finance", {}, format="json").status_code == 204
 
 
