@@ -327,8 +327,7 @@ def _refuse_what_the_api_never_writes(kind: Kind, instance: Any, *, now: datetim
     """The API's bounds on what it writes, which the jobs count on. Expiry, reclaim and retention
     measure from these times: one further ahead than the API could have set it would keep a record
     out of their reach (a pending approval never denied by default, a lease never reclaimed, a live
-    session never expired). The texts are held to the API's lengths, and a deadline comes
-    after not_before, as routing demands. A historic time (a decision, a finished task) needs no
+    session never expired). The texts are held to the API's lengths. A historic time (a decision, a finished task) needs no
     bound: no job waits for it. Found by an outside review."""
     problems = []
 
@@ -337,15 +336,19 @@ def _refuse_what_the_api_never_writes(kind: Kind, instance: Any, *, now: datetim
         if value is not None and value > latest + _CLOCK_SKEW:
             problems.append(f"{name}: {value.isoformat()} is further ahead than {what}")
 
+    def later(moment: datetime.datetime, by: datetime.timedelta) -> datetime.datetime:
+        # Past year 9999 stands for "never": no bound there (history times are not bounded).
+        try:
+            return moment + by
+        except OverflowError:
+            return datetime.datetime.max.replace(tzinfo=datetime.UTC) - _CLOCK_SKEW
+
     if kind is NOTIFICATIONS and len(instance.message) > (longest := _longest_text(NotificationIn, "message")):
         problems.append(f"message: longer than {longest} characters, the most the API takes")
     if kind is TASKS:
-        if (
-            instance.not_before is not None
-            and instance.deadline is not None
-            and instance.deadline <= instance.not_before
-        ):
-            problems.append("deadline: must be later than not_before")
+        # Not deadline after not_before: a route asks that, but a retry's backoff may move not_before
+        # past the deadline (reclaim then cancels the task at its deadline), so an export holds such
+        # tasks and must come back whole.
         lease = datetime.timedelta(seconds=settings.TASK_MAX_LEASE_SECONDS)
         ahead(
             "lease_expires_at",
@@ -367,7 +370,7 @@ def _refuse_what_the_api_never_writes(kind: Kind, instance: Any, *, now: datetim
         ahead(
             "expires_at",
             instance.expires_at,
-            started + wait,
+            later(started, wait),
             f"its level's start ({started.isoformat()}) plus what {what}",
         )
     if problems:
@@ -398,10 +401,11 @@ def _refuse_a_grant_that_could_still_grant(instance: Approval, *, now: datetime.
             raise BadRecord(f"{name}: {value.isoformat()} is in the future")
 
 
-def _filing(kind: Kind, values: dict[str, Any]) -> tuple[str, str | None]:
+def _filing(kind: Kind, values: dict[str, Any], senders: dict[uuid.UUID, str] | None = None) -> tuple[str, str | None]:
     """The role an object's events are filed under and the one other role that reads them, as the
     API files its own events of the kind: a task's from_role and to_role, an approval's approver_role
-    and the role whose task (or action) it holds, a notification's to_role and from_role."""
+    and the role whose task (or action) it holds, a notification's to_role and from_role. `senders`
+    gives tasks' from_role as they were before this import moved them (else they are read now)."""
     role = values[kind.role_field]
     if kind is TASKS:
         return role, values["to_role"]
@@ -409,6 +413,8 @@ def _filing(kind: Kind, values: dict[str, Any]) -> tuple[str, str | None]:
         return role, values["from_role"]
     if kind is APPROVALS:
         if values["task_id"] is not None:
+            if senders is not None and values["task_id"] in senders:
+                return role, senders[values["task_id"]]
             return role, Task.objects.filter(pk=values["task_id"]).values_list("from_role", flat=True).first()
         principal = (values["action"] or {}).get("principal")
         requester = principal.get("role") if isinstance(principal, dict) else None
@@ -420,8 +426,18 @@ def _readers(filing: tuple[str, str | None]) -> set[str]:
     return {role for role in filing if role}
 
 
-def _import_record(kind: Kind, record: object, *, source: str, position: str, overwrite: bool) -> str:
-    """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'."""
+def _import_record(
+    kind: Kind,
+    record: object,
+    *,
+    source: str,
+    position: str,
+    overwrite: bool,
+    senders_before: dict[uuid.UUID, str] | None = None,
+) -> str:
+    """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'.
+    `senders_before`: the from_role of tasks this import has moved, as it was (an approval's old values
+    go to the roles that read them then)."""
     if not isinstance(record, dict):
         raise BadRecord("expected an object")
     try:
@@ -492,7 +508,7 @@ def _import_record(kind: Kind, record: object, *, source: str, position: str, ov
         filing = _filing(kind, after)
         events: list[tuple[tuple[str, str | None], dict[str, Any]]] = [(filing, common)]
         if existing and changed:
-            was_filed = _filing(kind, before)
+            was_filed = _filing(kind, before, senders_before)
             old_values = {"before": {name: _plain(before[name]) for name in changed}}
             new_values = {"after": {name: _plain(after[name]) for name in changed}}
             if _readers(was_filed) == _readers(filing):
@@ -554,6 +570,8 @@ def import_json(
     gates = _approvals_by_task(data)
     # Approvals tried with their task (_import_task): index -> outcome or error, reported in their own turn.
     settled: dict[int, str | Exception] = {}
+    # Each task's from_role before this run wrote it: its approvals are imported after it.
+    senders_before: dict[uuid.UUID, str] = {}
     for kind in KINDS:
         for index, record in enumerate(data.get(kind.key, [])):
             position = f"{kind.key}[{index}]"
@@ -564,10 +582,23 @@ def import_json(
                     outcome = result
                 elif kind is TASKS:
                     outcome = _import_task(
-                        record, gates, settled, source=source, position=position, overwrite=overwrite
+                        record,
+                        gates,
+                        settled,
+                        senders_before,
+                        source=source,
+                        position=position,
+                        overwrite=overwrite,
                     )
                 else:
-                    outcome = _import_record(kind, record, source=source, position=position, overwrite=overwrite)
+                    outcome = _import_record(
+                        kind,
+                        record,
+                        source=source,
+                        position=position,
+                        overwrite=overwrite,
+                        senders_before=senders_before,
+                    )
             except (BadRecord, DatabaseError) as exc:
                 _skip(report, kind, record, position, str(exc).strip())
             except Exception as exc:
@@ -607,6 +638,7 @@ def _import_task(
     record: object,
     gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]],
     settled: dict[int, str | Exception],
+    senders_before: dict[uuid.UUID, str],
     *,
     source: str,
     position: str,
@@ -620,8 +652,11 @@ def _import_task(
     approval were refused.) Each approval tried goes into `settled` with its outcome or its error."""
     with transaction.atomic():
         _lock_approvals_of(record, gates)
+        sender = _sender_now(record)
         outcome = _import_record(TASKS, record, source=source, position=position, overwrite=overwrite)
         task_id = normalise_id(record["id"] if isinstance(record, dict) else None, TASKS.prefix)
+        if sender is not None:
+            senders_before.setdefault(task_id, sender)
 
         def disagrees() -> bool:
             return _waits_for_nothing(task_id) or _gate_left_behind(task_id)
@@ -636,7 +671,12 @@ def _import_task(
                 continue
             try:
                 here[index] = _import_record(
-                    APPROVALS, approval, source=source, position=f"approvals[{index}]", overwrite=overwrite
+                    APPROVALS,
+                    approval,
+                    source=source,
+                    position=f"approvals[{index}]",
+                    overwrite=overwrite,
+                    senders_before=senders_before,
                 )
             except Exception as exc:
                 # Its savepoint rolled back; the error is reported in the approval's own turn.
@@ -663,6 +703,16 @@ def _import_task(
             + refusals
             + ", would leave the task waiting for a decision that can never come"
         )
+
+
+def _sender_now(record: object) -> str | None:
+    """The from_role the task of `record` has here now (None for a new one or a malformed record)."""
+    try:
+        task_id = normalise_id(record.get("id") if isinstance(record, dict) else None, TASKS.prefix)
+    except BadRecord:
+        return None
+    sender: str | None = Task.objects.filter(pk=task_id).values_list("from_role", flat=True).first()
+    return sender
 
 
 def _lock_approvals_of(record: object, gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]) -> None:

@@ -99,3 +99,21 @@ def test_an_imported_notification_is_read_by_its_sender_too(finance, manager, ma
     assert len(imported_events(manager, notification["id"])) == 1
     assert len(imported_events(finance, notification["id"])) == 1
     assert imported_events(marketing, notification["id"]) == []
+
+
+def test_an_approval_whose_task_changed_sender_shows_its_old_notes_to_the_old_sender_only(finance, marketing):
+    # Its task is imported first, so the role that read the approval before is the task's sender as
+    # it was when the run began, not as the task record just made it.
+    task = task_record(from_role="finance", to_role="engineering")
+    approval = approval_record(task, notes="finance-only: acquire ACME at 40M")
+    imported({"tasks": [task], "approvals": [approval]})
+
+    moved_task = {**task, "from_role": "marketing", "created_by": "token:marketing"}
+    imported({"tasks": [moved_task], "approvals": [{**approval, "notes": "campaign"}]}, overwrite=True)
+
+    seen_by_marketing = imported_events(marketing, approval["id"])
+    assert "ACME" not in str(seen_by_marketing)
+    assert [event.get("after") for event in seen_by_marketing] == [{"notes": "campaign"}]
+    assert {"notes": "finance-only: acquire ACME at 40M"} in [
+        event.get("before") for event in imported_events(finance, approval["id"])
+    ]
