@@ -989,6 +989,16 @@ def email_approvals(*, limit: int = 500) -> int:
         release_cursor_lease(ApprovalMailCursor, token)
 
 
+def _deferred(refusal: Exception) -> bool:
+    """Whether the mail server's refusal is temporary (every code it gave a 4xx)."""
+    if isinstance(refusal, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in refusal.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    if isinstance(refusal, smtplib.SMTPDataError):
+        return 400 <= refusal.smtp_code < 500
+    return False
+
+
 def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
     """Send one event's emails; return how many were sent and whether every recipient has it now.
     `keep_lease()` renews the mailer's lease after each email and says whether it still holds it."""
@@ -1019,20 +1029,19 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
             continue
         try:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient], fail_silently=False)
-        except (smtplib.SMTPRecipientsRefused, BadHeaderError, ValueError) as exc:
-            # This address or message will never be accepted: retrying it would stop every later mail.
-            logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
-            continue
-        except smtplib.SMTPDataError as exc:
-            if exc.smtp_code < 500:
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, BadHeaderError, ValueError) as exc:
+            if _deferred(exc):
+                # A 4xx (greylisting, a full queue) asks for a later try: the next run, in order.
                 logger.warning(
                     "approval email for event %s to %s deferred, retried next run: %s", event.id, recipient, exc
                 )
                 return sent, False
-            # A 5xx at DATA is the server refusing this message for what it says (a spam or policy
-            # filter), and a requester writes part of it: retried, it would hold back every later
-            # approval's email for as long as this approval waits.
+            # This address or message will never be accepted, retried or not: a refused recipient, or a
+            # 5xx at DATA, the server refusing what the message says (a spam or policy filter, and a
+            # requester writes part of it). Waiting at it would hold back every later approval's mail.
+            # Counted, so a server refusing every message (a sender misconfiguration) raises an alert.
             logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
+            metrics.count_refused_email()
             continue
         except Exception as exc:
             logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)

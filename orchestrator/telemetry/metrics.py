@@ -66,6 +66,13 @@ job_items_skipped = Counter(
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+# Without labels, so created with its value at once: after the directory above exists.
+approval_emails_refused = Counter(
+    "orchestrator_approval_emails_refused",
+    "Approval emails the mail server refused for good (a recipient, a 5xx at DATA): logged and not "
+    "retried. Any increase wants a look; a steady one is a server refusing every message.",
+)
+
 job_last_success = Gauge(
     "orchestrator_job_last_success_timestamp_seconds",
     "Unix time of the job's last successful run.",
@@ -82,6 +89,11 @@ def count_skipped_item(job):
     """One item `job` (its Celery name) left for its next run after an error it did not foresee."""
     if enabled():
         job_items_skipped.labels(job=job).inc()
+
+
+def count_refused_email():
+    if enabled():
+        approval_emails_refused.inc()
 
 
 def observe_on_commit(histogram, value, **labels):

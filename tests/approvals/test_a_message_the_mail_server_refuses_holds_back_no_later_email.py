@@ -1,11 +1,14 @@
 """A mail server that refuses one approval's email for what it says (a 5xx at DATA: a spam or policy
 filter, and the requesting agent writes the notes) holds back no later approval's email: that email is
-logged and passed over. A 4xx at DATA is a deferral and is retried next run, in order. The mailer used
-to retry every DATA refusal, so one agent's notes could keep every approver from being told."""
+logged, counted in orchestrator_approval_emails_refused_total and passed over. A 4xx, at DATA or at
+RCPT (greylisting), is a deferral and is retried next run, in order. The mailer used to retry every
+DATA refusal, so one agent's notes could keep every approver from being told, and to give up on a
+greylisted recipient for good."""
 
 import logging
 
 import pytest
+from prometheus_client import REGISTRY
 
 from approvals import jobs
 from tests.approvals.test_email import Inbox, run
@@ -29,6 +32,25 @@ class Filtering(Inbox):
         return await super().handle_DATA(server, session, envelope)
 
 
+class Greylisting(Inbox):
+    """Answers each recipient's first RCPT with a 450, as greylisting servers do."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address not in self.seen:
+            self.seen.add(address)
+            return "450 4.7.1 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def _refused():
+    return REGISTRY.get_sample_value("orchestrator_approval_emails_refused_total") or 0
+
+
 def _links(inbox):
     return [message.get_payload(decode=True).decode() for _, message in inbox.messages]
 
@@ -38,9 +60,11 @@ def test_a_message_refused_for_good_is_passed_over_and_the_next_is_sent(smtp_ser
     poisoned = route(requires_approval=True, approver_role="manager", approval_notes=f"please look {GTUBE}")
     later = route(requires_approval=True, approver_role="manager", approval_notes="an ordinary payment")
 
+    refused_before = _refused()
     with caplog.at_level(logging.ERROR, logger="approvals.services"):
         assert run(jobs.email_approvals) == 1
     assert run(jobs.email_approvals) == 0  # passed over for good, not tried again
+    assert _refused() == refused_before + 1
 
     assert inbox.refused == 1
     [body] = _links(inbox)
@@ -56,3 +80,14 @@ def test_a_deferral_is_retried_in_order(smtp_server, people, route):
     assert run(jobs.email_approvals) == 0
     assert run(jobs.email_approvals) == 0
     assert inbox.refused == 2 and inbox.messages == []
+
+
+def test_a_greylisted_recipient_is_retried_next_run(smtp_server, people, route):
+    inbox = smtp_server(Greylisting())
+    routed = route(requires_approval=True, approver_role="manager")
+
+    assert run(jobs.email_approvals) == 0
+    assert run(jobs.email_approvals) == 1
+
+    [body] = _links(inbox)
+    assert routed["approval_id"] in body
