@@ -125,7 +125,10 @@ def _requesting_role(approval: Approval) -> str:
     """The role whose task or action the approval holds."""
     if approval.task is not None:
         return str(approval.task.from_role)
-    return str((approval.action or {}).get("principal", {}).get("role", ""))
+    # An imported action may hold any JSON: only the shape a policy check writes names a role.
+    action = approval.action if isinstance(approval.action, dict) else {}
+    principal = action.get("principal")
+    return str(principal.get("role", "")) if isinstance(principal, dict) else ""
 
 
 def _validated_chain(*, principal: Principal, task: Task, approver_role: str, escalate_to: list[str]) -> list[str]:

@@ -112,3 +112,16 @@ def test_a_spent_grant_comes_in_as_history(tmp_path):
     out, err = run(write(tmp_path, {"approvals": [record]}))
 
     assert Approval.objects.filter(pk=record["id"], granted_use_at__isnull=False).exists(), err
+
+
+def test_an_action_of_another_shape_is_judged_like_any_other_never_a_traceback(caplog):
+    # A policy check writes its principal as an object; an imported file may hold anything there.
+    action = {"principal": "token:1", "tool": "pay_invoice", "arguments": {}}
+    record = action_approval(
+        status="rejected", action=action, action_digest=policy.digest_of(action), escalate_to=["operations"]
+    )
+
+    report = transfer.import_json(data={"approvals": [record]})
+
+    assert not any("unexpected" in why for _, _, why in report.errors), report.errors
+    assert "could not be imported" not in caplog.text
