@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import math
+import numbers
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import threading
 import time
 import types
 import typing
+import unicodedata
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -62,6 +64,12 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # down. Past it the task's lease simply passes, which frees the task too, only later.
 STOPPING_FAIL_SECONDS = 2.0
 _STOPPING = (SystemExit, KeyboardInterrupt, GeneratorExit)
+# The bounds of the client's numeric settings: past them a number is a typo (or inf, 1e400) rather than a
+# policy, and the timers and sleeps that use it would raise OverflowError at every call.
+MAX_TIMEOUT_SECONDS = 86400.0
+MAX_ATTEMPTS_LIMIT = 100
+# The whole answer is held in memory: a limit past this is no limit.
+MAX_ANSWER_BYTES_LIMIT = 1024 * 1024 * 1024
 # How deep _unsendable_part looks for what JSON cannot carry; the encoder itself gives up near
 # Python's recursion limit, and the search must not meet that limit in its turn.
 _MAX_SEARCH_DEPTH = 200
@@ -102,8 +110,9 @@ class InvalidRequest(OrchestratorError):
 
 class UnsendableRequest(InvalidRequest):
     """A request the client refused to send because its body is not JSON (NaN, Infinity, a set, a
-    datetime, a circular reference): nothing reached the orchestrator. The message and `errors` name
-    the part to fix, as the API's field path (`payload.items[2]`), and what to send instead."""
+    datetime, a circular reference, text with a lone surrogate): nothing reached the orchestrator. The
+    message and `errors` name the part to fix, as the API's field path (`payload.items[2]`), and what
+    to send instead."""
 
 
 class Unauthorized(OrchestratorError):
@@ -356,20 +365,14 @@ class OrchestratorClient:
         max_retry_after=MAX_RETRY_AFTER_SECONDS,
         http=None,
     ):
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if not timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds")
-        if max_answer_bytes < 1:
-            raise ValueError("max_answer_bytes must be at least 1")
+        self.timeout = _bounded(timeout, "timeout", float, 0, MAX_TIMEOUT_SECONDS, low_open=True)
+        self.max_attempts = _bounded(max_attempts, "max_attempts", int, 1, MAX_ATTEMPTS_LIMIT)
+        self.backoff = _bounded(backoff, "backoff", float, 0, MAX_BACKOFF_SECONDS)
+        self.max_answer_bytes = _bounded(max_answer_bytes, "max_answer_bytes", int, 1, MAX_ANSWER_BYTES_LIMIT)
+        self.max_retry_after = _bounded(max_retry_after, "max_retry_after", float, 0, MAX_TIMEOUT_SECONDS)
         self.base_url = _checked_base_url(base_url or DEFAULT_URL)
-        self.token = token or ""
+        self.token = _checked_token(token)
         self._auth = _Bearer(self.token)
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_answer_bytes = max_answer_bytes
-        self.max_retry_after = max_retry_after
         self.http = http or requests.Session()
         for prefix in ("http://", "https://"):
             self.http.mount(prefix, _DeadlineAdapter())
@@ -383,12 +386,22 @@ class OrchestratorClient:
             url = _checked_base_url(environ.get("ORCHESTRATOR_URL") or DEFAULT_URL)
         except ValueError as exc:
             raise ValueError(f"ORCHESTRATOR_URL: {exc}") from None
+        try:
+            token = _checked_token(environ.get("ORCHESTRATOR_TOKEN", ""))
+        except ValueError as exc:
+            raise ValueError(f"ORCHESTRATOR_TOKEN: {exc}") from None
         return cls(
             url,
-            environ.get("ORCHESTRATOR_TOKEN", ""),
-            timeout=_number_from(environ, "ORCHESTRATOR_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS),
-            max_attempts=_number_from(environ, "ORCHESTRATOR_MAX_ATTEMPTS", int, DEFAULT_MAX_ATTEMPTS),
-            max_answer_bytes=_number_from(environ, "ORCHESTRATOR_MAX_ANSWER_BYTES", int, MAX_ANSWER_BYTES),
+            token,
+            timeout=_number_from(
+                environ, "ORCHESTRATOR_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS, 0, MAX_TIMEOUT_SECONDS, low_open=True
+            ),
+            max_attempts=_number_from(
+                environ, "ORCHESTRATOR_MAX_ATTEMPTS", int, DEFAULT_MAX_ATTEMPTS, 1, MAX_ATTEMPTS_LIMIT
+            ),
+            max_answer_bytes=_number_from(
+                environ, "ORCHESTRATOR_MAX_ANSWER_BYTES", int, MAX_ANSWER_BYTES, 1, MAX_ANSWER_BYTES_LIMIT
+            ),
         )
 
     # --- sessions -------------------------------------------------------------------------
@@ -565,7 +578,7 @@ class OrchestratorClient:
             self.fail_task(
                 work.task_id,
                 lease_token=work.lease_token,
-                error={"type": type(exc).__name__, "message": _text_of(exc)[:2000]},
+                error={"type": _sendable(type(exc).__name__), "message": _sendable(_text_of(exc))[:2000]},
                 retry=True,
             )
         except LeaseLost:
@@ -641,6 +654,10 @@ class OrchestratorClient:
         An allow spends the approval's one use: call the tool once per successful return. While it
         waits, this polls the approval (no new checks), so the audit log holds one decision per phase.
         """
+        # Checked before the first call: a NaN wait never ends, and a NaN or huge poll_interval would
+        # fail time.sleep only after the check has asked a human for an approval.
+        wait = _bounded(wait, "wait", float, 0, None)
+        poll_interval = _bounded(poll_interval, "poll_interval", float, 0, MAX_TIMEOUT_SECONDS, low_open=True)
         trace_id = trace_id or uuid.uuid4().hex
         deadline = time.monotonic() + wait
         decision = self.check_policy(tool=tool, arguments=arguments, trace_id=trace_id)
@@ -1038,14 +1055,27 @@ class _Bearer(AuthBase):
         return request
 
 
-# The user information of a URL: everything between "//" and the host's last "@" (a password may hold
-# an "@" of its own; a "/" would end the authority).
-_USERINFO = re.compile(r"(?<=//)[^/?#\s]*@")
+_WORD = re.compile(r"\S+")
+
+
+def _without_userinfo(text, *, from_start=False):
+    """`text` with everything between its first "//" and the last "@" after it shown as ***: a URL's user
+    and password, whatever they hold. A password may hold "@", "/", "?" or "#": a URL parser ends the
+    user information at the first of those three, and would show the rest of the password as the host,
+    the port or the path. With `from_start`, a text without "//" is hidden from its start instead."""
+    slashes = text.find("//")
+    start = slashes + 2 if slashes >= 0 else (0 if from_start else -1)
+    at = text.rfind("@")
+    if start < 0 or at < start:
+        return text
+    return f"{text[:start]}***{text[at:]}"
 
 
 def _redacted(text):
-    """`text` with the user and password of any URL in it shown as ***, so no message prints them."""
-    return _USERINFO.sub("***@", str(text))
+    """`text` with the user and password of any URL in it shown as ***, so no message prints them. Each
+    run of text without whitespace is taken as one URL: some text after a URL may be hidden with it,
+    never part of a password before its last "@"."""
+    return _WORD.sub(lambda word: _without_userinfo(word.group()), str(text))
 
 
 def _checked_base_url(url):
@@ -1054,10 +1084,20 @@ def _checked_base_url(url):
     as a raw requests exception at the first call."""
     if not isinstance(url, str):
         raise ValueError(f"the orchestrator's URL must be a string, not {type(url).__name__}")
-    shown = _redacted(url)
+    # The whole URL is one (whitespace inside it included): no message shows what precedes its last "@".
+    shown = _without_userinfo(url, from_start=True)
     example = f"write it as {DEFAULT_URL} or https://orchestrator.example.com"
     if "://" not in url:
         raise ValueError(f"{shown!r} has no scheme; {example}")
+    if "@" in url[url.find("//") + 2 :]:
+        # Refused before the URL is parsed: a password holding "/", "?", "#" or ":" would otherwise be
+        # read as a host, a port or a path, and quoted back by the parser's error ("Port could not be
+        # cast to integer value as 'Tr0ub4dor'").
+        raise ValueError(
+            f"{shown!r} carries credentials (user:password@): remove them; the orchestrator takes only the bearer "
+            "token (ORCHESTRATOR_TOKEN, token=), and a URL is no place for a password (it ends up in logs). "
+            "An '@' of the path itself is written %40"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - urlsplit reads the port only when asked, and only then refuses a bad one
@@ -1065,11 +1105,6 @@ def _checked_base_url(url):
         raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError(f"{shown!r} has the scheme {parts.scheme!r}, not http or https; {example}")
-    if "@" in parts.netloc:
-        raise ValueError(
-            f"{shown!r} carries credentials (user:password@): remove them; the orchestrator takes only the bearer "
-            "token (ORCHESTRATOR_TOKEN, token=), and a URL is no place for a password (it ends up in logs)"
-        )
     if not parts.hostname:
         raise ValueError(f"{shown!r} has no host; {example}")
     if parts.query or parts.fragment:
@@ -1082,15 +1117,69 @@ def _checked_base_url(url):
     return url.rstrip("/")
 
 
-def _number_from(environ, name, kind, default):
+def _number_from(environ, name, kind, default, low, high, *, low_open=False):
+    """The setting `name` of `environ` as a `kind` within the bounds of _bounded, or `default` when unset."""
     value = environ.get(name)
     if not value:
         return default
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
         what = "a number of seconds" if kind is float else "a whole number"
         raise ValueError(f"{name} must be {what}, not {_excerpt(value)!r}") from None
+    return _bounded(number, name, kind, low, high, low_open=low_open, shown=repr(_excerpt(value)))
+
+
+def _bounded(value, name, kind, low, high, *, low_open=False, shown=None):
+    """`value` as a `kind` (float: seconds; int: a whole number) that is finite, at least `low` (more than
+    it with `low_open`) and at most `high` (None: any finite number); ValueError naming `name` otherwise.
+    NaN passes every comparison's negation, and inf or 1e400 passes a lower bound, so each is refused
+    here rather than met as a call that never ends or an OverflowError at every call."""
+    number = None
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError, ValueError):  # an int too large for a float
+            number = float(value)
+        if number is not None and not math.isfinite(number):
+            number = None
+    if number is not None and (low < number if low_open else low <= number) and (high is None or number <= high):
+        return number
+    bounds = f"more than {low:g}" if low_open else f"at least {low:g}"
+    if high is not None:
+        bounds += f" and at most {high:g}" if kind is float else f" and at most {high}"
+    what = f"a finite number of seconds, {bounds}" if kind is float else f"a whole number, {bounds}"
+    raise ValueError(f"{name} must be {what}, not {shown if shown is not None else _excerpt(repr(value))}")
+
+
+def _checked_token(token):
+    """The bearer token without surrounding whitespace (a token file written with CRLF and read by
+    `$(cat file)` keeps its "\\r"); ValueError when what is left cannot be sent as a header's value.
+
+    Refused here, since http.client would refuse it at every call with a ValueError that quotes the
+    whole Authorization header, the token included. No message of this check shows the token."""
+    if token is None:
+        return ""
+    if not isinstance(token, str):
+        raise ValueError(f"the token must be a string, not {type(token).__name__}")
+    token = token.strip()
+    if token[:7].lower() == "bearer ":
+        raise ValueError("the token starts with 'Bearer ': give the token alone; the client adds 'Bearer ' itself")
+    for index, char in enumerate(token):
+        # Tokens (the orchestrator's own, an OIDC JWT) are printable ASCII; anything else is a paste or
+        # file accident that no server would accept, and a header cannot carry most of it.
+        if not "!" <= char <= "~":
+            if unicodedata.category(char).startswith("C"):
+                what = "a control character"
+            elif char.isspace():
+                what = "whitespace"
+            else:
+                what = "a character that is not ASCII"
+            raise ValueError(
+                f"the token holds {what} (U+{ord(char):04X}) at position {index + 1} of {len(token)}: a bearer "
+                "token is printable ASCII without spaces; give it exactly as it was issued"
+            )
+    return token
 
 
 def _json_body(body, trace_id):
@@ -1101,7 +1190,10 @@ def _json_body(body, trace_id):
     json writes and no strict parser reads: NaN, Infinity).
     """
     try:
-        return json.dumps(body, allow_nan=False).encode()
+        # Not ensure_ascii: it would write a lone surrogate as "\udcff", which the API's parser refuses
+        # (400) only after the sending, an InvalidRequest on which next_task leaves its task claimed.
+        # Encoded as UTF-8, it is a UnicodeEncodeError (a ValueError) here, before anything is sent.
+        return json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         found = _unsendable_part(body, "", set(), 0)
         if found is None and isinstance(exc, RecursionError):
@@ -1122,7 +1214,10 @@ def _json_body(body, trace_id):
 def _unsendable_part(value, path, ancestors, depth):
     """(path, what is wrong and what to send instead) of the first part of `value` that JSON cannot
     carry, or None when none is found (within _MAX_SEARCH_DEPTH levels)."""
-    if value is None or isinstance(value, str | bool):
+    if isinstance(value, str):
+        surrogate = _lone_surrogate(value)
+        return None if surrogate is None else (path, f"holds {surrogate}, {_SURROGATE_FIX}")
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         try:
@@ -1158,6 +1253,9 @@ def _unsendable_part(value, path, ancestors, depth):
                     )
                 if isinstance(key, float) and not math.isfinite(key):
                     return path, f"has the key {key!r}, which JSON cannot carry; an object's keys must be strings"
+                surrogate = _lone_surrogate(key) if isinstance(key, str) else None
+                if surrogate is not None:
+                    return path, f"has the key {json.dumps(key)} holding {surrogate}, {_SURROGATE_FIX}"
                 found = _unsendable_part(item, _field_path(path, key), ancestors, depth + 1)
                 if found is not None:
                     return found
@@ -1169,6 +1267,28 @@ def _unsendable_part(value, path, ancestors, depth):
         return None
     finally:
         ancestors.discard(id(value))
+
+
+_SURROGATE_FIX = (
+    "which is no Unicode character and JSON cannot carry (os.fsdecode makes one of each byte of a file name "
+    "that is not UTF-8): send the text without it, e.g. name.encode('utf-8', 'replace').decode()"
+)
+
+
+def _lone_surrogate(text):
+    """'a lone surrogate (\\udcff at index 7)' for the first one in `text`, or None: the only code points
+    UTF-8 cannot encode. Named by its escape, so the message itself can always be printed and sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate (\\u{ord(text[exc.start]):04x} at index {exc.start})"
+    return None
+
+
+def _sendable(text):
+    """`text` with its lone surrogates written as escapes: a message a fail call carries (one naming a
+    file whose name os.fsdecode decoded) must never make the fail call itself unsendable."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _field_path(path, key):

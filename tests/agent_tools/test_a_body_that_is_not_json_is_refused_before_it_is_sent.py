@@ -1,10 +1,13 @@
-"""A payload, result or error JSON cannot carry (NaN, Infinity, a datetime, a set, a loop) is the
-client's own UnsendableRequest (an InvalidRequest) naming the part and what to send instead, and
-nothing is sent; not requests' raw InvalidJSONError. next_task fails a task whose result cannot be
-sent, for a retry, rather than leave it claimed; the MCP server answers such arguments (the SDK's
-JSON parser reads NaN and Infinity) with a tool error saying what to fix."""
+"""A payload, result or error JSON cannot carry (NaN, Infinity, a datetime, a set, a loop, text with a
+lone surrogate, as os.fsdecode makes of a file name that is not UTF-8) is the client's own
+UnsendableRequest (an InvalidRequest) naming the part and what to send instead, and nothing is sent;
+not requests' raw InvalidJSONError, nor (for a surrogate, which json.dumps escapes) the server's 400.
+next_task fails a task whose result cannot be sent, for a retry, rather than leave it claimed; the
+MCP server answers such arguments (the SDK's JSON parser reads NaN and Infinity) with a tool error
+saying what to fix."""
 
 import math
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -31,8 +34,14 @@ def circular():
         ({"when": datetime.now(UTC)}, "payload.when is a datetime", "isoformat()"),
         ({"tags": {"a", "b"}}, "payload.tags is a set", "a list"),
         (circular(), "payload.me refers back to a value that contains it", "without the loop"),
+        (
+            {"files": ["a.csv", "report-\udcff.csv"]},
+            "payload.files[1] holds a lone surrogate (\\udcff at index 7)",
+            "encode(",
+        ),
+        ({"report-\udcff.csv": 1}, 'payload has the key "report-\\udcff.csv" holding a lone surrogate', "encode("),
     ],
-    ids=["nan", "infinity", "minus-infinity", "datetime", "set", "circular"],
+    ids=["nan", "infinity", "minus-infinity", "datetime", "set", "circular", "surrogate", "surrogate-in-a-key"],
 )
 def test_a_payload_json_cannot_carry_is_an_invalid_request_naming_the_part_and_nothing_is_sent(
     hostile_server, payload, where, fix
@@ -47,6 +56,8 @@ def test_a_payload_json_cannot_carry_is_an_invalid_request_naming_the_part_and_n
     assert where in str(caught.value) and fix in str(caught.value), str(caught.value)
     assert caught.value.detail == str(caught.value)
     assert caught.value.status is None and caught.value.trace_id
+    # The message itself can always be printed, logged and sent (as a fail call's error).
+    str(caught.value).encode("utf-8")
     assert server.requests == []
 
 
@@ -65,19 +76,27 @@ def test_a_result_and_an_error_json_cannot_carry_are_refused_the_same_way(hostil
 
 
 @pytest.mark.django_db(transaction=True)
-def test_next_task_fails_a_task_whose_result_cannot_be_sent_for_a_retry_and_raises(api_url, issue_token):
+@pytest.mark.parametrize(
+    ("result", "says"),
+    [
+        ({"ratio": math.nan}, "result.ratio is NaN"),
+        ({"file": "report-\udcff.csv"}, "result.file holds a lone surrogate"),
+    ],
+    ids=["nan", "surrogate"],
+)
+def test_next_task_fails_a_task_whose_result_cannot_be_sent_for_a_retry_and_raises(api_url, issue_token, result, says):
     from routing.models import Task
 
     sent = OrchestratorClient(api_url, issue_token("finance")).route_task(to_role="engineering", type="t", payload={})
     worker = OrchestratorClient(api_url, issue_token("engineering"))
 
-    with pytest.raises(UnsendableRequest, match=r"result\.ratio is NaN"), worker.next_task(lease_seconds=30) as work:
-        work.result = {"ratio": math.nan}
+    with pytest.raises(UnsendableRequest, match=f"^{re.escape(says)}"), worker.next_task(lease_seconds=30) as work:
+        work.result = result
 
     task = Task.objects.get(pk=sent.task_id)
     assert (task.status, task.attempt, task.result) == ("pending", 1, None)
     assert task.error["type"] == "UnsendableRequest"
-    assert task.error["message"].startswith("result.ratio is NaN")
+    assert task.error["message"].startswith(says)
 
 
 def test_the_mcp_server_answers_arguments_with_nan_or_infinity_with_what_to_fix():

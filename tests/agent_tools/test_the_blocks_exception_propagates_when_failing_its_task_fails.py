@@ -1,10 +1,13 @@
 """next_task: what the block raises is what its caller gets, even when failing the task for a retry
 fails too (the orchestrator down, the role paused). That failure is logged and noted on the exception,
 never raised in its place. SystemExit, KeyboardInterrupt and GeneratorExit give the fail one short
-attempt (STOPPING_FAIL_SECONDS), so a worker stops at shutdown even while the orchestrator is down."""
+attempt (STOPPING_FAIL_SECONDS), so a worker stops at shutdown even while the orchestrator is down. The
+message the fail carries never makes the fail unsendable: a lone surrogate in it (a file name decoded by
+os.fsdecode) is sent as its escape."""
 
 import json
 import logging
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -144,6 +147,23 @@ def test_an_exception_whose_message_cannot_be_read_still_propagates(hostile_serv
 
     error = json.loads(fail_calls(server)[0]["body"])["error"]
     assert error["type"] == "Unprintable" and "could not be read" in error["message"]
+
+
+def test_an_exception_whose_message_holds_a_lone_surrogate_fails_its_task_with_the_surrogate_escaped(hostile_server):
+    server = orchestrator_whose_fail(hostile_server, lambda handler: send(handler, 200, claimed_task()))
+    client = OrchestratorClient(server.url, "orch_x")
+    name = os.fsdecode(b"report-\xff.csv")
+
+    with pytest.raises(ValueError) as caught, client.next_task(lease_seconds=30):
+        raise ValueError(f"cannot parse {name}")
+
+    assert not getattr(caught.value, "__notes__", None), caught.value.__notes__
+    (fail,) = fail_calls(server)
+    # Strict UTF-8 JSON, as the API's parser reads it: the escape is text, no surrogate is left.
+    assert json.loads(fail["body"].decode("utf-8"))["error"] == {
+        "type": "ValueError",
+        "message": "cannot parse report-\\udcff.csv",
+    }
 
 
 @pytest.mark.django_db(transaction=True)
