@@ -992,6 +992,12 @@ def email_approvals(*, limit: int = 500) -> int:
         release_cursor_lease(ApprovalMailCursor, token)
 
 
+# How long the mailer retries a recipient the mail server defers (4xx) before passing over it:
+# greylisting lets a sender through after minutes; a mailbox full for days must not hold back every
+# later approval's email, all of which wait behind the one cursor.
+MAIL_DEFERRAL_LIMIT = datetime.timedelta(minutes=30)
+
+
 def _deferred(refusal: Exception) -> bool:
     """Whether the mail server's refusal is temporary (every code it gave a 4xx)."""
     if isinstance(refusal, smtplib.SMTPRecipientsRefused):
@@ -1032,16 +1038,25 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
             continue
         try:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient], fail_silently=False)
+        except smtplib.SMTPSenderRefused as exc:
+            # Our own address refused: every message fails alike, so each is kept for the run after the
+            # operator's fix, and counted, for the alert that asks for that fix.
+            logger.error("approval email for event %s refused at MAIL FROM, retried next run: %s", event.id, exc)
+            if exc.smtp_code >= 500:
+                metrics.count_refused_email()
+            return sent, False
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, BadHeaderError, ValueError) as exc:
-            if _deferred(exc):
-                # A 4xx (greylisting, a full queue) asks for a later try: the next run, in order.
+            if _deferred(exc) and timezone.now() - event.timestamp < MAIL_DEFERRAL_LIMIT:
+                # A 4xx (greylisting, a full queue) asks for a later try: the next run, in order. Only
+                # for so long: a mailbox full for days would hold back every later approval's email.
                 logger.warning(
                     "approval email for event %s to %s deferred, retried next run: %s", event.id, recipient, exc
                 )
                 return sent, False
-            # This address or message will never be accepted, retried or not: a refused recipient, or a
+            # This address or message will never be accepted, retried or not: a refused recipient, a
             # 5xx at DATA, the server refusing what the message says (a spam or policy filter, and a
-            # requester writes part of it). Waiting at it would hold back every later approval's mail.
+            # requester writes part of it), or a deferral past MAIL_DEFERRAL_LIMIT. Waiting at it would
+            # hold back every later approval's mail.
             # Counted, so a server refusing every message (a sender misconfiguration) raises an alert.
             logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
             metrics.count_refused_email()

@@ -56,7 +56,8 @@ def _writable(event: AuditEvent) -> AuditEvent:
     such a row loaded, then failed every page, stream and export that wrote it."""
     if "metadata" not in event.get_deferred_fields():
         try:
-            orjson.dumps(event.metadata)
+            # As deep as the deepest writer puts it: a page of the audit list ({"events": [{...}]}).
+            orjson.dumps({"events": [{"metadata": event.metadata}]})
         except orjson.JSONEncodeError as exc:
             raise _Unwritable(f"its metadata cannot be written as JSON: {exc}") from None
     return event

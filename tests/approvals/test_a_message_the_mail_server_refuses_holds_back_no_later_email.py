@@ -1,16 +1,20 @@
 """A mail server that refuses one approval's email for what it says (a 5xx at DATA: a spam or policy
 filter, and the requesting agent writes the notes) holds back no later approval's email: that email is
 logged, counted in orchestrator_approval_emails_refused_total and passed over. A 4xx, at DATA or at
-RCPT (greylisting), is a deferral and is retried next run, in order. The mailer used to retry every
+RCPT (greylisting), is a deferral and is retried next run, in order, for MAIL_DEFERRAL_LIMIT at most:
+a mailbox full for days then is passed over too, so every other role is still told. A refused
+sender (5xx at MAIL FROM) is counted and every mail waits for the fix. The mailer used to retry every
 DATA refusal, so one agent's notes could keep every approver from being told, and to give up on a
 greylisted recipient for good."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
 from approvals import jobs
+from approvals import services as approvals_services
 from tests.approvals.test_email import Inbox, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,3 +95,56 @@ def test_a_greylisted_recipient_is_retried_next_run(smtp_server, people, route):
 
     [body] = _links(inbox)
     assert routed["approval_id"] in body
+
+
+class MailboxFull(Inbox):
+    """Defers one recipient for as long as it runs (452), as a full mailbox does."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == "maria@example.com":
+            return "452 4.2.2 Mailbox full"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_deferral_that_outlasts_the_limit_is_passed_over_so_other_roles_are_told(
+    smtp_server, people, route, monkeypatch
+):
+    inbox = smtp_server(MailboxFull())
+    route(requires_approval=True, approver_role="manager")  # maria's mailbox is full
+    for_olga = route(requires_approval=True, approver_role="operations")
+    assert run(jobs.email_approvals) == 0  # deferred: retried, in order, while the limit lasts
+
+    monkeypatch.setattr(approvals_services, "MAIL_DEFERRAL_LIMIT", timedelta(0))
+    refused_before = _refused()
+    assert run(jobs.email_approvals) == 1
+
+    [(recipients, message)] = inbox.messages
+    assert recipients == ["olga@example.com"] and for_olga["approval_id"] in message.get_payload(decode=True).decode()
+    assert _refused() == refused_before + 1
+
+
+class RefusingTheSender(Inbox):
+    """Refuses our own address at MAIL FROM until `fixed`, as a server does for a sender it distrusts."""
+
+    def __init__(self):
+        super().__init__()
+        self.fixed = False
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if not self.fixed:
+            return "553 5.7.1 Sender address rejected"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+def test_a_refused_sender_is_counted_and_every_mail_waits_for_the_fix(smtp_server, people, route):
+    inbox = smtp_server(RefusingTheSender())
+    route(requires_approval=True, approver_role="manager")
+    refused_before = _refused()
+
+    assert run(jobs.email_approvals) == 0
+    assert _refused() == refused_before + 1
+
+    inbox.fixed = True
+    assert run(jobs.email_approvals) == 1

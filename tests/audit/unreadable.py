@@ -11,6 +11,8 @@ EDITS = {
 UNWRITABLE = {
     "an integer past 64 bits": ("metadata", "'{\"n\": 18446744073709551616}'"),
     "metadata nested 300 levels": ("metadata", "'" + "[" * 300 + "]" * 300 + "'"),
+    # Writable alone, but not three levels deeper, where a page of the audit list writes it.
+    "metadata nested 252 levels": ("metadata", "'" + "[" * 252 + "]" * 252 + "'"),
 }
 
 
