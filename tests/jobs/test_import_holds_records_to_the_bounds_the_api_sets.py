@@ -31,8 +31,6 @@ def ahead(**delta):
     return (timezone.now() + timedelta(**delta)).isoformat()
 
 
-
-
 def notification_record(**fields):
     return {
         "id": str(uuid.uuid4()),
