@@ -88,17 +88,11 @@ _CHECKPOINT_IDENTITY = ("id", "key_id", "first_seq", "last_seq", "count", "diges
 class UnreadableCheckpoint(Exception):
     """A checkpoint row the application cannot load (a timestamp of 'infinity' or past year 9999): the
     sealer never writes one, so it was inserted or edited outside the application. It carries the
-    row's columns that always load, for a list to show in its place; `timestamp` is None."""
-
-    timestamp = None
-    unreadable = True
+    row's columns that always load, for a list to show in its place (as_model)."""
 
     def __init__(self, *, identity: dict, reason: Exception):
         checkpoint_id = identity["id"]
-        self.id, self.reason = checkpoint_id, reason
-        self.key_id, self.first_seq, self.last_seq = identity["key_id"], identity["first_seq"], identity["last_seq"]
-        self.count, self.digest = identity["count"], identity["digest"]
-        self.identity = identity
+        self.id, self.reason, self.identity = checkpoint_id, reason, identity
         super().__init__(
             f"checkpoint #{checkpoint_id} cannot be read ({reason}): it was inserted or edited outside the application"
         )
