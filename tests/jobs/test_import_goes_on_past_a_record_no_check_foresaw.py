@@ -1,6 +1,7 @@
-"""import_json reports and skips a record that fails in a way no check foresaw (here an action
-approval whose `action.principal` is not an object), and imports the records after it: one bad
-record never stops the run."""
+"""import_json reports and skips a record that fails in a way no check foresaw, and imports the
+records after it: one bad record never stops the run. The failure is made here by a check that
+breaks on one record (the real ones found so far, such as an action whose principal is not an
+object, have their checks now)."""
 
 import io
 import json
@@ -12,6 +13,7 @@ from django.core.management import call_command
 
 from approvals.models import Approval
 from policy.services import digest_of
+from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +36,17 @@ def action_approval(action):
     }
 
 
-def test_an_unforeseen_failure_is_reported_with_its_record_and_the_run_goes_on(tmp_path, caplog):
-    broken = action_approval({"tool": "pay", "principal": "finance"})
+def test_an_unforeseen_failure_is_reported_with_its_record_and_the_run_goes_on(tmp_path, caplog, monkeypatch):
+    broken = action_approval({"tool": "pay", "principal": {"role": "finance"}, "n": 1})
     fine = action_approval({"tool": "pay", "principal": {"role": "finance"}})
+    check = transfer._refuse_a_grant_that_could_still_grant
+
+    def breaks_on_the_first(instance, *, now):
+        if str(instance.pk) == broken["id"]:
+            raise AttributeError("a check's own bug")
+        return check(instance, now=now)
+
+    monkeypatch.setattr(transfer, "_refuse_a_grant_that_could_still_grant", breaks_on_the_first)
     path = tmp_path / "in.json"
     path.write_text(json.dumps({"approvals": [broken, fine]}))
     out, err = io.StringIO(), io.StringIO()
