@@ -539,10 +539,12 @@ class OrchestratorClient:
             )
         try:
             self.complete_task(task.task_id, lease_token=task.lease_token, result=work.result)
-        except UnsendableRequest as exc:
-            # No retry of the completion can ever store this result; left claimed, the task would
-            # wait out its lease for nothing.
-            self._fail_for_retry(work, exc)
+        except InvalidRequest as exc:
+            # A result refused for what it is (not JSON here; U+0000, an integer past 64 bits, nesting
+            # or size past the server's limits there: 400, 413) is refused again however often it is
+            # sent; left claimed, the task would wait out its lease for nothing.
+            if isinstance(exc, UnsendableRequest) or exc.status in (400, 413):
+                self._fail_for_retry(work, exc)
             raise
 
     def _fail_abandoned(self, work, beat, stop, exc):

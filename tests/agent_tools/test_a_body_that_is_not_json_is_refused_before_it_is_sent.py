@@ -99,6 +99,30 @@ def test_next_task_fails_a_task_whose_result_cannot_be_sent_for_a_retry_and_rais
     assert task.error["message"].startswith(says)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("result", "field"),
+    [({"note": "a\x00b"}, "note"), ({"count": 2**64}, "count")],
+    ids=["nul", "integer past 64 bits"],
+)
+def test_next_task_fails_a_task_whose_result_the_server_refuses_for_a_retry_and_raises(
+    api_url, issue_token, result, field
+):
+    # JSON carries these, the API refuses them (400): sent again, they would be refused again.
+    from routing.models import Task
+
+    sent = OrchestratorClient(api_url, issue_token("finance")).route_task(to_role="engineering", type="t", payload={})
+    worker = OrchestratorClient(api_url, issue_token("engineering"))
+
+    with pytest.raises(InvalidRequest) as refused, worker.next_task(lease_seconds=30) as work:
+        work.result = result
+
+    assert refused.value.status == 400
+    task = Task.objects.get(pk=sent.task_id)
+    assert (task.status, task.attempt, task.result) == ("pending", 1, None)
+    assert task.error["type"] == "InvalidRequest"
+
+
 def test_the_mcp_server_answers_arguments_with_nan_or_infinity_with_what_to_fix():
     # Written by hand: the SDK's client would not send NaN, its server's parser reads it.
     answers = answers_to(
