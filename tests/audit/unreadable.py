@@ -16,16 +16,20 @@ UNWRITABLE = {
 }
 
 
-def edit_past_reading(event_id, edit="a 5000-digit number", *, table="audit_auditevent"):
-    """Edit one row as a superuser would, with the append-only triggers switched off for the statement
-    (in a transactional test too, where nothing is rolled back afterwards)."""
-    column, value = {**EDITS, **UNWRITABLE}[edit]
+def edit_past_reading(event_id, edit="a 5000-digit number"):
+    """Make one of EDITS or UNWRITABLE to the event, as a superuser would (edit_as_superuser)."""
+    edit_as_superuser(event_id, *{**EDITS, **UNWRITABLE}[edit])
+
+
+def edit_as_superuser(event_id, column, value):
+    """Set the event's `column` to the SQL `value` with the append-only triggers switched off for the
+    statement (in a transactional test too, where nothing is rolled back afterwards)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
         try:
-            cursor.execute(f"UPDATE {table} SET {column} = {value} WHERE id = %s", [event_id])
+            cursor.execute(f"UPDATE audit_auditevent SET {column} = {value} WHERE id = %s", [event_id])
         finally:
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
 
 
 def insert_unloadable_checkpoint(*, first_seq=11, last_seq=10, count=0):

@@ -10,6 +10,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from sessions.models import Session
 from sessions.retention import expire_sessions
+from tests.jobs.threads import run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,22 +21,6 @@ def finishing_events(session_ids):
         target_id__in=[str(pk) for pk in session_ids],
         metadata__after__status__in=["completed", "expired"],
     )
-
-
-def run_in_thread(target, *args):
-    errors = []
-
-    def run():
-        try:
-            target(*args)
-        except BaseException as exc:  # surfaced to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
 
 
 @pytest.mark.parametrize("round_number", range(3))

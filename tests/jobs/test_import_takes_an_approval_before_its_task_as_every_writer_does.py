@@ -18,25 +18,10 @@ from django.db import connection
 from approvals.models import Approval
 from approvals.services import expire_approvals
 from routing.models import Task
+from tests.jobs.threads import run_in_thread
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_in_thread(target):
-    errors = []
-
-    def run():
-        try:
-            target()
-        except BaseException as exc:  # surfaced to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
 
 
 def exported():
