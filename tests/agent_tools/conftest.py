@@ -28,6 +28,20 @@ from tests.net import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def start_the_mcp_server_with(env):
+    """Run `python -m agent_tools` with only `env` and no host on stdin, for the settings it must refuse
+    at start-up; return the finished process (its exit status, stdout and stderr as text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent_tools"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+
+
 # The opening of an MCP session over stdio, for the tests that write its JSON-RPC lines themselves.
 INITIALIZE = {
     "jsonrpc": "2.0",

@@ -7,13 +7,11 @@ every comparison and retried or waited for ever), and require_permission's wait 
 before its first call."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 
 from agent_tools import OrchestratorClient
-from tests.agent_tools.conftest import REPO_ROOT, send
+from tests.agent_tools.conftest import send, start_the_mcp_server_with
 
 
 @pytest.mark.parametrize(
@@ -57,15 +55,7 @@ def test_from_env_names_the_variable_that_is_wrong():
 
 
 def test_the_mcp_server_stops_at_start_up_with_one_line_naming_orchestrator_url():
-    finished = subprocess.run(
-        [sys.executable, "-m", "agent_tools"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={"ORCHESTRATOR_URL": "htp://127.0.0.1:8000", "ORCHESTRATOR_TOKEN": "orch_x"},
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
+    finished = start_the_mcp_server_with({"ORCHESTRATOR_URL": "htp://127.0.0.1:8000", "ORCHESTRATOR_TOKEN": "orch_x"})
 
     assert finished.returncode == 2
     assert finished.stdout == ""
@@ -162,15 +152,7 @@ def test_from_env_names_the_variable_whose_number_is_out_of_bounds(variable, val
 
 
 def test_the_mcp_server_stops_at_start_up_on_an_infinite_timeout():
-    finished = subprocess.run(
-        [sys.executable, "-m", "agent_tools"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={"ORCHESTRATOR_URL": "http://127.0.0.1:8000", "ORCHESTRATOR_TIMEOUT": "inf"},
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
+    finished = start_the_mcp_server_with({"ORCHESTRATOR_URL": "http://127.0.0.1:8000", "ORCHESTRATOR_TIMEOUT": "inf"})
 
     assert (finished.returncode, finished.stdout) == (2, "")
     assert finished.stderr == (

@@ -5,14 +5,12 @@ token reached http.client, whose ValueError quoted the whole Authorization heade
 the MCP SDK logged it with its traceback); the MCP server now stops at start-up with one line, as for a
 bad URL."""
 
-import subprocess
-import sys
 import traceback
 
 import pytest
 
 from agent_tools import OrchestratorClient
-from tests.agent_tools.conftest import REPO_ROOT, send
+from tests.agent_tools.conftest import send, start_the_mcp_server_with
 
 SESSION_ID = "44444444-4444-4444-4444-444444444444"
 SESSION = {"session_id": SESSION_ID, "status": "active", "role": "finance"}
@@ -60,14 +58,8 @@ def test_a_token_that_is_no_string_is_a_value_error():
 
 
 def test_the_mcp_server_stops_at_start_up_with_one_line_that_does_not_show_the_token():
-    finished = subprocess.run(
-        [sys.executable, "-m", "agent_tools"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={"ORCHESTRATOR_URL": "http://127.0.0.1:8000", "ORCHESTRATOR_TOKEN": "tok_\rSECRET"},
-        cwd=REPO_ROOT,
-        timeout=60,
+    finished = start_the_mcp_server_with(
+        {"ORCHESTRATOR_URL": "http://127.0.0.1:8000", "ORCHESTRATOR_TOKEN": "tok_\rSECRET"}
     )
 
     assert finished.returncode == 2
