@@ -436,8 +436,8 @@ def _import_record(
     senders_before: dict[uuid.UUID, str] | None = None,
 ) -> str:
     """Validate and upsert one record in its own transaction; return 'created', 'updated' or 'unchanged'.
-    `senders_before`: the from_role of tasks this import has moved, as it was (an approval's old values
-    go to the roles that read them then)."""
+    `senders_before`: the from_role of each task this import has written, as it was before (filled
+    here for tasks, read for approvals: an approval's old values go to the roles that read them then)."""
     if not isinstance(record, dict):
         raise BadRecord("expected an object")
     try:
@@ -487,6 +487,9 @@ def _import_record(
             _refuse_a_stuck_task(instance, was_pending_for=before["task_id"] if was_pending else None)
             _refuse_a_gate_on_no_waiting_task(instance)
 
+        if kind is TASKS and existing and senders_before is not None:
+            # The sender its approvals' old values were shared with, kept before this write moves it.
+            senders_before.setdefault(pk, before["from_role"])
         if changed:
             instance.save(force_insert=not existing)
             # save() stamps created_at/updated_at with the current time; the record's own times are restored.
@@ -652,11 +655,10 @@ def _import_task(
     approval were refused.) Each approval tried goes into `settled` with its outcome or its error."""
     with transaction.atomic():
         _lock_approvals_of(record, gates)
-        sender = _sender_now(record)
-        outcome = _import_record(TASKS, record, source=source, position=position, overwrite=overwrite)
+        outcome = _import_record(
+            TASKS, record, source=source, position=position, overwrite=overwrite, senders_before=senders_before
+        )
         task_id = normalise_id(record["id"] if isinstance(record, dict) else None, TASKS.prefix)
-        if sender is not None:
-            senders_before.setdefault(task_id, sender)
 
         def disagrees() -> bool:
             return _waits_for_nothing(task_id) or _gate_left_behind(task_id)
@@ -703,16 +705,6 @@ def _import_task(
             + refusals
             + ", would leave the task waiting for a decision that can never come"
         )
-
-
-def _sender_now(record: object) -> str | None:
-    """The from_role the task of `record` has here now (None for a new one or a malformed record)."""
-    try:
-        task_id = normalise_id(record.get("id") if isinstance(record, dict) else None, TASKS.prefix)
-    except BadRecord:
-        return None
-    sender: str | None = Task.objects.filter(pk=task_id).values_list("from_role", flat=True).first()
-    return sender
 
 
 def _lock_approvals_of(record: object, gates: dict[uuid.UUID, list[tuple[int, dict[str, Any]]]]) -> None:
