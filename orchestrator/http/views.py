@@ -84,16 +84,22 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        # Once the caller is known (a stranger learns nothing of the endpoint), before the handler and
-        # the Idempotency-Key: a refused query string runs and stores nothing.
+        # Once the caller is known (a stranger learns nothing of the endpoint), before the handler:
+        # a refused query string runs and stores nothing.
+        self._query_refusal = None
         if request.META.get("QUERY_STRING") and self._handles(request.method):
             if _handler_name(request.method) not in self.query_methods:
                 # DRF's `?format=` names the answer's media type, on every request (it is negotiated).
                 unknown = [name for name in request.query_params if name != self.settings.URL_FORMAT_OVERRIDE]
                 if unknown:
-                    raise ValidationError(
+                    refusal = ValidationError(
                         {name: ["Unknown query parameter: this request takes none."] for name in unknown}
                     )
+                    if request.method not in WRITE_METHODS:
+                        raise refusal
+                    # A write meets the write guards first, as a malformed body does (_respond): a
+                    # paused role's write is refused as paused, whatever else is wrong with it.
+                    self._query_refusal = refusal
 
     def _write_after_rollback(self):
         """A refusal that must stay on record (a policy deny) rolls the request back like any error,
@@ -156,6 +162,8 @@ class ApiView(APIView):
                     guard(request.user, acting_for)
                 if unreadable is not None:
                     raise unreadable
+            if self._query_refusal is not None:
+                raise self._query_refusal
             return handler(request, *args, **kwargs)
         except Exception as exc:
             self._after_rollback.extend(getattr(exc, "after_rollback", ()))

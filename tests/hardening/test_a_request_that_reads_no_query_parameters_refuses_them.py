@@ -1,6 +1,7 @@
 """A request whose endpoint reads no query parameters refuses any (400, naming each), before its
-handler and its Idempotency-Key: `PATCH /sessions/{id}?status=completed` used to answer 200 with nothing
-changed, so its caller believed the session completed. DRF's `?format=` is the exception: it names the
+handler (a write meets the kill switch first, as a malformed body does): `PATCH
+/sessions/{id}?status=completed` used to answer 200 with nothing changed, so its caller believed the
+session completed. DRF's `?format=` is the exception: it names the
 answer's media type on every request. Health probes take whatever a load balancer appends."""
 
 import pytest

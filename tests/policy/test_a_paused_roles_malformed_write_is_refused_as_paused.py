@@ -1,5 +1,6 @@
-"""A paused role's write is refused as paused before its body is read, malformed or not (docs/api.md).
-Found by an outside review: the views whose acting role is read from the body answered 400 instead."""
+"""A paused role's write is refused as paused before its body or its query string is read, malformed
+or not (docs/api.md). Found by an outside review: the views whose acting role is read from the body
+answered 400 instead."""
 
 import pytest
 
@@ -37,5 +38,17 @@ def test_a_paused_roles_body_of_another_type_or_past_the_limits_answers_423(fina
     staff.post("/api/v1/roles/finance/pause", format="json")
 
     response = finance.generic("POST", "/api/v1/tasks/route", body, content_type=content_type)
+
+    assert response.status_code == 423, response.content
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/tasks/route?priority=5", "/api/v1/sessions?role=manager", "/api/v1/notifications?x=1"]
+)
+def test_a_paused_roles_write_with_a_query_string_it_takes_none_of_answers_423(finance, staff, path):
+    # Its query string used to be refused first (400), so the caller never learned of the pause.
+    staff.post("/api/v1/roles/finance/pause", format="json")
+
+    response = finance.post(path, {"type": "t", "to_role": "engineering", "payload": {}}, format="json")
 
     assert response.status_code == 423, response.content
