@@ -10,6 +10,7 @@ Adding a gauge is one such function (docs/observability.md, "Adding a gauge").
 """
 
 import contextlib
+import datetime
 import logging
 import threading
 import time
@@ -17,7 +18,8 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Value
+from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
@@ -52,9 +54,20 @@ def age_seconds(now, oldest):
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 
 
+# A time a database superuser edits past what Python holds ('-infinity', 'infinity', a year before 1)
+# failed its whole source (docs/audit.md). Held to Python's range in the query, such a row reads as
+# the longest possible wait (an alarm) or as none, and every other gauge of the source stays right.
+_EARLIEST_LOADABLE = datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
+_LATEST_LOADABLE = datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC)
+
+
+def oldest_of(field):
+    return Min(Least(Greatest(field, Value(_EARLIEST_LOADABLE)), Value(_LATEST_LOADABLE)))
+
+
 @gauge_source
 def tasks(now):
-    rows = Task.objects.values("to_role", "status").annotate(count=Count("id"), oldest=Min("created_at"))
+    rows = Task.objects.values("to_role", "status").annotate(count=Count("id"), oldest=oldest_of("created_at"))
     count = gauge("orchestrator_tasks", "Tasks by addressed role and status.", ["role", "status"])
     oldest = gauge(
         "orchestrator_task_oldest_pending_age_seconds",
@@ -83,7 +96,7 @@ def approvals(now):
     rows = (
         Approval.objects.filter(status=ApprovalStatus.PENDING)
         .values("approver_role")
-        .annotate(count=Count("id"), oldest=Min("created_at"))
+        .annotate(count=Count("id"), oldest=oldest_of("created_at"))
         .order_by()
     )
     count = gauge("orchestrator_approvals_pending", "Pending approvals per approver role.", ["approver_role"])
@@ -106,7 +119,7 @@ def approvals(now):
 @gauge_source
 def audit(now):
     # The partial index audit_unsealed_idx holds exactly these rows.
-    row = AuditEvent.objects.filter(seal_seq__isnull=True).aggregate(count=Count("id"), oldest=Min("timestamp"))
+    row = AuditEvent.objects.filter(seal_seq__isnull=True).aggregate(count=Count("id"), oldest=oldest_of("timestamp"))
     unsealed = gauge("orchestrator_audit_unsealed_events", "Audit events not yet chained by seal_audit.")
     unsealed.add_metric([], row["count"])
     lag = gauge("orchestrator_audit_seal_lag_seconds", "Age of the oldest unsealed audit event; 0 when all are sealed.")
