@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.utils import timezone
 from rest_framework.exceptions import APIException
 
 from approvals import services
@@ -10,12 +11,18 @@ _DONE = {"approve": "Approved", "reject": "Rejected"}
 
 @admin.register(Approval)
 class ApprovalAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "approver_role", "status", "requested_by", "decided_by", "expires_at"]
+    list_display = ["id", "task", "approver_role", "shown_status", "requested_by", "decided_by", "expires_at"]
     list_filter = ["status", "approver_role"]
     search_fields = ["=id", "=task__id", "requested_by", "decided_by"]
     readonly_fields = [field.name for field in Approval._meta.fields]
     list_select_related = ["task"]
     actions = ["approve", "reject"]
+
+    @admin.display(description="status", ordering="status")
+    def shown_status(self, approval):
+        # As the console shows it: past its deadline, pending reads as expired or escalating (the
+        # stored status waits for the expiry job), so nobody tries to decide what cannot be decided.
+        return services.status_shown_to_people(approval, now=timezone.now())
 
     def has_add_permission(self, request):
         return False

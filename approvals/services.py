@@ -66,6 +66,20 @@ def effective_status(approval: Approval, now: datetime.datetime | None = None) -
     return str(approval.status)
 
 
+# What people are shown (console, admin) for a pending approval past its deadline that an escalation
+# role is still ahead of: the API reads it as pending (effective_status), yet nobody may decide it
+# until the expiry job hands it on, so a person must not be shown it as if somebody could.
+AWAITING_ESCALATION = "escalating"
+
+
+def status_shown_to_people(approval: Approval, *, now: datetime.datetime) -> str:
+    """effective_status, except AWAITING_ESCALATION."""
+    status = effective_status(approval, now)
+    if status == ApprovalStatus.PENDING and approval.expires_at <= now:
+        return AWAITING_ESCALATION
+    return status
+
+
 def _approval_event(
     approval: Approval,
     *,

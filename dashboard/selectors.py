@@ -11,7 +11,6 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from approvals import services as approvals
 from approvals.models import Approval, ApprovalStatus
 from audit import selectors as audit_selectors
 from audit import services as audit_services
@@ -74,20 +73,6 @@ def queue_summary(*, now: datetime.datetime | None = None) -> list[RoleQueue]:
             )
         )
     return summary
-
-
-# What the console calls a pending approval past its deadline that an escalation role is still
-# ahead of: the API reads it as pending (approvals.services.effective_status), yet nobody may decide
-# it until the expiry job hands it on, so the console must not look as if somebody could.
-AWAITING_ESCALATION = "escalating"
-
-
-def console_status(approval: Approval, *, now: datetime.datetime) -> str:
-    """The approval's status as the console shows it: effective_status, except AWAITING_ESCALATION."""
-    status = approvals.effective_status(approval, now)
-    if status == ApprovalStatus.PENDING and approval.expires_at <= now:
-        return AWAITING_ESCALATION
-    return status
 
 
 def decidable_approvals(roles: set[str] | None, *, now: datetime.datetime | None = None) -> "QuerySet[Approval]":

@@ -61,7 +61,7 @@ def approval_detail(request, approval_id):
     """The page an email or webhook links to. Reading it never decides: link scanners only GET."""
     approval = _visible_approval(request, approval_id)
     now = timezone.now()
-    status = selectors.console_status(approval, now=now)
+    status = approvals.status_shown_to_people(approval, now=now)
     # The history is audit events (types, actors): the audit log's permission, as on a session's page.
     can_view_audit = request.user.has_perm(access.VIEW_AUDIT)
     return render(
@@ -70,7 +70,7 @@ def approval_detail(request, approval_id):
         {
             "approval": approval,
             "status": status,
-            "awaiting_escalation": status == selectors.AWAITING_ESCALATION,
+            "awaiting_escalation": status == approvals.AWAITING_ESCALATION,
             "payload_json": _held_json(approval),
             "tool": (approval.action or {}).get("tool", "") if approval.task is None else "",
             "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == ApprovalStatus.PENDING,
