@@ -328,7 +328,40 @@ class Status:
 
 def _segment(value):
     """An id as one URL path segment; dots are escaped too, so no id can climb to another path."""
-    return quote(str(value), safe="").replace(".", "%2E")
+    text = str(value)
+    _refuse_a_lone_surrogate(text, "the id")
+    return quote(text, safe="").replace(".", "%2E")
+
+
+# The trace ids the orchestrator keeps (orchestrator/http/tracing.py): it replaces any other with one
+# of its own, and the caller would then look for its calls under a trace id nothing was filed under.
+TRACE_ID_PATTERN = r"^\.*[A-Za-z0-9_:\-][A-Za-z0-9._:\-]*$"
+TRACE_ID_MAX_LENGTH = 128
+
+
+def _refuse_a_lone_surrogate(text, where):
+    """UnsendableRequest naming `where` when `text` cannot travel in a URL (no UTF-8 spells a lone
+    surrogate, as os.fsdecode makes of a file name that is not UTF-8); requests would raise its raw
+    UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        message = (
+            f"{where} {_excerpt(ascii(text), 80)} holds a lone surrogate ({text[exc.start]!a} at index "
+            f"{exc.start}), which no URL can carry: decode the bytes it came from. Nothing was sent."
+        )
+        raise UnsendableRequest(message, problem={"title": "Not sendable", "detail": message}) from None
+
+
+def _refuse_a_trace_id_not_kept(trace_id):
+    if isinstance(trace_id, str) and len(trace_id) <= TRACE_ID_MAX_LENGTH and re.fullmatch(TRACE_ID_PATTERN, trace_id):
+        return
+    message = (
+        f"trace_id {_excerpt(ascii(trace_id), 80)} is not one the orchestrator keeps (letters, digits, "
+        f". _ : -, not dots alone, at most {TRACE_ID_MAX_LENGTH}): it would file the call under another. "
+        "Nothing was sent."
+    )
+    raise UnsendableRequest(message, problem={"title": "Not sendable", "detail": message})
 
 
 def _without_none(**values):
@@ -733,8 +766,12 @@ class OrchestratorClient:
     def request(self, method, path, *, json=None, params=None, trace_id=None):
         """One logical call: retried as the policy allows, then the response or an OrchestratorError."""
         method = method.upper()
-        url = f"{self.base_url}/api/v1{path}"
         trace_id = trace_id or uuid.uuid4().hex
+        _refuse_a_trace_id_not_kept(trace_id)
+        _refuse_a_lone_surrogate(path, "the path")
+        for name, value in (params or {}).items():
+            _refuse_a_lone_surrogate(str(value), f"the query parameter {name}")
+        url = f"{self.base_url}/api/v1{path}"
         headers = {"Accept": "application/json", "X-Trace-Id": trace_id}
         data = None
         if json is not None:

@@ -33,6 +33,7 @@ from mcp_types import (
 from pydantic import BaseModel, Field, ValidationError
 
 from agent_tools.client import (
+    TRACE_ID_PATTERN,
     ControllerError,
     Forbidden,
     NotFound,
@@ -53,7 +54,6 @@ change is recorded in the audit log under its trace id; pass the same trace_id t
 tie them together."""
 
 # The same shape the API accepts (orchestrator.http.tracing); checked here so a bad one is a clear tool error.
-TRACE_ID_PATTERN = r"^\.*[A-Za-z0-9_:\-][A-Za-z0-9._:\-]*$"
 
 Role = Annotated[
     str,
