@@ -549,7 +549,9 @@ OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 OIDC_AUTHENTICATE_CLASS = "orchestrator.identity.oidc_login.AuthenticationRequestView"
-OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", True)
+# Off by default: a superuser holds every permission and decides every role's approvals, so the
+# provider's staff group alone would grant what the approver groups are there to split (docs/auth.md).
+OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", False)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
     AUTHENTICATION_BACKENDS.insert(0, "orchestrator.identity.oidc_login.OIDCBackend")
