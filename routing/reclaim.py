@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from routing.models import Task, TaskStatus
-from routing.services import dead_letter_error
+from routing.services import dead_letter_error, deadline_error
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.CLAIMED)
 _TABLE = Task._meta.db_table
 
 # Deadlines first, so a task both past its deadline and out of lease is cancelled, not handed out again.
+# The error the claimer last reported (a retry's) is kept as last_error (services.deadline_error).
 _DEADLINE_BATCH_SQL = f"""
 WITH due AS MATERIALIZED (
     SELECT id, status FROM {_TABLE}
@@ -46,8 +47,8 @@ WITH due AS MATERIALIZED (
     ORDER BY deadline LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), moved AS (
     UPDATE {_TABLE} AS task
-    SET status = 'cancelled', error = jsonb_build_object('reason', 'deadline'), finished_at = %(now)s,
-        updated_at = %(now)s, lease_token = '', lease_expires_at = NULL, heartbeat_at = NULL
+    SET status = 'cancelled', error = jsonb_build_object('reason', 'deadline', 'last_error', task.error),
+        finished_at = %(now)s, updated_at = %(now)s, lease_token = '', lease_expires_at = NULL, heartbeat_at = NULL
     FROM due WHERE task.id = due.id
     RETURNING task.id, task.from_role, task.to_role, task.trace_id, task.attempt, due.status AS before_status
 )
@@ -125,7 +126,7 @@ def _deadline_batch_portable(*, now: datetime, limit: int, run: str) -> Counter[
     for task in tasks:
         before = task.status
         task.pass_deadline()
-        task.error = {"reason": "deadline"}
+        task.error = deadline_error(task.error)
         task.finished_at = now
         task.lease_token, task.lease_expires_at, task.heartbeat_at = "", None, None
         task.save()

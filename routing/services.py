@@ -130,16 +130,50 @@ def task_event(
     )
 
 
-def allowed_targets(task: Task) -> list[str]:
-    # A set: several transitions share a target (a claimed task goes back to pending on retry,
-    # release or lease expiry).
+# The transitions a caller asks for through the API, by who may ask: the receiving role claims and,
+# holding the lease, completes, fails (for good or for a retry) or gives back; the sending role
+# cancels; staff requeue (and act for both roles). The others happen to a task (an approval's
+# decision, a passed lease or deadline, a take-over by a claim after the lease passed): a 409 that
+# offered them offered what no request can do.
+_ASKED_BY = {
+    "claim": "receiver",
+    "complete": "claimer",
+    "fail": "claimer",
+    "retry": "claimer",
+    "give_back": "claimer",
+    "cancel": "sender",
+    "requeue": "staff",
+}
+
+
+def allowed_targets(
+    task: Task, *, principal: Principal | None = None, refused: str = "", holds_lease: bool = True
+) -> list[str]:
+    """The statuses a 409 names as allowed: those `principal` may move the task to from its current
+    status through the API. `refused` names a transition the state allows but that was just refused
+    (a claim before not_before): it is not offered back. `holds_lease=False` when the caller is known
+    not to hold the current lease (staff need none). Without a principal (a caller outside routing
+    that does not say who asks): what the task's two roles may ask for."""
+    may = {
+        "receiver": principal is None or principal.can_act_for(task.to_role),
+        "claimer": principal is None or principal.is_staff or (holds_lease and principal.can_act_for(task.to_role)),
+        "sender": principal is None or principal.can_act_for(task.from_role),
+        "staff": principal is not None and principal.is_staff,
+    }
     transitions = task.get_available_status_transitions()  # type: ignore[attr-defined]  # added by django-fsm
-    return sorted({str(t.target) for t in transitions})
+    # A set: several transitions share a target (a claimed task goes back to pending on retry or release).
+    return sorted(
+        {str(t.target) for t in transitions if t.name != refused and t.name in _ASKED_BY and may[_ASKED_BY[t.name]]}
+    )
 
 
-def invalid_transition(task: Task, target_status: str) -> InvalidTransition:
+def invalid_transition(task: Task, target_status: str, *, principal: Principal | None = None) -> InvalidTransition:
+    # The refused transition is not among those the state allows, so it is never offered back.
     return InvalidTransition(
-        resource="task", current_status=task.status, target_status=target_status, allowed=allowed_targets(task)
+        resource="task",
+        current_status=task.status,
+        target_status=target_status,
+        allowed=allowed_targets(task, principal=principal),
     )
 
 
@@ -487,13 +521,16 @@ def _claimed_event(task: Task, *, principal: Principal, trace_id: str, before: s
     )
 
 
-def _not_claimable(task: Task, now: datetime) -> Conflict | None:
+def _not_claimable(task: Task, *, principal: Principal, now: datetime) -> Conflict | None:
     """Why a locked task cannot be claimed now, or None when it can."""
+    # Called only for a refusal's body: a claim is refused for the task's state, so claiming is not
+    # offered back, and a caller asking for a claim is not acting on a lease it holds.
+    allowed = functools.partial(allowed_targets, task, principal=principal, refused="claim", holds_lease=False)
     if task.deadline is not None and task.deadline <= now:
         return Conflict(
             "The task's deadline has passed; it is being cancelled.",
             current_status=task.status,
-            allowed_transitions=allowed_targets(task),
+            allowed_transitions=allowed(),
         )
     if task.status == TaskStatus.PENDING:
         if task.not_before is not None and task.not_before > now:
@@ -501,7 +538,7 @@ def _not_claimable(task: Task, now: datetime) -> Conflict | None:
                 f"The task is not claimable before {task.not_before.isoformat()}.",
                 current_status=task.status,
                 not_before=task.not_before.isoformat(),
-                allowed_transitions=allowed_targets(task),
+                allowed_transitions=allowed(),
             )
         return None
     if task.status == TaskStatus.CLAIMED and _lease_expired(task, now):
@@ -510,7 +547,7 @@ def _not_claimable(task: Task, now: datetime) -> Conflict | None:
                 "The task's lease has passed and its attempts are used up; it is being dead-lettered.",
                 current_status=task.status,
                 current_attempt=task.attempt,
-                allowed_transitions=allowed_targets(task),
+                allowed_transitions=allowed(),
             )
         return None
     if task.status == TaskStatus.CLAIMED:
@@ -518,9 +555,9 @@ def _not_claimable(task: Task, now: datetime) -> Conflict | None:
             f"Task is claimed (attempt {task.attempt}) under a lease that has not passed yet.",
             current_status=task.status,
             current_attempt=task.attempt,
-            allowed_transitions=allowed_targets(task),
+            allowed_transitions=allowed(),
         )
-    return invalid_transition(task, TaskStatus.CLAIMED)
+    return invalid_transition(task, TaskStatus.CLAIMED, principal=principal)
 
 
 def claim_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_seconds: int | None = None) -> Task:
@@ -530,7 +567,7 @@ def claim_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, lease
         # The row lock queues a concurrent claimer behind this one; it then sees 'claimed' and gets 409.
         task = _task_for_worker(principal=principal, task_id=task_id)
         now = timezone.now()
-        refusal = _not_claimable(task, now)
+        refusal = _not_claimable(task, principal=principal, now=now)
         if refusal is not None:
             raise refusal
         return _claim(task, principal=principal, trace_id=trace_id, lease_seconds=lease_seconds, now=now)
@@ -613,7 +650,7 @@ def _check_lease(task: Task, *, principal: Principal, lease_token: str | None, t
             f"{', claimed by another agent' if task.status == TaskStatus.CLAIMED else ''}; nothing was changed.",
             current_status=task.status,
             current_attempt=task.attempt,
-            allowed_transitions=allowed_targets(task),
+            allowed_transitions=allowed_targets(task, principal=principal, holds_lease=False),
         )
     return False
 
@@ -656,7 +693,9 @@ def heartbeat_task(
     *, principal: Principal, task_id: uuid.UUID, trace_id: str, lease_token: str, lease_seconds: int | None = None
 ) -> Task:
     """Extend the claimer's lease to `lease_seconds` from now. Not audited: a heartbeat every few
-    seconds per task would bury the log; the claim and the task's outcome are (docs/work-queue.md)."""
+    seconds per task would bury the log; the claim and the task's outcome are (docs/work-queue.md).
+    Not refused past the task's deadline either: a worker takes a refused heartbeat for a lost lease
+    and discards its work, which complete would still accept until reclaim_tasks cancels the task."""
     lease_seconds = lease_seconds_or_default(lease_seconds)
     if not lease_token:
         raise ValidationError({"lease_token": ["Required: the lease_token of your claim."]})
@@ -664,7 +703,7 @@ def heartbeat_task(
         task = _task_for_worker(principal=principal, task_id=task_id)
         _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.CLAIMED)
         if task.status != TaskStatus.CLAIMED:
-            raise invalid_transition(task, TaskStatus.CLAIMED)
+            raise invalid_transition(task, TaskStatus.CLAIMED, principal=principal)
         now = timezone.now()
         task.lease_expires_at = now + timedelta(seconds=lease_seconds)
         task.heartbeat_at = now
@@ -702,7 +741,7 @@ def complete_task(
             task, principal=principal, lease_token=lease_token, target_status=TaskStatus.COMPLETED
         )
         if not can_proceed(task.complete):
-            raise invalid_transition(task, TaskStatus.COMPLETED)
+            raise invalid_transition(task, TaskStatus.COMPLETED, principal=principal)
         task.complete()
         task.result = result
         return _finish(
@@ -719,6 +758,11 @@ def retry_delay_seconds(attempt: int) -> float:
 
 def dead_letter_error(last_error: object) -> dict[str, object]:
     return {"reason": "attempts_exhausted", "last_error": last_error}
+
+
+def deadline_error(last_error: object) -> dict[str, object]:
+    """A task cancelled past its deadline keeps the error its claimer last reported, as a dead letter does."""
+    return {"reason": "deadline", "last_error": last_error}
 
 
 def fail_task(
@@ -738,7 +782,7 @@ def fail_task(
             task, principal=principal, lease_token=lease_token, target_status=TaskStatus.FAILED
         )
         if not can_proceed(task.fail):
-            raise invalid_transition(task, TaskStatus.FAILED)
+            raise invalid_transition(task, TaskStatus.FAILED, principal=principal)
         if not retry:
             task.fail()
             task.error = error
@@ -783,7 +827,7 @@ def release_claimed_task(*, principal: Principal, task_id: uuid.UUID, trace_id: 
         task = _task_for_worker(principal=principal, task_id=task_id)
         _check_lease(task, principal=principal, lease_token=lease_token, target_status=TaskStatus.PENDING)
         if not can_proceed(task.give_back):
-            raise invalid_transition(task, TaskStatus.PENDING)
+            raise invalid_transition(task, TaskStatus.PENDING, principal=principal)
         released_attempt = task.attempt
         task.give_back()
         task.attempt = max(0, task.attempt - 1)
@@ -811,7 +855,7 @@ def cancel_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, reas
         if not principal.can_act_for(task.from_role):
             raise PermissionDenied(f"Only the sending role {task.from_role!r} cancels this task.")
         if not can_proceed(task.cancel):
-            raise invalid_transition(task, TaskStatus.CANCELLED)
+            raise invalid_transition(task, TaskStatus.CANCELLED, principal=principal)
         before = task.status
         task.cancel()
         task.finished_at = timezone.now()
@@ -831,13 +875,22 @@ def cancel_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, reas
 
 
 def requeue_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str) -> Task:
-    """Staff put a failed task (a dead letter, typically) back to pending with a fresh attempt budget."""
+    """Staff put a failed task (a dead letter, typically) back to pending with a fresh attempt budget;
+    not one past its deadline, which nothing would ever claim (reclaim_tasks would cancel it)."""
     if not principal.is_staff:
         raise PermissionDenied("Only staff requeue tasks.")
     with service_transaction():
         task = selectors.get_task(principal=principal, task_id=task_id, for_update=True)
         if not can_proceed(task.requeue):
-            raise invalid_transition(task, TaskStatus.PENDING)
+            raise invalid_transition(task, TaskStatus.PENDING, principal=principal)
+        if task.deadline is not None and task.deadline <= timezone.now():
+            raise Conflict(
+                f"The task's deadline passed at {task.deadline.isoformat()}: requeued, it could never be "
+                "claimed, and reclaim_tasks would cancel it. Route the work again with a new deadline.",
+                current_status=task.status,
+                deadline=task.deadline.isoformat(),
+                allowed_transitions=allowed_targets(task, principal=principal, refused="requeue"),
+            )
         before = {"status": task.status, "attempt": task.attempt, "error": task.error}
         task.requeue()
         task.attempt = 0

@@ -24,7 +24,9 @@ class InvalidTransition(Conflict):
         allowed = sorted(allowed)
         super().__init__(
             f"Cannot move {resource} from '{current_status}' to '{target_status}'; "
-            f"allowed from '{current_status}': {', '.join(allowed) or 'none (terminal)'}.",
+            # "none" rather than "terminal": a task may be open yet offer its caller no move (the
+            # sender of a task awaiting its approval).
+            f"allowed from '{current_status}': {', '.join(allowed) or 'none'}.",
             current_status=current_status,
             allowed_transitions=allowed,
         )

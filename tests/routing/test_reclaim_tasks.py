@@ -89,7 +89,7 @@ def test_open_tasks_past_their_deadline_are_cancelled(db):
     assert counts["task.lease_expired"] == 0
     for task in (pending, working):
         task.refresh_from_db()
-        assert (task.status, task.error) == ("cancelled", {"reason": "deadline"})
+        assert (task.status, task.error) == ("cancelled", {"reason": "deadline", "last_error": None})
         event = AuditEvent.objects.get(target_id=task.pk, event_type="task.deadline_passed")
         assert event.metadata["reason"] == "deadline"
     assert AuditEvent.objects.get(target_id=working.pk, event_type="task.deadline_passed").metadata["before"] == {
