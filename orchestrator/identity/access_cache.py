@@ -103,6 +103,10 @@ class AccessCache(Generic[V]):
         if entry is not None and entry[1] + ENTRY_SECONDS > now():
             value, began = entry
         else:
+            # Not carried by the lookup: a request's owed first check (its Idempotency-Key's claim)
+            # refusing would come as the lookup's error, losing its answer, and every replay would
+            # look the fact up again (docs/benchmarks.md). A miss sends it in a round trip of its own.
+            _send_the_owed_check()
             began = now()
             value = load()
             if value is not None:
@@ -119,6 +123,12 @@ class AccessCache(Generic[V]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _send_the_owed_check() -> None:
+    # orchestrator/postgresql's backend owes it in an API write's transaction; no other backend does.
+    if getattr(connection, "owed_check", None) is not None:
+        connection.send_owed()  # type: ignore[attr-defined]  # that backend's, present with owed_check
 
 
 def clear_all() -> None:
