@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from orchestrator.http.outbound import AttemptDeadline as _AttemptDeadline
-from orchestrator.http.outbound import WatchedHTTPPool as _HTTPPool
-from orchestrator.http.outbound import WatchedHTTPSPool as _HTTPSPool
+from orchestrator.attempt_deadline import AttemptDeadline as _AttemptDeadline
+from orchestrator.attempt_deadline import WatchedHTTPPool as _HTTPPool
+from orchestrator.attempt_deadline import WatchedHTTPSPool as _HTTPSPool
 from orchestrator.http.outbound import post_within as _post_within
 from orchestrator.http.outbound import read_within as _read_within
 

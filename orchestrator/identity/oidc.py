@@ -16,6 +16,8 @@ import requests
 from django.conf import settings
 from rest_framework import exceptions
 
+from orchestrator.identity import provider_http
+from orchestrator.identity.columns import fits_a_text_column
 from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
 from orchestrator.identity.roles import is_known_role
 
@@ -23,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 # Asymmetric only: `none` and HS* would let anyone who knows the public key mint tokens.
 ALGORITHMS = ("RS256", "ES256")
-
-http = requests.Session()
 
 # The setting that overrides each provider endpoint, and the endpoint's name in the discovery document.
 ENDPOINTS = {
@@ -47,15 +47,23 @@ class ProviderUnavailable(exceptions.APIException):
 
 def fetch_json(url: str) -> Any:
     """The one way this module talks to the provider (tests count the calls here)."""
-    response = http.get(url, timeout=settings.OIDC_TIMEOUT)
+    response = provider_http.request("GET", url)
     response.raise_for_status()
-    return response.json()
+    try:
+        return response.json()
+    except RecursionError:
+        # JSON nested past the parser's limit is no answer, as an HTML page is not: the provider is failing.
+        raise ValueError("the answer is JSON nested too deep to read") from None
 
 
 def _parse_jwks(document: Any) -> list[jwt.PyJWK]:
-    entries = document.get("keys", []) if isinstance(document, dict) else []
+    """The usable signing keys of a JWKS. A document with none (`{}`, `[]`, `{"keys": []}`, `{"keys": null}`)
+    is the provider failing, as an answer of 500 is: the keys held are kept and the provider is asked
+    again only after the refetch interval. Taking it for an empty set made every agent's token a 401."""
+    if not isinstance(document, dict):
+        raise ValueError(f"the JWKS is a {type(document).__name__}, not an object")
+    entries = document.get("keys")
     if not isinstance(entries, list):
-        # A provider answering {"keys": null} is failing, as one answering 500 is (and is backed off).
         raise ValueError(f"the JWKS 'keys' is {type(entries).__name__}, not a list")
     keys = []
     for entry in entries:
@@ -63,10 +71,14 @@ def _parse_jwks(document: Any) -> list[jwt.PyJWK]:
             continue
         try:
             key = jwt.PyJWK(entry)
-        except jwt.PyJWTError:
+        except Exception as exc:  # noqa: BLE001  # PyJWT raises TypeError too, e.g. for an `alg` that is a list
+            # One entry we cannot read costs that entry, never the set: it made every JWT a 500.
+            logger.warning("OIDC JWKS entry skipped: %s: %s", type(exc).__name__, exc)
             continue
         if key.algorithm_name in ALGORITHMS:
             keys.append(key)
+    if not keys:
+        raise ValueError(f"the JWKS holds no usable {' or '.join(ALGORITHMS)} signing key")
     return keys
 
 
@@ -78,6 +90,8 @@ class ProviderKeys:
     """
 
     def __init__(self) -> None:
+        # Held across a fetch (the first load, a refetch, a refresh), each bounded by OIDC_TIMEOUT as a
+        # whole; only a request that holds no key to verify its token with ever waits for it.
         self._lock = threading.Lock()
         # Guards only the flag below: held for no fetch, so no request ever waits on a refresh.
         self._refresh_flag_lock = threading.Lock()
@@ -250,17 +264,9 @@ def verify(raw: str, *, audience: str) -> dict[str, Any]:
     # no text column of PostgreSQL holds U+0000 or a lone surrogate (JSON's "\ud800"), which no
     # UTF-8 encodes: every write and every log line of such a caller would fail.
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not 0 < len(sub) <= 255 or "\x00" in sub or not _encodes(sub):
+    if not isinstance(sub, str) or not 0 < len(sub) <= 255 or not fits_a_text_column(sub):
         raise InvalidToken("sub is not a string of 1 to 255 characters without U+0000 or lone surrogates")
     return claims
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def claim_at(claims: dict[str, Any], path: str) -> Any:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -23,6 +24,8 @@ from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
+from orchestrator.identity import provider_http
+from orchestrator.identity.columns import fits_a_text_column, storable
 from orchestrator.identity.oidc import InvalidToken, ProviderUnavailable, is_staff_from, provider_keys, verify
 
 logger = logging.getLogger(__name__)
@@ -76,9 +79,24 @@ class OIDCBackend(OIDCAuthenticationBackend):
             raise SuspiciousOperation("id_token nonce does not match the login request")
         return payload
 
+    def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # mozilla-django-oidc's own call is bounded per read only, and reads the answer with .get():
+        # a token endpoint answering `[]` or `"a string"` was a server error at the callback.
+        response = provider_http.request("POST", self.OIDC_OP_TOKEN_ENDPOINT, data=payload)
+        self.raise_token_response_error(response)
+        return _json_object(response, "token endpoint")
+
     def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
-        userinfo = super().get_userinfo(access_token, id_token, payload)
-        if not isinstance(userinfo, dict) or userinfo.get("sub") != payload["sub"]:
+        response = provider_http.request(
+            "GET", self.OIDC_OP_USER_ENDPOINT, headers={"Authorization": f"Bearer {access_token}"}
+        )
+        response.raise_for_status()
+        if response.headers.get("Content-Type", "").lower().startswith("application/jwt"):
+            # A provider may sign its userinfo answer (OpenID Connect Core 5.3.2).
+            userinfo = self.verify_token(response.text)
+        else:
+            userinfo = _json_object(response, "userinfo endpoint")
+        if userinfo.get("sub") != payload["sub"]:
             raise SuspiciousOperation("userinfo answers for another subject than the id_token")
         # The staff claim may live in either document (Keycloak puts roles in both by default).
         return {**payload, **userinfo}
@@ -86,8 +104,10 @@ class OIDCBackend(OIDCAuthenticationBackend):
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         sub = claims.get("sub")
         # Not empty (every such person would share the username "oidc:"), not too long for the
-        # username, and no U+0000, which no text column of PostgreSQL holds.
-        return isinstance(sub, str) and sub != "" and len(username_for(sub)) <= _USERNAME_MAX and "\x00" not in sub
+        # username, and what a text column holds.
+        return (
+            isinstance(sub, str) and sub != "" and len(username_for(sub)) <= _USERNAME_MAX and fits_a_text_column(sub)
+        )
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[Any]:
         return self.UserModel.objects.filter(username=username_for(claims["sub"]))
@@ -99,7 +119,17 @@ class OIDCBackend(OIDCAuthenticationBackend):
         user = self.UserModel(username=username_for(claims["sub"]))
         user.set_unusable_password()
         self._apply_claims(user, claims)
-        user.save()
+        try:
+            # A savepoint, so that the transaction the login runs in survives the duplicate below.
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            # The same person's other first login (a second tab, a double click) created the user
+            # since we looked: sign in as that user, as a later login would. It was a 500.
+            existing = self.filter_users_by_claims(claims).first()
+            if existing is None:
+                raise
+            return self.update_user(existing, claims)
         return user
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
@@ -112,16 +142,30 @@ class OIDCBackend(OIDCAuthenticationBackend):
         staff = is_staff_from(claims)
         user.is_staff = staff
         user.is_superuser = staff and settings.OIDC_STAFF_IS_SUPERUSER
-        # The provider's words, kept only where the user's columns can hold them (no U+0000 in any
-        # text column of PostgreSQL; the fields' lengths): a sign-in never fails on a profile field.
+        # The provider's words, kept only where the user's columns can hold them (no U+0000 and no lone
+        # surrogate, which no UTF-8 encodes, in any text column of PostgreSQL; the fields' lengths): a
+        # sign-in never fails on a profile field.
         fields = type(user)._meta
         email = claims.get("email")
-        fits = isinstance(email, str) and "\x00" not in email and len(email) <= fields.get_field("email").max_length
+        fits = (
+            isinstance(email, str) and fits_a_text_column(email) and len(email) <= fields.get_field("email").max_length
+        )
         user.email = email if fits else ""
         for field, claim in (("first_name", "given_name"), ("last_name", "family_name")):
             value = claims.get(claim)
             limit = fields.get_field(field).max_length
-            setattr(user, field, value.replace("\x00", "")[:limit] if isinstance(value, str) else "")
+            setattr(user, field, storable(value)[:limit] if isinstance(value, str) else "")
+
+
+def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except RecursionError:
+        # JSON nested past the parser's limit: no answer, like an HTML page.
+        document = None
+    if not isinstance(document, dict):
+        raise SuspiciousOperation(f"the provider's {endpoint} answered no JSON object")
+    return document
 
 
 class AuthenticationRequestView(OIDCAuthenticationRequestView):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
+from orchestrator.identity.columns import fits_a_text_column
 from orchestrator.identity.models import ApiToken, hash_token
 from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
 from orchestrator.identity.roles import require_known_role
@@ -75,8 +76,10 @@ def issue_token(
     """Mint a token for a known role; returns (ApiToken, raw token). The raw token is never stored."""
     require_known_role(role, field="role")
     name_limit = ApiToken._meta.get_field("name").max_length or 0
-    if len(name) > name_limit or "\x00" in name:
-        raise ValidationError({"name": [f"At most {name_limit} characters, without U+0000."]})
+    # No text column of PostgreSQL holds U+0000 or a lone surrogate (what argv gives for a byte that
+    # is not UTF-8): such a name was a raw UnicodeEncodeError from the database driver.
+    if len(name) > name_limit or not fits_a_text_column(name):
+        raise ValidationError({"name": [f"At most {name_limit} characters, without U+0000 or lone surrogates."]})
     with transaction.atomic():
         token, raw = ApiToken.issue(role=role, name=name, is_staff=is_staff)
         # No wait: a lookup that found nothing is never kept, so no process holds this token yet.

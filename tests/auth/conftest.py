@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from orchestrator.identity import oidc
 
+from .browser_login import reload_urls
 from .provider import AUDIENCE, Provider, new_rsa_key
 
 
@@ -66,3 +67,17 @@ def bearer(token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+@pytest.fixture
+def oidc_login(provider, settings):
+    settings.OIDC_RP_CLIENT_ID = "orchestrator-admin"
+    settings.OIDC_RP_CLIENT_SECRET = "admin-client-secret"
+    settings.AUTHENTICATION_BACKENDS = [
+        "orchestrator.identity.oidc_login.OIDCBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
+    reload_urls()
+    yield provider
+    settings.OIDC_RP_CLIENT_ID = ""
+    reload_urls()

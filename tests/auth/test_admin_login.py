@@ -1,56 +1,15 @@
 """Humans sign in to the admin through the provider: the user is found or created by `sub`, and
 staff rights follow the configured claim at every login."""
 
-import importlib
-from urllib.parse import urlparse
-
 import pytest
-import requests
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import clear_url_caches
 
-import orchestrator.urls
+from tests.auth.browser_login import STAFF, sign_in
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-STAFF = {"groups": ["orchestrator-staff"]}
-
-
-def reload_urls():
-    importlib.reload(orchestrator.urls)
-    clear_url_caches()
-
-
-@pytest.fixture
-def oidc_login(provider, settings):
-    settings.OIDC_RP_CLIENT_ID = "orchestrator-admin"
-    settings.OIDC_RP_CLIENT_SECRET = "admin-client-secret"
-    settings.AUTHENTICATION_BACKENDS = [
-        "orchestrator.identity.oidc_login.OIDCBackend",
-        "django.contrib.auth.backends.ModelBackend",
-    ]
-    reload_urls()
-    yield provider
-    settings.OIDC_RP_CLIENT_ID = ""
-    reload_urls()
-
-
-def sign_in(provider, sub, claims):
-    """Open /admin/ in a fresh browser, pick `sub` on the provider's form, and follow back."""
-    provider.set_user(sub, claims)
-    browser = Client()
-    response = browser.get("/admin/")
-    while response.status_code == 302 and not response["Location"].startswith(provider.issuer):
-        response = browser.get(response["Location"])
-    assert response.status_code == 302, response.content
-    authorized = requests.post(response["Location"], data={"sub": sub}, allow_redirects=False, timeout=5)
-    assert authorized.status_code == 302, authorized.text
-    callback = urlparse(authorized.headers["Location"])
-    assert callback.path == "/oidc/callback/"
-    landed = browser.get(f"{callback.path}?{callback.query}")
-    return browser, landed
 
 
 def test_a_user_with_the_staff_claim_signs_in_through_the_provider_and_enters_the_admin(oidc_login):

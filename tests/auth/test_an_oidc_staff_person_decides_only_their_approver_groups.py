@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from approvals.models import Approval
 from orchestrator.identity.principal import Principal
 from routing import services as routing
-from tests.auth.test_admin_login import STAFF, oidc_login, sign_in  # noqa: F401 (oidc_login is a fixture)
+from tests.auth.browser_login import STAFF, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def a_managers_approval():
     return routed.approval_id
 
 
-def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_login):  # noqa: F811
+def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_login):
     approval_id = a_managers_approval()
     browser, _ = sign_in(oidc_login, "eve-sub", {"email": "eve@example.com", **STAFF})
 
@@ -41,7 +41,7 @@ def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_l
     assert Approval.objects.get(pk=approval_id).status == "pending"
 
 
-def test_given_the_approver_group_here_the_same_person_decides_and_keeps_it_at_the_next_login(oidc_login):  # noqa: F811
+def test_given_the_approver_group_here_the_same_person_decides_and_keeps_it_at_the_next_login(oidc_login):
     approval_id = a_managers_approval()
     sign_in(oidc_login, "eve-sub", {"email": "eve@example.com", **STAFF})
     User.objects.get(username="oidc:eve-sub").groups.add(Group.objects.get(name="approver:manager"))
@@ -53,7 +53,7 @@ def test_given_the_approver_group_here_the_same_person_decides_and_keeps_it_at_t
     assert Approval.objects.get(pk=approval_id).status == "approved"
 
 
-def test_an_operator_may_still_make_oidc_staff_superusers(oidc_login, settings):  # noqa: F811
+def test_an_operator_may_still_make_oidc_staff_superusers(oidc_login, settings):
     settings.OIDC_STAFF_IS_SUPERUSER = True
 
     sign_in(oidc_login, "root-sub", {"email": "root@example.com", **STAFF})
