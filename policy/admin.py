@@ -4,6 +4,7 @@
 import yaml
 from django import forms
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 
 from orchestrator.identity.principal import principal_for_user
 from policy import services
@@ -42,6 +43,15 @@ class ProfileVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.ProfileRefused as refusal:
+            # Refused by save_form after the form validated: another load of the role landed at the
+            # same moment. Nothing was written; the form is offered again.
+            self.message_user(request, f"Not saved: {refusal.message}", messages.ERROR)
+            return redirect(request.get_full_path())
 
     def save_form(self, request, form, change):
         # Never an in-place edit: the service writes a new version (or none, if nothing changed) and

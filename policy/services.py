@@ -48,6 +48,19 @@ _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PROFILE_KEYS = {"role", "description", "may_route_to", "tools", "rules"}
 _RULE_KEYS = {"id", "when", "effect", "approver_role", "required_approvals", "expires_in", "reason"}
 _ROUTE_KEYS = {"role", "types"}
+# Bounds on a rule's `when`, checked on its text before the CEL engine reads it. The engine recurses
+# without limit, and running out of stack kills the process (SIGSEGV), not the rule: a worker dies
+# on every check the rule speaks about. Parsing costs it about 7 KiB of stack per bracket nested,
+# compiling and evaluating about 0.7 KiB per operator, select or call chained; a 256 KiB thread crashed
+# at 31 brackets and 380 links, a 128 KiB one (musl's default) at 13 and 182. The bounds hold with
+# room to spare at 256 KiB and still hold at 128 KiB; docs/policy.md, "Bounds on a rule".
+MAX_WHEN_LENGTH = 4096
+MAX_WHEN_NESTING = 8
+MAX_WHEN_DEPTH = 64
+# A profile's size: its YAML text, the document its aliases spell out, its canonical JSON. A profile
+# is a few KiB; an alias repeated is not copied in the text but is in every copy of the document
+# (the stored version, its digest, each GET of it): 30 KB of YAML made a 50 MB profile.
+MAX_PROFILE_SIZE = 256 * 1024
 SYSTEM_LOADER = "system:load_profiles"
 # A check that evaluated a replaced version is evaluated again against the active one. On PostgreSQL
 # the second attempt already holds the role's activation lock, so no activation lands in between; the
@@ -67,6 +80,25 @@ class ProfileRefused(Exception):
         self.message = message
         where = ", ".join(part for part in (source, f"rule {rule_id!r}" if rule_id else "") if part)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class EnginePanicked(Exception):
+    """A panic in the CEL engine's Rust code, raised as an Exception so that every `except Exception`
+    around a call into the engine takes it: a refusal at load, a deny at run time."""
+
+
+def _engine(call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args)`, a call into the CEL engine. pyo3 raises a panic as pyo3_runtime.PanicException, a
+    BaseException (so `except Exception` misses it) of a module it never registers (so it cannot be
+    imported): it is known here by its name. A syntax error past column 65535 made the engine panic
+    formatting its message (MAX_WHEN_LENGTH keeps rules short of that; this is for whatever else does)."""
+    try:
+        return call(*args)
+    except BaseException as exc:
+        kind = type(exc)
+        if kind.__module__ == "pyo3_runtime" and kind.__name__ == "PanicException":
+            raise EnginePanicked(f"the CEL engine failed: {exc}") from None
+        raise
 
 
 class PolicyDenied(routing.RouteRefused):
@@ -209,7 +241,7 @@ def _string_list(value: Any, *, what: str, source: str) -> list[str]:
 
 
 def _rule_contexts(program: Any) -> frozenset[str]:
-    names = set(program.variables())
+    names = set(_engine(program.variables))
     if "task" in names and "action" not in names:
         return frozenset({"route"})
     if "action" in names and "task" not in names:
@@ -251,7 +283,7 @@ def _negates_an_expression(source: str) -> bool:
     masked = "".join(text.replace("-", "~") if kind in ("string", "comment") else text for kind, text in tokens)
     if masked != source:
         try:
-            cel.compile(masked)
+            _engine(cel.compile, masked)
         except Exception:
             return True
     significant = [(kind, text) for kind, text in tokens if kind not in ("space", "comment")]
@@ -265,6 +297,85 @@ def _negates_an_expression(source: str) -> bool:
         if following is None or following[0] != "number":
             return True
     return False
+
+
+# Operators of two characters: the first counted one link, the second adds none ('&&' and '||' end the chain).
+_PAIRS = {"&&", "||", "==", "!=", "<=", ">="}
+
+
+class _Shape(NamedTuple):
+    nesting: int  # brackets open at once
+    depth: int  # operators, selects, calls and brackets stacked on one another: the expression tree's depth, or more
+
+
+def _shape_of(source: str) -> _Shape:
+    """How deep the engine will recurse on `source`, read from its tokens (strings and comments are
+    stepped over). Every operator and every bracket is a link of the chain it stands in, but a chain
+    starts anew after a ',' (a sibling) and after '&&' or '||' (the engine balances those into a tree
+    of logarithmic depth, measured); a '?' stays counted across them, its branches sit below it."""
+    links = [0]  # per open bracket: the links chained since the last ',', '&&' or '||'
+    conditions = [0]  # per open bracket: the '?' since the last ','
+    nesting = depth = chained = 0  # chained: sum(links) + sum(conditions)
+    last: re.Match[str] | None = None  # the last operator
+    paired_at = -1  # where the last operator of two characters ended
+    for match in _CEL_TOKENS.finditer(source):
+        kind, text = match.lastgroup, match.group()
+        if kind != "operator" and not (kind == "name" and text == "in"):
+            continue  # an operand, a space or a comment
+        if text in "([{":
+            links[-1] += 1
+            chained += 1
+            links.append(0)
+            conditions.append(0)
+            nesting = max(nesting, len(links) - 1)
+        elif text in ")]}":
+            if len(links) > 1:
+                chained -= links.pop() + conditions.pop()
+        elif text == ",":
+            chained -= links[-1] + conditions[-1]
+            links[-1] = conditions[-1] = 0
+        elif text == "?":
+            conditions[-1] += 1
+            chained += 1
+        elif last is not None and last.end() == match.start() != paired_at and last.group() + text in _PAIRS:
+            paired_at = match.end()
+            if text in "&|":
+                chained -= links[-1]
+                links[-1] = 0
+        else:
+            links[-1] += 1
+            chained += 1
+        depth = max(depth, chained)
+        last = match
+    return _Shape(nesting, depth)
+
+
+def _refuse_unbounded(when: str, *, source: str, rule_id: str) -> None:
+    """Refuses a `when` the engine could crash the process on: longer than MAX_WHEN_LENGTH, brackets
+    nested deeper than MAX_WHEN_NESTING, links chained deeper than MAX_WHEN_DEPTH. Checked before
+    anything compiles it, so that the refusal is all that happens."""
+    if len(when) > MAX_WHEN_LENGTH:
+        raise _refuse(
+            f"'when' is {len(when)} characters long; a rule may be at most {MAX_WHEN_LENGTH}: split it into rules.",
+            source,
+            rule_id,
+        )
+    shape = _shape_of(when)
+    if shape.nesting > MAX_WHEN_NESTING:
+        raise _refuse(
+            f"'when' nests brackets {shape.nesting} deep; at most {MAX_WHEN_NESTING}: deeper expressions can "
+            "crash the CEL engine (it recurses without limit).",
+            source,
+            rule_id,
+        )
+    if shape.depth > MAX_WHEN_DEPTH:
+        raise _refuse(
+            f"'when' chains {shape.depth} operators, selects and brackets one inside another; at most "
+            f"{MAX_WHEN_DEPTH}: longer chains can crash the CEL engine (it recurses without limit). Split "
+            "the chain with && or ||, or into rules.",
+            source,
+            rule_id,
+        )
 
 
 def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, Any], Rule]:
@@ -303,8 +414,9 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_EXPIRES_IN_SECONDS
     ):
         raise _refuse(f"expires_in must be whole seconds between 1 and {MAX_EXPIRES_IN_SECONDS}.", source, rule_id)
+    _refuse_unbounded(when, source=source, rule_id=rule_id)
     try:
-        program = cel.compile(when)
+        program = _engine(cel.compile, when)
     except Exception as exc:  # the engine raises ValueError; anything else it raises is a refusal too
         raise _refuse(f"'when' does not compile: {exc}", source, rule_id) from None
     if _negates_an_expression(when):
@@ -377,6 +489,10 @@ def _validate(raw: Any, *, source: str) -> tuple[dict[str, Any], tuple[Rule, ...
         "tools": tools,
         "rules": [normalized for normalized, _ in compiled],
     }
+    size = len(canonical_json(document))
+    if size > MAX_PROFILE_SIZE:
+        # Every path that makes a version comes through here, not only the YAML loader's.
+        raise _refuse(f"The profile is {size:,} bytes of JSON; at most {MAX_PROFILE_SIZE:,}.", source)
     return document, tuple(rule for _, rule in compiled)
 
 
@@ -631,9 +747,18 @@ class _ProfileYamlLoader(yaml.SafeLoader):
     merges: that is YAML's rule, written next to the merge.
 
     The whole document's nodes are checked before any is built: building flattens merges in place,
-    and an already flattened mapping, merged again elsewhere, would show its overrides as repeats."""
+    and an already flattened mapping, merged again elsewhere, would show its overrides as repeats. So
+    is its size once its aliases are spelled out (MAX_PROFILE_SIZE): an alias costs a few characters
+    of the text, but each is a full copy wherever the document is written (30 KB of YAML repeating a
+    10,000-character anchor 5,000 times made a 50 MB profile, and a few nested anchors make more)."""
 
     def construct_document(self, node: yaml.Node) -> Any:
+        size = _spelled_out_size(node, {}, set())
+        if size > MAX_PROFILE_SIZE:
+            raise _refuse(
+                f"Spelled out (each alias a copy of its anchor), the profile is {size:,} characters; "
+                f"at most {MAX_PROFILE_SIZE:,}."
+            )
         keys_of: dict[int, set[str]] = {}
         pending = [node]
         seen = set()
@@ -648,6 +773,22 @@ class _ProfileYamlLoader(yaml.SafeLoader):
             elif isinstance(current, yaml.SequenceNode):
                 pending.extend(current.value)
         return super().construct_document(node)
+
+
+def _spelled_out_size(node: yaml.Node, sizes: dict[int, int], containing: set[int]) -> int:
+    """About the length of the canonical JSON of what `node` stands for, aliases written out in full,
+    counted without building it: each node once. A node that contains itself has no end: refused."""
+    if isinstance(node, yaml.ScalarNode):
+        return len(node.value) + 2
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in containing:
+        raise yaml.constructor.ConstructorError(None, None, "a node contains itself (an alias)", node.start_mark)
+    containing.add(id(node))
+    parts = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+    sizes[id(node)] = 2 + sum(_spelled_out_size(part, sizes, containing) + 1 for part in parts)
+    containing.discard(id(node))
+    return sizes[id(node)]
 
 
 def _checked_keys(
@@ -688,8 +829,13 @@ def _checked_keys(
 
 def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
     """A profile document from its YAML text, validated; ProfileRefused names what is wrong."""
+    if len(content) > MAX_PROFILE_SIZE:
+        unit = "bytes" if isinstance(content, bytes) else "characters"
+        raise _refuse(f"The profile is {len(content):,} {unit} long; at most {MAX_PROFILE_SIZE:,}.", source)
     try:
         raw = yaml.load(content, Loader=_ProfileYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ProfileRefused as refusal:
+        raise _refuse(refusal.message, source) from None
     except yaml.YAMLError as exc:
         raise _refuse(f"Not valid YAML: {exc}", source) from None
     except RecursionError:
@@ -767,14 +913,14 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     if not rules:
         return Decision("", None, "", **common)
     try:
-        bindings = cel.Context(variables)
+        bindings = _engine(cel.Context, variables)
     except Exception as exc:  # values the engine cannot take: no rule can be asked, so none may allow
         return Decision(
             DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
         )
     for rule in rules:
         try:
-            matched = rule.program.execute(bindings)
+            matched = _engine(rule.program.execute, bindings)
         except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
             return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common)
         if not isinstance(matched, bool):

@@ -69,6 +69,9 @@ def activate(request, role, version):
         services.activate_version(version_id=target.pk, actor=person(request).subject, trace_id=request.trace_id)
     except APIException as exc:
         messages.error(request, f"{role} v{version} was not activated: {exc.detail}")
+    except services.ProfileRefused as refusal:
+        # An unsigned version while signatures are required, or a load of the role landing meanwhile.
+        messages.error(request, f"{role} v{version} was not activated: {refusal.message}")
     else:
         messages.success(request, f"{role} v{version} is now the active profile.")
     return redirect("dashboard:profile", role=role)
