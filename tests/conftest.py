@@ -5,8 +5,11 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from approvals.models import Approval
 from orchestrator.identity import access_cache
 from orchestrator.identity.models import ApiToken
+from orchestrator.identity.principal import Principal
+from routing import services as routing
 
 # The test database starts without profiles (every role allowed, as before policy); tests/policy
 # loads the ones it needs. settings is configured by now, and the test database is made later.
@@ -152,3 +155,24 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(psycopg.Cursor, "execute", recording)
     return strings
+
+
+@pytest.fixture
+def make_approval(db):
+    """A task routed by a finance agent that waits for a manager's approval; returns the approval."""
+
+    def make(*, type="pay-invoice", trace_id="trace-approval", expires_in=None):
+        agent = Principal(subject="test:finance-agent", role="finance")
+        routed = routing.route_task(
+            principal=agent,
+            type=type,
+            to_role="finance",
+            trace_id=trace_id,
+            payload={"amount": 1200},
+            requires_approval=True,
+            approver_role="manager",
+            expires_in=expires_in,
+        )
+        return Approval.objects.get(pk=routed.approval_id)
+
+    return make

@@ -9,8 +9,6 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.models import Approval
-from orchestrator.identity.principal import Principal
-from routing import services as routing
 
 
 @pytest.fixture
@@ -19,19 +17,10 @@ def admin_client(client, db):
     return client
 
 
-def approval_past_its_deadline(*, escalate_to):
-    routed = routing.route_task(
-        principal=Principal(subject="test:finance-agent", role="finance"),
-        type="pay-invoice",
-        to_role="finance",
-        trace_id="t",
-        requires_approval=True,
-        approver_role="manager",
-    )
-    Approval.objects.filter(pk=routed.approval_id).update(
+def past_its_deadline(approval, *, escalate_to):
+    Approval.objects.filter(pk=approval.pk).update(
         expires_at=timezone.now() - datetime.timedelta(seconds=1), escalate_to=escalate_to
     )
-    return routed.approval_id
 
 
 def status_cell(admin_client):
@@ -39,26 +28,19 @@ def status_cell(admin_client):
     return html.split('class="field-shown_status">', 1)[1].split("<", 1)[0]
 
 
-def test_one_waiting_to_escalate_reads_escalating(admin_client):
-    approval_past_its_deadline(escalate_to=["operations"])
+def test_one_waiting_to_escalate_reads_escalating(admin_client, make_approval):
+    past_its_deadline(make_approval(), escalate_to=["operations"])
 
     assert status_cell(admin_client) == "escalating"
 
 
-def test_one_without_escalation_reads_expired(admin_client):
-    approval_past_its_deadline(escalate_to=[])
+def test_one_without_escalation_reads_expired(admin_client, make_approval):
+    past_its_deadline(make_approval(), escalate_to=[])
 
     assert status_cell(admin_client) == "expired"
 
 
-def test_one_before_its_deadline_reads_pending(admin_client):
-    routing.route_task(
-        principal=Principal(subject="test:finance-agent", role="finance"),
-        type="pay-invoice",
-        to_role="finance",
-        trace_id="t",
-        requires_approval=True,
-        approver_role="manager",
-    )
+def test_one_before_its_deadline_reads_pending(admin_client, make_approval):
+    make_approval()
 
     assert status_cell(admin_client) == "pending"

@@ -8,8 +8,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from approvals.models import Approval
-from orchestrator.identity.principal import Principal
-from routing import services as routing
 from tests.auth.browser_login import STAFF, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -17,20 +15,8 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 
-def a_managers_approval():
-    routed = routing.route_task(
-        principal=Principal(subject="test:finance-agent", role="finance"),
-        type="pay-invoice",
-        to_role="finance",
-        trace_id="t",
-        requires_approval=True,
-        approver_role="manager",
-    )
-    return routed.approval_id
-
-
-def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_login):
-    approval_id = a_managers_approval()
+def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_login, make_approval):
+    approval_id = make_approval().pk
     browser, _ = sign_in(oidc_login, "eve-sub", {"email": "eve@example.com", **STAFF})
 
     answer = browser.post(f"/dashboard/approvals/{approval_id}/decision", {"decision": "approve"})
@@ -41,8 +27,10 @@ def test_a_staff_person_in_no_approver_group_cannot_decide_in_the_console(oidc_l
     assert Approval.objects.get(pk=approval_id).status == "pending"
 
 
-def test_given_the_approver_group_here_the_same_person_decides_and_keeps_it_at_the_next_login(oidc_login):
-    approval_id = a_managers_approval()
+def test_given_the_approver_group_here_the_same_person_decides_and_keeps_it_at_the_next_login(
+    oidc_login, make_approval
+):
+    approval_id = make_approval().pk
     sign_in(oidc_login, "eve-sub", {"email": "eve@example.com", **STAFF})
     User.objects.get(username="oidc:eve-sub").groups.add(Group.objects.get(name="approver:manager"))
 

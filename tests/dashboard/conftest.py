@@ -4,10 +4,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
-from approvals.models import Approval
-from orchestrator.identity.principal import Principal
-from routing import services as routing
-
 PASSWORD = "dashboard-test-pw"
 
 
@@ -56,24 +52,3 @@ def staff_client(client, staff_user):
 @pytest.fixture
 def plain_user(db):
     return get_user_model().objects.create_user("linus", "linus@example.com", PASSWORD)
-
-
-@pytest.fixture
-def make_approval(db):
-    """A task routed by a finance agent that waits for a manager's approval; returns the approval."""
-
-    def make(*, type="pay-invoice", trace_id="trace-approval", expires_in=None):
-        agent = Principal(subject="test:finance-agent", role="finance")
-        routed = routing.route_task(
-            principal=agent,
-            type=type,
-            to_role="finance",
-            trace_id=trace_id,
-            payload={"amount": 1200},
-            requires_approval=True,
-            approver_role="manager",
-            expires_in=expires_in,
-        )
-        return Approval.objects.get(pk=routed.approval_id)
-
-    return make
