@@ -305,6 +305,14 @@ APPROVAL_TIMEOUT_SECONDS = env_int("APPROVAL_TIMEOUT_SECONDS", 3600)
 IDEMPOTENCY_ENABLED = env_bool("IDEMPOTENCY_ENABLED", True)
 IDEMPOTENCY_REQUIRED = env_bool("IDEMPOTENCY_REQUIRED", False)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
+# A TTL of 0 or less let every retry find its record expired and run again: exactly-once, silently
+# off. Past these bounds a time added to now leaves the datetime range, a 500 on every write using it.
+if not 1 <= IDEMPOTENCY_TTL_SECONDS <= 10 * 365 * 86400:
+    raise ImproperlyConfigured("IDEMPOTENCY_TTL_SECONDS must be from 1 to 315360000 (ten years)")
+if not 1 <= SESSION_RETENTION_DAYS <= 100 * 365:
+    raise ImproperlyConfigured("SESSION_RETENTION_DAYS must be from 1 to 36500 (a hundred years)")
+if not 1 <= APPROVAL_TIMEOUT_SECONDS <= 30 * 86400:
+    raise ImproperlyConfigured("APPROVAL_TIMEOUT_SECONDS must be from 1 to 2592000 (30 days, what a request may ask)")
 
 # Policy (docs/policy.md): role profiles, CEL rules, the kill switch. A role without a profile is
 # allowed as before unless POLICY_REQUIRE_PROFILES; the first migrate loads the shipped profiles.

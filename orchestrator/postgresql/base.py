@@ -84,8 +84,14 @@ class DatabaseOperations(PostgresOperations):
         # is logged when it is owed.
         if params is None or not hasattr(cursor, "mogrify"):
             return super().last_executed_query(cursor, sql, params)
-        # A cursor of its own: mogrify resets the one whose results the caller is about to read.
-        return cursor.connection.cursor().mogrify(sql, params)
+        try:
+            # A cursor of its own: mogrify resets the one whose results the caller is about to read.
+            return cursor.connection.cursor().mogrify(sql, params)
+        except psycopg.Error:
+            # The connection is gone (the statement's own error, raised after this, says so): Django's
+            # debug cursor logs in a `finally`, and an error here replaced that one, which is what
+            # tells a dropped database (503) from a bug (500).
+            return super().last_executed_query(cursor, sql, params)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
