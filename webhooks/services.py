@@ -10,9 +10,11 @@ LOCKED, so a second dispatcher (an overlapping beat tick, another worker) skips 
 is being delivered instead of waiting or sending out of order. The HTTP calls then run outside any
 transaction (an open transaction would hold back the audit stream's horizon for every reader while
 a receiver is slow); after each one a short transaction checks the lease is still its own, records
-the attempt, moves the cursor and renews the lease, in one commit. Only a process killed between
-the receiver's answer and that commit makes the event go out again, with the same webhook-id, for
-the receiver to drop; a crashed dispatcher's lease runs out and the next pass takes over.
+the attempt, moves the cursor and renews the lease, in one commit. Only a process killed (or frozen
+past its lease) between the receiver's answer and that commit makes the event go out again, with the
+same webhook-id, for the receiver to drop; a crashed dispatcher's lease runs out and the next pass
+takes over. An attempt staff overtook (disabling or replaying the subscription meanwhile) is still
+recorded.
 """
 
 import base64
@@ -31,7 +33,7 @@ from operator import or_
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
@@ -49,6 +51,7 @@ from webhooks.models import DeliveryAttempt, DeliveryStatus, WebhookFormat, Webh
 logger = logging.getLogger(__name__)
 
 EVENT_PATTERN = re.compile(r"^[a-z0-9_.*]{1,64}$")
+STAR_RUN = re.compile(r"\*{2,}")
 MAX_PATTERNS = 20
 # Statuses of a 4xx that are worth retrying: the receiver is busy, in conflict, or timed out.
 RETRYABLE_4XX = {408, 409, 429}
@@ -82,7 +85,8 @@ def clean_patterns(event_types: list[str]) -> list[str]:
             raise ValidationError(
                 {"event_types": [f"{pattern!r} is not a pattern: lowercase letters, digits, '_', '.', '*'."]}
             )
-    return list(dict.fromkeys(event_types))
+    # A run of '*' means what one does; kept as one, a pattern is stored as people read it.
+    return list(dict.fromkeys(STAR_RUN.sub("*", pattern) for pattern in event_types))
 
 
 def check_url(url: str) -> transport.Target:
@@ -234,7 +238,7 @@ def _why_not_received(subscription: WebhookSubscription, event: AuditEvent) -> s
     if matching_events(subscription).filter(pk=event.pk).exists():
         return ""
     patterns = ", ".join(subscription.event_types)
-    if not any(re.match(_pattern_regex(p), event.event_type) for p in subscription.event_types):
+    if not any(pattern_matches(p, event.event_type) for p in subscription.event_types):
         return (
             f"Event {event.id} is a {event.event_type} event; this subscription receives only {patterns}, "
             "so it would never have been sent there."
@@ -293,15 +297,39 @@ def redeliver_event(*, subscription_id: Any, event_id: int, actor: str) -> Deliv
 
 
 def _pattern_regex(pattern: str) -> str:
+    """The glob `pattern` as a PostgreSQL regex. Its regex engine runs automata, not backtracking:
+    time linear in the event type whatever the pattern."""
     # Patterns hold only [a-z0-9_.*] (EVENT_PATTERN), so escaping '.' is all the quoting needed.
     return "^" + pattern.replace(".", r"\.").replace("*", ".*") + "$"
+
+
+def _backtracking_pattern_regex(pattern: str) -> str:
+    """The same glob for Python's re, which backtracks: on `^.*.*.*...x$` exponentially ("*" * 40 + "x"
+    never finished, holding the GIL). Here every '*' but the last takes the leftmost occurrence of the
+    text after it and never gives it back (an atomic group), which for a glob is always a right choice
+    (it leaves the longest rest), so the work is at most len(pattern) x len(event type). Rows saved
+    before star runs were cleaned away may hold any pattern: this is what makes them harmless."""
+    parts = [re.escape(part) for part in STAR_RUN.sub("*", pattern).split("*")]
+    if len(parts) == 1:
+        return rf"(?s)\A{parts[0]}\Z"
+    first, *middle, last = parts
+    committed = "".join(f"(?>.*?{part})" for part in middle)
+    return rf"(?s)\A{first}{committed}.*{last}\Z"
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    """Whether `event_type` matches the glob `pattern` ('*': any run of characters, dots and none
+    included), as matching_events decides it in the database."""
+    return re.search(_backtracking_pattern_regex(pattern), event_type) is not None
 
 
 def matching_events(subscription: WebhookSubscription) -> QuerySet[AuditEvent]:
     """The audit events the subscription receives. The role filter takes events recorded in the role
     and events about approvals that role decides (their approver_role), so `--role manager` hears of
     every approval waiting for managers whoever asked."""
-    patterns = [Q(event_type__regex=_pattern_regex(p)) for p in subscription.event_types] or [Q(pk__in=[])]
+    # SQLite (the embedded default) runs REGEXP with Python's re.
+    regex = _backtracking_pattern_regex if connection.vendor == "sqlite" else _pattern_regex
+    patterns = [Q(event_type__regex=regex(p)) for p in subscription.event_types] or [Q(pk__in=[])]
     queryset = AuditEvent.objects.filter(reduce(or_, patterns))
     if subscription.role:
         queryset = queryset.filter(Q(role=subscription.role) | Q(metadata__approver_role=subscription.role))
@@ -344,15 +372,15 @@ _SLACK_TITLES = {
 
 def _slack_message(event: AuditEvent, link: str | None) -> dict[str, Any]:
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
-    title = _SLACK_TITLES.get(event.event_type, event.event_type)
+    title = _slack_text(_SLACK_TITLES.get(event.event_type, event.event_type))
     facts = [f"*{title}*"]
     if metadata.get("approver_role"):
-        facts.append(f"Approver role: `{metadata['approver_role']}`")
+        facts.append(f"Approver role: {_slack_code(metadata['approver_role'])}")
     if metadata.get("decision"):
-        facts.append(f"Decision: {metadata['decision']} by {event.actor}")
+        facts.append(f"Decision: {_slack_code(metadata['decision'])} by {_slack_code(event.actor)}")
     if metadata.get("expires_at"):
-        facts.append(f"Decide before: {metadata['expires_at']}")
-    facts.append(f"{event.target_type} `{event.target_id}` (event {event.id})")
+        facts.append(f"Decide before: {_slack_code(metadata['expires_at'])}")
+    facts.append(f"{_slack_code(event.target_type)} {_slack_code(event.target_id)} (event {event.id})")
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)}}]
     if link:
         blocks.append(
@@ -361,8 +389,25 @@ def _slack_message(event: AuditEvent, link: str | None) -> dict[str, Any]:
                 "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open approval"}, "url": link}],
             }
         )
-    text = f"{title}: {link}" if link else f"{title}: {event.target_type} {event.target_id}"
+    if link:
+        text = f"{title}: {_slack_text(link)}"
+    else:
+        text = f"{title}: {_slack_code(event.target_type)} {_slack_code(event.target_id)}"
     return {"text": text, "blocks": blocks}
+
+
+def _slack_text(value: object) -> str:
+    """`value` as plain words in Slack mrkdwn, on one line. Slack reads &, < and > as its own markup
+    (`<!channel>` notifies everyone, `<url|label>` is a link that names anything it likes), so they are
+    escaped as Slack asks: only the links the message builds itself may be links."""
+    words = " ".join(str(value).split())
+    return words.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_code(value: object) -> str:
+    """`value` as inline code: no *bold*, _italic_ or ~strike~ of an actor's or a role's name can
+    dress a message up. A backtick would end the code early, so none is kept."""
+    return "`" + _slack_text(str(value).replace("`", "")) + "`"
 
 
 def body_for(subscription: WebhookSubscription, event: AuditEvent) -> bytes:
@@ -626,6 +671,42 @@ def _still_ours(subscription_id: Any, claimed: WebhookSubscription, position: Po
     return locked
 
 
+def _record_overtaken(
+    subscription_id: Any,
+    claimed: WebhookSubscription,
+    event: AuditEvent | UnreadableEvent,
+    outcome: Outcome,
+    *,
+    position: Position,
+) -> None:
+    """Log an attempt the subscription was taken from while the receiver answered: staff disabled it or
+    replayed it, or this dispatcher stalled past its lease. What reached a receiver is on the record
+    either way, so a second copy of the event later can be told from a lost one. The subscription stays
+    as they left it; only an event delivered just as staff disabled it is passed (their disable did
+    not move the cursor), so enabling it does not send that event again."""
+    if isinstance(event, UnreadableEvent):
+        return  # nothing was sent; whoever delivers the subscription next passes it over on the record
+    current = WebhookSubscription.objects.select_for_update().filter(pk=subscription_id).first()
+    if current is None:
+        return
+    only_disabled = current.lease_token == claimed.lease_token and _position(current) == position
+    passed = outcome.delivered and only_disabled
+    if passed:
+        current.cursor_txid, current.cursor_event_id = stream.position_of(event)
+        current.save(update_fields=["cursor_txid", "cursor_event_id", "updated_at"])
+    why = "disabled" if only_disabled else "replayed or taken over"
+    note = f"the subscription was {why} during the attempt" + ("" if passed else "; its cursor did not move")
+    _log_attempt(
+        current,
+        event,
+        outcome,
+        attempt=claimed.attempts + 1 if claimed.retrying_event_id == event.id else 1,
+        # Not given up even when the receiver refused it: whoever delivers the subscription next offers it again.
+        status=DeliveryStatus.DELIVERED if outcome.delivered else DeliveryStatus.FAILED,
+        error="; ".join(filter(None, [outcome.error, note])),
+    )
+
+
 def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> int:
     """Deliver the subscription's owed events in order until it is caught up, must wait for a retry,
     or `limit` events went out; return how many were delivered."""
@@ -655,6 +736,7 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
                 with transaction.atomic():
                     locked = _still_ours(subscription_id, claimed, position)
                     if locked is None:
+                        _record_overtaken(subscription_id, claimed, event, outcome, position=position)
                         return delivered
                     now = timezone.now()
                     locked.lease_until = now + datetime.timedelta(seconds=_lease_seconds())

@@ -6,8 +6,11 @@ multicast) unless WEBHOOK_ALLOW_PRIVATE_NETWORKS is true. The connection then go
 that was checked, not to the name, so a DNS answer that changes between the check and the connect
 (DNS rebinding) cannot send the request inside. TLS still verifies the certificate for the name
 (SNI and hostname check use the name). Redirects are never followed: a 3xx is the receiver's answer.
+An internationalised host name is used in its IDNA form (xn--...) for all three: DNS, TLS and the
+Host header.
 """
 
+import http.client
 import ipaddress
 import socket
 import time
@@ -17,7 +20,9 @@ from urllib.parse import urlsplit
 import urllib3
 
 from orchestrator.attempt_deadline import AttemptDeadline as _AttemptDeadline
+from orchestrator.attempt_deadline import WatchedHTTPConnection as _HTTPConnection
 from orchestrator.attempt_deadline import WatchedHTTPPool as _HTTPPool
+from orchestrator.attempt_deadline import WatchedHTTPSConnection as _HTTPSConnection
 from orchestrator.attempt_deadline import WatchedHTTPSPool as _HTTPSPool
 from orchestrator.http.outbound import post_within as _post_within
 from orchestrator.http.outbound import read_within as _read_within
@@ -60,7 +65,14 @@ _INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fe
 # Not global, though Python 3.11's table says so for all but a few of its addresses: the IETF
 # protocol assignments (RFC 6890), where Oracle Cloud serves its instance metadata (192.0.0.192).
 # Its two globally reachable anycast addresses (.9 and .10) are no webhook receivers either.
-_INSIDE_IPV4 = (ipaddress.ip_network("192.0.0.0/24"),)
+# And a public address that is a cloud's own inside service: Azure's WireServer (168.63.129.16),
+# which every Azure VM reaches and which hands out its provisioning data and extension settings.
+_INSIDE_IPV4 = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("168.63.129.16/32"))
+
+# Characters IDNA 2003 (Python's "idna" codec) maps to others or drops, while IDNA 2008, which
+# browsers and registries follow, keeps them: encoded here, such a name would reach another domain
+# (straße.example would become strasse.example).
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -86,6 +98,22 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def _ascii_host(hostname: str) -> str:
+    """The host as DNS, TLS and the Host header take it: an internationalised name in its IDNA form.
+    Raw, it failed every attempt (a Host header is latin-1) or reached the receiver as latin-1 bytes."""
+    if hostname.isascii():
+        return hostname
+    if _IDNA_DEVIATIONS & set(hostname):
+        raise UnsafeURL(
+            f"The host {hostname!r} holds ß, ς or a zero-width joiner, which the IDNA versions encode "
+            "differently; give it in its xn-- form."
+        )
+    try:
+        return hostname.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UnsafeURL(f"The host {hostname!r} is not a valid internationalised domain name: {exc}") from None
+
+
 def resolve(url: str, *, allow_private: bool) -> Target:
     """Check `url` and pick the address to connect to; raises UnsafeURL."""
     if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
@@ -102,8 +130,9 @@ def resolve(url: str, *, allow_private: bool) -> Target:
     if parts.username or parts.password:
         raise UnsafeURL("Credentials in the URL are not allowed; put a token in the path or use the signature.")
     port = port or (443 if parts.scheme == "https" else 80)
+    host = _ascii_host(parts.hostname)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURL(f"The host {parts.hostname!r} does not resolve: {exc}") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
@@ -119,7 +148,7 @@ def resolve(url: str, *, allow_private: bool) -> Target:
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return Target(scheme=parts.scheme, host=parts.hostname, port=port, path=path, address=str(addresses[0]))
+    return Target(scheme=parts.scheme, host=host, port=port, path=path, address=str(addresses[0]))
 
 
 def redacted(url: str) -> str:
@@ -139,10 +168,41 @@ def redacted(url: str) -> str:
     return f"{origin}/…" if rest else f"{origin}/"
 
 
+class _FinalAnswer(http.client.HTTPResponse):
+    """The receiver's final answer: interim 1xx responses before it (103 Early Hints, 102 Processing)
+    are read past. http.client passes over 100 only, so a 103 was taken for the answer (the event given
+    up with "HTTP 103") and the real answer, left on the connection, broke the next attempt. A 101
+    stays an answer: nothing asked to switch protocols. An endless run of them ends at the attempt's
+    deadline, as an endless header does."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status == 101 or not 100 <= status < 200:
+                return version, status, reason
+            http.client.parse_headers(self.fp)
+
+
+class _Connection(_HTTPConnection):
+    response_class = _FinalAnswer
+
+
+class _TLSConnection(_HTTPSConnection):
+    response_class = _FinalAnswer
+
+
+class _Pool(_HTTPPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(_HTTPSPool):
+    ConnectionCls = _TLSConnection
+
+
 def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
     """A keep-alive connection to the pinned address, for the attempts of one dispatcher pass."""
     if target.scheme == "https":
-        return _HTTPSPool(
+        return _TLSPool(
             target.address,
             target.port,
             server_hostname=target.host,
@@ -150,7 +210,7 @@ def open_pool(target: Target) -> urllib3.HTTPConnectionPool:
             cert_reqs="CERT_REQUIRED",
             maxsize=1,
         )
-    return _HTTPPool(target.address, target.port, maxsize=1)
+    return _Pool(target.address, target.port, maxsize=1)
 
 
 def post(
