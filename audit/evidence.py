@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit import keys, loading, services, verify_pack
 from audit.models import AuditCheckpoint, AuditEvent
+from orchestrator.identity.columns import fits_a_text_column
 
 
 class PackError(Exception):
@@ -82,6 +83,10 @@ def export_pack(
         raise _cannot_write(out, exc) from None
     if occupied:
         raise PackError(f"{out} exists and is not an empty directory")
+    if trace_id is not None and not fits_a_text_column(trace_id):
+        # A byte argv could not decode arrives as a lone surrogate, which the database driver cannot
+        # send: no event carries such a trace id, and the query would fail with an encoding error.
+        raise PackError(f"the trace id {trace_id!r} holds U+0000 or bytes that are not UTF-8: no event carries it")
     selected = AuditEvent.objects.filter(seal_seq__isnull=False)
     if since is not None:
         selected = selected.filter(timestamp__gte=since)

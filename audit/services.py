@@ -550,6 +550,9 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
 # covers the whole history) is signed in several checkpoints, each a short transaction.
 CHECKPOINT_MAX_EVENTS = 100_000
 WITNESS_BATCH = 100
+# A checkpoint file is about 600 bytes. A larger one is no checkpoint, and is refused unread: the
+# sealer reads the newest files while it holds the chain head's lock.
+CHECKPOINT_FILE_MAX_BYTES = 64 * 1024
 
 
 class ChainNotCheckpointable(Exception):
@@ -769,7 +772,7 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
         try:
             # A regular file only, checked on the descriptor read: opening a FIFO would block while
             # the chain head's lock is held.
-            text = verify_pack.read_regular_file(directory / name).decode("utf-8")
+            text = verify_pack.read_regular_file(directory / name, max_bytes=CHECKPOINT_FILE_MAX_BYTES).decode("utf-8")
             document = verify_pack.parse_canonical(text, name)
             digest, signed_at = document["digest"], datetime.datetime.fromisoformat(document["timestamp"])
             if not isinstance(digest, str) or type(document["last_seq"]) is not int:
@@ -932,6 +935,46 @@ def _witness_lease_seconds() -> float:
     return 2 * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + 30
 
 
+def _longest_witness_run_seconds() -> float:
+    """How long a sending run can keep a checkpoint from the witness while it holds the cursor. One
+    that started after the checkpoint was signed posts it first; one that started before makes up to
+    WITNESS_BATCH POSTs, each within the timeout, and should it crash, its lease outlives the last."""
+    return WITNESS_BATCH * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + _witness_lease_seconds()
+
+
+def _log_a_skipped_witness_run() -> None:
+    """Say that this run left the witness to the one holding its cursor: at WARNING when the oldest
+    checkpoint the witness lacks was signed longer ago than any sending run takes. No run holds the
+    lease that long, so someone holds it from the database (outside review: a lease held so kept a
+    rewrite the real key signed from the witness, silently). A lease too far ahead to be a run's at
+    all is taken over instead (orchestrator.leases). The time is the signed one: a row edited to look
+    younger does not verify, and is logged at ERROR as one this log did not sign."""
+    acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
+    oldest = load_checkpoints_naming_the_unreadable(
+        AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:1]
+    )
+    if not oldest:
+        logger.info("audit witness: another run holds its cursor's lease and has nothing left to send; skipped")
+        return
+    document = _document_signed_by_this_log(oldest[0], keys.trusted_public_keys(), "are not sent to the witness")
+    if document is None:
+        return
+    waited = (timezone.now() - datetime.datetime.fromisoformat(document["timestamp"])).total_seconds()
+    longest = _longest_witness_run_seconds()
+    if waited <= longest:
+        logger.info("audit witness: another run holds its cursor's lease and sends %s; skipped", oldest[0])
+        return
+    logger.warning(
+        "audit witness: %s has waited %d s for the witness, longer than a sending run takes (%d s), "
+        "and the lease on audit_auditwitnesscursor is still held, so this run skipped the witness. "
+        "No run holds a lease that long: someone with write access to the database may be keeping checkpoints "
+        "from the witness (docs/audit.md)",
+        oldest[0],
+        waited,
+        longest,
+    )
+
+
 def _renew_witness_lease(token: uuid.UUID, *, checkpoint_id: int) -> bool:
     """Move the cursor to `checkpoint_id` and renew the lease; False once it is lost."""
     return renew_cursor_lease(AuditWitnessCursor, token, seconds=_witness_lease_seconds(), checkpoint_id=checkpoint_id)
@@ -952,6 +995,7 @@ def send_checkpoints_to_witness() -> int:
         return 0
     token = take_cursor_lease(AuditWitnessCursor, seconds=_witness_lease_seconds())
     if token is None:
+        _log_a_skipped_witness_run()
         return 0
     sent = 0
     try:
@@ -1024,7 +1068,7 @@ def read_checkpoint_files(directory: Path) -> list[tuple[str, dict[str, Any]]]:
         # A regular file only, as the sealer reads them: a FIFO planted under a checkpoint's name
         # would hang verify_audit.
         try:
-            text = verify_pack.read_regular_file(path).decode("utf-8")
+            text = verify_pack.read_regular_file(path, max_bytes=CHECKPOINT_FILE_MAX_BYTES).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise verify_pack.VerificationError(f"{path.name}: unreadable ({exc})") from None
         document = verify_pack.parse_canonical(text, path.name)

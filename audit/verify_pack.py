@@ -45,6 +45,11 @@ CHECKPOINT_FIELDS = (
     "timestamp",
 )
 PACK_FILES = ("events.jsonl", "checkpoints.jsonl", "proofs.jsonl", "public_keys.json")
+# The largest pack file the verifier reads (--max-file-bytes changes it). It holds a file, and what
+# it parses from it, in memory: a hostile pack's "file" of 3 GB that is sparse (a few bytes on disk)
+# is refused by its size, before it is read. A gibibyte is a range pack of about a million events,
+# which needs several times that in memory to verify; export a narrower window instead.
+MAX_FILE_BYTES = 1 << 30
 
 
 # --- Canonical JSON and the hash chain ----------------------------------------------------
@@ -266,9 +271,14 @@ def check_checkpoint(checkpoint: Mapping[str, Any], trusted: Mapping[str, Ed2551
     if key is None:
         raise VerificationError(f"{name}: signed by key {checkpoint['key_id']}, which is not a trusted public key")
     try:
-        key.verify(base64.b64decode(str(checkpoint["signature"]), validate=True), signed_bytes(body))
+        signature = base64.b64decode(checkpoint["signature"], validate=True)
+        key.verify(signature, signed_bytes(body))
     except (InvalidSignature, ValueError):
         raise VerificationError(f"{name}: the signature does not verify with key {checkpoint['key_id']}") from None
+    if base64.b64encode(signature).decode() != checkpoint["signature"]:
+        # The decoder ignores the padding's spare bits, so "...DA==" and "...DB==" are one signature:
+        # a checkpoint that verified would not be byte for byte its file or the witness's copy.
+        raise VerificationError(f"{name}: the signature is not written as the signer wrote it (canonical base64)")
 
 
 def check_checkpoint_chain(checkpoints: Sequence[Mapping[str, Any]], *, from_genesis: bool) -> None:
@@ -314,29 +324,39 @@ class PackResult:
     last_seq: int
 
 
-def read_regular_file(path: Path) -> bytes:
-    """A regular file's bytes. A pack comes from someone else: a FIFO would hang the verifier, a
-    link to /dev/zero fill its memory; neither is opened (O_NONBLOCK, O_NOFOLLOW) past the check,
-    which is made on the descriptor read, so nothing can be swapped in between."""
+def read_regular_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, at most `max_bytes` of them. A pack comes from someone else: a FIFO
+    would hang the verifier, a link to /dev/zero or a huge sparse file fill its memory; none is read
+    (O_NONBLOCK, O_NOFOLLOW) past the checks, which are made on the descriptor read, so nothing can
+    be swapped in between."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise VerificationError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
         os.close(descriptor)
         raise VerificationError(f"{path.name}: not a regular file")
+    if status.st_size > max_bytes:
+        os.close(descriptor)
+        raise VerificationError(f"{path.name}: larger than {max_bytes} bytes, the most the verifier reads")
     with os.fdopen(descriptor, "rb") as file:
         try:
-            return file.read()
+            # A read allocates what it asks for: no more than the size just checked, and one byte to
+            # see that the file stayed that size.
+            data = file.read(status.st_size + 1)
         except OSError as exc:
             raise VerificationError(f"{path.name}: unreadable ({exc.strerror or exc})") from None
+    if len(data) > status.st_size:
+        raise VerificationError(f"{path.name}: it grew while it was read")
+    return data
 
 
-def _read_text(path: Path) -> str:
+def _text(data: bytes, name: str) -> str:
     try:
-        return read_regular_file(path).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise VerificationError(f"{path.name}: not UTF-8 ({exc})") from None
+        raise VerificationError(f"{name}: not UTF-8 ({exc})") from None
 
 
 class _RepeatedKey(ValueError):
@@ -362,10 +382,10 @@ def _loads(text: str, where: str) -> Any:
         ) from None
 
 
-def _jsonl(path: Path) -> list[tuple[int, str]]:
-    if not path.exists():
+def _jsonl(data: bytes | None, name: str) -> list[tuple[int, str]]:
+    if data is None:
         return []
-    lines = _read_text(path).split("\n")
+    lines = _text(data, name).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return list(enumerate(lines, start=1))
@@ -383,10 +403,12 @@ def parse_canonical(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _trusted_keys(pack: Path, pinned: Iterable[Ed25519PublicKey] | None) -> dict[str, Ed25519PublicKey]:
+def _trusted_keys(listing: bytes | None, pinned: Iterable[Ed25519PublicKey] | None) -> dict[str, Ed25519PublicKey]:
     if pinned is not None:
         return {key_id_for(key): key for key in pinned}
-    listed = _loads(_read_text(pack / "public_keys.json"), "public_keys.json")
+    if listing is None:
+        raise VerificationError("public_keys.json: missing, and no --public-key was given")
+    listed = _loads(_text(listing, "public_keys.json"), "public_keys.json")
     try:
         keys = {key_id: decode_public_key(text) for key_id, text in listed["keys"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -397,23 +419,30 @@ def _trusted_keys(pack: Path, pinned: Iterable[Ed25519PublicKey] | None) -> dict
     return keys
 
 
-def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = None) -> PackResult:
+def verify_pack(
+    pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = None, *, max_file_bytes: int = MAX_FILE_BYTES
+) -> PackResult:
     """Raise VerificationError naming the first thing that does not verify."""
-    manifest = _loads(_read_text(pack / "manifest.json"), "manifest.json")
+    manifest_name = "manifest.json"
+    manifest = _loads(
+        _text(read_regular_file(pack / manifest_name, max_bytes=max_file_bytes), manifest_name), manifest_name
+    )
     if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT:
         raise VerificationError(f"manifest.json: not a {PACK_FORMAT} pack")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise VerificationError("manifest.json: no file digests")
+    # Each file is read once: what is parsed below is what was hashed.
+    contents: dict[str, bytes | None] = {}
     for name in PACK_FILES:
         path = pack / name
-        actual = hashlib.sha256(read_regular_file(path)).hexdigest() if path.exists() else None
-        if files.get(name) != actual:
+        data = contents[name] = read_regular_file(path, max_bytes=max_file_bytes) if path.exists() else None
+        if files.get(name) != (hashlib.sha256(data).hexdigest() if data is not None else None):
             raise VerificationError(f"{name}: its sha256 differs from the manifest's")
 
-    trusted = _trusted_keys(pack, pinned_keys)
+    trusted = _trusted_keys(contents["public_keys.json"], pinned_keys)
     checkpoints = []
-    for number, text in _jsonl(pack / "checkpoints.jsonl"):
+    for number, text in _jsonl(contents["checkpoints.jsonl"], "checkpoints.jsonl"):
         checkpoint = parse_canonical(text, f"checkpoints.jsonl line {number}")
         check_checkpoint(checkpoint, trusted)
         checkpoints.append(checkpoint)
@@ -431,12 +460,12 @@ def verify_pack(pack: Path, pinned_keys: Iterable[Ed25519PublicKey] | None = Non
         )
 
     events = [(number, parse_canonical(text, f"events.jsonl line {number}"), text) for number, text in
-              _jsonl(pack / "events.jsonl")]  # fmt: skip
+              _jsonl(contents["events.jsonl"], "events.jsonl")]  # fmt: skip
     kind = manifest.get("kind")
     if kind == "range":
         _verify_range(manifest, checkpoints, events)
     elif kind == "trace":
-        _verify_trace(pack, manifest, checkpoints, events)
+        _verify_trace(contents["proofs.jsonl"], manifest, checkpoints, events)
     else:
         raise VerificationError(f"manifest.json: unknown pack kind {kind!r}")
     return PackResult(
@@ -474,7 +503,7 @@ def _verify_range(
 
 
 def _verify_trace(
-    pack: Path,
+    proofs_file: bytes | None,
     manifest: Mapping[str, Any],
     checkpoints: Sequence[Mapping[str, Any]],
     events: Sequence[tuple[int, dict, str]],
@@ -482,7 +511,7 @@ def _verify_trace(
     """Each event is proven by its own inclusion proof into a signed checkpoint's Merkle root."""
     by_digest = {checkpoint["digest"]: checkpoint for checkpoint in checkpoints}
     proofs = [(number, parse_canonical(text, f"proofs.jsonl line {number}")) for number, text in
-              _jsonl(pack / "proofs.jsonl")]  # fmt: skip
+              _jsonl(proofs_file, "proofs.jsonl")]  # fmt: skip
     if len(proofs) != len(events):
         raise VerificationError(f"proofs.jsonl has {len(proofs)} proofs for {len(events)} events")
     trace_id = manifest.get("trace_id")
@@ -534,7 +563,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="trust only the public key(s) in FILE (PEM or base64; repeatable) instead of the pack's own copy",
     )
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=MAX_FILE_BYTES,
+        metavar="N",
+        help=f"refuse a pack file larger than N bytes without reading it (default {MAX_FILE_BYTES})",
+    )
     args = parser.parse_args(argv)
+    if args.max_file_bytes < 1:
+        parser.error("--max-file-bytes must be at least 1")
     pinned = None
     if args.public_keys:
         try:
@@ -542,11 +580,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"cannot read the public key: {exc}", file=sys.stderr)
             return 2
-    if not args.pack.is_dir() or not (args.pack / "manifest.json").exists():
+    try:
+        is_pack = args.pack.is_dir() and (args.pack / "manifest.json").exists()
+    except OSError as exc:
+        # A name too long for the system, a directory the auditor may not enter: no verdict on the pack.
+        print(f"cannot examine the pack: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if not is_pack:
         print(f"{args.pack}: not a pack directory (no manifest.json)", file=sys.stderr)
         return 2
     try:
-        result = verify_pack(args.pack, pinned)
+        result = verify_pack(args.pack, pinned, max_file_bytes=args.max_file_bytes)
     except VerificationError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Min, Q, Value
-from django.db.models.functions import Greatest, Least
+from django.db.models import BigIntegerField, Count, Min, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from approvals.models import Approval, ApprovalStatus
-from audit.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditWitnessCursor
 from orchestrator.db import client_deadline
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity.roles import known_roles
@@ -129,6 +129,24 @@ def audit(now):
 
 
 @gauge_source
+def audit_witness(now):
+    # With no witness there is nothing to fall behind. With one, the sealer sends each checkpoint
+    # right after signing it, so a backlog that stays means the witness is down or is being kept
+    # from them (docs/audit.md, "The witness"). Before the first send there is no cursor row: every
+    # checkpoint counts.
+    if not settings.AUDIT_WITNESS_URL:
+        return
+    acknowledged = Subquery(AuditWitnessCursor.objects.filter(pk=1).values("checkpoint_id"))
+    waiting = AuditCheckpoint.objects.filter(id__gt=Coalesce(acknowledged, Value(0), output_field=BigIntegerField()))
+    backlog = gauge(
+        "orchestrator_audit_witness_backlog",
+        "Signed audit checkpoints the witness (AUDIT_WITNESS_URL) has not acknowledged; only with a witness.",
+    )
+    backlog.add_metric([], waiting.count())
+    yield backlog
+
+
+@gauge_source
 def idempotency(now):
     row = IdempotencyRecord.objects.aggregate(total=Count("id"), expired=Count("id", filter=Q(expires_at__lte=now)))
     records = gauge(
@@ -163,14 +181,18 @@ def leases(now):
 
 @gauge_source
 def webhooks(now):
+    # Failing from the first failed attempt, while the event is retried: an unreachable receiver is
+    # retried for WEBHOOK_RETRY_WINDOW_SECONDS (a day) before its first event is given up.
+    failing = Q(is_active=True) & (Q(retrying_event_id__isnull=False) | Q(consecutive_failures__gt=0))
     row = WebhookSubscription.objects.aggregate(
         active=Count("id", filter=Q(is_active=True)),
-        failing=Count("id", filter=Q(is_active=True, consecutive_failures__gt=0)),
+        failing=Count("id", filter=failing),
         disabled=Count("id", filter=Q(is_active=False, disabled_at__isnull=False)),
     )
     subscriptions = gauge(
         "orchestrator_webhook_subscriptions",
-        "Webhook subscriptions: active, failing (an event given up on in a row) and disabled after failures.",
+        "Webhook subscriptions: active, failing (retrying an event, or after an event given up on) and "
+        "disabled after failures.",
         ["state"],
     )
     for state in ("active", "failing", "disabled"):

@@ -7,31 +7,67 @@ every audit stream reader waits for (audit.stream). So the job takes the cursor 
 and an expiry into its row, renews it after each step (moving the cursor with it), and clears it
 when done; a second run finds the lease held and skips, and a run that crashed loses its lease when
 it expires. Each step is one short UPDATE that names the token, so a run whose lease passed to
-another can never move the cursor."""
+another can never move the cursor.
+
+A lease ending later than any run could have set it is void: whoever wrote it was no run (a database
+superuser who sets `lease_until` to 9999 would otherwise stop every later run for good, silently:
+the audit witness would never again receive a checkpoint, so a rewrite the real key signed would
+reach no copy outside the database). The next run takes it over and logs an ERROR."""
 
 import datetime
+import logging
 import uuid
 
-from django.db.models import Model, Q
+from django.db.models import CharField, Model, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+# How far another host's clock may run ahead of this one's before its lease reads as void. NTP keeps
+# hosts within milliseconds, and five minutes is the skew Kerberos tolerates by default, so a host
+# this far off is already broken for other reasons; leases tolerate less the other way (a host behind
+# by more than a lease's length sees a live lease as run out). A wrong takeover costs one repeated
+# send (an email, a witness POST), and its ERROR names the cause.
+CLOCK_SKEW_TOLERANCE = datetime.timedelta(minutes=5)
 
 
 def take_cursor_lease(model: type[Model], *, seconds: float, stamp: str = "") -> uuid.UUID | None:
     """The lease on `model`'s cursor row (made if missing) for `seconds`, or None when another run
-    holds it. `stamp` names a field set to the time of taking (an updated_at)."""
+    holds it. `stamp` names a field set to the time of taking (an updated_at). A lease ending past
+    `seconds` from now plus CLOCK_SKEW_TOLERANCE is void and taken over, with an ERROR."""
     token = uuid.uuid4()
     now = timezone.now()
-    model._default_manager.get_or_create(pk=1)
-    taken = (
-        model._default_manager.filter(pk=1)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .update(
-            lease_token=token,
-            lease_until=now + datetime.timedelta(seconds=seconds),
-            **({stamp: now} if stamp else {}),
-        )
+    rows = model._default_manager
+    # Not get_or_create, which loads the row: a lease_until of 'infinity' cannot be loaded.
+    if not rows.filter(pk=1).exists():
+        rows.get_or_create(pk=1)
+    taking = {
+        "lease_token": token,
+        "lease_until": now + datetime.timedelta(seconds=seconds),
+        **({stamp: now} if stamp else {}),
+    }
+    if rows.filter(pk=1).filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now)).update(**taking):
+        return token
+    void = rows.filter(pk=1, lease_until__gt=now + datetime.timedelta(seconds=seconds) + CLOCK_SKEW_TOLERANCE)
+    # As the database writes it: a time Python cannot hold ('infinity') is the likeliest one here.
+    held = void.annotate(until=Cast("lease_until", CharField())).values_list("lease_token", "until").first()
+    if held is None:
+        return None
+    holder, until = held
+    # Only that void lease is taken over: one a run took meanwhile stays that run's.
+    if not void.filter(lease_token=holder).update(**taking):
+        return None
+    logger.error(
+        "%s: the cursor's lease ran until %s, later than any run sets it (%s s from now, plus %s s for "
+        "clock skew), so it was taken over: a host whose clock runs that far ahead, or someone with write "
+        "access to the database, set it.",
+        model._meta.db_table,
+        until,
+        seconds,
+        int(CLOCK_SKEW_TOLERANCE.total_seconds()),
     )
-    return token if taken else None
+    return token
 
 
 def renew_cursor_lease(

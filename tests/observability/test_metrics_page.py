@@ -80,7 +80,16 @@ def test_a_failing_source_reports_up_0_and_the_others_still_answer(anonymous, db
     families = scrape(anonymous)
 
     up = {sample.labels["source"]: sample.value for sample in families["orchestrator_gauge_source_up"].samples}
-    assert up == {"tasks": 1, "approvals": 1, "audit": 1, "idempotency": 1, "leases": 1, "webhooks": 1, "broken": 0}
+    assert up == {
+        "tasks": 1,
+        "approvals": 1,
+        "audit": 1,
+        "idempotency": 1,
+        "leases": 1,
+        "webhooks": 1,
+        "audit_witness": 1,
+        "broken": 0,
+    }
     assert "orchestrator_half_done" not in families
     assert "orchestrator_tasks" in families
 
