@@ -1057,7 +1057,7 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
             # operator's fix, and counted, for the alert that asks for that fix.
             logger.error("approval email for event %s refused at MAIL FROM, retried next run: %s", event.id, exc)
             if exc.smtp_code >= 500:
-                metrics.count_refused_email()
+                metrics.count_refused_email("sender")
             return sent, False
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, BadHeaderError, ValueError) as exc:
             if _deferred(exc) and timezone.now() - event.timestamp < MAIL_DEFERRAL_LIMIT:
@@ -1073,7 +1073,7 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
             # hold back every later approval's mail.
             # Counted, so a server refusing every message (a sender misconfiguration) raises an alert.
             logger.error("approval email for event %s to %s refused, not retried: %s", event.id, recipient, exc)
-            metrics.count_refused_email()
+            metrics.count_refused_email("deferred" if _deferred(exc) else "recipient")
             continue
         except Exception as exc:
             logger.warning("approval email for event %s to %s failed, retried next run: %s", event.id, recipient, exc)

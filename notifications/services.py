@@ -31,7 +31,9 @@ def send_notification(
         session = None
         if session_id is not None:
             try:
-                session = sessions.get_session(principal=principal, session_id=session_id)
+                # Locked: purge_sessions (which skips locked rows) would otherwise delete it between this
+                # read and the COMMIT, whose foreign-key check then failed with a 500.
+                session = sessions.get_session(principal=principal, session_id=session_id, for_update=True)
             except NotFound:
                 raise ValidationError({"session_id": [f"No session with id {session_id}."]}) from None
         notification = Notification(

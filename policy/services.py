@@ -722,7 +722,10 @@ def profile_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            try:
+                files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            except OSError as exc:
+                raise _refuse(f"Cannot be read: {exc.strerror or exc}.", str(path)) from None
         elif path.is_file():
             files.append(path)
         else:
@@ -844,8 +847,13 @@ def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
 
 
 def read_profile_file(path: Path) -> tuple[dict[str, Any], bool]:
-    content = path.read_bytes()
-    signed = _verify_signature(path, content)
+    try:
+        content = path.read_bytes()
+        signed = _verify_signature(path, content)
+    except OSError as exc:
+        # A directory named *.yaml, a broken link, a file without read permission: the same refusal as
+        # any other bad file, naming it, not a traceback.
+        raise _refuse(f"Cannot be read: {exc.strerror or exc}.", str(path)) from None
     return parse_profile_yaml(content, source=str(path)), signed
 
 

@@ -2,6 +2,7 @@
 `manage.py run_jobs` through Task.apply()): Celery's task_prerun/task_postrun signals fire for both,
 so no job module needs a decorator and a job added tomorrow is covered too."""
 
+import collections
 import logging
 import os
 import threading
@@ -16,6 +17,9 @@ from orchestrator.telemetry.logs import current_trace_id
 logger = logging.getLogger("orchestrator.job")
 
 _runs = threading.local()
+# The ids of the last jobs reported killed at their time limit, in the worker's main process.
+_killed: collections.deque = collections.deque(maxlen=1000)
+_killed_lock = threading.Lock()
 
 
 def rows_touched(retval):
@@ -63,6 +67,12 @@ def _job_killed_at_its_time_limit(sender=None, task_id=None, exception=None, **k
     _job_finished, in the process that ran the job."""
     if not isinstance(exception, TimeLimitExceeded):
         return
+    # Celery sends task_failure twice for one hard time limit (its timeout handler, then the failed
+    # result): counted and logged once.
+    with _killed_lock:
+        if task_id in _killed:
+            return
+        _killed.append(task_id)
     job = getattr(sender, "name", None) or "unknown"
     limit = exception.args[0] if exception.args and isinstance(exception.args[0], int | float) else 0
     _measure(job, outcome="failure", duration=limit)

@@ -66,11 +66,18 @@ job_items_skipped = Counter(
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-# Without labels, so created with its value at once: after the directory above exists.
+# Every instrument here has labels, so none writes a value (and opens this process's file in
+# PROMETHEUS_MULTIPROC_DIR) at import: a Celery worker's main process empties that directory when it
+# starts (exposition._worker_starting), after this module is imported, and a file opened before
+# would be written on deleted: the failure count of a job killed at its time limit, made in that
+# process, was lost so (found by an outside review; tests/observability/test_job_metrics.py).
 approval_emails_refused = Counter(
     "orchestrator_approval_emails_refused",
-    "Approval emails the mail server refused for good (a recipient, a 5xx at DATA): logged and not "
-    "retried. Any increase wants a look; a steady one is a server refusing every message.",
+    "Approval emails the mail server refused for good, by reason: `recipient` (a refused recipient, a 5xx "
+    "at DATA, a message it will not take), `deferred` (a 4xx past MAIL_DEFERRAL_LIMIT), `sender` (our own "
+    "address refused: those mails wait for the fix). Any increase wants a look; a steady one is a server "
+    "refusing every message.",
+    ["reason"],
 )
 
 job_last_success = Gauge(
@@ -91,9 +98,10 @@ def count_skipped_item(job):
         job_items_skipped.labels(job=job).inc()
 
 
-def count_refused_email():
+def count_refused_email(reason):
+    """One approval email refused for `reason`: recipient, deferred or sender."""
     if enabled():
-        approval_emails_refused.inc()
+        approval_emails_refused.labels(reason=reason).inc()
 
 
 def observe_on_commit(histogram, value, **labels):

@@ -51,8 +51,8 @@ class Greylisting(Inbox):
         return "250 OK"
 
 
-def _refused():
-    return REGISTRY.get_sample_value("orchestrator_approval_emails_refused_total") or 0
+def _refused(reason):
+    return REGISTRY.get_sample_value("orchestrator_approval_emails_refused_total", {"reason": reason}) or 0
 
 
 def _links(inbox):
@@ -64,11 +64,11 @@ def test_a_message_refused_for_good_is_passed_over_and_the_next_is_sent(smtp_ser
     poisoned = route(requires_approval=True, approver_role="manager", approval_notes=f"please look {GTUBE}")
     later = route(requires_approval=True, approver_role="manager", approval_notes="an ordinary payment")
 
-    refused_before = _refused()
+    refused_before = _refused("recipient")
     with caplog.at_level(logging.ERROR, logger="approvals.services"):
         assert run(jobs.email_approvals) == 1
     assert run(jobs.email_approvals) == 0  # passed over for good, not tried again
-    assert _refused() == refused_before + 1
+    assert _refused("recipient") == refused_before + 1
 
     assert inbox.refused == 1
     [body] = _links(inbox)
@@ -116,12 +116,12 @@ def test_a_deferral_that_outlasts_the_limit_is_passed_over_so_other_roles_are_to
     assert run(jobs.email_approvals) == 0  # deferred: retried, in order, while the limit lasts
 
     monkeypatch.setattr(approvals_services, "MAIL_DEFERRAL_LIMIT", timedelta(0))
-    refused_before = _refused()
+    refused_before = _refused("deferred")
     assert run(jobs.email_approvals) == 1
 
     [(recipients, message)] = inbox.messages
     assert recipients == ["olga@example.com"] and for_olga["approval_id"] in message.get_payload(decode=True).decode()
-    assert _refused() == refused_before + 1
+    assert _refused("deferred") == refused_before + 1
 
 
 class RefusingTheSender(Inbox):
@@ -141,10 +141,10 @@ class RefusingTheSender(Inbox):
 def test_a_refused_sender_is_counted_and_every_mail_waits_for_the_fix(smtp_server, people, route):
     inbox = smtp_server(RefusingTheSender())
     route(requires_approval=True, approver_role="manager")
-    refused_before = _refused()
+    refused_before = _refused("sender")
 
     assert run(jobs.email_approvals) == 0
-    assert _refused() == refused_before + 1
+    assert _refused("sender") == refused_before + 1
 
     inbox.fixed = True
     assert run(jobs.email_approvals) == 1

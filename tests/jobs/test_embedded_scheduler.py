@@ -8,6 +8,7 @@ from pathlib import Path
 from orchestrator.celery import app
 from orchestrator.ops.scheduler import InProcessScheduler
 from sessions.models import Session
+from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,3 +95,16 @@ def test_run_jobs_once_expires_due_sessions_in_the_embedded_sqlite_default(tmp_p
         "print(AuditEvent.objects.filter(metadata__reason='retention').count())\n",
     ).stdout.split("\n")
     assert counts[-3:-1] == ["['active', 'expired', 'expired']", "2"]
+
+
+def test_run_jobs_once_exits_non_zero_when_a_job_fails(tmp_path):
+    # As each job's own command does: a cron or a script using --once must see the failure (it exited
+    # 0 with every job failed; found by an outside review).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_"))}
+    env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
+
+    result = manage(env, "run_jobs", "--once", check=False)
+
+    assert result.returncode != 0
+    assert "expire_sessions: failed" in result.stdout
+    assert "jobs did not run" in result.stderr

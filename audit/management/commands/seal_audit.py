@@ -9,11 +9,15 @@ class Command(BaseCommand):
     help = "Chain the unsealed audit events into the hash chain (batched; safe beside the beat job)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=1000, help="Events per transaction (default 1000).")
+        parser.add_argument(
+            "--batch-size", type=int, default=1000, help="Events per transaction (1 to 100000, default 1000)."
+        )
 
     def handle(self, *args, batch_size, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be >= 1.")
+        # As the other batched commands: past it, the batch's LIMIT leaves bigint and the run failed
+        # with an unrelated "transaction is aborted" traceback.
+        if not 1 <= batch_size <= 100_000:
+            raise CommandError("--batch-size must be from 1 to 100000.")
         bar = progress(total=services.count_unsealed(), description="Sealing audit events", stream=self.stdout)
         try:
             count = services.seal_audit(batch_size=batch_size, on_batch=bar.update)

@@ -51,6 +51,9 @@ class Command(BaseCommand):
             failures.append(f"Chain broken at seq {broken.seal_seq} ({event}): {broken.reason}")
         if checkpoints.broken:
             failures.append(f"Checkpoint check failed: {checkpoints.broken}")
+        if from_seq is not None and from_seq > max(result.head_seq, 1):
+            # Nothing was walked: "intact" would vouch for what was never read (a mistyped seq).
+            failures.append(f"--from {from_seq} is past the chain head at seq {result.head_seq}: nothing was checked")
         if failures:
             raise CommandError("\n".join(failures), returncode=1)
         if not checkpoints.checkpoints:

@@ -2,7 +2,7 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator.celery import app
 from orchestrator.ops.scheduler import InProcessScheduler
@@ -21,10 +21,16 @@ class Command(BaseCommand):
         app.loader.import_default_modules()
         scheduler = InProcessScheduler(app=app, schedule=settings.CELERY_BEAT_SCHEDULE)
         if once:
+            failed = []
             for name in scheduler.schedule:
                 result = scheduler.run_job(name)
                 outcome = "not installed" if result is None else ("failed" if result.failed() else result.result)
                 self.stdout.write(f"{name}: {outcome}")
+                if outcome in ("failed", "not installed"):
+                    failed.append(name)
+            if failed:
+                # Non-zero, as each job's own command exits: a cron or a script using --once must see it.
+                raise CommandError(f"{len(failed)} of {len(scheduler.schedule)} jobs did not run: {', '.join(failed)}")
             return
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
