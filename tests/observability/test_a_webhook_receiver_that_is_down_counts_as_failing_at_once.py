@@ -7,16 +7,15 @@ while docs/operations.md promises the metric shows receivers "refusing or unreac
 on "failing above 0 for 1 h"."""
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from audit import services as audit
+from tests.observability.test_queue_and_webhook_gauges import scrape
 from tests.webhooks.receiver import Receiver
 from webhooks import services
 from webhooks.models import WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TOKEN = "a-metrics-token-for-the-tests-0123456789"
 FAILING = ("orchestrator_webhook_subscriptions", (("state", "failing"),))
 
 
@@ -27,18 +26,6 @@ def receiver_answering_503(settings):
     rx = Receiver(status=503).start()
     yield rx
     rx.stop()
-
-
-def scrape(client, settings):
-    settings.METRICS_TOKEN = TOKEN
-    settings.METRICS_GAUGE_CACHE_SECONDS = 0
-    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    assert response.status_code == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.content.decode())
-        for sample in family.samples
-    }
 
 
 def record_an_event():
