@@ -30,12 +30,18 @@ logger = logging.getLogger(__name__)
 # by more than a lease's length sees a live lease as run out). A wrong takeover costs one repeated
 # send (an email, a witness POST), and its ERROR names the cause.
 CLOCK_SKEW_TOLERANCE = datetime.timedelta(minutes=5)
+# A lease is judged against the longest any host may set, not this host's own `seconds`: hosts read
+# their lease lengths from their own settings (EMAIL_TIMEOUT, AUDIT_WITNESS_TIMEOUT_SECONDS), and
+# during a rolling change of them one host took the live lease of another for void (found by an
+# outside review: two mailers at once). No lease here runs near an hour.
+LONGEST_LEASE = datetime.timedelta(hours=1)
 
 
 def take_cursor_lease(model: type[Model], *, seconds: float, stamp: str = "") -> uuid.UUID | None:
     """The lease on `model`'s cursor row (made if missing) for `seconds`, or None when another run
     holds it. `stamp` names a field set to the time of taking (an updated_at). A lease ending past
-    `seconds` from now plus CLOCK_SKEW_TOLERANCE is void and taken over, with an ERROR."""
+    the longest lease any host sets (LONGEST_LEASE, or `seconds` if longer) from now plus
+    CLOCK_SKEW_TOLERANCE is void and taken over, with an ERROR."""
     token = uuid.uuid4()
     now = timezone.now()
     rows = model._default_manager
@@ -49,7 +55,8 @@ def take_cursor_lease(model: type[Model], *, seconds: float, stamp: str = "") ->
     }
     if rows.filter(pk=1).filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now)).update(**taking):
         return token
-    void = rows.filter(pk=1, lease_until__gt=now + datetime.timedelta(seconds=seconds) + CLOCK_SKEW_TOLERANCE)
+    longest = max(datetime.timedelta(seconds=seconds), LONGEST_LEASE)
+    void = rows.filter(pk=1, lease_until__gt=now + longest + CLOCK_SKEW_TOLERANCE)
     # As the database writes it: a time Python cannot hold ('infinity') is the likeliest one here.
     held = void.annotate(until=Cast("lease_until", CharField())).values_list("lease_token", "until").first()
     if held is None:
@@ -64,7 +71,7 @@ def take_cursor_lease(model: type[Model], *, seconds: float, stamp: str = "") ->
         "access to the database, set it.",
         model._meta.db_table,
         until,
-        seconds,
+        int(longest.total_seconds()),
         int(CLOCK_SKEW_TOLERANCE.total_seconds()),
     )
     return token

@@ -3,10 +3,13 @@
 requests' timeout bounds each wait for a byte, not the call: a provider trickling its answer a byte
 at a time held a fetch (and whatever waited on it: a refetch's lock, a login) for as long as it
 liked (found by an outside review). Each call here runs under an AttemptDeadline; when it passes,
-the sockets the call uses are shut down, which ends at once whatever connect, TLS handshake or read
-is blocked on them, and the call raises requests.Timeout.
+the sockets the call uses are shut down, which ends at once whatever TLS handshake or read is
+blocked on them, and the call raises requests.Timeout. The name lookup and each TCP connect come
+before there is a socket to cut: each connect waits at most OIDC_TIMEOUT, so a name with several
+addresses that do not answer can take that long for each (docs/auth.md).
 """
 
+import http.cookiejar
 from typing import Any
 
 import requests
@@ -54,6 +57,10 @@ class _DeadlineAdapter(HTTPAdapter):
 
 def _watched_session() -> requests.Session:
     session = requests.Session()
+    # One session serves every person's login: a cookie the provider (or a balancer before it) set
+    # during one person's token or userinfo call was sent with the next person's (found by an outside
+    # review). Its calls need none, so it keeps none.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     for prefix in ("http://", "https://"):
         session.mount(prefix, _DeadlineAdapter())
     return session
