@@ -253,12 +253,30 @@ def _rule_contexts(program: Any) -> frozenset[str]:
 # over whole as the grammar reads them (a raw string, prefix r, takes no escapes, so r"\" ends at
 # its second quote; any other, triple-quoted too, honours them) and so are // comments, so that a
 # '-' inside either is never read as an operator.
+# A string is read as one only where the engine surely reads one: each escape one CEL defines, no
+# line break in a one-line string. Read more freely, `"\q(((...` (an escape CEL lacks) was one
+# string here while the engine, refusing the escape, parsed the brackets after it as code, past the
+# bounds below, and crashed (found by an outside review). What is not surely a string is read as code,
+# which can only count more.
+_CEL_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|x[0-9a-fA-F]{2}|[0-3][0-7]{2}|u(?![dD][89a-fA-F])[0-9a-fA-F]{4}|U00(?:0[0-9a-fA-F]|10)[0-9a-fA-F]{4})"
+_CEL_BYTES_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|x[0-9a-fA-F]{2}|[0-3][0-7]{2})"
+
+
+def _cel_quoted(escape: str) -> str:
+    """The quoted forms of a CEL string whose escapes are `escape`: triple-quoted (line breaks
+    allowed), then one-line."""
+    triple = [f"{quote}(?:{escape}|[^\\\\])*?{quote}" for quote in ('\\"\\"\\"', "'''")]
+    single = [f"{quote}(?:{escape}|[^{quote}\\\\\\n\\r])*{quote}" for quote in ('\\"', "'")]
+    return "|".join(triple + single)
+
+
 _CEL_TOKENS = re.compile(
-    r"""
+    rf"""
     (?P<comment>//[^\n]*)
     | (?P<string>
-        (?:[bB]?[rR]|[rR][bB])(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"[^"\n]*"|'[^'\n]*')
-      | [bB]?(?:\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|'''(?:\\[\s\S]|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')
+        (?:[bB]?[rR]|[rR][bB])(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"[^"\n\r]*"|'[^'\n\r]*')
+      | [bB](?:{_cel_quoted(_CEL_BYTES_ESCAPE)})
+      | (?<![A-Za-z0-9_])(?:{_cel_quoted(_CEL_ESCAPE)})
       )
     | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -843,6 +861,10 @@ def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
         raise _refuse(f"Not valid YAML: {exc}", source) from None
     except RecursionError:
         raise _refuse("Not valid YAML: it nests too deep.", source) from None
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors raise these on a scalar they cannot build (`!!int abc`, a month 13, an
+        # integer past Python's 4300 digits): a 500 in the admin, a traceback in load_profiles.
+        raise _refuse(f"Not valid YAML: a value cannot be read ({type(exc).__name__}: {exc}).", source) from None
     return validate_document(raw, source=source)
 
 

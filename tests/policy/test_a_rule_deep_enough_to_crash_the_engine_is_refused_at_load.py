@@ -71,6 +71,10 @@ CRASHING = {
     "40 maps": ("size(" + "{'a': " * 40 + "1" + "}" * 40 + ") > 0", 256, "nests brackets 41 deep"),
     "40 calls": ("int(" * 40 + "1" + ")" * 40 + " > 0", 256, "nests brackets 40 deep"),
     "40 macros": ("".join(f"[1].all(x{n}, " for n in range(40)) + "true" + ")" * 40, 256, "nests brackets 40 deep"),
+    # Found by the second outside review: a string the engine does not read as one (an escape CEL
+    # lacks, a carriage return), whose brackets it then parses as code, hid them from the bounds.
+    "parentheses after an escape CEL lacks": ('"\\q' + "(" * 40 + "true" + ")" * 40 + '"', 256, "nests brackets"),
+    "parentheses after a carriage return": ('"\r' + "(" * 40 + "true" + ")" * 40 + '"', 256, "nests brackets"),
 }
 
 
