@@ -368,6 +368,10 @@ def _shape_of(source: str) -> _Shape:
     return _Shape(nesting, depth)
 
 
+# What makes a string or a comment: read as spaces, every other character is read as code.
+_AS_CODE = re.compile(r"[\"'`/]")
+
+
 def _refuse_unbounded(when: str, *, source: str, rule_id: str) -> None:
     """Refuses a `when` the engine could crash the process on: longer than MAX_WHEN_LENGTH, brackets
     nested deeper than MAX_WHEN_NESTING, links chained deeper than MAX_WHEN_DEPTH. Checked before
@@ -378,7 +382,14 @@ def _refuse_unbounded(when: str, *, source: str, rule_id: str) -> None:
             source,
             rule_id,
         )
-    shape = _shape_of(when)
+    # Two readings, the larger counts: the one that steps over strings and comments as this
+    # tokenizer reads them, and one that reads every character as code. A third outside review twice
+    # made the engine see code this tokenizer took for a string or a comment (a backtick identifier
+    # holding `//`, an `rb"` prefix the engine lacks), and the loader crashed: whatever the first
+    # reading misjudges, the second hides nothing. It counts brackets and operators inside string
+    # literals too, which only a rule far from its purpose would hit.
+    readings = (_shape_of(when), _shape_of(_AS_CODE.sub(" ", when)))
+    shape = _Shape(max(reading.nesting for reading in readings), max(reading.depth for reading in readings))
     if shape.nesting > MAX_WHEN_NESTING:
         raise _refuse(
             f"'when' nests brackets {shape.nesting} deep; at most {MAX_WHEN_NESTING}: deeper expressions can "
@@ -861,8 +872,9 @@ def parse_profile_yaml(content: str | bytes, *, source: str) -> dict[str, Any]:
         raise _refuse(f"Not valid YAML: {exc}", source) from None
     except RecursionError:
         raise _refuse("Not valid YAML: it nests too deep.", source) from None
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        # PyYAML's constructors raise these on a scalar they cannot build (`!!int abc`, a month 13, an
+    except Exception as exc:  # noqa: BLE001
+        # PyYAML's constructors raise what they meet on a scalar they cannot build (`!!int abc` a
+        # ValueError, `!!float ''` an IndexError, `!!timestamp 1` an AttributeError, a month 13, an
         # integer past Python's 4300 digits): a 500 in the admin, a traceback in load_profiles.
         raise _refuse(f"Not valid YAML: a value cannot be read ({type(exc).__name__}: {exc}).", source) from None
     return validate_document(raw, source=source)

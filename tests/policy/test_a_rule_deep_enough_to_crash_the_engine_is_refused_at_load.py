@@ -75,6 +75,10 @@ CRASHING = {
     # lacks, a carriage return), whose brackets it then parses as code, hid them from the bounds.
     "parentheses after an escape CEL lacks": ('"\\q' + "(" * 40 + "true" + ")" * 40 + '"', 256, "nests brackets"),
     "parentheses after a carriage return": ('"\r' + "(" * 40 + "true" + ")" * 40 + '"', 256, "nests brackets"),
+    # Found by the third: code the engine parses after a backtick identifier holding `//`, or after an
+    # `rb"` prefix it lacks, which the tokenizer read as a comment or a raw string.
+    "parentheses after a backtick identifier": ("x.`//` + " + "(" * 40 + "1" + ")" * 40, 256, "nests brackets"),
+    "parentheses after an rb prefix": ('(rb"\\" " + ' + "(" * 40 + "1" + ")" * 40 + ' + "x")', 256, "nests brackets"),
 }
 
 

@@ -18,10 +18,16 @@ UNBUILDABLE = [
     "role: !!bool abc\n",
     "role: !!int 0o9\n",
     "role: " + "1" * 5000 + "\n",
+    "role: !!float ''\n",
+    "role: !!timestamp 1\n",
 ]
 
 
-@pytest.mark.parametrize("text", UNBUILDABLE, ids=["int", "timestamp", "float", "bool", "octal", "5000 digits"])
+@pytest.mark.parametrize(
+    "text",
+    UNBUILDABLE,
+    ids=["int", "timestamp", "float", "bool", "octal", "5000 digits", "empty float", "timestamp of a number"],
+)
 def test_the_service_refuses_it_as_yaml_it_cannot_read(text):
     with pytest.raises(services.ProfileRefused, match="Not valid YAML: a value cannot be read"):
         services.parse_profile_yaml(text, source="finance.yaml")
