@@ -368,8 +368,9 @@ def _shape_of(source: str) -> _Shape:
     return _Shape(nesting, depth)
 
 
-# What makes a string or a comment: read as spaces, every other character is read as code.
-_AS_CODE = re.compile(r"[\"'`/]")
+# What makes a string or a comment, read as code: quotes as spaces, a slash as the operator it also
+# is (a chain of divisions after a hidden `//` is a chain all the same).
+_AS_CODE = str.maketrans({'"': " ", "'": " ", "`": " ", "/": "+"})
 
 
 def _refuse_unbounded(when: str, *, source: str, rule_id: str) -> None:
@@ -388,7 +389,7 @@ def _refuse_unbounded(when: str, *, source: str, rule_id: str) -> None:
     # holding `//`, an `rb"` prefix the engine lacks), and the loader crashed: whatever the first
     # reading misjudges, the second hides nothing. It counts brackets and operators inside string
     # literals too, which only a rule far from its purpose would hit.
-    readings = (_shape_of(when), _shape_of(_AS_CODE.sub(" ", when)))
+    readings = (_shape_of(when), _shape_of(when.translate(_AS_CODE)))
     shape = _Shape(max(reading.nesting for reading in readings), max(reading.depth for reading in readings))
     if shape.nesting > MAX_WHEN_NESTING:
         raise _refuse(

@@ -78,6 +78,7 @@ CRASHING = {
     # Found by the third: code the engine parses after a backtick identifier holding `//`, or after an
     # `rb"` prefix it lacks, which the tokenizer read as a comment or a raw string.
     "parentheses after a backtick identifier": ("x.`//` + " + "(" * 40 + "1" + ")" * 40, 256, "nests brackets"),
+    "divisions after a backtick identifier": ("x.`//` + " + "/".join(["1"] * 1500), 256, "chains"),
     "parentheses after an rb prefix": ('(rb"\\" " + ' + "(" * 40 + "1" + ")" * 40 + ' + "x")', 256, "nests brackets"),
 }
 
