@@ -1,14 +1,14 @@
 """A provider endpoint under the test's control: it answers every request with the body the test
 set, or keeps its answer coming a byte at a time, as a broken or hostile provider might."""
 
-import socket
-import threading
 import time
+
+from tests.net import LoopbackServer, read_http_request
 
 TRICKLE_EVERY_SECONDS = 0.2
 
 
-class ScriptedEndpoint:
+class ScriptedEndpoint(LoopbackServer):
     """Answers every request with `body` (JSON unless told), or with `trickle` set, sends its answer
     one byte every TRICKLE_EVERY_SECONDS for `trickle_for` seconds: the headers ("headers") or a body
     announced 10,000 bytes long ("body"). Each byte comes well within any per-read timeout."""
@@ -17,64 +17,24 @@ class ScriptedEndpoint:
         self.body, self.content_type = body, content_type
         self.trickle, self.trickle_for = trickle, trickle_for
         self.requests = 0
-        self.stopped = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/endpoint"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}/endpoint"
 
-    def _serve(self):
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
-
-    def _answer(self, connection):
-        try:
-            self._read_request(connection)
-            self.requests += 1
-            if self.trickle == "headers":
-                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                self._drip(connection, b"a")
-            elif self.trickle == "body":
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
-                )
-                self._drip(connection, b" ")
-            else:
-                head = f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
-                connection.sendall(head.encode() + b"Connection: close\r\n\r\n" + self.body)
-        except OSError:
-            pass  # the client hung up, as a deadline makes it do
-        finally:
-            connection.close()
-
-    @staticmethod
-    def _read_request(connection):
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
-        length = next(
-            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-            0,
-        )
-        while len(body) < length:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return
-            body += chunk
+    def answer(self, connection):
+        read_http_request(connection.makefile("rb"))
+        self.requests += 1
+        if self.trickle == "headers":
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            self._drip(connection, b"a")
+        elif self.trickle == "body":
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n")
+            self._drip(connection, b" ")
+        else:
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
+            connection.sendall(head.encode() + b"Connection: close\r\n\r\n" + self.body)
 
     def _drip(self, connection, byte):
         ends_at = time.monotonic() + self.trickle_for
         while time.monotonic() < ends_at and not self.stopped.is_set():
             connection.sendall(byte)
             time.sleep(TRICKLE_EVERY_SECONDS)
-
-    def close(self):
-        self.stopped.set()
-        self.listener.close()

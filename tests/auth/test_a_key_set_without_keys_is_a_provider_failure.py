@@ -32,7 +32,7 @@ KEYLESS_ANSWERS = {
 def keyless_jwks(request):
     endpoint = ScriptedEndpoint(request.param)
     yield endpoint
-    endpoint.close()
+    endpoint.stop()
 
 
 def get_sessions(token):

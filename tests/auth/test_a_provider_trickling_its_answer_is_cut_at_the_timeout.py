@@ -33,7 +33,7 @@ def trickling_endpoint(request, settings):
     settings.OIDC_TIMEOUT = TIMEOUT_SECONDS
     endpoint = ScriptedEndpoint(trickle=request.param, trickle_for=TRICKLE_SECONDS)
     yield endpoint
-    endpoint.close()
+    endpoint.stop()
 
 
 def test_a_first_load_from_a_trickling_provider_answers_503_at_the_timeout(provider, settings, trickling_endpoint):

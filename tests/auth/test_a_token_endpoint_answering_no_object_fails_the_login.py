@@ -29,7 +29,7 @@ def test_the_login_fails_and_nobody_is_signed_in(oidc_login, settings, answer):
     try:
         browser, landed = sign_in(oidc_login, "alice-sub", {"email": "alice@example.com", **STAFF})
     finally:
-        token_endpoint.close()
+        token_endpoint.stop()
 
     assert token_endpoint.requests == 1
     assert landed.status_code == 302 and landed["Location"] == "/"

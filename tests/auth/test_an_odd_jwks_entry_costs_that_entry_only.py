@@ -39,7 +39,7 @@ def jwks_with(provider, settings):
 
     yield serve
     for endpoint in endpoints:
-        endpoint.close()
+        endpoint.stop()
 
 
 @pytest.mark.parametrize("odd_entry", ODD_ENTRIES.values(), ids=ODD_ENTRIES.keys())
@@ -69,7 +69,7 @@ def test_a_set_of_odd_entries_only_is_a_provider_failure_asked_again_only_after_
     try:
         statuses = [bearer(token).get("/api/v1/sessions").status_code for _ in range(5)]
     finally:
-        odd_only.close()
+        odd_only.stop()
 
     assert statuses == [503] * 5
     assert odd_only.requests == 1

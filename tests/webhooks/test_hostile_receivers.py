@@ -2,7 +2,6 @@
 `100 Continue` again and again) cannot hold a webhook delivery past its timeout: the attempt returns
 with the excerpt it read, or fails as a timeout when no status came."""
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,46 +9,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import urllib3
 
-from tests.net import free_port
+from tests.net import LoopbackServer, free_port
 from webhooks import transport
 
 
-class HostileReceiver:
+class HostileReceiver(LoopbackServer):
     """Answers any request with `prelude`, then sends `chunk` every `every` seconds, forever (until
     stopped)."""
 
     def __init__(self, *, chunk, every, prelude=b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"):
-        self.port = free_port()
         self.chunk, self.every, self.prelude = chunk, every, prelude
-        self.stopped = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
+    def answer(self, connection):
+        connection.recv(65536)
+        connection.sendall(self.prelude)
         while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn):
-        try:
-            conn.recv(65536)
-            conn.sendall(self.prelude)
-            while not self.stopped.is_set():
-                conn.sendall(self.chunk)
-                if self.every:
-                    time.sleep(self.every)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.sock.close()
+            connection.sendall(self.chunk)
+            if self.every:
+                time.sleep(self.every)
 
 
 def post_to(receiver):

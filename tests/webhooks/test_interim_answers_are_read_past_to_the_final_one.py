@@ -5,7 +5,6 @@ Found: http.client skips only 100, so `HTTP/1.1 103 Early Hints` followed by `20
 the answer: the event was given up with "HTTP 103", and the real 200, left on the connection, broke
 the next event's attempt."""
 
-import socket
 import threading
 import time
 
@@ -13,7 +12,7 @@ import pytest
 import urllib3
 
 from audit import services as audit
-from tests.net import free_port
+from tests.net import LoopbackServer, read_http_request
 from webhooks import services, transport
 from webhooks.models import DeliveryAttempt
 
@@ -24,64 +23,27 @@ PROCESSING = b"HTTP/1.1 102 Processing\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class RawReceiver:
+class RawReceiver(LoopbackServer):
     """Answers every request of a keep-alive connection with `answer`; `every` > 0 sends `answer`
     again and again at that interval instead (an endless run of interim answers)."""
 
     def __init__(self, answer, *, every=0.0):
-        self.answer, self.every = answer, every
-        self.port = free_port()
-        self.connections = 0
+        self.answer_bytes, self.every = answer, every
         self.requests = 0
-        self.stopped = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}/hooks"
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn):
-        pending = b""
-        try:
-            while not self.stopped.is_set():
-                while b"\r\n\r\n" not in pending:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    pending += chunk
-                head, pending = pending.split(b"\r\n\r\n", 1)
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                while len(pending) < length:
-                    pending += conn.recv(65536)
-                pending = pending[length:]
-                self.requests += 1
-                conn.sendall(self.answer)
-                while self.every and not self.stopped.is_set():
-                    time.sleep(self.every)
-                    conn.sendall(self.answer)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.sock.close()
+    def answer(self, connection):
+        requests = connection.makefile("rb")
+        while not self.stopped.is_set() and read_http_request(requests):
+            self.requests += 1
+            connection.sendall(self.answer_bytes)
+            while self.every and not self.stopped.is_set():
+                time.sleep(self.every)
+                connection.sendall(self.answer_bytes)
 
 
 @pytest.fixture
