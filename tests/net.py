@@ -55,15 +55,16 @@ class LoopbackServer:
 
 def read_http_request(stream):
     """Read one HTTP/1.1 request, its head and a body of Content-Length bytes, from `stream` (a
-    socket's makefile("rb")); False when the client closed the connection before sending one."""
+    socket's makefile("rb")): its headers, names in lower case; None when the client closed the
+    connection before sending one."""
     line = stream.readline()
     if not line:
-        return False
-    length = 0
+        return None
+    headers = {}
+    line = stream.readline()
     while line not in (b"\r\n", b"\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
         line = stream.readline()
-    stream.read(length)
-    return True
+    stream.read(int(headers.get("content-length", 0)))
+    return headers

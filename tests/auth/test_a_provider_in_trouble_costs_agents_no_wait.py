@@ -9,6 +9,7 @@ import pytest
 from orchestrator.identity import oidc
 
 from .conftest import bearer
+from .scripted_endpoint import ScriptedEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -106,30 +107,14 @@ def test_a_failed_refresh_keeps_the_keys_and_backs_off(provider, settings, silen
 @pytest.mark.parametrize("keys", ["null", "5", '"a key"', "{}"])
 def test_a_key_set_whose_keys_are_no_list_is_a_provider_failure(provider, settings, provider_calls, keys):
     # Found by an outside review: {"keys": null} was a 500 on every request, and a fetch for each.
-    import http.server
-
-    class OddKeys(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = f'{{"keys": {keys}}}'.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddKeys)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    odd_keys = ScriptedEndpoint(f'{{"keys": {keys}}}'.encode())
     try:
-        settings.OIDC_OP_JWKS_ENDPOINT = f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        settings.OIDC_OP_JWKS_ENDPOINT = odd_keys.url
         token = provider.id_token("agent-1", {"role": "finance"})
 
         answers = [bearer(token).get("/api/v1/sessions").status_code for _ in range(5)]
     finally:
-        server.shutdown()
-        server.server_close()
+        odd_keys.stop()
 
     assert answers == [503] * 5
     assert len(provider_calls) == 1

@@ -38,7 +38,7 @@ class RawReceiver(LoopbackServer):
 
     def answer(self, connection):
         requests = connection.makefile("rb")
-        while not self.stopped.is_set() and read_http_request(requests):
+        while not self.stopped.is_set() and read_http_request(requests) is not None:
             self.requests += 1
             connection.sendall(self.answer_bytes)
             while self.every and not self.stopped.is_set():
