@@ -51,12 +51,15 @@ def test_a_subscription_whose_receiver_answers_503_is_failing_after_its_first_at
     assert scrape(anonymous, settings)[FAILING] == 1
 
 
-def test_it_is_failing_no_more_once_the_event_is_delivered(anonymous, settings, receiver_answering_503):
-    subscription = services.create_subscription(
-        actor="test", url=receiver_answering_503.url, event_types=["approval.*"]
-    )
+def a_subscription_whose_first_attempt_failed(receiver):
+    subscription = services.create_subscription(actor="test", url=receiver.url, event_types=["approval.*"])
     record_an_event()
     services.deliver_subscription(subscription_id=subscription.pk)
+    return subscription
+
+
+def test_it_is_failing_no_more_once_the_event_is_delivered(anonymous, settings, receiver_answering_503):
+    subscription = a_subscription_whose_first_attempt_failed(receiver_answering_503)
 
     receiver_answering_503.status = 204
     WebhookSubscription.objects.filter(pk=subscription.pk).update(next_attempt_at=None)
@@ -67,11 +70,7 @@ def test_it_is_failing_no_more_once_the_event_is_delivered(anonymous, settings, 
 
 
 def test_a_disabled_subscription_is_not_counted_failing(anonymous, settings, receiver_answering_503):
-    subscription = services.create_subscription(
-        actor="test", url=receiver_answering_503.url, event_types=["approval.*"]
-    )
-    record_an_event()
-    services.deliver_subscription(subscription_id=subscription.pk)
+    subscription = a_subscription_whose_first_attempt_failed(receiver_answering_503)
 
     services.disable_subscription(subscription_id=subscription.pk, actor="staff")
 
