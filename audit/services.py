@@ -942,6 +942,14 @@ def _longest_witness_run_seconds() -> float:
     return WITNESS_BATCH * float(settings.AUDIT_WITNESS_TIMEOUT_SECONDS) + _witness_lease_seconds()
 
 
+def _checkpoints_the_witness_lacks(*, limit: int) -> list[AuditCheckpoint | UnreadableCheckpoint]:
+    """The oldest `limit` checkpoints past the witness cursor, oldest first (unreadable ones named)."""
+    acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
+    return load_checkpoints_naming_the_unreadable(
+        AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:limit]
+    )
+
+
 def _log_a_skipped_witness_run() -> None:
     """Say that this run left the witness to the one holding its cursor: at WARNING when the oldest
     checkpoint the witness lacks was signed longer ago than any sending run takes. No run holds the
@@ -949,10 +957,7 @@ def _log_a_skipped_witness_run() -> None:
     rewrite the real key signed from the witness, silently). A lease too far ahead to be a run's at
     all is taken over instead (orchestrator.leases). The time is the signed one: a row edited to look
     younger does not verify, and is logged at ERROR as one this log did not sign."""
-    acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
-    oldest = load_checkpoints_naming_the_unreadable(
-        AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:1]
-    )
+    oldest = _checkpoints_the_witness_lacks(limit=1)
     if not oldest:
         logger.info("audit witness: another run holds its cursor's lease and has nothing left to send; skipped")
         return
@@ -999,10 +1004,7 @@ def send_checkpoints_to_witness() -> int:
         return 0
     sent = 0
     try:
-        acknowledged = AuditWitnessCursor.objects.values_list("checkpoint_id", flat=True).get(pk=1)
-        pending = load_checkpoints_naming_the_unreadable(
-            AuditCheckpoint.objects.filter(id__gt=acknowledged).order_by("id")[:WITNESS_BATCH]
-        )
+        pending = _checkpoints_the_witness_lacks(limit=WITNESS_BATCH)
         trusted = keys.trusted_public_keys()
         for checkpoint in pending:
             document = _document_signed_by_this_log(checkpoint, trusted, "are not sent to the witness")
