@@ -49,10 +49,15 @@ def fetch_json(url: str) -> Any:
     """The one way this module talks to the provider (tests count the calls here)."""
     response = provider_http.request("GET", url)
     response.raise_for_status()
+    return json_answer(response)
+
+
+def json_answer(response: requests.Response) -> Any:
+    """The provider's answer read as JSON; ValueError when it is none (not JSON, or nested past the
+    parser's limit, which is no answer, as an HTML page is not: the provider is failing)."""
     try:
         return response.json()
     except RecursionError:
-        # JSON nested past the parser's limit is no answer, as an HTML page is not: the provider is failing.
         raise ValueError("the answer is JSON nested too deep to read") from None
 
 

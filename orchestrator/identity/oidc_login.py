@@ -26,7 +26,14 @@ from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
 from orchestrator.identity import provider_http
 from orchestrator.identity.columns import fits_a_text_column, storable
-from orchestrator.identity.oidc import InvalidToken, ProviderUnavailable, is_staff_from, provider_keys, verify
+from orchestrator.identity.oidc import (
+    InvalidToken,
+    ProviderUnavailable,
+    is_staff_from,
+    json_answer,
+    provider_keys,
+    verify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +166,8 @@ class OIDCBackend(OIDCAuthenticationBackend):
 
 def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
     try:
-        document = response.json()
-    except RecursionError:
-        # JSON nested past the parser's limit: no answer, like an HTML page.
+        document = json_answer(response)
+    except ValueError:
         document = None
     if not isinstance(document, dict):
         raise SuspiciousOperation(f"the provider's {endpoint} answered no JSON object")
