@@ -24,6 +24,8 @@ install_packages() {
   [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
   # tests/test_transaction_pooler.py runs the app behind a real PgBouncer in transaction mode.
   [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  # The HTTP load of make bench; tests/test_bench_load_checks_answers.py holds its answer checks.
+  command -v wrk >/dev/null || missing+=(wrk)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt-get update -qq

@@ -3,29 +3,25 @@
 One gunicorn server of ours on a fresh PostgreSQL database answers, in turns (ABBA across
 rounds):
   replay   every request repeats one of a few hundred keys already answered: the stored answer
-           is replayed after one indexed read of the database (no transaction, no write)
+           is replayed after the claim of its key finds it answered (no transaction, no write)
   first    every request carries a new key: the session is created and the record stored
   no-key   the same POST without a key, for scale: what the mechanism adds to a first request
   live     GET /api/v1/health/live on the same server: the request cycle alone (our middleware, no
            authentication, no database), the ceiling of any replay through the framework
 and prints requests per second and their ratios, replay/first and first/no-key among them. A replay does no
 database write (tests/idempotency/test_replay.py counts its queries); here we only see what
-that buys. The load comes from Python http.client connections (not wrk), because every answer is
-checked: 201, and Idempotent-Replayed exactly on the replays.
+that buys. The load comes from wrk, as in the other HTTP benchmarks (a Python load generator on the
+same two cores weighs most on the fastest arm), and every answer is checked in wrk's script: a 2xx
+whose Idempotent-Replayed header is not as expected fails the run, as does any other status.
 
     python -m tests.bench.bench_idempotency
     BENCH_DURATION=5 BENCH_ROUNDS=2 BENCH_CONNECTIONS=8 BENCH_WORKERS=4 python -m tests.bench.bench_idempotency
 
 It uses DATABASE_URL's server and creates and drops its own database there (tests/bench/harness.py).
-The Python load generator shares the two cores with the server, so it weighs most on the fastest
-arm (replay): wrk would show replays faster still, but cannot check each answer.
 """
 
 import http.client
-import itertools
 import sys
-import threading
-import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -49,56 +45,14 @@ def post(conn, token, key):
     return response.status, response.getheader("Idempotent-Replayed")
 
 
-def get_live(conn):
-    conn.request("GET", "/api/v1/health/live")
-    response = conn.getresponse()
-    response.read()
-    return response.status
-
-
-def load(port, token, next_key, *, expect_replay, seconds=None):
-    """Requests per second of POSTs whose keys come from next_key(); raises on any unexpected answer."""
-
-    def send(conn):
-        status, replayed = post(conn, token, next_key())
-        return None if status == 201 and (replayed == "true") == expect_replay else (status, replayed)
-
-    return _load(port, send, seconds)
-
-
-def load_live(port):
-    """Requests per second of GET /api/v1/health/live; raises on any answer but 200."""
-    return _load(port, lambda conn: None if (status := get_live(conn)) == 200 else status, None)
-
-
-def _load(port, send, seconds):
-    """Requests per second of send(conn) over the benchmark's connections; send returns None for an
-    expected answer, else what it got."""
-    done = []
-    failures = []
-    stop_at = time.monotonic() + (seconds or harness.duration())
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        count = 0
-        while time.monotonic() < stop_at:
-            failure = send(conn)
-            if failure is not None:
-                failures.append(failure)
-            count += 1
-        conn.close()
-        done.append(count)
-
-    threads = [threading.Thread(target=worker) for _ in range(harness.connections())]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} unexpected answers, e.g. {failures[:3]}")
-    return sum(done) / elapsed
+def load(url, *, token=None, seconds=None, **options):
+    """Requests per second of `url` (a POST of BODY with `token`, given one); raises on any unexpected answer."""
+    if token is not None:
+        options.update(method="POST", body=BODY, headers={"Authorization": f"Bearer {token}"})
+    result = harness.http_load(url, duration=seconds, **options)
+    if result.errors or not result.requests:
+        raise RuntimeError(f"{result.errors} unexpected answers of {result.requests}")
+    return result.rps
 
 
 def main():
@@ -114,27 +68,24 @@ def main():
         with harness.gunicorn(
             "orchestrator.wsgi:application", env=harness.app_env(url), ready_path="/api/v1/health"
         ) as base_url:
-            port = urlsplit(base_url).port
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn = http.client.HTTPConnection("127.0.0.1", urlsplit(base_url).port, timeout=30)
             replay_keys = [f"bench-{uuid.uuid4()}" for _ in range(REPLAY_KEYS)]
             for key in replay_keys:
                 if post(conn, token, key) != (201, None):
                     raise RuntimeError("could not create the sessions to replay")
             conn.close()
-            cycle = itertools.cycle(replay_keys)
-            lock = threading.Lock()
+            sessions = base_url + "/api/v1/sessions"
 
-            def next_replay():
-                with lock:
-                    return next(cycle)
+            def replay(seconds=None):
+                return load(sessions, token=token, keys=replay_keys, expect_replayed=True, seconds=seconds)
 
-            load(port, token, next_replay, expect_replay=True, seconds=WARM_UP_SECONDS)
+            replay(seconds=WARM_UP_SECONDS)
             samples = harness.turns(
                 {
-                    "replay": lambda: load(port, token, next_replay, expect_replay=True),
-                    "first": lambda: load(port, token, lambda: f"bench-{uuid.uuid4()}", expect_replay=False),
-                    "no-key": lambda: load(port, token, lambda: None, expect_replay=False),
-                    "live": lambda: load_live(port),
+                    "replay": replay,
+                    "first": lambda: load(sessions, token=token, fresh_keys=True, expect_replayed=False),
+                    "no-key": lambda: load(sessions, token=token, fresh_keys=False, expect_replayed=False),
+                    "live": lambda: load(base_url + "/api/v1/health/live"),
                 }
             )
     finally:

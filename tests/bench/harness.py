@@ -327,7 +327,7 @@ def _lua_string(value):
     return "[==[" + value + "]==]"
 
 
-def _wrk_script(method, paths, body, headers, key_prefix):
+def _wrk_script(method, paths, body, headers, key_prefix, keys=None, expect_replayed=None):
     lines = [f"wrk.method = {_lua_string(method)}"]
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body)}")
@@ -337,6 +337,23 @@ def _wrk_script(method, paths, body, headers, key_prefix):
     lines.append("local i = 0")
     # A fresh Idempotency-Key per request, as agents send them: a run-unique prefix and a counter.
     key_line = f"  wrk.headers['Idempotency-Key'] = {_lua_string(key_prefix)} .. i\n" if key_prefix else ""
+    if keys:
+        # Or keys already answered, in turn: every request a retry.
+        lines.append("local keys = {" + ", ".join(_lua_string(key) for key in keys) + "}")
+        key_line = "  wrk.headers['Idempotency-Key'] = keys[(i - 1) % #keys + 1]\n"
+    if expect_replayed is not None:
+        # Every answer checked in wrk itself: a 2xx whose Idempotent-Replayed is not as expected is
+        # reported on stderr, which fails the load (_wrk_load).
+        lines.append(
+            "local reported = false\n"
+            "response = function(status, headers, body)\n"
+            f"  local replayed = headers['Idempotent-Replayed'] == 'true'\n"
+            f"  if status < 300 and replayed ~= {'true' if expect_replayed else 'false'} and not reported then\n"
+            "    reported = true\n"
+            "    io.stderr:write('answered ' .. status .. ' with Idempotent-Replayed ' .. tostring(headers['Idempotent-Replayed']) .. '\\n')\n"
+            "  end\n"
+            "end"
+        )
     lines.append(
         "request = function()\n  i = i + 1\n"
         + key_line
@@ -363,9 +380,9 @@ def _parse_wrk(output):
     return LoadResult(requests=int(match.group(1)), seconds=float(match.group(2)) * scale, errors=errors)
 
 
-def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix):
+def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix, keys, expect_replayed):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_wrk_script(method, paths, body, headers, key_prefix))
+        script.write(_wrk_script(method, paths, body, headers, key_prefix, keys, expect_replayed))
     try:
         completed = subprocess.run(
             [
@@ -393,7 +410,7 @@ def _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix
     return _parse_wrk(completed.stdout)
 
 
-def _python_load(url, method, paths, body, headers, conns, seconds, key_prefix):
+def _python_load(url, method, paths, body, headers, conns, seconds, key_prefix, keys, expect_replayed):
     parts = urlsplit(url)
     paths = paths or [parts.path or "/"]
     counts = [[0, 0] for _ in range(conns)]
@@ -409,11 +426,14 @@ def _python_load(url, method, paths, body, headers, conns, seconds, key_prefix):
                 if conn is None:
                     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
                 sent = {**headers, "Idempotency-Key": f"{key_prefix}{slot}-{i}"} if key_prefix else headers
+                if keys:
+                    sent = {**headers, "Idempotency-Key": keys[i % len(keys)]}
                 conn.request(method, path, body=body, headers=sent)
                 response = conn.getresponse()
                 response.read()
                 counts[slot][0] += 1
-                if response.status >= 400:
+                replayed = response.getheader("Idempotent-Replayed") == "true"
+                if response.status >= 400 or (expect_replayed is not None and replayed != expect_replayed):
                     counts[slot][1] += 1
                 if response.will_close:
                     conn.close()
@@ -435,15 +455,27 @@ def _python_load(url, method, paths, body, headers, conns, seconds, key_prefix):
 
 
 def http_load(
-    url, *, method="GET", paths=None, body=None, headers=None, connections=None, duration=None, fresh_keys=None
+    url,
+    *,
+    method="GET",
+    paths=None,
+    body=None,
+    headers=None,
+    connections=None,
+    duration=None,
+    fresh_keys=None,
+    keys=None,
+    expect_replayed=None,
 ):
     """Send requests to `url` (or cycle through `paths` on its host) for `duration` seconds
     over `connections` concurrent connections; return the count, the time and the errors.
 
     Writes carry a fresh Idempotency-Key each (a key never sent before), as agents send them;
-    `fresh_keys=False` leaves the header out, for the figure without it."""
+    `fresh_keys=False` leaves the header out, for the figure without it, and `keys` (keys already
+    answered) sends those in turn, every request a retry. With `expect_replayed` (True or False) an
+    answer whose Idempotent-Replayed header says otherwise is an error (with wrk: the load fails)."""
     if fresh_keys is None:
-        fresh_keys = method in ("POST", "PUT", "PATCH")
+        fresh_keys = method in ("POST", "PUT", "PATCH") and not keys
     key_prefix = f"bench-{uuid.uuid4().hex}-" if fresh_keys else None
     headers = dict(headers or {})
     if body is not None:
@@ -451,9 +483,10 @@ def http_load(
     conns = connections or globals()["connections"]()
     seconds = duration or globals()["duration"]()
     wrk = _wrk_binary()
+    arguments = (url, method, paths, body, headers, conns, seconds, key_prefix, keys, expect_replayed)
     if wrk:
-        return _wrk_load(wrk, url, method, paths, body, headers, conns, seconds, key_prefix)
-    return _python_load(url, method, paths, body, headers, conns, seconds, key_prefix)
+        return _wrk_load(wrk, *arguments)
+    return _python_load(*arguments)
 
 
 def check_answer(base_url, method, path, *, body=None, headers=None, expected_status):
