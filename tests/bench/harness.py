@@ -347,7 +347,7 @@ def _wrk_script(method, paths, body, headers, key_prefix, keys=None, expect_repl
         lines.append(
             "local reported = false\n"
             "response = function(status, headers, body)\n"
-            f"  local replayed = headers['Idempotent-Replayed'] == 'true'\n"
+            "  local replayed = headers['Idempotent-Replayed'] == 'true'\n"
             f"  if status < 300 and replayed ~= {'true' if expect_replayed else 'false'} and not reported then\n"
             "    reported = true\n"
             "    io.stderr:write('answered ' .. status .. ' with Idempotent-Replayed ' .. tostring(headers['Idempotent-Replayed']) .. '\\n')\n"
