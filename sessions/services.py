@@ -6,13 +6,14 @@ Each function validates, changes state and writes its audit event in one transac
 import uuid
 from typing import Any
 
+import orjson
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from audit import services as audit
 from orchestrator.db import insert, service_transaction
 from orchestrator.http.errors import Conflict, InvalidTransition, PreconditionFailed
-from orchestrator.http.views import etag_for
+from orchestrator.http.views import etag_for, if_match_holds
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role, require_known_role
 from routing import selectors as task_selectors
@@ -29,11 +30,21 @@ def allowed_targets(session: Session) -> list[str]:
     return [str(t.target) for t in transitions]
 
 
-def _linked_task(*, principal: Principal, task_id: uuid.UUID) -> Task:
-    # A task the caller cannot see is refused exactly like one that does not exist.
-    return task_selectors.get_task(
-        principal=principal, task_id=task_id, not_found=ValidationError({"task_id": [f"No task with id {task_id}."]})
-    )
+def _linked_task(*, principal: Principal, task_id: uuid.UUID, session_role: str) -> Task:
+    # A task the caller cannot see is refused exactly like one that does not exist, and so is one the
+    # session's own role cannot see: its id would reach that role in the session and its events
+    # (staff linking another role's task, found by an outside review).
+    not_found = ValidationError({"task_id": [f"No task with id {task_id}."]})
+    task = task_selectors.get_task(principal=principal, task_id=task_id, not_found=not_found)
+    if session_role not in (task.from_role, task.to_role):
+        raise not_found
+    return task
+
+
+def _same_json(first: Any, second: Any) -> bool:
+    """Whether two JSON values are the same document. Python's == takes true for 1 and false for 0, so
+    a metadata change from 1 to true compared equal and was dropped (found by an outside review)."""
+    return orjson.dumps(first, option=orjson.OPT_SORT_KEYS) == orjson.dumps(second, option=orjson.OPT_SORT_KEYS)
 
 
 def _audit(session: Session, *, event_type: str, principal: Principal, trace_id: str, metadata: dict[str, Any]) -> None:
@@ -63,7 +74,7 @@ def create_session(
     if not principal.can_act_for(role):
         raise PermissionDenied("Agents create sessions only in their own role.")
     with service_transaction():
-        task = _linked_task(principal=principal, task_id=task_id) if task_id else None
+        task = _linked_task(principal=principal, task_id=task_id, session_role=role) if task_id else None
         session = Session(role=role, task=task, metadata=metadata or {}, owner=principal.subject)
         insert(session)
         _audit(
@@ -107,19 +118,21 @@ def update_session(
         # The row lock makes concurrent writers queue: the second sees the first's result
         # and fails its transition check with 409 instead of overwriting it.
         session = selectors.get_session(principal=principal, session_id=session_id, for_update=True)
-        if if_match is not None and if_match.strip() not in ("*", etag_for(session.updated_at)):
+        if if_match is not None and not if_match_holds(if_match, etag_for(session.updated_at)):
             raise PreconditionFailed()
 
         before_status = session.status
         changed = {}
-        if metadata is not _UNSET and metadata != session.metadata:
+        if metadata is not _UNSET and not _same_json(metadata, session.metadata):
             changed["metadata"] = {"before": session.metadata, "after": metadata}
             session.metadata = metadata
         if task_id is not _UNSET:
             current = str(session.task_id) if session.task_id else None
             wanted = str(task_id) if task_id else None
             if current != wanted:
-                session.task = _linked_task(principal=principal, task_id=task_id) if task_id else None
+                session.task = (
+                    _linked_task(principal=principal, task_id=task_id, session_role=session.role) if task_id else None
+                )
                 changed["task_id"] = {"before": current, "after": wanted}
         if changed and session.is_terminal:
             raise Conflict(

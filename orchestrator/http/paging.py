@@ -28,6 +28,12 @@ class PageParams(CursorPageParams):
 
     offset = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
 
+    def validate(self, attrs):
+        # A keyset page ignores positions: an offset sent with a cursor would pass silently.
+        if "cursor" in attrs and "offset" in self.initial_data:
+            raise serializers.ValidationError({"offset": ["A cursor page takes no offset: send one or the other."]})
+        return attrs
+
 
 def _cursor_value(value):
     return (

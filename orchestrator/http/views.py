@@ -1,5 +1,6 @@
 """Pieces every API view shares: the base view, strict input, query parameters, ETags."""
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -303,3 +304,23 @@ def query_params(request, serializer_class):
 
 def etag_for(updated_at):
     return f'W/"{int(updated_at.timestamp() * 1_000_000)}"'
+
+
+# One member of an If-Match list: "*" or an entity tag, weak or strong (RFC 9110 section 8.8.3).
+_IF_MATCH_MEMBER = re.compile(r'\s*(\*|(?:W/)?"[\x21\x23-\x7e\x80-\uffff]*")\s*(?:,|$)')
+
+
+def if_match_holds(header, current):
+    """Whether an If-Match header names the current entity tag `current`: "*", or a list of tags one of
+    which has its opaque tag (compared weakly: our tags are weak, as a client may echo them strong).
+    A header that is not such a list holds for nothing, so the write is refused (412)."""
+    members = []
+    position = 0
+    while position < len(header):
+        match = _IF_MATCH_MEMBER.match(header, position)
+        if match is None or match.end() == position:
+            return False
+        members.append(match.group(1))
+        position = match.end()
+    opaque = current.removeprefix("W/")
+    return any(member == "*" or member.removeprefix("W/") == opaque for member in members)

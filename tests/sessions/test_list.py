@@ -74,3 +74,11 @@ def test_an_offset_page_hands_over_a_cursor_for_the_next_page(staff, many_sessio
     second = staff.get(f"/api/v1/sessions?limit=10&cursor={first['next_cursor']}").json()
 
     assert ids(second) == [str(s.pk) for s in Session.objects.order_by("-created_at")[10:20]]
+
+
+def test_a_cursor_sent_with_an_offset_is_refused_not_half_obeyed(finance):
+    # Found by an outside review: the offset was dropped in silence.
+    response = finance.get("/api/v1/sessions?cursor=&offset=2&limit=1")
+
+    assert response.status_code == 400
+    assert "offset" in response.json()["errors"]
