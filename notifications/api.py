@@ -63,6 +63,7 @@ class NotificationCollection(ApiView):
             from_role=data.get("from_role"),
             session_id=data.get("session_id"),
             trace_id=data.get("trace_id") or self.trace_id,
+            request_trace_id=self.trace_id,
         )
         return JsonAnswer(NotificationShape.render(notification), status=status.HTTP_202_ACCEPTED)
 

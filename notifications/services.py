@@ -24,7 +24,10 @@ def send_notification(
     trace_id: str,
     from_role: str | None = None,
     session_id: uuid.UUID | None = None,
+    request_trace_id: str | None = None,
 ) -> Notification:
+    """`trace_id` is the notification's own (the body's, else the request's); `request_trace_id`, the
+    request's, is noted beside it in the event when the two differ, as task events note it."""
     from_role = acting_role(principal, from_role, field="from_role")
     require_known_role(to_role, field="to_role")
     with transaction.atomic():
@@ -55,7 +58,11 @@ def send_notification(
             trace_id=trace_id,
             target_type="notification",
             target_id=notification.pk,
-            metadata={"to_role": to_role, "session_id": str(session_id) if session_id else None},
+            metadata={
+                "to_role": to_role,
+                "session_id": str(session_id) if session_id else None,
+                **request_trace_metadata(request_trace_id, trace_id),
+            },
         )
     return notification
 
