@@ -232,7 +232,7 @@ def open_approval(
         raise ValidationError({"expires_in": [f"Must be between 1 and {MAX_EXPIRES_IN_SECONDS} seconds."]})
     check_required_approvals(required_approvals)
     chain = _validated_chain(principal=principal, task=task, approver_role=approver_role, escalate_to=escalate_to or [])
-    routing.gate_task(task=task)
+    routing.gate_task(task=task, actor=principal.subject, actor_role=principal.role, trace_id=trace_id)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
     now = timezone.now()
     approval: Approval = Approval(
@@ -568,10 +568,16 @@ def decide_approval(
             )
             return approval
         task_before = task.status
-        # The task's own event (task.cancelled) follows the decision that caused it in the log.
+        # The task's own event (task.gate_opened or task.cancelled) follows the decision that caused it in the log.
         task_events: list[dict[str, Any]] = []
         if decision == "approve":
-            routing.release_task(task=task)
+            routing.release_task(
+                task=task,
+                actor=principal.subject,
+                actor_role=principal.role,
+                trace_id=trace_id,
+                defer_events=task_events,
+            )
         else:
             routing.deny_task(
                 task=task,

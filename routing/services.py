@@ -111,13 +111,21 @@ def request_trace_metadata(request_trace_id: str | None, object_trace_id: str) -
 
 
 def task_event(
-    task: Task, *, event_type: str, actor: str, actor_role: str, trace_id: str, metadata: dict[str, Any]
+    task: Task,
+    *,
+    event_type: str,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    metadata: dict[str, Any],
+    defer_events: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Record a task's audit event under the task's trace, noting the request's own trace if it differs.
+    """Record a task's audit event under the task's trace, noting the request's own trace if it differs;
+    with `defer_events` (a list), append record()'s keywords to it for the caller to record later.
 
     Task events are filed under the task's from_role and shared with its to_role: the two roles that
     see the task see its whole history, whoever acted (the actor's role is metadata.actor_role)."""
-    audit.record(
+    event = dict(
         event_type=event_type,
         actor=actor,
         role=task.from_role,
@@ -128,6 +136,10 @@ def task_event(
         target_id=task.pk,
         metadata={**metadata, **request_trace_metadata(trace_id, task.trace_id)},
     )
+    if defer_events is None:
+        audit.record(**event)
+    else:
+        defer_events.append(event)
 
 
 # The transitions a caller asks for through the API, by who may ask: the receiving role claims and,
@@ -388,21 +400,46 @@ def queue_state_problems(task: Task) -> list[str]:
     return problems
 
 
-def gate_task(*, task: Task) -> None:
-    """Hold a locked (or just routed) pending task for a decision; the gate's own event (approval.requested)
-    records the hold. Runs in the caller's transaction."""
+def gate_task(*, task: Task, actor: str, actor_role: str, trace_id: str) -> None:
+    """Hold a locked (or just routed) pending task for a decision, with its task.gated event: the
+    receiving role, which does not see the approval's events, sees its task held. Runs in the caller's
+    transaction."""
     if not can_proceed(task.await_approval):
         raise invalid_transition(task, TaskStatus.AWAITING_APPROVAL)
+    before = task.status
     task.await_approval()
     task.save(update_fields=["status", "updated_at"])
+    task_event(
+        task,
+        event_type="task.gated",
+        actor=actor,
+        actor_role=actor_role,
+        trace_id=trace_id,
+        # No approver_role here: the webhooks' role filter reads that key as "an approval this role decides".
+        metadata={"before": {"status": before}, "after": {"status": task.status}},
+    )
 
 
-def release_task(*, task: Task) -> None:
-    """A gate opened (approval granted): the locked task is claimable again."""
+def release_task(
+    *, task: Task, actor: str, actor_role: str, trace_id: str, defer_events: list[dict[str, Any]] | None = None
+) -> None:
+    """A gate opened (approval granted): the locked task is claimable again, with its task.gate_opened
+    event (appended to `defer_events` when given, as deny_task does). Not task.released: that is a
+    claimer giving its lease back."""
     if not can_proceed(task.release):
         raise invalid_transition(task, TaskStatus.PENDING)
+    before = task.status
     task.release()
     task.save(update_fields=["status", "updated_at"])
+    task_event(
+        task,
+        event_type="task.gate_opened",
+        actor=actor,
+        actor_role=actor_role,
+        trace_id=trace_id,
+        metadata={"before": {"status": before}, "after": {"status": task.status}},
+        defer_events=defer_events,
+    )
 
 
 def deny_task(

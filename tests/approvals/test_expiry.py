@@ -27,7 +27,7 @@ def test_overdue_approvals_expire_and_their_tasks_are_cancelled(route):
     assert Task.objects.get(pk=on_time["task_id"]).status == "awaiting_approval"
     trace = Task.objects.get(pk=late["task_id"]).trace_id
     events = AuditEvent.objects.filter(trace_id=trace).order_by("id").values_list("event_type", flat=True)
-    assert list(events) == ["task.routed", "approval.requested", "approval.expired", "task.cancelled"]
+    assert list(events) == ["task.routed", "task.gated", "approval.requested", "approval.expired", "task.cancelled"]
 
 
 def test_expiry_never_approves_anything(route):

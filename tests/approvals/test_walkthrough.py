@@ -69,8 +69,10 @@ def test_a_task_needing_approval_goes_from_routing_to_completion_through_api_and
     steps = list(AuditEvent.objects.filter(trace_id=TRACE).order_by("id").values_list("event_type", "actor"))
     assert steps == [
         ("task.routed", finance.token.subject),
+        ("task.gated", finance.token.subject),
         ("approval.requested", finance.token.subject),
         ("approval.decided", "user:maria"),
+        ("task.gate_opened", "user:maria"),
         ("task.claimed", engineering.token.subject),
         ("task.completed", engineering.token.subject),
     ]

@@ -180,7 +180,12 @@ def test_a_route_filed_under_the_bodys_trace_notes_the_requests_own_on_each_of_i
     ).json()
 
     events = AuditEvent.objects.filter(trace_id="from-the-body")
-    assert {event.event_type for event in events} == {"task.routed", "policy.decided", "approval.requested"}
+    assert {event.event_type for event in events} == {
+        "task.routed",
+        "policy.decided",
+        "task.gated",
+        "approval.requested",
+    }
     assert {event.metadata.get("request_trace_id") for event in events} == {"from-the-header"}
     assert body["trace_id"] == "from-the-body"
 
@@ -189,5 +194,10 @@ def test_a_route_under_the_requests_own_trace_notes_nothing_more(finance, financ
     route(finance, payload={"amount": 5000}, HTTP_X_TRACE_ID="one-trace")
 
     events = AuditEvent.objects.filter(trace_id="one-trace")
-    assert {event.event_type for event in events} == {"task.routed", "policy.decided", "approval.requested"}
+    assert {event.event_type for event in events} == {
+        "task.routed",
+        "policy.decided",
+        "task.gated",
+        "approval.requested",
+    }
     assert not any("request_trace_id" in event.metadata for event in events)

@@ -81,7 +81,7 @@ def test_requires_approval_puts_the_task_on_hold_and_opens_the_approval_at_once(
     assert str(approval.pk) == body["approval_id"]
     assert (approval.status, approval.approver_role) == ("pending", "manager")
     events = list(AuditEvent.objects.filter(trace_id=task.trace_id).order_by("id").values_list("event_type", flat=True))
-    assert events == ["task.routed", "approval.requested"]
+    assert events == ["task.routed", "task.gated", "approval.requested"]
 
 
 def test_a_nul_character_in_the_payload_answers_400_not_500(finance):
