@@ -14,6 +14,7 @@ from audit.models import AuditEvent
 from notifications.models import Notification
 from routing.models import Task
 from sessions.models import Session, SessionMessage
+from transfer.management.commands.import_json import RECORDS_SKIPPED
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -112,7 +113,12 @@ def source_file(tmp_path):
 
 def run(command, *args):
     out, err = io.StringIO(), io.StringIO()
-    call_command(command, *args, stdout=out, stderr=err)
+    try:
+        call_command(command, *args, stdout=out, stderr=err)
+    except CommandError as exc:
+        # An import that skipped records exits 1 after its report (import_records.run).
+        if str(exc) != RECORDS_SKIPPED:
+            raise
     return out.getvalue(), err.getvalue()
 
 

@@ -9,7 +9,7 @@ import logging
 import uuid
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from approvals.models import Approval
 from policy.services import digest_of
@@ -51,7 +51,8 @@ def test_an_unforeseen_failure_is_reported_with_its_record_and_the_run_goes_on(t
     path.write_text(json.dumps({"approvals": [broken, fine]}))
     out, err = io.StringIO(), io.StringIO()
 
-    call_command("import_json", str(path), stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="skipped"):
+        call_command("import_json", str(path), stdout=out, stderr=err)
 
     assert "approvals: 1 created, 0 updated, 0 unchanged, 1 skipped" in out.getvalue()
     assert f"Skipped approvals[0] (id '{broken['id']}'): unexpected" in err.getvalue()

@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 from orchestrator.ops.progress import progress
 from transfer import services as transfer
 
+# What the exit status 1 of an import that skipped records says (the records are named above it).
+RECORDS_SKIPPED = "some records were skipped; exit status 1"
+
 
 class Command(BaseCommand):
     help = (
@@ -50,3 +53,5 @@ class Command(BaseCommand):
                 f"{len(report.errors)} records skipped (bad, or existing with a different state); "
                 "every other record was imported."
             )
+            # A script must be able to tell a partial import from a whole one (`import_json f && rm f`).
+            raise CommandError(RECORDS_SKIPPED, returncode=1)
