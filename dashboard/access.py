@@ -14,7 +14,9 @@ from django.utils.crypto import constant_time_compare
 
 APPROVER_GROUP_PREFIX = "approver:"
 
-VIEW_SESSIONS = "sessions.view_session"
+# The agents' sessions (app label agent_sessions), not django.contrib.sessions' login sessions, whose
+# permission has the label "sessions" and was checked here by mistake (found by an outside review).
+VIEW_SESSIONS = "agent_sessions.view_session"
 VIEW_TASKS = "routing.view_task"
 CANCEL_TASKS = "routing.change_task"
 VIEW_APPROVALS = "approvals.view_approval"

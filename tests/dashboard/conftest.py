@@ -9,7 +9,7 @@ PASSWORD = "dashboard-test-pw"
 
 # What an operator of the console holds: every page's view permission, deciding and cancelling.
 OPERATOR_PERMISSIONS = [
-    ("sessions", "view_session"),
+    ("agent_sessions", "view_session"),
     ("routing", "view_task"),
     ("routing", "change_task"),
     ("approvals", "view_approval"),

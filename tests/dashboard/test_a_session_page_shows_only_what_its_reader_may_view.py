@@ -22,7 +22,7 @@ def session_on_a_task():
 
 def reader(client, *permissions):
     user = get_user_model().objects.create_user("vera", "vera@example.com", PASSWORD, is_staff=True)
-    client.force_login(grant(user, ("sessions", "view_session"), *permissions))
+    client.force_login(grant(user, ("agent_sessions", "view_session"), *permissions))
     return client
 
 

@@ -73,7 +73,7 @@ def test_reading_approvals_without_the_change_permission_offers_no_buttons_and_r
 
 def test_each_page_needs_its_own_view_permission(client, bare_staff_user, make_approval):
     make_approval()
-    user = grant(bare_staff_user, ("sessions", "view_session"))
+    user = grant(bare_staff_user, ("agent_sessions", "view_session"))
     client.force_login(user)
 
     assert client.get("/dashboard/sessions/").status_code == 200
