@@ -512,6 +512,17 @@ def _validate(raw: Any, *, source: str) -> tuple[dict[str, Any], tuple[Rule, ...
         raise _refuse("'rules' must be a list.", source)
     seen: set[str] = set()
     compiled = [_compile_rule(rule, source=source, seen=seen) for rule in rules_raw]
+    for normalized, rule in compiled:
+        if rule.approver_role == role:
+            # Separation of duties: no agent of the role may decide its own approval, so such a rule
+            # could only wait for staff, and a route it gates answered 400 for a field the caller never
+            # sent (found by an outside review).
+            raise _refuse(
+                f"approver_role must be another role than the profile's own ({role!r}): its agents never "
+                "decide their own approvals.",
+                source,
+                normalized["id"],
+            )
     document = {
         "role": role,
         "description": description,

@@ -290,6 +290,10 @@ def route_task(
         raise ValidationError({"approver_role": ["Required when requires_approval is true."]})
     if approver_role and not requires_approval:
         raise ValidationError({"approver_role": ["Only meaningful with requires_approval: true."]})
+    if expires_in is not None and not requires_approval:
+        # A rule's gate takes the rule's lifetime, never the caller's: without requires_approval the
+        # value would be dropped in silence (found by an outside review).
+        raise ValidationError({"expires_in": ["Only meaningful with requires_approval: true."]})
     if requires_approval and not _route_steps:
         raise ImproperlyConfigured("requires_approval needs the approvals app, which registers the approval step.")
     max_attempts = settings.TASK_MAX_ATTEMPTS if max_attempts is None else max_attempts

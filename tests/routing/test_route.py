@@ -103,3 +103,14 @@ def test_the_task_keeps_the_idempotency_key_it_was_routed_with(finance):
 
     assert response.status_code == 202
     assert Task.objects.get(pk=response.json()["task_id"]).idempotency_key == "retry-7"
+
+
+def test_an_approval_lifetime_without_requires_approval_is_refused_not_dropped(finance):
+    # Found by an outside review: expires_in without requires_approval answered 202 and was dropped.
+    response = finance.post(
+        "/api/v1/tasks/route", {"type": "t", "to_role": "engineering", "expires_in": 600}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "expires_in" in response.json()["errors"]
+    assert not Task.objects.exists()
