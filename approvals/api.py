@@ -12,6 +12,14 @@ from orchestrator.http.shapes import Shape
 from orchestrator.http.views import ApiView, StrictSerializer, parse_uuid, query_params, validated
 from routing.models import TaskStatus
 
+
+def _task_summary(approval):
+    if not approval.task_id:
+        return None
+    task = approval.task
+    return {"type": task.type, "from_role": task.from_role, "to_role": task.to_role, "payload": task.payload}
+
+
 ApprovalShape = Shape(
     "Approval",
     {
@@ -20,6 +28,15 @@ ApprovalShape = Shape(
         "task_status": (
             serializers.ChoiceField(choices=TaskStatus.choices, allow_null=True),
             lambda approval: approval.task.status if approval.task_id else None,
+        ),
+        # What is to be decided: the approver's agents cannot read the task itself (it is the sending and
+        # receiving roles'), and deciding blind on the requester's notes alone is no decision (found by
+        # an outside review).
+        "task": (
+            serializers.JSONField(
+                allow_null=True, help_text="The gated task's type, from_role, to_role and payload; None for an action."
+            ),
+            _task_summary,
         ),
         "approver_role": (serializers.CharField(), "approver_role"),
         "status": (
