@@ -1,17 +1,37 @@
 from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
 
 from orchestrator.ops.admin_fsm import ServiceFSMAdminMixin
+from orchestrator.ops.shown import shown
 from sessions import services
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage
 
 _TARGET_BY_TRANSITION = {method: target for target, method in SESSION_TRANSITIONS.items()}
 
 
+# The admin's session page lists at most this many messages, each cut as the console cuts it: a
+# transcript of thousands of long messages made a page of hundreds of MB (an outside review).
+INLINE_MESSAGES = 200
+
+
+class _FirstMessages(BaseInlineFormSet):
+    def get_queryset(self):
+        messages = super().get_queryset().order_by("id")
+        return messages.filter(pk__in=list(messages.values_list("pk", flat=True)[:INLINE_MESSAGES]))
+
+
 class SessionMessageInline(admin.TabularInline):
     model = SessionMessage
+    formset = _FirstMessages
     extra = 0
     can_delete = False
-    readonly_fields = ["author_role", "content", "created_at"]
+    fields = ["author_role", "content_shown", "created_at"]
+    readonly_fields = ["author_role", "content_shown", "created_at"]
+    verbose_name_plural = f"Session messages (the first {INLINE_MESSAGES}; the API pages through all)"
+
+    @admin.display(description="content")
+    def content_shown(self, message):
+        return shown(message.content)
 
     def has_add_permission(self, request, obj=None):
         return False
