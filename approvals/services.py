@@ -270,6 +270,9 @@ def open_approval(
             "required_approvals": required_approvals,
             "escalate_to": chain,
             "task_status": {"before": TaskStatus.PENDING, "after": task.status},
+            # Kept here for good: a decision's notes replace the approval's own (found by an outside
+            # review: the requester's justification, a rule's reason among them, was then lost).
+            "notes": notes,
         },
     )
     return approval
@@ -344,7 +347,7 @@ def open_action_approval(
         actor=principal.subject,
         actor_role=principal.role,
         trace_id=trace_id,
-        metadata={"approver_role": approver_role, "expires_at": approval.expires_at.isoformat()},
+        metadata={"approver_role": approver_role, "expires_at": approval.expires_at.isoformat(), "notes": notes},
     )
     return approval
 
