@@ -6,7 +6,6 @@ Each function validates, changes state and writes its audit event in one transac
 import uuid
 from typing import Any
 
-import orjson
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
@@ -42,9 +41,19 @@ def _linked_task(*, principal: Principal, task_id: uuid.UUID, session_role: str)
 
 
 def _same_json(first: Any, second: Any) -> bool:
-    """Whether two JSON values are the same document. Python's == takes true for 1 and false for 0, so
-    a metadata change from 1 to true compared equal and was dropped (found by an outside review)."""
-    return orjson.dumps(first, option=orjson.OPT_SORT_KEYS) == orjson.dumps(second, option=orjson.OPT_SORT_KEYS)
+    """Whether two JSON values are the same document: true is not 1 and false is not 0 (Python's == took
+    them for equal, and a change between them was dropped: an outside review), while numbers compare
+    by value, as PostgreSQL's jsonb stores them (1e16 comes back as 10000000000000000, -0.0 as 0.0: a
+    resent document must still be no change)."""
+    if isinstance(first, bool) or isinstance(second, bool):
+        return type(first) is type(second) and first == second
+    if isinstance(first, int | float) and isinstance(second, int | float):
+        return first == second
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(_same_json(first[key], second[key]) for key in first)
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(map(_same_json, first, second))
+    return type(first) is type(second) and first == second
 
 
 def _audit(session: Session, *, event_type: str, principal: Principal, trace_id: str, metadata: dict[str, Any]) -> None:

@@ -50,3 +50,18 @@ def test_the_same_metadata_sent_again_is_still_no_change(finance):
 
     assert response.status_code == 200
     assert not AuditEvent.objects.filter(event_type="session.updated", target_id=session_id).exists()
+
+
+def test_numbers_the_database_spells_otherwise_are_still_the_same_document(finance):
+    # Found by an outside review of the first fix: jsonb stores 1e16 as 10000000000000000 and -0.0 as
+    # 0.0, so a byte comparison took a resent document for a change (409 on a closed session).
+    body = b'{"metadata": {"x": 1e16, "y": -0.0, "z": [1.0, true]}}'
+    session_id = create(finance, {})
+    assert finance.patch(f"/api/v1/sessions/{session_id}", body, content_type="application/json").status_code == 200
+    for status in ("active", "completed"):
+        assert finance.patch(f"/api/v1/sessions/{session_id}", {"status": status}, format="json").status_code == 200
+
+    resent = finance.patch(f"/api/v1/sessions/{session_id}", body, content_type="application/json")
+
+    assert resent.status_code == 200
+    assert AuditEvent.objects.filter(event_type="session.updated", target_id=session_id).count() == 1
