@@ -1,16 +1,22 @@
 from django.contrib import admin
 
 from notifications.models import Notification
+from orchestrator.ops.shown import shown
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     """Read-only: notifications are sent and acknowledged by agents through notifications.services."""
 
-    list_display = ["id", "from_role", "to_role", "message", "created_at", "acked_at"]
+    # The list cuts each message (orchestrator.ops.shown); a notification's own page shows it whole.
+    list_display = ["id", "from_role", "to_role", "message_shown", "created_at", "acked_at"]
     list_filter = ["to_role", "from_role", "acked_at"]
     search_fields = ["=id", "=trace_id", "message"]
     readonly_fields = [field.name for field in Notification._meta.fields]
+
+    @admin.display(description="message")
+    def message_shown(self, notification):
+        return shown(notification.message)
 
     def has_add_permission(self, request):
         return False

@@ -58,3 +58,25 @@ def test_the_admin_lists_the_first_messages_of_a_long_transcript_each_cut(admin_
     assert f"m{INLINE_MESSAGES - 1}-" in html
     assert f"m{INLINE_MESSAGES}-" not in html
     assert LONG not in html
+
+
+def test_an_approval_whose_payload_the_inbox_cuts_is_decided_on_its_own_page(client, staff_user, route):
+    # Found by a second outside review: keys sorted past the cut (an IBAN) were approved unseen.
+    long_one = route(requires_approval=True, approver_role="manager", payload={"aaa": LONG, "pay_to": "IBAN-999"})
+    short_one = route(requires_approval=True, approver_role="manager", payload={"amount": 5})
+    client.force_login(staff_user)
+
+    inbox = client.get("/dashboard/approvals/").content.decode()
+
+    long_row = inbox[inbox.index(f'id="approval-{long_one["approval_id"]}"') :].split("</tr>")[0]
+    short_row = inbox[inbox.index(f'id="approval-{short_one["approval_id"]}"') :].split("</tr>")[0]
+    assert 'value="approve"' not in long_row and "Read all it holds to decide" in long_row
+    assert 'value="approve"' in short_row
+
+
+def test_the_admins_notification_list_cuts_each_message(admin_client, finance):
+    finance.post("/api/v1/notifications", {"to_role": "manager", "message": LONG}, format="json")
+
+    html = admin_client.get("/admin/notifications/notification/").content.decode()
+
+    assert LONG not in html and "more characters, not shown here" in html
