@@ -303,6 +303,32 @@ def _refuse_a_gate_on_no_waiting_task(instance: Approval) -> None:
         )
 
 
+def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any) -> None:
+    """A session's task is one its role sends or receives, as the API holds it (sessions.services): the
+    task's id would otherwise reach a role that cannot read the task. Checked both ways: a session
+    linking a task, and a task whose roles an overwrite moves away from a session that links it (found
+    by an outside review: the import let both through)."""
+    if kind is SESSIONS and instance.task_id is not None:
+        roles = Task.objects.filter(pk=instance.task_id).values_list("from_role", "to_role").first()
+        if roles is not None and instance.role not in roles:
+            raise BadRecord(
+                f"task_id {instance.task_id} is a task of {roles[0]!r} to {roles[1]!r}, which role "
+                f"{instance.role!r} cannot see"
+            )
+    if kind is TASKS:
+        stranded = (
+            Session.objects.filter(task_id=instance.pk)
+            .exclude(role__in=[instance.from_role, instance.to_role])
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if stranded is not None:
+            raise BadRecord(
+                f"from_role and to_role would leave session {stranded}, which links this task, with a task "
+                "its role cannot see"
+            )
+
+
 def _check_escalation(instance: Approval) -> None:
     """The quorum and escalation chain as the API takes them (the approvals app's own rule): the
     expiry job hands an approval on by this chain, and a malformed one would stop it."""
@@ -482,6 +508,7 @@ def _import_record(
             raise Conflict(
                 f"exists with a different state ({', '.join(changed)}); kept as it is (--overwrite replaces it)"
             )
+        _refuse_a_link_its_role_cannot_see(kind, instance)
         if kind is APPROVALS:
             was_pending = existing is not None and before["status"] == ApprovalStatus.PENDING
             _refuse_a_stuck_task(instance, was_pending_for=before["task_id"] if was_pending else None)

@@ -8,6 +8,12 @@ from orchestrator.ops.progress import progress
 from transfer import services as transfer
 
 
+def _short(name):
+    # The partial file's name adds about 16 bytes to the target's: a name near the file system's 255-byte
+    # limit must still leave room (found by an outside review).
+    return os.fsdecode(os.fsencode(name)[:200])
+
+
 class Command(BaseCommand):
     help = (
         "Export every session (with its transcript), task, approval and notification to a JSON file "
@@ -31,7 +37,9 @@ class Command(BaseCommand):
         partial = None
         try:
             handle, partial = tempfile.mkstemp(
-                dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.", suffix=".partial"
+                dir=os.path.dirname(os.path.abspath(path)),
+                prefix=f".{os.path.basename(path)[:200]}.",
+                suffix=".partial",
             )
             with os.fdopen(handle, "wb") as stream:
                 counts = transfer.export_json(stream=stream, on_record=lambda _: bar.update(1))
