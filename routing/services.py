@@ -125,17 +125,17 @@ def task_event(
 
     Task events are filed under the task's from_role and shared with its to_role: the two roles that
     see the task see its whole history, whoever acted (the actor's role is metadata.actor_role)."""
-    event = dict(
-        event_type=event_type,
-        actor=actor,
-        role=task.from_role,
-        actor_role=actor_role,
-        shared_with_role=task.to_role,
-        trace_id=task.trace_id,
-        target_type="task",
-        target_id=task.pk,
-        metadata={**metadata, **request_trace_metadata(trace_id, task.trace_id)},
-    )
+    event: dict[str, Any] = {
+        "event_type": event_type,
+        "actor": actor,
+        "role": task.from_role,
+        "actor_role": actor_role,
+        "shared_with_role": task.to_role,
+        "trace_id": task.trace_id,
+        "target_type": "task",
+        "target_id": task.pk,
+        "metadata": {**metadata, **request_trace_metadata(trace_id, task.trace_id)},
+    }
     if defer_events is None:
         audit.record(**event)
     else:
