@@ -303,7 +303,7 @@ def _refuse_a_gate_on_no_waiting_task(instance: Approval) -> None:
         )
 
 
-def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any) -> None:
+def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any, *, existing: bool) -> None:
     """A session's task is one its role sends or receives, as the API holds it (sessions.services): the
     task's id would otherwise reach a role that cannot read the task. Checked both ways: a session
     linking a task, and a task whose roles an overwrite moves away from a session that links it (found
@@ -315,7 +315,8 @@ def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any) -> None:
                 f"task_id {instance.task_id} is a task of {roles[0]!r} to {roles[1]!r}, which role "
                 f"{instance.role!r} cannot see"
             )
-    if kind is TASKS:
+    if kind is TASKS and existing:
+        # A new task has no session linking it yet (the link is a foreign key).
         stranded = (
             Session.objects.filter(task_id=instance.pk)
             .exclude(role__in=[instance.from_role, instance.to_role])
@@ -508,7 +509,7 @@ def _import_record(
             raise Conflict(
                 f"exists with a different state ({', '.join(changed)}); kept as it is (--overwrite replaces it)"
             )
-        _refuse_a_link_its_role_cannot_see(kind, instance)
+        _refuse_a_link_its_role_cannot_see(kind, instance, existing=existing is not None)
         if kind is APPROVALS:
             was_pending = existing is not None and before["status"] == ApprovalStatus.PENDING
             _refuse_a_stuck_task(instance, was_pending_for=before["task_id"] if was_pending else None)
