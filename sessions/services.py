@@ -48,6 +48,13 @@ def _same_json(first: Any, second: Any) -> bool:
     if isinstance(first, bool) or isinstance(second, bool):
         return type(first) is type(second) and first == second
     if isinstance(first, int | float) and isinstance(second, int | float):
+        if isinstance(first, float) or isinstance(second, float):
+            # jsonb keeps the digits a float was sent with: 1.234567890123456789e18 comes back as that
+            # integer, which the float only approximates. A float is compared as the float it was sent as.
+            try:
+                return float(first) == float(second)
+            except OverflowError:
+                return False
         return first == second
     if isinstance(first, dict) and isinstance(second, dict):
         return first.keys() == second.keys() and all(_same_json(first[key], second[key]) for key in first)

@@ -55,7 +55,7 @@ def test_the_same_metadata_sent_again_is_still_no_change(finance):
 def test_numbers_the_database_spells_otherwise_are_still_the_same_document(finance):
     # Found by an outside review of the first fix: jsonb stores 1e16 as 10000000000000000 and -0.0 as
     # 0.0, so a byte comparison took a resent document for a change (409 on a closed session).
-    body = b'{"metadata": {"x": 1e16, "y": -0.0, "z": [1.0, true]}}'
+    body = b'{"metadata": {"x": 1e16, "y": -0.0, "z": [1.0, true], "w": 1.234567890123456789e18}}'
     session_id = create(finance, {})
     assert finance.patch(f"/api/v1/sessions/{session_id}", body, content_type="application/json").status_code == 200
     for status in ("active", "completed"):
