@@ -464,33 +464,36 @@ def deny_task(
     task.deny()
     task.finished_at = now or timezone.now()
     task.save(update_fields=["status", "finished_at", "updated_at"])
-    event = _cancelled_event(task, actor=actor, actor_role=actor_role, trace_id=trace_id, before=before, reason=reason)
-    if defer_events is None:
-        audit.record(**event)
-    else:
-        defer_events.append(event)
+    _cancelled_event(
+        task,
+        actor=actor,
+        actor_role=actor_role,
+        trace_id=trace_id,
+        before=before,
+        reason=reason,
+        defer_events=defer_events,
+    )
 
 
 def _cancelled_event(
-    task: Task, *, actor: str, actor_role: str, trace_id: str, before: str, reason: str
-) -> dict[str, Any]:
-    """record()'s keywords for task.cancelled, filed like task_event files every task event."""
-    return {
-        "event_type": "task.cancelled",
-        "actor": actor,
-        "role": task.from_role,
-        "actor_role": actor_role,
-        "shared_with_role": task.to_role,
-        "trace_id": task.trace_id,
-        "target_type": "task",
-        "target_id": task.pk,
-        "metadata": {
-            "before": {"status": before},
-            "after": {"status": task.status},
-            "reason": reason,
-            **request_trace_metadata(trace_id, task.trace_id),
-        },
-    }
+    task: Task,
+    *,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    before: str,
+    reason: str,
+    defer_events: list[dict[str, Any]] | None = None,
+) -> None:
+    task_event(
+        task,
+        event_type="task.cancelled",
+        actor=actor,
+        actor_role=actor_role,
+        trace_id=trace_id,
+        metadata={"before": {"status": before}, "after": {"status": task.status}, "reason": reason},
+        defer_events=defer_events,
+    )
 
 
 def _task_for_worker(*, principal: Principal, task_id: uuid.UUID) -> Task:
@@ -902,15 +905,8 @@ def cancel_task(*, principal: Principal, task_id: uuid.UUID, trace_id: str, reas
         task.finished_at = timezone.now()
         _clear_lease(task)
         task.save(update_fields=["status", "finished_at", "updated_at", *_LEASE_FIELDS])
-        audit.record(
-            **_cancelled_event(
-                task,
-                actor=principal.subject,
-                actor_role=principal.role,
-                trace_id=trace_id,
-                before=before,
-                reason=reason,
-            )
+        _cancelled_event(
+            task, actor=principal.subject, actor_role=principal.role, trace_id=trace_id, before=before, reason=reason
         )
     return task
 
