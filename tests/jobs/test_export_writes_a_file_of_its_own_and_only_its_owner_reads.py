@@ -62,9 +62,11 @@ def test_two_exports_to_one_path_write_two_files(tmp_path, monkeypatch):
     assert json.loads(target.read_text())["format"] == "orchestrator-export"
 
 
-def test_a_target_name_near_the_file_systems_limit_still_exports(tmp_path):
-    # Found by a second outside review: the partial file's longer name passed the 255-byte limit.
-    target = tmp_path / ("a" * 245 + ".json")
+@pytest.mark.parametrize("stem", ["a" * 245, "é" * 120], ids=["ascii", "two-byte-characters"])
+def test_a_target_name_near_the_file_systems_limit_still_exports(tmp_path, stem):
+    # Found by a second outside review: the partial file's longer name passed the 255-byte limit, which
+    # counts bytes, not characters.
+    target = tmp_path / (stem + ".json")
 
     export(target)
 

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         try:
             handle, partial = tempfile.mkstemp(
                 dir=os.path.dirname(os.path.abspath(path)),
-                prefix=f".{os.path.basename(path)[:200]}.",
+                prefix=f".{_short(os.path.basename(path))}.",
                 suffix=".partial",
             )
             with os.fdopen(handle, "wb") as stream:
