@@ -419,7 +419,6 @@ def gate_task(*, task: Task, actor: str, actor_role: str, trace_id: str) -> None
         actor=actor,
         actor_role=actor_role,
         trace_id=trace_id,
-        # No approver_role here: the webhooks' role filter reads that key as "an approval this role decides".
         metadata={"before": {"status": before}, "after": {"status": task.status}},
     )
 

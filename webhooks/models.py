@@ -23,7 +23,7 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100)
     # Glob patterns over event types ("approval.*", "task.cancelled", "*").
     event_types = models.JSONField(default=list)
-    # Only events recorded in this role or for approvals this role decides; blank: every role.
+    # Only the events this role reads in the audit log (filed under it or shared with it); blank: every role.
     role = models.CharField(max_length=64, blank=True)
     format = models.CharField(max_length=16, choices=WebhookFormat.choices, default=WebhookFormat.STANDARD)
     is_active = models.BooleanField(default=True)

@@ -43,6 +43,8 @@ from audit import services as audit
 from audit import stream
 from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
+from audit.selectors import events_visible_to
+from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role
 from orchestrator.telemetry import metrics
 from webhooks import transport
@@ -50,7 +52,8 @@ from webhooks.models import DeliveryAttempt, DeliveryStatus, WebhookFormat, Webh
 
 logger = logging.getLogger(__name__)
 
-EVENT_PATTERN = re.compile(r"^[a-z0-9_.*]{1,64}$")
+# Matched whole (fullmatch): `$` also matches before a final newline, which "approval.*\n" would pass with.
+EVENT_PATTERN = re.compile(r"[a-z0-9_.*]{1,64}")
 STAR_RUN = re.compile(r"\*{2,}")
 MAX_PATTERNS = 20
 # Statuses of a 4xx that are worth retrying: the receiver is busy, in conflict, or timed out.
@@ -81,7 +84,7 @@ def clean_patterns(event_types: list[str]) -> list[str]:
     if len(event_types) > MAX_PATTERNS:
         raise ValidationError({"event_types": [f"At most {MAX_PATTERNS} patterns."]})
     for pattern in event_types:
-        if not isinstance(pattern, str) or not EVENT_PATTERN.match(pattern):
+        if not isinstance(pattern, str) or not EVENT_PATTERN.fullmatch(pattern):
             raise ValidationError(
                 {"event_types": [f"{pattern!r} is not a pattern: lowercase letters, digits, '_', '.', '*'."]}
             )
@@ -244,8 +247,9 @@ def _why_not_received(subscription: WebhookSubscription, event: AuditEvent) -> s
             "so it would never have been sent there."
         )
     return (
-        f"Event {event.id} was recorded in role {event.role or '(none)'!r} and is not about an approval role "
-        f"{subscription.role!r} decides; this subscription receives only role {subscription.role!r}'s events."
+        f"Event {event.id} is filed under role {event.role or '(none)'!r} and not shared with role "
+        f"{subscription.role!r}; this subscription receives only what role {subscription.role!r} reads in "
+        "the audit log."
     )
 
 
@@ -323,17 +327,23 @@ def pattern_matches(pattern: str, event_type: str) -> bool:
     return re.search(_backtracking_pattern_regex(pattern), event_type) is not None
 
 
+def _readable_by_role(subscription: WebhookSubscription) -> QuerySet[AuditEvent]:
+    """The events the subscription's role reads in the audit log: those an agent of that role sees
+    (audit.selectors.events_visible_to: filed under the role or shared with it), so `--role manager`
+    hears of every approval waiting for managers (filed under the approver role) and `--role finance`
+    of the decisions on its own tasks (shared with the task's from_role). No role: every event."""
+    if not subscription.role:
+        return AuditEvent.objects.all()
+    return events_visible_to(Principal(subject=f"webhook:{subscription.pk}", role=subscription.role))
+
+
 def matching_events(subscription: WebhookSubscription) -> QuerySet[AuditEvent]:
-    """The audit events the subscription receives. The role filter takes events recorded in the role
-    and events about approvals that role decides (their approver_role), so `--role manager` hears of
-    every approval waiting for managers whoever asked."""
+    """The audit events the subscription receives: those its role reads (_readable_by_role) whose type
+    matches one of its patterns."""
     # SQLite (the embedded default) runs REGEXP with Python's re.
     regex = _backtracking_pattern_regex if connection.vendor == "sqlite" else _pattern_regex
     patterns = [Q(event_type__regex=regex(p)) for p in subscription.event_types] or [Q(pk__in=[])]
-    queryset = AuditEvent.objects.filter(reduce(or_, patterns))
-    if subscription.role:
-        queryset = queryset.filter(Q(role=subscription.role) | Q(metadata__approver_role=subscription.role))
-    return queryset
+    return _readable_by_role(subscription).filter(reduce(or_, patterns))
 
 
 def approval_link(approval_id: str) -> str:

@@ -58,8 +58,15 @@ class Response:
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _SIIT = ipaddress.ip_network("::ffff:0:0:0/96")
-# Not global, though Python 3.11's table says so: RFC 8215 local-use NAT64 and the deprecated site-local range.
-_INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
+# Not global, though Python 3.11's table says so: RFC 8215 local-use NAT64, the deprecated site-local
+# range, RFC 9602's SRv6 segment identifiers (an operator's inside routing, never a receiver) and RFC
+# 9637's documentation prefix.
+_INSIDE_IPV6 = (
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("fec0::/10"),
+    ipaddress.ip_network("5f00::/16"),
+    ipaddress.ip_network("3fff::/20"),
+)
 
 
 # Not global, though Python 3.11's table says so for all but a few of its addresses: the IETF
@@ -67,7 +74,13 @@ _INSIDE_IPV6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fe
 # Its two globally reachable anycast addresses (.9 and .10) are no webhook receivers either.
 # And a public address that is a cloud's own inside service: Azure's WireServer (168.63.129.16),
 # which every Azure VM reaches and which hands out its provisioning data and extension settings.
-_INSIDE_IPV4 = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("168.63.129.16/32"))
+# And the deprecated 6to4 relay anycast (192.88.99.0/24, RFC 7526): whichever relay is nearest
+# answers, an operator's tunnel endpoint, no receiver.
+_INSIDE_IPV4 = (
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("168.63.129.16/32"),
+    ipaddress.ip_network("192.88.99.0/24"),
+)
 
 # Characters IDNA 2003 (Python's "idna" codec) maps to others or drops, while IDNA 2008, which
 # browsers and registries follow, keeps them: encoded here, such a name would reach another domain

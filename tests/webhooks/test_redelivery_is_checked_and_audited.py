@@ -1,5 +1,6 @@
 """Staff's "redeliver the event with the id given" sends only an event the subscription would have
-received (its event patterns and role filter), and each redelivery is an audit event, as a replay is."""
+received (its event patterns and, for a role, what that role reads in the audit log), and each
+redelivery is an audit event, as a replay is."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,15 +17,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "/admin/webhooks/webhooksubscription/"
 
 
-def record(event_type, *, role="finance", metadata=None):
+def record(event_type, *, role="finance", shared_with_role=None):
     return audit.record(
         event_type=event_type,
         actor="test",
         role=role,
+        shared_with_role=shared_with_role,
         trace_id="",
         target_type="test",
         target_id=1,
-        metadata=metadata or {},
     )
 
 
@@ -47,11 +48,11 @@ def test_an_event_outside_the_subscriptions_patterns_is_refused_and_nothing_is_s
     assert not AuditEvent.objects.filter(event_type="webhook.redelivered").exists()
 
 
-def test_an_event_of_another_role_is_refused_but_one_about_an_approval_the_role_decides_is_sent(receiver):
+def test_an_event_of_another_role_is_refused_but_one_shared_with_the_role_is_sent(receiver):
     rx = receiver()
     subscription = services.create_subscription(actor="t", url=rx.url, event_types=["approval.*"], role="manager")
-    elsewhere = record("approval.requested", metadata={"approver_role": "support"})
-    for_managers = record("approval.requested", metadata={"approver_role": "manager"})
+    elsewhere = record("approval.requested", shared_with_role="support")
+    for_managers = record("approval.requested", shared_with_role="manager")
 
     with pytest.raises(ValidationError) as refused:
         services.redeliver_event(subscription_id=subscription.pk, event_id=elsewhere.id, actor="staff")
