@@ -34,8 +34,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent_tools.client import (
     TRACE_ID_PATTERN,
+    Conflict,
     ControllerError,
     Forbidden,
+    LeaseLost,
     NotFound,
     OrchestratorClient,
     OrchestratorError,
@@ -155,6 +157,10 @@ def tool_error(exc: OrchestratorError) -> ToolError:
         return ToolError(f"forbidden: the token's role lacks the rights for this: {exc.detail}")
     if isinstance(exc, ControllerError):
         return ToolError(f"controller error: {exc} (trace id {exc.trace_id}); retrying later may succeed.")
+    if isinstance(exc, LeaseLost):
+        # The word INSTRUCTIONS and heartbeat_task's description tell the model to stop on; the client's
+        # own kind ("lease lost") is for Python callers, who catch the class.
+        return ToolError(f"{Conflict.kind}: {exc.detail}")
     return ToolError(f"{exc.kind}: {exc.detail}")
 
 
