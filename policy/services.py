@@ -44,7 +44,8 @@ from routing.services import RoutedTask
 EFFECTS = ("allow", "deny", "require_approval")
 ALLOW, DENY, REQUIRE_APPROVAL = EFFECTS
 MAX_EXPIRES_IN_SECONDS = approvals.MAX_EXPIRES_IN_SECONDS
-_RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Matched whole (fullmatch): `$` also matches before a final newline, so "big\n" passed beside "big".
+_RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PROFILE_KEYS = {"role", "description", "may_route_to", "tools", "rules"}
 _RULE_KEYS = {"id", "when", "effect", "approver_role", "required_approvals", "expires_in", "reason"}
 _ROUTE_KEYS = {"role", "types"}
@@ -412,8 +413,12 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
     if not isinstance(raw, dict):
         raise _refuse("Each rule must be a mapping.", source)
     rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
-        raise _refuse("Each rule needs an id (letters, digits, '.', '_', '-'; at most 64).", source, str(rule_id or ""))
+    if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
+        raise _refuse(
+            "Each rule needs an id (letters, digits, '.', '_', '-'; at most 64; nothing else, no line break).",
+            source,
+            str(rule_id or ""),
+        )
     if rule_id in seen:
         raise _refuse("Duplicate rule id.", source, rule_id)
     seen.add(rule_id)
@@ -436,6 +441,9 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
     elif approver_role is not None:
         raise _refuse("approver_role is only meaningful with effect require_approval.", source, rule_id)
     required = raw.get("required_approvals", 1)
+    if type(required) is not int:
+        # `true` and `1.0` equal 1 in Python but would be stored so in the document and its digest.
+        raise _refuse(f"required_approvals must be a whole number, not {required!r}.", source, rule_id)
     if required != 1:
         # Fail closed: a quorum the approvals app cannot count yet is refused, never silently reduced to one.
         raise _refuse("required_approvals other than 1 is not supported yet.", source, rule_id)
