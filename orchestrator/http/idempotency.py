@@ -39,7 +39,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_KEY_LENGTH = 255
 # Printable ASCII only: a key ends up in logs and the database.
-_VALID_KEY = re.compile(r"^[\x20-\x7e]+$")
+_VALID_KEY = re.compile(r"[\x20-\x7e]+")
 # The headers a client needs to act on a replay exactly as on the original answer.
 STORED_HEADERS = ("Content-Type", "Location", "ETag")
 PURGE_BATCH_SIZE = 5000
@@ -110,7 +110,7 @@ def parse_key(value):
         return None
     if len(value) >= 2 and value[0] == value[-1] == '"' and not re.search(r'["\\]', value[1:-1]):
         value = value[1:-1]
-    if not value or len(value) > MAX_KEY_LENGTH or not _VALID_KEY.match(value):
+    if not value or len(value) > MAX_KEY_LENGTH or not _VALID_KEY.fullmatch(value):
         raise InvalidIdempotencyKey()
     return value
 

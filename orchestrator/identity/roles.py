@@ -1,12 +1,8 @@
 """The roles agents work in. The list is configuration, so a typo in a target role is refused
 instead of routing work to a role nobody reads."""
 
-import re
-
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
-
-ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 # People decide approvals for the roles whose Django group `approver:<role>` they belong to.
 APPROVER_GROUP_PREFIX = "approver:"

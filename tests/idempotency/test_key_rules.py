@@ -65,8 +65,9 @@ def test_a_key_of_255_characters_is_accepted(client_for):
 
 @pytest.mark.parametrize(
     "key",
-    ["k" * 256, "", '""', "caf\xe9", "tab\there", "bell\x07"],
-    ids=["256-characters", "empty", "empty-quoted", "non-ascii", "control-tab", "control-bell"],
+    ["k" * 256, "", '""', "caf\xe9", "tab\there", "bell\x07", "line-end\n"],
+    # A final line feed once passed (`$` matches before it) as a key apart from "line-end".
+    ids=["256-characters", "empty", "empty-quoted", "non-ascii", "control-tab", "control-bell", "final-line-feed"],
 )
 def test_an_oversize_or_invalid_key_answers_400_and_creates_nothing(client_for, key):
     response = post(client_for("finance"), HTTP_IDEMPOTENCY_KEY=key)
