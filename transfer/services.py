@@ -11,8 +11,24 @@ roles). Records are copied as data, states included: an import restores what ano
 recorded, it does not replay transitions, and it refuses a record that would leave the data
 inconsistent: a task waiting in awaiting_approval with no pending approval, whichever of the two
 records would cause it.
+
+A claim is the one exception to copying as data. Principal subjects are local to an instance:
+`token:5` there is another agent than `token:5` here, and the API shows a claimed task's lease token
+to the principal named in `claimed_by`. So an imported claim is nobody's here: its claimer is kept on
+record behind IMPORTED_CLAIMER, a prefix no principal's subject has, and its lease token is never the
+file's. The token an agent holds on another instance (or that anyone reads in the file) is not
+honoured here; the task gets a token derived from its claim and this instance's SECRET_KEY, shown to
+no one, so only a fresh claim here finishes it: claim-next or reclaim_tasks once its lease passes, as
+any passed lease, or staff. Derived from the claim (not drawn at random), the token is the same on
+every import of the same claim (while SECRET_KEY stays), so importing a file twice, or this
+instance's re-export of an imported claim, changes nothing. A claim held here that the record leaves
+as it is (same claimer, same token) stays its claimer's; but the import cannot tell this instance's
+own export from another's, so a claim restored into an emptied database is nobody's too. Found by
+an outside review: a local namesake of the exporting instance's claimer was shown the token and
+could complete the task.
 """
 
+import base64
 import datetime
 import functools
 import logging
@@ -28,6 +44,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Length
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError as ApiValidationError
 
@@ -55,6 +72,10 @@ MESSAGE_FIELDS = ("author_role", "content", "created_at")
 # transcripts fit are read in one query; a longer transcript is read TRANSCRIPT_PAGE messages at a time.
 TRANSCRIPT_CHARACTERS_IN_MEMORY = 8_000_000
 TRANSCRIPT_PAGE = 200
+# Marks the claimer of an imported claim (`imported:token:5`). A principal's subject always starts
+# with its scheme (`token:`, `oidc:`, `user:`, `webhook:`; orchestrator/identity), never this one, so
+# no principal here is ever taken for the claimer.
+IMPORTED_CLAIMER = "imported:"
 
 logger = logging.getLogger(__name__)
 
@@ -489,6 +510,8 @@ def _import_record(
         before = _values(instance, kind.fields) if existing else {}
         for name, value in values.items():
             setattr(instance, name, value)
+        if kind is TASKS:
+            _make_an_imported_claim_nobodys(instance, before)
         _clean(instance)
         _refuse_what_the_api_never_writes(kind, instance, now=now)
         if kind is TASKS and (problems := routing.queue_state_problems(instance)):
@@ -562,6 +585,24 @@ def _import_record(
                 metadata=metadata,
             )
     return "updated" if existing else "created"
+
+
+def _make_an_imported_claim_nobodys(task: Task, before: dict[str, Any]) -> None:
+    """Mark the claimer of a claim the record brings and give the claim a lease token no one knows
+    (see the module docstring). The claim held here, which the record leaves as it is (same claimer,
+    same token), stays its claimer's. A claimed task without a token keeps none: it is refused."""
+    if task.status != TaskStatus.CLAIMED:
+        return
+    if before and (task.claimed_by, task.lease_token) == (before["claimed_by"], before["lease_token"]):
+        return
+    if task.claimed_by and not task.claimed_by.startswith(IMPORTED_CLAIMER):
+        task.claimed_by = IMPORTED_CLAIMER + task.claimed_by
+    if task.lease_token:
+        # A claim is its task, attempt, start and claimer; a heartbeat there changes none of them.
+        claim = f"{task.pk}|{task.attempt}|{_plain(task.claimed_at)}|{task.claimed_by}"
+        digest = salted_hmac("transfer.imported_lease_token", claim, algorithm="sha256").digest()
+        # As long as a lease token the API hands out (secrets.token_urlsafe(24)).
+        task.lease_token = base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 def load(path: str) -> dict[str, Any]:

@@ -12,14 +12,14 @@ from tests.jobs.import_records import run, soon, task_record, write
 pytestmark = pytest.mark.django_db
 
 
-def claimed(task_id, token):
+def claimed(task_id, token, *, attempt=1):
     return task_record(
         id=task_id,
         status="claimed",
         claimed_by="token:elsewhere",
         lease_token=token,
         lease_expires_at=soon(),
-        attempt=1,
+        attempt=attempt,
     )
 
 
@@ -27,7 +27,10 @@ def test_an_overwritten_lease_token_shows_as_changed_not_as_its_value(tmp_path):
     task_id = str(uuid.uuid4())
     run(write(tmp_path, {"tasks": [claimed(task_id, "first-secret-token")]}))
 
-    run(write(tmp_path, {"tasks": [claimed(task_id, "second-secret-token")]}, "again.json"), "--overwrite")
+    # A newer claim there: the claim, not the file's token, makes an imported claim's token here
+    # (test_an_imported_claim_is_nobodys_here.py).
+    newer = claimed(task_id, "second-secret-token", attempt=2)
+    run(write(tmp_path, {"tasks": [newer]}, "again.json"), "--overwrite")
 
     event = AuditEvent.objects.filter(event_type="task.imported", target_id=task_id).latest("id")
     assert "lease_token" in event.metadata["changed_fields"]
