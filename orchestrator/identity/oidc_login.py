@@ -25,6 +25,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
 from orchestrator.identity import provider_http
+from orchestrator.identity.acting import acting_as
 from orchestrator.identity.columns import fits_a_text_column, storable
 from orchestrator.identity.oidc import (
     InvalidToken,
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 USERNAME_PREFIX = "oidc:"
 _USERNAME_MAX = 150
+
+# Who changes a person's staff and superuser flags at a sign-in (orchestrator.identity.people).
+OIDC_LOGIN_ACTOR = "system:oidc_login"
 
 
 def username_for(sub: str) -> str:
@@ -128,7 +132,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
         self._apply_claims(user, claims)
         try:
             # A savepoint, so that the transaction the login runs in survives the duplicate below.
-            with transaction.atomic():
+            with transaction.atomic(), acting_as(OIDC_LOGIN_ACTOR):
                 user.save()
         except IntegrityError:
             # The same person's other first login (a second tab, a double click) created the user
@@ -141,7 +145,9 @@ class OIDCBackend(OIDCAuthenticationBackend):
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         self._apply_claims(user, claims)
-        user.save()
+        # One transaction: the flags and their audit event are written together.
+        with transaction.atomic(), acting_as(OIDC_LOGIN_ACTOR):
+            user.save()
         return user
 
     @staticmethod

@@ -6,7 +6,7 @@ revoke or a delete returns only once no process anywhere still accepts the token
 identity is kernel and may not import the audit app (pyproject.toml contracts): the audit app
 registers its recorder here at start (register_audit_sink, audit/apps.py), the way apps above
 routing register their route steps. Without a recorder the services refuse to run, so no token
-change is ever unaudited.
+change is ever unaudited. A person's rights are recorded through it too (orchestrator.identity.people).
 """
 
 from collections.abc import Callable
@@ -39,10 +39,15 @@ def register_audit_sink(sink: AuditSink) -> None:
     _audit_sink = sink
 
 
-def _audit(*, event_type: str, actor: Principal | str, token: ApiToken, trace_id: str, metadata: dict) -> None:
+def record_audit_event(**record_kwargs: Any) -> None:
+    """Write one audit event in the caller's transaction; refuses to run without a recorder."""
     if _audit_sink is None:
-        raise ImproperlyConfigured("No audit recorder is registered; token changes must be audited.")
-    _audit_sink(
+        raise ImproperlyConfigured("No audit recorder is registered; identity changes must be audited.")
+    _audit_sink(**record_kwargs)
+
+
+def _audit(*, event_type: str, actor: Principal | str, token: ApiToken, trace_id: str, metadata: dict) -> None:
+    record_audit_event(
         event_type=event_type,
         actor=getattr(actor, "subject", actor),
         role=token.role,

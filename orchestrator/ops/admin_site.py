@@ -20,6 +20,8 @@ from django.db import DataError
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 
+from orchestrator.identity.acting import acting_as
+
 # What a lookup value the database or Python cannot take raises: U+0000 or a broken regular
 # expression (DataError), a year past 9999 (ValueError), a number past C's long (OverflowError).
 _UNREADABLE = (DataError, ValueError, OverflowError)
@@ -80,6 +82,20 @@ class _ListsRefuseUnreadableLookups:
 
 
 class OrchestratorAdminSite(AdminSite):
+    def admin_view(self, view, cacheable=False):
+        # Every admin view runs as its signed-in person, so a change of someone's rights there is
+        # recorded with who made it (orchestrator.identity.people). Anyone else is sent to the login.
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def as_the_signed_in_person(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return inner(request, *args, **kwargs)
+            with acting_as(f"user:{request.user.get_username()}"):
+                return inner(request, *args, **kwargs)
+
+        return as_the_signed_in_person
+
     def autocomplete_view(self, request):
         try:
             return super().autocomplete_view(request)

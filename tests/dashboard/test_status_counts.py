@@ -22,6 +22,11 @@ def rendered_counts(html):
     return {status: int(count) for status, count in pairs}
 
 
+def listed_event_types(html):
+    table = re.search(r'<table id="recent-events">.*?</table>', html, re.S)
+    return re.findall(r"<td><code>([\w.]+)</code>", table.group(0)) if table else []
+
+
 def test_staff_see_how_many_sessions_are_in_each_status(staff_client):
     for status in ["pending", "pending", "active", "completed", "completed", "completed", "expired"]:
         session_in(status)
@@ -44,4 +49,19 @@ def test_an_empty_system_shows_zero_everywhere_and_empty_lists(staff_client):
     assert set(rendered_counts(html).values()) == {0}
     assert "No approval you can decide expires within a day." in html
     assert "No tasks are waiting or being worked on." in html
+    # The one record of an empty system: the signed-in person being given their rights.
+    assert set(listed_event_types(html)) == {"person.rights_changed"}
+
+
+def test_an_audit_log_without_events_says_so(client, django_user_model):
+    # A person made before people's rights were on the record (an install upgraded past it) left no
+    # event; bulk_create sends no signal, as that install's own creation of them sent none.
+    [root] = django_user_model.objects.bulk_create(
+        [django_user_model(username="root", is_staff=True, is_superuser=True)]
+    )
+    client.force_login(root)
+
+    html = client.get("/dashboard/").content.decode()
+
+    assert listed_event_types(html) == []
     assert "No audit events yet." in html
