@@ -16,7 +16,11 @@ class Command(BaseCommand):
             required=True,
             help="Event type pattern, e.g. 'approval.*' (repeat or comma-separate for several).",
         )
-        parser.add_argument("--role", default="", help="Only the events this role reads in the audit log (its own and those shared with it).")
+        parser.add_argument(
+            "--role",
+            default="",
+            help="Only the events this role reads in the audit log (its own and those shared with it).",
+        )
         parser.add_argument("--format", default=WebhookFormat.STANDARD, choices=WebhookFormat.values)
         parser.add_argument("--description", default="")
 
