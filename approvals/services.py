@@ -383,6 +383,25 @@ def use_action_grant(*, action_digest: str, decided_since: datetime.datetime | N
     return None
 
 
+def standing_rejection(*, action_digest: str, decided_since: datetime.datetime | None = None) -> Approval | None:
+    """The latest rejection of this exact action (a policy check's digest) that still stands, or None.
+
+    A rejection stands for as long after its decision as its approval could wait for one
+    (expires_at - created_at), as a grant stays good that long (use_action_grant): an agent told no
+    is not let ask the same people the same thing again at once, as often as it likes. Only a
+    rejection decided at or after `decided_since` (the activation of the profile version asking)
+    counts: a profile changed since is a new question."""
+    now = timezone.now()
+    rejections = Approval.objects.filter(action_digest=action_digest, status=ApprovalStatus.REJECTED)
+    if decided_since is not None:
+        rejections = rejections.filter(decision_at__gte=decided_since)
+    for rejection in rejections.order_by("-decision_at", "-id"):
+        assert rejection.decision_at is not None
+        if rejection.decision_at + (rejection.expires_at - rejection.created_at) >= now:
+            return rejection
+    return None
+
+
 def expire_action_approvals(*, role: str, keep_version: int, now: datetime.datetime | None = None) -> int:
     """A role's profile changed: its pending action approvals, bound to an older profile version, can
     never be used; expire them so no approver spends a decision on them. Returns how many."""

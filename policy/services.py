@@ -1284,6 +1284,17 @@ def _gate_action(
             metadata={"action_digest": decision.action_digest, "rule": decision.rule, "tool": action["tool"]},
         )
         return
+    rejection = approvals.standing_rejection(action_digest=decision.action_digest, decided_since=active_since)
+    if rejection is not None:
+        assert rejection.decision_at is not None
+        stands_until = rejection.decision_at + (rejection.expires_at - rejection.created_at)
+        decision.decision = DENY
+        decision.approval_id = rejection.id
+        decision.reason = (
+            f"Rejected by {rejection.decided_by} at {rejection.decision_at.isoformat()}; this exact action is "
+            f"refused until {stands_until.isoformat()}."
+        )
+        return
     approval = approvals.open_action_approval(
         principal=principal,
         approver_role=decision.approver_role,
