@@ -32,12 +32,15 @@ def smtp_server(settings):
 @pytest.fixture
 def people(db):
     managers, _ = Group.objects.get_or_create(name="approver:manager")
+    # Deciders are staff; their approver groups carry the permission to decide (made by migrate).
     Group.objects.get_or_create(name="approver:operations")[0].user_set.add(
-        User.objects.create_user("olga", email="olga@example.com")
+        User.objects.create_user("olga", email="olga@example.com", is_staff=True)
     )
-    maria = User.objects.create_user("maria", email="maria@example.com")
-    managers.user_set.add(maria, User.objects.create_user("gone", email="gone@example.com", is_active=False))
-    managers.user_set.add(User.objects.create_user("nomail", email=""))
+    maria = User.objects.create_user("maria", email="maria@example.com", is_staff=True)
+    managers.user_set.add(
+        maria, User.objects.create_user("gone", email="gone@example.com", is_active=False, is_staff=True)
+    )
+    managers.user_set.add(User.objects.create_user("nomail", email="", is_staff=True))
     User.objects.create_superuser("root", email="root@example.com", password="x")
     User.objects.create_user("bystander", email="bystander@example.com")
     return maria

@@ -5,7 +5,7 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from approvals import jobs, selectors
@@ -113,7 +113,8 @@ def test_people_who_decide_are_the_active_members_of_the_role_group_and_superuse
 
 def test_a_group_whose_members_have_no_address_between_them_falls_back_to_the_superusers(people):
     Group.objects.get_or_create(name="approver:support")[0].user_set.add(
-        User.objects.create_user("unreachable", email=""), User.objects.create_user("blank", email="")
+        User.objects.create_user("unreachable", email="", is_staff=True),
+        User.objects.create_user("blank", email="", is_staff=True),
     )
 
     assert [u.username for u in selectors.people_who_decide("support")] == ["root"]
@@ -130,3 +131,30 @@ def test_a_line_break_in_the_task_type_cannot_reach_the_mail_headers_or_stop_the
         assert message["Bcc"] is None
         assert "invoice Bcc: evil@example.com" in " ".join(message["Subject"].split())  # text, not a header
     assert routed["approval_id"] in body_of(smtp.messages[0][1])
+
+
+def test_members_who_cannot_decide_in_the_console_are_not_asked_and_the_superusers_are(people):
+    # Found by an outside review: a member who is not staff, or whose group lost the permission to
+    # decide, was emailed a link to a page that answers 403, and nobody who could decide was told.
+    support = Group.objects.get_or_create(name="approver:support")[0]
+    support.user_set.add(User.objects.create_user("not-staff", email="not-staff@example.com"))
+    stripped = Group.objects.get_or_create(name="approver:marketing")[0]
+    stripped.permissions.clear()
+    stripped.user_set.add(User.objects.create_user("no-permission", email="no-permission@example.com", is_staff=True))
+
+    assert [u.username for u in selectors.people_who_decide("support")] == ["root"]
+    assert [u.username for u in selectors.people_who_decide("marketing")] == ["root"]
+
+
+def test_the_permission_to_decide_may_come_from_another_group_or_the_person(people):
+    stripped = Group.objects.get_or_create(name="approver:marketing")[0]
+    stripped.permissions.clear()
+    deciders = Group.objects.create(name="deciders")
+    deciders.permissions.add(Permission.objects.get(content_type__app_label="approvals", codename="change_approval"))
+    through_a_group = User.objects.create_user("via-group", email="via-group@example.com", is_staff=True)
+    own = User.objects.create_user("own", email="own@example.com", is_staff=True)
+    own.user_permissions.add(Permission.objects.get(content_type__app_label="approvals", codename="change_approval"))
+    stripped.user_set.add(through_a_group, own)
+    deciders.user_set.add(through_a_group)
+
+    assert [u.username for u in selectors.people_who_decide("marketing")] == ["own", "via-group"]
