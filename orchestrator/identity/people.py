@@ -20,10 +20,11 @@ them): a person is no role's object, and a role's agents have no business with p
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.db import connections
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 
@@ -33,6 +34,9 @@ from orchestrator.telemetry.logs import current_trace_id
 
 EVENT_TYPE = "person.rights_changed"
 RIGHTS = ("is_active", "is_staff", "is_superuser")
+# Recorded beside the rights: a person acts as `user:<username>` (decided_by, votes, separation of
+# duties), so a rename moves their authority and history to another name.
+NAME = "username"
 
 
 def _record(user: Any, changes: dict[str, Any]) -> None:
@@ -61,27 +65,44 @@ def _permission_names(permissions: Iterable[int]) -> dict[int, str]:
 # --- is_active, is_staff, is_superuser; a person created or deleted -----------------------------
 
 
+def _as_stored(model: Any, pk: Any, fields: list[str], using: str) -> dict[str, Any] | None:
+    """The row's `fields` as committed, locked until the saving transaction ends where there is one:
+    two admins saving the same person at once are then recorded one after the other, the second
+    against what the first wrote (found by an outside review: its change was compared with values
+    read before the first committed, and a flag set back went unrecorded)."""
+    rows = model._base_manager.using(using).filter(pk=pk)
+    if connections[using].in_atomic_block:
+        rows = rows.select_for_update()
+    return rows.values(*fields).first()
+
+
 def _rights_before(sender: Any, instance: Any, update_fields: Any = None, using: str = "default", **_: Any) -> None:
     # Only the rights this save writes: a save naming other fields (the last_login stamp of every
     # sign-in) changes none, and one naming some leaves the others as the database has them.
-    saved = [right for right in RIGHTS if update_fields is None or right in update_fields]
+    saved = [field for field in (*RIGHTS, NAME) if update_fields is None or field in update_fields]
     before = None
     if instance.pk is not None and saved:
-        before = sender._base_manager.using(using).filter(pk=instance.pk).values(*saved).first()
+        before = _as_stored(sender, instance.pk, saved, using)
     instance._rights_before = (saved, before)
 
 
 def _rights_after(sender: Any, instance: Any, created: bool, **_: Any) -> None:
-    saved, before = getattr(instance, "_rights_before", ((), None))
-    if before is None and not created:
+    saved, stored = getattr(instance, "_rights_before", ((), None))
+    if created:
+        # A new person had no right before (and no name to change).
+        before: dict[str, Any] = {field: getattr(instance, NAME) if field == NAME else False for field in saved}
+    elif stored is None:
         return
-    # A new person had no right before.
-    before = before or dict.fromkeys(saved, False)
+    else:
+        before = stored
     changed = {
-        right: {"before": before[right], "after": getattr(instance, right)}
-        for right in saved
-        if before[right] != getattr(instance, right)
+        field: {"before": before[field], "after": getattr(instance, field)}
+        for field in saved
+        if before[field] != getattr(instance, field)
     }
+    if NAME in changed:
+        # `username` in every event is the name the person has now.
+        changed["renamed"] = changed.pop(NAME)
     if changed or created:
         _record(instance, {"created": True, **changed} if created else changed)
 
@@ -105,7 +126,8 @@ def _person_deleted(sender: Any, instance: Any, **_: Any) -> None:
 def _group_name_before(sender: Any, instance: Group, using: str = "default", **_: Any) -> None:
     before = None
     if instance.pk is not None:
-        before = Group._base_manager.using(using).filter(pk=instance.pk).values_list("name", flat=True).first()
+        stored = _as_stored(Group, instance.pk, ["name"], using)
+        before = stored["name"] if stored is not None else None
     instance._name_before = before  # type: ignore[attr-defined]
 
 
@@ -148,39 +170,82 @@ def _links_given(instance: Model, reverse: bool, pk_set: set[int]) -> set[tuple[
     return {(other, instance.pk) if reverse else (instance.pk, other) for other in pk_set}
 
 
+class _Change(NamedTuple):
+    """Links of one m2m change, described while they exist: for a removal, before the rows go (a
+    group deleted meanwhile by another transaction leaves no name to read afterwards)."""
+
+    links: set[tuple[int, int]]
+    names: dict[int, str]
+    # For memberships: each group's permissions, which the person gains or loses with it. A group
+    # given a permission while it had no member records nothing (no person's rights changed then);
+    # whoever joins it later is recorded gaining that permission.
+    group_permissions: dict[int, list[str]]
+
+
+_NOTHING = _Change(set(), {}, {})
+
+
+def _described(sender: Any, links: set[tuple[int, int]]) -> _Change:
+    if not links:
+        return _NOTHING
+    owner, target = _RELATIONS[sender][:2]
+    targets = {pk for _, pk in links}
+    if target == "group":
+        names = dict(Group.objects.filter(pk__in=targets).values_list("pk", "name"))
+    else:
+        names = _permission_names(targets)
+    group_permissions: dict[int, list[str]] = {}
+    if (owner, target) == ("user", "group"):
+        granted = Group.permissions.through.objects.filter(group_id__in=targets).values_list(
+            "group_id", "permission__content_type__app_label", "permission__codename"
+        )
+        for group_pk, app_label, codename in granted:
+            group_permissions.setdefault(group_pk, []).append(f"{app_label}.{codename}")
+    return _Change(links, names, {pk: sorted(names) for pk, names in group_permissions.items()})
+
+
 def _m2m_changed(
     sender: Any, instance: Model, action: str, reverse: bool, pk_set: set[int] | None, using: str, **_: Any
 ) -> None:
-    leaving: dict[Any, set[tuple[int, int]]] = instance.__dict__.setdefault("_rights_links_leaving", {})
+    leaving: dict[Any, _Change] = instance.__dict__.setdefault("_rights_links_leaving", {})
     if action in ("pre_remove", "pre_clear"):
-        leaving[sender] = _links(sender, instance, reverse, None if action == "pre_clear" else pk_set, using)
+        links = _links(sender, instance, reverse, None if action == "pre_clear" else pk_set, using)
+        leaving[sender] = _described(sender, links)
         return
     if action == "post_add" and pk_set:
-        _record_links(sender, _links_given(instance, reverse, pk_set), added=True)
+        _record_links(sender, _described(sender, _links_given(instance, reverse, pk_set)), added=True)
     elif action in ("post_remove", "post_clear"):
-        _record_links(sender, leaving.pop(sender, set()), added=False)
+        _record_links(sender, leaving.pop(sender, _NOTHING), added=False)
 
 
-def _record_links(sender: Any, links: set[tuple[int, int]], *, added: bool) -> None:
-    if not links:
+def _record_links(sender: Any, change: _Change, *, added: bool) -> None:
+    if not change.links:
         return
     owner, target, added_key, removed_key = _RELATIONS[sender]
     key = added_key if added else removed_key
     targets_of: dict[int, set[int]] = {}
-    for owner_pk, target_pk in links:
+    for owner_pk, target_pk in change.links:
         targets_of.setdefault(owner_pk, set()).add(target_pk)
-    if target == "group":
-        names = dict(Group.objects.filter(pk__in={pk for _, pk in links}).values_list("pk", "name"))
-    else:
-        names = _permission_names(pk for _, pk in links)
+
+    def named(pks: Iterable[int]) -> list[str]:
+        return sorted(change.names.get(pk, f"#{pk}") for pk in pks)
+
     if owner == "user":
         for user in get_user_model()._base_manager.filter(pk__in=list(targets_of)).order_by("pk"):
-            _record(user, {key: sorted(names[pk] for pk in targets_of[user.pk])})
+            changes: dict[str, Any] = {key: named(targets_of[user.pk])}
+            through = {
+                change.names.get(pk, f"#{pk}"): change.group_permissions[pk]
+                for pk in sorted(targets_of[user.pk])
+                if change.group_permissions.get(pk)
+            }
+            if through:
+                changes["permissions_through_groups"] = through
+            _record(user, changes)
         return
     # A group's permissions: every member's rights change with them.
     for group in Group.objects.filter(pk__in=list(targets_of)).order_by("pk"):
         for user in _members([group.pk]):
-            _record(user, {key: sorted(names[pk] for pk in targets_of[group.pk]), "through_group": group.name})
+            _record(user, {key: named(targets_of[group.pk]), "through_group": group.name})
 
 
 def connect() -> None:
