@@ -66,13 +66,16 @@ def _permission_names(permissions: Iterable[int]) -> dict[int, str]:
 
 
 def _as_stored(model: Any, pk: Any, fields: list[str], using: str) -> dict[str, Any] | None:
-    """The row's `fields` as committed, locked until the saving transaction ends where there is one:
-    two admins saving the same person at once are then recorded one after the other, the second
-    against what the first wrote (found by an outside review: its change was compared with values
-    read before the first committed, and a flag set back went unrecorded)."""
+    """The row's `fields` as committed, locked against other saves until the saving transaction ends
+    where there is one: two admins saving the same person at once are then recorded one after the
+    other, the second against what the first wrote (found by an outside review: its change was
+    compared with values read before the first committed, and a flag set back went unrecorded)."""
     rows = model._base_manager.using(using).filter(pk=pk)
     if connections[using].in_atomic_block:
-        rows = rows.select_for_update()
+        # FOR NO KEY UPDATE, the lock the save's UPDATE takes anyway: FOR UPDATE would also stop every
+        # row referring to this one being written meanwhile (the admin's LogEntry naming the acting
+        # admin), and two admins saving each other crossed into a deadlock (an outside review).
+        rows = rows.select_for_update(no_key=True)
     return rows.values(*fields).first()
 
 

@@ -8,8 +8,10 @@ import threading
 import time
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 
 from audit.models import AuditEvent
@@ -130,3 +132,34 @@ def test_a_membership_removed_while_its_group_is_deleted_is_recorded_without_a_5
     assert not failures
     assert not Group.objects.filter(pk=doomed.pk).exists()
     assert any(change.get("groups_removed") == ["doomed"] for change in rights_changes(person))
+
+
+def test_two_admins_saving_each_other_with_their_log_entries_do_not_deadlock():
+    # The admin writes a LogEntry naming the acting admin in the same transaction as the save; a
+    # FOR UPDATE read of the saved person blocked that insert, and two crossed saves deadlocked.
+    u, v = User.objects.create_superuser("u", password="x"), User.objects.create_superuser("v", password="x")
+    both_saved = threading.Barrier(2, timeout=5)
+
+    def admin(actor, target):
+        def work():
+            with transaction.atomic():
+                person = User.objects.get(pk=target.pk)
+                person.first_name = f"edited by {actor.username}"
+                person.is_staff = not person.is_staff
+                person.save()
+                both_saved.wait()
+                LogEntry.objects.create(
+                    user_id=actor.pk,
+                    content_type=ContentType.objects.get_for_model(User),
+                    object_id=str(target.pk),
+                    object_repr=str(target),
+                    action_flag=CHANGE,
+                )
+
+        return work
+
+    threads = [in_thread(admin(u, v)), in_thread(admin(v, u))]
+    for thread, failures in threads:
+        thread.join(20)
+        assert not failures, failures
+    assert LogEntry.objects.count() == 2
