@@ -295,6 +295,14 @@ def gate_routed_task(routed: routing.RoutedTask) -> None:
         routed.approval_id = approval.id
 
 
+class ActionRejected(Exception):
+    """open_action_approval found the action's standing rejection (`rejection`) instead."""
+
+    def __init__(self, rejection: Approval) -> None:
+        super().__init__(f"Approval {rejection.pk} rejected this action.")
+        self.rejection = rejection
+
+
 def open_action_approval(
     *,
     principal: Principal,
@@ -304,6 +312,7 @@ def open_action_approval(
     trace_id: str,
     notes: str = "",
     expires_in: int | None = None,
+    decided_since: datetime.datetime | None = None,
 ) -> Approval:
     """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
     this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval.
@@ -320,6 +329,12 @@ def open_action_approval(
         if existing.expires_at > now:
             return existing
         audit.record_many(_expire(existing, now=now))
+    # Read after the pending approval's row lock: a rejection being decided as this check came in
+    # has committed by now (found by an outside review: a check racing the decision opened a new
+    # approval at once, the thing a standing rejection is there to stop).
+    rejection = standing_rejection(action_digest=action_digest, decided_since=decided_since)
+    if rejection is not None:
+        raise ActionRejected(rejection)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
     approval: Approval = Approval(
         approver_role=approver_role,
@@ -392,7 +407,10 @@ def standing_rejection(*, action_digest: str, decided_since: datetime.datetime |
     rejection decided at or after `decided_since` (the activation of the profile version asking)
     counts: a profile changed since is a new question."""
     now = timezone.now()
-    rejections = Approval.objects.filter(action_digest=action_digest, status=ApprovalStatus.REJECTED)
+    # A rejection without its time (a record imported without it) cannot say how long it stands.
+    rejections = Approval.objects.filter(
+        action_digest=action_digest, status=ApprovalStatus.REJECTED, decision_at__isnull=False
+    )
     if decided_since is not None:
         rejections = rejections.filter(decision_at__gte=decided_since)
     for rejection in rejections.order_by("-decision_at", "-id"):

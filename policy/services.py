@@ -1284,8 +1284,19 @@ def _gate_action(
             metadata={"action_digest": decision.action_digest, "rule": decision.rule, "tool": action["tool"]},
         )
         return
-    rejection = approvals.standing_rejection(action_digest=decision.action_digest, decided_since=active_since)
-    if rejection is not None:
+    try:
+        approval = approvals.open_action_approval(
+            principal=principal,
+            approver_role=decision.approver_role,
+            action=action,
+            action_digest=decision.action_digest,
+            notes=decision.reason,
+            expires_in=decision.expires_in,
+            trace_id=trace_id,
+            decided_since=active_since,
+        )
+    except approvals.ActionRejected as rejected:
+        rejection = rejected.rejection
         assert rejection.decision_at is not None
         stands_until = rejection.decision_at + (rejection.expires_at - rejection.created_at)
         decision.decision = DENY
@@ -1295,15 +1306,6 @@ def _gate_action(
             f"refused until {stands_until.isoformat()}."
         )
         return
-    approval = approvals.open_action_approval(
-        principal=principal,
-        approver_role=decision.approver_role,
-        action=action,
-        action_digest=decision.action_digest,
-        notes=decision.reason,
-        expires_in=decision.expires_in,
-        trace_id=trace_id,
-    )
     decision.approval_id = approval.id
 
 

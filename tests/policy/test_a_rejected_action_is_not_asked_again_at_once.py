@@ -5,10 +5,14 @@ people the same thing again immediately, as often as it liked (found by an outsi
 action, another agent, a changed profile or a rejection whose time has passed asks people again."""
 
 import datetime
+import threading
+import time
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
+from approvals import services as approvals_services
 from approvals.models import Approval, ApprovalStatus
 from audit.models import AuditEvent
 from policy.models import ProfileVersion
@@ -83,5 +87,42 @@ def test_an_approval_that_expired_undecided_is_asked_again(finance, finance_prof
     Approval.objects.filter(pk=asked["approval_id"]).update(
         status=ApprovalStatus.EXPIRED, expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
+
+    assert check(finance)["decision"] == "require_approval"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_check_arriving_while_the_rejection_commits_is_denied_too(finance, manager, finance_profile, monkeypatch):
+    # Found by an outside review: the check read no rejection yet, waited on the pending approval's
+    # row, found it no longer pending and opened a new approval at once.
+    asked = check(finance)
+    deciding = threading.Event()
+    record = approvals_services._approval_event
+
+    def slow_event(approval, **fields):
+        if fields["event_type"] == "approval.decided":
+            deciding.set()
+            time.sleep(0.5)
+        return record(approval, **fields)
+
+    monkeypatch.setattr(approvals_services, "_approval_event", slow_event)
+    rejecting = threading.Thread(target=lambda: (reject(manager, asked["approval_id"]), connection.close()))
+    rejecting.start()
+    assert deciding.wait(5)
+
+    during = check(finance)
+    rejecting.join(10)
+
+    assert during["decision"] == "deny" and during["approval_id"] == asked["approval_id"]
+    assert Approval.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rejection_without_its_time_denies_nothing_and_answers(finance, manager, finance_profile):
+    asked = check(finance)
+    reject(manager, asked["approval_id"])
+    # As an import may bring one; the active version's activation untimed too, as before activations were.
+    Approval.objects.filter(pk=asked["approval_id"]).update(decision_at=None)
+    ProfileVersion.objects.filter(is_active=True, role="finance").update(activated_at=None)
 
     assert check(finance)["decision"] == "require_approval"
