@@ -10,25 +10,29 @@ from orchestrator.identity.roles import approver_group_name
 
 def people_who_decide(approver_role: str) -> QuerySet[AbstractBaseUser]:
     """The people to tell that an approval for `approver_role` waits, by username: the members of the
-    `approver:<role>` group who can decide it in the console (active staff holding the permission to
-    change approvals, their own or a group's; dashboard/access.py). Emailing a member who cannot act on
-    it (not staff, or of a group whose permission an admin removed) would leave the decision waiting
-    with nobody told who could make it. Superusers may decide every role but are addressed only for a
-    role whose group has no such member: telling every superuser about every approval would drown them,
-    and telling nobody would leave the decision waiting unseen. A group whose deciders have no email
-    address between them reaches nobody either, so it counts as empty."""
-    people = get_user_model().objects.filter(is_active=True)
-    deciding = Permission.objects.filter(
-        content_type__app_label=Approval._meta.app_label, codename=get_permission_codename("change", Approval._meta)
-    )
-    members = (
-        people.filter(is_staff=True, groups__name=approver_group_name(approver_role))
-        # A second join: the permission may come from any group of the person, not only this one.
-        .filter(Q(is_superuser=True) | Q(user_permissions__in=deciding) | Q(groups__permissions__in=deciding))
-        .distinct()
-        .order_by("username")
-    )
-    if members.exclude(email="").exists():
+    `approver:<role>` group who can decide it in the console (active staff holding the permissions to
+    view and to change approvals, their own or a group's; dashboard/access.py). Emailing a member who
+    cannot act on it (not staff, or of a group whose permission an admin removed) would leave the
+    decision waiting with nobody told who could make it. Superusers may decide every role but are
+    addressed only for a role whose group has no such member, and then only those who are staff, as
+    the console needs: telling every superuser about every approval would drown them, and telling
+    nobody would leave the decision waiting unseen. A group whose deciders have no email address
+    between them reaches nobody either, so it counts as empty."""
+    people = get_user_model().objects.filter(is_active=True, is_staff=True)
+    members = people.filter(groups__name=approver_group_name(approver_role))
+    for codename in ("view", "change"):
+        # The approval's page needs both; each may come from any group of the person or their own
+        # (a join of its own per permission, not only the approver group's).
+        needed = Permission.objects.filter(
+            content_type__app_label=Approval._meta.app_label,
+            codename=get_permission_codename(codename, Approval._meta),
+        )
+        members = members.filter(
+            Q(is_superuser=True) | Q(user_permissions__in=needed) | Q(groups__permissions__in=needed)
+        )
+    members = members.distinct().order_by("username")
+    # An address of blanks (an identity provider's claim, unchecked) reaches nobody, as emails_of says.
+    if members.filter(email__regex=r"\S").exists():
         return members
     return people.filter(is_superuser=True).order_by("username")
 

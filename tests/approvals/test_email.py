@@ -149,12 +149,29 @@ def test_members_who_cannot_decide_in_the_console_are_not_asked_and_the_superuse
 def test_the_permission_to_decide_may_come_from_another_group_or_the_person(people):
     stripped = Group.objects.get_or_create(name="approver:marketing")[0]
     stripped.permissions.clear()
+    deciding = Permission.objects.filter(
+        content_type__app_label="approvals", codename__in=["view_approval", "change_approval"]
+    )
     deciders = Group.objects.create(name="deciders")
-    deciders.permissions.add(Permission.objects.get(content_type__app_label="approvals", codename="change_approval"))
+    deciders.permissions.add(*deciding)
     through_a_group = User.objects.create_user("via-group", email="via-group@example.com", is_staff=True)
     own = User.objects.create_user("own", email="own@example.com", is_staff=True)
-    own.user_permissions.add(Permission.objects.get(content_type__app_label="approvals", codename="change_approval"))
+    own.user_permissions.add(*deciding)
     stripped.user_set.add(through_a_group, own)
     deciders.user_set.add(through_a_group)
 
     assert [u.username for u in selectors.people_who_decide("marketing")] == ["own", "via-group"]
+
+
+def test_a_member_without_the_view_permission_a_non_staff_superuser_and_a_blank_address_are_passed_over(people):
+    # Found by an outside review: the approval's page needs the view permission too, a superuser
+    # who is not staff gets 403 from the console, and an address of blanks reaches nobody.
+    marketing = Group.objects.get_or_create(name="approver:marketing")[0]
+    marketing.permissions.remove(Permission.objects.get(content_type__app_label="approvals", codename="view_approval"))
+    marketing.user_set.add(User.objects.create_user("no-view", email="no-view@example.com", is_staff=True))
+    support = Group.objects.get_or_create(name="approver:support")[0]
+    support.user_set.add(User.objects.create_user("blanks", email="   ", is_staff=True))
+    User.objects.create_user("not-staff-root", email="nsr@example.com", is_superuser=True)
+
+    assert [u.username for u in selectors.people_who_decide("marketing")] == ["root"]
+    assert [u.username for u in selectors.people_who_decide("support")] == ["root"]
