@@ -12,9 +12,10 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit.models import AuditEvent
+from tests.jobs.threads import run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,22 +25,6 @@ User = get_user_model()
 def rights_changes(person):
     events = AuditEvent.objects.filter(event_type="person.rights_changed", target_id=str(person.pk)).order_by("id")
     return [event.metadata for event in events]
-
-
-def in_thread(work):
-    failures = []
-
-    def run():
-        try:
-            work()
-        except BaseException as exc:  # reported to the test below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, failures
 
 
 def test_two_admins_saving_one_person_at_once_are_recorded_one_after_the_other():
@@ -64,7 +49,7 @@ def test_two_admins_saving_one_person_at_once_are_recorded_one_after_the_other()
             second_may_save.set()
             person.save()
 
-    threads = [in_thread(first_admin), in_thread(second_admin)]
+    threads = [run_in_thread(first_admin), run_in_thread(second_admin)]
     for thread, failures in threads:
         thread.join(20)
         assert not failures
@@ -122,7 +107,7 @@ def test_a_membership_removed_while_its_group_is_deleted_is_recorded_without_a_5
             may_commit.wait(5)
             time.sleep(0.3)
 
-    thread, failures = in_thread(delete_the_group)
+    thread, failures = run_in_thread(delete_the_group)
     deleted.wait(5)
     may_commit.set()
     # Sees the membership (the delete has not committed), then waits for the delete's row locks.
@@ -158,7 +143,7 @@ def test_two_admins_saving_each_other_with_their_log_entries_do_not_deadlock():
 
         return work
 
-    threads = [in_thread(admin(u, v)), in_thread(admin(v, u))]
+    threads = [run_in_thread(admin(u, v)), run_in_thread(admin(v, u))]
     for thread, failures in threads:
         thread.join(20)
         assert not failures, failures
