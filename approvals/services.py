@@ -316,6 +316,8 @@ def open_action_approval(
 ) -> Approval:
     """Hold one exact action (a policy check's tool call) for `approver_role`: the pending approval for
     this digest, or a new one. Runs in the caller's transaction; concurrent callers share one approval.
+    Raises ActionRejected when people rejected this action and the rejection still stands
+    (_standing_rejection; only one decided at or after `decided_since` counts).
 
     The caller has made sure the profile version the action names is the active one and that no
     activation can commit before it does (policy.services.check_tool holds the role's activation
@@ -332,7 +334,7 @@ def open_action_approval(
     # Read after the pending approval's row lock: a rejection being decided as this check came in
     # has committed by now (found by an outside review: a check racing the decision opened a new
     # approval at once, the thing a standing rejection is there to stop).
-    rejection = standing_rejection(action_digest=action_digest, decided_since=decided_since)
+    rejection = _standing_rejection(action_digest=action_digest, decided_since=decided_since)
     if rejection is not None:
         raise ActionRejected(rejection)
     seconds = expires_in if expires_in is not None else settings.APPROVAL_TIMEOUT_SECONDS
@@ -398,7 +400,7 @@ def use_action_grant(*, action_digest: str, decided_since: datetime.datetime | N
     return None
 
 
-def standing_rejection(*, action_digest: str, decided_since: datetime.datetime | None = None) -> Approval | None:
+def _standing_rejection(*, action_digest: str, decided_since: datetime.datetime | None = None) -> Approval | None:
     """The latest rejection of this exact action (a policy check's digest) that still stands, or None.
 
     A rejection stands for as long after its decision as its approval could wait for one
