@@ -408,18 +408,14 @@ def gate_task(*, task: Task, actor: str, actor_role: str, trace_id: str) -> None
     """Hold a locked (or just routed) pending task for a decision, with its task.gated event: the
     receiving role, which does not see the approval's events, sees its task held. Runs in the caller's
     transaction."""
-    if not can_proceed(task.await_approval):
-        raise invalid_transition(task, TaskStatus.AWAITING_APPROVAL)
-    before = task.status
-    task.await_approval()
-    task.save(update_fields=["status", "updated_at"])
-    task_event(
+    _pass_the_gate(
         task,
+        task.await_approval,
+        target=TaskStatus.AWAITING_APPROVAL,
         event_type="task.gated",
         actor=actor,
         actor_role=actor_role,
         trace_id=trace_id,
-        metadata={"before": {"status": before}, "after": {"status": task.status}},
     )
 
 
@@ -429,14 +425,38 @@ def release_task(
     """A gate opened (approval granted): the locked task is claimable again, with its task.gate_opened
     event (appended to `defer_events` when given, as deny_task does). Not task.released: that is a
     claimer giving its lease back."""
-    if not can_proceed(task.release):
-        raise invalid_transition(task, TaskStatus.PENDING)
+    _pass_the_gate(
+        task,
+        task.release,
+        target=TaskStatus.PENDING,
+        event_type="task.gate_opened",
+        actor=actor,
+        actor_role=actor_role,
+        trace_id=trace_id,
+        defer_events=defer_events,
+    )
+
+
+def _pass_the_gate(
+    task: Task,
+    transition: Callable[[], None],
+    *,
+    target: str,
+    event_type: str,
+    actor: str,
+    actor_role: str,
+    trace_id: str,
+    defer_events: list[dict[str, Any]] | None = None,
+) -> None:
+    """`transition` (a gate's, which changes only the status) on the locked task, saved, with its event."""
+    if not can_proceed(transition):
+        raise invalid_transition(task, target)
     before = task.status
-    task.release()
+    transition()
     task.save(update_fields=["status", "updated_at"])
     task_event(
         task,
-        event_type="task.gate_opened",
+        event_type=event_type,
         actor=actor,
         actor_role=actor_role,
         trace_id=trace_id,
