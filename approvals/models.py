@@ -1,3 +1,4 @@
+import datetime
 import uuid
 
 from django.db import models
@@ -75,6 +76,13 @@ class Approval(ConcurrentTransitions, models.Model):
 
     def __str__(self):
         return f"approval {self.id} by {self.approver_role} ({self.status})"
+
+    def decision_stands_until(self) -> datetime.datetime:
+        """Until when the decision on an action holds: as long after it as the approval could wait for
+        one. A grant may be spent until then (use_action_grant), and a rejection refuses the same
+        action again until then (open_action_approval)."""
+        assert self.decision_at is not None
+        return self.decision_at + (self.expires_at - self.created_at)
 
     @transition(field=status, source=ApprovalStatus.PENDING, target=ApprovalStatus.APPROVED)
     def approve(self):

@@ -391,8 +391,7 @@ def use_action_grant(*, action_digest: str, decided_since: datetime.datetime | N
     if decided_since is not None:
         grants = grants.filter(decision_at__gte=decided_since)
     for grant in grants.order_by("decision_at", "id"):
-        assert grant.decision_at is not None
-        if grant.decision_at + (grant.expires_at - grant.created_at) < now:
+        if grant.decision_stands_until() < now:
             continue
         grant.granted_use_at = now
         grant.save(update_fields=["granted_use_at", "updated_at"])
@@ -416,8 +415,7 @@ def _standing_rejection(*, action_digest: str, decided_since: datetime.datetime 
     if decided_since is not None:
         rejections = rejections.filter(decision_at__gte=decided_since)
     for rejection in rejections.order_by("-decision_at", "-id"):
-        assert rejection.decision_at is not None
-        if rejection.decision_at + (rejection.expires_at - rejection.created_at) >= now:
+        if rejection.decision_stands_until() >= now:
             return rejection
     return None
 

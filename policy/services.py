@@ -1298,12 +1298,11 @@ def _gate_action(
     except approvals.ActionRejected as rejected:
         rejection = rejected.rejection
         assert rejection.decision_at is not None
-        stands_until = rejection.decision_at + (rejection.expires_at - rejection.created_at)
         decision.decision = DENY
         decision.approval_id = rejection.id
         decision.reason = (
             f"Rejected by {rejection.decided_by} at {rejection.decision_at.isoformat()}; this exact action is "
-            f"refused until {stands_until.isoformat()}."
+            f"refused until {rejection.decision_stands_until().isoformat()}."
         )
         return
     decision.approval_id = approval.id
