@@ -6,6 +6,7 @@ REDIS_URL, SECRET_KEY, DEBUG=false and the OIDC_* variables (see .env.example).
 """
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,8 @@ MIDDLEWARE = [
     "orchestrator.http.site_middleware.MessageMiddleware",
     "orchestrator.http.site_middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its replays pass every middleware above as the views' answers do.
+    "orchestrator.http.replay_copies.ReplayCopyMiddleware",
 ]
 
 ROOT_URLCONF = "orchestrator.urls"
@@ -309,6 +312,17 @@ IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400)
 # off. Past these bounds a time added to now leaves the datetime range, a 500 on every write using it.
 if not 1 <= IDEMPOTENCY_TTL_SECONDS <= 10 * 365 * 86400:
     raise ImproperlyConfigured("IDEMPOTENCY_TTL_SECONDS must be from 1 to 315360000 (ten years)")
+# An answer the database replayed is also copied to a file on this host, so the key's later retries
+# reaching any worker here are answered before the framework's request cycle
+# (orchestrator.http.replay_copies). The copy lives this many seconds (0: no copies) or as long as its
+# record, whichever is shorter: retries come soon after their first attempt, and the database answers
+# a later one. The directory should be a memory file system; it holds one private subdirectory per user.
+IDEMPOTENCY_REPLAY_COPY_SECONDS = env_int("IDEMPOTENCY_REPLAY_COPY_SECONDS", 300)
+if not 0 <= IDEMPOTENCY_REPLAY_COPY_SECONDS <= 86400:
+    raise ImproperlyConfigured("IDEMPOTENCY_REPLAY_COPY_SECONDS must be from 0 (no copies) to 86400 (a day)")
+IDEMPOTENCY_REPLAY_COPY_DIR = env_str(
+    "IDEMPOTENCY_REPLAY_COPY_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+)
 if not 1 <= SESSION_RETENTION_DAYS <= 100 * 365:
     raise ImproperlyConfigured("SESSION_RETENTION_DAYS must be from 1 to 36500 (a hundred years)")
 if not 1 <= APPROVAL_TIMEOUT_SECONDS <= 30 * 86400:

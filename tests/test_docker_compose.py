@@ -122,3 +122,11 @@ def test_gunicorn_runs_with_the_config_that_keeps_multiprocess_metrics_right(ser
     assert words[words.index("-c") + 1] == "python:orchestrator.gunicorn_conf"
     assert callable(importlib.import_module("orchestrator.gunicorn_conf").child_exit)
     assert SERVICES[service]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_the_api_server_has_room_in_dev_shm_for_its_replay_copies():
+    # Docker's /dev/shm is 64 MB unless asked; the copy file may grow to 256 MB (orchestrator.http.replay_copies).
+    from orchestrator.http.replay_copies import _MAX_FILE_BYTES
+
+    size = SERVICES["web"]["shm_size"]
+    assert size.endswith("m") and int(size[:-1]) * 1024 * 1024 > _MAX_FILE_BYTES

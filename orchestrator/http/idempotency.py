@@ -19,7 +19,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
@@ -100,6 +100,17 @@ class StoredResponse:
         return response
 
 
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """A replayed answer as its committed record stores it, noted on the request (`replayed_answer`)
+    for orchestrator.http.replay_copies to copy."""
+
+    subject: str
+    key: str
+    stored: StoredResponse
+    expires_at: datetime
+
+
 def parse_key(value):
     """The key from the header value, or None when there is no header.
 
@@ -140,7 +151,7 @@ KEY_IN_FLIGHT = "IK002"
 _CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
 _CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, %s)"
 _READ_SQL = (
-    "SELECT fingerprint, status_code, response_body, response_headers FROM orchestrator_idempotencyrecord"
+    "SELECT fingerprint, status_code, response_body, response_headers, expires_at FROM orchestrator_idempotencyrecord"
     " WHERE principal = %s AND key = %s AND expires_at > %s"
 )
 
@@ -312,7 +323,12 @@ def _execute(view, request, respond):
         # Expired or purged between the claim and this read: the key is new again; the client's retry
         # runs it.
         raise IdempotencyKeyInFlight()
-    return _stored_from_row(*row).replay(fingerprint)
+    stored = _stored_from_row(*row[:4])
+    if work.outermost:
+        # Read from a committed record (inside an enclosing transaction, a test's, it may not be): for a
+        # copy that answers this key's next retry before the view (ApiView.dispatch).
+        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_at=row[4])
+    return stored.replay(fingerprint)
 
 
 def _respond_once(view, request, respond, work, subject, key, path, fingerprint, now):

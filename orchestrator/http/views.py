@@ -14,7 +14,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from orchestrator.db import hold_the_writes_lock
-from orchestrator.http import idempotency
+from orchestrator.http import idempotency, replay_copies
 from orchestrator.identity import access_cache
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -70,6 +70,7 @@ class ApiView(APIView):
                 self.initial(request, *args, **kwargs)
                 if self._handles(request.method):
                     response = idempotency.execute(self, request, lambda: self._respond(request, *args, **kwargs))
+                    self._copy_replayed_answer(request)
                 else:
                     # A method the view does not offer is a 405, whatever Idempotency-Key says.
                     response = self._respond(request, *args, **kwargs)
@@ -129,6 +130,24 @@ class ApiView(APIView):
         """Raise to refuse replaying `replayed`, the stored answer to this request's Idempotency-Key.
         A write's answer is the record of what it did and is replayed as it was; a view whose answer
         is a permission that can lapse (a tool check) refuses one that no longer holds."""
+
+    def _copy_replayed_answer(self, request):
+        """A replay the database answered is copied on this host, so the key's next retry is answered
+        before the view (orchestrator.http.replay_copies). Not for a view whose replay is more than the
+        stored answer: one that refuses a stale replay, or waits out the access caches (execute)."""
+        answer = getattr(request, "replayed_answer", None)
+        hint = getattr(request, "retry_hint", None)
+        if (
+            answer is None
+            or hint is None
+            or not replay_copies.enabled()
+            or type(self).refuse_stale_replay is not ApiView.refuse_stale_replay
+            or getattr(self, "replays_wait_out_access_caches", False)
+        ):
+            return
+        # The view's own headers (Allow) go with every answer it makes, a replay included.
+        headers = {**answer.stored.headers, **self.headers}
+        replay_copies.keep(answer, route=request.resolver_match.view_name, headers=headers, hint=hint)
 
     def role_acted_for(self, request) -> str | None:
         """The role the request names as the one this write is made as (a route's `from_role`, the

@@ -18,6 +18,10 @@ OTHER_METHOD = "other"
 
 
 def route_of(request):
+    # An answer made before URL resolution names the route it answers for (a replay from a copy).
+    named = getattr(request, "route_name", None)
+    if named is not None:
+        return named
     match = getattr(request, "resolver_match", None)
     if match is None:
         return UNMATCHED_ROUTE

@@ -10,7 +10,10 @@ from orchestrator.http.idempotency import purge_idempotency_keys
 from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("short_ttl")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("short_ttl", "replays_from_the_database"),
+]
 
 TTL = 60
 

@@ -1,0 +1,394 @@
+"""A write retried more than once on this host is answered from the host's copy of its answer
+(orchestrator.http.replay_copies) before URL resolution, without a statement to the database: the
+first retry, answered by the database, leaves the copy and a hint of it. A first request makes no
+copy and never opens the copy file. Whatever the copy cannot vouch for (another caller, another body,
+a token revoked since, a copy past its life, tampered with or unreadable, a directory not private)
+the view answers, from the database, as before; and a copy is made only of a committed record."""
+
+import logging
+import os
+import sqlite3
+import time
+
+import psycopg
+import pytest
+import requests
+from django.db import transaction
+from django.test import override_settings
+
+from orchestrator.http import replay_copies
+from orchestrator.http.models import IdempotencyRecord
+from orchestrator.identity.models import ApiToken
+from orchestrator.identity.tokens import revoke_token
+from routing.models import Task
+from sessions.models import Session
+from tests.observability.conftest import database_url, start_gunicorn, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(client, key, body=None, path="/api/v1/sessions", **extra):
+    return client.post(path, body or {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key, **extra)
+
+
+def answered_and_retried(client, key, body=None, path="/api/v1/sessions"):
+    """The first answer, after a first request and one retry (the database's replay, which makes the copy)."""
+    first = post(client, key, body, path)
+    retry = post(client, key, body, path)
+    assert retry["Idempotent-Replayed"] == "true" and retry.content == first.content
+    return first
+
+
+@pytest.fixture
+def fresh_copy_file():
+    """This process's copy file and hints opened anew, with no failure remembered, before and after
+    the test."""
+
+    def forget():
+        replay_copies._file._forget_connection()
+        replay_copies._hints._map = None
+        replay_copies._failures._failed_at = replay_copies._failures._logged_at = -3600.0
+
+    forget()
+    yield
+    forget()
+
+
+def copies():
+    """The rows of this database's copy file: (name, expires_at, value)."""
+    with sqlite3.connect(replay_copies._file_path(".sqlite3")) as db:
+        return db.execute("SELECT name, expires_at, value FROM copies").fetchall()
+
+
+def rewrite_copies(sql, params=()):
+    with sqlite3.connect(replay_copies._file_path(".sqlite3")) as db:
+        db.execute(sql, params)
+
+
+def hints_set():
+    """How many bits of this database's hints are set."""
+    return sum(bin(byte).count("1") for byte in replay_copies._file_path(".hints").read_bytes()[16:])
+
+
+def test_a_first_request_makes_no_copy_sets_no_hint_and_never_opens_the_copy_file(client_for, new_key, monkeypatch):
+    opened = []
+    monkeypatch.setattr(replay_copies._file, "run", lambda *args: opened.append(args))
+    client = client_for("finance")
+
+    for _ in range(3):
+        assert post(client, new_key()).status_code == 201
+
+    assert opened == []
+    assert hints_set() == 0
+
+
+def test_the_first_retry_is_answered_by_the_database_and_the_next_from_the_copy(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    first = post(client, key)
+    sent.clear()
+
+    retry = post(client, key)
+    assert sent, "the first retry was answered by the database"
+    assert len(copies()) == 1 and hints_set() == 3
+    sent.clear()
+
+    again = post(client, key, HTTP_X_TRACE_ID="trace-of-the-retry")
+
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.content == retry.content == first.content
+    assert again["Content-Type"] == first["Content-Type"] and again["ETag"] == first["ETag"]
+    assert again["X-Trace-Id"] == "trace-of-the-retry"
+    assert sent == []
+    assert Session.objects.count() == 1
+
+
+def test_the_copys_replay_carries_the_headers_of_the_views_replay(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    post(client, key)
+    through_the_view = post(client, key)
+
+    from_the_copy = post(client, key)
+
+    def headers(response):
+        return {name: value for name, value in response.items() if name not in ("X-Trace-Id", "traceparent")}
+
+    assert headers(from_the_copy) == headers(through_the_view)
+    assert from_the_copy.content == through_the_view.content
+
+
+def test_a_routed_task_is_replayed_from_its_copy_with_its_202(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    body = {"type": "invoice.check", "to_role": "engineering", "payload": {"n": 1}}
+    first = answered_and_retried(client, key, body, path="/api/v1/tasks/route")
+    sent.clear()
+
+    again = post(client, key, body, path="/api/v1/tasks/route")
+
+    assert first.status_code == again.status_code == 202
+    assert again["Idempotent-Replayed"] == "true" and again.content == first.content
+    assert sent == []
+    assert Task.objects.count() == 1
+
+
+def test_no_copy_is_made_of_a_replay_inside_an_enclosing_transaction(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    with transaction.atomic():
+        assert post(client, key).status_code == 201
+        assert post(client, key)["Idempotent-Replayed"] == "true"
+        transaction.set_rollback(True)
+
+    assert copies() == []
+    assert hints_set() == 0
+
+
+def test_no_copy_is_made_of_a_refused_write(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    for _ in range(2):
+        assert post(client, key, {"role": "no-such-role"}).status_code == 400
+
+    assert copies() == []
+
+
+def test_another_caller_with_the_same_key_gets_its_own_answer(client_for, new_key):
+    key = new_key()
+    first = answered_and_retried(client_for("finance"), key)
+
+    other = post(client_for("finance"), key)
+
+    assert other.status_code == 201 and "Idempotent-Replayed" not in other
+    assert other.json()["session_id"] != first.json()["session_id"]
+
+
+def test_a_retry_with_another_body_is_the_views_422(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+
+    changed = post(client, key, {"role": "finance", "metadata": {"n": 2}})
+
+    assert changed.status_code == 422
+    assert Session.objects.count() == 1
+
+
+def test_a_retry_with_a_revoked_token_is_refused(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    revoke_token(actor="test", token_id=ApiToken.objects.get().pk)
+
+    assert post(client, key).status_code == 401
+
+
+def test_a_retry_with_a_query_string_is_left_to_the_view_which_finds_another_fingerprint(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    sent.clear()
+
+    again = post(client, key, QUERY_STRING="format=json")
+
+    assert again.status_code == 422
+    assert sent, "the view answered, through the database"
+
+
+def test_a_retry_that_accepts_no_json_is_left_to_the_view_which_refuses_it(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+
+    assert post(client, key, HTTP_ACCEPT="text/html").status_code == 406
+
+
+def test_a_copy_past_its_life_is_not_used(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_SECONDS=1):
+        first = answered_and_retried(client, key)
+        (expires_at,) = [row[1] for row in copies()]
+        assert expires_at <= time.time() + 1
+        time.sleep(max(0.0, expires_at - time.time()) + 0.05)
+        sent.clear()
+
+        again = post(client, key)
+
+    assert sent, "the retry was answered by the database"
+    assert again["Idempotent-Replayed"] == "true" and again.content == first.content
+
+
+def test_a_copy_lives_no_longer_than_its_record(client_for, new_key):
+    with override_settings(IDEMPOTENCY_TTL_SECONDS=30, IDEMPOTENCY_REPLAY_COPY_SECONDS=3600):
+        answered_and_retried(client_for("finance"), new_key())
+
+    ((_, expires_at, _),) = copies()
+    assert expires_at <= time.time() + 30
+
+
+def test_a_tampered_copy_is_not_used(client_for, new_key, sent, caplog):
+    client, key = client_for("finance"), new_key()
+    first = answered_and_retried(client, key)
+    ((name, _, value),) = copies()
+    forged = value.replace(b'"status":201', b'"status":200')
+    assert forged != value
+    rewrite_copies("UPDATE copies SET value = ? WHERE name = ?", (forged, name))
+    sent.clear()
+
+    with caplog.at_level(logging.WARNING, logger="orchestrator.http.replay_copies"):
+        again = post(client, key)
+
+    assert again.status_code == 201 and again.content == first.content
+    assert sent, "the retry was answered by the database"
+    assert "fails its signature" in caplog.text
+
+
+def test_a_copy_moved_to_another_callers_name_is_not_used(client_for, new_key):
+    finance, manager_finance, key = client_for("finance"), client_for("finance"), new_key()
+    answered_and_retried(finance, key)
+    ((name, _, value),) = copies()
+    answered_and_retried(manager_finance, key)
+    other_name = next(row[0] for row in copies() if row[0] != name)
+    # Whoever could write the file gives the second caller the first one's answer.
+    rewrite_copies("UPDATE copies SET value = ? WHERE name = ?", (value, other_name))
+
+    again = post(manager_finance, key)
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["owner"] == ApiToken.objects.order_by("pk").last().subject
+
+
+def test_a_hint_without_a_copy_sends_the_retry_to_the_view(client_for, new_key, sent):
+    client, key = client_for("finance"), new_key()
+    first = answered_and_retried(client, key)
+    rewrite_copies("DELETE FROM copies")
+    sent.clear()
+
+    again = post(client, key)
+
+    assert again["Idempotent-Replayed"] == "true" and again.content == first.content
+    assert sent, "the retry was answered by the database"
+    assert len(copies()) == 1, "and copied again"
+
+
+def test_a_hint_holds_for_its_period_and_the_next_and_is_wiped_when_its_generation_is_reused(
+    client_for, new_key, monkeypatch
+):
+    client, key = client_for("finance"), new_key()
+    period = [1_000]
+    monkeypatch.setattr(replay_copies, "_period", lambda: period[0])
+    answered_and_retried(client, key)
+    assert hints_set() == 3
+
+    seen = []
+    for period[0] in (1_000, 1_001, 1_002):
+        seen.append(replay_copies._hints.may_have_copy(_hint_of(client, key)))
+    assert seen == [True, True, False]
+
+    # Period 1_002 takes the generation of 1_000: noting another key there wipes the old hints.
+    period[0] = 1_002
+    answered_and_retried(client, new_key())
+    period[0] = 1_000
+    assert not replay_copies._hints.may_have_copy(_hint_of(client, key))
+    assert hints_set() == 3
+
+
+def _hint_of(client, key):
+    return replay_copies.hint_of(
+        {"HTTP_AUTHORIZATION": client._credentials["HTTP_AUTHORIZATION"], "HTTP_IDEMPOTENCY_KEY": key}
+    )
+
+
+def test_an_unreadable_copy_file_is_started_afresh(client_for, new_key, fresh_copy_file):
+    client = client_for("finance")
+    answered_and_retried(client, new_key())
+    replay_copies._file._forget_connection()
+    path = replay_copies._file_path(".sqlite3")
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.unlink(f"{path}{suffix}")
+    path.write_bytes(b"not a database at all" * 100)
+    key = new_key()
+
+    answered_and_retried(client, key)
+    again = post(client, key)
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert len(copies()) == 1
+
+
+def test_a_hints_file_that_is_a_link_is_not_followed_and_writes_go_on(
+    client_for, new_key, tmp_path, caplog, fresh_copy_file
+):
+    client, key = client_for("finance"), new_key()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
+        replay_copies._file_path(".hints").symlink_to(target)
+        with caplog.at_level(logging.WARNING):
+            first = post(client, key)
+            retry = post(client, key)
+
+    assert first.status_code == 201 and retry["Idempotent-Replayed"] == "true"
+    assert target.read_bytes() == b""
+    assert "Replay copies failed" in caplog.text
+
+
+def test_a_directory_others_can_enter_is_not_used_and_writes_go_on(
+    client_for, new_key, tmp_path, caplog, fresh_copy_file
+):
+    client, key = client_for("finance"), new_key()
+    shared = tmp_path / f"orchestrator-replay-copies-{os.geteuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)), caplog.at_level(logging.WARNING):
+        first = post(client, key)
+        retries = [post(client, key) for _ in range(2)]
+
+    assert first.status_code == 201 and {retry["Idempotent-Replayed"] for retry in retries} == {"true"}
+    assert list(shared.iterdir()) == []
+    assert "only it can use" in caplog.text
+
+
+def test_a_tool_check_whose_answer_may_lapse_has_no_copy(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    for _ in range(3):
+        response = post(client, key, {"tool": "search", "arguments": {}}, path="/api/v1/policy/check")
+        assert response.status_code == 200
+
+    assert copies() == []
+
+
+def test_any_worker_of_the_host_answers_from_the_copy_while_the_records_table_is_locked(tmp_path, issue_token, new_key):
+    process, server = start_gunicorn(tmp_path, workers=3)
+    locker = None
+    try:
+        headers = {"Authorization": f"Bearer {issue_token('finance')}", "Idempotency-Key": new_key()}
+        url = server.url + "/api/v1/sessions"
+        first = requests.post(url, json={"role": "finance"}, headers=headers, timeout=30)
+        retry = requests.post(url, json={"role": "finance"}, headers=headers, timeout=30)
+        # A replay through the view reads the record; with the table locked it would wait past the timeout.
+        locker = psycopg.connect(database_url(), autocommit=False)
+        locker.execute(f"LOCK TABLE {IdempotencyRecord._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        # A new connection each, so the retries spread over the workers (each serves one at a time).
+        retries = [requests.post(url, json={"role": "finance"}, headers=headers, timeout=5) for _ in range(12)]
+    finally:
+        if locker is not None:
+            locker.rollback()
+            locker.close()
+        stop(process)
+
+    assert first.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert {(again.status_code, again.headers["Idempotent-Replayed"]) for again in retries} == {(201, "true")}
+    assert {again.content for again in retries} == {first.content}
+    assert Session.objects.count() == 1
+
+
+def test_a_lasting_failure_is_tried_again_after_each_second_and_logged_once_a_minute(
+    client_for, new_key, tmp_path, caplog, fresh_copy_file, monkeypatch
+):
+    client, tries = client_for("finance"), []
+    looked_up = replay_copies._private_directory
+    monkeypatch.setattr(replay_copies, "_private_directory", lambda: tries.append(1) or looked_up())
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path / "missing")), caplog.at_level(logging.WARNING):
+        for _ in range(10):
+            assert post(client, new_key()).status_code == 201
+            # As if the second had passed.
+            replay_copies._failures._failed_at -= 1.0
+
+    failures = [record for record in caplog.records if record.name == "orchestrator.http.replay_copies"]
+    assert len(failures) == 1 and "FileNotFoundError" in failures[0].getMessage()
+    # Each request tried to open the hints once; nothing else was tried within the same second.
+    assert len(tries) == 10
