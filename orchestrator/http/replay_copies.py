@@ -277,9 +277,13 @@ def _map_hints(path):
         if not stat.S_ISREG(facts.st_mode) or facts.st_uid != os.geteuid():
             raise PermissionError(f"{path} must be a regular file of user {os.geteuid()}")
         if facts.st_size != _HINTS_FILE_BYTES:
-            # New (zeros: no hints), or of another layout: started afresh.
-            os.ftruncate(descriptor, 0)
+            # New (zeros: no hints), or of another layout, whose bits are then wrong hints at worst.
+            # Never cut shorter than the map: another worker touching its map past the file's end
+            # would be killed (SIGBUS).
             os.ftruncate(descriptor, _HINTS_FILE_BYTES)
+        # Every page taken now: a write to a page of a memory file system that has since filled up
+        # would also kill the worker, where a refusal here only costs the hints.
+        os.posix_fallocate(descriptor, 0, _HINTS_FILE_BYTES)
         return mmap.mmap(descriptor, _HINTS_FILE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(descriptor)

@@ -8,6 +8,7 @@ the view answers, from the database, as before; and a copy is made only of a com
 import logging
 import os
 import sqlite3
+import subprocess
 import time
 
 import psycopg
@@ -392,3 +393,27 @@ def test_a_lasting_failure_is_tried_again_after_each_second_and_logged_once_a_mi
     assert len(failures) == 1 and "FileNotFoundError" in failures[0].getMessage()
     # Each request tried to open the hints once; nothing else was tried within the same second.
     assert len(tries) == 10
+
+
+@pytest.fixture
+def small_memory_file_system(tmp_path):
+    """A memory file system of one mebibyte, too small for the hints (mounting needs root, as CI runs)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], check=True)
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_hints_on_a_memory_file_system_too_small_for_them_are_given_up_and_writes_go_on(
+    client_for, new_key, small_memory_file_system, caplog, fresh_copy_file
+):
+    client, key = client_for("finance"), new_key()
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(small_memory_file_system)), caplog.at_level(logging.WARNING):
+        first = post(client, key)
+        retries = [post(client, key) for _ in range(2)]
+
+    assert first.status_code == 201 and {retry["Idempotent-Replayed"] for retry in retries} == {"true"}
+    assert "No space left on device" in caplog.text
