@@ -1,16 +1,22 @@
 """Replayed versus first requests of POST /api/v1/sessions with an Idempotency-Key, in the same run.
 
-One gunicorn server of ours on a fresh PostgreSQL database answers, in turns (ABBA across
-rounds):
-  replay   every request repeats one of a few hundred keys already answered: the stored answer
-           is replayed after the claim of its key finds it answered (no transaction, no write)
-  first    every request carries a new key: the session is created and the record stored
-  no-key   the same POST without a key, for scale: what the mechanism adds to a first request
-  live     GET /api/v1/health/live on the same server: the request cycle alone (our middleware, no
-           authentication, no database), the ceiling of any replay through the framework
-and prints requests per second and their ratios, replay/first and first/no-key among them. A replay does no
-database write (tests/idempotency/test_replay.py counts its queries); here we only see what
-that buys. The load comes from wrk, as in the other HTTP benchmarks (a Python load generator on the
+Two gunicorn servers of ours on one fresh PostgreSQL database, the second with replay copies off
+(IDEMPOTENCY_REPLAY_COPY_SECONDS=0), answer in turns (ABBA across rounds):
+  replay     every request repeats one of a few hundred keys already answered and retried: the
+             stored answer is replayed from the host's copy of it before the request cycle
+             (orchestrator.http.replay_copies; no statement to the database). The copies are made
+             by the warm-up's retries, as a key's first retry makes its copy
+  replay-db  the same retries on the server without copies: what a key's first retry costs (it is
+             answered by the database, after the handler's first statement is refused), and every
+             retry on a host without a copy
+  first      every request carries a new key: the session is created and the record stored
+  no-key     the same POST without a key, for scale: what the mechanism adds to a first request
+  live       GET /api/v1/health/live, for scale: the request cycle alone (our middleware, URL
+             resolution and a view; no authentication, no database)
+and prints requests per second and their ratios, replay/first and first/no-key among them. Neither
+replay writes to the database (tests/idempotency/test_replay.py and
+test_replays_from_a_copy_on_this_host.py count their statements); here we only see what that buys.
+The load comes from wrk, as in the other HTTP benchmarks (a Python load generator on the
 same two cores weighs most on the fastest arm), and every answer is checked in wrk's script: a 2xx
 whose Idempotent-Replayed header is not as expected fails the run, as does any other status.
 
@@ -65,9 +71,13 @@ def main():
     try:
         harness.migrate(url)
         token = harness.issue_token(url, role="finance")
-        with harness.gunicorn(
-            "orchestrator.wsgi:application", env=harness.app_env(url), ready_path="/api/v1/health"
-        ) as base_url:
+        app = "orchestrator.wsgi:application"
+        with (
+            harness.gunicorn(app, env=harness.app_env(url), ready_path="/api/v1/health") as base_url,
+            harness.gunicorn(
+                app, env=harness.app_env(url, IDEMPOTENCY_REPLAY_COPY_SECONDS=0), ready_path="/api/v1/health"
+            ) as without_copies_url,
+        ):
             conn = http.client.HTTPConnection("127.0.0.1", urlsplit(base_url).port, timeout=30)
             replay_keys = [f"bench-{uuid.uuid4()}" for _ in range(REPLAY_KEYS)]
             for key in replay_keys:
@@ -76,13 +86,17 @@ def main():
             conn.close()
             sessions = base_url + "/api/v1/sessions"
 
-            def replay(seconds=None):
-                return load(sessions, token=token, keys=replay_keys, expect_replayed=True, seconds=seconds)
+            def replay(base=base_url, seconds=None):
+                return load(
+                    base + "/api/v1/sessions", token=token, keys=replay_keys, expect_replayed=True, seconds=seconds
+                )
 
+            # The first retry of each key is answered by the database and makes its copy.
             replay(seconds=WARM_UP_SECONDS)
             samples = harness.turns(
                 {
                     "replay": replay,
+                    "replay-db": lambda: replay(without_copies_url),
                     "first": lambda: load(sessions, token=token, fresh_keys=True, expect_replayed=False),
                     "no-key": lambda: load(sessions, token=token, fresh_keys=False, expect_replayed=False),
                     "live": lambda: load(base_url + "/api/v1/health/live"),
@@ -95,7 +109,9 @@ def main():
     harness.print_ratios("POST /api/v1/sessions: replayed, first and keyless requests", rps)
     print("  (first/no-key is the cost of storing the record)")
     harness.print_target(samples, "replay", "first", REPLAY_TARGET)
-    print("  ceiling (a replay does at least what GET /health/live does, so cannot read above it):")
+    print("  a key's first retry (answered by the database, which then makes the copy), against a first request:")
+    harness.print_ratios_of_rounds(samples, "replay-db", "first")
+    print("  for scale, the request cycle alone against a first request:")
     harness.print_ratios_of_rounds(samples, "live", "first")
     return 0
 
