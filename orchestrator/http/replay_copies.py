@@ -92,6 +92,9 @@ _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _OPEN_TIMEOUT_SECONDS = 1.0
 # Expired copies are deleted by each process at most this often, when it makes one.
 _SWEEP_EVERY_SECONDS = 10.0
+# How often each process asks whether its files were deleted or replaced (an operator clearing the
+# directory after a restore): until then it may answer from the files it has open.
+_CHECK_FILES_EVERY_SECONDS = 1.0
 # The file never grows past this (a memory file system's space is memory); a full file makes no
 # copies until the sweep has freed room.
 _MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -112,6 +115,9 @@ _HINT_BYTES = 1 << (_HINT_BITS_LOG2 - 3)
 _HINT_MASK = (1 << _HINT_BITS_LOG2) - 1
 _STAMP = struct.Struct("<q")
 _HINTS_FILE_BYTES = 2 * _STAMP.size + 2 * _HINT_BYTES
+# The layout is in the file's name: a release with another layout uses another file, and never cuts
+# short one that a worker of this release has mapped (module _map_hints).
+_HINTS_SUFFIX = f".hints-{_HINT_BITS_LOG2}"
 
 # A rowid table (not WITHOUT ROWID): a copy of a kilobyte or more appended at the table's end costs a
 # fraction of one placed at its random name's position in the table's own tree.
@@ -150,6 +156,9 @@ class _CopyFile:
     def __init__(self):
         self._local = threading.local()
         self._swept_at = 0.0
+        # Bumped when the file was found deleted or replaced: every thread then opens it again.
+        self._generation = 0
+        self._identity = None
 
     def run(self, sql, params=()):
         """The rows of `sql`, or None when the file failed (or failed less than a second ago), or was
@@ -163,15 +172,20 @@ class _CopyFile:
             return None
 
     def write(self, name, expires_at, value):
-        written = self.run(
-            "INSERT OR REPLACE INTO copies (name, expires_at, value) VALUES (?, ?, ?)", (name, expires_at, value)
-        )
-        if written is None:
-            return
+        # Swept before the INSERT: a file full of expired copies must make room for this one.
         now = time.monotonic()
         if now - self._swept_at >= _SWEEP_EVERY_SECONDS:
             self._swept_at = now
             self.run("DELETE FROM copies WHERE expires_at <= ?", (time.time(),))
+        self.run("INSERT OR REPLACE INTO copies (name, expires_at, value) VALUES (?, ?, ?)", (name, expires_at, value))
+
+    def replaced(self):
+        """Whether the file this process opened is no longer the one at its path."""
+        return self._identity is not None and self._identity != _identity_of(_file_path(".sqlite3"))
+
+    def reopen(self):
+        self._generation += 1
+        self._identity = None
 
     def failed(self, exc):
         self._forget_connection()
@@ -186,9 +200,10 @@ class _CopyFile:
 
     def _connection(self):
         local = self._local
-        if getattr(local, "pid", None) == os.getpid() and local.db is not None:
+        if getattr(local, "pid", None) == os.getpid() and local.generation == self._generation and local.db is not None:
             return local.db
-        local.pid, local.db = os.getpid(), None
+        self._forget_connection()
+        local.pid, local.generation = os.getpid(), self._generation
         path = _file_path(".sqlite3")
         try:
             db = _open(path)
@@ -201,11 +216,13 @@ class _CopyFile:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             db = _open(path)
         local.db = db
+        if self._identity is None:
+            self._identity = _identity_of(path)
         return db
 
     def _forget_connection(self):
         local = self._local
-        if getattr(local, "db", None) is not None:
+        if getattr(local, "db", None) is not None and getattr(local, "pid", None) == os.getpid():
             local.db.close()
         local.db = None
 
@@ -218,6 +235,7 @@ class _RetryHints:
     def __init__(self):
         self._map = None
         self._pid = None
+        self._identity = None
 
     def may_have_copy(self, hint):
         hints = self._mapped()
@@ -258,11 +276,25 @@ class _RetryHints:
         if _failures.lately():
             return None
         try:
-            self._map, self._pid = _map_hints(_file_path(".hints")), os.getpid()
+            path = _file_path(_HINTS_SUFFIX)
+            self._map, self._pid = _map_hints(path), os.getpid()
+            self._identity = _identity_of(path)
         except OSError as exc:
             self._map = None
             _failures.note(exc)
         return self._map
+
+    def replaced(self):
+        """Whether the file this process mapped is no longer the one at its path."""
+        return (
+            self._map is not None
+            and self._pid == os.getpid()
+            and self._identity != _identity_of(_file_path(_HINTS_SUFFIX))
+        )
+
+    def reopen(self):
+        # The old map is left to the garbage collector: a thread may be reading it right now.
+        self._map = None
 
 
 def _period():
@@ -276,10 +308,10 @@ def _map_hints(path):
         facts = os.fstat(descriptor)
         if not stat.S_ISREG(facts.st_mode) or facts.st_uid != os.geteuid():
             raise PermissionError(f"{path} must be a regular file of user {os.geteuid()}")
-        if facts.st_size != _HINTS_FILE_BYTES:
-            # New (zeros: no hints), or of another layout, whose bits are then wrong hints at worst.
-            # Never cut shorter than the map: another worker touching its map past the file's end
-            # would be killed (SIGBUS).
+        if facts.st_size < _HINTS_FILE_BYTES:
+            # New: zeros, no hints. Only ever grown: a worker touching its map past the file's end
+            # would be killed (SIGBUS), so nothing here cuts the file short (docs/idempotency.md: delete
+            # the files, never truncate them).
             os.ftruncate(descriptor, _HINTS_FILE_BYTES)
         # Every page taken now: a write to a page of a memory file system that has since filled up
         # would also kill the worker, where a refusal here only costs the hints.
@@ -287,6 +319,37 @@ def _map_hints(path):
         return mmap.mmap(descriptor, _HINTS_FILE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(descriptor)
+
+
+def _identity_of(path):
+    """(device, inode) of the file at `path`, or None when there is none (or the directory is not ours)."""
+    try:
+        facts = os.stat(path)
+    except OSError:
+        return None
+    return facts.st_dev, facts.st_ino
+
+
+_checked_files_at = 0.0
+
+
+def _reopen_files_if_replaced():
+    """Once a second per process: files deleted or replaced since they were opened (the directory
+    cleared after a restore) are opened anew, so no copy of theirs answers again."""
+    global _checked_files_at
+    now = time.monotonic()
+    if now - _checked_files_at < _CHECK_FILES_EVERY_SECONDS:
+        return
+    _checked_files_at = now
+    try:
+        replaced = _hints.replaced() or _file.replaced()
+    except OSError:
+        # The directory is gone and cannot be made again, or is no longer ours alone: opening anew
+        # fails too, and says why (_failures).
+        replaced = True
+    if replaced:
+        _hints.reopen()
+        _file.reopen()
 
 
 def _bits_of(hint):
@@ -391,14 +454,14 @@ def _mac(name, signed):
     return hashlib.blake2b(name + signed, key=key, digest_size=_MAC_BYTES).digest()
 
 
-def keep(answer: RecordedAnswer, *, route, headers, hint):
+def keep(answer: RecordedAnswer, *, route, headers, authorization, hint):
     """Copy a replayed answer for `ReplayCopyMiddleware`, with the `headers` its replay carries and the
-    `route` the telemetry names it by, and note `hint` (hint_of the retry); a failure only costs the
-    copy."""
+    `route` the telemetry names it by, for the retries sending the same `authorization` header; and
+    note `hint` (hint_of the retry). A failure only costs the copy."""
     if _failures.lately():
         return
     try:
-        _copy(answer, route=route, headers=headers)
+        _copy(answer, route=route, headers=headers, authorization=authorization)
     except Exception as exc:
         # The replay goes out whatever happened to the copy.
         _file.failed(exc)
@@ -406,7 +469,7 @@ def keep(answer: RecordedAnswer, *, route, headers, hint):
     _hints.note(hint)
 
 
-def _copy(answer, *, route, headers):
+def _copy(answer, *, route, headers, authorization):
     stored = answer.stored
     if len(stored.body) > _MAX_COPIED_BODY_BYTES:
         return
@@ -420,18 +483,24 @@ def _copy(answer, *, route, headers):
         }
     )
     signed = len(meta).to_bytes(_LENGTH_BYTES, "big") + meta + stored.body
-    name = _name_of(answer.subject, answer.key)
+    name = _name_of(answer.subject, answer.key, authorization)
     _file.write(name, expires_at, _mac(name, signed) + signed)
 
 
-def _name_of(subject, key):
-    """The name of the copy for (subject, key): a digest, so the file holds no caller's key."""
-    return hashlib.blake2b(f"{subject}\x00{key}".encode(), digest_size=32, person=b"replay-copy").digest()
+def _name_of(subject, key, authorization):
+    """The name of the copy for (subject, key) retried with the `authorization` header: a digest, so
+    the file holds no caller's key or credential. Bound to the credential too: a subject is a row's id
+    (token:<id>), which a database made afresh gives again, to someone else, while a running worker
+    still holds the old database's copies; a new credential of the same caller (a refreshed JWT) only
+    goes to the database once more."""
+    return hashlib.blake2b(
+        f"{subject}\x00{key}\x00{authorization}".encode(), digest_size=32, person=b"replay-copy"
+    ).digest()
 
 
-def _copy_of(subject, key):
-    """(StoredResponse, the copy's other facts) of the live copy for (subject, key), or None."""
-    name = _name_of(subject, key)
+def _copy_of(subject, key, authorization):
+    """(StoredResponse, the copy's other facts) of the live copy for (subject, key, authorization), or None."""
+    name = _name_of(subject, key, authorization)
     rows = _file.run("SELECT value FROM copies WHERE name = ? AND expires_at > ?", (name, time.time()))
     if not rows:
         return None
@@ -454,7 +523,8 @@ def _replay(request):
     meta = request.META
     if meta.get("QUERY_STRING") or meta.get("HTTP_ACCEPT") not in _JSON_ACCEPTED:
         return None
-    credentials = meta["HTTP_AUTHORIZATION"].split()
+    authorization = meta["HTTP_AUTHORIZATION"]
+    credentials = authorization.split()
     if len(credentials) != 2 or credentials[0].lower() != "bearer":
         return None
     try:
@@ -470,7 +540,7 @@ def _replay(request):
         return None
     if not isinstance(principal, Principal):
         return None
-    copy = _copy_of(principal.subject, key)
+    copy = _copy_of(principal.subject, key, authorization)
     if copy is None:
         return None
     stored, facts = copy
@@ -498,6 +568,7 @@ class ReplayCopyMiddleware:
         if request.method in UNSAFE_METHODS and request.path_info.startswith(API_PREFIX) and enabled():
             hint = hint_of(request.META)
             if hint is not None:
+                _reopen_files_if_replaced()
                 # For the view, which keeps a copy when the database answers this request as a replay.
                 request.retry_hint = hint
                 if _hints.may_have_copy(hint):

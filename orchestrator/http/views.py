@@ -147,7 +147,13 @@ class ApiView(APIView):
             return
         # The view's own headers (Allow) go with every answer it makes, a replay included.
         headers = {**answer.stored.headers, **self.headers}
-        replay_copies.keep(answer, route=request.resolver_match.view_name, headers=headers, hint=hint)
+        replay_copies.keep(
+            answer,
+            route=request.resolver_match.view_name,
+            headers=headers,
+            authorization=request.META["HTTP_AUTHORIZATION"],
+            hint=hint,
+        )
 
     def role_acted_for(self, request) -> str | None:
         """The role the request names as the one this write is made as (a route's `from_role`, the

@@ -5,8 +5,10 @@ copy and never opens the copy file. Whatever the copy cannot vouch for (another 
 a token revoked since, a copy past its life, tampered with or unreadable, a directory not private)
 the view answers, from the database, as before; and a copy is made only of a committed record."""
 
+import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -47,7 +49,8 @@ def fresh_copy_file():
 
     def forget():
         replay_copies._file._forget_connection()
-        replay_copies._hints._map = None
+        replay_copies._file.reopen()
+        replay_copies._hints.reopen()
         replay_copies._failures._failed_at = replay_copies._failures._logged_at = -3600.0
 
     forget()
@@ -68,7 +71,7 @@ def rewrite_copies(sql, params=()):
 
 def hints_set():
     """How many bits of this database's hints are set."""
-    return sum(bin(byte).count("1") for byte in replay_copies._file_path(".hints").read_bytes()[16:])
+    return sum(bin(byte).count("1") for byte in replay_copies._file_path(replay_copies._HINTS_SUFFIX).read_bytes()[16:])
 
 
 def test_a_first_request_makes_no_copy_sets_no_hint_and_never_opens_the_copy_file(client_for, new_key, monkeypatch):
@@ -236,6 +239,18 @@ def test_a_tampered_copy_is_not_used(client_for, new_key, sent, caplog):
     assert "fails its signature" in caplog.text
 
 
+def test_a_copy_is_bound_to_the_credential_that_retried_as_well_as_to_the_caller_and_key(client_for, new_key):
+    # A subject is a row's id (token:<id>): a database made afresh gives it again, to someone else,
+    # while a running worker still holds the copies made for the old one.
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    subject = ApiToken.objects.get().subject
+    authorization = client._credentials["HTTP_AUTHORIZATION"]
+
+    assert replay_copies._copy_of(subject, key, authorization) is not None
+    assert replay_copies._copy_of(subject, key, "Bearer orch_another-secret") is None
+
+
 def test_a_copy_moved_to_another_callers_name_is_not_used(client_for, new_key):
     finance, manager_finance, key = client_for("finance"), client_for("finance"), new_key()
     answered_and_retried(finance, key)
@@ -317,7 +332,7 @@ def test_a_hints_file_that_is_a_link_is_not_followed_and_writes_go_on(
     target = tmp_path / "elsewhere"
     target.write_bytes(b"")
     with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
-        replay_copies._file_path(".hints").symlink_to(target)
+        replay_copies._file_path(replay_copies._HINTS_SUFFIX).symlink_to(target)
         with caplog.at_level(logging.WARNING):
             first = post(client, key)
             retry = post(client, key)
@@ -417,3 +432,58 @@ def test_hints_on_a_memory_file_system_too_small_for_them_are_given_up_and_write
 
     assert first.status_code == 201 and {retry["Idempotent-Replayed"] for retry in retries} == {"true"}
     assert "No space left on device" in caplog.text
+
+
+def test_a_copy_file_full_of_expired_copies_makes_room_for_the_next(
+    client_for, new_key, tmp_path, monkeypatch, fresh_copy_file
+):
+    monkeypatch.setattr(replay_copies, "_MAX_FILE_BYTES", 64 * replay_copies._PAGE_BYTES)
+    client = client_for("finance")
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
+        path = replay_copies._file_path(".sqlite3")
+        # Each row committed alone: SQLite rolls a whole transaction back when the file is full.
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            for statement in replay_copies._SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA max_page_count={64}")
+            rows = 0
+            for size in (2000, 200, 20, 1):
+                with contextlib.suppress(sqlite3.OperationalError):
+                    while True:
+                        db.execute("INSERT INTO copies VALUES (?, ?, ?)", (rows.to_bytes(4, "big"), 0.0, bytes(size)))
+                        rows += 1
+            with pytest.raises(sqlite3.OperationalError, match="full"):
+                db.execute("INSERT INTO copies VALUES (?, ?, ?)", (b"a copy", 0.0, bytes(500)))
+        replay_copies._file._swept_at = -3600.0
+        key = new_key()
+
+        answered_and_retried(client, key)
+
+        assert [expires_at > time.time() for _, expires_at, _ in copies()] == [True]
+
+
+def test_files_deleted_under_a_running_worker_are_opened_anew_within_a_second(client_for, new_key, sent):
+    # As after a restore to an earlier point: the records are gone, and the operator clears the copies.
+    client, key = client_for("finance"), new_key()
+    first = answered_and_retried(client, key)
+    IdempotencyRecord.objects.all().delete()
+    shutil.rmtree(replay_copies._private_directory())
+    # As if the second had passed.
+    replay_copies._checked_files_at = -3600.0
+
+    again = post(client, key)
+
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert again.json()["session_id"] != first.json()["session_id"]
+
+
+def test_a_hints_file_is_grown_when_short_and_never_cut_shorter(tmp_path):
+    short, long = tmp_path / "short", tmp_path / "long"
+    short.write_bytes(b"\1" * 100)
+    long.write_bytes(b"\0" * (replay_copies._HINTS_FILE_BYTES + 4096))
+
+    replay_copies._map_hints(short).close()
+    replay_copies._map_hints(long).close()
+
+    assert short.stat().st_size == replay_copies._HINTS_FILE_BYTES
+    assert long.stat().st_size == replay_copies._HINTS_FILE_BYTES + 4096
