@@ -177,7 +177,10 @@ class _CopyFile:
         if now - self._swept_at >= _SWEEP_EVERY_SECONDS:
             self._swept_at = now
             self.run("DELETE FROM copies WHERE expires_at <= ?", (time.time(),))
-        self.run("INSERT OR REPLACE INTO copies (name, expires_at, value) VALUES (?, ?, ?)", (name, expires_at, value))
+        written = self.run(
+            "INSERT OR REPLACE INTO copies (name, expires_at, value) VALUES (?, ?, ?)", (name, expires_at, value)
+        )
+        return written is not None
 
     def replaced(self):
         """Whether the file this process opened is no longer the one at its path."""
@@ -322,7 +325,7 @@ def _map_hints(path):
 
 
 def _identity_of(path):
-    """(device, inode) of the file at `path`, or None when there is none (or the directory is not ours)."""
+    """(device, inode) of the file at `path`, or None when there is none."""
     try:
         facts = os.stat(path)
     except OSError:
@@ -461,18 +464,20 @@ def keep(answer: RecordedAnswer, *, route, headers, authorization, hint):
     if _failures.lately():
         return
     try:
-        _copy(answer, route=route, headers=headers, authorization=authorization)
+        copied = _copy(answer, route=route, headers=headers, authorization=authorization)
     except Exception as exc:
         # The replay goes out whatever happened to the copy.
         _file.failed(exc)
         return
-    _hints.note(hint)
+    if copied:
+        # Only a copy that exists is hinted at: a hint without one costs each retry a look in vain.
+        _hints.note(hint)
 
 
 def _copy(answer, *, route, headers, authorization):
     stored = answer.stored
     if len(stored.body) > _MAX_COPIED_BODY_BYTES:
-        return
+        return False
     expires_at = min(answer.expires_at.timestamp(), time.time() + settings.IDEMPOTENCY_REPLAY_COPY_SECONDS)
     meta = orjson.dumps(
         {
@@ -484,7 +489,7 @@ def _copy(answer, *, route, headers, authorization):
     )
     signed = len(meta).to_bytes(_LENGTH_BYTES, "big") + meta + stored.body
     name = _name_of(answer.subject, answer.key, authorization)
-    _file.write(name, expires_at, _mac(name, signed) + signed)
+    return _file.write(name, expires_at, _mac(name, signed) + signed)
 
 
 def _name_of(subject, key, authorization):

@@ -487,3 +487,13 @@ def test_a_hints_file_is_grown_when_short_and_never_cut_shorter(tmp_path):
 
     assert short.stat().st_size == replay_copies._HINTS_FILE_BYTES
     assert long.stat().st_size == replay_copies._HINTS_FILE_BYTES + 4096
+
+
+def test_an_answer_too_large_to_copy_is_neither_copied_nor_hinted_at(client_for, new_key):
+    client, key = client_for("finance"), new_key()
+    body = {"role": "finance", "metadata": {"notes": "n" * (replay_copies._MAX_COPIED_BODY_BYTES + 1)}}
+
+    answered_and_retried(client, key, body)
+
+    assert copies() == []
+    assert hints_set() == 0
