@@ -87,8 +87,11 @@ _RETRY_AFTER_FAILURE_SECONDS = 1.0
 # A failure that lasts (a directory missing or not private) is logged once a minute per process.
 _LOG_FAILURES_EVERY_SECONDS = 60.0
 # A writer never waits for another process's write: SQLite's busy handler sleeps a millisecond at
-# least, more than a copy saves. A read never meets a write's lock in WAL mode.
-_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# least, more than a copy saves. A read never meets a write's lock in WAL mode. A full file refuses
+# new copies but still answers from those it holds.
+_DROP_THE_WRITE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL})
+# A file found broken while in use is started afresh, as one found broken when opened is.
+_BROKEN = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 _OPEN_TIMEOUT_SECONDS = 1.0
 # Expired copies are deleted by each process at most this often, when it makes one.
 _SWEEP_EVERY_SECONDS = 10.0
@@ -105,12 +108,17 @@ _MAX_LOG_BYTES = 16 * 1024 * 1024
 _MAX_COPIED_BODY_BYTES = 256 * 1024
 
 # The bitmap: two generations of 2**23 bits (a mebibyte each), each stamped with the number of the
-# period of IDEMPOTENCY_REPLAY_COPY_SECONDS it holds hints of. A copy made in one period is past its
-# life by the end of the next, so the current period's and the one before answer for every live copy;
+# period of IDEMPOTENCY_REPLAY_COPY_SECONDS (at most _HINT_PERIOD_LIMIT_SECONDS) it holds hints of. A
+# copy made in one period is past its life by the end of the next (with the default life), so the
+# current period's and the one before answer for every live copy;
 # a generation is wiped when it is taken for a new period. Three bits per hint: with a hundred
 # thousand keys retried in a period, about one keyed write in three thousand is sent to look for a
 # copy that is not there.
 _HINT_BITS_LOG2 = 23
+# A generation holds at most five minutes of hints, whatever the copies' life: a day of retried keys
+# would fill the bitmap and send most first requests to look for a copy. A copy that outlives its
+# hints is reached through the database again (its next retry makes it anew).
+_HINT_PERIOD_LIMIT_SECONDS = 300
 _HINT_BYTES = 1 << (_HINT_BITS_LOG2 - 3)
 _HINT_MASK = (1 << _HINT_BITS_LOG2) - 1
 _STAMP = struct.Struct("<q")
@@ -127,22 +135,36 @@ _SCHEMA = (
 )
 
 
+class _SaidOnceAMinute:
+    """A warning that may come with every request, logged at most once a minute per process."""
+
+    def __init__(self):
+        self.logged_at = -_LOG_FAILURES_EVERY_SECONDS
+
+    def note(self, message, *args):
+        now = time.monotonic()
+        if now - self.logged_at >= _LOG_FAILURES_EVERY_SECONDS:
+            self.logged_at = now
+            logger.warning(message, *args)
+
+
+# Copies found but not usable (a signature of another key, another release's layout).
+_unusable = _SaidOnceAMinute()
+
+
 class _Failures:
     """When this process's files last failed: for a second after, nothing is asked of them."""
 
     def __init__(self):
         self._failed_at = -_RETRY_AFTER_FAILURE_SECONDS
-        self._logged_at = -_LOG_FAILURES_EVERY_SECONDS
+        self.said = _SaidOnceAMinute()
 
     def lately(self):
         return time.monotonic() - self._failed_at < _RETRY_AFTER_FAILURE_SECONDS
 
     def note(self, exc):
         self._failed_at = time.monotonic()
-        if self._failed_at - self._logged_at < _LOG_FAILURES_EVERY_SECONDS:
-            return
-        self._logged_at = self._failed_at
-        logger.warning(
+        self.said.note(
             "Replay copies failed (%s: %s); the database answers replays for a second", type(exc).__name__, exc
         )
 
@@ -195,9 +217,16 @@ class _CopyFile:
         _failures.note(exc)
 
     def _failed_or_busy(self, exc):
-        if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in _BUSY:
-            # Another worker is writing: this copy is dropped (the next retry of its key is the
-            # database's to answer, and makes it again) rather than waited for.
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in _DROP_THE_WRITE:
+            # Another worker is writing, or the file is full: this copy is dropped (the next retry of
+            # its key is the database's to answer, and makes it again) rather than waited for.
+            return
+        if code in _BROKEN:
+            logger.warning("The replay copy file is broken (%s); starting it afresh", exc)
+            self._forget_connection()
+            _delete_copy_file(_file_path(".sqlite3"))
+            self.reopen()
             return
         self.failed(exc)
 
@@ -215,8 +244,7 @@ class _CopyFile:
                 raise
             # Not a database (a file cut short, or written by something else): only copies are lost.
             logger.warning("The replay copy file %s is unreadable (%s); starting it afresh", path, exc)
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            _delete_copy_file(path)
             db = _open(path)
         local.db = db
         if self._identity is None:
@@ -279,9 +307,7 @@ class _RetryHints:
         if _failures.lately():
             return None
         try:
-            path = _file_path(_HINTS_SUFFIX)
-            self._map, self._pid = _map_hints(path), os.getpid()
-            self._identity = _identity_of(path)
+            (self._map, self._identity), self._pid = _map_hints(_file_path(_HINTS_SUFFIX)), os.getpid()
         except OSError as exc:
             self._map = None
             _failures.note(exc)
@@ -301,10 +327,11 @@ class _RetryHints:
 
 
 def _period():
-    return int(time.time()) // settings.IDEMPOTENCY_REPLAY_COPY_SECONDS
+    return int(time.time()) // min(settings.IDEMPOTENCY_REPLAY_COPY_SECONDS, _HINT_PERIOD_LIMIT_SECONDS)
 
 
 def _map_hints(path):
+    """(the map, the file's identity) of the hints file at `path`, created when missing."""
     # O_NOFOLLOW and the owner's check: the private directory is ours, and so must the file be.
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
@@ -319,7 +346,8 @@ def _map_hints(path):
         # Every page taken now: a write to a page of a memory file system that has since filled up
         # would also kill the worker, where a refusal here only costs the hints.
         os.posix_fallocate(descriptor, 0, _HINTS_FILE_BYTES)
-        return mmap.mmap(descriptor, _HINTS_FILE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        hints = mmap.mmap(descriptor, _HINTS_FILE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        return hints, (facts.st_dev, facts.st_ino)
     finally:
         os.close(descriptor)
 
@@ -368,6 +396,11 @@ def hint_of(meta):
     if key is None or credentials is None:
         return None
     return hashlib.blake2b(f"{credentials}\x00{key}".encode(), digest_size=10, person=b"retry-hint").digest()
+
+
+def _delete_copy_file(path):
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _private_directory():
@@ -435,18 +468,25 @@ def clear():
 _DATABASE_IDENTITY_SQL = "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), %s::regclass::oid"
 
 
-# The copies' signing keys, per (SECRET_KEY, database name): derived once per process, not per copy.
-_signing_keys: dict[tuple[str, str], bytes] = {}
+# The copies' signing keys, per (SECRET_KEY, database name), with when the database's identity was
+# read: derived at most once a second per process, not per copy. Read again that often because a
+# worker runs on across a database made afresh (a caller whose credential outlives it, a JWT, would
+# otherwise be replayed answers the new database never gave).
+_signing_keys: dict[tuple[str, str], tuple[bytes, float]] = {}
+_READ_IDENTITY_EVERY_SECONDS = 1.0
 
 
 def _signing_key():
     known = (settings.SECRET_KEY, connection.settings_dict["NAME"])
-    key = _signing_keys.get(known)
-    if key is None:
-        with connection.cursor() as cursor:
-            cursor.execute(_DATABASE_IDENTITY_SQL, [IdempotencyRecord._meta.db_table])
-            identity = "/".join(map(str, cursor.fetchone()))
-        key = _signing_keys[known] = hashlib.sha256(f"{_SIGNING_SALT}\x00{identity}\x00{known[0]}".encode()).digest()
+    now = time.monotonic()
+    cached = _signing_keys.get(known)
+    if cached is not None and now - cached[1] < _READ_IDENTITY_EVERY_SECONDS:
+        return cached[0]
+    with connection.cursor() as cursor:
+        cursor.execute(_DATABASE_IDENTITY_SQL, [IdempotencyRecord._meta.db_table])
+        identity = "/".join(map(str, cursor.fetchone()))
+    key = hashlib.sha256(f"{_SIGNING_SALT}\x00{identity}\x00{known[0]}".encode()).digest()
+    _signing_keys[known] = (key, now)
     return key
 
 
@@ -504,7 +544,7 @@ def _name_of(subject, key, authorization):
 
 
 def _copy_of(subject, key, authorization):
-    """(StoredResponse, the copy's other facts) of the live copy for (subject, key, authorization), or None."""
+    """(StoredResponse, the route it answered) of the live copy for (subject, key, authorization), or None."""
     name = _name_of(subject, key, authorization)
     rows = _file.run("SELECT value FROM copies WHERE name = ? AND expires_at > ?", (name, time.time()))
     if not rows:
@@ -512,15 +552,24 @@ def _copy_of(subject, key, authorization):
     value = rows[0][0]
     mac, signed = value[:_MAC_BYTES], value[_MAC_BYTES:]
     if not hmac.compare_digest(mac, _mac(name, signed)):
-        logger.warning("A replay copy fails its signature; the database answers instead")
+        # Expected in numbers after SECRET_KEY changes or the database is made afresh: said once a minute.
+        _unusable.note("A replay copy fails its signature; the database answers instead")
         return None
     length = int.from_bytes(signed[:_LENGTH_BYTES], "big")
-    meta = orjson.loads(signed[_LENGTH_BYTES : _LENGTH_BYTES + length])
-    body = signed[_LENGTH_BYTES + length :]
-    stored = StoredResponse(
-        fingerprint=meta["fingerprint"], status_code=meta["status"], body=body, headers=meta["headers"]
-    )
-    return stored, meta
+    try:
+        meta = orjson.loads(signed[_LENGTH_BYTES : _LENGTH_BYTES + length])
+        stored = StoredResponse(
+            fingerprint=meta["fingerprint"],
+            status_code=meta["status"],
+            body=signed[_LENGTH_BYTES + length :],
+            headers=meta["headers"],
+        )
+        route = meta["route"]
+    except (ValueError, KeyError, TypeError):
+        # Signed by this deployment but of another release's layout: the database answers.
+        _unusable.note("A replay copy is of a layout this release does not read; the database answers instead")
+        return None
+    return stored, route
 
 
 def _replay(request):
@@ -548,7 +597,7 @@ def _replay(request):
     copy = _copy_of(principal.subject, key, authorization)
     if copy is None:
         return None
-    stored, facts = copy
+    stored, route = copy
     fingerprint = fingerprint_of(
         request.method,
         request.get_full_path(),
@@ -558,7 +607,7 @@ def _replay(request):
     if fingerprint != stored.fingerprint:
         return None
     # What the telemetry and the logs read of a request a view answered.
-    request.route_name = facts["route"]
+    request.route_name = route
     request.user = principal
     return stored.replay(fingerprint)
 

@@ -16,7 +16,7 @@ import time
 import psycopg
 import pytest
 import requests
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from orchestrator.http import replay_copies
@@ -51,7 +51,8 @@ def fresh_copy_file():
         replay_copies._file._forget_connection()
         replay_copies._file.reopen()
         replay_copies._hints.reopen()
-        replay_copies._failures._failed_at = replay_copies._failures._logged_at = -3600.0
+        replay_copies._failures._failed_at = replay_copies._failures.said.logged_at = -3600.0
+        replay_copies._unusable.logged_at = -3600.0
 
     forget()
     yield
@@ -222,7 +223,7 @@ def test_a_copy_lives_no_longer_than_its_record(client_for, new_key):
     assert expires_at <= time.time() + 30
 
 
-def test_a_tampered_copy_is_not_used(client_for, new_key, sent, caplog):
+def test_a_tampered_copy_is_not_used(client_for, new_key, sent, caplog, fresh_copy_file):
     client, key = client_for("finance"), new_key()
     first = answered_and_retried(client, key)
     ((name, _, value),) = copies()
@@ -482,8 +483,8 @@ def test_a_hints_file_is_grown_when_short_and_never_cut_shorter(tmp_path):
     short.write_bytes(b"\1" * 100)
     long.write_bytes(b"\0" * (replay_copies._HINTS_FILE_BYTES + 4096))
 
-    replay_copies._map_hints(short).close()
-    replay_copies._map_hints(long).close()
+    replay_copies._map_hints(short)[0].close()
+    replay_copies._map_hints(long)[0].close()
 
     assert short.stat().st_size == replay_copies._HINTS_FILE_BYTES
     assert long.stat().st_size == replay_copies._HINTS_FILE_BYTES + 4096
@@ -497,3 +498,101 @@ def test_an_answer_too_large_to_copy_is_neither_copied_nor_hinted_at(client_for,
 
     assert copies() == []
     assert hints_set() == 0
+
+
+def fill_with_live_copies(path):
+    """Live copies of nobody's keys in the copy file at `path` until it is full; each row committed
+    alone, since SQLite rolls a whole transaction back when the file is full."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(f"PRAGMA max_page_count={replay_copies._MAX_FILE_BYTES // replay_copies._PAGE_BYTES}")
+        rows = 0
+        for size in (2000, 200, 20, 1):
+            with contextlib.suppress(sqlite3.OperationalError):
+                while True:
+                    db.execute(
+                        "INSERT INTO copies VALUES (?, ?, ?)",
+                        (f"filler-{rows}".encode(), time.time() + 3600, bytes(size)),
+                    )
+                    rows += 1
+
+
+def test_a_full_copy_file_still_answers_from_the_copies_it_holds(
+    client_for, new_key, tmp_path, monkeypatch, sent, fresh_copy_file
+):
+    monkeypatch.setattr(replay_copies, "_MAX_FILE_BYTES", 64 * replay_copies._PAGE_BYTES)
+    client, held, refused = client_for("finance"), new_key(), new_key()
+    with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
+        answered_and_retried(client, held)
+        fill_with_live_copies(replay_copies._file_path(".sqlite3"))
+        answered_and_retried(client, refused)
+        sent.clear()
+
+        again = post(client, held)
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert sent == [], "answered from the copy the full file holds"
+
+
+def test_a_copy_file_found_broken_while_in_use_is_started_afresh(client_for, new_key, sent, caplog, fresh_copy_file):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    path = replay_copies._file_path(".sqlite3")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(path, "r+b") as file:
+        file.seek(4096)
+        file.write(os.urandom(path.stat().st_size - 4096))
+
+    with caplog.at_level(logging.WARNING, logger="orchestrator.http.replay_copies"):
+        through_the_database = post(client, key)
+    sent.clear()
+    from_a_new_copy = post(client, key)
+
+    assert "starting it afresh" in caplog.text
+    assert through_the_database["Idempotent-Replayed"] == from_a_new_copy["Idempotent-Replayed"] == "true"
+    assert sent == []
+
+
+@pytest.fixture
+def records_table_made_afresh():
+    """make() swaps the records table for an empty one of its own (another table identity, as a database
+    made afresh has); the old one is back after the test."""
+    table = IdempotencyRecord._meta.db_table
+    swapped = []
+
+    def make():
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+            cursor.execute(f"CREATE TABLE {table} (LIKE {table}_old INCLUDING ALL)")
+        swapped.append(True)
+
+    yield make
+    if swapped:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+            cursor.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
+
+
+def test_a_running_worker_reads_the_databases_identity_again_within_a_second(
+    client_for, new_key, records_table_made_afresh, monkeypatch, fresh_copy_file
+):
+    # A credential that outlives a database made afresh (a JWT) must not be replayed the old database's
+    # answers: the copies are signed with a key of the database's identity, read again each second.
+    client, key = client_for("finance"), new_key()
+    first = answered_and_retried(client, key)
+    records_table_made_afresh()
+    # As if the second had passed.
+    monkeypatch.setattr(replay_copies, "_READ_IDENTITY_EVERY_SECONDS", 0.0)
+
+    again = post(client, key)
+
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert again.json()["session_id"] != first.json()["session_id"]
+
+
+def test_hints_last_five_to_ten_minutes_whatever_the_copies_life(settings):
+    settings.IDEMPOTENCY_REPLAY_COPY_SECONDS = 86400
+    before = int(time.time()) // 300
+    period = replay_copies._period()
+
+    assert period in (before, before + 1)
