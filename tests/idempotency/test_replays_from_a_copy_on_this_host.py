@@ -30,6 +30,16 @@ from tests.observability.conftest import database_url, start_gunicorn, stop
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def identity_read_once():
+    """The database's identity read once per test process rather than each second: on a slow run a
+    second between two requests would add that read to the statements a test counts. The test of the
+    read itself sets it back to every time."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(replay_copies, "_READ_IDENTITY_EVERY_SECONDS", 3600.0)
+        yield
+
+
 def post(client, key, body=None, path="/api/v1/sessions", **extra):
     return client.post(path, body or {"role": "finance"}, format="json", HTTP_IDEMPOTENCY_KEY=key, **extra)
 
