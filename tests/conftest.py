@@ -53,9 +53,9 @@ def _fresh_access_caches():
 
 @pytest.fixture(autouse=True)
 def _no_replay_copies_of_other_tests():
-    """Transactional tests commit, and their answers are copied for replays (orchestrator.http.
-    replay_copies); the flush at their end empties the records but not the copies, which a later test
-    reusing a principal and a key would be answered from."""
+    """Transactional tests commit, and the answers their retries replay are copied (orchestrator.http.
+    replay_copies); the flush at their end empties the records but not the copies or their hints, which
+    a later test reusing a credential and a key would be answered from."""
     replay_copies.clear()
     yield
 
