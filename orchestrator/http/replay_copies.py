@@ -41,6 +41,7 @@ the view, which answers as it always did. docs/idempotency.md has the contract.
   process and second: the middleware then hands every request to the view, which never needs them.
 """
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -76,7 +77,11 @@ from orchestrator.identity.principal import Principal
 logger = logging.getLogger(__name__)
 
 _KEY_META = "HTTP_" + HEADER.upper().replace("-", "_")
-_SIGNING_SALT = "orchestrator.http.replay_copies"
+# The copies' layout: in their file's name and their signature's salt, so a release with another one
+# neither opens this release's file nor accepts its copies as signed.
+_COPY_LAYOUT = 1
+_COPY_SUFFIX = f".copies-{_COPY_LAYOUT}.sqlite3"
+_SIGNING_SALT = f"orchestrator.http.replay_copies/{_COPY_LAYOUT}"
 _MAC_BYTES = 32
 _LENGTH_BYTES = 4
 # The Accept values every API view answers with its JSON renderer (FastContentNegotiation); any other
@@ -90,7 +95,9 @@ _LOG_FAILURES_EVERY_SECONDS = 60.0
 # least, more than a copy saves. A read never meets a write's lock in WAL mode. A full file refuses
 # new copies but still answers from those it holds.
 _DROP_THE_WRITE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL})
-# A file found broken while in use is started afresh, as one found broken when opened is.
+# A file found broken while in use is left where it is: deleting it under the other workers, which
+# have it and its shared-memory index open, killed workers (SIGBUS) when several did so at once. Copies
+# stay off, and a warning says to delete it; each process then opens a new one within a second.
 _BROKEN = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 _OPEN_TIMEOUT_SECONDS = 1.0
 # Expired copies are deleted by each process at most this often, when it makes one.
@@ -150,6 +157,7 @@ class _SaidOnceAMinute:
 
 # Copies found but not usable (a signature of another key, another release's layout).
 _unusable = _SaidOnceAMinute()
+_broken = _SaidOnceAMinute()
 
 
 class _Failures:
@@ -206,7 +214,7 @@ class _CopyFile:
 
     def replaced(self):
         """Whether the file this process opened is no longer the one at its path."""
-        return self._identity is not None and self._identity != _identity_of(_file_path(".sqlite3"))
+        return self._identity is not None and self._identity != _identity_of(_file_path(_COPY_SUFFIX))
 
     def reopen(self):
         self._generation += 1
@@ -223,11 +231,12 @@ class _CopyFile:
             # its key is the database's to answer, and makes it again) rather than waited for.
             return
         if code in _BROKEN:
-            logger.warning("The replay copy file is broken (%s); starting it afresh", exc)
-            self._forget_connection()
-            _delete_copy_file(_file_path(".sqlite3"))
-            self.reopen()
-            return
+            _broken.note(
+                "The replay copy file is broken (%s): the database answers replays until it is deleted "
+                "(delete the files of %s; every process opens new ones within a second)",
+                exc,
+                settings.IDEMPOTENCY_REPLAY_COPY_DIR,
+            )
         self.failed(exc)
 
     def _connection(self):
@@ -236,7 +245,7 @@ class _CopyFile:
             return local.db
         self._forget_connection()
         local.pid, local.generation = os.getpid(), self._generation
-        path = _file_path(".sqlite3")
+        path = _file_path(_COPY_SUFFIX)
         try:
             db = _open(path)
         except sqlite3.DatabaseError as exc:
@@ -254,7 +263,8 @@ class _CopyFile:
     def _forget_connection(self):
         local = self._local
         if getattr(local, "db", None) is not None and getattr(local, "pid", None) == os.getpid():
-            local.db.close()
+            with contextlib.suppress(sqlite3.Error):
+                local.db.close()
         local.db = None
 
 
@@ -482,9 +492,19 @@ def _signing_key():
     cached = _signing_keys.get(known)
     if cached is not None and now - cached[1] < _READ_IDENTITY_EVERY_SECONDS:
         return cached[0]
-    with connection.cursor() as cursor:
-        cursor.execute(_DATABASE_IDENTITY_SQL, [IdempotencyRecord._meta.db_table])
-        identity = "/".join(map(str, cursor.fetchone()))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_DATABASE_IDENTITY_SQL, [IdempotencyRecord._meta.db_table])
+            identity = "/".join(map(str, cursor.fetchone()))
+    except DatabaseError:
+        if cached is None:
+            raise
+        # The database is down or silent: not asked again for a second (each ask may wait out the
+        # connect timeout, which the view would then wait again), and the key read last holds
+        # meanwhile, as the copies made with it do; a database made afresh shows its identity once
+        # it answers.
+        _signing_keys[known] = (cached[0], now)
+        return cached[0]
     key = hashlib.sha256(f"{_SIGNING_SALT}\x00{identity}\x00{known[0]}".encode()).digest()
     _signing_keys[known] = (key, now)
     return key
@@ -550,6 +570,9 @@ def _copy_of(subject, key, authorization):
     if not rows:
         return None
     value = rows[0][0]
+    if not isinstance(value, bytes):
+        _unusable.note("A replay copy is not of this release's layout; the database answers instead")
+        return None
     mac, signed = value[:_MAC_BYTES], value[_MAC_BYTES:]
     if not hmac.compare_digest(mac, _mac(name, signed)):
         # Expected in numbers after SECRET_KEY changes or the database is made afresh: said once a minute.
@@ -565,6 +588,14 @@ def _copy_of(subject, key, authorization):
             headers=meta["headers"],
         )
         route = meta["route"]
+        if not (
+            type(stored.status_code) is int
+            and 200 <= stored.status_code < 300
+            and isinstance(stored.headers, dict)
+            and all(isinstance(name, str) and isinstance(text, str) for name, text in stored.headers.items())
+            and isinstance(route, str)
+        ):
+            raise ValueError("not a stored answer")
     except (ValueError, KeyError, TypeError):
         # Signed by this deployment but of another release's layout: the database answers.
         _unusable.note("A replay copy is of a layout this release does not read; the database answers instead")

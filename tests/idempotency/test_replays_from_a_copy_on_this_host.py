@@ -12,7 +12,9 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 import requests
@@ -71,12 +73,12 @@ def fresh_copy_file():
 
 def copies():
     """The rows of this database's copy file: (name, expires_at, value)."""
-    with sqlite3.connect(replay_copies._file_path(".sqlite3")) as db:
+    with sqlite3.connect(replay_copies._file_path(replay_copies._COPY_SUFFIX)) as db:
         return db.execute("SELECT name, expires_at, value FROM copies").fetchall()
 
 
 def rewrite_copies(sql, params=()):
-    with sqlite3.connect(replay_copies._file_path(".sqlite3")) as db:
+    with sqlite3.connect(replay_copies._file_path(replay_copies._COPY_SUFFIX)) as db:
         db.execute(sql, params)
 
 
@@ -322,7 +324,7 @@ def test_an_unreadable_copy_file_is_started_afresh(client_for, new_key, fresh_co
     client = client_for("finance")
     answered_and_retried(client, new_key())
     replay_copies._file._forget_connection()
-    path = replay_copies._file_path(".sqlite3")
+    path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
     for suffix in ("-wal", "-shm"):
         if os.path.exists(f"{path}{suffix}"):
             os.unlink(f"{path}{suffix}")
@@ -451,7 +453,7 @@ def test_a_copy_file_full_of_expired_copies_makes_room_for_the_next(
     monkeypatch.setattr(replay_copies, "_MAX_FILE_BYTES", 64 * replay_copies._PAGE_BYTES)
     client = client_for("finance")
     with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
-        path = replay_copies._file_path(".sqlite3")
+        path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
         # Each row committed alone: SQLite rolls a whole transaction back when the file is full.
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
             for statement in replay_copies._SCHEMA:
@@ -533,7 +535,7 @@ def test_a_full_copy_file_still_answers_from_the_copies_it_holds(
     client, held, refused = client_for("finance"), new_key(), new_key()
     with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
         answered_and_retried(client, held)
-        fill_with_live_copies(replay_copies._file_path(".sqlite3"))
+        fill_with_live_copies(replay_copies._file_path(replay_copies._COPY_SUFFIX))
         answered_and_retried(client, refused)
         sent.clear()
 
@@ -543,24 +545,90 @@ def test_a_full_copy_file_still_answers_from_the_copies_it_holds(
     assert sent == [], "answered from the copy the full file holds"
 
 
-def test_a_copy_file_found_broken_while_in_use_is_started_afresh(client_for, new_key, sent, caplog, fresh_copy_file):
+def test_a_copy_file_found_broken_while_in_use_is_left_alone_until_deleted_and_then_opened_anew(
+    client_for, new_key, sent, caplog, fresh_copy_file
+):
+    # Deleting it under the other workers, which have it open, killed workers when several did so at once.
     client, key = client_for("finance"), new_key()
     answered_and_retried(client, key)
-    path = replay_copies._file_path(".sqlite3")
+    path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with open(path, "r+b") as file:
         file.seek(4096)
         file.write(os.urandom(path.stat().st_size - 4096))
+    broken = path.stat().st_ino
 
     with caplog.at_level(logging.WARNING, logger="orchestrator.http.replay_copies"):
         through_the_database = post(client, key)
+    assert through_the_database["Idempotent-Replayed"] == "true"
+    assert "until it is deleted" in caplog.text
+    assert path.stat().st_ino == broken
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # As if the second had passed (the file check), and the failure's second too.
+    replay_copies._checked_files_at = -3600.0
+    replay_copies._failures._failed_at = -3600.0
+    assert post(client, key)["Idempotent-Replayed"] == "true"
     sent.clear()
+
     from_a_new_copy = post(client, key)
 
-    assert "starting it afresh" in caplog.text
-    assert through_the_database["Idempotent-Replayed"] == from_a_new_copy["Idempotent-Replayed"] == "true"
+    assert from_a_new_copy["Idempotent-Replayed"] == "true"
     assert sent == []
+
+
+def test_a_copy_of_another_layout_is_left_to_the_view(client_for, new_key, caplog, fresh_copy_file):
+    client, key = client_for("finance"), new_key()
+    first = answered_and_retried(client, key)
+    ((name, _, value),) = copies()
+    signed = value[replay_copies._MAC_BYTES :]
+    length = int.from_bytes(signed[: replay_copies._LENGTH_BYTES], "big")
+    meta = orjson.loads(signed[replay_copies._LENGTH_BYTES : replay_copies._LENGTH_BYTES + length])
+    body = signed[replay_copies._LENGTH_BYTES + length :]
+
+    def signed_copy(changed_meta):
+        encoded = orjson.dumps(changed_meta)
+        signed = len(encoded).to_bytes(replay_copies._LENGTH_BYTES, "big") + encoded + body
+        return replay_copies._mac(name, signed) + signed
+
+    others = [
+        12345,
+        "not bytes",
+        signed_copy({**meta, "status": "created"}),
+        signed_copy({**meta, "status": 99}),
+        signed_copy({**meta, "headers": list(meta["headers"].items())}),
+        signed_copy({field: value for field, value in meta.items() if field != "route"}),
+    ]
+    for other in others:
+        rewrite_copies("UPDATE copies SET value = ? WHERE name = ?", (other, name))
+        replay_copies._unusable.logged_at = -3600.0
+        with caplog.at_level(logging.WARNING, logger="orchestrator.http.replay_copies"):
+            again = post(client, key)
+
+        assert again.status_code == 201 and again.content == first.content, other
+        assert "layout" in caplog.text
+        caplog.clear()
+
+
+def test_while_the_databases_identity_cannot_be_read_the_key_read_last_holds_and_is_asked_once_a_second(
+    client_for, new_key, sent, monkeypatch, settings
+):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    known = (settings.SECRET_KEY, connection.settings_dict["NAME"])
+    signing_key, _ = replay_copies._signing_keys[known]
+    replay_copies._signing_keys[known] = (signing_key, -3600.0)
+    # A statement PostgreSQL refuses, as a database down refuses every one.
+    monkeypatch.setattr(replay_copies, "_DATABASE_IDENTITY_SQL", "SELECT 1 / 0 WHERE %s IS NOT NULL")
+    sent.clear()
+
+    answers = [post(client, key) for _ in range(3)]
+
+    assert {answer["Idempotent-Replayed"] for answer in answers} == {"true"}
+    assert len(sent) == 1, "asked once, then not again within the second"
+    assert replay_copies._signing_keys[known][0] == signing_key
 
 
 @pytest.fixture
