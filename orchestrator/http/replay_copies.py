@@ -23,15 +23,15 @@ answered from the copy. A first request pays the bitmap's question and nothing e
 The copy is only a shortcut, never the truth: whatever the middleware cannot vouch for, it hands to
 the view, which answers as it always did. docs/idempotency.md has the contract.
 - The caller is authenticated first, by the API's own bearer lookup (a token revoked or of another
-  principal finds no copy: a copy is filed under its principal's and key's digest). As through the
+  principal finds no copy: a copy is filed under the digest of its principal, key and credential). As through the
   view, a replay reads no other access fact: a retry after its role was paused still gets the
   answer its first attempt had (docs/idempotency.md).
 - The request must be the one the answer was made for: the fingerprint of method, path, body and the
   caller's role and staff flag (the view's 422 otherwise), with no query string and an Accept header
   every API view answers with JSON (absent, */* or application/json).
-- Each copy is signed with a key derived from SECRET_KEY and the database's identity, and bound to
-  its name: a copy cannot be forged, moved to another caller's name, or read by a database made
-  afresh under the same name. The bitmap needs no signature: a bit set wrongly only sends a request
+- Each copy is signed with a key derived from SECRET_KEY and the database's identity (read again each
+  second), and bound to its name: a copy cannot be forged, moved to another caller's name, or read by
+  a database made afresh under the same name. The bitmap needs no signature: a bit set wrongly only sends a request
   to look for a copy it will not find, and a bit missing only sends a retry to the database.
 - Copies are made only of answers read from a committed record (never inside a test's or a caller's
   enclosing transaction), and live no longer than IDEMPOTENCY_REPLAY_COPY_SECONDS nor their record.
@@ -39,6 +39,9 @@ the view, which answers as it always did. docs/idempotency.md has the contract.
   switch's wait) has none.
 - The files failing (full, locked, corrupt, a directory not ours) cost one failed attempt per
   process and second: the middleware then hands every request to the view, which never needs them.
+  A copy file found corrupt while in use is left for an operator to delete (deleting it under the
+  workers that have it open killed some when several did so at once; one found so when a process
+  opens it is started afresh), and nothing cuts the mapped bitmap short, which would kill a worker.
 """
 
 import contextlib
