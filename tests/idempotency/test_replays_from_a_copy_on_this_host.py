@@ -453,20 +453,7 @@ def test_a_copy_file_full_of_expired_copies_makes_room_for_the_next(
     monkeypatch.setattr(replay_copies, "_MAX_FILE_BYTES", 64 * replay_copies._PAGE_BYTES)
     client = client_for("finance")
     with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
-        path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
-        # Each row committed alone: SQLite rolls a whole transaction back when the file is full.
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-            for statement in replay_copies._SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA max_page_count={64}")
-            rows = 0
-            for size in (2000, 200, 20, 1):
-                with contextlib.suppress(sqlite3.OperationalError):
-                    while True:
-                        db.execute("INSERT INTO copies VALUES (?, ?, ?)", (rows.to_bytes(4, "big"), 0.0, bytes(size)))
-                        rows += 1
-            with pytest.raises(sqlite3.OperationalError, match="full"):
-                db.execute("INSERT INTO copies VALUES (?, ?, ?)", (b"a copy", 0.0, bytes(500)))
+        fill_with_copies(replay_copies._file_path(replay_copies._COPY_SUFFIX), expires_at=0.0)
         replay_copies._file._swept_at = -3600.0
         key = new_key()
 
@@ -512,20 +499,24 @@ def test_an_answer_too_large_to_copy_is_neither_copied_nor_hinted_at(client_for,
     assert hints_set() == 0
 
 
-def fill_with_live_copies(path):
-    """Live copies of nobody's keys in the copy file at `path` until it is full; each row committed
-    alone, since SQLite rolls a whole transaction back when the file is full."""
+def fill_with_copies(path, *, expires_at):
+    """Copies of nobody's keys, expiring at `expires_at`, in the copy file at `path` until a copy of
+    half a kilobyte no longer fits; each row committed alone, since SQLite rolls a whole transaction
+    back when the file is full."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for statement in replay_copies._SCHEMA:
+            db.execute(statement)
         db.execute(f"PRAGMA max_page_count={replay_copies._MAX_FILE_BYTES // replay_copies._PAGE_BYTES}")
         rows = 0
         for size in (2000, 200, 20, 1):
             with contextlib.suppress(sqlite3.OperationalError):
                 while True:
                     db.execute(
-                        "INSERT INTO copies VALUES (?, ?, ?)",
-                        (f"filler-{rows}".encode(), time.time() + 3600, bytes(size)),
+                        "INSERT INTO copies VALUES (?, ?, ?)", (f"filler-{rows}".encode(), expires_at, bytes(size))
                     )
                     rows += 1
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            db.execute("INSERT INTO copies VALUES (?, ?, ?)", (b"a copy", expires_at, bytes(500)))
 
 
 def test_a_full_copy_file_still_answers_from_the_copies_it_holds(
@@ -535,7 +526,7 @@ def test_a_full_copy_file_still_answers_from_the_copies_it_holds(
     client, held, refused = client_for("finance"), new_key(), new_key()
     with override_settings(IDEMPOTENCY_REPLAY_COPY_DIR=str(tmp_path)):
         answered_and_retried(client, held)
-        fill_with_live_copies(replay_copies._file_path(replay_copies._COPY_SUFFIX))
+        fill_with_copies(replay_copies._file_path(replay_copies._COPY_SUFFIX), expires_at=time.time() + 3600)
         answered_and_retried(client, refused)
         sent.clear()
 
