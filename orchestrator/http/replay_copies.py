@@ -39,9 +39,9 @@ the view, which answers as it always did. docs/idempotency.md has the contract.
   switch's wait) has none.
 - The files failing (full, locked, corrupt, a directory not ours) cost one failed attempt per
   process and second: the middleware then hands every request to the view, which never needs them.
-  A copy file found corrupt while in use is left for an operator to delete (deleting it under the
-  workers that have it open killed some when several did so at once; one found so when a process
-  opens it is started afresh), and nothing cuts the mapped bitmap short, which would kill a worker.
+  A copy file found corrupt is left for an operator to delete (deleting it under the workers that
+  have it open killed some when several did so at once), and nothing cuts the mapped bitmap short,
+  which would kill a worker.
 """
 
 import contextlib
@@ -60,7 +60,7 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections
 from rest_framework.exceptions import APIException
 
 from orchestrator.http.idempotency import (
@@ -98,9 +98,10 @@ _LOG_FAILURES_EVERY_SECONDS = 60.0
 # least, more than a copy saves. A read never meets a write's lock in WAL mode. A full file refuses
 # new copies but still answers from those it holds.
 _DROP_THE_WRITE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL})
-# A file found broken while in use is left where it is: deleting it under the other workers, which
-# have it and its shared-memory index open, killed workers (SIGBUS) when several did so at once. Copies
-# stay off, and a warning says to delete it; each process then opens a new one within a second.
+# A file found broken, when opened or while in use, is left where it is: deleting it under the other
+# workers, which have it and its shared-memory index open, killed workers (SIGBUS) when several did so
+# at once. Copies stay off, and a warning says to delete it; each process then opens a new one within
+# a second.
 _BROKEN = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 _OPEN_TIMEOUT_SECONDS = 1.0
 # Expired copies are deleted by each process at most this often, when it makes one.
@@ -249,15 +250,9 @@ class _CopyFile:
         self._forget_connection()
         local.pid, local.generation = os.getpid(), self._generation
         path = _file_path(_COPY_SUFFIX)
-        try:
-            db = _open(path)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                raise
-            # Not a database (a file cut short, or written by something else): only copies are lost.
-            logger.warning("The replay copy file %s is unreadable (%s); starting it afresh", path, exc)
-            _delete_copy_file(path)
-            db = _open(path)
+        # A file that is not a database fails here, and is left for an operator like one found broken
+        # in use (_failed_or_busy): other workers may have it open.
+        db = _open(path)
         local.db = db
         if self._identity is None:
             self._identity = _identity_of(path)
@@ -411,11 +406,6 @@ def hint_of(meta):
     return hashlib.blake2b(f"{credentials}\x00{key}".encode(), digest_size=10, person=b"retry-hint").digest()
 
 
-def _delete_copy_file(path):
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 def _private_directory():
     """The directory of this user's copy files, made private; an error when it is not ours alone (a
     directory someone else made, or made open, could be read or planted by them)."""
@@ -481,35 +471,38 @@ def clear():
 _DATABASE_IDENTITY_SQL = "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), %s::regclass::oid"
 
 
-# The copies' signing keys, per (SECRET_KEY, database name), with when the database's identity was
-# read: derived at most once a second per process, not per copy. Read again that often because a
-# worker runs on across a database made afresh (a caller whose credential outlives it, a JWT, would
-# otherwise be replayed answers the new database never gave).
-_signing_keys: dict[tuple[str, str], tuple[bytes, float]] = {}
+# The copies' signing keys, per (SECRET_KEY, database name), with when the database's identity was last
+# read and last asked for: derived at most once a second per process, not per copy. Read again that
+# often because a worker runs on across a database made afresh (a caller whose credential outlives it,
+# a JWT, would otherwise be replayed answers the new database never gave).
+_signing_keys: dict[tuple[str, str], tuple[bytes, float, float]] = {}
 _READ_IDENTITY_EVERY_SECONDS = 1.0
+# While the database cannot be reached, the key read last holds this long after it was read.
+_KEEP_UNREAD_KEY_SECONDS = 5.0
 
 
 def _signing_key():
     known = (settings.SECRET_KEY, connection.settings_dict["NAME"])
     now = time.monotonic()
     cached = _signing_keys.get(known)
-    if cached is not None and now - cached[1] < _READ_IDENTITY_EVERY_SECONDS:
+    if cached is not None and now - cached[2] < _READ_IDENTITY_EVERY_SECONDS:
         return cached[0]
     try:
         with connection.cursor() as cursor:
             cursor.execute(_DATABASE_IDENTITY_SQL, [IdempotencyRecord._meta.db_table])
             identity = "/".join(map(str, cursor.fetchone()))
-    except DatabaseError:
-        if cached is None:
-            raise
-        # The database is down or silent: not asked again for a second (each ask may wait out the
-        # connect timeout, which the view would then wait again), and the key read last holds
-        # meanwhile, as the copies made with it do; a database made afresh shows its identity once
-        # it answers.
-        _signing_keys[known] = (cached[0], now)
-        return cached[0]
+    except (OperationalError, InterfaceError) as exc:
+        if cached is not None and now - cached[1] < _KEEP_UNREAD_KEY_SECONDS:
+            # Down or silent for a moment: asked again a second later (each ask may wait out the
+            # connect timeout, which the view would then wait again), the key read last holding
+            # meanwhile. Any other error (the records table gone) uses no copy at all.
+            _signing_keys[known] = (cached[0], cached[1], now)
+            return cached[0]
+        # Copies rest for a second, so requests meanwhile wait for the database once, in the view.
+        _failures.note(exc)
+        raise
     key = hashlib.sha256(f"{_SIGNING_SALT}\x00{identity}\x00{known[0]}".encode()).digest()
-    _signing_keys[known] = (key, now)
+    _signing_keys[known] = (key, now, now)
     return key
 
 

@@ -1,6 +1,6 @@
-"""A Content-Length that is not ASCII digits is refused with a 400 before anything reads the body:
-the embedded default's server passes it through (gunicorn refuses it itself), and reading the body
-then raised a ValueError, a 500."""
+"""A Content-Length that is not ASCII digits, or has more digits than any body (int() refuses past
+4300), is refused with a 400 before anything reads the body: the embedded default's server passes it
+through (gunicorn refuses it itself), and reading the body then raised a ValueError, a 500."""
 
 import pytest
 
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 BODY = b'{"role": "finance"}'
 
 
-@pytest.mark.parametrize("length", ["abc", "-5", " 19", "19 ", "1e3", "\u0661\u0669"])
+@pytest.mark.parametrize("length", ["abc", "-5", " 19", "19 ", "1e3", "\u0661\u0669", "1" * 20, "0" * 4301 + "19"])
 def test_an_api_write_with_such_a_length_is_a_problem_400_and_creates_nothing(make_agent, length):
     client = make_agent("finance")
 

@@ -64,11 +64,16 @@ def fresh_copy_file():
         replay_copies._file.reopen()
         replay_copies._hints.reopen()
         replay_copies._failures._failed_at = replay_copies._failures.said.logged_at = -3600.0
-        replay_copies._unusable.logged_at = -3600.0
+        replay_copies._unusable.logged_at = replay_copies._broken.logged_at = -3600.0
 
     forget()
     yield
     forget()
+    # A file a test broke is not left for the next ones (nothing here deletes one by itself).
+    with contextlib.suppress(PermissionError):
+        path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def copies():
@@ -320,22 +325,34 @@ def _hint_of(client, key):
     )
 
 
-def test_an_unreadable_copy_file_is_started_afresh(client_for, new_key, fresh_copy_file):
+def test_a_copy_file_that_is_not_a_database_is_left_for_an_operator_and_replaced_once_deleted(
+    client_for, new_key, caplog, sent, fresh_copy_file
+):
+    # Other workers may have it open: deleting it under them killed workers (SIGBUS).
     client = client_for("finance")
     answered_and_retried(client, new_key())
     replay_copies._file._forget_connection()
     path = replay_copies._file_path(replay_copies._COPY_SUFFIX)
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(f"{path}{suffix}"):
-            os.unlink(f"{path}{suffix}")
-    path.write_bytes(b"not a database at all" * 100)
+    with open(path, "r+b") as file:
+        file.write(b"not a database at all" * 5)
     key = new_key()
 
-    answered_and_retried(client, key)
+    with caplog.at_level(logging.WARNING, logger="orchestrator.http.replay_copies"):
+        answered_and_retried(client, key)
+    assert "until it is deleted" in caplog.text
+    assert path.read_bytes().startswith(b"not a database at all")
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # As if the second had passed (the file check), and the failure's second too.
+    replay_copies._checked_files_at = replay_copies._failures._failed_at = -3600.0
+    assert post(client, key)["Idempotent-Replayed"] == "true"
+    sent.clear()
+
     again = post(client, key)
 
     assert again["Idempotent-Replayed"] == "true"
-    assert len(copies()) == 1
+    assert sent == []
 
 
 def test_a_hints_file_that_is_a_link_is_not_followed_and_writes_go_on(
@@ -603,16 +620,33 @@ def test_a_copy_of_another_layout_is_left_to_the_view(client_for, new_key, caplo
         caplog.clear()
 
 
-def test_while_the_databases_identity_cannot_be_read_the_key_read_last_holds_and_is_asked_once_a_second(
-    client_for, new_key, sent, monkeypatch, settings
+@pytest.fixture
+def identity_read_cut_short(monkeypatch):
+    """The identity's read made to fail as a database that does not answer fails it: PostgreSQL
+    cancels it (an OperationalError), for this test's connection only."""
+    monkeypatch.setattr(replay_copies, "_DATABASE_IDENTITY_SQL", "SELECT pg_sleep(1) WHERE %s IS NOT NULL")
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 50")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET statement_timeout")
+
+
+def last_read(settings, *, read_ago):
+    """The signing key read last, made `read_ago` seconds old (and due to be asked for again)."""
+    known = (settings.SECRET_KEY, connection.settings_dict["NAME"])
+    signing_key = replay_copies._signing_keys[known][0]
+    read_at = time.monotonic() - read_ago
+    replay_copies._signing_keys[known] = (signing_key, read_at, -3600.0)
+    return known, signing_key
+
+
+def test_while_the_database_does_not_answer_the_key_read_last_holds_a_few_seconds_asked_once_a_second(
+    client_for, new_key, sent, settings, identity_read_cut_short
 ):
     client, key = client_for("finance"), new_key()
     answered_and_retried(client, key)
-    known = (settings.SECRET_KEY, connection.settings_dict["NAME"])
-    signing_key, _ = replay_copies._signing_keys[known]
-    replay_copies._signing_keys[known] = (signing_key, -3600.0)
-    # A statement PostgreSQL refuses, as a database down refuses every one.
-    monkeypatch.setattr(replay_copies, "_DATABASE_IDENTITY_SQL", "SELECT 1 / 0 WHERE %s IS NOT NULL")
+    known, signing_key = last_read(settings, read_ago=1.0)
     sent.clear()
 
     answers = [post(client, key) for _ in range(3)]
@@ -620,6 +654,36 @@ def test_while_the_databases_identity_cannot_be_read_the_key_read_last_holds_and
     assert {answer["Idempotent-Replayed"] for answer in answers} == {"true"}
     assert len(sent) == 1, "asked once, then not again within the second"
     assert replay_copies._signing_keys[known][0] == signing_key
+
+
+def test_a_key_read_longer_ago_than_that_uses_no_copy(
+    client_for, new_key, sent, settings, identity_read_cut_short, fresh_copy_file
+):
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    last_read(settings, read_ago=replay_copies._KEEP_UNREAD_KEY_SECONDS + 1)
+    sent.clear()
+
+    again = post(client, key)
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert len(sent) > 1, "answered by the view, from the database"
+
+
+def test_an_error_that_is_not_the_database_being_unreachable_uses_no_copy(
+    client_for, new_key, sent, settings, monkeypatch
+):
+    # As when the records table is gone: the view's answer, whatever it is, not a copy's.
+    client, key = client_for("finance"), new_key()
+    answered_and_retried(client, key)
+    last_read(settings, read_ago=1.0)
+    monkeypatch.setattr(replay_copies, "_DATABASE_IDENTITY_SQL", "SELECT 1 / 0 WHERE %s IS NOT NULL")
+    sent.clear()
+
+    again = post(client, key)
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert len(sent) > 1, "answered by the view, from the database"
 
 
 @pytest.fixture
