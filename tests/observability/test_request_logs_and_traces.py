@@ -74,8 +74,13 @@ def test_every_log_line_is_json_and_none_holds_a_token_or_a_body(live_server_wit
         ("metrics", 401),
         ("unmatched", 404),
     }
+    # Both conditions waited for: each worker writes its lines in batches, and the set of (route,
+    # status) pairs can be whole while a second line of one pair is still held back.
     lines = server.log_lines_once(
-        lambda lines: expected <= {(line["route"], line["status"]) for line in request_lines(lines)}
+        lambda lines: (
+            expected <= {(line["route"], line["status"]) for line in request_lines(lines)}
+            and len(request_lines(lines)) >= 8
+        )
     )
     text = server.log.read_text()
     for line in lines:
