@@ -282,10 +282,9 @@ class _RetryHints:
             return False
         period = _period()
         for generation in (period, period - 1):
-            slot = generation & 1
-            if _STAMP.unpack_from(hints, slot * _STAMP.size)[0] != generation:
+            stamp_at, base = _offsets_of(generation)
+            if _STAMP.unpack_from(hints, stamp_at)[0] != generation:
                 continue
-            base = 2 * _STAMP.size + slot * _HINT_BYTES
             if all(hints[base + (bit >> 3)] >> (bit & 7) & 1 for bit in _bits_of(hint)):
                 return True
         return False
@@ -295,12 +294,11 @@ class _RetryHints:
         if hints is None:
             return
         period = _period()
-        slot = period & 1
-        base = 2 * _STAMP.size + slot * _HINT_BYTES
-        if _STAMP.unpack_from(hints, slot * _STAMP.size)[0] != period:
+        stamp_at, base = _offsets_of(period)
+        if _STAMP.unpack_from(hints, stamp_at)[0] != period:
             # The generation held the period before last: every copy it hinted at is past its life.
             hints[base : base + _HINT_BYTES] = bytes(_HINT_BYTES)
-            _STAMP.pack_into(hints, slot * _STAMP.size, period)
+            _STAMP.pack_into(hints, stamp_at, period)
         for bit in _bits_of(hint):
             hints[base + (bit >> 3)] |= 1 << (bit & 7)
 
@@ -332,6 +330,13 @@ class _RetryHints:
     def reopen(self):
         # The old map is left to the garbage collector: a thread may be reading it right now.
         self._map = None
+
+
+def _offsets_of(generation):
+    """(offset of its stamp, offset of its bits) in the hints file of the half that holds `generation`:
+    the file is the two stamps, then the two halves' bits."""
+    slot = generation & 1
+    return slot * _STAMP.size, 2 * _STAMP.size + slot * _HINT_BYTES
 
 
 def _period():
