@@ -65,3 +65,13 @@ def test_a_plain_route_keeps_its_name_and_default_arguments(monkeypatch):
     assert moved.name == "thing"
     assert moved.default_args == {"kind": "plain"}
     assert moved.resolve("api/v1/things/7").kwargs == {"number": 7, "kind": "plain"}
+
+
+def test_an_app_urls_module_with_a_namespace_stops_the_start(monkeypatch):
+    module = types.ModuleType("an_app_urls")
+    module.app_name = "things"
+    module.urlpatterns = [path("things", _view, name="things")]
+    monkeypatch.setitem(sys.modules, "an_app_urls", module)
+
+    with pytest.raises(ImproperlyConfigured, match="app_name"):
+        urls._api_patterns("an_app_urls")

@@ -117,12 +117,12 @@ def test_a_read_after_its_statement_was_deallocated_prepares_it_again(reset):
     assert get_by_pk(Session, session.pk).pk == session.pk
 
 
-def test_a_statement_found_gone_is_prepared_again_without_a_deallocate(monkeypatch):
+def test_a_statement_found_gone_is_prepared_again_without_a_deallocate():
     # Behind a transaction pooler "gone" means the EXECUTE reached another server session; a
     # DEALLOCATE would then reach yet another one and drop the statement it holds.
     session = _stored_session()
     assert get_by_pk(Session, session.pk) is not None
-    reader, transformer, made_for, executes = connection._prepared_reads
+    reader, made_for, executes = connection._prepared_reads
     sent = []
 
     class Recording(type(reader)):
@@ -130,13 +130,7 @@ def test_a_statement_found_gone_is_prepared_again_without_a_deallocate(monkeypat
             sent.append(str(query).split(" ", 1)[0])
             return super().execute(query, params, **kwargs)
 
-    def recorded_execute(transformer, name, params):
-        sent.append("EXECUTE")
-        return execute_prepared(transformer, name, params)
-
-    execute_prepared = connection._execute_prepared
-    monkeypatch.setattr(connection, "_execute_prepared", recorded_execute)
-    connection._prepared_reads = Recording(connection.connection), transformer, made_for, executes
+    connection._prepared_reads = Recording(connection.connection), made_for, executes
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
 
@@ -219,12 +213,12 @@ def test_a_session_that_already_holds_the_statement_reads_with_it():
     assert connection.fetch_one(sql.replace("$1", "%s"), [session.pk]) == (session.pk,)
 
 
-def test_a_second_migration_landing_during_the_retry_does_not_fail_the_read(monkeypatch):
+def test_a_second_migration_landing_during_the_retry_does_not_fail_the_read():
     session = _stored_session()
     assert get_by_pk(Session, session.pk) is not None
     table = Session._meta.db_table
     original = Session._meta.get_field("owner").db_type(connection)
-    reader, transformer, made_for, executes = connection._prepared_reads
+    reader, made_for, executes = connection._prepared_reads
     failed = []
 
     class SecondMigrationDuringTheRetry(type(reader)):
@@ -232,22 +226,17 @@ def test_a_second_migration_landing_during_the_retry_does_not_fail_the_read(monk
         aside): between a PREPARE and its EXECUTE, if the retry prepared again."""
 
         def execute(self, query, params=None, **kwargs):
-            result = super().execute(query, params, **kwargs)
+            try:
+                result = super().execute(query, params, **kwargs)
+            except Exception:
+                failed.append(query)
+                raise
             if failed and len(failed) == 1 and not str(query).startswith("DEALLOCATE"):
                 failed.append("second migration")
                 _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE varchar(300)')
             return result
 
-    def failures_noted(transformer, name, params):
-        try:
-            return execute_prepared(transformer, name, params)
-        except Exception:
-            failed.append(name)
-            raise
-
-    execute_prepared = connection._execute_prepared
-    monkeypatch.setattr(connection, "_execute_prepared", failures_noted)
-    connection._prepared_reads = SecondMigrationDuringTheRetry(connection.connection), transformer, made_for, executes
+    connection._prepared_reads = SecondMigrationDuringTheRetry(connection.connection), made_for, executes
     _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE text')
     try:
         assert get_by_pk(Session, session.pk).owner == "token:1"

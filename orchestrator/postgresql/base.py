@@ -20,9 +20,9 @@ and two kinds of them carry nothing the application waits for:
 
 One more kind of round trip costs less than it does with Django's cursors: a read by primary key
 outside a transaction (`fetch_one`, used by orchestrator.db.get_by_pk for GET /sessions/{id}) runs
-a statement this backend PREPAREd on the server, executed by name at the protocol level, so the
-server does not analyse it again (nor plan it, once on a generic plan) and the client builds no
-cursor, query or wrapper around it.
+a statement this backend PREPAREd on the server, through a cursor kept with the connection, so the
+server does not analyse it again (nor plan it, once on a generic plan) and no cursor wrapper is
+built around it.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
 statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
@@ -42,7 +42,7 @@ from django.db.backends.postgresql.operations import DatabaseOperations as Postg
 from django.db.backends.postgresql.psycopg_any import IsolationLevel, register_tzloader
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
-from psycopg import abc, adapt, generators, pq
+from psycopg import adapt, pq
 from psycopg.types.datetime import TimestamptzLoader
 
 _BEGIN = "BEGIN"
@@ -105,9 +105,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The transaction's owed check (orchestrator.db.FirstCheck) and its literal SQL, until it is sent.
         self.owed_check = None
         self._owed_check_sql = ""
-        # fetch_one's cursor, the Transformer that loads its rows with the cursor's adapters, the
-        # (connection, time zone) they were made for, and the name of each statement prepared there.
-        self._prepared_reads: tuple[psycopg.ClientCursor, abc.Transformer, tuple, dict[str, bytes]] | None = None
+        # fetch_one's cursor, the (connection, time zone) it was made for, and the EXECUTE of each
+        # statement it prepared there.
+        self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, str]] | None = None
         # The cursor that binds owed statements into literal SQL and sends strings whose results nobody
         # reads, and the connection it was made for.
         self._binder: tuple[psycopg.ClientCursor, object] | None = None
@@ -278,62 +278,35 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.ensure_connection()
         self.validate_thread_sharing()
         with self.wrap_database_errors:
-            reader, transformer, executes = self._reader()
-            name = executes.get(sql) or self._prepare(reader, executes, sql)
+            reader, executes = self._reader()
+            execute = executes.get(sql) or self._prepare(reader, executes, sql)
             try:
-                return self._execute_prepared(transformer, name, params)
+                reader.execute(execute, params)
             except psycopg.Error as exc:
                 if exc.sqlstate not in _PREPARED_STATEMENT_LOST:
                     raise
                 del executes[sql]
                 if exc.sqlstate == _PREPARED_STATEMENT_STALE:
                     with contextlib.suppress(psycopg.Error):
-                        reader.execute(f"DEALLOCATE {name.decode()}")
+                        reader.execute(f"DEALLOCATE {_statement_name(sql)}")
                 # Unprepared, so a second migration landing now cannot make this read fail again.
                 reader.execute(sql, params)
-                return reader.fetchone()
+            return reader.fetchone()
 
-    def _execute_prepared(self, transformer: abc.Transformer, name: bytes, params: list):
-        """The first row of the prepared statement `name` run with `params`, or None.
-
-        What psycopg's cursor.execute() does for one statement, without what a read by primary key
-        does not need: a query to parse and convert, a Transformer made afresh per statement, result
-        sets kept for fetching. The EXECUTE goes out as the protocol's Bind and Execute, the
-        parameters as text typed by the PREPARE, and the row is loaded with the reader's adapters
-        (its time zone's timestamps): in-process about 20 us less CPU per read (docs/benchmarks.md).
-        A failed result raises psycopg's error for it, as the cursor would, so fetch_one finds a gone
-        or stale statement by its SQLSTATE."""
-        connection = self.connection
-        pgconn = connection.pgconn
-        values = transformer.dump_sequence(params, [adapt.PyFormat.TEXT] * len(params)) if params else None
-        with connection.lock:
-            pgconn.send_query_prepared(name, values)
-            results = connection.wait(generators.execute(pgconn))
-        if not results:
-            raise psycopg.InternalError("got no result from the query")
-        result = results[-1]
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
-        if not result.ntuples:
-            return None
-        transformer.set_pgresult(result)
-        return transformer.load_row(0, tuple)
-
-    def _reader(self) -> tuple["psycopg.ClientCursor", abc.Transformer, dict[str, bytes]]:
-        reader, transformer, made_for, executes = self._prepared_reads or (None, None, None, {})
+    def _reader(self) -> tuple["psycopg.ClientCursor", dict[str, str]]:
+        reader, made_for, executes = self._prepared_reads or (None, None, {})
         # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
-        if reader is None or transformer is None or made_for != (self.connection, self.timezone):
+        if reader is None or made_for != (self.connection, self.timezone):
             if made_for is None or made_for[0] is not self.connection:
                 executes = {}
             reader = psycopg.ClientCursor(self.connection)
             self._load_timestamps_in_time_zone(reader)
-            transformer = adapt.Transformer(reader)
-            self._prepared_reads = reader, transformer, (self.connection, self.timezone), executes
-        return reader, transformer, executes
+            self._prepared_reads = reader, (self.connection, self.timezone), executes
+        return reader, executes
 
     @staticmethod
-    def _prepare(reader, executes: dict[str, bytes], sql: str) -> bytes:
-        """PREPARE `sql` on the reader's connection; the statement's name."""
+    def _prepare(reader, executes: dict[str, str], sql: str) -> str:
+        """PREPARE `sql` on the reader's connection; its EXECUTE, with the same placeholders."""
         if "%%" in sql or "%(" in sql:
             raise ValueError("fetch_one takes %s placeholders only")
         name = _statement_name(sql)
@@ -345,8 +318,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # The session already has it (a pooler's session not reset): a name is this text's hash,
             # so it is this statement, and a stale one is found out at its EXECUTE.
             pass
-        executes[sql] = name.encode()
-        return executes[sql]
+        execute = executes[sql] = f"EXECUTE {name}({', '.join(['%s'] * len(rest))})" if rest else f"EXECUTE {name}"
+        return execute
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
