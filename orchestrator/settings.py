@@ -120,7 +120,7 @@ MIDDLEWARE = [
     "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
     "orchestrator.http.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "orchestrator.http.site_middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "orchestrator.http.site_middleware.AuthenticationMiddleware",
     "orchestrator.http.site_middleware.MessageMiddleware",
     "orchestrator.http.site_middleware.HtmxMiddleware",

@@ -1,18 +1,17 @@
 """The middleware the people's pages need (cookies: sessions, the signed-in user, flash messages,
-CSRF tokens, htmx) hands an API request straight on, and still runs for every page."""
+htmx) hands an API request straight on, and still runs for every page. CSRF stays Django's own
+class for every path: the deploy check looks for it by name (orchestrator/settings.py)."""
 
 import pytest
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.middleware.csrf import CsrfViewMiddleware
 from django_htmx.middleware import HtmxMiddleware
 
 PAGE_MIDDLEWARE = [
     (SessionMiddleware, "process_request"),
     (AuthenticationMiddleware, "process_request"),
     (MessageMiddleware, "process_request"),
-    (CsrfViewMiddleware, "process_request"),
     (HtmxMiddleware, "__call__"),
 ]
 

@@ -1,12 +1,9 @@
 """The middleware the people's pages need and the agents' API does not.
 
 The admin, the console and the sign-in pages run on cookies: sessions, the signed-in user, flash
-messages, CSRF tokens, htmx, static files. The API under API_PREFIX authenticates every
+messages, htmx, static files. The API under API_PREFIX authenticates every
 request by its bearer token and answers JSON, so none of these has anything to do there, yet each
 used to run on every API request: together about a tenth of a GET's CPU time (docs/benchmarks.md).
-CSRF in particular: a bearer token is no ambient credential a forged cross-site request could
-carry, every API view is csrf_exempt (DRF's as_view), and DRF's SessionAuthentication, were it ever
-added, runs the CSRF check itself.
 
 Each class here is Django's (or its library's) middleware, unchanged for every other path, that
 hands an API request straight to the next layer. They are subclasses, so Django's system checks
@@ -17,7 +14,6 @@ exactly the stack the server runs.
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
-from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 from django_htmx.middleware import HtmxMiddleware as _HtmxMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware as _WhiteNoiseMiddleware
 
@@ -36,10 +32,6 @@ class WhiteNoiseMiddleware(_SiteOnly, _WhiteNoiseMiddleware):
 
 
 class SessionMiddleware(_SiteOnly, _SessionMiddleware):
-    pass
-
-
-class CsrfViewMiddleware(_SiteOnly, _CsrfViewMiddleware):
     pass
 
 
