@@ -19,9 +19,9 @@ def _api_patterns(urls_module: str) -> list[URLPattern]:
 
     `path("api/v1/", include(...))` put every API request through three resolvers (the root's, the
     API's, the app's), each matching its prefix and making a match object of its own: 34 us of a
-    GET's CPU, about 6 % of it, where one level takes 8 us (docs/benchmarks.md). Imported by name, as include() does,
-    so the project package stays the ground floor of the import graph. Only plain `path()` routes
-    can be moved under the prefix this way; anything else is refused at start-up."""
+    GET's CPU (about 6 %), where one level takes 8 us (docs/benchmarks.md). Imported by name, as
+    include() does, so the project package stays the ground floor of the import graph. Only plain
+    `path()` routes can be moved under the prefix this way; anything else is refused at start-up."""
     module = import_module(urls_module)
     if getattr(module, "app_name", None):
         # include() would make it a namespace; spliced in, its names would lose it unnoticed.
