@@ -31,7 +31,7 @@ def tripwire(request, monkeypatch):
     return middleware
 
 
-def test_an_api_request_never_reaches_it(tripwire, finance, client):
+def test_an_api_request_never_reaches_it(tripwire, finance):
     session = finance.post("/api/v1/sessions", {"role": "finance"}, format="json")
     assert session.status_code == 201
 
