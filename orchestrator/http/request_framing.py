@@ -14,7 +14,7 @@ from orchestrator.http.site_middleware import API_PREFIX
 
 # More digits than any body has (a 64-bit count has 19); Python refuses to read past 4300, a ValueError.
 _MOST_DIGITS = 19
-REFUSAL = "Content-Length must be a number of bytes: ASCII digits only, at most 19 of them."
+REFUSAL = f"Content-Length must be a number of bytes: ASCII digits only, at most {_MOST_DIGITS} of them."
 
 
 class ContentLengthMiddleware:
