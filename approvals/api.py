@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 
 from approvals import services
-from approvals.models import ApprovalStatus
+from approvals.models import Approval, ApprovalStatus
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
@@ -148,7 +148,9 @@ class ApprovalCollection(ApiView):
             queryset = queryset.filter(approver_role=params["approver_role"])
         if "task_id" in params:
             queryset = queryset.filter(task_id=params["task_id"])
-        rows, next_cursor = keyset_page(queryset, cursor=params.get("cursor"), limit=params["limit"])
+        rows, next_cursor = keyset_page(
+            queryset, cursor=params.get("cursor"), limit=params["limit"], sized=Approval.LARGE_COLUMNS
+        )
         return page_response(
             items_key="approvals",
             items=[ApprovalShape.render(a) for a in rows],

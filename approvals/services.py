@@ -1031,7 +1031,8 @@ def email_approvals(*, limit: int = 500) -> int:
             if cursor.lease_token != token:
                 return sent
             live = stream.live_position(AuditEvent.objects.all())
-            events, position = stream.events_after(mailed, (cursor.txid, cursor.event_id), limit=1)
+            batch = stream.events_after(mailed, (cursor.txid, cursor.event_id), limit=1)
+            events, position = batch.rows, batch.position
             if not events:
                 # Everything below the live position was seen: later passes need not rescan it.
                 txid, event_id = max(live, (cursor.txid, cursor.event_id))

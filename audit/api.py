@@ -213,14 +213,15 @@ def event_stream(queryset, position, still_allowed):
         yield b"retry: 1000\n: stream open\n\n"
         last_write = now
         while now < deadline:
-            rows, position = events_after(queryset, position, limit=STREAM_BATCH_SIZE)
+            batch = events_after(queryset, position, limit=STREAM_BATCH_SIZE)
+            rows, position = batch.rows, batch.position
             now = time.monotonic()
             if (rows or now - last_write >= heartbeat) and not still_allowed():
                 return
             if rows:
                 yield b"".join(_sse(event) for event in rows)
                 last_write = now
-                if len(rows) == STREAM_BATCH_SIZE:
+                if batch.full:
                     continue
             elif now - last_write >= heartbeat:
                 yield b": keepalive\n\n"

@@ -72,13 +72,21 @@ def load_or_name_the_unreadable(rows: QuerySet[AuditEvent]) -> list[AuditEvent |
     except UNREADABLE:
         pass
     loaded: list[AuditEvent | UnreadableEvent] = []
-    for identity in rows.values(*_IDENTITY):
+    # A bounded page's counts (orchestrator.http.paging.bounded_page) ride on every row it gives,
+    # these included, or a page of rows loaded one by one could not tell where the next one starts.
+    counts = tuple(rows.query.annotations)
+    for values in rows.values(*_IDENTITY, *counts):
+        identity = {name: values[name] for name in _IDENTITY}
+        row: AuditEvent | UnreadableEvent
         try:
-            loaded.append(_writable(AuditEvent.objects.get(id=identity["id"])))
+            row = _writable(AuditEvent.objects.get(id=identity["id"]))
         except AuditEvent.DoesNotExist:
             continue
         except UNREADABLE as exc:
-            loaded.append(UnreadableEvent(identity=identity, reason=exc))
+            row = UnreadableEvent(identity=identity, reason=exc)
+        for name in counts:
+            setattr(row, name, values[name])
+        loaded.append(row)
     return loaded
 
 

@@ -38,6 +38,9 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
+    # The column that can be large, which bounds a page of events (orchestrator.http.paging).
+    LARGE_COLUMNS = ("metadata",)
+
     class Meta:
         ordering = ["-id"]
         indexes = [

@@ -9,6 +9,7 @@ from rest_framework.exceptions import NotFound
 from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
 from orchestrator.http.errors import Conflict
+from orchestrator.http.paging import bounded_page, page_was_cut
 from orchestrator.identity.principal import Principal
 
 # Exact-match filters: query parameter -> model field.
@@ -54,10 +55,10 @@ def get_event(*, principal: Principal, event_id: int) -> AuditEvent:
 
 def _page(queryset: QuerySet[AuditEvent], *, after_id: int | None, limit: int) -> QuerySet[AuditEvent]:
     """Newest first, keyset by id: each page is an index range scan, however deep. One row more than
-    `limit`, which says whether there is a next page."""
+    `limit`, which says whether there is a next page, unless the byte budget ends it first."""
     if after_id is not None:
         queryset = queryset.filter(id__lt=after_id)
-    return queryset.order_by("-id")[: limit + 1]
+    return bounded_page(queryset, ordering=("-id",), stop=limit + 1, sized=AuditEvent.LARGE_COLUMNS)
 
 
 def page_of_events_naming_the_unreadable(
@@ -80,4 +81,7 @@ def page_of_events(
     """One page, newest first, and the cursor of the next; an event that cannot be loaded stands in
     its place as an UnreadableEvent (audit.loading)."""
     rows = load_or_name_the_unreadable(_page(queryset, after_id=after_id, limit=limit))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    if page_was_cut(rows) or len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1].id
+    return rows, None

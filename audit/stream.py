@@ -18,12 +18,15 @@ import logging
 import os
 import threading
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
 from audit.loading import load_or_name_the_unreadable
+from audit.models import AuditEvent
+from orchestrator.http.paging import bounded_page, page_was_cut
 
 logger = logging.getLogger(__name__)
 
@@ -207,18 +210,26 @@ def live_position(queryset):
     return (0, last or 0)
 
 
+class Batch(NamedTuple):
+    rows: list  # AuditEvent, or UnreadableEvent in the place of a row that cannot be loaded
+    position: tuple[int, int]  # after the last row, or where the batch was asked from when empty
+    full: bool  # the batch ended at its limit or its byte budget: more may follow at once
+
+
 def events_after(queryset, position, *, limit):
-    """The next events of `queryset` after `position`, in stream order, and the new position. An event
-    that cannot be loaded comes as an UnreadableEvent in its place (audit.loading): each reader says
-    what it does with it, and none is held at it for ever."""
+    """The next events of `queryset` after `position`, in stream order, at most `limit` and no more
+    than the byte budget of a page (orchestrator.http.paging.bounded_page). An event that cannot be
+    loaded comes as an UnreadableEvent in its place (audit.loading): each reader says what it does
+    with it, and none is held at it for ever. A reader takes a batch that is not `full` for caught up;
+    counting its rows instead would take a batch the budget ended for the end of the log."""
     txid, event_id = position
     horizon = _horizon()
     if horizon is None:
-        rows = load_or_name_the_unreadable(queryset.filter(id__gt=event_id).order_by("id")[:limit])
+        following, ordering = queryset.filter(id__gt=event_id), ("id",)
     else:
-        rows = load_or_name_the_unreadable(
-            queryset.filter(txid__lt=horizon)
-            .filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
-            .order_by("txid", "id")[:limit]
-        )
-    return rows, (position_of(rows[-1]) if rows else position)
+        following = queryset.filter(txid__lt=horizon).filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
+        ordering = ("txid", "id")
+    rows = load_or_name_the_unreadable(
+        bounded_page(following, ordering=ordering, stop=limit, sized=AuditEvent.LARGE_COLUMNS)
+    )
+    return Batch(rows, position_of(rows[-1]) if rows else position, len(rows) == limit or page_was_cut(rows))

@@ -17,7 +17,7 @@ from audit import services as audit_services
 from audit.loading import UNREADABLE, UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
-from orchestrator.http.paging import keyset_page
+from orchestrator.http.paging import bounded_page, keyset_page, page_was_cut
 from routing.models import Task, TaskStatus
 from routing.selectors import queue_stats
 from sessions.models import Session, SessionMessage
@@ -99,7 +99,7 @@ def expiring_approvals(roles: set[str] | None, *, now: datetime.datetime | None 
 def approval_inbox(roles: set[str] | None, *, cursor: str | None, limit: int) -> tuple[list[Approval], str | None]:
     """Oldest first, so the request waiting longest is on top."""
     page: tuple[list[Approval], str | None] = keyset_page(
-        decidable_approvals(roles), cursor=cursor, limit=limit, newest_first=False
+        decidable_approvals(roles), cursor=cursor, limit=limit, sized=Approval.LARGE_COLUMNS, newest_first=False
     )
     return page
 
@@ -205,16 +205,24 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> tuple[list[Session], str | None]:
     page: tuple[list[Session], str | None] = keyset_page(
-        filtered_sessions(filters).select_related("task"), cursor=cursor, limit=limit
+        filtered_sessions(filters).select_related("task"),
+        cursor=cursor,
+        limit=limit,
+        sized=Session.LARGE_COLUMNS + tuple(f"task__{column}" for column in Task.LARGE_COLUMNS),
     )
     return page
 
 
 def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent | UnreadableEvent]:
-    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT; one
-    that cannot be loaded stands in its place, named (audit.loading)."""
+    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT and
+    the page byte budget; one that cannot be loaded stands in its place, named (audit.loading)."""
     return load_or_name_the_unreadable(
-        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)).order_by("id")[:LIFECYCLE_LIMIT]
+        bounded_page(
+            AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)),
+            ordering=("id",),
+            stop=LIFECYCLE_LIMIT,
+            sized=AuditEvent.LARGE_COLUMNS,
+        )
     )
 
 
@@ -231,12 +239,19 @@ def session_detail(session_id: uuid.UUID) -> SessionDetail | None:
     if session is None:
         return None
     lifecycle = audit_history("session", session.id)
-    messages = list(SessionMessage.objects.filter(session=session).order_by("id")[: TRANSCRIPT_LIMIT + 1])
+    messages = list(
+        bounded_page(
+            SessionMessage.objects.filter(session=session),
+            ordering=("id",),
+            stop=TRANSCRIPT_LIMIT + 1,
+            sized=SessionMessage.LARGE_COLUMNS,
+        )
+    )
     return SessionDetail(
         session=session,
         lifecycle=lifecycle,
         transcript=messages[:TRANSCRIPT_LIMIT],
-        transcript_truncated=len(messages) > TRANSCRIPT_LIMIT,
+        transcript_truncated=len(messages) > TRANSCRIPT_LIMIT or page_was_cut(messages),
     )
 
 
@@ -249,7 +264,9 @@ def queue_page(*, role: str, status: str, cursor: str | None, limit: int) -> tup
         queryset = Task.objects.filter(status=status)
     if role:
         queryset = queryset.filter(to_role=role)
-    page: tuple[list[Task], str | None] = keyset_page(queryset, cursor=cursor, limit=limit, newest_first=False)
+    page: tuple[list[Task], str | None] = keyset_page(
+        queryset, cursor=cursor, limit=limit, sized=Task.LARGE_COLUMNS, newest_first=False
+    )
     return page
 
 
@@ -286,8 +303,18 @@ def export_rows(
             return
 
 
-def trace_events(trace_id: str, *, limit: int) -> list[AuditEvent | UnreadableEvent]:
-    return load_or_name_the_unreadable(AuditEvent.objects.filter(trace_id=trace_id).order_by("id")[: limit + 1])
+def trace_events(trace_id: str, *, limit: int) -> tuple[list[AuditEvent | UnreadableEvent], bool]:
+    """A trace's first `limit` events, or fewer when they reach the page byte budget, and whether
+    there are more."""
+    events = load_or_name_the_unreadable(
+        bounded_page(
+            AuditEvent.objects.filter(trace_id=trace_id),
+            ordering=("id",),
+            stop=limit + 1,
+            sized=AuditEvent.LARGE_COLUMNS,
+        )
+    )
+    return events[:limit], len(events) > limit or page_was_cut(events)
 
 
 def lane_of(event: AuditEvent | UnreadableEvent) -> str:

@@ -19,6 +19,9 @@ class Notification(models.Model):
     acked_at = models.DateTimeField(null=True, blank=True)
     acked_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, blank=True)
 
+    # The column that can be large, which bounds a page of notifications (orchestrator.http.paging).
+    LARGE_COLUMNS = ("message",)
+
     class Meta:
         # Created by routing's first migration, when notifications lived there; the table kept its name.
         db_table = "routing_notification"

@@ -85,7 +85,11 @@ def list_unacked(
     *, principal: Principal, to_role: str | None = None, cursor: str | None = None, limit: int = 50
 ) -> tuple[list[Notification], str | None]:
     return keyset_page(
-        unacked_notifications(principal=principal, to_role=to_role), cursor=cursor, limit=limit, newest_first=False
+        unacked_notifications(principal=principal, to_role=to_role),
+        cursor=cursor,
+        limit=limit,
+        sized=Notification.LARGE_COLUMNS,
+        newest_first=False,
     )
 
 

@@ -18,7 +18,7 @@ from orchestrator.http.views import (
     validated,
 )
 from routing import selectors, services
-from routing.models import TaskStatus
+from routing.models import Task, TaskStatus
 
 # --- Shapes ---------------------------------------------------------------------------------
 
@@ -218,7 +218,9 @@ class TaskCollection(ApiView):
                 queryset = queryset.filter(**{field: params[field]})
         if "dead_letter" in params:
             queryset = queryset.filter(dead_lettered_at__isnull=not params["dead_letter"])
-        rows, next_cursor = keyset_page(queryset, cursor=params.get("cursor"), limit=params["limit"])
+        rows, next_cursor = keyset_page(
+            queryset, cursor=params.get("cursor"), limit=params["limit"], sized=Task.LARGE_COLUMNS
+        )
         return page_response(
             items_key="tasks",
             items=[render_task(t, self.principal) for t in rows],

@@ -8,7 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 
 from orchestrator.http.json_limits import INT64_MAX
-from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
+from orchestrator.http.paging import PageParams, bounded_page, encode_cursor, keyset_page, page_response, page_was_cut
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import (
@@ -21,7 +21,7 @@ from orchestrator.http.views import (
     validated,
 )
 from sessions import selectors, services
-from sessions.models import SessionStatus
+from sessions.models import Session, SessionStatus
 
 SessionShape = Shape(
     "Session",
@@ -207,12 +207,20 @@ class SessionCollection(ApiView):
             queryset = queryset.filter(status=params["status"])
         limit = params["limit"]
         if "cursor" in params:
-            rows, next_cursor = keyset_page(queryset, cursor=params["cursor"], limit=limit)
+            rows, next_cursor = keyset_page(queryset, cursor=params["cursor"], limit=limit, sized=Session.LARGE_COLUMNS)
             return page_response(
                 items_key="sessions", items=[SessionShape.render(s) for s in rows], limit=limit, next_cursor=next_cursor
             )
         offset = params["offset"]
-        rows = list(queryset.order_by("-created_at", "-id")[offset : offset + limit])
+        rows = list(
+            bounded_page(
+                queryset,
+                ordering=("-created_at", "-id"),
+                start=offset,
+                stop=offset + limit,
+                sized=Session.LARGE_COLUMNS,
+            )
+        )
         total = queryset.count()
         next_cursor = None
         if rows and offset + len(rows) < total:
@@ -293,5 +301,6 @@ class SessionMessages(ApiView):
             after=params["after"],
             limit=params["limit"],
         )
-        next_after = messages[-1].id if len(messages) == params["limit"] else None
+        more = len(messages) == params["limit"] or page_was_cut(messages)
+        next_after = messages[-1].id if more else None
         return JsonAnswer({"messages": [MessageShape.render(m) for m in messages], "next_after": next_after})

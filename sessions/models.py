@@ -34,6 +34,9 @@ class Session(ConcurrentTransitions, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The columns that can be large, which bound a page of sessions (orchestrator.http.paging).
+    LARGE_COLUMNS = ("metadata",)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -108,6 +111,8 @@ class SessionMessage(models.Model):
     author_role = models.CharField(max_length=64)
     content = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    LARGE_COLUMNS = ("content",)
 
     class Meta:
         ordering = ["id"]

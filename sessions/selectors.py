@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
 from orchestrator.db import get_by_pk
+from orchestrator.http.paging import bounded_page
 from orchestrator.identity.principal import Principal
 from sessions.models import Session, SessionMessage
 
@@ -30,7 +31,8 @@ def list_messages(
     *, principal: Principal, session_id: uuid.UUID, after: int = 0, limit: int = 100
 ) -> list[SessionMessage]:
     session = get_session(principal=principal, session_id=session_id)
-    return list(SessionMessage.objects.filter(session=session, id__gt=after).order_by("id")[:limit])
+    messages = SessionMessage.objects.filter(session=session, id__gt=after)
+    return list(bounded_page(messages, ordering=("id",), stop=limit, sized=SessionMessage.LARGE_COLUMNS))
 
 
 def sessions_visible_to(principal: Principal) -> QuerySet[Session]:

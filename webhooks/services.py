@@ -736,7 +736,8 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
         while delivered < limit and time.monotonic() < turn_ends:
             live = stream.live_position(AuditEvent.objects.all())
             wanted = min(100, limit - delivered)
-            events, _ = stream.events_after(matching_events(claimed), position, limit=wanted)
+            batch = stream.events_after(matching_events(claimed), position, limit=wanted)
+            events = batch.rows
             for event in events:
                 outcome = (
                     UNSENDABLE
@@ -756,7 +757,7 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
                 if not go_on or time.monotonic() >= turn_ends:
                     return delivered
                 position = _position(locked)
-            if len(events) < wanted:
+            if not batch.full:
                 _skip_to(subscription_id, claimed=claimed, expected=position, live=live)
                 return delivered
         return delivered

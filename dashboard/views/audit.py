@@ -135,11 +135,9 @@ def trace(request, trace_id):
     # A value that can never be a trace id names nothing: 404, like an unknown one.
     if clean_trace_id(trace_id) is None:
         raise Http404("No such trace.")
-    events = selectors.trace_events(trace_id, limit=TRACE_EVENTS_LIMIT)
+    events, truncated = selectors.trace_events(trace_id, limit=TRACE_EVENTS_LIMIT)
     if not events:
         raise Http404("No audit events carry this trace id.")
-    truncated = len(events) > TRACE_EVENTS_LIMIT
-    events = events[:TRACE_EVENTS_LIMIT]
     _with_seal_state(events)
     lanes = selectors.roles_in(events)
     # Times of the rows that can be read: one edited outside the application has none to offer.

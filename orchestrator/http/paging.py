@@ -3,10 +3,15 @@
 import base64
 import binascii
 import datetime
+import operator
 import uuid
+from functools import reduce
 
 import orjson
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Count, F, Func, IntegerField, Q, Sum, Window
+from django.db.models.expressions import RowRange
+from django.db.models.functions import Coalesce
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -77,24 +82,66 @@ def decode_cursor(cursor, *parsers):
         raise ValidationError({"cursor": ["Malformed cursor; use the next_cursor of a previous page."]}) from None
 
 
-def keyset_page(queryset, *, cursor, limit, newest_first=True):
+# The annotations a bounded page's rows carry: the rows its slice held before the budget ended it,
+# and the bytes of the rows before each.
+PAGE_ROWS = "page_rows_in_slice"
+_BYTES_BEFORE = "page_bytes_before"
+
+
+class _StoredBytes(Func):
+    """Bytes of a column's text as the database writes it out (jsonb as its JSON text): what loading
+    the row costs, and close to what rendering it does."""
+
+    template = "OCTET_LENGTH(CAST(%(expressions)s AS TEXT))"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        template = "LENGTH(CAST(CAST(%(expressions)s AS TEXT) AS BLOB))"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
+
+def bounded_page(queryset, *, ordering, stop, sized, start=0):
+    """Rows `start` to `stop` of `queryset` in `ordering`, ending after the row whose large columns
+    (`sized`, field paths such as "metadata" or "task__payload") bring the page to
+    LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past the budget are
+    never loaded, and a page holds at least one row whatever its size. Without it 200 rows of 1 MiB
+    were one answer of 200 MB, held in a worker's memory several times over. Each row carries
+    PAGE_ROWS, which page_was_cut reads."""
+    ordered = queryset.order_by(*ordering)
+    window_order = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in ordering]
+    size = reduce(operator.add, [Coalesce(_StoredBytes(F(path)), 0) for path in sized])
+    before = Window(Sum(size), order_by=window_order, frame=RowRange(start=None, end=-1))
+    return (
+        ordered.filter(pk__in=ordered[start:stop].values("pk"))
+        .annotate(**{_BYTES_BEFORE: Coalesce(before, 0), PAGE_ROWS: Window(Count("pk"))})
+        .filter(**{f"{_BYTES_BEFORE}__lt": settings.LIST_PAGE_MAX_BYTES})
+    )
+
+
+def page_was_cut(rows):
+    """Whether the byte budget ended `rows`, loaded from a bounded_page, before its slice did: then
+    the next page starts after the last of them, whatever their count."""
+    return bool(rows) and len(rows) < getattr(rows[0], PAGE_ROWS)
+
+
+def keyset_page(queryset, *, cursor, limit, sized, newest_first=True):
     """One page of a (created_at, id)-ordered queryset after `cursor`, and the cursor of the next page.
 
-    Keyset paging costs the same at any depth (an index range scan), unlike OFFSET.
+    Keyset paging costs the same at any depth (an index range scan), unlike OFFSET. The page ends
+    early when its rows' `sized` columns reach the byte budget (bounded_page).
     """
-    if newest_first:
-        queryset = queryset.order_by("-created_at", "-id")
-    else:
-        queryset = queryset.order_by("created_at", "id")
+    ordering = ("-created_at", "-id") if newest_first else ("created_at", "id")
     if cursor:
         created_at, object_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
         if newest_first:
             queryset = queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=object_id))
         else:
             queryset = queryset.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=object_id))
-    rows = list(queryset[: limit + 1])
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    rows = list(bounded_page(queryset, ordering=ordering, stop=limit + 1, sized=sized))
+    if page_was_cut(rows) or len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
+    return rows, None
 
 
 def cursor_page_schema(name, items_key, item_schema):

@@ -187,12 +187,12 @@ def test_an_id_committed_after_a_larger_one_is_not_skipped_by_a_resumed_reader()
     assert recorded.wait(timeout=30)
     fast = services.record(event_type="x", actor="fast", role="finance", trace_id="", target_type="t", target_id="2")
 
-    while_open, position = events_after(queryset, position, limit=100)
+    while_open, position, _ = events_after(queryset, position, limit=100)
     release.set()
     thread.join()
     received, deadline = [], time.monotonic() + DEADLINE_SECONDS
     while len(received) < 2 and time.monotonic() < deadline:
-        rows, position = events_after(queryset, position, limit=100)
+        rows, position, _ = events_after(queryset, position, limit=100)
         received += rows
         time.sleep(0.05)
 
