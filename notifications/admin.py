@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from notifications.models import Notification
-from orchestrator.ops.shown import shown
+from orchestrator.ops.shown import shown_head, with_shown_head
 
 
 @admin.register(Notification)
@@ -14,9 +14,12 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=trace_id", "message"]
     readonly_fields = [field.name for field in Notification._meta.fields]
 
+    def get_queryset(self, request):
+        return with_shown_head(super().get_queryset(request), "message")
+
     @admin.display(description="message")
     def message_shown(self, notification):
-        return shown(notification.message)
+        return shown_head(notification, "message")
 
     def has_add_permission(self, request):
         return False

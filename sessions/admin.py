@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.forms.models import BaseInlineFormSet
 
 from orchestrator.ops.admin_fsm import ServiceFSMAdminMixin
-from orchestrator.ops.shown import shown
+from orchestrator.ops.shown import shown_head, with_shown_head
 from sessions import services
 from sessions.models import SESSION_TRANSITIONS, Session, SessionMessage
 
@@ -17,7 +17,8 @@ INLINE_MESSAGES = 200
 class _FirstMessages(BaseInlineFormSet):
     def get_queryset(self):
         messages = super().get_queryset().order_by("id")
-        return messages.filter(pk__in=list(messages.values_list("pk", flat=True)[:INLINE_MESSAGES]))
+        first = messages.filter(pk__in=list(messages.values_list("pk", flat=True)[:INLINE_MESSAGES]))
+        return with_shown_head(first, "content")
 
 
 class SessionMessageInline(admin.TabularInline):
@@ -31,7 +32,7 @@ class SessionMessageInline(admin.TabularInline):
 
     @admin.display(description="content")
     def content_shown(self, message):
-        return shown(message.content)
+        return shown_head(message, "content")
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -119,4 +119,6 @@ class SessionMessage(models.Model):
         indexes = [models.Index(fields=["session", "id"], name="session_message_order_idx")]
 
     def __str__(self):
-        return f"{self.author_role}: {self.content[:40]}"
+        # Without the content: the admin's transcript names each row by it, and its rows load only
+        # the content's head (sessions.admin).
+        return f"message {self.id} by {self.author_role}"

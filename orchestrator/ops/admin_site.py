@@ -38,9 +38,12 @@ class _ResultsOfReadableLookupsOnly:
             # ProgrammingError) with a 500. No list here offers a range.
             raise IncorrectLookupParameters("A list's address cannot give a range.")
         try:
-            return super().get_queryset(request, exclude_parameters)
+            queryset = super().get_queryset(request, exclude_parameters)
         except _UNREADABLE as exc:
             raise IncorrectLookupParameters(exc) from exc
+        # No list shows a model's large columns (an audit event's metadata, a task's payload: a MiB
+        # each), yet a page of 100 rows loaded them all; a row's own page loads them when it shows them.
+        return queryset.defer(*getattr(self.model, "LARGE_COLUMNS", ()))
 
     def get_results(self, request):
         try:
