@@ -245,9 +245,9 @@ LOGIN_URL = "/admin/login/"
 
 # Request bodies above this size answer 413 (see orchestrator.http.problems).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
-# A list page (API, console, audit stream, webhook batch) ends after the row whose large columns
-# bring it to this many bytes, so one request cannot load 200 rows of a MiB each
-# (orchestrator.http.paging.bounded_page). Under the agent client's 8 MiB answer limit.
+# A list page (API, console, audit stream, webhook batch; the sealer's and the exports' batches)
+# ends after the row whose large columns bring it to this many bytes, so one request cannot load 200
+# rows of a MiB each (orchestrator.http.paging.bounded_page). Under the agent client's 8 MiB answer limit.
 LIST_PAGE_MAX_BYTES = env_int("LIST_PAGE_MAX_BYTES", 4 * 1024 * 1024)
 if LIST_PAGE_MAX_BYTES < 1:
     raise ImproperlyConfigured("LIST_PAGE_MAX_BYTES must be at least 1")

@@ -9,7 +9,7 @@ from functools import reduce
 
 import orjson
 from django.conf import settings
-from django.db.models import Count, F, Func, IntegerField, Q, Sum, Window
+from django.db.models import Count, F, Func, IntegerField, Q, Sum, Value, Window
 from django.db.models.expressions import RowRange
 from django.db.models.functions import Coalesce
 from drf_spectacular.utils import inline_serializer
@@ -102,14 +102,14 @@ class _StoredBytes(Func):
 
 def bounded_page(queryset, *, ordering, stop, sized, start=0):
     """Rows `start` to `stop` of `queryset` in `ordering`, ending after the row whose large columns
-    (`sized`, field paths such as "metadata" or "task__payload") bring the page to
+    (`sized`, field paths such as "metadata" or "task__payload"; none for a page that loads none) bring the page to
     LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past the budget are
     never loaded, and a page holds at least one row whatever its size. Without it 200 rows of 1 MiB
     were one answer of 200 MB, held in a worker's memory several times over. Each row carries
     PAGE_ROWS, which page_was_cut reads."""
     ordered = queryset.order_by(*ordering)
     window_order = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in ordering]
-    size = reduce(operator.add, [Coalesce(_StoredBytes(F(path)), 0) for path in sized])
+    size = reduce(operator.add, [Coalesce(_StoredBytes(F(path)), 0) for path in sized], Value(0))
     before = Window(Sum(size), order_by=window_order, frame=RowRange(start=None, end=-1))
     return (
         ordered.filter(pk__in=ordered[start:stop].values("pk"))
