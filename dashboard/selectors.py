@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, QuerySet
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
@@ -214,15 +215,15 @@ def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> 
 
 
 def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent | UnreadableEvent]:
-    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT and
-    the page byte budget; one that cannot be loaded stands in its place, named (audit.loading)."""
+    """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT; one
+    that cannot be loaded stands in its place, named (audit.loading). Without their metadata, which
+    holds the before and after of a MiB of session metadata on every update, but with the status each
+    moved to (`after_status`), all the pages show of it."""
     return load_or_name_the_unreadable(
-        bounded_page(
-            AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)),
-            ordering=("id",),
-            stop=LIFECYCLE_LIMIT,
-            sized=AuditEvent.LARGE_COLUMNS,
-        )
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
+        .order_by("id")
+        .defer("metadata")
+        .annotate(after_status=KT("metadata__after__status"))[:LIFECYCLE_LIMIT]
     )
 
 

@@ -84,7 +84,7 @@ def decode_cursor(cursor, *parsers):
 
 # The annotations a bounded page's rows carry: the rows its slice held before the budget ended it,
 # and the bytes of the rows before each.
-PAGE_ROWS = "page_rows_in_slice"
+_PAGE_ROWS = "page_rows_in_slice"
 _BYTES_BEFORE = "page_bytes_before"
 
 
@@ -102,18 +102,18 @@ class _StoredBytes(Func):
 
 def bounded_page(queryset, *, ordering, stop, sized, start=0):
     """Rows `start` to `stop` of `queryset` in `ordering`, ending after the row whose large columns
-    (`sized`, field paths such as "metadata" or "task__payload"; none for a page that loads none) bring the page to
-    LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past the budget are
-    never loaded, and a page holds at least one row whatever its size. Without it 200 rows of 1 MiB
-    were one answer of 200 MB, held in a worker's memory several times over. Each row carries
-    PAGE_ROWS, which page_was_cut reads."""
+    (`sized`: field paths such as "metadata" or "task__payload", none for a page that loads none)
+    bring the page to LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past
+    the budget are never loaded, and a page holds at least one row whatever its size. Without it 200
+    rows of 1 MiB were one answer of 200 MB, held in a worker's memory several times over. Each row
+    carries _PAGE_ROWS, which page_was_cut reads."""
     ordered = queryset.order_by(*ordering)
     window_order = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in ordering]
     size = reduce(operator.add, [Coalesce(_StoredBytes(F(path)), 0) for path in sized], Value(0))
     before = Window(Sum(size), order_by=window_order, frame=RowRange(start=None, end=-1))
     return (
         ordered.filter(pk__in=ordered[start:stop].values("pk"))
-        .annotate(**{_BYTES_BEFORE: Coalesce(before, 0), PAGE_ROWS: Window(Count("pk"))})
+        .annotate(**{_BYTES_BEFORE: Coalesce(before, 0), _PAGE_ROWS: Window(Count("pk"))})
         .filter(**{f"{_BYTES_BEFORE}__lt": settings.LIST_PAGE_MAX_BYTES})
     )
 
@@ -121,7 +121,7 @@ def bounded_page(queryset, *, ordering, stop, sized, start=0):
 def page_was_cut(rows):
     """Whether the byte budget ended `rows`, loaded from a bounded_page, before its slice did: then
     the next page starts after the last of them, whatever their count."""
-    return bool(rows) and len(rows) < getattr(rows[0], PAGE_ROWS)
+    return bool(rows) and len(rows) < getattr(rows[0], _PAGE_ROWS)
 
 
 def keyset_page(queryset, *, cursor, limit, sized, newest_first=True):

@@ -78,3 +78,21 @@ def test_the_audit_export_still_writes_every_event(staff_client):
 
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert sorted(int(row["target_id"]) for row in rows) == list(range(10))
+
+
+def test_a_lifecycle_of_large_updates_shows_every_transition_to_the_last(staff_client, finance, settings):
+    """The lifecycle loads no metadata but the status each event moved to: ended by the byte budget,
+    two large metadata updates hid the session's final transitions (found by an outside review)."""
+    settings.LIST_PAGE_MAX_BYTES = 4 * 1024 * 1024
+    session_id = finance.post("/api/v1/sessions", {"role": "finance"}, format="json").json()["session_id"]
+    for n in range(3):
+        response = finance.patch(f"/api/v1/sessions/{session_id}", {"metadata": {"k": str(n) * 900_000}}, format="json")
+        assert response.status_code == 200
+    for status in ("active", "completed"):
+        assert finance.patch(f"/api/v1/sessions/{session_id}", {"status": status}, format="json").status_code == 200
+
+    html = staff_client.get(f"/dashboard/sessions/{session_id}/").content.decode()
+
+    lifecycle = html[html.index('id="session-lifecycle"') : html.index("</ol>", html.index('id="session-lifecycle"'))]
+    assert lifecycle.count("<li>") == 6
+    assert "→ <strong>active</strong>" in lifecycle and "→ <strong>completed</strong>" in lifecycle
