@@ -6,8 +6,8 @@ from audit.loading import (
     UNREADABLE,
     UnreadableCheckpoint,
     UnreadableEvent,
+    load_checked_without_metadata,
     load_checkpoints_naming_the_unreadable,
-    load_or_name_the_unreadable,
 )
 from audit.models import AuditCheckpoint, AuditEvent
 
@@ -103,7 +103,9 @@ class AuditEventAdmin(AppendOnlyAdmin):
     search_fields = ["=trace_id", "=target_id", "actor"]
 
     def load_rows(self, rows):
-        return load_or_name_the_unreadable(rows)
+        # The list shows no metadata (the admin site defers it), but an edit that left it unreadable
+        # must still be named: checked a few rows at a time.
+        return load_checked_without_metadata(rows)
 
 
 @admin.register(AuditCheckpoint)

@@ -15,6 +15,7 @@ from rest_framework.renderers import BaseRenderer
 from audit import selectors
 from audit.loading import UnreadableEvent
 from audit.stream import HeldStream, Wakeup, events_after, live_position, stream_slots
+from orchestrator.bounded_pages import next_slice
 from orchestrator.http.errors import TooManyRequests
 from orchestrator.http.paging import (
     DEFAULT_PAGE_SIZE,
@@ -211,10 +212,11 @@ def event_stream(queryset, position, still_allowed):
     wakeup = Wakeup()
     try:
         yield b"retry: 1000\n: stream open\n\n"
-        last_write = now
+        last_write, batch_size = now, STREAM_BATCH_SIZE
         while now < deadline:
-            batch = events_after(queryset, position, limit=STREAM_BATCH_SIZE)
+            batch = events_after(queryset, position, limit=batch_size)
             rows, position = batch.rows, batch.position
+            batch_size = next_slice(batch_size, rows, most=STREAM_BATCH_SIZE)
             now = time.monotonic()
             if (rows or now - last_write >= heartbeat) and not still_allowed():
                 return

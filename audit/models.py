@@ -38,7 +38,7 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
-    # The column that can be large, which bounds a page of events (orchestrator.http.paging).
+    # The column that can be large, which bounds a page of events (orchestrator.bounded_pages).
     LARGE_COLUMNS = ("metadata",)
 
     class Meta:

@@ -8,8 +8,8 @@ from rest_framework.exceptions import NotFound
 
 from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
+from orchestrator.bounded_pages import bounded_page, page_was_cut
 from orchestrator.http.errors import Conflict
-from orchestrator.http.paging import bounded_page, page_was_cut
 from orchestrator.identity.principal import Principal
 
 # Exact-match filters: query parameter -> model field.

@@ -33,9 +33,9 @@ from audit.loading import (
     load_or_name_the_unreadable,
 )
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
+from orchestrator.bounded_pages import bounded_page, next_slice, page_was_cut
 from orchestrator.db import owe_insert, read_only_snapshot
 from orchestrator.http.outbound import NoAnswer, post_for_status
-from orchestrator.http.paging import bounded_page, page_was_cut
 from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
 
 logger = logging.getLogger(__name__)
@@ -228,8 +228,8 @@ def _write_seals(rows: list[AuditEvent]) -> None:
             )
 
 
-def _seal_batch(batch_size: int) -> tuple[int, bool]:
-    """Seal the next batch: how many rows it sealed, and whether it was full (more may wait)."""
+def _seal_batch(batch_size: int) -> tuple[int, bool, list[AuditEvent | UnreadableEvent]]:
+    """Seal the next batch: how many rows it sealed, whether it was full (more may wait), and the rows."""
     with transaction.atomic():
         head = _locked_head()
         # Only committed rows are visible here. A transaction that inserted a smaller id and
@@ -252,7 +252,7 @@ def _seal_batch(batch_size: int) -> tuple[int, bool]:
             raise unreadable[0]
         rows = [row for row in loaded if isinstance(row, AuditEvent)]
         if not rows:
-            return 0, False
+            return 0, False, loaded
         seq, prev_hash = head.seal_seq, head.hash or GENESIS_HASH
         for row in rows:
             seq += 1
@@ -262,7 +262,7 @@ def _seal_batch(batch_size: int) -> tuple[int, bool]:
         _write_seals(rows)
         head.seal_seq, head.hash, head.sealed_at = seq, prev_hash, timezone.now()
         head.save(update_fields=["seal_seq", "hash", "sealed_at"])
-    return len(rows), len(rows) == batch_size or page_was_cut(loaded)
+    return len(rows), len(rows) == batch_size or page_was_cut(loaded), loaded
 
 
 def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | None = None) -> int:
@@ -274,14 +274,15 @@ def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | No
     configured, the run ends with a signed checkpoint over what it sealed (checkpoint_audit),
     written to the checkpoint files and the witness (publish_checkpoints).
     """
-    sealed = 0
+    sealed, stop = 0, batch_size
     while True:
-        count, full = _seal_batch(batch_size)
+        count, full, loaded = _seal_batch(stop)
         sealed += count
         if count and on_batch:
             on_batch(count)
         if not full:
             break
+        stop = next_slice(stop, loaded, most=batch_size)
     if keys.signing_configured():
         checkpoint_audit()
         publish_checkpoints()
@@ -481,13 +482,15 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
             return result(ChainBreak(start - 1, None, f"seq {start - 1}, the link before --from {start}, is missing"))
         prev_id, prev_hash = anchor
 
-    expected = start
+    expected, stop = start, VERIFY_BATCH_SIZE
     while True:
         with _batch_snapshot():
             # Sealing only appends, so a head read with a later batch extends the earlier one.
             head, head_seq, head_hash = _read_head()
             rows = load_or_name_the_unreadable(
-                _seal_order_page(AuditEvent.objects.all(), expected=expected, previous_id=prev_id, loads_metadata=True)
+                _seal_order_page(
+                    AuditEvent.objects.all(), expected=expected, previous_id=prev_id, stop=stop, loads_metadata=True
+                )
             )
         for row in rows:
             # The filter above selects sealed rows only.
@@ -536,8 +539,9 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
             checked += 1
         if rows and on_batch:
             on_batch(len(rows))
-        if len(rows) < VERIFY_BATCH_SIZE and not page_was_cut(rows):
+        if len(rows) < stop and not page_was_cut(rows):
             break
+        stop = next_slice(stop, rows, most=VERIFY_BATCH_SIZE)
 
     last_seq = expected - 1
     if head_seq > last_seq:
@@ -611,14 +615,14 @@ def _in_seal_order(rows: QuerySet[AuditEvent], *, expected: int, previous_id: in
 
 
 def _seal_order_page(
-    rows: QuerySet[AuditEvent], *, expected: int, previous_id: int | None, loads_metadata: bool
+    rows: QuerySet[AuditEvent], *, expected: int, previous_id: int | None, stop: int, loads_metadata: bool
 ) -> QuerySet[AuditEvent]:
-    """One page of _in_seal_order: VERIFY_BATCH_SIZE rows at most, and fewer when the metadata it
-    loads reaches the page byte budget (2,000 events of 2 MB were 4 GB in memory)."""
+    """One page of _in_seal_order: `stop` rows at most, and fewer when the metadata it loads reaches
+    the page byte budget (2,000 events of 2 MB were 4 GB in memory)."""
     return bounded_page(
         _in_seal_order(rows, expected=expected, previous_id=previous_id),
         ordering=("seal_seq", "id"),
-        stop=VERIFY_BATCH_SIZE,
+        stop=stop,
         sized=AuditEvent.LARGE_COLUMNS if loads_metadata else (),
     )
 
@@ -628,7 +632,7 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     linked (and, with `rehash`, that each hash matches its row's content): a checkpoint never
     vouches for a chain that is already broken."""
     hashes: list[str] = []
-    expected, previous_id = first_seq, None
+    expected, previous_id, stop = first_seq, None, VERIFY_BATCH_SIZE
     rows = AuditEvent.objects.filter(seal_seq__lte=last_seq)
     if not rehash:
         rows = rows.only("id", "seal_seq", "prev_hash", "hash")
@@ -637,7 +641,9 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
     # rollback, a CLOSE that fails and aborts whatever transaction encloses this one.
     while expected <= last_seq:
         try:
-            page = list(_seal_order_page(rows, expected=expected, previous_id=previous_id, loads_metadata=rehash))
+            page = list(
+                _seal_order_page(rows, expected=expected, previous_id=previous_id, stop=stop, loads_metadata=rehash)
+            )
         except UNREADABLE as exc:
             raise ChainNotCheckpointable(
                 f"an event from seq {expected} on cannot be read ({exc}): it was edited outside the application; "
@@ -658,6 +664,7 @@ def _checked_batch_hashes(first_seq: int, last_seq: int, prev_hash: str, *, reha
             hashes.append(row.hash)
             prev_hash, previous_id = row.hash, row.id
             expected += 1
+        stop = next_slice(stop, page, most=VERIFY_BATCH_SIZE)
     if expected != last_seq + 1:
         raise ChainNotCheckpointable(f"seq {expected} is missing; run verify_audit. No checkpoint was signed.")
     return hashes

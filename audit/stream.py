@@ -26,7 +26,7 @@ from django.db.models import Q
 
 from audit.loading import load_or_name_the_unreadable
 from audit.models import AuditEvent
-from orchestrator.http.paging import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, page_was_cut
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Batch(NamedTuple):
 
 def events_after(queryset, position, *, limit):
     """The next events of `queryset` after `position`, in stream order, at most `limit` and no more
-    than the byte budget of a page (orchestrator.http.paging.bounded_page). An event that cannot be
+    than the byte budget of a page (orchestrator.bounded_pages.bounded_page). An event that cannot be
     loaded comes as an UnreadableEvent in its place (audit.loading): each reader says what it does
     with it, and none is held at it for ever. A reader takes a batch that is not `full` for caught up;
     counting its rows instead would take a batch the budget ended for the end of the log."""

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, QuerySet
-from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
 from audit import selectors as audit_selectors
 from audit import services as audit_services
-from audit.loading import UNREADABLE, UnreadableEvent, load_or_name_the_unreadable
+from audit.loading import UNREADABLE, UnreadableEvent, load_checked_without_metadata, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
-from orchestrator.http.paging import bounded_page, keyset_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.http.paging import keyset_page
 from routing.models import Task, TaskStatus
 from routing.selectors import queue_stats
 from sessions.models import Session, SessionMessage
@@ -216,15 +216,18 @@ def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> 
 
 def audit_history(target_type: str, target_id: uuid.UUID) -> list[AuditEvent | UnreadableEvent]:
     """The events that name one object, oldest first (the target index), at most LIFECYCLE_LIMIT; one
-    that cannot be loaded stands in its place, named (audit.loading). Without their metadata, which
-    holds the before and after of a MiB of session metadata on every update, but with the status each
-    moved to (`after_status`), all the pages show of it."""
-    return load_or_name_the_unreadable(
-        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id))
-        .order_by("id")
-        .defer("metadata")
-        .annotate(after_status=KT("metadata__after__status"))[:LIFECYCLE_LIMIT]
+    that cannot be loaded stands in its place, named (audit.loading). Their metadata is read a few
+    events at a time and dropped: it holds the before and after of a MiB of session metadata on every
+    update, and the pages show only the status each event moved to (`after_status`)."""
+    return load_checked_without_metadata(
+        AuditEvent.objects.filter(target_type=target_type, target_id=str(target_id)).order_by("id")[:LIFECYCLE_LIMIT],
+        keep=_take_after_status,
     )
+
+
+def _take_after_status(event: AuditEvent) -> None:
+    after = event.metadata.get("after") if isinstance(event.metadata, dict) else None
+    event.after_status = after.get("status") if isinstance(after, dict) else None  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

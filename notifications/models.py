@@ -19,7 +19,7 @@ class Notification(models.Model):
     acked_at = models.DateTimeField(null=True, blank=True)
     acked_by = models.CharField(max_length=PRINCIPAL_MAX_LENGTH, blank=True)
 
-    # The column that can be large, which bounds a page of notifications (orchestrator.http.paging).
+    # The column that can be large, which bounds a page of notifications (orchestrator.bounded_pages).
     LARGE_COLUMNS = ("message",)
 
     class Meta:

@@ -247,7 +247,7 @@ LOGIN_URL = "/admin/login/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 # A list page (API, console, audit stream, webhook batch; the sealer's and the exports' batches)
 # ends after the row whose large columns bring it to this many bytes, so one request cannot load 200
-# rows of a MiB each (orchestrator.http.paging.bounded_page). Counted as the database holds the
+# rows of a MiB each (orchestrator.bounded_pages.bounded_page). Counted as the database holds the
 # values: an answer renders them larger (text of control characters up to 6x, as JSON escapes), and
 # Python holds them larger still (docs/decisions.md, "A page is bounded by bytes too").
 LIST_PAGE_MAX_BYTES = env_int("LIST_PAGE_MAX_BYTES", 4 * 1024 * 1024)

@@ -38,7 +38,7 @@ class Task(ConcurrentTransitions, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The columns that can be large, which bound a page of tasks (orchestrator.http.paging).
+    # The columns that can be large, which bound a page of tasks (orchestrator.bounded_pages).
     LARGE_COLUMNS = ("payload", "result", "error")
     # The work queue (docs/work-queue.md): higher priority is claimed first; nothing is claimable
     # before not_before; a task still open past its deadline is cancelled. The database holds the

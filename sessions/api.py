@@ -7,8 +7,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 
+from orchestrator.bounded_pages import bounded_page, page_was_cut
 from orchestrator.http.json_limits import INT64_MAX
-from orchestrator.http.paging import PageParams, bounded_page, encode_cursor, keyset_page, page_response, page_was_cut
+from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
 from orchestrator.http.views import (

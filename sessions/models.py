@@ -34,7 +34,7 @@ class Session(ConcurrentTransitions, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # The columns that can be large, which bound a page of sessions (orchestrator.http.paging).
+    # The columns that can be large, which bound a page of sessions (orchestrator.bounded_pages).
     LARGE_COLUMNS = ("metadata",)
 
     class Meta:

@@ -5,8 +5,8 @@ import uuid
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
+from orchestrator.bounded_pages import bounded_page
 from orchestrator.db import get_by_pk
-from orchestrator.http.paging import bounded_page
 from orchestrator.identity.principal import Principal
 from sessions.models import Session, SessionMessage
 

@@ -53,9 +53,9 @@ from approvals.models import Approval, ApprovalStatus
 from audit import services as audit
 from notifications.api import NotificationIn
 from notifications.models import Notification
+from orchestrator.bounded_pages import bounded_page, next_slice
 from orchestrator.db import read_only_snapshot
 from orchestrator.http.json_limits import JsonLimitError, check_document, parse_exact, repeated_key_of
-from orchestrator.http.paging import bounded_page
 from orchestrator.http.problems import validation_summary
 from orchestrator.http.tracing import is_trace_id
 from orchestrator.identity.roles import is_known_role
@@ -927,7 +927,7 @@ def _export(*, stream: BinaryIO, on_record: Callable[[str], None] | None, chunk_
         stream.write(b',\n"' + kind.key.encode() + b'": [')
         counts[kind.key] = 0
         queryset = kind.model.objects.order_by("created_at", "pk")
-        last = None
+        last, stop = None, chunk_size
         while True:
             # Keyset pages: a row inserted meanwhile cannot shift a page and repeat or drop a record.
             page = (
@@ -941,9 +941,10 @@ def _export(*, stream: BinaryIO, on_record: Callable[[str], None] | None, chunk_
             # budget: 2,000 sessions of a MiB each were 2 GB in memory at once. The columns of
             # related rows are left out, since an export does not load them.
             own_large_columns = [column for column in kind.model.LARGE_COLUMNS if "__" not in column]
-            chunk = list(bounded_page(page, ordering=("created_at", "pk"), stop=chunk_size, sized=own_large_columns))
+            chunk = list(bounded_page(page, ordering=("created_at", "pk"), stop=stop, sized=own_large_columns))
             if not chunk:
                 break
+            stop = next_slice(stop, chunk, most=chunk_size)
             last = chunk[-1]
             if kind is SESSIONS:
                 _write_sessions(stream, chunk, first=counts[kind.key] == 0, on_record=on_record)

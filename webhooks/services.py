@@ -44,6 +44,7 @@ from audit import stream
 from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
 from audit.selectors import events_visible_to
+from orchestrator.bounded_pages import next_slice
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role
 from orchestrator.telemetry import metrics
@@ -62,6 +63,9 @@ USER_AGENT = "Orchestrator-Webhooks/1"
 # One subscription's turn in a pass ends after this long, so a slow receiver cannot starve the
 # others of a worker; it continues from its cursor in the next pass.
 PASS_SECONDS = 30.0
+# Events read at once for one subscription: fewer after a batch that the page byte budget ended
+# (orchestrator.bounded_pages.next_slice).
+DISPATCH_BATCH_SIZE = 100
 # Retry-After: delta-seconds is ASCII digits (str.isdigit() also takes other scripts' digits and '²').
 DELTA_SECONDS = re.compile(r"[0-9]+")
 # Any wait a receiver asks for is cut to this: far past every retry window (so it still means "give the
@@ -732,12 +736,13 @@ def deliver_subscription(*, subscription_id: Any, limit: int | None = None) -> i
     pool = transport.open_pool(target) if target is not None else None
     turn_ends = time.monotonic() + PASS_SECONDS
     try:
-        position = _position(claimed)
+        position, batch_size = _position(claimed), DISPATCH_BATCH_SIZE
         while delivered < limit and time.monotonic() < turn_ends:
             live = stream.live_position(AuditEvent.objects.all())
-            wanted = min(100, limit - delivered)
+            wanted = min(batch_size, limit - delivered)
             batch = stream.events_after(matching_events(claimed), position, limit=wanted)
             events = batch.rows
+            batch_size = next_slice(wanted, events, most=DISPATCH_BATCH_SIZE)
             for event in events:
                 outcome = (
                     UNSENDABLE

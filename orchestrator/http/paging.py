@@ -3,19 +3,15 @@
 import base64
 import binascii
 import datetime
-import operator
 import uuid
-from functools import reduce
 
 import orjson
-from django.conf import settings
-from django.db.models import Count, F, Func, IntegerField, Q, Sum, Value, Window
-from django.db.models.expressions import RowRange
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from orchestrator.bounded_pages import bounded_page, page_was_cut
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.views import StrictSerializer
 
@@ -80,48 +76,6 @@ def decode_cursor(cursor, *parsers):
         return [parse(value) for parse, value in zip(parsers, values, strict=True)]
     except (ValueError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationError({"cursor": ["Malformed cursor; use the next_cursor of a previous page."]}) from None
-
-
-# The annotations a bounded page's rows carry: the rows its slice held before the budget ended it,
-# and the bytes of the rows before each.
-_PAGE_ROWS = "page_rows_in_slice"
-_BYTES_BEFORE = "page_bytes_before"
-
-
-class _StoredBytes(Func):
-    """Bytes of a column's text as the database writes it out (jsonb as its JSON text): what loading
-    the row costs, and close to what rendering it does."""
-
-    template = "OCTET_LENGTH(CAST(%(expressions)s AS TEXT))"
-    output_field = IntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        template = "LENGTH(CAST(CAST(%(expressions)s AS TEXT) AS BLOB))"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
-
-
-def bounded_page(queryset, *, ordering, stop, sized, start=0):
-    """Rows `start` to `stop` of `queryset` in `ordering`, ending after the row whose large columns
-    (`sized`: field paths such as "metadata" or "task__payload", none for a page that loads none)
-    bring the page to LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past
-    the budget are never loaded, and a page holds at least one row whatever its size. Without it 200
-    rows of 1 MiB were one answer of 200 MB, held in a worker's memory several times over. Each row
-    carries _PAGE_ROWS, which page_was_cut reads."""
-    ordered = queryset.order_by(*ordering)
-    window_order = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in ordering]
-    size = reduce(operator.add, [Coalesce(_StoredBytes(F(path)), 0) for path in sized], Value(0))
-    before = Window(Sum(size), order_by=window_order, frame=RowRange(start=None, end=-1))
-    return (
-        ordered.filter(pk__in=ordered[start:stop].values("pk"))
-        .annotate(**{_BYTES_BEFORE: Coalesce(before, 0), _PAGE_ROWS: Window(Count("pk"))})
-        .filter(**{f"{_BYTES_BEFORE}__lt": settings.LIST_PAGE_MAX_BYTES})
-    )
-
-
-def page_was_cut(rows):
-    """Whether the byte budget ended `rows`, loaded from a bounded_page, before its slice did: then
-    the next page starts after the last of them, whatever their count."""
-    return bool(rows) and len(rows) < getattr(rows[0], _PAGE_ROWS)
 
 
 def keyset_page(queryset, *, cursor, limit, sized, newest_first=True):

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from audit import services
 from audit.models import AuditEvent
-from tests.audit.unreadable import EDITS, edit_past_reading, insert_unloadable_checkpoint
+from tests.audit.unreadable import EDITS, UNWRITABLE, edit_past_reading, insert_unloadable_checkpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,18 @@ def test_the_event_list_shows_the_row_and_its_page_names_why_it_cannot_be_shown(
         other = admin_client.get(f"/admin/audit/auditevent/{edited}/{page}/", follow=True)
         assert other.redirect_chain == [("/admin/audit/auditevent/", 302)], page
     assert AuditEvent.objects.filter(pk=edited).exists()
+
+
+@pytest.mark.parametrize("edit", {**EDITS, **UNWRITABLE}, ids=list({**EDITS, **UNWRITABLE}))
+def test_the_event_list_names_the_row_as_unreadable_though_it_shows_no_metadata(admin_client, edit):
+    """The list defers metadata it does not show; an edit that left the metadata unreadable is named
+    all the same (deferred alone, it was not: an outside review)."""
+    _event(1)
+    edit_past_reading(_event(2), edit)
+
+    page = admin_client.get("/admin/audit/auditevent/").content.decode()
+
+    assert page.count("cannot be read: edited outside the application") == 1
 
 
 def test_the_checkpoint_list_shows_a_row_it_cannot_load(admin_client):

@@ -156,3 +156,14 @@ def test_an_audit_page_ends_at_the_budget_and_the_cursor_gives_the_rest_once_eac
 
     assert [len(page) for page in pages] == [4, 4, 2]
     assert [e["target_id"] for page in pages for e in page] == [str(index) for index in reversed(range(10))]
+
+
+def test_a_budget_past_32_bits_is_taken_as_no_bound_at_all(finance, settings):
+    """An operator may set a huge budget to mean "no bound": past 2**31 it failed every bounded read
+    on PostgreSQL (the sum compared as a 32-bit integer; an outside review)."""
+    settings.LIST_PAGE_MAX_BYTES = 2**40
+    sessions_with_metadata(3)
+
+    body = finance.get("/api/v1/sessions?limit=200&cursor=").json()
+
+    assert len(body["sessions"]) == 3 and body["next_cursor"] is None

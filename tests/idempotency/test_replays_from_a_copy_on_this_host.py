@@ -23,6 +23,7 @@ from django.test import override_settings
 
 from orchestrator.http import replay_copies
 from orchestrator.http.models import IdempotencyRecord
+from orchestrator.identity import access_cache
 from orchestrator.identity.models import ApiToken
 from orchestrator.identity.tokens import revoke_token
 from routing.models import Task
@@ -104,7 +105,11 @@ def test_a_first_request_makes_no_copy_sets_no_hint_and_never_opens_the_copy_fil
     assert hints_set() == 0
 
 
-def test_the_first_retry_is_answered_by_the_database_and_the_next_from_the_copy(client_for, new_key, sent):
+def test_the_first_retry_is_answered_by_the_database_and_the_next_from_the_copy(client_for, new_key, sent, monkeypatch):
+    # The token's facts stay cached for the whole test: they live half a second, and on a busy
+    # machine the retry alone took longer, so the third request looked the token up again (a flaky
+    # failure that said nothing about the copy).
+    monkeypatch.setattr(access_cache, "ENTRY_SECONDS", 60.0)
     client, key = client_for("finance"), new_key()
     first = post(client, key)
     sent.clear()
