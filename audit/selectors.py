@@ -8,7 +8,7 @@ from rest_framework.exceptions import NotFound
 
 from audit.loading import UnreadableEvent, load_or_name_the_unreadable
 from audit.models import AuditEvent
-from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow
 from orchestrator.http.errors import Conflict
 from orchestrator.identity.principal import Principal
 
@@ -81,7 +81,7 @@ def page_of_events(
     """One page, newest first, and the cursor of the next; an event that cannot be loaded stands in
     its place as an UnreadableEvent (audit.loading)."""
     rows = load_or_name_the_unreadable(_page(queryset, after_id=after_id, limit=limit))
-    if page_was_cut(rows) or len(rows) > limit:
+    if more_may_follow(rows, limit + 1):
         rows = rows[:limit]
         return rows, rows[-1].id
     return rows, None

@@ -33,7 +33,7 @@ from audit.loading import (
     load_or_name_the_unreadable,
 )
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
-from orchestrator.bounded_pages import bounded_page, next_slice, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow, next_slice
 from orchestrator.db import owe_insert, read_only_snapshot
 from orchestrator.http.outbound import NoAnswer, post_for_status
 from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
@@ -262,7 +262,7 @@ def _seal_batch(batch_size: int) -> tuple[int, bool, list[AuditEvent | Unreadabl
         _write_seals(rows)
         head.seal_seq, head.hash, head.sealed_at = seq, prev_hash, timezone.now()
         head.save(update_fields=["seal_seq", "hash", "sealed_at"])
-    return len(rows), len(rows) == batch_size or page_was_cut(loaded), loaded
+    return len(rows), more_may_follow(loaded, batch_size), loaded
 
 
 def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | None = None) -> int:
@@ -539,7 +539,7 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
             checked += 1
         if rows and on_batch:
             on_batch(len(rows))
-        if len(rows) < stop and not page_was_cut(rows):
+        if not more_may_follow(rows, stop):
             break
         stop = next_slice(stop, rows, most=VERIFY_BATCH_SIZE)
 

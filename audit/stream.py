@@ -26,7 +26,7 @@ from django.db.models import Q
 
 from audit.loading import load_or_name_the_unreadable
 from audit.models import AuditEvent
-from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow
 
 logger = logging.getLogger(__name__)
 
@@ -232,4 +232,4 @@ def events_after(queryset, position, *, limit):
     rows = load_or_name_the_unreadable(
         bounded_page(following, ordering=ordering, stop=limit, sized=AuditEvent.LARGE_COLUMNS)
     )
-    return Batch(rows, position_of(rows[-1]) if rows else position, len(rows) == limit or page_was_cut(rows))
+    return Batch(rows, position_of(rows[-1]) if rows else position, more_may_follow(rows, limit))

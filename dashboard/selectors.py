@@ -17,7 +17,7 @@ from audit import services as audit_services
 from audit.loading import UNREADABLE, UnreadableEvent, load_checked_without_metadata, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
-from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow
 from orchestrator.http.paging import keyset_page
 from routing.models import Task, TaskStatus
 from routing.selectors import queue_stats
@@ -255,7 +255,7 @@ def session_detail(session_id: uuid.UUID) -> SessionDetail | None:
         session=session,
         lifecycle=lifecycle,
         transcript=messages[:TRANSCRIPT_LIMIT],
-        transcript_truncated=len(messages) > TRANSCRIPT_LIMIT or page_was_cut(messages),
+        transcript_truncated=more_may_follow(messages, TRANSCRIPT_LIMIT + 1),
     )
 
 
@@ -318,7 +318,7 @@ def trace_events(trace_id: str, *, limit: int) -> tuple[list[AuditEvent | Unread
             sized=AuditEvent.LARGE_COLUMNS,
         )
     )
-    return events[:limit], len(events) > limit or page_was_cut(events)
+    return events[:limit], more_may_follow(events, limit + 1)
 
 
 def lane_of(event: AuditEvent | UnreadableEvent) -> str:

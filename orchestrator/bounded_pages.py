@@ -38,7 +38,7 @@ def bounded_page(queryset, *, ordering, stop, sized, start=0):
     bring the page to LIST_PAGE_MAX_BYTES. One statement: the database counts the bytes, so rows past
     the budget are never loaded, and a page holds at least one row whatever its size. Without it 200
     rows of 1 MiB were one answer of 200 MB, held in a worker's memory several times over. Each row
-    carries _PAGE_ROWS, which page_was_cut reads."""
+    carries _PAGE_ROWS, which more_may_follow reads."""
     ordered = queryset.order_by(*ordering)
     window_order = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in ordering]
     size = reduce(
@@ -54,9 +54,14 @@ def bounded_page(queryset, *, ordering, stop, sized, start=0):
     )
 
 
-def page_was_cut(rows):
-    """Whether the byte budget ended `rows`, loaded from a bounded_page, before its slice did: then
-    the next page starts after the last of them, whatever their count."""
+def more_may_follow(rows, stop):
+    """Whether rows may follow `rows`, loaded from a bounded_page sliced at `stop`: its slice was full,
+    or the byte budget ended it before its slice did. Every reader asks this: counting rows alone
+    took a page the budget ended for the last one."""
+    return len(rows) == stop or _was_cut(rows)
+
+
+def _was_cut(rows):
     return bool(rows) and len(rows) < getattr(rows[0], _PAGE_ROWS)
 
 
@@ -65,6 +70,6 @@ def next_slice(stop, rows, *, most):
     `most`: twice what fitted when the budget cut it, else twice `stop`. The database sizes the whole
     slice to give the rows that fit, so a walk over large rows with a fixed slice of 1,000 sized each
     row hundreds of times (an outside review: sealing became quadratic); this way about twice."""
-    if page_was_cut(rows):
+    if _was_cut(rows):
         return min(most, max(2 * len(rows), 8))
     return min(most, 2 * stop)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 
-from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow
 from orchestrator.http.json_limits import INT64_MAX
 from orchestrator.http.paging import PageParams, encode_cursor, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
@@ -302,6 +302,5 @@ class SessionMessages(ApiView):
             after=params["after"],
             limit=params["limit"],
         )
-        more = len(messages) == params["limit"] or page_was_cut(messages)
-        next_after = messages[-1].id if more else None
+        next_after = messages[-1].id if more_may_follow(messages, params["limit"]) else None
         return JsonAnswer({"messages": [MessageShape.render(m) for m in messages], "next_after": next_after})

@@ -11,7 +11,7 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from orchestrator.bounded_pages import bounded_page, page_was_cut
+from orchestrator.bounded_pages import bounded_page, more_may_follow
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.views import StrictSerializer
 
@@ -92,7 +92,7 @@ def keyset_page(queryset, *, cursor, limit, sized, newest_first=True):
         else:
             queryset = queryset.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=object_id))
     rows = list(bounded_page(queryset, ordering=ordering, stop=limit + 1, sized=sized))
-    if page_was_cut(rows) or len(rows) > limit:
+    if more_may_follow(rows, limit + 1):
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, None
