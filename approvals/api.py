@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 
 from approvals import services
 from approvals.models import Approval, ApprovalStatus
+from orchestrator.bounded_pages import large_columns
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
@@ -149,7 +150,7 @@ class ApprovalCollection(ApiView):
         if "task_id" in params:
             queryset = queryset.filter(task_id=params["task_id"])
         rows, next_cursor = keyset_page(
-            queryset, cursor=params.get("cursor"), limit=params["limit"], sized=Approval.LARGE_COLUMNS
+            queryset, cursor=params.get("cursor"), limit=params["limit"], sized=large_columns(Approval, "task")
         )
         return page_response(
             items_key="approvals",

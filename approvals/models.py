@@ -51,9 +51,8 @@ class Approval(ConcurrentTransitions, models.Model):
     action = models.JSONField(null=True, blank=True)
     granted_use_at = models.DateTimeField(null=True, blank=True)
 
-    # The columns that can be large, which bound a page of approvals (orchestrator.bounded_pages); the
-    # task's too, since the lists load it with each approval.
-    LARGE_COLUMNS = ("notes", "action", "task__payload", "task__result", "task__error")
+    # The columns that can be large, which bound a page of approvals (orchestrator.bounded_pages).
+    LARGE_COLUMNS = ("notes", "action")
 
     class Meta:
         ordering = ["-created_at", "-id"]

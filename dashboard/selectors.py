@@ -17,7 +17,7 @@ from audit import services as audit_services
 from audit.loading import UNREADABLE, UnreadableEvent, load_checked_without_metadata, load_or_name_the_unreadable
 from audit.models import AuditChainHead, AuditEvent, AuditVerification
 from dashboard.forms import DEAD_LETTER
-from orchestrator.bounded_pages import bounded_page, more_may_follow
+from orchestrator.bounded_pages import bounded_page, large_columns, more_may_follow
 from orchestrator.http.paging import keyset_page
 from routing.models import Task, TaskStatus
 from routing.selectors import queue_stats
@@ -100,7 +100,11 @@ def expiring_approvals(roles: set[str] | None, *, now: datetime.datetime | None 
 def approval_inbox(roles: set[str] | None, *, cursor: str | None, limit: int) -> tuple[list[Approval], str | None]:
     """Oldest first, so the request waiting longest is on top."""
     page: tuple[list[Approval], str | None] = keyset_page(
-        decidable_approvals(roles), cursor=cursor, limit=limit, sized=Approval.LARGE_COLUMNS, newest_first=False
+        decidable_approvals(roles),
+        cursor=cursor,
+        limit=limit,
+        sized=large_columns(Approval, "task"),
+        newest_first=False,
     )
     return page
 
@@ -209,7 +213,7 @@ def session_page(filters: SessionFilters, *, cursor: str | None, limit: int) -> 
         filtered_sessions(filters).select_related("task"),
         cursor=cursor,
         limit=limit,
-        sized=Session.LARGE_COLUMNS + tuple(f"task__{column}" for column in Task.LARGE_COLUMNS),
+        sized=large_columns(Session, "task"),
     )
     return page
 

@@ -32,6 +32,16 @@ class _StoredBytes(Func):
         return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
+def large_columns(model, *related):
+    """The large columns a page of `model` loads: its own (the model's LARGE_COLUMNS), and those of
+    each related row it loads with it (`related`: the select_related names)."""
+    columns = list(getattr(model, "LARGE_COLUMNS", ()))
+    for name in related:
+        target = model._meta.get_field(name).related_model
+        columns += [f"{name}__{column}" for column in getattr(target, "LARGE_COLUMNS", ())]
+    return tuple(columns)
+
+
 def bounded_page(queryset, *, ordering, stop, sized, start=0):
     """Rows `start` to `stop` of `queryset` in `ordering`, ending after the row whose large columns
     (`sized`: field paths such as "metadata" or "task__payload", none for a page that loads none)

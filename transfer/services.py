@@ -938,10 +938,8 @@ def _export(*, stream: BinaryIO, on_record: Callable[[str], None] | None, chunk_
                 )
             )
             # At most chunk_size records, and fewer when their large columns reach the page byte
-            # budget: 2,000 sessions of a MiB each were 2 GB in memory at once. The columns of
-            # related rows are left out, since an export does not load them.
-            own_large_columns = [column for column in kind.model.LARGE_COLUMNS if "__" not in column]
-            chunk = list(bounded_page(page, ordering=("created_at", "pk"), stop=stop, sized=own_large_columns))
+            # budget: 2,000 sessions of a MiB each were 2 GB in memory at once.
+            chunk = list(bounded_page(page, ordering=("created_at", "pk"), stop=stop, sized=kind.model.LARGE_COLUMNS))
             if not chunk:
                 break
             stop = next_slice(stop, chunk, most=chunk_size)

@@ -20,6 +20,7 @@ from django.db import DataError
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 
+from orchestrator.bounded_pages import large_columns
 from orchestrator.identity.acting import acting_as
 
 # What a lookup value the database or Python cannot take raises: U+0000 or a broken regular
@@ -42,8 +43,10 @@ class _ResultsOfReadableLookupsOnly:
         except _UNREADABLE as exc:
             raise IncorrectLookupParameters(exc) from exc
         # No list shows a model's large columns (an audit event's metadata, a task's payload: a MiB
-        # each), yet a page of 100 rows loaded them all; a row's own page loads them when it shows them.
-        return queryset.defer(*getattr(self.model, "LARGE_COLUMNS", ()))
+        # each), nor those of the rows it loads beside each, yet a page of 100 rows loaded them all; a
+        # row's own page loads them when it shows them.
+        related = self.list_select_related if isinstance(self.list_select_related, (list, tuple)) else ()
+        return queryset.defer(*large_columns(self.model, *related))
 
     def get_results(self, request):
         try:
