@@ -48,6 +48,15 @@ def sealed_chain(make_events):
     return dict(AuditEvent.objects.values_list("seal_seq", "id"))
 
 
+@pytest.fixture
+def large_events(make_events, settings):
+    """Ten events of a little over 3,000 bytes of metadata each, under a page byte budget of 10,000
+    (LIST_PAGE_MAX_BYTES): a page or batch of them ends after its fourth. Their ids, oldest first."""
+    settings.LIST_PAGE_MAX_BYTES = 10_000
+    make_events(10, event_type="large.thing", metadata={"k": "x" * 3000})
+    return list(AuditEvent.objects.filter(event_type="large.thing").order_by("id").values_list("id", flat=True))
+
+
 def raw_sql(sql, params=None):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

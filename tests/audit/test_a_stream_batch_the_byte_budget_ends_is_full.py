@@ -3,29 +3,10 @@ readers fetch the next at once instead of taking it for the end of the log; the 
 
 import pytest
 
-from audit import services
 from audit.models import AuditEvent
 from audit.stream import events_after
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def large_events(settings):
-    settings.LIST_PAGE_MAX_BYTES = 10_000
-    services.record_many(
-        {
-            "event_type": "large.thing",
-            "actor": "test",
-            "role": "finance",
-            "trace_id": "",
-            "target_type": "thing",
-            "target_id": str(index),
-            "metadata": {"k": "x" * 3000},
-        }
-        for index in range(10)
-    )
-    return list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
 
 
 def test_a_stream_batch_the_budget_ended_is_full_and_the_last_one_is_not(large_events):

@@ -5,19 +5,11 @@ every event is sealed in one run, walked and signed for."""
 
 import re
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit import services
 from audit.models import AuditCheckpoint, AuditEvent
-
-
-@pytest.fixture
-def large_events(make_events, settings):
-    settings.LIST_PAGE_MAX_BYTES = 10_000  # four events of a little over 3,000 bytes each
-    make_events(10, metadata={"k": "x" * 3000})
-    return list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
 
 
 def test_one_sealing_run_seals_every_event_in_batches_the_budget_ends(large_events):
