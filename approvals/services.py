@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.mail import BadHeaderError, send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -32,6 +33,7 @@ from audit import services as audit
 from audit import stream
 from audit.loading import UnreadableEvent
 from audit.models import AuditEvent
+from orchestrator.bounded_pages import large_columns
 from orchestrator.db import violates
 from orchestrator.http.errors import Conflict, InvalidTransition
 from orchestrator.identity.principal import Principal, same_caller
@@ -139,6 +141,10 @@ def _requesting_role(approval: Approval) -> str:
     """The role whose task or action the approval holds."""
     if approval.task is not None:
         return str(approval.task.from_role)
+    if "action" in approval.get_deferred_fields():
+        # A job's batch (_without_large_columns) leaves the action, up to a MiB, in the database and
+        # reads this one value of it there.
+        return str(getattr(approval, "action_role", None) or "")
     # An imported action may hold any JSON: only the shape a policy check writes names a role.
     action = approval.action if isinstance(approval.action, dict) else {}
     principal = action.get("principal")
@@ -425,7 +431,7 @@ def expire_action_approvals(*, role: str, keep_version: int, now: datetime.datet
     never be used; expire them so no approver spends a decision on them. Returns how many."""
     now = now or timezone.now()
     stale = list(
-        Approval.objects.select_for_update()
+        _without_large_columns(Approval.objects.select_for_update())
         .filter(status=ApprovalStatus.PENDING, action__principal__role=role)
         .exclude(action_digest="")
         .exclude(action__profile_version=keep_version)
@@ -706,12 +712,16 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
                 if after is None
                 else due.filter(Q(expires_at__gt=after[0]) | Q(expires_at=after[0], id__gt=after[1]))
             )
-            batch = list(page.select_for_update(skip_locked=True)[:batch_size])
+            batch = list(_without_large_columns(page).select_for_update(skip_locked=True)[:batch_size])
             if batch:
                 after = (batch[-1].expires_at, batch[-1].id)
             # The tasks they gate, locked after them (approval first, then task); an action approval has
             # none, and PostgreSQL will not lock the nullable side of the outer join select_related makes.
-            tasks = Task.objects.select_for_update().in_bulk([a.task_id for a in batch if a.task_id])
+            tasks = (
+                Task.objects.select_for_update()
+                .defer(*Task.LARGE_COLUMNS)
+                .in_bulk([a.task_id for a in batch if a.task_id])
+            )
             for approval in batch:
                 approval.task = tasks.get(approval.task_id)
             for approval in batch:
@@ -734,6 +744,14 @@ def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
                 handled += 1
         if len(batch) < batch_size:
             return handled
+
+
+def _without_large_columns(approvals: QuerySet[Approval], *related: str) -> QuerySet[Approval]:
+    """`approvals` as a job's batch loads them: without the values an agent sizes (a task's payload and an
+    action may each be a MiB, and a batch is a thousand rows: a GB in a worker), and with the one value
+    of the action the job writes down (_requesting_role). Nothing a job does reads the rest. `related`: the
+    select_related names whose large columns stay behind too."""
+    return approvals.defer(*large_columns(Approval, *related)).annotate(action_role=KT("action__principal__role"))
 
 
 def _job_event(approval: Approval, *, event_type: str, actor: str, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -892,8 +910,9 @@ def remind_approvals(*, now: datetime.datetime | None = None, batch_size: int = 
     while True:
         with transaction.atomic():
             queryset = (
-                Approval.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("task")
+                _without_large_columns(
+                    Approval.objects.select_for_update(skip_locked=True, of=("self",)).select_related("task"), "task"
+                )
                 .filter(status=ApprovalStatus.PENDING, expires_at__gt=now, reminders_sent__lt=len(fractions))
                 .order_by("id")
             )
