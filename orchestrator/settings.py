@@ -342,6 +342,15 @@ if not 1 <= APPROVAL_TIMEOUT_SECONDS <= 30 * 86400:
 # allowed as before unless POLICY_REQUIRE_PROFILES; the first migrate loads the shipped profiles.
 POLICY_REQUIRE_PROFILES = env_bool("POLICY_REQUIRE_PROFILES", False)
 POLICY_DEFAULT_PROFILES_DIR = env_str("POLICY_DEFAULT_PROFILES_DIR", str(BASE_DIR / "profiles"))
+# A rule that may take more than linear time in what an agent sends (a comprehension macro) runs in a
+# child process, killed past this many seconds for one check's rules or past this much memory; the
+# check then denies (policy/evaluator.py, docs/policy.md).
+POLICY_EVALUATION_SECONDS = env_float("POLICY_EVALUATION_SECONDS", 2.0)
+POLICY_EVALUATION_MEMORY_MB = env_int("POLICY_EVALUATION_MEMORY_MB", 512)
+if not 0.01 <= POLICY_EVALUATION_SECONDS <= 60:
+    raise ImproperlyConfigured("POLICY_EVALUATION_SECONDS must be from 0.01 to 60")
+if not 128 <= POLICY_EVALUATION_MEMORY_MB <= 65536:
+    raise ImproperlyConfigured("POLICY_EVALUATION_MEMORY_MB must be from 128 to 65536")
 PROFILES_REQUIRE_SIGNATURE = env_bool("PROFILES_REQUIRE_SIGNATURE", False)
 # Base64 of the raw 32-byte Ed25519 public key that signs profile files (<file>.sig beside each).
 PROFILES_SIGNING_PUBLIC_KEY = env_str("PROFILES_SIGNING_PUBLIC_KEY", "")

@@ -11,6 +11,7 @@ import datetime
 import difflib
 import functools
 import hashlib
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -37,9 +38,12 @@ from orchestrator.http.errors import Conflict
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role, require_known_role
+from policy import evaluator
 from policy.models import ALL_ROLES, ProfileVersion, RolePause
 from routing import services as routing
 from routing.services import RoutedTask
+
+logger = logging.getLogger(__name__)
 
 EFFECTS = ("allow", "deny", "require_approval")
 ALLOW, DENY, REQUIRE_APPROVAL = EFFECTS
@@ -188,6 +192,10 @@ class Rule:
     # Which checks the rule speaks about, from the variables its expression reads: a rule about
     # `task` is not asked about tool calls, nor one about `action` about routes.
     contexts: frozenset[str]
+    when: str = ""
+    # A rule that may take more than linear time in the variables (a comprehension macro, a pattern
+    # taken from them) is evaluated in a child process that can be stopped (policy/evaluator.py).
+    runs_apart: bool = False
 
 
 @dataclass(frozen=True)
@@ -480,6 +488,8 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         approver_role=approver_role,
         expires_in=expires_in,
         contexts=_rule_contexts(program),
+        when=when,
+        runs_apart=evaluator.runs_apart(when),
     )
     return normalized, rule
 
@@ -980,9 +990,25 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
         return Decision(
             DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
         )
+    apart: evaluator.Evaluation | None = None
     for rule in rules:
         try:
-            matched = _engine(rule.program.execute, bindings)
+            if rule.runs_apart:
+                apart = apart or evaluator.Evaluation(
+                    variables,
+                    seconds=settings.POLICY_EVALUATION_SECONDS,
+                    memory_bytes=settings.POLICY_EVALUATION_MEMORY_MB * 1024 * 1024,
+                )
+                matched = apart.run(rule.when)
+            else:
+                matched = _engine(rule.program.execute, bindings)
+        except evaluator.EvaluationStopped as exc:
+            logger.warning("policy: rule %r of role %r stopped: %s", rule.id, profile.role, exc)
+            error = (
+                f"{exc}; a rule may take POLICY_EVALUATION_SECONDS ({settings.POLICY_EVALUATION_SECONDS:g} s) "
+                f"and POLICY_EVALUATION_MEMORY_MB ({settings.POLICY_EVALUATION_MEMORY_MB} MiB)"
+            )
+            return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
         except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
             return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common)
         if not isinstance(matched, bool):

@@ -1,0 +1,210 @@
+"""A rule evaluated where it can be stopped: in a child process, within a deadline and a memory cap.
+
+The CEL engine holds the interpreter while it evaluates and cannot be interrupted. Most rules take
+time linear in the values they read, but a comprehension macro (`all`, `exists`, `exists_one`,
+`map`, `filter`) multiplies the work by the length of the list it walks at each level, and a list
+is what an agent sends: `a.exists(x, a.exists(y, x + y == 0))` over 1,000 numbers takes 0.4 s here,
+over the 100,000 a request may carry it takes over an hour, and five nested `exists` over 40 items
+took 20 s. Such a rule (`runs_apart`) is evaluated here instead, so that a slow or swelling one is
+killed and denies (the policy fails closed), rather than holding a worker until gunicorn's timeout.
+
+Each thread keeps one child, started when a check first needs it and reused by the next checks;
+one that overran is killed, and the next check starts another. A child is a fresh interpreter
+running this file as its program: this module imports nothing of the project (no Django), only the
+engine and the standard library, so that the child starts in about a third of a second.
+"""
+
+import os
+import pickle
+import re
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from itertools import count
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+# A child's start (an interpreter, the engine's import: about 0.3 s) is not the rule's time; it has
+# this long, then the check's deadline begins.
+START_SECONDS = 30.0
+# The names the engine expands as comprehension macros, as whole words anywhere in the text: inside
+# a string or a comment too, and as a field's name, since the text is not parsed here. A rule
+# that mentions one needlessly only pays for the child's round trip.
+_MACRO = re.compile(r"\b(?:all|exists|exists_one|map|filter)\b")
+# `matches` is linear in the text it searches when its pattern is a literal of the rule's; a pattern
+# taken from the variables can be as long as the text. Only the plainest literal counts: a one-line
+# string, no prefix, no triple quotes, escapes read as the engine reads a string that compiles.
+_MATCHES = re.compile(r"\bmatches\b")
+_MATCHES_A_LITERAL = re.compile(r"""\.matches\(\s*(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\s*\)""")
+
+
+def runs_apart(when: str) -> bool:
+    """Whether a rule may take more than linear time in its variables, and so is evaluated here."""
+    if _MACRO.search(when):
+        return True
+    return len(_MATCHES.findall(when)) != len(_MATCHES_A_LITERAL.findall(when))
+
+
+class EvaluationStopped(Exception):
+    """The child ran past the check's deadline or died (its memory cap, a crash): it was killed and
+    answered nothing."""
+
+
+class RuleError(Exception):
+    """The engine refused the rule on these variables (a missing key, a type it cannot compare ...),
+    as it raises in-process; the message is the engine's."""
+
+
+class _Child:
+    """One evaluator process and the pipes to it."""
+
+    def __init__(self, *, memory_bytes: int) -> None:
+        self.owner = os.getpid()
+        self.process = subprocess.Popen(
+            # -I: nothing from the environment or the working directory is imported before the engine.
+            [sys.executable, "-I", __file__, str(memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        # The Evaluation whose variables the child holds.
+        self.bound_to: int | None = None
+        try:
+            self.ask(("ping", None), deadline=time.monotonic() + START_SECONDS)
+        except EvaluationStopped:
+            self.kill()
+            raise
+
+    def ask(self, request: tuple[Any, ...], *, deadline: float) -> tuple[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.process.stdin.write(_HEADER.pack(len(message)) + message)
+            self.process.stdin.flush()
+        except OSError:
+            raise EvaluationStopped("the evaluator process had died") from None
+        header = self._read(_HEADER.size, deadline=deadline)
+        answer: tuple[str, Any] = pickle.loads(self._read(_HEADER.unpack(header)[0], deadline=deadline))
+        return answer
+
+    def _read(self, size: int, *, deadline: float) -> bytes:
+        assert self.process.stdout is not None
+        stream = self.process.stdout.fileno()
+        data = b""
+        while len(data) < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([stream], [], [], left)[0]:
+                raise EvaluationStopped("the evaluation ran past its deadline")
+            chunk = os.read(stream, size - len(data))
+            if not chunk:
+                raise EvaluationStopped("the evaluator process died (its memory cap, or a crash)")
+            data += chunk
+        return data
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+_children = threading.local()
+
+
+def _child(*, memory_bytes: int) -> _Child:
+    """This thread's child, started if it has none. A process forked from one that had a child (a
+    celery pool, say) starts its own: the pipes it inherited are its parent's."""
+    child: _Child | None = getattr(_children, "child", None)
+    if child is None or child.owner != os.getpid() or child.process.poll() is not None:
+        child = _children.child = _Child(memory_bytes=memory_bytes)
+    return child
+
+
+class Evaluation:
+    """One check's evaluations in the child: the variables sent once, then each rule, all within one
+    deadline `seconds` from the first. A child that overruns is killed (EvaluationStopped)."""
+
+    _numbers = count()
+
+    def __init__(self, variables: dict[str, Any], *, seconds: float, memory_bytes: int) -> None:
+        self.number = next(self._numbers)
+        self.variables = variables
+        self.seconds = seconds
+        self.memory_bytes = memory_bytes
+        self.deadline: float | None = None
+
+    def run(self, when: str) -> bool:
+        """The value of `when`; RuleError if the engine raised or gave something other than a bool,
+        EvaluationStopped if the child was stopped."""
+        try:
+            child = _child(memory_bytes=self.memory_bytes)
+        except OSError as exc:
+            raise EvaluationStopped(f"the evaluator process could not start: {exc}") from None
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.seconds
+        try:
+            if child.bound_to != self.number:
+                child.bound_to = None
+                self._answer(child.ask(("bind", self.variables), deadline=self.deadline))
+                child.bound_to = self.number
+            matched: bool = self._answer(child.ask(("run", when), deadline=self.deadline))
+            return matched
+        except EvaluationStopped:
+            child.kill()
+            _children.child = None
+            raise
+
+    @staticmethod
+    def _answer(answer: tuple[str, Any]) -> Any:
+        kind, value = answer
+        if kind == "error":
+            raise RuleError(value)
+        if kind == "not_bool":
+            raise RuleError(f"'when' gave {value}, not a bool")
+        return value
+
+
+# --- The child ------------------------------------------------------------------------------------
+
+
+def _serve(memory_bytes: int) -> None:
+    import resource
+
+    import cel
+
+    # After the imports, which the cap does not concern: it is for what a rule builds.
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    programs: dict[str, Any] = {}
+    bindings: Any = None
+    while header := requests.read(_HEADER.size):
+        kind, value = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        try:
+            if kind == "ping":
+                answer: tuple[str, Any] = ("ok", None)
+            elif kind == "bind":
+                bindings = None
+                bindings = cel.Context(value)
+                answer = ("ok", None)
+            else:
+                if value not in programs:
+                    if len(programs) >= 256:
+                        programs.clear()
+                    programs[value] = cel.compile(value)
+                result = programs[value].execute(bindings)
+                answer = ("ok", result) if isinstance(result, bool) else ("not_bool", type(result).__name__)
+        except BaseException as exc:  # a panic of the engine's Rust code is a BaseException too
+            if isinstance(exc, MemoryError | KeyboardInterrupt | SystemExit):
+                raise
+            panicked = type(exc).__name__ == "PanicException"
+            answer = ("error", f"the CEL engine failed: {exc}" if panicked else str(exc))
+        message = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.write(_HEADER.pack(len(message)) + message)
+        answers.flush()
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -1,0 +1,174 @@
+"""A rule whose time grows faster than what an agent sends (a comprehension macro: each level walks a
+list the agent chose the length of) is evaluated in a child process, stopped past
+POLICY_EVALUATION_SECONDS or POLICY_EVALUATION_MEMORY_MB, and then denies: before, the engine held
+the worker for as long as the rule ran (two nested `exists` over 100,000 numbers: over an hour),
+and nothing could interrupt it. A rule stopped is a policy.error naming the budget; the next check
+is evaluated as before."""
+
+import os
+import threading
+
+import cel
+import pytest
+from django.conf import settings
+
+from audit.models import AuditEvent
+from policy import evaluator, services
+from tests.policy.conftest import FINANCE
+
+PAIRS = "task.payload.items.exists(a, task.payload.items.exists(b, a + b == -1))"
+
+
+def profile(when, effect="deny"):
+    return {**FINANCE, "rules": [{"id": "walks", "when": when, "effect": effect, "reason": "Walked."}]}
+
+
+def route(agent, **payload):
+    return agent.post(
+        "/api/v1/tasks/route", {"type": "invoice.check", "to_role": "manager", "payload": payload}, format="json"
+    )
+
+
+def assert_denied_with_error(response, *words):
+    assert response.status_code == 403, response.content
+    assert response.json()["rule"] == "walks"
+    error = AuditEvent.objects.get(event_type="policy.error").metadata
+    assert error["rule"] == "walks"
+    for word in words:
+        assert word in error["error"], error["error"]
+
+
+def test_a_rule_past_its_time_is_stopped_and_denies(finance, load_profile, settings):
+    settings.POLICY_EVALUATION_SECONDS = 0.3
+    load_profile(profile(PAIRS, effect="allow"))
+
+    # 3,000 numbers: nine million pairs, seconds of the engine's time.
+    response = route(finance, items=list(range(3000)))
+
+    assert_denied_with_error(response, "ran past its deadline", "POLICY_EVALUATION_SECONDS (0.3 s)")
+
+
+def test_a_rule_past_its_memory_is_stopped_and_denies(finance, load_profile, settings):
+    settings.POLICY_EVALUATION_MEMORY_MB = 128
+    load_profile(profile("task.payload.items.map(i, task.payload.text + task.payload.text).size() > 0"))
+
+    # 400 copies of 600 kB: 240 MB.
+    response = route(finance, items=list(range(400)), text="t" * 300_000)
+
+    assert_denied_with_error(response, "died", "POLICY_EVALUATION_MEMORY_MB (128 MiB)")
+
+
+def test_the_check_after_a_stopped_one_is_evaluated_as_before(finance, load_profile, settings):
+    settings.POLICY_EVALUATION_SECONDS = 0.3
+    load_profile(profile(PAIRS))
+    assert route(finance, items=list(range(3000))).status_code == 403
+
+    assert route(finance, items=[1, 2, 3]).status_code == 202
+    denied = route(finance, items=[1, -2])
+    assert denied.status_code == 403 and denied.json()["detail"] == "Walked."
+
+
+@pytest.mark.parametrize(
+    ("when", "runs_apart"),
+    [
+        (PAIRS, True),
+        ("task.payload.items.all(i, i > 0)", True),
+        ("[1, 2].map(i, i * 2) == [2, 4]", True),
+        ("task.payload.items.filter(i, i > 0).size() > 1", True),
+        ("task.payload.items.exists_one(i, i > 0)", True),
+        ('task.type.matches("^invoice[.]")', False),
+        ("task.type.matches(task.payload.pattern)", True),
+        ('task.type.matches(r"^invoice")', True),
+        ('matches(task.type, "^invoice")', True),
+        ('task.type.matches("a") && task.type.matches(task.payload.pattern + "")', True),
+        ('task.type == "invoice" && task.payload.amount > 1000', False),
+        ("1 in task.payload.items", False),
+    ],
+)
+def test_what_runs_apart_is_every_rule_that_can_take_more_than_linear_time(when, runs_apart):
+    assert evaluator.runs_apart(when) is runs_apart
+
+
+def test_no_shipped_rule_runs_apart(shipped):
+    served = [
+        rule
+        for role in settings.ORCHESTRATOR_ROLES
+        if (active := services.active_profile(role))
+        for rule in active.rules
+    ]
+
+    assert served
+    assert [rule.id for rule in served if rule.runs_apart] == []
+
+
+ANSWERS = [
+    ("items.exists(i, i == 2)", {"items": [1, 2]}),
+    ("items.all(i, i == 2)", {"items": [1, 2]}),
+    ("items.map(i, i)", {"items": [1, 2]}),
+    ("items.exists(i, i.amount > 1)", {"items": [1, 2]}),
+    ("items.exists(i, missing == i)", {"items": [1]}),
+    ('items.exists(i, i == "1")', {"items": [1]}),
+    ("items.filter(i, i > 1).size() == 1", {"items": [1, 2]}),
+    ("size(items.filter(i, i > 9223372036854775806)) == 1", {"items": [9223372036854775807]}),
+    ("items.exists(i, i + 1 > 0)", {"items": [9223372036854775807]}),
+]
+
+
+def answer_in_process(when, variables):
+    try:
+        value = cel.compile(when).execute(cel.Context(variables))
+    except Exception as exc:
+        return ("error", str(exc))
+    return ("ok", value) if isinstance(value, bool) else ("error", f"'when' gave {type(value).__name__}, not a bool")
+
+
+def answer_apart(when, variables):
+    try:
+        return ("ok", evaluator.Evaluation(variables, seconds=10, memory_bytes=512 << 20).run(when))
+    except evaluator.RuleError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize(("when", "variables"), ANSWERS)
+def test_a_rule_run_apart_answers_as_the_engine_answers_in_process(when, variables):
+    assert answer_apart(when, variables) == answer_in_process(when, variables)
+
+
+def test_threads_each_get_their_own_answers():
+    failures = []
+
+    def ask(n):
+        for round_ in range(15):
+            items = [n, round_]
+            got = evaluator.Evaluation({"items": items}, seconds=10, memory_bytes=512 << 20).run(
+                f"items.exists(i, i == {n}) && items.all(i, i == {n} || i == {round_})"
+            )
+            if got is not True:
+                failures.append((n, round_, got))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+
+
+def test_a_forked_process_asks_a_child_of_its_own():
+    assert evaluator.Evaluation({"items": [1]}, seconds=10, memory_bytes=512 << 20).run("items.exists(i, i == 1)")
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the forked process; it reports through the pipe)
+        try:
+            answer = evaluator.Evaluation({"items": [2]}, seconds=10, memory_bytes=512 << 20).run(
+                "items.exists(i, i == 2)"
+            )
+            os.write(writable, b"yes" if answer is True else b"no")
+        finally:
+            os._exit(0)
+    os.close(writable)
+    os.waitpid(pid, 0)
+
+    assert os.read(readable, 3) == b"yes"
+    assert evaluator.Evaluation({"items": [3]}, seconds=10, memory_bytes=512 << 20).run("items.exists(i, i == 3)")
