@@ -92,10 +92,13 @@ class _Child:
     def _read(self, size: int, *, deadline: float) -> bytes:
         assert self.process.stdout is not None
         stream = self.process.stdout.fileno()
+        # poll, not select: select refuses a descriptor past 1,023, which a busy threaded worker reaches.
+        ready = select.poll()
+        ready.register(stream, select.POLLIN)
         data = b""
         while len(data) < size:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([stream], [], [], left)[0]:
+            if left <= 0 or not ready.poll(left * 1000):
                 raise EvaluationStopped("the evaluation ran past its deadline")
             chunk = os.read(stream, size - len(data))
             if not chunk:
@@ -152,7 +155,11 @@ class Evaluation:
                 child.bound_to = self.number
             matched: bool = self._answer(child.ask(("run", when), deadline=self.deadline))
             return matched
-        except EvaluationStopped:
+        except RuleError:
+            raise
+        except BaseException:
+            # Stopped, or interrupted mid-exchange (a signal, an error here): whatever it was doing,
+            # its pipe may still hold an answer the next check would read as its own.
             child.kill()
             _children.child = None
             raise

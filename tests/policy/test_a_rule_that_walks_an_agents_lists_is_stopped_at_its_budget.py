@@ -6,6 +6,7 @@ and nothing could interrupt it. A rule stopped is a policy.error naming the budg
 is evaluated as before."""
 
 import os
+import resource
 import threading
 
 import cel
@@ -172,3 +173,27 @@ def test_a_forked_process_asks_a_child_of_its_own():
 
     assert os.read(readable, 3) == b"yes"
     assert evaluator.Evaluation({"items": [3]}, seconds=10, memory_bytes=512 << 20).run("items.exists(i, i == 3)")
+
+
+def test_a_worker_holding_over_a_thousand_descriptors_still_asks_its_child():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"this machine allows {hard} open files; the test needs 1,200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    answers = []
+    try:
+        # A thread of its own has no child yet: the one it starts gets pipes past descriptor 1,100.
+        thread = threading.Thread(
+            target=lambda: answers.append(
+                evaluator.Evaluation({"items": [1]}, seconds=10, memory_bytes=512 << 20).run("items.exists(i, i == 1)")
+            )
+        )
+        thread.start()
+        thread.join()
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    assert answers == [True]
