@@ -38,6 +38,7 @@ from orchestrator.http.errors import Conflict
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
 from orchestrator.identity.roles import is_known_role, require_known_role
+from orchestrator.telemetry import metrics
 from policy import evaluator
 from policy.models import ALL_ROLES, ProfileVersion, RolePause
 from routing import services as routing
@@ -1004,6 +1005,7 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
                 matched = _engine(rule.program.execute, bindings)
         except evaluator.EvaluationStopped as exc:
             logger.warning("policy: rule %r of role %r stopped: %s", rule.id, profile.role, exc)
+            metrics.count_stopped_evaluation(profile.role)
             error = (
                 f"{exc}; a rule may take POLICY_EVALUATION_SECONDS ({settings.POLICY_EVALUATION_SECONDS:g} s) "
                 f"and POLICY_EVALUATION_MEMORY_MB ({settings.POLICY_EVALUATION_MEMORY_MB} MiB)"

@@ -79,6 +79,12 @@ approval_emails_refused = Counter(
     "refusing every message.",
     ["reason"],
 )
+policy_evaluations_stopped = Counter(
+    "orchestrator_policy_evaluations_stopped",
+    "Checks whose rule was stopped past POLICY_EVALUATION_SECONDS or POLICY_EVALUATION_MEMORY_MB (or whose "
+    "evaluator could not start), by the role whose profile holds it: each denied with a policy.error event.",
+    ["role"],
+)
 
 job_last_success = Gauge(
     "orchestrator_job_last_success_timestamp_seconds",
@@ -102,6 +108,12 @@ def count_refused_email(reason):
     """One approval email refused for `reason`: recipient, deferred or sender."""
     if enabled():
         approval_emails_refused.labels(reason=reason).inc()
+
+
+def count_stopped_evaluation(role):
+    """One check of `role`'s profile denied because its evaluator was stopped (policy/evaluator.py)."""
+    if enabled():
+        policy_evaluations_stopped.labels(role=role).inc()
 
 
 def observe_on_commit(histogram, value, **labels):

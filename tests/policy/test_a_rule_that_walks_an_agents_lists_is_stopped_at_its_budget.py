@@ -12,6 +12,7 @@ import threading
 import cel
 import pytest
 from django.conf import settings
+from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
 from policy import evaluator, services
@@ -39,14 +40,20 @@ def assert_denied_with_error(response, *words):
         assert word in error["error"], error["error"]
 
 
+def stopped(role):
+    return REGISTRY.get_sample_value("orchestrator_policy_evaluations_stopped_total", {"role": role}) or 0
+
+
 def test_a_rule_past_its_time_is_stopped_and_denies(finance, load_profile, settings):
     settings.POLICY_EVALUATION_SECONDS = 0.3
     load_profile(profile(PAIRS, effect="allow"))
+    stopped_before = stopped("finance")
 
     # 3,000 numbers: nine million pairs, seconds of the engine's time.
     response = route(finance, items=list(range(3000)))
 
     assert_denied_with_error(response, "ran past its deadline", "POLICY_EVALUATION_SECONDS (0.3 s)")
+    assert stopped("finance") == stopped_before + 1
 
 
 def test_a_rule_past_its_memory_is_stopped_and_denies(finance, load_profile, settings):
