@@ -349,8 +349,8 @@ POLICY_EVALUATION_SECONDS = env_float("POLICY_EVALUATION_SECONDS", 2.0)
 POLICY_EVALUATION_MEMORY_MB = env_int("POLICY_EVALUATION_MEMORY_MB", 512)
 if not 0.01 <= POLICY_EVALUATION_SECONDS <= 60:
     raise ImproperlyConfigured("POLICY_EVALUATION_SECONDS must be from 0.01 to 60")
-if not 128 <= POLICY_EVALUATION_MEMORY_MB <= 65536:
-    raise ImproperlyConfigured("POLICY_EVALUATION_MEMORY_MB must be from 128 to 65536")
+if not 256 <= POLICY_EVALUATION_MEMORY_MB <= 65536:
+    raise ImproperlyConfigured("POLICY_EVALUATION_MEMORY_MB must be from 256 to 65536")
 PROFILES_REQUIRE_SIGNATURE = env_bool("PROFILES_REQUIRE_SIGNATURE", False)
 # Base64 of the raw 32-byte Ed25519 public key that signs profile files (<file>.sig beside each).
 PROFILES_SIGNING_PUBLIC_KEY = env_str("PROFILES_SIGNING_PUBLIC_KEY", "")

@@ -1,51 +1,53 @@
 """A rule evaluated where it can be stopped: in a child process, within a deadline and a memory cap.
 
 The CEL engine holds the interpreter while it evaluates and cannot be interrupted. Most rules take
-time linear in the values they read, but a comprehension macro (`all`, `exists`, `exists_one`,
-`map`, `filter`) multiplies the work by the length of the list it walks at each level, and a list
-is what an agent sends: `a.exists(x, a.exists(y, x + y == 0))` over 1,000 numbers takes 0.4 s here,
-over the 100,000 a request may carry it takes over an hour, and five nested `exists` over 40 items
-took 20 s. Such a rule (`runs_apart`) is evaluated here instead, so that a slow or swelling one is
-killed and denies (the policy fails closed), rather than holding a worker until gunicorn's timeout.
+time linear in the values they read, but a comprehension macro (`all`, `exists`, `existsOne`, `map`,
+`filter`) multiplies the work by the length of the list it walks at each level, and a list is what
+an agent sends: `a.exists(x, a.exists(y, x + y == 0))` over 1,000 numbers takes 0.4 s here, over the
+100,000 a request may carry over an hour. Such a rule (APART, as policy.services._placement reads
+its text) is evaluated here instead, so that a slow or swelling one is killed and denies (the policy
+fails closed), rather than holding a worker until gunicorn's timeout.
 
 Each thread keeps one child, started when a check first needs it and reused by the next checks;
 one that overran is killed, and the next check starts another. A child is a fresh interpreter
 running this file as its program: this module imports nothing of the project (no Django), only the
-engine and the standard library, so that the child starts in about a third of a second.
+engine, orjson and the standard library, so that the child starts in about a third of a second.
 """
 
 import os
 import pickle
-import re
 import select
 import struct
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from itertools import count
 from typing import Any
 
+import orjson
+
 _HEADER = struct.Struct(">I")
-# A child's start (an interpreter, the engine's import: about 0.3 s) is not the rule's time; it has
-# this long, then the check's deadline begins.
-START_SECONDS = 30.0
-# The names the engine expands as comprehension macros, as whole words anywhere in the text: inside
-# a string or a comment too, and as a field's name, since the text is not parsed here. A rule
-# that mentions one needlessly only pays for the child's round trip.
-_MACRO = re.compile(r"\b(?:all|exists|exists_one|map|filter)\b")
-# `matches` is linear in the text it searches when its pattern is a literal of the rule's; a pattern
-# taken from the variables can be as long as the text. Only the plainest literal counts: a one-line
-# string, no prefix, no triple quotes, escapes read as the engine reads a string that compiles.
-_MATCHES = re.compile(r"\bmatches\b")
-_MATCHES_A_LITERAL = re.compile(r"""\.matches\(\s*(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\s*\)""")
+# A child's start (an interpreter, the engine's import: about 0.3 s) and a check's variables sent to
+# it (linear in the request, which MAX_REQUEST_BODY_BYTES bounds: up to a second or two for a MiB of
+# tiny values on a busy host) are not the rules' time; each may take this long, then the check's
+# deadline begins.
+SETUP_SECONDS = 30.0
+# Where a rule is evaluated (policy.services._placement decides, from its text).
+IN_WORKER, APART, APART_IF_LARGE = "worker", "apart", "apart if large"
+# Variables past this many bytes of JSON send an APART_IF_LARGE rule here: a literal pattern is linear
+# in the text it searches, but its constant can be seconds per MB (0.1 s at this size).
+LARGE_BYTES = 64 * 1024
 
 
-def runs_apart(when: str) -> bool:
-    """Whether a rule may take more than linear time in its variables, and so is evaluated here."""
-    if _MACRO.search(when):
+def is_large(variables: dict[str, Any]) -> bool:
+    """Whether `variables` are past LARGE_BYTES written as JSON (or cannot be written so: then they
+    are taken for large)."""
+    try:
+        return len(orjson.dumps(variables, option=orjson.OPT_NON_STR_KEYS)) > LARGE_BYTES
+    except TypeError:
         return True
-    return len(_MATCHES.findall(when)) != len(_MATCHES_A_LITERAL.findall(when))
 
 
 class EvaluationStopped(Exception):
@@ -59,20 +61,24 @@ class RuleError(Exception):
 
 
 class _Child:
-    """One evaluator process and the pipes to it."""
+    """One evaluator process and the pipes to it. kill() ends it (and is called when it is dropped)."""
 
     def __init__(self, *, memory_bytes: int) -> None:
         self.owner = os.getpid()
+        self.memory_bytes = memory_bytes
         self.process = subprocess.Popen(
             # -I: nothing from the environment or the working directory is imported before the engine.
             [sys.executable, "-I", __file__, str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        # Ended with its thread too: dropped without this, a running child is kept by subprocess (its
+        # Popen in subprocess._active, with its stdin open) and never reads the end of its input.
+        self.kill = weakref.finalize(self, _end, self.process, self.owner)
         # The Evaluation whose variables the child holds.
         self.bound_to: int | None = None
         try:
-            self.ask(("ping", None), deadline=time.monotonic() + START_SECONDS)
+            self.ask(("ping", None), deadline=time.monotonic() + SETUP_SECONDS)
         except EvaluationStopped:
             self.kill()
             raise
@@ -106,12 +112,16 @@ class _Child:
             data += chunk
         return data
 
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+
+def _end(process: subprocess.Popen[bytes], owner: int) -> None:
+    # In a process forked from the owner only the inherited pipes are this process's to close: the
+    # child serves the owner, which may be asking it now.
+    if os.getpid() == owner:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 _children = threading.local()
@@ -121,6 +131,9 @@ def _child(*, memory_bytes: int) -> _Child:
     """This thread's child, started if it has none. A process forked from one that had a child (a
     celery pool, say) starts its own: the pipes it inherited are its parent's."""
     child: _Child | None = getattr(_children, "child", None)
+    if child is not None and child.owner == os.getpid() and child.memory_bytes != memory_bytes:
+        child.kill()  # its cap is set when it starts
+        child = None
     if child is None or child.owner != os.getpid() or child.process.poll() is not None:
         child = _children.child = _Child(memory_bytes=memory_bytes)
     return child
@@ -146,13 +159,13 @@ class Evaluation:
             child = _child(memory_bytes=self.memory_bytes)
         except OSError as exc:
             raise EvaluationStopped(f"the evaluator process could not start: {exc}") from None
-        if self.deadline is None:
-            self.deadline = time.monotonic() + self.seconds
         try:
             if child.bound_to != self.number:
                 child.bound_to = None
-                self._answer(child.ask(("bind", self.variables), deadline=self.deadline))
+                self._answer(child.ask(("bind", self.variables), deadline=time.monotonic() + SETUP_SECONDS))
                 child.bound_to = self.number
+            if self.deadline is None:
+                self.deadline = time.monotonic() + self.seconds
             matched: bool = self._answer(child.ask(("run", when), deadline=self.deadline))
             return matched
         except RuleError:

@@ -194,9 +194,9 @@ class Rule:
     # `task` is not asked about tool calls, nor one about `action` about routes.
     contexts: frozenset[str]
     when: str = ""
-    # A rule that may take more than linear time in the variables (a comprehension macro, a pattern
-    # taken from them) is evaluated in a child process that can be stopped (policy/evaluator.py).
-    runs_apart: bool = False
+    # Where it is evaluated (_placement): a rule that may take more than linear time in the variables
+    # (a comprehension macro, a pattern taken from them) runs in a child process that can be stopped.
+    placement: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,6 +325,63 @@ def _negates_an_expression(source: str) -> bool:
         if following is None or following[0] != "number":
             return True
     return False
+
+
+# Calls whose time is linear in their arguments, measured on this engine: conversions, the string
+# tests, the timestamp parts, `has`. A rule calling only these (and `matches` with a literal pattern)
+# is evaluated in the worker; any other call, a comprehension macro above all (`exists`, `existsOne`,
+# `map`, ...: each walks a list an agent sent), sends it to the evaluator (policy/evaluator.py).
+# A name that is not here is taken for one that may not be linear: the list is what is known.
+_LINEAR_CALLS = frozenset(
+    {
+        "size", "contains", "startsWith", "endsWith", "has", "dyn", "type",
+        "string", "int", "uint", "double", "bytes", "bool", "timestamp", "duration",
+        "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
+        "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+    }
+)  # fmt: skip
+# What may stand before a '(' that opens a group rather than a call.
+_GROUP_OPENS_AFTER = frozenset("([{,!-+*/%<>=&|?:")
+
+
+def _placement(source: str) -> str:
+    """Where a rule is evaluated: evaluator.IN_WORKER when its time is linear in the variables with a
+    small constant; evaluator.APART_IF_LARGE when it calls `matches` with literal patterns only (linear,
+    but a class such as `[\\w.+-]{1,64}` costs seconds per MB, measured); evaluator.APART otherwise, or
+    when its text cannot be read surely enough to tell.
+
+    The calls are read from the tokens (_CEL_TOKENS): a name, then '(' past spaces and comments. The
+    reading is checked by the engine, as _negates_an_expression checks it: with every '(' inside what
+    it takes for a string, and every comment's text, made '~' (no CEL token), the rule must still
+    compile. Had a string or comment been misread, a '~' would land in code; the rule then runs apart."""
+    tokens = [(match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source)]
+    masked = "".join(
+        text.replace("(", "~") if kind == "string" else "//" + "~" * (len(text) - 2) if kind == "comment" else text
+        for kind, text in tokens
+    )
+    if masked != source:
+        try:
+            _engine(cel.compile, masked)
+        except Exception:
+            return evaluator.APART
+    significant = [(kind, text) for kind, text in tokens if kind not in ("space", "comment")]
+    placement = evaluator.IN_WORKER
+    for index, (kind, text) in enumerate(significant):
+        if kind != "operator" or text != "(" or index == 0:
+            continue
+        before_kind, before = significant[index - 1]
+        if (before_kind == "operator" and before in _GROUP_OPENS_AFTER) or (before_kind, before) == ("name", "in"):
+            continue
+        if before_kind != "name":
+            return evaluator.APART  # a '(' after a string, a number, a '.', a ')' ...: not read surely
+        if before == "matches":
+            literal = [kind for kind, _ in significant[index + 1 : index + 3]] == ["string", "operator"]
+            if not literal or significant[index + 2][1] != ")" or index < 2 or significant[index - 2][1] != ".":
+                return evaluator.APART  # a pattern taken from the variables is as long as the text
+            placement = evaluator.APART_IF_LARGE
+        elif before not in _LINEAR_CALLS:
+            return evaluator.APART
+    return placement
 
 
 # Operators of two characters: the first counted one link, the second adds none ('&&' and '||' end the chain).
@@ -490,7 +547,7 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         expires_in=expires_in,
         contexts=_rule_contexts(program),
         when=when,
-        runs_apart=evaluator.runs_apart(when),
+        placement=_placement(when),
     )
     return normalized, rule
 
@@ -992,9 +1049,12 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
             DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
         )
     apart: evaluator.Evaluation | None = None
+    large: bool | None = None
     for rule in rules:
+        if rule.placement == evaluator.APART_IF_LARGE and large is None:
+            large = evaluator.is_large(variables)
         try:
-            if rule.runs_apart:
+            if rule.placement == evaluator.APART or (rule.placement == evaluator.APART_IF_LARGE and large):
                 apart = apart or evaluator.Evaluation(
                     variables,
                     seconds=settings.POLICY_EVALUATION_SECONDS,

@@ -5,6 +5,7 @@ the worker for as long as the rule ran (two nested `exists` over 100,000 numbers
 and nothing could interrupt it. A rule stopped is a policy.error naming the budget; the next check
 is evaluated as before."""
 
+import gc
 import os
 import resource
 import threading
@@ -76,28 +77,41 @@ def test_the_check_after_a_stopped_one_is_evaluated_as_before(finance, load_prof
     assert denied.status_code == 403 and denied.json()["detail"] == "Walked."
 
 
+APART, IN_WORKER, IF_LARGE = evaluator.APART, evaluator.IN_WORKER, evaluator.APART_IF_LARGE
+
+
 @pytest.mark.parametrize(
-    ("when", "runs_apart"),
+    ("when", "placement"),
     [
-        (PAIRS, True),
-        ("task.payload.items.all(i, i > 0)", True),
-        ("[1, 2].map(i, i * 2) == [2, 4]", True),
-        ("task.payload.items.filter(i, i > 0).size() > 1", True),
-        ("task.payload.items.exists_one(i, i > 0)", True),
-        ('task.type.matches("^invoice[.]")', False),
-        ("task.type.matches(task.payload.pattern)", True),
-        ('task.type.matches(r"^invoice")', True),
-        ('matches(task.type, "^invoice")', True),
-        ('task.type.matches("a") && task.type.matches(task.payload.pattern + "")', True),
-        ('task.type == "invoice" && task.payload.amount > 1000', False),
-        ("1 in task.payload.items", False),
+        (PAIRS, APART),
+        ("task.payload.items.all(i, i > 0)", APART),
+        ("[1, 2].map(i, i * 2) == [2, 4]", APART),
+        ("task.payload.items.filter(i, i > 0).size() > 1", APART),
+        ("task.payload.items.exists_one(i, i > 0)", APART),
+        # The engine's other spelling of exists_one (found by an outside review).
+        ("task.payload.items.existsOne(i, i > 0)", APART),
+        ("task.payload.items.exists // a comment\n (i, i > 0)", APART),
+        ("task.payload.items.exists\t(i, i > 0)", APART),
+        ("task.payload.items.someMacroOfALaterEngine(i, i > 0)", APART),
+        ('"// not a comment" == task.type || task.payload.items.exists(i, i > 0)', APART),
+        ("task.type.matches(task.payload.pattern)", APART),
+        ('matches(task.type, "^invoice")', APART),
+        ('task.type.matches("a") && task.type.matches(task.payload.pattern + "")', APART),
+        ('task.type.matches("^invoice[.]")', IF_LARGE),
+        ('task.type.matches(r"^invoice(s)?")', IF_LARGE),
+        ('task.type.matches( // the pattern\n "^invoice" )', IF_LARGE),
+        ('task.type == "invoice" && task.payload.amount > 1000', IN_WORKER),
+        ('task.type == "exists(" && task.payload.note == "map(x, x)"', IN_WORKER),
+        ("1 in (task.payload.items)", IN_WORKER),
+        ("size (task.payload.items) > 0 && (task.payload.amount + 1) * 2 > 0", IN_WORKER),
+        ('double(task.payload.amount) > 1.0 && task.type.startsWith("inv")', IN_WORKER),
     ],
 )
-def test_what_runs_apart_is_every_rule_that_can_take_more_than_linear_time(when, runs_apart):
-    assert evaluator.runs_apart(when) is runs_apart
+def test_a_rule_runs_apart_unless_every_call_it_makes_is_known_to_be_linear(when, placement):
+    assert services._placement(when) == placement
 
 
-def test_no_shipped_rule_runs_apart(shipped):
+def test_no_shipped_rule_runs_apart_for_a_request_of_ordinary_size(shipped):
     served = [
         rule
         for role in settings.ORCHESTRATOR_ROLES
@@ -106,7 +120,16 @@ def test_no_shipped_rule_runs_apart(shipped):
     ]
 
     assert served
-    assert [rule.id for rule in served if rule.runs_apart] == []
+    assert [rule.id for rule in served if rule.placement == APART] == []
+
+
+def test_a_literal_pattern_over_a_large_text_is_stopped_at_the_budget(finance, load_profile, settings):
+    settings.POLICY_EVALUATION_SECONDS = 0.05
+    load_profile(profile('task.payload.text.matches("[\\\\w.+-]{1,64}@example[.]com")', effect="allow"))
+
+    assert route(finance, text="someone@example.com").status_code == 202
+    # 600 kB the class walks: about a second of the engine's time.
+    assert_denied_with_error(route(finance, text="a" * 600_000), "ran past its deadline")
 
 
 ANSWERS = [
@@ -204,3 +227,30 @@ def test_a_worker_holding_over_a_thousand_descriptors_still_asks_its_child():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
     assert answers == [True]
+
+
+def test_a_threads_child_ends_with_the_thread():
+    children = []
+
+    def ask():
+        evaluator.Evaluation({"items": [1]}, seconds=10, memory_bytes=512 << 20).run("items.exists(i, i == 1)")
+        children.append(evaluator._children.child.process.pid)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    del thread
+    gc.collect()
+
+    # Reaped: kept running (and unreaped) it would still take a signal.
+    with pytest.raises(ProcessLookupError):
+        os.kill(children[0], 0)
+
+
+def test_a_new_memory_cap_is_the_one_the_next_check_runs_under():
+    variables = {"items": list(range(40)), "text": "t" * 3_000_000}
+    swelling = "items.map(i, text + text).size() > 0"  # 40 copies of 6 MB: 240 MB
+
+    assert evaluator.Evaluation(variables, seconds=20, memory_bytes=1024 << 20).run(swelling)
+    with pytest.raises(evaluator.EvaluationStopped, match="died"):
+        evaluator.Evaluation(variables, seconds=20, memory_bytes=256 << 20).run(swelling)
