@@ -35,10 +35,13 @@ _HEADER = struct.Struct(">I")
 # deadline begins.
 SETUP_SECONDS = 30.0
 # Where a rule is evaluated (policy.services._placement decides, from its text).
-IN_WORKER, APART, APART_IF_LARGE = "worker", "apart", "apart if large"
-# Variables past this many bytes of JSON send an APART_IF_LARGE rule here: a literal pattern is linear
-# in the text it searches, but its constant can be seconds per MB (0.1 s at this size).
-LARGE_BYTES = 64 * 1024
+APART, APART_IF_LARGE = "apart", "apart if large"
+# Variables past this many bytes of JSON send every rule here. A rule of linear calls is linear in them,
+# but its constant can be large: this engine copies a map to read a field of it (a reference to
+# `task.payload.path` beside a MB of other keys costs up to 60 ms, and a deny-list names it forty
+# times), and a literal pattern such as `\w{1,200}z` costs seconds per MB (both measured by an
+# outside review). Below this, about 0.1 s at worst.
+LARGE_BYTES = 16 * 1024
 
 
 def is_large(variables: dict[str, Any]) -> bool:

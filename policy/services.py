@@ -268,8 +268,8 @@ def _rule_contexts(program: Any) -> frozenset[str]:
 # string here while the engine, refusing the escape, parsed the brackets after it as code, past the
 # bounds below, and crashed (found by an outside review). What is not surely a string is read as code,
 # which can only count more.
-_CEL_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|x[0-9a-fA-F]{2}|[0-3][0-7]{2}|u(?![dD][89a-fA-F])[0-9a-fA-F]{4}|U00(?:0[0-9a-fA-F]|10)[0-9a-fA-F]{4})"
-_CEL_BYTES_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|x[0-9a-fA-F]{2}|[0-3][0-7]{2})"
+_CEL_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|[xX][0-9a-fA-F]{2}|[0-3][0-7]{2}|u(?![dD][89a-fA-F])[0-9a-fA-F]{4}|U00(?:0[0-9a-fA-F]|10)[0-9a-fA-F]{4})"
+_CEL_BYTES_ESCAPE = r"\\(?:[abfnrtv\\?\"'`]|[xX][0-9a-fA-F]{2}|[0-3][0-7]{2})"
 
 
 def _cel_quoted(escape: str) -> str:
@@ -345,27 +345,33 @@ _GROUP_OPENS_AFTER = frozenset("([{,!-+*/%<>=&|?:")
 
 
 def _placement(source: str) -> str:
-    """Where a rule is evaluated: evaluator.IN_WORKER when its time is linear in the variables with a
-    small constant; evaluator.APART_IF_LARGE when it calls `matches` with literal patterns only (linear,
-    but a class such as `[\\w.+-]{1,64}` costs seconds per MB, measured); evaluator.APART otherwise, or
-    when its text cannot be read surely enough to tell.
+    """Where a rule is evaluated: evaluator.APART_IF_LARGE (in the worker while the check's variables
+    are small) when every call it makes is linear in its arguments (_LINEAR_CALLS, and `matches` with a
+    literal pattern); evaluator.APART (always in the evaluator) otherwise, or when its text cannot be
+    read surely enough to tell.
 
     The calls are read from the tokens (_CEL_TOKENS): a name, then '(' past spaces and comments. The
-    reading is checked by the engine, as _negates_an_expression checks it: with every '(' inside what
-    it takes for a string, and every comment's text, made '~' (no CEL token), the rule must still
-    compile. Had a string or comment been misread, a '~' would land in code; the rule then runs apart."""
+    reading is checked twice. A quote, a backslash or a backtick read as an operator is a string the
+    tokenizer did not take for one (no CEL code has them). And the engine compiles a copy with every
+    '(' inside what the tokenizer takes for a string, and every comment's text, made '~' (no CEL
+    token): the copy must compile and read the same variables and functions as the rule. A comment
+    the engine takes for part of a string it reads past (`\\X41`, an escape the tokenizer once lacked,
+    hid the code after it so: an outside review) leaves code out of the copy, and so changes them."""
     tokens = [(match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source)]
+    if any(kind == "operator" and text in ('"', "'", "\\", "`") for kind, text in tokens):
+        return evaluator.APART
     masked = "".join(
         text.replace("(", "~") if kind == "string" else "//" + "~" * (len(text) - 2) if kind == "comment" else text
         for kind, text in tokens
     )
     if masked != source:
         try:
-            _engine(cel.compile, masked)
+            original, copy = _engine(cel.compile, source), _engine(cel.compile, masked)
+            if _engine(copy.references) != _engine(original.references):
+                return evaluator.APART
         except Exception:
             return evaluator.APART
     significant = [(kind, text) for kind, text in tokens if kind not in ("space", "comment")]
-    placement = evaluator.IN_WORKER
     for index, (kind, text) in enumerate(significant):
         if kind != "operator" or text != "(" or index == 0:
             continue
@@ -378,10 +384,9 @@ def _placement(source: str) -> str:
             literal = [kind for kind, _ in significant[index + 1 : index + 3]] == ["string", "operator"]
             if not literal or significant[index + 2][1] != ")" or index < 2 or significant[index - 2][1] != ".":
                 return evaluator.APART  # a pattern taken from the variables is as long as the text
-            placement = evaluator.APART_IF_LARGE
         elif before not in _LINEAR_CALLS:
             return evaluator.APART
-    return placement
+    return evaluator.APART_IF_LARGE
 
 
 # Operators of two characters: the first counted one link, the second adds none ('&&' and '||' end the chain).
@@ -1051,10 +1056,10 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     apart: evaluator.Evaluation | None = None
     large: bool | None = None
     for rule in rules:
-        if rule.placement == evaluator.APART_IF_LARGE and large is None:
+        if rule.placement != evaluator.APART and large is None:
             large = evaluator.is_large(variables)
         try:
-            if rule.placement == evaluator.APART or (rule.placement == evaluator.APART_IF_LARGE and large):
+            if rule.placement == evaluator.APART or large:
                 apart = apart or evaluator.Evaluation(
                     variables,
                     seconds=settings.POLICY_EVALUATION_SECONDS,

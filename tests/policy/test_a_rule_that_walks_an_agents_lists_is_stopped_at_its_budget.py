@@ -77,7 +77,7 @@ def test_the_check_after_a_stopped_one_is_evaluated_as_before(finance, load_prof
     assert denied.status_code == 403 and denied.json()["detail"] == "Walked."
 
 
-APART, IN_WORKER, IF_LARGE = evaluator.APART, evaluator.IN_WORKER, evaluator.APART_IF_LARGE
+APART, IF_LARGE = evaluator.APART, evaluator.APART_IF_LARGE
 
 
 @pytest.mark.parametrize(
@@ -88,6 +88,9 @@ APART, IN_WORKER, IF_LARGE = evaluator.APART, evaluator.IN_WORKER, evaluator.APA
         ("[1, 2].map(i, i * 2) == [2, 4]", APART),
         ("task.payload.items.filter(i, i > 0).size() > 1", APART),
         ("task.payload.items.exists_one(i, i > 0)", APART),
+        # A comment the engine reads as part of a string, hiding the code after it (outside review).
+        ('"""\\X41 //""" + string(size(task.payload.items.filter(x, x > 0))) + """\n""" == ""', APART),
+        ('task.type in"""//""" || size(task.payload.items.filter(x, x > 0)) < 0 || """\n""" == ""', APART),
         # The engine's other spelling of exists_one (found by an outside review).
         ("task.payload.items.existsOne(i, i > 0)", APART),
         ("task.payload.items.exists // a comment\n (i, i > 0)", APART),
@@ -100,11 +103,11 @@ APART, IN_WORKER, IF_LARGE = evaluator.APART, evaluator.IN_WORKER, evaluator.APA
         ('task.type.matches("^invoice[.]")', IF_LARGE),
         ('task.type.matches(r"^invoice(s)?")', IF_LARGE),
         ('task.type.matches( // the pattern\n "^invoice" )', IF_LARGE),
-        ('task.type == "invoice" && task.payload.amount > 1000', IN_WORKER),
-        ('task.type == "exists(" && task.payload.note == "map(x, x)"', IN_WORKER),
-        ("1 in (task.payload.items)", IN_WORKER),
-        ("size (task.payload.items) > 0 && (task.payload.amount + 1) * 2 > 0", IN_WORKER),
-        ('double(task.payload.amount) > 1.0 && task.type.startsWith("inv")', IN_WORKER),
+        ('task.type == "invoice" && task.payload.amount > 1000', IF_LARGE),
+        ('task.type == "exists(" && task.payload.note == "map(x, x)"', IF_LARGE),
+        ("1 in (task.payload.items)", IF_LARGE),
+        ("size (task.payload.items) > 0 && (task.payload.amount + 1) * 2 > 0", IF_LARGE),
+        ('double(task.payload.amount) > 1.0 && task.type.startsWith("inv")', IF_LARGE),
     ],
 )
 def test_a_rule_runs_apart_unless_every_call_it_makes_is_known_to_be_linear(when, placement):
@@ -121,6 +124,24 @@ def test_no_shipped_rule_runs_apart_for_a_request_of_ordinary_size(shipped):
 
     assert served
     assert [rule.id for rule in served if rule.placement == APART] == []
+
+
+DENY_LIST = " || ".join(f'task.payload.path.startsWith("/secret{n}/")' for n in range(40))
+
+
+def test_every_rule_runs_apart_once_the_variables_are_large(finance, load_profile, settings, monkeypatch):
+    """This engine copies a map to read a field of it: forty reads of `task.payload.path` beside a MB of
+    other keys took 2.1 s in the worker (an outside review)."""
+    settings.POLICY_EVALUATION_SECONDS = 0.3
+    load_profile(profile(DENY_LIST))
+    assert services._placement(DENY_LIST) == IF_LARGE
+    with monkeypatch.context() as small:
+        small.setattr(evaluator, "Evaluation", None)  # a small request never reaches the evaluator
+        assert route(finance, path="/srv/ok", other={"note": "x" * 1000}).status_code == 202
+
+    response = route(finance, path="/srv/ok", other={str(n): 1 for n in range(85_000)})
+
+    assert_denied_with_error(response, "ran past its deadline")
 
 
 def test_a_literal_pattern_over_a_large_text_is_stopped_at_the_budget(finance, load_profile, settings):
