@@ -1047,19 +1047,20 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     rules = [rule for rule in profile.rules if context in rule.contexts]
     if not rules:
         return Decision("", None, "", **common)
-    try:
-        bindings = _engine(cel.Context, variables)
-    except Exception as exc:  # values the engine cannot take: no rule can be asked, so none may allow
-        return Decision(
-            DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
-        )
-    apart: evaluator.Evaluation | None = None
-    large: bool | None = None
-    for rule in rules:
-        if rule.placement != evaluator.APART and large is None:
-            large = evaluator.is_large(variables)
+    # Rules of linear calls run here while the variables are small; the others, and all of them past
+    # that, in the evaluator (policy/evaluator.py), which converts the variables itself.
+    in_worker = any(rule.placement != evaluator.APART for rule in rules) and not evaluator.is_large(variables)
+    if in_worker:
         try:
-            if rule.placement == evaluator.APART or large:
+            bindings = _engine(cel.Context, variables)
+        except Exception as exc:  # values the engine cannot take: no rule can be asked, so none may allow
+            return Decision(
+                DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
+            )
+    apart: evaluator.Evaluation | None = None
+    for rule in rules:
+        try:
+            if rule.placement == evaluator.APART or not in_worker:
                 apart = apart or evaluator.Evaluation(
                     variables,
                     seconds=settings.POLICY_EVALUATION_SECONDS,
