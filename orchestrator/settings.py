@@ -345,7 +345,7 @@ POLICY_DEFAULT_PROFILES_DIR = env_str("POLICY_DEFAULT_PROFILES_DIR", str(BASE_DI
 # A rule that may take more than linear time in what an agent sends (a comprehension macro) runs in a
 # child process, killed past this many seconds for one check's rules or past this much memory; the
 # check then denies (policy/evaluator.py, docs/policy.md).
-POLICY_EVALUATION_SECONDS = env_float("POLICY_EVALUATION_SECONDS", 2.0)
+POLICY_EVALUATION_SECONDS = env_float("POLICY_EVALUATION_SECONDS", 5.0)
 POLICY_EVALUATION_MEMORY_MB = env_int("POLICY_EVALUATION_MEMORY_MB", 512)
 if not 0.01 <= POLICY_EVALUATION_SECONDS <= 60:
     raise ImproperlyConfigured("POLICY_EVALUATION_SECONDS must be from 0.01 to 60")

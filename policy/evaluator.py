@@ -30,10 +30,11 @@ import orjson
 
 _HEADER = struct.Struct(">I")
 # A child's start (an interpreter, the engine's import: about 0.3 s) and a check's variables sent to
-# it (linear in the request, which MAX_REQUEST_BODY_BYTES bounds: up to a second or two for a MiB of
-# tiny values on a busy host) are not the rules' time; each may take this long, then the check's
-# deadline begins.
-SETUP_SECONDS = 30.0
+# it (linear in the request, which MAX_REQUEST_BODY_BYTES bounds: 0.4 to 0.9 s for a MiB of tiny
+# values, measured) are not the rules' time; each may take this long, then the check's deadline
+# begins. Well under gunicorn's 30 s timeout, so that a setup that overruns is a denial on record,
+# not a worker killed mid-request.
+SETUP_SECONDS = 10.0
 # Where a rule is evaluated (policy.services._placement decides, from its text).
 APART, APART_IF_LARGE = "apart", "apart if large"
 # Variables past this many bytes of JSON send every rule here. A rule of linear calls is linear in them,
@@ -71,7 +72,7 @@ class _Child:
         self.memory_bytes = memory_bytes
         self.process = subprocess.Popen(
             # -I: nothing from the environment or the working directory is imported before the engine.
-            [sys.executable, "-I", __file__, str(memory_bytes)],
+            [sys.executable, "-I", __file__, str(memory_bytes), str(self.owner)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -81,12 +82,12 @@ class _Child:
         # The Evaluation whose variables the child holds.
         self.bound_to: int | None = None
         try:
-            self.ask(("ping", None), deadline=time.monotonic() + SETUP_SECONDS)
+            self.ask(("ping", None), deadline=time.monotonic() + SETUP_SECONDS, stage="the evaluator's start")
         except EvaluationStopped:
             self.kill()
             raise
 
-    def ask(self, request: tuple[Any, ...], *, deadline: float) -> tuple[str, Any]:
+    def ask(self, request: tuple[Any, ...], *, deadline: float, stage: str = "the evaluation") -> tuple[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
         message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         try:
@@ -94,11 +95,18 @@ class _Child:
             self.process.stdin.flush()
         except OSError:
             raise EvaluationStopped("the evaluator process had died") from None
-        header = self._read(_HEADER.size, deadline=deadline)
-        answer: tuple[str, Any] = pickle.loads(self._read(_HEADER.unpack(header)[0], deadline=deadline))
+        header = self._read(_HEADER.size, deadline=deadline, stage=stage)
+        answer: tuple[str, Any] = pickle.loads(self._read(_HEADER.unpack(header)[0], deadline=deadline, stage=stage))
         return answer
 
-    def _read(self, size: int, *, deadline: float) -> bytes:
+    def tell(self, request: tuple[Any, ...]) -> None:
+        """Send `request`, which the child does not answer."""
+        assert self.process.stdin is not None
+        message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        self.process.stdin.write(_HEADER.pack(len(message)) + message)
+        self.process.stdin.flush()
+
+    def _read(self, size: int, *, deadline: float, stage: str) -> bytes:
         assert self.process.stdout is not None
         stream = self.process.stdout.fileno()
         # poll, not select: select refuses a descriptor past 1,023, which a busy threaded worker reaches.
@@ -108,7 +116,7 @@ class _Child:
         while len(data) < size:
             left = deadline - time.monotonic()
             if left <= 0 or not ready.poll(left * 1000):
-                raise EvaluationStopped("the evaluation ran past its deadline")
+                raise EvaluationStopped(f"{stage} ran past its deadline")
             chunk = os.read(stream, size - len(data))
             if not chunk:
                 raise EvaluationStopped("the evaluator process died (its memory cap, or a crash)")
@@ -165,7 +173,8 @@ class Evaluation:
         try:
             if child.bound_to != self.number:
                 child.bound_to = None
-                self._answer(child.ask(("bind", self.variables), deadline=time.monotonic() + SETUP_SECONDS))
+                bind = ("bind", self.variables)
+                self._answer(child.ask(bind, deadline=time.monotonic() + SETUP_SECONDS, stage="sending the variables"))
                 child.bound_to = self.number
             if self.deadline is None:
                 self.deadline = time.monotonic() + self.seconds
@@ -180,6 +189,19 @@ class Evaluation:
             _children.child = None
             raise
 
+    def close(self) -> None:
+        """The check is decided: the child lets go of its variables (up to a MiB of an agent's data,
+        several times over once converted) rather than hold them until the thread's next check."""
+        child: _Child | None = getattr(_children, "child", None)
+        if child is None or child.bound_to != self.number:
+            return
+        try:
+            child.tell(("unbind", None))
+            child.bound_to = None
+        except OSError:
+            child.kill()
+            _children.child = None
+
     @staticmethod
     def _answer(answer: tuple[str, Any]) -> Any:
         kind, value = answer
@@ -193,10 +215,22 @@ class Evaluation:
 # --- The child ------------------------------------------------------------------------------------
 
 
-def _serve(memory_bytes: int) -> None:
+def _serve(memory_bytes: int, parent: int) -> None:
+    import ctypes
     import resource
+    import signal
 
     import cel
+
+    # Killed by the kernel when the thread that started it ends, should its process die without
+    # ending it (a worker SIGKILLed by gunicorn or the OOM killer): otherwise it would run its rule on
+    # to the end, under PID 1. PR_SET_PDEATHSIG is 1; Linux only, as the deployment is.
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        return
 
     # After the imports, which the cap does not concern: it is for what a rule builds.
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -206,6 +240,9 @@ def _serve(memory_bytes: int) -> None:
     while header := requests.read(_HEADER.size):
         kind, value = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
         try:
+            if kind == "unbind":
+                bindings = None
+                continue
             if kind == "ping":
                 answer: tuple[str, Any] = ("ok", None)
             elif kind == "bind":
@@ -230,4 +267,4 @@ def _serve(memory_bytes: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))

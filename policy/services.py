@@ -1058,38 +1058,46 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
                 DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
             )
     apart: evaluator.Evaluation | None = None
-    for rule in rules:
-        try:
-            if rule.placement == evaluator.APART or not in_worker:
-                apart = apart or evaluator.Evaluation(
-                    variables,
-                    seconds=settings.POLICY_EVALUATION_SECONDS,
-                    memory_bytes=settings.POLICY_EVALUATION_MEMORY_MB * 1024 * 1024,
+    try:
+        for rule in rules:
+            try:
+                if rule.placement == evaluator.APART or not in_worker:
+                    apart = apart or evaluator.Evaluation(
+                        variables,
+                        seconds=settings.POLICY_EVALUATION_SECONDS,
+                        memory_bytes=settings.POLICY_EVALUATION_MEMORY_MB * 1024 * 1024,
+                    )
+                    matched = apart.run(rule.when)
+                else:
+                    matched = _engine(rule.program.execute, bindings)
+            except evaluator.EvaluationStopped as exc:
+                logger.warning("policy: rule %r of role %r stopped: %s", rule.id, profile.role, exc)
+                metrics.count_stopped_evaluation(profile.role)
+                error = (
+                    f"{exc}; a check's rules may take POLICY_EVALUATION_SECONDS "
+                    f"({settings.POLICY_EVALUATION_SECONDS:g} s) after the evaluator's setup (at most "
+                    f"{evaluator.SETUP_SECONDS:g} s) and POLICY_EVALUATION_MEMORY_MB "
+                    f"({settings.POLICY_EVALUATION_MEMORY_MB} MiB)"
                 )
-                matched = apart.run(rule.when)
-            else:
-                matched = _engine(rule.program.execute, bindings)
-        except evaluator.EvaluationStopped as exc:
-            logger.warning("policy: rule %r of role %r stopped: %s", rule.id, profile.role, exc)
-            metrics.count_stopped_evaluation(profile.role)
-            error = (
-                f"{exc}; a rule may take POLICY_EVALUATION_SECONDS ({settings.POLICY_EVALUATION_SECONDS:g} s) "
-                f"and POLICY_EVALUATION_MEMORY_MB ({settings.POLICY_EVALUATION_MEMORY_MB} MiB)"
-            )
-            return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
-        except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
-            return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common)
-        if not isinstance(matched, bool):
-            error = f"'when' gave {type(matched).__name__}, not a bool"
-            return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
-        if not matched:
-            continue
-        if rule.effect == DENY:
-            return Decision(DENY, rule.id, rule.reason or f"Denied by rule {rule.id!r}.", **common)
-        if rule.effect == REQUIRE_APPROVAL and gate is None:
-            gate = rule
-        elif rule.effect == ALLOW and allow is None:
-            allow = rule
+                return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
+            except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
+                return Decision(
+                    DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common
+                )
+            if not isinstance(matched, bool):
+                error = f"'when' gave {type(matched).__name__}, not a bool"
+                return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
+            if not matched:
+                continue
+            if rule.effect == DENY:
+                return Decision(DENY, rule.id, rule.reason or f"Denied by rule {rule.id!r}.", **common)
+            if rule.effect == REQUIRE_APPROVAL and gate is None:
+                gate = rule
+            elif rule.effect == ALLOW and allow is None:
+                allow = rule
+    finally:
+        if apart is not None:
+            apart.close()
     if gate is not None:
         return Decision(
             REQUIRE_APPROVAL,

@@ -8,7 +8,10 @@ is evaluated as before."""
 import gc
 import os
 import resource
+import subprocess
+import sys
 import threading
+import time
 
 import cel
 import pytest
@@ -58,13 +61,13 @@ def test_a_rule_past_its_time_is_stopped_and_denies(finance, load_profile, setti
 
 
 def test_a_rule_past_its_memory_is_stopped_and_denies(finance, load_profile, settings):
-    settings.POLICY_EVALUATION_MEMORY_MB = 128
+    settings.POLICY_EVALUATION_MEMORY_MB = 256
     load_profile(profile("task.payload.items.map(i, task.payload.text + task.payload.text).size() > 0"))
 
     # 400 copies of 600 kB: 240 MB.
     response = route(finance, items=list(range(400)), text="t" * 300_000)
 
-    assert_denied_with_error(response, "died", "POLICY_EVALUATION_MEMORY_MB (128 MiB)")
+    assert_denied_with_error(response, "died", "POLICY_EVALUATION_MEMORY_MB (256 MiB)")
 
 
 def test_the_check_after_a_stopped_one_is_evaluated_as_before(finance, load_profile, settings):
@@ -275,3 +278,40 @@ def test_a_new_memory_cap_is_the_one_the_next_check_runs_under():
     assert evaluator.Evaluation(variables, seconds=20, memory_bytes=1024 << 20).run(swelling)
     with pytest.raises(evaluator.EvaluationStopped, match="died"):
         evaluator.Evaluation(variables, seconds=20, memory_bytes=256 << 20).run(swelling)
+
+
+def _alive(pid):
+    """Whether `pid` runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_child_dies_with_a_worker_killed_mid_check():
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from policy import evaluator\n"
+            "child = evaluator._child(memory_bytes=512 << 20)\n"
+            "print(child.process.pid, flush=True)\n"
+            "evaluator.Evaluation({'l': list(range(3000))}, seconds=60, memory_bytes=512 << 20)"
+            ".run('l.exists(a, l.exists(b, l.exists(c, a + b + c == -1)))')\n",
+        ],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+    )
+    child = int(worker.stdout.readline())
+    time.sleep(0.5)  # into the rule, which runs for minutes
+
+    worker.kill()  # as gunicorn kills a worker past its timeout, or the OOM killer does
+    worker.wait()
+    worker.stdout.close()
+
+    for _ in range(100):
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child)
