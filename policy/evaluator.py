@@ -41,7 +41,7 @@ APART, APART_IF_LARGE = "apart", "apart if large"
 # but its constant can be large: this engine copies a map to read a field of it (a reference to
 # `task.payload.path` beside a MB of other keys costs up to 60 ms, and a deny-list names it forty
 # times), and a literal pattern such as `\w{1,200}z` costs seconds per MB (both measured by an
-# outside review). Below this, about 0.1 s at worst.
+# outside review). Below this a fair rule takes about 0.1 s at worst (docs/policy.md).
 LARGE_BYTES = 16 * 1024
 
 

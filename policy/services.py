@@ -195,7 +195,8 @@ class Rule:
     contexts: frozenset[str]
     when: str = ""
     # Where it is evaluated (_placement): a rule that may take more than linear time in the variables
-    # (a comprehension macro, a pattern taken from them) runs in a child process that can be stopped.
+    # (a comprehension macro, a pattern taken from them), and any rule over large variables, runs in a
+    # child process that can be stopped (policy/evaluator.py).
     placement: str = ""
 
 
@@ -329,7 +330,7 @@ def _negates_an_expression(source: str) -> bool:
 
 # Calls whose time is linear in their arguments, measured on this engine: conversions, the string
 # tests, the timestamp parts, `has`. A rule calling only these (and `matches` with a literal pattern)
-# is evaluated in the worker; any other call, a comprehension macro above all (`exists`, `existsOne`,
+# is evaluated in the worker while the check's variables are small; any other call, a comprehension macro above all (`exists`, `existsOne`,
 # `map`, ...: each walks a list an agent sent), sends it to the evaluator (policy/evaluator.py).
 # A name that is not here is taken for one that may not be linear: the list is what is known.
 _LINEAR_CALLS = frozenset(
