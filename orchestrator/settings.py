@@ -342,9 +342,10 @@ if not 1 <= APPROVAL_TIMEOUT_SECONDS <= 30 * 86400:
 # allowed as before unless POLICY_REQUIRE_PROFILES; the first migrate loads the shipped profiles.
 POLICY_REQUIRE_PROFILES = env_bool("POLICY_REQUIRE_PROFILES", False)
 POLICY_DEFAULT_PROFILES_DIR = env_str("POLICY_DEFAULT_PROFILES_DIR", str(BASE_DIR / "profiles"))
-# A rule that may take more than linear time in what an agent sends (a comprehension macro) runs in a
-# child process, killed past this many seconds for one check's rules or past this much memory; the
-# check then denies (policy/evaluator.py, docs/policy.md).
+# A rule that may take more than linear time in what an agent sends (a comprehension macro), and any
+# rule over more than 16 KiB of variables, runs in a child process, killed past this many seconds for
+# one check's rules or past this much memory; the check then denies (policy/evaluator.py,
+# docs/policy.md).
 POLICY_EVALUATION_SECONDS = env_float("POLICY_EVALUATION_SECONDS", 5.0)
 POLICY_EVALUATION_MEMORY_MB = env_int("POLICY_EVALUATION_MEMORY_MB", 512)
 if not 0.01 <= POLICY_EVALUATION_SECONDS <= 60:
