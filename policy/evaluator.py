@@ -88,11 +88,8 @@ class _Child:
             raise
 
     def ask(self, request: tuple[Any, ...], *, deadline: float, stage: str = "the evaluation") -> tuple[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            self.process.stdin.write(_HEADER.pack(len(message)) + message)
-            self.process.stdin.flush()
+            self.tell(request)
         except OSError:
             raise EvaluationStopped("the evaluator process had died") from None
         header = self._read(_HEADER.size, deadline=deadline, stage=stage)
@@ -100,7 +97,7 @@ class _Child:
         return answer
 
     def tell(self, request: tuple[Any, ...]) -> None:
-        """Send `request`, which the child does not answer."""
+        """Send `request`; ask() then reads the answer, which some requests (unbind) have none of."""
         assert self.process.stdin is not None
         message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         self.process.stdin.write(_HEADER.pack(len(message)) + message)

@@ -193,7 +193,6 @@ class Rule:
     # Which checks the rule speaks about, from the variables its expression reads: a rule about
     # `task` is not asked about tool calls, nor one about `action` about routes.
     contexts: frozenset[str]
-    when: str = ""
     # Where it is evaluated (_placement): a rule that may take more than linear time in the variables
     # (a comprehension macro, a pattern taken from them), and any rule over large variables, runs in a
     # child process that can be stopped (policy/evaluator.py).
@@ -345,7 +344,7 @@ _LINEAR_CALLS = frozenset(
 _GROUP_OPENS_AFTER = frozenset("([{,!-+*/%<>=&|?:")
 
 
-def _placement(source: str) -> str:
+def _placement(program: Any) -> str:
     """Where a rule is evaluated: evaluator.APART_IF_LARGE (in the worker while the check's variables
     are small) when every call it makes is linear in its arguments (_LINEAR_CALLS, and `matches` with a
     literal pattern); evaluator.APART (always in the evaluator) otherwise, or when its text cannot be
@@ -358,6 +357,7 @@ def _placement(source: str) -> str:
     token): the copy must compile and read the same variables and functions as the rule. A comment
     the engine takes for part of a string it reads past (`\\X41`, an escape the tokenizer once lacked,
     hid the code after it so: an outside review) leaves code out of the copy, and so changes them."""
+    source = program.source
     tokens = [(match.lastgroup, match.group()) for match in _CEL_TOKENS.finditer(source)]
     if any(kind == "operator" and text in ('"', "'", "\\", "`") for kind, text in tokens):
         return evaluator.APART
@@ -367,8 +367,8 @@ def _placement(source: str) -> str:
     )
     if masked != source:
         try:
-            original, copy = _engine(cel.compile, source), _engine(cel.compile, masked)
-            if _engine(copy.references) != _engine(original.references):
+            copy = _engine(cel.compile, masked)
+            if _engine(copy.references) != _engine(program.references):
                 return evaluator.APART
         except Exception:
             return evaluator.APART
@@ -552,8 +552,7 @@ def _compile_rule(raw: Any, *, source: str, seen: set[str]) -> tuple[dict[str, A
         approver_role=approver_role,
         expires_in=expires_in,
         contexts=_rule_contexts(program),
-        when=when,
-        placement=_placement(when),
+        placement=_placement(program),
     )
     return normalized, rule
 
@@ -1068,7 +1067,7 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
                         seconds=settings.POLICY_EVALUATION_SECONDS,
                         memory_bytes=settings.POLICY_EVALUATION_MEMORY_MB * 1024 * 1024,
                     )
-                    matched = apart.run(rule.when)
+                    matched = apart.run(rule.program.source)
                 else:
                     matched = _engine(rule.program.execute, bindings)
             except evaluator.EvaluationStopped as exc:

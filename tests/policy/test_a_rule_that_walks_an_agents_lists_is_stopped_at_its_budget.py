@@ -114,7 +114,7 @@ APART, IF_LARGE = evaluator.APART, evaluator.APART_IF_LARGE
     ],
 )
 def test_a_rule_runs_apart_unless_every_call_it_makes_is_known_to_be_linear(when, placement):
-    assert services._placement(when) == placement
+    assert services._placement(cel.compile(when)) == placement
 
 
 def test_no_shipped_rule_runs_apart_for_a_request_of_ordinary_size(shipped):
@@ -137,7 +137,7 @@ def test_every_rule_runs_apart_once_the_variables_are_large(finance, load_profil
     other keys took 2.1 s in the worker (an outside review)."""
     settings.POLICY_EVALUATION_SECONDS = 0.3
     load_profile(profile(DENY_LIST))
-    assert services._placement(DENY_LIST) == IF_LARGE
+    assert services._placement(cel.compile(DENY_LIST)) == IF_LARGE
     with monkeypatch.context() as small:
         small.setattr(evaluator, "Evaluation", None)  # a small request never reaches the evaluator
         assert route(finance, path="/srv/ok", other={"note": "x" * 1000}).status_code == 202
