@@ -364,8 +364,9 @@ class ClaimNextTask(ApiView):
         parameters=[ClaimNextParams],
         responses={200: TaskOut, 204: None},
         operation_id="tasks_claim_next",
-        description="Claim the highest-priority, then oldest, due task addressed to `to_role` (default: the "
-        "caller's role) under a lease; tasks whose lease has passed are handed out again with `attempt + 1`. "
+        description="Claim the highest-priority due task addressed to `to_role` (default: the caller's role), "
+        "the one due longest first (due since it was routed, or since its `not_before` when that is later), "
+        "under a lease; tasks whose lease has passed are handed out again with `attempt + 1`. "
         "204 when there is none.",
     )
     def post(self, request):

@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from django.db.models.functions import Greatest
 from django_fsm import FSMField, transition
 
 from orchestrator.fsm import ConcurrentTransitions
@@ -17,6 +18,11 @@ class TaskStatus(models.TextChoices):
 
 
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# When a task became due: when it was routed, or its not_before when that is later. claim-next takes
+# the oldest by this time within a priority. PostgreSQL's GREATEST passes over a NULL not_before;
+# SQLite's MAX(a, b) is NULL then, and claim-next there orders by its own spelling of the same time.
+DUE_AT = Greatest("created_at", "not_before")
 
 
 class Task(ConcurrentTransitions, models.Model):
@@ -62,11 +68,15 @@ class Task(ConcurrentTransitions, models.Model):
         indexes = [
             # Inbox and claim-next: a role's tasks in one status, oldest or newest first.
             models.Index(fields=["to_role", "status", "created_at", "id"], name="task_inbox_idx"),
-            # claim-next reads only a role's pending rows, highest priority then oldest first; claimed
-            # and finished rows pile up over time and stay out of this index.
+            # claim-next reads only a role's pending rows (claimed and finished ones pile up over time
+            # and stay out), highest priority first, then by DUE_AT: within a priority the tasks not due
+            # yet sort after every due one, so the claim reads none of them (routing.services).
             models.Index(
-                fields=["to_role", "-priority", "created_at", "id"],
-                name="task_claimable_idx",
+                models.F("to_role"),
+                models.F("priority").desc(),
+                DUE_AT,
+                models.F("id"),
+                name="task_claim_order_idx",
                 condition=models.Q(status="pending"),
             ),
             # Expired leases: reclaim_tasks across roles, claim-next within one (few rows: claimed ones).

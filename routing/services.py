@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -49,24 +49,47 @@ _LEASE_FIELDS = ["lease_token", "lease_expires_at", "heartbeat_at"]
 # claim-next on PostgreSQL, in one statement: each candidate subquery picks and locks the best
 # row of its kind (SKIP LOCKED passes over rows other claimers hold): a due pending task, or a
 # claimed one whose lease has passed with attempts left. The better of the two (highest priority,
-# then oldest) is claimed with a new attempt and lease token, and the database builds the
-# task.claimed event (the one _claimed_event records) from the returned row. One round trip where
-# the ORM needs five: this is the hottest write path an agent has (docs/benchmarks.md). The
-# loser of the two candidates is locked only while this statement runs.
+# then due longest: GREATEST(created_at, not_before), routing.models.DUE_AT) is claimed with a new
+# attempt and lease token, and the database builds the task.claimed event (the one _claimed_event
+# records) from the returned row. One round trip where the ORM needs five: this is the hottest write
+# path an agent has (docs/benchmarks.md). The loser of the two candidates is locked only while this
+# statement runs.
+#
+# The pending candidate is found priority by priority, highest first (`level` walks the priorities
+# the role's pending tasks have, one index probe each, and stops at the first that has a due task):
+# within a priority task_claim_order_idx sorts the tasks not due yet after every due one, so the
+# probe reads only due rows. One scan in (priority, created_at) order instead read every task
+# scheduled for later at a higher priority, at every claim: 200,000 of them made each claim of the
+# role take a quarter of a second (docs/work-queue.md). At most 201 priorities, two probes each.
+# Due is still not_before passed, as before: the probe's range reaches ROUTED_AHEAD past now, so a
+# task stamped by a server whose clock runs ahead of this one's is not held back, at the cost of
+# reading the tasks that fall due within that minute.
 _CLAIM_NEXT_SQL = f"""
-WITH due_pending AS MATERIALIZED (
-    SELECT id, status, priority, created_at FROM {Task._meta.db_table}
-    WHERE to_role = %(to_role)s AND status = %(pending)s
-      AND (not_before IS NULL OR not_before <= %(now)s) AND (deadline IS NULL OR deadline > %(now)s)
-    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+WITH RECURSIVE level AS (
+    (SELECT priority FROM {Task._meta.db_table}
+     WHERE to_role = %(to_role)s AND status = %(pending)s ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT below.priority FROM {Task._meta.db_table} AS below
+            WHERE below.to_role = %(to_role)s AND below.status = %(pending)s AND below.priority < level.priority
+            ORDER BY below.priority DESC LIMIT 1)
+    FROM level WHERE level.priority IS NOT NULL
+), due_pending AS MATERIALIZED (
+    SELECT due.* FROM level CROSS JOIN LATERAL (
+        SELECT id, status, priority, GREATEST(created_at, not_before) AS due_at FROM {Task._meta.db_table}
+        WHERE to_role = %(to_role)s AND status = %(pending)s AND priority = level.priority
+          AND GREATEST(created_at, not_before) <= %(due_by)s AND (not_before IS NULL OR not_before <= %(now)s)
+          AND (deadline IS NULL OR deadline > %(now)s)
+        ORDER BY GREATEST(created_at, not_before), id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) AS due
+    LIMIT 1
 ), lease_passed AS MATERIALIZED (
-    SELECT id, status, priority, created_at FROM {Task._meta.db_table}
+    SELECT id, status, priority, GREATEST(created_at, not_before) AS due_at FROM {Task._meta.db_table}
     WHERE status = %(claimed)s AND lease_expires_at < %(now)s AND to_role = %(to_role)s
       AND attempt < max_attempts AND (deadline IS NULL OR deadline > %(now)s)
-    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ORDER BY priority DESC, due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 ), picked AS (
     SELECT id, status FROM (SELECT * FROM due_pending UNION ALL SELECT * FROM lease_passed) AS candidates
-    ORDER BY priority DESC, created_at, id LIMIT 1
+    ORDER BY priority DESC, due_at, id LIMIT 1
 ), claimed AS (
     UPDATE {Task._meta.db_table} AS task
     SET status = %(claimed)s, claimed_by = %(actor)s, claimed_at = %(now)s, updated_at = %(now)s,
@@ -96,6 +119,9 @@ FROM claimed
 _FINISH_FIELDS = ["status", "result", "error", "finished_at", "dead_lettered_at", "updated_at", *_LEASE_FIELDS]
 
 PRIORITY_RANGE = (-100, 100)
+# How far ahead of this server's clock another server's created_at may be (clocks of servers differ by
+# less than this, as transfer's import also assumes) and its task still be claimed at once.
+ROUTED_AHEAD = timedelta(minutes=1)
 MAX_ATTEMPTS_RANGE = (1, 20)
 
 
@@ -642,7 +668,8 @@ def claim_next_task(
     """Claim the best due task for `to_role` (default: the caller's role) under a lease, or return None.
 
     Due: pending with not_before passed, or claimed with a passed lease and attempts left; never one
-    past its deadline. Best: highest priority, then oldest. SKIP LOCKED lets concurrent claimers
+    past its deadline. Best: highest priority, then due longest (since it was routed, or since its
+    not_before when that is later: a retry waits behind the tasks that fell due during its backoff). SKIP LOCKED lets concurrent claimers
     pass over each other's rows instead of queueing on them, so N claimers take N different tasks
     in one round trip each.
     """
@@ -660,7 +687,9 @@ def claim_next_task(
             Q(status=TaskStatus.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
             | Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now, attempt__lt=F("max_attempts"))
         )
-        task = due.order_by("-priority", "created_at", "id").first()
+        # DUE_AT, spelled for SQLite, whose MAX(created_at, NULL) is NULL.
+        due_at = Case(When(not_before__gt=F("created_at"), then=F("not_before")), default=F("created_at"))
+        task = due.order_by("-priority", due_at, "id").first()
         if task is None:
             return None
         return _claim(task, principal=principal, trace_id=trace_id, lease_seconds=lease_seconds, now=now)
@@ -674,6 +703,7 @@ def _claim_next_sql() -> str:
 def _claim_next_postgresql(*, principal: Principal, to_role: str, trace_id: str, lease_seconds: int) -> Task | None:
     now = timezone.now()
     params = {
+        "due_by": now + ROUTED_AHEAD,
         "claimed": TaskStatus.CLAIMED,
         "pending": TaskStatus.PENDING,
         "actor": principal.subject,

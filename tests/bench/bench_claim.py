@@ -18,7 +18,10 @@ instead (half the backlog), so it cannot drain the queue on any machine. A measu
 no pending task behind (the queue ran dry, and claims answered 204) aborts the run.
 Target: ours >= 1.0x naive.
 
-    python -m tests.bench.bench_claim [--worker-class sync|gthread --threads N]
+With --scheduled N the queue also holds N tasks at the top priority not due for a year (follow-ups
+scheduled far ahead, or a flood of them): the claim must pass over them at every call.
+
+    python -m tests.bench.bench_claim [--worker-class sync|gthread --threads N] [--scheduled N]
 """
 
 import argparse
@@ -35,8 +38,8 @@ PGBENCH_CLAIMS = BACKLOG // 2
 CONTENDERS = ("ours", "naive", "pgbench")
 CLAIM_PATH = f"/api/v1/tasks/claim-next?to_role={ROLE}"
 
-# One second apart and spread over five priorities, so claim-next's ORDER BY priority DESC, created_at,
-# id walks the queue across priorities; the lease columns take their database defaults.
+# One second apart and spread over five priorities, so claim-next's order (priority DESC, then the time
+# a task fell due, id) walks the queue across priorities; the lease columns take their database defaults.
 SEED_SQL = f"""
 TRUNCATE routing_task CASCADE;
 INSERT INTO routing_task (id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by,
@@ -55,7 +58,7 @@ SELECT id AS task_id, type, from_role, to_role, payload, trace_id, idempotency_k
        result, error, created_at, updated_at, claimed_at, finished_at
 FROM routing_task WHERE to_role = '{ROLE}' AND status = 'pending'
   AND (not_before IS NULL OR not_before <= now()) AND (deadline IS NULL OR deadline > now())
-ORDER BY priority DESC, created_at ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
+ORDER BY priority DESC, GREATEST(created_at, not_before) ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
 UPDATE routing_task SET status = 'claimed', claimed_by = 'pgbench', claimed_at = now(), updated_at = now(),
        attempt = attempt + 1, lease_token = md5(random()::text), lease_expires_at = now() + interval '300 seconds'
 WHERE id = :task_id AND status = 'pending';
@@ -63,14 +66,28 @@ COMMIT;
 """
 
 
-def reseed(url):
-    """A full backlog and fresh statistics, as every measurement starts from."""
+# Tasks due in a year at the top priority, beside the backlog (--scheduled).
+SCHEDULED_SQL = f"""
+INSERT INTO routing_task (id, type, from_role, to_role, payload, trace_id, idempotency_key, status, created_by,
+                          claimed_by, created_at, updated_at, priority, not_before)
+SELECT gen_random_uuid(), 'follow-up', 'finance', '{ROLE}', '{{}}', md5(n::text), '', 'pending', 'token:1', '',
+       now() - interval '1 day', now() - interval '1 day', 100, now() + interval '1 year'
+FROM generate_series(1, %(count)s) AS n;
+"""
+
+
+def reseed(url, scheduled=0):
+    """A full backlog (and `scheduled` tasks due in a year) and fresh statistics, as every measurement
+    starts from."""
     harness.sql(url, SEED_SQL)
+    if scheduled:
+        harness.sql(url, SCHEDULED_SQL % {"count": int(scheduled)})
     harness.sql(url, "VACUUM ANALYZE routing_task")
 
 
 def queue_state(url):
-    rows = harness.sql(url, "SELECT status, count(*) FROM routing_task GROUP BY status")
+    """Tasks per status, of the backlog only (the tasks scheduled for later stay pending throughout)."""
+    rows = harness.sql(url, "SELECT status, count(*) FROM routing_task WHERE not_before IS NULL GROUP BY status")
     return {status: count for status, count in rows}
 
 
@@ -85,19 +102,20 @@ def check_backlog_left(name, url):
 class App:
     """One app under load: its server, its database and the requests it gets."""
 
-    def __init__(self, name, base_url, db_url, headers):
+    def __init__(self, name, base_url, db_url, headers, scheduled):
         self.name = name
         self.base_url = base_url
         self.db_url = db_url
         self.headers = headers
+        self.scheduled = scheduled
 
     def warm_up(self):
-        reseed(self.db_url)
+        reseed(self.db_url, self.scheduled)
         harness.check_answer(self.base_url, "POST", CLAIM_PATH, headers=self.headers, expected_status=200)
         harness.http_load(self.base_url + CLAIM_PATH, method="POST", headers=self.headers, duration=WARM_UP_SECONDS)
 
     def rps(self):
-        reseed(self.db_url)
+        reseed(self.db_url, self.scheduled)
         result = harness.http_load(self.base_url + CLAIM_PATH, method="POST", headers=self.headers)
         if result.errors:
             raise RuntimeError(f"{self.name}: {result.errors} failed requests of {result.requests}")
@@ -108,8 +126,8 @@ class App:
         return result.rps
 
 
-def pgbench_tps(url):
-    reseed(url)
+def pgbench_tps(url, scheduled):
+    reseed(url, scheduled)
     result = harness.pgbench(url, PGBENCH_CLAIM, transactions=PGBENCH_CLAIMS // harness.connections())
     if result.failed:
         raise RuntimeError(f"pgbench: {result.failed} failed transactions")
@@ -121,11 +139,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker-class", default="sync")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scheduled", type=int, default=0, help="tasks due in a year at the top priority")
     args = parser.parse_args(argv)
     server_options = {"worker_class": args.worker_class, "threads": args.threads}
 
     print(
-        f"Claim-next: {BACKLOG:,} pending tasks, {harness.connections()} concurrent workers, "
+        f"Claim-next: {BACKLOG:,} pending tasks and {args.scheduled:,} scheduled for later, "
+        f"{harness.connections()} concurrent workers, "
         f"{harness.duration():g} s per measurement, gunicorn {harness.workers()} {args.worker_class} workers x "
         f"{args.threads} threads, median of {harness.rounds()} round(s); {harness.machine()}"
     )
@@ -147,13 +167,17 @@ def main(argv=None):
             ) as ours_url,
         ):
             apps = {
-                "naive": App("naive", naive_url, urls["naive"], {}),
-                "ours": App("ours", ours_url, urls["ours"], {"Authorization": f"Bearer {token}"}),
+                "naive": App("naive", naive_url, urls["naive"], {}, args.scheduled),
+                "ours": App("ours", ours_url, urls["ours"], {"Authorization": f"Bearer {token}"}, args.scheduled),
             }
             for app in apps.values():
                 app.warm_up()
             figures = harness.in_turns(
-                {"ours": apps["ours"].rps, "naive": apps["naive"].rps, "pgbench": lambda: pgbench_tps(urls["pgbench"])}
+                {
+                    "ours": apps["ours"].rps,
+                    "naive": apps["naive"].rps,
+                    "pgbench": lambda: pgbench_tps(urls["pgbench"], args.scheduled),
+                }
             )
         claimed_events = harness.sql(
             urls["ours"], "SELECT count(*) FROM audit_auditevent WHERE event_type = 'task.claimed'"

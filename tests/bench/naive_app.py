@@ -62,7 +62,7 @@ from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 from audit.models import AuditEvent  # noqa: E402
-from routing.models import Task  # noqa: E402
+from routing.models import DUE_AT, Task  # noqa: E402
 from sessions.models import Session  # noqa: E402
 
 
@@ -124,7 +124,8 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class ClaimNext(APIView):
     """The same two SKIP LOCKED candidate queries as ours (a due pending task; a passed lease with
-    attempts left), best by priority then age, and the claim's UPDATE through the ORM."""
+    attempts left), best by priority then by the time it fell due (DUE_AT, the order task_claim_order_idx
+    holds), and the claim's UPDATE through the ORM."""
 
     def post(self, request):
         now = timezone.now()
@@ -133,22 +134,24 @@ class ClaimNext(APIView):
         with transaction.atomic():
             pending = (
                 Task.objects.select_for_update(skip_locked=True)
+                .annotate(due_at=DUE_AT)
                 .filter(not_past_deadline, Q(not_before__isnull=True) | Q(not_before__lte=now))
                 .filter(to_role=role, status="pending")
-                .order_by("-priority", "created_at", "id")
+                .order_by("-priority", "due_at", "id")
                 .first()
             )
             expired = (
                 Task.objects.select_for_update(skip_locked=True)
+                .annotate(due_at=DUE_AT)
                 .filter(not_past_deadline, status="claimed", lease_expires_at__lt=now, to_role=role)
                 .filter(attempt__lt=F("max_attempts"))
-                .order_by("-priority", "created_at", "id")
+                .order_by("-priority", "due_at", "id")
                 .first()
             )
             candidates = [task for task in (pending, expired) if task is not None]
             if not candidates:
                 return Response(status=204)
-            task = min(candidates, key=lambda t: (-t.priority, t.created_at, t.id))
+            task = min(candidates, key=lambda t: (-t.priority, t.due_at, t.id))
             task.status = "claimed"
             task.claimed_by = "naive"
             task.claimed_at = now

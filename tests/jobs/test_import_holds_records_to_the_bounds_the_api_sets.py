@@ -3,7 +3,8 @@ what the API would refuse: a transcript message or notification longer than the 
 live record whose times lie further ahead than
 the API could have set them, which the jobs would then never reach: a pending approval past the
 longest wait (default-deny would never come, now or after an escalation), a lease longer than
-TASK_MAX_LEASE_SECONDS (never reclaimed), a live session touched in the future (never expired).
+TASK_MAX_LEASE_SECONDS (never reclaimed), a live session touched in the future (never expired), a
+live task routed in the future (not claimable until then).
 Such a record is reported and skipped, nothing of it written. A minute of clock skew between the
 instances is allowed. Found by an outside review."""
 
@@ -87,6 +88,8 @@ def written():
         (gated(expires_at=ahead(hours=1), level_started_at=ahead(days=-60)), "approvals[0]", "level's start"),
         ({"sessions": [session_record(status="active", updated_at=ahead(days=1))]}, "sessions[0]", "updated_at"),
         ({"sessions": [session_record(status="pending", created_at=ahead(days=1))]}, "sessions[0]", "created_at"),
+        # claim-next counts a task due from its created_at: this one would wait a day.
+        ({"tasks": [task_record(status="pending", created_at=ahead(days=1))]}, "tasks[0]", "created_at"),
     ],
 )
 def test_a_record_the_api_could_never_have_written_is_reported_and_skipped(data, position, reason):
@@ -112,6 +115,9 @@ def test_a_record_the_api_could_never_have_written_is_reported_and_skipped(data,
         gated(expires_at=ahead(seconds=MAX_EXPIRES_IN_SECONDS)),
         # The clock of the instance that wrote the file may run a little ahead.
         {"sessions": [session_record(status="active", created_at=ahead(seconds=30), updated_at=ahead(seconds=30))]},
+        {"tasks": [task_record(status="pending", created_at=ahead(seconds=30))]},
+        # A finished task's times are history, which no job or claim waits for.
+        {"tasks": [task_record(status="completed", created_at=ahead(days=1), finished_at=ahead(days=1))]},
     ],
 )
 def test_a_record_at_the_apis_bounds_imports(data):
