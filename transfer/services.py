@@ -398,10 +398,10 @@ def _refuse_what_the_api_never_writes(kind: Kind, instance: Any, *, now: datetim
         # Not deadline after not_before: a route asks that, but a retry's backoff may move not_before
         # past the deadline (reclaim then cancels the task at its deadline), so an export holds such
         # tasks and must come back whole.
-        if instance.status in (TaskStatus.PENDING, TaskStatus.AWAITING_APPROVAL, TaskStatus.CLAIMED):
-            # A route stamps created_at with its time, and claim-next counts a task due from it (at
-            # most routing.services.ROUTED_AHEAD early): one further ahead would wait for that time.
-            ahead("created_at", instance.created_at, now, "now")
+        # A route stamps created_at with its time, and claim-next counts a task due from it (at most
+        # routing.services.ROUTED_AHEAD early): one further ahead would wait for that time. Whatever
+        # the status: staff may requeue a failed task, which keeps its created_at (an outside review).
+        ahead("created_at", instance.created_at, now, "now")
         lease = datetime.timedelta(seconds=settings.TASK_MAX_LEASE_SECONDS)
         ahead(
             "lease_expires_at",

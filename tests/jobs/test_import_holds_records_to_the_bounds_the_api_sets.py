@@ -4,7 +4,7 @@ live record whose times lie further ahead than
 the API could have set them, which the jobs would then never reach: a pending approval past the
 longest wait (default-deny would never come, now or after an escalation), a lease longer than
 TASK_MAX_LEASE_SECONDS (never reclaimed), a live session touched in the future (never expired), a
-live task routed in the future (not claimable until then).
+task routed in the future (not claimable until then, also once staff requeue it).
 Such a record is reported and skipped, nothing of it written. A minute of clock skew between the
 instances is allowed. Found by an outside review."""
 
@@ -90,6 +90,23 @@ def written():
         ({"sessions": [session_record(status="pending", created_at=ahead(days=1))]}, "sessions[0]", "created_at"),
         # claim-next counts a task due from its created_at: this one would wait a day.
         ({"tasks": [task_record(status="pending", created_at=ahead(days=1))]}, "tasks[0]", "created_at"),
+        # A failed task too: staff may requeue it, and it keeps its created_at.
+        (
+            {
+                "tasks": [
+                    task_record(
+                        status="failed",
+                        created_at=ahead(days=1),
+                        finished_at=ahead(days=1),
+                        dead_lettered_at=ahead(days=1),
+                        attempt=3,
+                        error={"reason": "attempts_exhausted"},
+                    )
+                ]
+            },
+            "tasks[0]",
+            "created_at",
+        ),
     ],
 )
 def test_a_record_the_api_could_never_have_written_is_reported_and_skipped(data, position, reason):
@@ -116,8 +133,6 @@ def test_a_record_the_api_could_never_have_written_is_reported_and_skipped(data,
         # The clock of the instance that wrote the file may run a little ahead.
         {"sessions": [session_record(status="active", created_at=ahead(seconds=30), updated_at=ahead(seconds=30))]},
         {"tasks": [task_record(status="pending", created_at=ahead(seconds=30))]},
-        # A finished task's times are history, which no job or claim waits for.
-        {"tasks": [task_record(status="completed", created_at=ahead(days=1), finished_at=ahead(days=1))]},
     ],
 )
 def test_a_record_at_the_apis_bounds_imports(data):
