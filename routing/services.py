@@ -669,9 +669,9 @@ def claim_next_task(
 
     Due: pending with not_before passed, or claimed with a passed lease and attempts left; never one
     past its deadline. Best: highest priority, then due longest (since it was routed, or since its
-    not_before when that is later: a retry waits behind the tasks that fell due during its backoff). SKIP LOCKED lets concurrent claimers
-    pass over each other's rows instead of queueing on them, so N claimers take N different tasks
-    in one round trip each.
+    not_before when that is later: a retry waits behind the tasks that fell due during its backoff).
+    SKIP LOCKED lets concurrent claimers pass over each other's rows instead of queueing on them, so
+    N claimers take N different tasks in one round trip each.
     """
     to_role = acting_role(principal, to_role, field="to_role")
     lease_seconds = lease_seconds_or_default(lease_seconds)
