@@ -79,8 +79,15 @@ class Task(ConcurrentTransitions, models.Model):
                 name="task_claim_order_idx",
                 condition=models.Q(status="pending"),
             ),
-            # Expired leases: reclaim_tasks across roles, claim-next within one (few rows: claimed ones).
+            # Expired leases: reclaim_tasks across roles.
             models.Index(fields=["lease_expires_at"], name="task_lease_idx", condition=models.Q(status="claimed")),
+            # Expired leases of one role, for claim-next: without it the planner read every claimed task of
+            # every role at each claim (through task_live_idx), a cost that grew with the leases held.
+            models.Index(
+                fields=["to_role", "lease_expires_at"],
+                name="task_role_lease_idx",
+                condition=models.Q(status="claimed"),
+            ),
             # Deadlines of open tasks, for reclaim_tasks.
             models.Index(
                 fields=["deadline"],
