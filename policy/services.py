@@ -329,8 +329,9 @@ def _negates_an_expression(source: str) -> bool:
 
 # Calls whose time is linear in their arguments, measured on this engine: conversions, the string
 # tests, the timestamp parts, `has`. A rule calling only these (and `matches` with a literal pattern)
-# is evaluated in the worker while the check's variables are small; any other call, a comprehension macro above all (`exists`, `existsOne`,
-# `map`, ...: each walks a list an agent sent), sends it to the evaluator (policy/evaluator.py).
+# is evaluated in the worker while the check's variables are small; any other call, a comprehension
+# macro above all (`exists`, `existsOne`, `map`, ...: each walks a list an agent sent), sends it to the
+# evaluator (policy/evaluator.py).
 # A name that is not here is taken for one that may not be linear: the list is what is known.
 _LINEAR_CALLS = frozenset(
     {
@@ -1047,6 +1048,10 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
     rules = [rule for rule in profile.rules if context in rule.contexts]
     if not rules:
         return Decision("", None, "", **common)
+
+    def failed(rule_id: str, error: str) -> Decision:
+        return Decision(DENY, rule_id, f"Rule {rule_id!r} failed to evaluate; denied.", error=error, **common)
+
     # Rules of linear calls run here while the variables are small; the others, and all of them past
     # that, in the evaluator (policy/evaluator.py), which converts the variables itself.
     in_worker = any(rule.placement != evaluator.APART for rule in rules) and not evaluator.is_large(variables)
@@ -1054,9 +1059,7 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
         try:
             bindings = _engine(cel.Context, variables)
         except Exception as exc:  # values the engine cannot take: no rule can be asked, so none may allow
-            return Decision(
-                DENY, rules[0].id, f"Rule {rules[0].id!r} failed to evaluate; denied.", error=str(exc), **common
-            )
+            return failed(rules[0].id, str(exc))
     apart: evaluator.Evaluation | None = None
     try:
         for rule in rules:
@@ -1079,14 +1082,11 @@ def _evaluate(profile: CompiledProfile, variables: dict[str, Any], *, context: s
                     f"{evaluator.SETUP_SECONDS:g} s) and POLICY_EVALUATION_MEMORY_MB "
                     f"({settings.POLICY_EVALUATION_MEMORY_MB} MiB)"
                 )
-                return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
+                return failed(rule.id, error)
             except Exception as exc:  # the engine raises KeyError, TypeError, ValueError, RuntimeError ...
-                return Decision(
-                    DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=str(exc), **common
-                )
+                return failed(rule.id, str(exc))
             if not isinstance(matched, bool):
-                error = f"'when' gave {type(matched).__name__}, not a bool"
-                return Decision(DENY, rule.id, f"Rule {rule.id!r} failed to evaluate; denied.", error=error, **common)
+                return failed(rule.id, f"'when' gave {type(matched).__name__}, not a bool")
             if not matched:
                 continue
             if rule.effect == DENY:

@@ -19,7 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import Case, F, Q, When
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -31,7 +32,7 @@ from orchestrator.identity.principal import Principal, acting_role
 from orchestrator.identity.roles import require_known_role
 from orchestrator.telemetry import metrics
 from routing import selectors
-from routing.models import TERMINAL_TASK_STATUSES, Task, TaskStatus
+from routing.models import DUE_AT, TERMINAL_TASK_STATUSES, Task, TaskStatus
 
 # The fields a claim writes.
 _CLAIM_FIELDS = [
@@ -687,9 +688,8 @@ def claim_next_task(
             Q(status=TaskStatus.PENDING) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
             | Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now, attempt__lt=F("max_attempts"))
         )
-        # DUE_AT, spelled for SQLite, whose MAX(created_at, NULL) is NULL.
-        due_at = Case(When(not_before__gt=F("created_at"), then=F("not_before")), default=F("created_at"))
-        task = due.order_by("-priority", due_at, "id").first()
+        # SQLite spells DUE_AT MAX(created_at, not_before), which is NULL without a not_before.
+        task = due.order_by("-priority", Coalesce(DUE_AT, "created_at"), "id").first()
         if task is None:
             return None
         return _claim(task, principal=principal, trace_id=trace_id, lease_seconds=lease_seconds, now=now)
