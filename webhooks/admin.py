@@ -50,6 +50,16 @@ def _checked(check, value):
         raise forms.ValidationError([str(m) for m in messages_]) from None
 
 
+# A subscription reads the audit log for whoever owns its URL: making one, or setting its deliveries
+# going, takes the permission that reading the log takes (an outside review: a person with only the
+# webhook permissions had every role's events, before and after values included, sent to their URL).
+AUDIT_VIEW_PERMISSION = "audit.view_auditevent"
+
+
+def _reads_the_audit_log(request):
+    return request.user.has_perm(AUDIT_VIEW_PERMISSION)
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
     """Creating goes through services.create_subscription (SSRF guard, audit event); the secret is shown
@@ -101,6 +111,15 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         # Disable instead: the delivery log and the audit trail keep pointing at it.
         return False
 
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and _reads_the_audit_log(request)
+
+    def has_deliver_permission(self, request):
+        """Whether the person may set deliveries going (enable, redeliver, replay): the webhook
+        change permission and, since a subscription carries audit events to a URL of its maker's
+        choosing, the audit log's view permission."""
+        return self.has_change_permission(request) and _reads_the_audit_log(request)
+
     def save_model(self, request, obj, form, change):
         if change:
             return  # read-only once made; the actions change it through the services
@@ -136,7 +155,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         self.message_user(request, "Give the event id in the action bar.", messages.ERROR)
         return None
 
-    @admin.action(description="Enable (deliver every missed event, in order)", permissions=["change"])
+    @admin.action(description="Enable (deliver every missed event, in order)", permissions=["deliver"])
     def enable(self, request, queryset):
         actor = principal_for_user(request.user).subject
         self._each(
@@ -154,7 +173,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             lambda s: services.disable_subscription(subscription_id=s.pk, actor=actor) and "disabled",
         )
 
-    @admin.action(description="Redeliver the event with the id given (once, now)", permissions=["change"])
+    @admin.action(description="Redeliver the event with the id given (once, now)", permissions=["deliver"])
     def redeliver_event(self, request, queryset):
         event_id = self._event_id(request)
         if event_id is None:
@@ -168,7 +187,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, redeliver)
 
-    @admin.action(description="Replay from the event with the id given (in order)", permissions=["change"])
+    @admin.action(description="Replay from the event with the id given (in order)", permissions=["deliver"])
     def replay_from_event(self, request, queryset):
         event_id = self._event_id(request)
         if event_id is None:
