@@ -46,6 +46,7 @@ _TITLES = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     409: "Conflict",
+    411: "Length Required",
     412: "Precondition Failed",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
