@@ -35,7 +35,7 @@ from audit.loading import (
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditVerification, AuditWitnessCursor
 from orchestrator.bounded_pages import bounded_page, more_may_follow, next_slice
 from orchestrator.db import owe_insert, read_only_snapshot
-from orchestrator.http.outbound import NoAnswer, post_for_status
+from orchestrator.http.outbound import NoAnswer, post_for_status, redacted
 from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
 
 logger = logging.getLogger(__name__)
@@ -775,7 +775,11 @@ def _refuse_to_fork_the_copies(last: AuditCheckpoint | None) -> None:
     under a changed link. A file with a greater last_seq, or the same last_seq (empty checkpoints
     share it) and a later signed timestamp, is newer than `last` whatever the table holds."""
     last_id, last_seq = (last.id, last.last_seq) if last else (0, 0)
-    witnessed = AuditWitnessCursor.objects.filter(pk=1).values_list("checkpoint_id", flat=True).first() or 0
+    # Only a witness's cursor: with none configured the row is no copy of anything, and one planted
+    # there stopped all signing (an outside review).
+    witnessed = 0
+    if settings.AUDIT_WITNESS_URL:
+        witnessed = AuditWitnessCursor.objects.filter(pk=1).values_list("checkpoint_id", flat=True).first() or 0
     if witnessed > last_id:
         raise ChainNotCheckpointable(
             f"the witness acknowledged checkpoint #{witnessed}, but the database's newest is #{last_id}: "
@@ -1057,7 +1061,7 @@ def send_checkpoints_to_witness() -> int:
                 refusal = None if 200 <= status < 300 else f"HTTP {status}"
             if refusal is not None:
                 logger.warning(
-                    "audit witness %s refused checkpoint %s (retried next run): %s", url, checkpoint, refusal
+                    "audit witness %s refused checkpoint %s (retried next run): %s", redacted(url), checkpoint, refusal
                 )
                 break
             if not _renew_witness_lease(token, checkpoint_id=checkpoint.id):
@@ -1227,5 +1231,24 @@ def _verify_checkpoints(
         )
     head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
     if head is not None and head.seal_seq > covered:
+        newest = stored[-1]["timestamp"] if stored else None
+        stalled = newest is not None and keys.signing_configured() and _signing_stalled_since(newest)
+        if stalled:
+            # Events no checkpoint covers can be rewritten, hashes and all, unseen: a pause in signing
+            # is that window held open (an outside review held it open with one planted row).
+            return result(
+                f"seq {covered + 1} to {head.seal_seq} are sealed but no checkpoint has been signed since "
+                f"{newest}, more than twice AUDIT_CHECKPOINT_SECONDS ago: signing has stopped (seal_audit's "
+                "log says why), and until a checkpoint covers them they can be rewritten unseen",
+                covered,
+            )
         notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
     return result(None, covered)
+
+
+def _signing_stalled_since(timestamp_text: str) -> bool:
+    """Whether the newest checkpoint, signed at `timestamp_text` (its document's), is older than twice
+    AUDIT_CHECKPOINT_SECONDS: the sealing job signs one at least every AUDIT_CHECKPOINT_SECONDS, an
+    empty one when nothing new was sealed."""
+    signed_at = datetime.datetime.fromisoformat(timestamp_text)
+    return (timezone.now() - signed_at).total_seconds() > 2 * settings.AUDIT_CHECKPOINT_SECONDS

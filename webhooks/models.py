@@ -2,7 +2,7 @@ import uuid
 
 from django.db import models
 
-from webhooks import transport
+from orchestrator.http.outbound import redacted
 
 
 class WebhookFormat(models.TextChoices):
@@ -59,7 +59,7 @@ class WebhookSubscription(models.Model):
     def destination(self) -> str:
         """The URL without its path and query, which may hold the receiver's credential: what the audit
         log, the admin and the logs show of it."""
-        return transport.redacted(self.url)
+        return redacted(self.url)
 
 
 class DeliveryStatus(models.TextChoices):

@@ -164,23 +164,6 @@ def resolve(url: str, *, allow_private: bool) -> Target:
     return Target(scheme=parts.scheme, host=host, port=port, path=path, address=str(addresses[0]))
 
 
-def redacted(url: str) -> str:
-    """The URL as it may be shown or recorded: scheme, host and port only. The path and query of a
-    webhook URL are often the credential itself (a Slack incoming webhook, a `?token=`), so anything
-    past the host becomes an ellipsis."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "(unparseable URL)"
-    if not parts.scheme or not parts.hostname:
-        return "(unparseable URL)"
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-    rest = parts.path not in ("", "/") or parts.query or parts.fragment
-    return f"{origin}/…" if rest else f"{origin}/"
-
-
 class _FinalAnswer(http.client.HTTPResponse):
     """The receiver's final answer: interim 1xx responses before it (103 Early Hints, 102 Processing)
     are read past. http.client passes over 100 only, so a 103 was taken for the answer (the event given

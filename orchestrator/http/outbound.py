@@ -9,6 +9,7 @@ an operator-configured URL (the audit witness).
 """
 
 import time
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.util import make_headers, parse_url
@@ -119,3 +120,21 @@ def post_for_status(url: str, *, body: bytes, headers: dict[str, str], timeout: 
         raise NoAnswer(str(exc)) from exc
     finally:
         pool.close()
+
+
+def redacted(url: str) -> str:
+    """The URL as it may be shown or recorded: scheme, host and port only. The path and query of a
+    webhook URL are often the credential itself (a Slack incoming webhook, a `?token=`), and a
+    witness URL may carry `user:password@`, so nothing but the origin is kept and anything past the
+    host becomes an ellipsis."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    if not parts.scheme or not parts.hostname:
+        return "(unparseable URL)"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    rest = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{origin}/…" if rest else f"{origin}/"

@@ -159,6 +159,8 @@ def test_the_sealer_never_signs_past_a_checkpoint_the_witness_acknowledged_and_t
     from audit.models import AuditWitnessCursor
 
     settings.AUDIT_CHECKPOINT_DIR = ""  # the witness's cursor alone
+    # Never reached: the sealer refuses before it sends anything.
+    settings.AUDIT_WITNESS_URL = "http://127.0.0.1:9/checkpoints"
     AuditWitnessCursor.objects.create(pk=1, checkpoint_id=three_checkpoints[-1].id)
     attacker("DROP TRIGGER audit_checkpoint_append_only ON audit_auditcheckpoint")
     attacker("DELETE FROM audit_auditcheckpoint WHERE id = %s", [three_checkpoints[-1].id])

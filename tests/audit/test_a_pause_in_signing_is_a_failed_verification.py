@@ -1,0 +1,57 @@
+"""Sealed events that no checkpoint covers can be rewritten, hashes and all, without a trace. The
+sealing job signs a checkpoint at least every AUDIT_CHECKPOINT_SECONDS, so verify_audit fails when
+such events have waited more than twice that: signing has stopped, and the window is held open.
+
+Found by an outside review: one row planted in the witness cursor's table, with no witness configured,
+stopped every signature while verify_audit went on reporting the chain intact; the superuser then
+rewrote the waiting events, deleted the row, and the real key signed the forgery."""
+
+import time
+
+import pytest
+
+from audit import services
+from audit.models import AuditCheckpoint
+from tests.audit.conftest import rewrite_consistently
+from tests.audit.test_superuser_rewrite import _verify_audit
+
+PLANT_CURSOR = (
+    "INSERT INTO audit_auditwitnesscursor (id, checkpoint_id) VALUES (1, 999999) "
+    "ON CONFLICT (id) DO UPDATE SET checkpoint_id = 999999"
+)
+
+
+def test_a_witness_cursor_planted_with_no_witness_configured_stops_no_signature(make_events, signing, attacker):
+    make_events(10)
+    services.seal_audit()
+    attacker(PLANT_CURSOR)
+
+    make_events(10, start=10)
+    services.seal_audit()
+
+    assert AuditCheckpoint.objects.order_by("-id").first().last_seq == 20
+
+
+def test_sealed_events_waiting_past_twice_the_checkpoint_interval_fail_verification(
+    make_events, signing, attacker, settings
+):
+    settings.AUDIT_CHECKPOINT_SECONDS = 1
+    make_events(10)
+    services.seal_audit()
+    # A witness whose cursor a superuser set ahead: the sealer refuses to sign, as it must (a fork).
+    settings.AUDIT_WITNESS_URL = "http://127.0.0.1:9/checkpoints"
+    attacker(PLANT_CURSOR)
+    make_events(10, start=10)
+    with pytest.raises(services.ChainNotCheckpointable):
+        services.seal_audit()
+
+    within = _verify_audit()
+    time.sleep(2.2)
+    rewrite_consistently(attacker, edit_seq=15)
+    after = _verify_audit()
+
+    assert within[0] == 0, within[1]
+    assert "seq 11 to 20 are sealed but not yet in a checkpoint" in within[1]
+    assert after[0] != 0
+    assert "seq 11 to 20 are sealed but no checkpoint has been signed since" in after[1]
+    assert "signing has stopped" in after[1]
