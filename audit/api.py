@@ -44,13 +44,14 @@ SSE_EVENT_SCHEMA = {
 # A refused stream may try again this soon: another of the caller's streams may have ended by then.
 STREAM_RETRY_AFTER_SECONDS = 10
 MAX_EVENT_ID = 2**63 - 1
-_EVENT_ID = re.compile(r"^[0-9]{1,19}$")
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 
 def parse_event_id(value):
     """An event id as an int, or None if `value` cannot be one (the column is a bigint)."""
     value = str(value)
-    if not _EVENT_ID.match(value) or int(value) > MAX_EVENT_ID:
+    # fullmatch: `$` matched before a final newline, and int() takes "5\n" as 5 (an outside review).
+    if not _EVENT_ID.fullmatch(value) or int(value) > MAX_EVENT_ID:
         return None
     return int(value)
 
