@@ -1231,24 +1231,45 @@ def _verify_checkpoints(
         )
     head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
     if head is not None and head.seal_seq > covered:
-        newest = stored[-1]["timestamp"] if stored else None
-        stalled = newest is not None and keys.signing_configured() and _signing_stalled_since(newest)
-        if stalled:
+        waiting_since = _waiting_for_a_checkpoint_since(stored, covered)
+        overdue = SIGNING_STALLED_AFTER * settings.AUDIT_CHECKPOINT_SECONDS
+        if waiting_since is not None and (timezone.now() - waiting_since).total_seconds() > overdue:
             # Events no checkpoint covers can be rewritten, hashes and all, unseen: a pause in signing
             # is that window held open (an outside review held it open with one planted row).
             return result(
-                f"seq {covered + 1} to {head.seal_seq} are sealed but no checkpoint has been signed since "
-                f"{newest}, more than twice AUDIT_CHECKPOINT_SECONDS ago: signing has stopped (seal_audit's "
-                "log says why), and until a checkpoint covers them they can be rewritten unseen",
+                f"seq {covered + 1} to {head.seal_seq} are sealed but have waited for a checkpoint since "
+                f"{_timestamp_text(waiting_since)}, more than {SIGNING_STALLED_AFTER} times AUDIT_CHECKPOINT_SECONDS: "
+                "signing has stopped (seal_audit's log says why), and until a checkpoint covers them they can be "
+                "rewritten unseen",
                 covered,
             )
         notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
     return result(None, covered)
 
 
-def _signing_stalled_since(timestamp_text: str) -> bool:
-    """Whether the newest checkpoint, signed at `timestamp_text` (its document's), is older than twice
-    AUDIT_CHECKPOINT_SECONDS: the sealing job signs one at least every AUDIT_CHECKPOINT_SECONDS, an
-    empty one when nothing new was sealed."""
-    signed_at = datetime.datetime.fromisoformat(timestamp_text)
-    return (timezone.now() - signed_at).total_seconds() > 2 * settings.AUDIT_CHECKPOINT_SECONDS
+# The sealing job signs a checkpoint at least every AUDIT_CHECKPOINT_SECONDS (an empty one when nothing
+# was sealed), on a schedule of at most that interval, so the newest is at most about twice that old;
+# three times leaves room for a late run before verification calls signing stopped.
+SIGNING_STALLED_AFTER = 3
+
+
+def _waiting_for_a_checkpoint_since(stored: list[dict[str, Any]], covered: int) -> datetime.datetime | None:
+    """Since when the sealed events after seq `covered` have waited for a checkpoint: the newest
+    checkpoint's signing time when the log has one (it is being signed, whether or not this host holds
+    the key: a verifying host may keep the public keys alone); with none yet, and a signing key
+    configured here, the oldest waiting event's time (a key configured on a log sealed before reads as
+    stopped until its first checkpoint is signed, at the next sealing run). None when nothing signs
+    this log, or that event cannot be read (the chain walk names it)."""
+    if stored:
+        return datetime.datetime.fromisoformat(stored[-1]["timestamp"])
+    if not keys.signing_configured():
+        return None
+    try:
+        return (
+            AuditEvent.objects.filter(seal_seq__gt=covered)
+            .order_by("seal_seq")
+            .values_list("timestamp", flat=True)
+            .first()
+        )
+    except UNREADABLE:
+        return None
