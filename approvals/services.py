@@ -36,6 +36,7 @@ from audit.models import AuditEvent
 from orchestrator.bounded_pages import large_columns
 from orchestrator.db import violates
 from orchestrator.http.errors import Conflict, InvalidTransition
+from orchestrator.identity import held_roles
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
 from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
@@ -522,6 +523,12 @@ def refuse_unless_may_decide(*, principal: Principal, approval: Approval) -> Non
     if principal.role and principal.role == requesting_role:
         raise PermissionDenied(
             f"Agents of the requesting role {requesting_role!r} never decide its approval (separation of duties)."
+        )
+    if held_roles.has_held(principal.subject, requesting_role):
+        # The same provider account with a token of another role, or signed in as a person.
+        raise PermissionDenied(
+            f"This caller's account also acts for the requesting role {requesting_role!r}, whose agents never "
+            "decide its approval (separation of duties)."
         )
     if not principal.decides_for(approval.approver_role):
         if principal.is_person:

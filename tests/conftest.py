@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from approvals.models import Approval
 from orchestrator.http import replay_copies
-from orchestrator.identity import access_cache
+from orchestrator.identity import access_cache, held_roles
 from orchestrator.identity.models import ApiToken
 from orchestrator.identity.principal import Principal
 from routing import services as routing
@@ -49,6 +49,14 @@ def _fresh_access_caches():
     access_cache.clear_all()
     yield
     access_cache.clear_all()
+
+
+@pytest.fixture(autouse=True)
+def _no_held_roles_of_other_tests():
+    """The roles an OIDC account was seen to hold are recorded once per process; a test's rows are gone
+    after it, so the next test records them again."""
+    held_roles.clear()
+    yield
 
 
 @pytest.fixture(autouse=True)

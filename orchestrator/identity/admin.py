@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from orchestrator.identity.models import ApiToken
+from orchestrator.identity.models import ApiToken, HeldRole
 from orchestrator.identity.principal import principal_for_user
 from orchestrator.identity.tokens import delete_token, revoke_token
 
@@ -59,3 +59,23 @@ class ApiTokenAdmin(admin.ModelAdmin):
             for token_id in token_ids:
                 delete_token(actor=principal, token_id=token_id, trace_id=getattr(request, "trace_id", ""))
         self.message_user(request, f"Deleted {len(token_ids)} token(s).", messages.SUCCESS)
+
+
+@admin.register(HeldRole)
+class HeldRoleAdmin(admin.ModelAdmin):
+    """The roles each OIDC account was seen to hold (separation of duties reads them): read-only, as
+    recorded from verified tokens, each with its audit event."""
+
+    list_display = ["subject", "role", "first_seen_at"]
+    list_filter = ["role"]
+    search_fields = ["subject"]
+    readonly_fields = ["subject", "role", "first_seen_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: HeldRole | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: HeldRole | None = None) -> bool:
+        return False

@@ -44,3 +44,19 @@ class ApiToken(models.Model):
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(role=role, name=name, is_staff=is_staff, token_hash=hash_token(raw), hint=raw[:12])
         return token, raw
+
+
+class HeldRole(models.Model):
+    """A role an OIDC provider account was seen to hold: a verified JWT of `subject` named `role`
+    (orchestrator.identity.held_roles). Separation of duties reads it; rows are only ever added."""
+
+    subject = models.CharField(max_length=PRINCIPAL_MAX_LENGTH)
+    role = models.CharField(max_length=64)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "role"], name="held_role_once")]
+        ordering = ["subject", "role"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} holds {self.role}"

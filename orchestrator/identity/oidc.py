@@ -16,7 +16,7 @@ import requests
 from django.conf import settings
 from rest_framework import exceptions
 
-from orchestrator.identity import provider_http
+from orchestrator.identity import held_roles, provider_http
 from orchestrator.identity.columns import fits_a_text_column
 from orchestrator.identity.principal import INVALID_CREDENTIALS, Principal
 from orchestrator.identity.roles import is_known_role
@@ -284,12 +284,10 @@ def claim_at(claims: dict[str, Any], path: str) -> Any:
     return value
 
 
-def role_from(claims: dict[str, Any]) -> str | None:
+def roles_from(claims: dict[str, Any]) -> list[str]:
+    """The known roles the role claim names, in its order: a token acts in the first."""
     value = claim_at(claims, settings.OIDC_ROLE_CLAIM)
-    for candidate in value if isinstance(value, list) else [value]:
-        if is_known_role(candidate):
-            return str(candidate)
-    return None
+    return [str(candidate) for candidate in (value if isinstance(value, list) else [value]) if is_known_role(candidate)]
 
 
 def is_staff_from(claims: dict[str, Any]) -> bool:
@@ -312,14 +310,17 @@ def principal_for_jwt(raw_token: str) -> Principal | None:
     except InvalidToken as exc:
         logger.info("JWT refused: %s", exc)
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS) from None
-    role = role_from(claims)
+    roles = roles_from(claims)
     staff = is_staff_from(claims)
-    if role is None and not staff:
+    if not roles and not staff:
         # The identity is genuine; it simply has no business here.
         logger.info("JWT for sub %r carries no known role in %s", claims["sub"], settings.OIDC_ROLE_CLAIM)
         raise exceptions.PermissionDenied("The token carries no known role.")
+    subject = f"oidc:{claims['sub']}"
+    held_roles.note(subject=subject, roles=roles)
+    role = roles[0] if roles else None
     return Principal(
-        subject=f"oidc:{claims['sub']}",
+        subject=subject,
         role=role or "",
         is_staff=staff,
         display_name=str(claims.get("preferred_username") or claims.get("email") or claims["sub"]),

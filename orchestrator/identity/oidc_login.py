@@ -24,7 +24,7 @@ from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
-from orchestrator.identity import provider_http
+from orchestrator.identity import held_roles, provider_http
 from orchestrator.identity.acting import acting_as
 from orchestrator.identity.columns import fits_a_text_column, storable
 from orchestrator.identity.oidc import (
@@ -33,6 +33,7 @@ from orchestrator.identity.oidc import (
     is_staff_from,
     json_answer,
     provider_keys,
+    roles_from,
     verify,
 )
 
@@ -141,6 +142,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
             if existing is None:
                 raise
             return self.update_user(existing, claims)
+        _note_held_roles(claims)
         return user
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
@@ -148,6 +150,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
         # One transaction: the flags and their audit event are written together.
         with transaction.atomic(), acting_as(OIDC_LOGIN_ACTOR):
             user.save()
+        _note_held_roles(claims)
         return user
 
     @staticmethod
@@ -168,6 +171,12 @@ class OIDCBackend(OIDCAuthenticationBackend):
             value = claims.get(claim)
             limit = fields.get_field(field).max_length
             setattr(user, field, storable(value)[:limit] if isinstance(value, str) else "")
+
+
+def _note_held_roles(claims: dict[str, Any]) -> None:
+    """The roles the provider gives this account are its roles as an agent too: separation of duties
+    keeps a person whose account acts for a task's from_role from deciding its approval."""
+    held_roles.note(subject=f"oidc:{claims['sub']}", roles=roles_from(claims))
 
 
 def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:

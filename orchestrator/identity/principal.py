@@ -43,15 +43,15 @@ class Principal:
         return self.display_name or self.subject
 
 
-def _caller_identity(subject: str) -> str:
-    # A person signed in through OIDC is `user:oidc:<sub>`; an agent JWT of the same provider
-    # account is `oidc:<sub>`. Both are the same caller.
+def caller_identity(subject: str) -> str:
+    """The caller a principal subject names: a person signed in through OIDC is `user:oidc:<sub>`,
+    and an agent JWT of the same provider account is `oidc:<sub>`; both are the same caller."""
     return subject.removeprefix("user:") if subject.startswith("user:oidc:") else subject
 
 
 def same_caller(subject: str, other: str) -> bool:
     """Whether two principal subjects name the same caller (separation of duties compares with this)."""
-    return _caller_identity(subject) == _caller_identity(other)
+    return caller_identity(subject) == caller_identity(other)
 
 
 def principal_for_user(user: Any) -> Principal:
