@@ -1,5 +1,5 @@
 """A request whose body is not framed by a Content-Length of digits is refused before anything
-reads it.
+reads it, and so is an API path holding U+0000.
 
 A body sent with Transfer-Encoding (chunked) is refused with 411 Length Required. gunicorn passes
 such a request on without a Content-Length, and Django then reads an empty body: the write went
@@ -24,6 +24,9 @@ from orchestrator.http.site_middleware import API_PREFIX
 _MOST_DIGITS = 19
 REFUSAL = f"Content-Length must be a number of bytes: ASCII digits only, at most {_MOST_DIGITS} of them."
 LENGTH_REQUIRED = "Send the body with a Content-Length: a body in Transfer-Encoding (chunked) is not read."
+# U+0000 is malformed input anywhere (docs/api.md); in a path segment it reached lookups that answered
+# 404 for a role or an id no request can name (an outside review).
+NUL_IN_PATH = "The path holds U+0000, which no role, id or route has."
 
 
 class ContentLengthMiddleware:
@@ -35,6 +38,8 @@ class ContentLengthMiddleware:
             if request.path_info.startswith(API_PREFIX):
                 return problem_response(411, LENGTH_REQUIRED, code="length_required")
             return HttpResponse(LENGTH_REQUIRED, status=411, content_type="text/plain; charset=utf-8")
+        if "\x00" in request.path_info and request.path_info.startswith(API_PREFIX):
+            return problem_response(400, NUL_IN_PATH, code="malformed_path")
         length = request.META.get("CONTENT_LENGTH")
         if length and not (length.isascii() and length.isdigit() and len(length) <= _MOST_DIGITS):
             if request.path_info.startswith(API_PREFIX):
