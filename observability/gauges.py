@@ -24,7 +24,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from approvals.models import Approval, ApprovalStatus
-from audit.models import AuditCheckpoint, AuditEvent, AuditWitnessCursor
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditWitnessCursor
 from orchestrator.db import client_deadline
 from orchestrator.http.models import IdempotencyRecord
 from orchestrator.identity.roles import known_roles
@@ -144,6 +144,38 @@ def audit_witness(now):
     )
     backlog.add_metric([], waiting.count())
     yield backlog
+
+
+@gauge_source
+def audit_checkpoints(now):
+    # Sealed events no signed checkpoint covers can be rewritten unseen. The sealing job signs one at
+    # least every AUDIT_CHECKPOINT_SECONDS (an empty one when nothing was sealed), so an age past three
+    # times that means signing has stopped, whatever stopped it; verify_audit fails then too
+    # (docs/audit.md). A log never signed has no such series. The seal gauges above stay flat while
+    # signing is stopped (an outside review stopped it from the database).
+    head_seq = Subquery(AuditChainHead.objects.filter(pk=1).values("seal_seq"))
+    newest = (
+        AuditCheckpoint.objects.order_by("-id")
+        .annotate(
+            signed_at=Least(Greatest("timestamp", Value(_EARLIEST_LOADABLE)), Value(_LATEST_LOADABLE)),
+            head_seq=head_seq,
+        )
+        .values("signed_at", "last_seq", "head_seq")
+        .first()
+    )
+    if newest is None:
+        return
+    age = gauge(
+        "orchestrator_audit_checkpoint_age_seconds",
+        "Age of the newest signed audit checkpoint; past three times AUDIT_CHECKPOINT_SECONDS signing has stopped.",
+    )
+    age.add_metric([], age_seconds(now, newest["signed_at"]))
+    uncovered = gauge(
+        "orchestrator_audit_uncovered_events", "Sealed audit events that no signed checkpoint covers yet."
+    )
+    uncovered.add_metric([], max((newest["head_seq"] or 0) - newest["last_seq"], 0))
+    yield age
+    yield uncovered
 
 
 @gauge_source
