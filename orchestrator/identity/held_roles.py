@@ -26,22 +26,28 @@ logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "identity.role_held"
 
+# PostgreSQL's read_only_sql_transaction (orchestrator.http.problems answers it with a 503; identity
+# sits below http and names it here).
+_READ_ONLY_SQL_TRANSACTION = "25006"
+
 # (subject, role) pairs this process knows are recorded: one set lookup per JWT request after the
 # first. Added only once the row's transaction committed, so a request rolled back records it again.
 _recorded: set[tuple[str, str]] = set()
 
 
 def note(*, subject: str, roles: Iterable[str]) -> None:
-    """Record that `subject` holds each of `roles`, unless this process knows it is recorded. A
-    database that refuses the write (read-only during a failover) leaves the request to go on: the next
-    request of the account records it."""
+    """Record that `subject` holds each of `roles`, unless this process knows it is recorded. A pair
+    already stored is only read. A database that refuses writes (read-only during a failover, when no
+    decision can be written either) leaves the request to go on, and the next request of the account
+    records it; any other failure fails the request, for a decision must never meet an account whose
+    roles could not be recorded."""
     new = [(subject, role) for role in dict.fromkeys(roles) if (subject, role) not in _recorded]
     if not new:
         return
     try:
         with transaction.atomic():
             for pair_subject, role in new:
-                _, created = HeldRole.objects.get_or_create(subject=pair_subject, role=role)
+                held, created = HeldRole.objects.get_or_create(subject=pair_subject, role=role)
                 if created:
                     trace_id = current_trace_id.get()
                     tokens.record_audit_event(
@@ -49,12 +55,16 @@ def note(*, subject: str, roles: Iterable[str]) -> None:
                         actor=pair_subject,
                         role=role,
                         trace_id="" if trace_id == "-" else trace_id,
-                        target_type="oidc_account",
-                        target_id=pair_subject,
-                        metadata={"role": role},
+                        # The row, not the subject: a provider's sub runs to 255 characters, past what an
+                        # event's target id holds, and the event failed with the row (an outside review).
+                        target_type="held_role",
+                        target_id=held.pk,
+                        metadata={"subject": pair_subject, "role": role},
                     )
     except DatabaseError as exc:
-        logger.warning("the roles of %s could not be recorded (%s); the next request records them", subject, exc)
+        if getattr(exc.__cause__, "sqlstate", None) != _READ_ONLY_SQL_TRANSACTION:
+            raise
+        logger.warning("the roles of %s could not be recorded: the database is read-only", subject)
         return
     transaction.on_commit(lambda: _recorded.update(new))
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 
 from approvals.models import Approval
 from audit.models import AuditEvent
+from orchestrator.identity import held_roles
 from orchestrator.identity.models import HeldRole
 from tests.auth.browser_login import sign_in
 from tests.auth.conftest import bearer
@@ -96,5 +97,41 @@ def test_each_role_an_account_holds_is_recorded_once_with_its_audit_event(provid
     _agent(provider, "dual", "manager").get("/api/v1/tasks")
 
     assert HeldRole.objects.filter(subject="oidc:dual").count() == 2
-    events = AuditEvent.objects.filter(event_type="identity.role_held", target_id="oidc:dual")
+    events = AuditEvent.objects.filter(event_type="identity.role_held", metadata__subject="oidc:dual")
     assert sorted(events.values_list("role", flat=True)) == ["finance", "manager"]
+
+
+@pytest.mark.parametrize("length", [60, 255])
+def test_an_account_with_a_long_sub_is_recorded_and_kept_out_alike(provider, finance, length):
+    # Workload identities (CI jobs, service accounts) have long subs: the audit event of one over 59
+    # characters failed, the row with it, and the account went on to decide (an outside review).
+    sub = "repo:acme/payments:ref:refs/heads/main:" + "x" * (length - 39)
+    assert _agent(provider, sub, "finance").get("/api/v1/tasks").status_code == 200
+    routed = _gated_task(finance)
+
+    answer = _agent(provider, sub, "manager").post(
+        f"/api/v1/approvals/{routed['approval_id']}/decision", {"decision": "approve"}, format="json"
+    )
+
+    assert answer.status_code == 403
+    assert HeldRole.objects.filter(subject=f"oidc:{sub}").count() == 2
+
+
+def test_a_read_only_database_still_answers_the_accounts_reads(provider, read_only_database):
+    answer = _agent(provider, "dual", "finance").get("/api/v1/tasks")
+
+    assert answer.status_code == 200
+
+
+def test_a_role_already_recorded_is_read_not_written_again_after_a_restart(provider, read_only_database, caplog):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = off")
+    _agent(provider, "dual", "finance").get("/api/v1/tasks")
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    held_roles.clear()  # a new process
+
+    assert _agent(provider, "dual", "finance").get("/api/v1/tasks").status_code == 200
+    assert "could not be recorded" not in caplog.text
