@@ -1231,16 +1231,13 @@ def _verify_checkpoints(
         )
     head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
     if head is not None and head.seal_seq > covered:
-        waiting_since = _waiting_for_a_checkpoint_since(stored, covered)
-        overdue = SIGNING_STALLED_AFTER * settings.AUDIT_CHECKPOINT_SECONDS
-        if waiting_since is not None and (timezone.now() - waiting_since).total_seconds() > overdue:
+        stopped = _signing_stopped(stored)
+        if stopped is not None:
             # Events no checkpoint covers can be rewritten, hashes and all, unseen: a pause in signing
             # is that window held open (an outside review held it open with one planted row).
             return result(
-                f"seq {covered + 1} to {head.seal_seq} are sealed but have waited for a checkpoint since "
-                f"{_timestamp_text(waiting_since)}, more than {SIGNING_STALLED_AFTER} times AUDIT_CHECKPOINT_SECONDS: "
-                "signing has stopped (seal_audit's log says why), and until a checkpoint covers them they can be "
-                "rewritten unseen",
+                f"seq {covered + 1} to {head.seal_seq} are sealed but {stopped}: signing has stopped "
+                "(seal_audit's log says why), and until a checkpoint covers them they can be rewritten unseen",
                 covered,
             )
         notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
@@ -1253,23 +1250,23 @@ def _verify_checkpoints(
 SIGNING_STALLED_AFTER = 3
 
 
-def _waiting_for_a_checkpoint_since(stored: list[dict[str, Any]], covered: int) -> datetime.datetime | None:
-    """Since when the sealed events after seq `covered` have waited for a checkpoint: the newest
-    checkpoint's signing time when the log has one (it is being signed, whether or not this host holds
-    the key: a verifying host may keep the public keys alone); with none yet, and a signing key
-    configured here, the oldest waiting event's time (a key configured on a log sealed before reads as
-    stopped until its first checkpoint is signed, at the next sealing run). None when nothing signs
-    this log, or that event cannot be read (the chain walk names it)."""
+def _signing_stopped(stored: list[dict[str, Any]]) -> str | None:
+    """Why sealed events waiting for a checkpoint mean that signing has stopped, or None while they may
+    be waiting for the next one. With checkpoints, the newest one's signed time tells, on any host (a
+    verifying host may keep the public keys alone). Without any, where a signing key is configured:
+    the sealing run that seals events signs them, so sealed events and no checkpoint mean signing was
+    kept from its first checkpoint. Nothing in the database can date that wait (an event's timestamp is
+    the rows' own, which a superuser rewrites with the chain; an outside review did), so it fails at
+    once, and a key newly configured on a log sealed before reads as stopped until the next sealing
+    run signs the first checkpoint."""
     if stored:
-        return datetime.datetime.fromisoformat(stored[-1]["timestamp"])
-    if not keys.signing_configured():
-        return None
-    try:
+        signed_at = datetime.datetime.fromisoformat(stored[-1]["timestamp"])
+        if (timezone.now() - signed_at).total_seconds() <= SIGNING_STALLED_AFTER * settings.AUDIT_CHECKPOINT_SECONDS:
+            return None
         return (
-            AuditEvent.objects.filter(seal_seq__gt=covered)
-            .order_by("seal_seq")
-            .values_list("timestamp", flat=True)
-            .first()
+            f"no checkpoint has been signed since {stored[-1]['timestamp']}, more than "
+            f"{SIGNING_STALLED_AFTER} times AUDIT_CHECKPOINT_SECONDS ago"
         )
-    except UNREADABLE:
-        return None
+    if keys.signing_configured():
+        return "a signing key is configured and no checkpoint has ever been signed"
+    return None
