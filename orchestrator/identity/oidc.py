@@ -318,10 +318,9 @@ def principal_for_jwt(raw_token: str) -> Principal | None:
         raise exceptions.PermissionDenied("The token carries no known role.")
     subject = f"oidc:{claims['sub']}"
     held_roles.note(subject=subject, roles=roles)
-    role = roles[0] if roles else None
     return Principal(
         subject=subject,
-        role=role or "",
+        role=roles[0] if roles else "",
         is_staff=staff,
         display_name=str(claims.get("preferred_username") or claims.get("email") or claims["sub"]),
     )
