@@ -8,8 +8,8 @@ for good, two bodies under one Idempotency-Key replayed instead of a 422, a body
 never measured). Found by an outside review. RFC 9112 lets a server ask for the length instead, and
 every HTTP client sends one for a body it holds.
 
-gunicorn refuses such a request itself, but the embedded default's server (runserver, wsgiref)
-passes the header through, and Django's `request.body` then raises ValueError: a 500 on the API
+A Content-Length that is not a number: gunicorn refuses such a request itself, but the embedded
+default's server (runserver, wsgiref) passes the header through, and Django's `request.body` then raises ValueError: a 500 on the API
 and on the console's forms. RFC 9110 allows only ASCII digits there ("-5" and " 5" are refused too,
 as gunicorn refuses them), and more than 19 of them (even zeros) are refused as well: `int()` refuses
 more than 4300, and no body is that long.
