@@ -88,6 +88,7 @@ def test_a_failing_source_reports_up_0_and_the_others_still_answer(anonymous, db
         "leases": 1,
         "webhooks": 1,
         "audit_witness": 1,
+        "audit_checkpoints": 1,
         "broken": 0,
     }
     assert "orchestrator_half_done" not in families
