@@ -61,8 +61,13 @@ _EARLIEST_LOADABLE = datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
 _LATEST_LOADABLE = datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC)
 
 
+def loadable(field):
+    """The time in `field`, held to the range Python loads."""
+    return Least(Greatest(field, Value(_EARLIEST_LOADABLE)), Value(_LATEST_LOADABLE))
+
+
 def oldest_of(field):
-    return Min(Least(Greatest(field, Value(_EARLIEST_LOADABLE)), Value(_LATEST_LOADABLE)))
+    return Min(loadable(field))
 
 
 @gauge_source
@@ -157,7 +162,7 @@ def audit_checkpoints(now):
     newest = (
         AuditCheckpoint.objects.order_by("-id")
         .annotate(
-            signed_at=Least(Greatest("timestamp", Value(_EARLIEST_LOADABLE)), Value(_LATEST_LOADABLE)),
+            signed_at=loadable("timestamp"),
             head_seq=head_seq,
         )
         .values("signed_at", "last_seq", "head_seq")
