@@ -6,5 +6,5 @@ from audit import services
 
 
 @shared_task(name="audit.jobs.seal_audit")
-def seal_audit(batch_size=1000):
+def seal_audit(batch_size=services.SEAL_BATCH_SIZE):
     return services.seal_audit(batch_size=batch_size)

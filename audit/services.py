@@ -228,23 +228,31 @@ def _write_seals(rows: list[AuditEvent]) -> None:
             )
 
 
+SEAL_BATCH_SIZE = 1000
+
+
+def _next_to_seal(batch_size: int) -> list[AuditEvent | UnreadableEvent]:
+    """The unsealed rows the sealer takes next, in id order, unreadable ones named.
+
+    Only committed rows are visible here. A transaction that inserted a smaller id and commits after
+    a batch is not lost: its row is still unsealed next run and gets the next seal_seq. The chain is
+    ordered by seal_seq, not by id. At most batch_size rows, and fewer when their metadata reaches the
+    page byte budget: 1,000 events of 2 MB were 2 GB in the sealer's memory."""
+    return load_or_name_the_unreadable(
+        bounded_page(
+            AuditEvent.objects.filter(seal_seq__isnull=True),
+            ordering=("id",),
+            stop=batch_size,
+            sized=AuditEvent.LARGE_COLUMNS,
+        )
+    )
+
+
 def _seal_batch(batch_size: int) -> tuple[int, bool, list[AuditEvent | UnreadableEvent]]:
     """Seal the next batch: how many rows it sealed, whether it was full (more may wait), and the rows."""
     with transaction.atomic():
         head = _locked_head()
-        # Only committed rows are visible here. A transaction that inserted a smaller id and
-        # commits after this batch is not lost: its row is still unsealed next run and gets
-        # the next seal_seq. The chain is ordered by seal_seq, not by id. At most batch_size rows,
-        # and fewer when their metadata reaches the page byte budget: 1,000 events of 2 MB were
-        # 2 GB in the sealer's memory.
-        loaded = load_or_name_the_unreadable(
-            bounded_page(
-                AuditEvent.objects.filter(seal_seq__isnull=True),
-                ordering=("id",),
-                stop=batch_size,
-                sized=AuditEvent.LARGE_COLUMNS,
-            )
-        )
+        loaded = _next_to_seal(batch_size)
         unreadable = [row for row in loaded if isinstance(row, UnreadableEvent)]
         if unreadable:
             # Sealing stops here, loudly, until a person repairs or removes the row: sealing past it
@@ -265,7 +273,7 @@ def _seal_batch(batch_size: int) -> tuple[int, bool, list[AuditEvent | Unreadabl
     return len(rows), more_may_follow(loaded, batch_size), loaded
 
 
-def seal_audit(*, batch_size: int = 1000, on_batch: Callable[[int], object] | None = None) -> int:
+def seal_audit(*, batch_size: int = SEAL_BATCH_SIZE, on_batch: Callable[[int], object] | None = None) -> int:
     """Chain every committed unsealed event; returns how many were sealed.
 
     Each batch is one short transaction holding the chain head's row lock, so concurrent
@@ -553,6 +561,17 @@ def _walk(start: int, on_batch: Callable[[int], None] | None) -> VerifyResult:
     if head is not None and head_seq >= start and head.hash != prev_hash:
         return result(
             ChainBreak(last_seq, prev_id, "the last hash differs from the chain head's: the chain was rewritten")
+        )
+    # The sealer stops at a row it cannot read, and with it every later seal and signature: the log
+    # cannot be vouched for past the head until a person repairs or removes the row.
+    blocking = next((row for row in _next_to_seal(SEAL_BATCH_SIZE) if isinstance(row, UnreadableEvent)), None)
+    if blocking is not None:
+        return result(
+            ChainBreak(
+                head_seq + 1,
+                blocking.id,
+                f"{blocking}; the sealer stops at it, so no event after seq {head_seq} is sealed or signed",
+            )
         )
     return result()
 
@@ -1230,6 +1249,18 @@ def _verify_checkpoints(
             f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
         )
     head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
+    waiting = AuditEvent.objects.filter(seal_seq__isnull=True).count() if stored else 0
+    if (head is None or head.seal_seq <= covered) and waiting:
+        # The sealer signs at the end of each run, an empty checkpoint when it sealed nothing, so a
+        # stale newest checkpoint with events waiting to be sealed means the sealer has stopped (a
+        # row it cannot read, a job no longer scheduled) and those events can be rewritten unseen.
+        stopped = _signing_stopped(stored)
+        if stopped is not None:
+            return result(
+                f"{waiting} event(s) wait to be sealed but {stopped}: sealing has stopped (seal_audit's log says "
+                "why), and until a checkpoint covers them they can be rewritten unseen",
+                covered,
+            )
     if head is not None and head.seal_seq > covered:
         stopped = _signing_stopped(stored)
         if stopped is not None:

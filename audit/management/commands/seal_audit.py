@@ -10,7 +10,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--batch-size", type=int, default=1000, help="Events per transaction (1 to 100000, default 1000)."
+            "--batch-size",
+            type=int,
+            default=services.SEAL_BATCH_SIZE,
+            help="Events per transaction (1 to 100000, default 1000).",
         )
 
     def handle(self, *args, batch_size, **options):
