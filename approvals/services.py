@@ -36,7 +36,7 @@ from audit.models import AuditEvent
 from orchestrator.bounded_pages import large_columns
 from orchestrator.db import violates
 from orchestrator.http.errors import Conflict, InvalidTransition
-from orchestrator.identity import held_roles
+from orchestrator.identity import held_roles, standing
 from orchestrator.identity.principal import Principal, same_caller
 from orchestrator.identity.roles import approver_group_name, is_known_role
 from orchestrator.leases import release_cursor_lease, renew_cursor_lease, take_cursor_lease
@@ -673,7 +673,15 @@ def _record_vote(
     ApprovalVote.objects.create(
         approval=approval, level=level, voter=principal.subject, role=role, decision=decision, notes=notes
     )
-    approvals_so_far = ApprovalVote.objects.filter(approval=approval, level=level, decision="approve").count()
+    approving = ApprovalVote.objects.filter(approval=approval, level=level, decision="approve").values_list(
+        "voter", flat=True
+    )
+    lapsed = [
+        {"voter": voter, "reason": reason}
+        for voter in approving
+        if voter != principal.subject and (reason := _vote_lapsed(voter, approval)) is not None
+    ]
+    approvals_so_far = len(approving) - len(lapsed)
     if approval.required_approvals > 1:
         _approval_event(
             approval,
@@ -689,9 +697,22 @@ def _record_vote(
                 "level": level,
                 "approvals": approvals_so_far,
                 "required_approvals": approval.required_approvals,
+                **({"lapsed_votes": lapsed} if lapsed else {}),
             },
         )
     return approvals_so_far
+
+
+def _vote_lapsed(voter: str, approval: Approval) -> str | None:
+    """Why an approve vote stored earlier no longer counts, or None while it does. A vote counts while
+    its voter still may decide: a token since revoked, a person since deactivated or out of the
+    approver group, or an account since seen acting for the requesting role would otherwise complete a
+    quorum through a later vote (an outside review). The vote stays stored, and counts again should
+    its voter regain the right."""
+    requesting_role = _requesting_role(approval)
+    if held_roles.has_held(voter, requesting_role):
+        return f"the voter's account has since acted for the requesting role {requesting_role!r}"
+    return standing.lapsed(voter, decides_for=approval.approver_role)
 
 
 def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 1000) -> int:
@@ -1120,7 +1141,10 @@ def _email_event(event: AuditEvent, *, keep_lease: Any) -> tuple[int, bool]:
     done = set(ApprovalEmail.objects.filter(event_id=event.id).values_list("recipient", flat=True))
     subject, body = _email_for(event, approval)
     sent = 0
-    for recipient in selectors.emails_of(selectors.people_who_decide(role)):
+    deciders = selectors.people_who_decide(
+        role, requesting_role=_requesting_role(approval), requested_by=approval.requested_by
+    )
+    for recipient in selectors.emails_of(deciders):
         if recipient in done:
             continue
         try:
