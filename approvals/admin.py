@@ -1,12 +1,17 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
 from rest_framework.exceptions import APIException
 
-from approvals import services
+from approvals import selectors, services
 from approvals.models import Approval
 from orchestrator.identity.principal import principal_for_user
 
 _DONE = {"approve": "Approved", "reject": "Rejected"}
+# Each approval on the confirmation page is shown whole, so a person reads at most this many at once.
+APPROVE_AT_ONCE = 20
 
 
 @admin.register(Approval)
@@ -14,7 +19,7 @@ class ApprovalAdmin(admin.ModelAdmin):
     list_display = ["id", "task", "approver_role", "shown_status", "requested_by", "decided_by", "expires_at"]
     list_filter = ["status", "approver_role"]
     search_fields = ["=id", "=task__id", "requested_by", "decided_by"]
-    readonly_fields = [field.name for field in Approval._meta.fields]
+    readonly_fields = ["holds", *(field.name for field in Approval._meta.fields)]
     list_select_related = ["task"]
     actions = ["approve", "reject"]
 
@@ -34,9 +39,37 @@ class ApprovalAdmin(admin.ModelAdmin):
         # Read-only: decisions go through the actions, which lock, validate and audit.
         pass
 
+    @admin.display(description="holds")
+    def holds(self, approval):
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', selectors.held_json(approval))
+
     @admin.action(description="Approve selected approvals", permissions=["change"])
     def approve(self, request, queryset):
-        self._decide(request, queryset, "approve")
+        """Approve after a page that shows what each selected approval holds, whole: the list shows none
+        of it, and a person approves only what they have read (found by an outside review: the admin
+        approved what the console would only let a person approve once it showed all of it)."""
+        if request.POST.get("post") == "yes":
+            self._decide(request, queryset, "approve")
+            return None
+        selected = list(queryset.select_related("task")[: APPROVE_AT_ONCE + 1])
+        if len(selected) > APPROVE_AT_ONCE:
+            self.message_user(
+                request,
+                f"Select at most {APPROVE_AT_ONCE} approvals to approve at once: each is shown whole first.",
+                messages.ERROR,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/approvals/approval/approve_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Approve what these hold?",
+                "opts": self.model._meta,
+                "held": [(approval, selectors.held_json(approval)) for approval in selected],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.action(description="Reject selected approvals", permissions=["change"])
     def reject(self, request, queryset):

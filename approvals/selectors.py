@@ -1,4 +1,6 @@
-"""Reads of approvals for other apps: who is asked to decide."""
+"""Reads of approvals for other apps: who is asked to decide, and what an approval holds."""
+
+import json
 
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Permission
@@ -70,3 +72,10 @@ def emails_of(people: QuerySet[AbstractBaseUser]) -> list[str]:
         if address and address not in addresses:
             addresses.append(address)
     return addresses
+
+
+def held_json(approval: Approval) -> str:
+    """What the approval holds, as a person reads it before deciding: a task's payload, or a policy
+    check's action (tool and the exact arguments) when it holds no task."""
+    held = approval.task.payload if approval.task is not None else approval.action
+    return json.dumps(held, indent=2, sort_keys=True, default=str)

@@ -1,5 +1,3 @@
-import json
-
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -9,6 +7,7 @@ from rest_framework.exceptions import APIException
 
 from approvals import services as approvals
 from approvals.models import ApprovalStatus
+from approvals.selectors import held_json
 from dashboard import access, selectors
 from dashboard.forms import DecisionForm, PageForm
 from dashboard.views.common import invalid_input, person
@@ -26,7 +25,7 @@ def inbox(request):
         roles, cursor=form.cleaned_data["cursor"] or None, limit=form.cleaned_data["limit"]
     )
     for approval in items:
-        approval.payload_json = _held_json(approval)
+        approval.payload_json = held_json(approval)
         # The inbox cuts a long payload (orchestrator.ops.shown), and the sender orders its keys: an
         # approval is decided here only when the person can read all it holds (found by an outside
         # review: an IBAN past the cut was approved unseen); else on its own page, which shows it whole.
@@ -43,13 +42,6 @@ def inbox(request):
             "decision_times": selectors.decision_times(roles),
         },
     )
-
-
-def _held_json(approval):
-    """What the approval holds, as the person reads it: a task's payload, or a policy check's action
-    (tool and the exact arguments) when it holds no task."""
-    held = approval.task.payload if approval.task is not None else approval.action
-    return json.dumps(held, indent=2, sort_keys=True, default=str)
 
 
 def _visible_approval(request, approval_id):
@@ -76,7 +68,7 @@ def approval_detail(request, approval_id):
             "approval": approval,
             "status": status,
             "awaiting_escalation": status == approvals.AWAITING_ESCALATION,
-            "payload_json": _held_json(approval),
+            "payload_json": held_json(approval),
             "tool": (approval.action or {}).get("tool", "") if approval.task is None else "",
             "can_decide": request.user.has_perm(access.DECIDE_APPROVALS) and status == ApprovalStatus.PENDING,
             "can_view_audit": can_view_audit,

@@ -32,8 +32,11 @@ def gated(route):
 
 def admin_decide(client, user, approval_id, action="approve"):
     client.force_login(user)
+    # "post": the confirmation page's answer, which decides (the page itself: test_the_admin_shows_...).
     response = client.post(
-        "/admin/approvals/approval/", {"action": action, "_selected_action": [approval_id]}, follow=True
+        "/admin/approvals/approval/",
+        {"action": action, "_selected_action": [approval_id], "post": "yes"},
+        follow=True,
     )
     return [str(message) for message in response.context["messages"]]
 

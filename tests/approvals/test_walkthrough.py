@@ -25,7 +25,9 @@ def approve_in_admin(admin_client, approval_id):
     queue = admin_client.get("/admin/approvals/approval/?status__exact=pending")
     assert [str(a.pk) for a in queue.context["cl"].result_list] == [approval_id]
     return admin_client.post(
-        "/admin/approvals/approval/", {"action": "approve", "_selected_action": [approval_id]}, follow=True
+        "/admin/approvals/approval/",
+        {"action": "approve", "_selected_action": [approval_id], "post": "yes"},
+        follow=True,
     )
 
 
@@ -97,7 +99,9 @@ def test_an_admin_decision_on_an_already_decided_approval_is_reported_and_change
     events = AuditEvent.objects.count()
 
     response = manager_in_admin.post(
-        "/admin/approvals/approval/", {"action": "approve", "_selected_action": [routed["approval_id"]]}, follow=True
+        "/admin/approvals/approval/",
+        {"action": "approve", "_selected_action": [routed["approval_id"]], "post": "yes"},
+        follow=True,
     )
 
     assert any("reject" in str(m) for m in response.context["messages"])
