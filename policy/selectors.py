@@ -3,8 +3,9 @@
 from rest_framework.exceptions import NotFound
 
 from orchestrator.identity.principal import Principal
+from orchestrator.identity.roles import known_roles
 from policy import services
-from policy.models import ProfileVersion, RolePause
+from policy.models import ALL_ROLES, ProfileVersion, RolePause
 
 
 def active_version_for(*, principal: Principal, role: str) -> ProfileVersion:
@@ -36,3 +37,9 @@ def version_diff(*, old: ProfileVersion, new: ProfileVersion) -> str:
 
 def paused_roles() -> list[RolePause]:
     return list(RolePause.objects.order_by("role"))
+
+
+def paused_role_names() -> set[str]:
+    """Every role paused now, a pause of every role ('*') named as each known role."""
+    paused = set(RolePause.objects.values_list("role", flat=True))
+    return set(known_roles()) | paused if ALL_ROLES in paused else paused
