@@ -836,7 +836,9 @@ def complete_task(
         if not can_proceed(task.complete):
             raise invalid_transition(task, TaskStatus.COMPLETED, principal=principal)
         task.complete()
-        task.result = result
+        # An earlier attempt's error (a retry's) was that attempt's: a completed task carries none, so
+        # nobody reads it as failed. The retry's task.retry_scheduled event keeps it.
+        task.result, task.error = result, None
         return _finish(
             task, principal=principal, trace_id=trace_id, event_type="task.completed", without_lease=without_lease
         )
@@ -907,6 +909,9 @@ def fail_task(
             before=TaskStatus.CLAIMED,
             without_lease=without_lease,
             retry_in_seconds=round(delay, 3),
+            # On record here: the task's own error is replaced by the next attempt's, or cleared when
+            # it completes.
+            error=error,
         )
         return task
 
