@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 
-from orchestrator.http.fields import TraceIdField
+from orchestrator.http.fields import TraceIdField, ZonedDateTimeField
 from orchestrator.http.paging import CursorPageParams, keyset_page, page_response
 from orchestrator.http.renderers import JsonAnswer
 from orchestrator.http.shapes import Shape
@@ -95,8 +95,8 @@ class RouteIn(StrictSerializer):
     priority = serializers.IntegerField(
         required=False, default=0, min_value=-100, max_value=100, help_text="Higher is claimed first."
     )
-    not_before = serializers.DateTimeField(required=False, allow_null=True, help_text="Not claimable earlier.")
-    deadline = serializers.DateTimeField(
+    not_before = ZonedDateTimeField(required=False, allow_null=True, help_text="Not claimable earlier.")
+    deadline = ZonedDateTimeField(
         required=False, allow_null=True, help_text="Still pending or claimed past it: cancelled (reason deadline)."
     )
     max_attempts = serializers.IntegerField(
