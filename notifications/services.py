@@ -39,6 +39,18 @@ def send_notification(
                 session = sessions.get_session(principal=principal, session_id=session_id, for_update=True)
             except NotFound:
                 raise ValidationError({"session_id": [f"No session with id {session_id}."]}) from None
+            # Staff may read any role's session; its id in a notification reaches the recipient, so it is
+            # the sender's or the recipient's, as a session's task is one its role sends or receives.
+            if session.role not in (from_role, to_role):
+                raise ValidationError(
+                    {
+                        "session_id": [
+                            f"Session {session_id} is a session of role {session.role!r}, neither the sender's "
+                            f"({from_role!r}) nor the recipient's ({to_role!r}): its id would reach a role that "
+                            "cannot see it."
+                        ]
+                    }
+                )
         notification = Notification(
             to_role=to_role,
             from_role=from_role,

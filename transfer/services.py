@@ -329,13 +329,23 @@ def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any, *, existing:
     """A session's task is one its role sends or receives, as the API holds it (sessions.services): the
     task's id would otherwise reach a role that cannot read the task. Checked both ways: a session
     linking a task, and a task whose roles an overwrite moves away from a session that links it (found
-    by an outside review: the import let both through)."""
+    by an outside review: the import let both through). A notification's session is its sender's or
+    its recipient's (a later review)."""
     if kind is SESSIONS and instance.task_id is not None:
         roles = Task.objects.filter(pk=instance.task_id).values_list("from_role", "to_role").first()
         if roles is not None and instance.role not in roles:
             raise BadRecord(
                 f"task_id {instance.task_id} is a task of {roles[0]!r} to {roles[1]!r}, which role "
                 f"{instance.role!r} cannot see"
+            )
+    if kind is NOTIFICATIONS and instance.session_id is not None:
+        # As the API holds it (notifications.services): the session's id reaches the recipient.
+        session_role = Session.objects.filter(pk=instance.session_id).values_list("role", flat=True).first()
+        if session_role is not None and session_role not in (instance.from_role, instance.to_role):
+            raise BadRecord(
+                f"session_id {instance.session_id} is a session of {session_role!r}, neither the notification's "
+                f"sender {instance.from_role!r} nor its recipient {instance.to_role!r}: its id would reach a role "
+                "that cannot see it"
             )
     if kind is TASKS and existing:
         # A new task has no session linking it yet (the link is a foreign key).
