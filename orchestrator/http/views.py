@@ -271,6 +271,10 @@ def _wrong_type(field, value, from_query):
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             return "Every item must be a string."
         return None
+    if from_query and isinstance(field, serializers.IntegerField):
+        # DRF reads a number with int(), which takes any script's digits and underscores ("١٠", "1_0"):
+        # a query string's integer is written in ASCII digits, as the schema states it.
+        return None if isinstance(value, str) and _QUERY_INTEGER.fullmatch(value) else "Must be an integer."
     if from_query:
         return None
     if isinstance(field, serializers.BooleanField):
@@ -335,6 +339,7 @@ def etag_for(updated_at):
 
 
 # One member of an If-Match list: "*" or an entity tag, weak or strong (RFC 9110 section 8.8.3).
+_QUERY_INTEGER = re.compile(r"[+-]?[0-9]+")
 _IF_MATCH_MEMBER = re.compile(r'\s*(\*|(?:W/)?"[\x21\x23-\x7e\x80-\uffff]*")\s*(?:,|$)')
 
 
