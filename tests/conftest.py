@@ -2,6 +2,8 @@
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -194,3 +196,13 @@ def make_approval(db):
         return Approval.objects.get(pk=routed.approval_id)
 
     return make
+
+
+@pytest.fixture
+def manager_in_admin(client, db):
+    """Django's test client signed in as "maria", a staff person of approver:manager."""
+    user = get_user_model().objects.create_user("maria", password="pw-for-tests", is_staff=True)
+    # The group migrate created carries the permissions deciding needs.
+    user.groups.add(Group.objects.get(name="approver:manager"))
+    client.force_login(user)
+    return client

@@ -3,21 +3,11 @@ whole, as the console does. Found by an outside review: neither the admin's list
 admin page showed the task's payload, and "Approve selected approvals" decided at once."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from approvals.admin import APPROVE_AT_ONCE
 from approvals.models import Approval
 
 ACCOUNT = "DE89 3704 0044 0532 0130 00"
-
-
-@pytest.fixture
-def manager_in_admin(client, db):
-    user = get_user_model().objects.create_user("maria", password="pw-for-tests", is_staff=True)
-    user.groups.add(Group.objects.get(name="approver:manager"))
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -1,24 +1,11 @@
 """The docs/api.md walk-through end to end: finance routes a task needing approval, a manager
 approves it in the admin, an engineering agent claims and completes it; the trace tells it all."""
 
-import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-
 from approvals.models import Approval
 from audit.models import AuditEvent
 from routing.models import Task
 
 TRACE = "walkthrough-0001"
-
-
-@pytest.fixture
-def manager_in_admin(client, db):
-    user = get_user_model().objects.create_user("maria", password="pw-for-tests", is_staff=True)
-    # The group migrate created carries the permissions deciding needs.
-    user.groups.add(Group.objects.get(name="approver:manager"))
-    client.force_login(user)
-    return client
 
 
 def approve_in_admin(admin_client, approval_id):
