@@ -467,8 +467,8 @@ class OrchestratorClient:
         deadline=None,
         max_attempts=None,
     ):
-        """Route a task. Queue options: `priority` (-100..100), `not_before` and `deadline` (datetimes or
-        ISO strings), `max_attempts` (1..20)."""
+        """Route a task. Queue options: `priority` (-100..100), `not_before` and `deadline` (aware
+        datetimes, or ISO strings with their zone), `max_attempts` (1..20)."""
         body = _without_none(
             type=type,
             to_role=to_role,
@@ -477,8 +477,8 @@ class OrchestratorClient:
             trace_id=trace_id,
             approver_role=approver_role,
             priority=priority,
-            not_before=_iso_or_none(not_before),
-            deadline=_iso_or_none(deadline),
+            not_before=_iso_or_none(not_before, "not_before"),
+            deadline=_iso_or_none(deadline, "deadline"),
             max_attempts=max_attempts,
         )
         if requires_approval:
@@ -1072,8 +1072,18 @@ def _retry_after_seconds(response):
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _iso_or_none(value):
-    return value.isoformat() if isinstance(value, datetime) else value
+def _iso_or_none(value, where):
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            # The server refuses a time without its zone (it cannot know the caller's clock): said here,
+            # before a request, rather than as a 400 after one.
+            why = "has no time zone: pass an aware datetime (tzinfo=datetime.UTC, for one)"
+            message = f"{where} {value.isoformat()} {why}. Nothing was sent."
+            raise UnsendableRequest(
+                message, problem={"title": "Not sendable", "detail": message, "errors": {where: [why]}}
+            )
+        return value.isoformat()
+    return value
 
 
 def _str_or_none(value):

@@ -4,6 +4,8 @@ it, and nothing is sent: not requests' raw UnicodeEncodeError or InvalidHeader. 
 orchestrator would replace with its own is refused too, or the caller would look for its calls under a
 trace id nothing was filed under."""
 
+from datetime import datetime
+
 import pytest
 
 from agent_tools import ControllerError, InvalidRequest, OrchestratorClient, UnsendableRequest
@@ -60,3 +62,13 @@ def test_a_trace_id_it_keeps_is_sent_as_given(client_and_server):
         client.get_task("task-1", trace_id="run-7:step.2_a-b")
 
     assert server.requests[0]["headers"]["x-trace-id"] == "run-7:step.2_a-b"
+
+
+@pytest.mark.parametrize("field", ["not_before", "deadline"])
+def test_a_route_time_without_a_zone_is_refused_naming_it(client_and_server, field):
+    client, server = client_and_server
+
+    with pytest.raises(UnsendableRequest, match=f"{field} 2100-01-01T00:00:00 has no time zone"):
+        client.route_task(to_role="engineering", type="t", payload={}, **{field: datetime(2100, 1, 1)})
+
+    assert server.requests == []
