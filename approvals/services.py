@@ -657,31 +657,40 @@ def decide_approval(
 def _record_vote(
     approval: Approval, *, principal: Principal, role: str, decision: str, notes: str, trace_id: str
 ) -> int:
-    """Store one principal's vote on the locked approval's current level; return the approve votes so far.
-    A quorum approval writes an approval.voted event per vote (a single-vote approval's decision is its vote)."""
+    """Store one principal's vote on the locked approval's current level; return the approve votes that
+    count so far. A quorum approval writes an approval.voted event per vote (a single-vote approval's
+    decision is its vote)."""
     level = approval.escalation_level
+    stored = list(
+        ApprovalVote.objects.filter(approval=approval, level=level).values_list("voter", "decision", "created_at")
+    )
     # Distinct callers, not distinct credentials: a person signed in through OIDC and the agent JWT of
     # the same account are one caller (same_caller), as separation of duties sees them.
-    voters = ApprovalVote.objects.filter(approval=approval, level=level).values_list("voter", flat=True)
-    if any(same_caller(principal.subject, voter) for voter in voters):
-        raise Conflict(
-            f"{principal.subject} already voted on this approval; {approval.required_approvals} distinct "
-            "principals must approve.",
-            current_status=approval.status,
-            allowed_transitions=[],
+    own = next((vote for vote in stored if same_caller(principal.subject, vote[0])), None)
+    if own is None:
+        vote = ApprovalVote.objects.create(
+            approval=approval, level=level, voter=principal.subject, role=role, decision=decision, notes=notes
         )
-    ApprovalVote.objects.create(
-        approval=approval, level=level, voter=principal.subject, role=role, decision=decision, notes=notes
-    )
-    approving = ApprovalVote.objects.filter(approval=approval, level=level, decision="approve").values_list(
-        "voter", flat=True
-    )
+        stored.append((vote.voter, vote.decision, vote.created_at))
+    approving = [(voter, voted_at) for voter, stored_decision, voted_at in stored if stored_decision == "approve"]
     lapsed = [
         {"voter": voter, "reason": reason}
-        for voter in approving
-        if voter != principal.subject and (reason := _vote_lapsed(voter, approval)) is not None
+        for voter, voted_at in approving
+        if not same_caller(principal.subject, voter) and (reason := _vote_lapsed(voter, approval, voted_at))
     ]
     approvals_so_far = len(approving) - len(lapsed)
+    if own is not None:
+        # This caller's approve vote is stored. Asked again, it decides once the votes that count reach
+        # the quorum: a vote that lapsed counts again when its voter regains the right, and nobody else
+        # may be left to cast the vote that would otherwise decide (an outside review).
+        if decision != "approve" or own[1] != "approve" or approvals_so_far < approval.required_approvals:
+            raise Conflict(
+                f"{principal.subject} already voted on this approval; {approval.required_approvals} distinct "
+                f"principals must approve ({approvals_so_far} of the votes count now).",
+                current_status=approval.status,
+                allowed_transitions=[],
+            )
+        return approvals_so_far
     if approval.required_approvals > 1:
         _approval_event(
             approval,
@@ -703,16 +712,25 @@ def _record_vote(
     return approvals_so_far
 
 
-def _vote_lapsed(voter: str, approval: Approval) -> str | None:
+# What a person needs to decide (dashboard/access.py and the admin ask it of every decision).
+_DECIDING_PERMISSIONS = (
+    f"{Approval._meta.app_label}.view_{Approval._meta.model_name}",
+    f"{Approval._meta.app_label}.change_{Approval._meta.model_name}",
+)
+
+
+def _vote_lapsed(voter: str, approval: Approval, voted_at: datetime.datetime) -> str | None:
     """Why an approve vote stored earlier no longer counts, or None while it does. A vote counts while
-    its voter still may decide: a token since revoked, a person since deactivated or out of the
-    approver group, or an account since seen acting for the requesting role would otherwise complete a
-    quorum through a later vote (an outside review). The vote stays stored, and counts again should
-    its voter regain the right."""
+    its voter still may decide: a token since revoked, a person since deactivated, out of staff or of
+    the approver group, or an account since seen acting for the requesting role would otherwise
+    complete a quorum through a later vote (an outside review). The vote stays stored, and counts
+    again should its voter regain the right."""
     requesting_role = _requesting_role(approval)
     if held_roles.has_held(voter, requesting_role):
         return f"the voter's account has since acted for the requesting role {requesting_role!r}"
-    return standing.lapsed(voter, decides_for=approval.approver_role)
+    return standing.lapsed(
+        voter, decides_for=approval.approver_role, acted_at=voted_at, person_needs=_DECIDING_PERMISSIONS
+    )
 
 
 def expire_approvals(*, now: datetime.datetime | None = None, batch_size: int = 1000) -> int:

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from approvals import services
 from approvals.models import Approval
 from audit.models import AuditEvent
+from orchestrator.http.errors import Conflict
 from orchestrator.identity import held_roles, tokens
 from orchestrator.identity.principal import Principal, principal_for_user
 from routing import services as routing
@@ -61,7 +62,7 @@ def test_a_deleted_tokens_vote_no_longer_counts(quorum_of_two, make_agent):
     assert vote(Principal(subject=honest.token.subject, role="manager"), quorum_of_two).status == "pending"
 
 
-@pytest.mark.parametrize("change", ["deactivated", "left the group", "deleted"])
+@pytest.mark.parametrize("change", ["deactivated", "left the group", "deleted", "no longer staff"])
 def test_a_persons_vote_lapses_when_they_no_longer_decide(quorum_of_two, make_agent, change):
     person = manager_person("ann")
     vote(principal_for_user(person), quorum_of_two)
@@ -70,6 +71,10 @@ def test_a_persons_vote_lapses_when_they_no_longer_decide(quorum_of_two, make_ag
         person.save()
     elif change == "left the group":
         person.groups.clear()
+    elif change == "no longer staff":
+        # The console and the admin, the only ways a person decides, are for staff alone.
+        person.is_staff = False
+        person.save()
     else:
         person.delete()
 
@@ -109,3 +114,39 @@ def test_two_voters_still_standing_decide_as_before(quorum_of_two, make_agent):
     assert decided.status == "approved"
     assert "lapsed_votes" not in last_vote_event(quorum_of_two).metadata
     assert Approval.objects.get(pk=quorum_of_two.pk).status == "approved"
+
+
+def test_a_voter_back_in_the_group_completes_the_quorum_by_voting_again(quorum_of_two, make_agent):
+    # Nobody else may be left to cast the deciding vote: asking again decides once the votes count.
+    person = manager_person("ann")
+    vote(principal_for_user(person), quorum_of_two)
+    person.groups.clear()
+    bob = Principal(subject=make_agent("manager", name="bob").token.subject, role="manager")
+    assert vote(bob, quorum_of_two).status == "pending"
+    person.groups.add(Group.objects.get(name="approver:manager"))
+
+    again = vote(principal_for_user(person), quorum_of_two)
+
+    assert again.status == "approved"
+    assert again.decided_by == "user:ann"
+
+
+def test_voting_again_while_the_quorum_is_short_is_still_a_conflict(quorum_of_two):
+    person = manager_person("ann")
+    vote(principal_for_user(person), quorum_of_two)
+
+    with pytest.raises(Conflict, match="already voted"):
+        vote(principal_for_user(person), quorum_of_two)
+    with pytest.raises(Conflict, match="already voted"):
+        vote(principal_for_user(person), quorum_of_two, decision="reject")
+
+
+def test_a_new_account_reusing_a_deleted_voters_name_does_not_inherit_the_vote(quorum_of_two, make_agent):
+    vote(principal_for_user(manager_person("ann")), quorum_of_two)
+    get_user_model().objects.get(username="ann").delete()
+    manager_person("ann")
+
+    after = vote(Principal(subject=make_agent("manager").token.subject, role="manager"), quorum_of_two)
+
+    assert after.status == "pending"
+    assert "made after" in last_vote_event(quorum_of_two).metadata["lapsed_votes"][0]["reason"]
