@@ -338,6 +338,20 @@ def _refuse_a_link_its_role_cannot_see(kind: "Kind", instance: Any, *, existing:
                 f"task_id {instance.task_id} is a task of {roles[0]!r} to {roles[1]!r}, which role "
                 f"{instance.role!r} cannot see"
             )
+    if kind is SESSIONS and existing:
+        # An overwrite moving a session to another role strands the notifications that link it.
+        stranded_notification = (
+            Notification.objects.filter(session_id=instance.pk)
+            .exclude(from_role=instance.role)
+            .exclude(to_role=instance.role)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if stranded_notification is not None:
+            raise BadRecord(
+                f"role {instance.role!r} would leave notification {stranded_notification}, which links this "
+                "session, naming a session of a role that is neither its sender nor its recipient"
+            )
     if kind is NOTIFICATIONS and instance.session_id is not None:
         # As the API holds it (notifications.services): the session's id reaches the recipient.
         session_role = Session.objects.filter(pk=instance.session_id).values_list("role", flat=True).first()

@@ -56,3 +56,24 @@ def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
     assert "neither the notification's sender 'finance' nor its recipient 'marketing'" in err
     assert Session.objects.count() == 1
     assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_overwrite_moving_a_linked_session_to_a_third_role_is_skipped(tmp_path):
+    session = session_record(role="finance")
+    notification = {
+        "id": str(uuid.uuid4()),
+        "to_role": "marketing",
+        "from_role": "finance",
+        "message": "x",
+        "trace_id": "trace-import",
+        "created_by": "token:finance",
+        "session_id": session["id"],
+    }
+    run(write(tmp_path, {"sessions": [session], "notifications": [notification]}))
+
+    out, err = run(write(tmp_path, {"sessions": [{**session, "role": "manager"}]}, "moved.json"), "--overwrite")
+
+    assert "sessions: 0 created, 0 updated" in out
+    assert f"would leave notification {notification['id']}" in err
+    assert Session.objects.get(pk=session["id"]).role == "finance"
