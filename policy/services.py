@@ -37,7 +37,7 @@ from orchestrator.db import violates
 from orchestrator.http.errors import Conflict
 from orchestrator.identity.access_cache import AccessCache, wait_out_after_commit
 from orchestrator.identity.principal import Principal
-from orchestrator.identity.roles import is_known_role, require_known_role
+from orchestrator.identity.roles import is_known_role, known_roles, require_known_role
 from orchestrator.telemetry import metrics
 from policy import evaluator
 from policy.models import ALL_ROLES, ProfileVersion, RolePause
@@ -1454,8 +1454,10 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
         pauses = RolePause.objects.select_for_update()
         if role != ALL_ROLES:
             pauses = pauses.filter(role=role)
-        resumed = sorted(pauses.values_list("role", flat=True))
+        lifted = dict(pauses.values_list("role", "paused_at"))
+        resumed = sorted(lifted)
         RolePause.objects.filter(role__in=resumed).delete()
+        renewed = routing.renew_leases_passed_during_pause(paused_since=_paused_since(lifted))
         # Also when nothing was left to resume: another resume may have committed a moment ago.
         wait_out_after_commit(_pause_cache)
         audit.record_many(
@@ -1467,11 +1469,25 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
                 "trace_id": trace_id,
                 "target_type": "role",
                 "target_id": name,
-                "metadata": {},
+                "metadata": {"leases_renewed": (sum(renewed.values()) if name == ALL_ROLES else renewed.get(name, 0))},
             }
             for name in resumed
         )
     return resumed
+
+
+def _paused_since(lifted: dict[str, datetime.datetime]) -> dict[str, datetime.datetime]:
+    """Each role no pause holds any longer, with when the earliest of its `lifted` pauses began (a
+    pause of every role, '*', counting for each): the window in which its leases passed unrenewable."""
+    still_paused = set(RolePause.objects.values_list("role", flat=True))
+    if ALL_ROLES in still_paused:
+        return {}
+    since: dict[str, datetime.datetime] = {}
+    for name, paused_at in lifted.items():
+        for role in known_roles() if name == ALL_ROLES else [name]:
+            if role not in still_paused:
+                since[role] = min(paused_at, since.get(role, paused_at))
+    return since
 
 
 # Whether a role is paused (itself or every role), per role, for at most ENTRY_SECONDS: pause_role

@@ -64,22 +64,16 @@ SELECT 'task.deadline_passed', %(actor)s, moved.from_role, %(now)s, moved.trace_
 FROM moved
 """
 # Out of attempts when the lease passes: the dead letter keeps the last error the claimer reported.
-# A lease that passed while its role was paused is the pause's doing, not the claimer's: its task goes
-# back to pending with the attempt given back (as a release gives it), never to the dead letters.
+# A paused role's leases are left alone: its agents cannot heartbeat or complete while it is paused,
+# and the resume renews what passed meanwhile (routing.services.renew_leases_passed_during_pause).
 _LEASE_BATCH_SQL = f"""
 WITH due AS MATERIALIZED (
-    SELECT id, attempt, claimed_by, paused, attempt >= max_attempts AND NOT paused AS exhausted
-    FROM (
-        SELECT id, attempt, max_attempts, claimed_by, lease_expires_at,
-               to_role = ANY(%(paused)s) AS paused
-        FROM {_TABLE}
-        WHERE status = 'claimed' AND lease_expires_at < %(now)s
-        ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-    ) AS passed
+    SELECT id, attempt >= max_attempts AS exhausted, claimed_by FROM {_TABLE}
+    WHERE status = 'claimed' AND lease_expires_at < %(now)s AND NOT to_role = ANY(%(paused)s)
+    ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), moved AS (
     UPDATE {_TABLE} AS task
     SET status = CASE WHEN due.exhausted THEN 'failed' ELSE 'pending' END,
-        attempt = CASE WHEN due.paused THEN GREATEST(task.attempt - 1, 0) ELSE task.attempt END,
         error = CASE WHEN due.exhausted
                      THEN jsonb_build_object('reason', 'attempts_exhausted', 'last_error', task.error)
                      ELSE task.error END,
@@ -87,18 +81,17 @@ WITH due AS MATERIALIZED (
         finished_at = CASE WHEN due.exhausted THEN %(now)s::timestamptz END,
         updated_at = %(now)s, lease_token = '', lease_expires_at = NULL, heartbeat_at = NULL
     FROM due WHERE task.id = due.id
-    RETURNING task.id, task.from_role, task.to_role, task.trace_id, due.attempt AS attempt_before,
-              task.attempt, task.status, due.exhausted, due.paused, due.claimed_by
+    RETURNING task.id, task.from_role, task.to_role, task.trace_id, task.attempt, task.status, due.exhausted,
+              due.claimed_by
 )
 """
 _LEASE_EVENTS_SQL = """
 SELECT CASE WHEN moved.exhausted THEN 'task.dead_lettered' ELSE 'task.lease_expired' END, %(actor)s, moved.from_role,
        %(now)s, moved.trace_id, 'task', moved.id::text,
-       jsonb_build_object('before', jsonb_build_object('status', 'claimed', 'attempt', moved.attempt_before),
+       jsonb_build_object('before', jsonb_build_object('status', 'claimed', 'attempt', moved.attempt),
                           'after', jsonb_build_object('status', moved.status::text, 'attempt', moved.attempt),
                           'claimed_by', moved.claimed_by::text,
-                          'reason', CASE WHEN moved.exhausted THEN 'attempts_exhausted'
-                                         WHEN moved.paused THEN 'role_paused' ELSE 'lease_expired' END,
+                          'reason', CASE WHEN moved.exhausted THEN 'attempts_exhausted' ELSE 'lease_expired' END,
                           'run', %(run)s::text)
        || jsonb_build_object('actor_role', '')
        || CASE WHEN moved.to_role <> moved.from_role
@@ -158,34 +151,32 @@ def _deadline_batch_portable(*, now: datetime, limit: int, run: str) -> Counter[
 
 def _lease_batch_portable(*, now: datetime, limit: int, run: str, paused: Collection[str]) -> Counter[str]:
     tasks = list(
-        Task.objects.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now).order_by("lease_expires_at")[:limit]
+        Task.objects.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now)
+        .exclude(to_role__in=paused)
+        .order_by("lease_expires_at")[:limit]
     )
     events = []
     for task in tasks:
-        held_by_pause = task.to_role in paused
-        exhausted = task.attempt >= task.max_attempts and not held_by_pause
-        attempt_before = task.attempt
+        exhausted = task.attempt >= task.max_attempts
         if exhausted:
             task.dead_letter()
             task.error = dead_letter_error(task.error)
             task.dead_lettered_at = task.finished_at = now
         else:
             task.expire_lease()
-            if held_by_pause:
-                task.attempt = max(task.attempt - 1, 0)
         task.lease_token, task.lease_expires_at, task.heartbeat_at = "", None, None
         task.save()
-        event = _event(
-            task,
-            event_type="task.dead_lettered" if exhausted else "task.lease_expired",
-            before=TaskStatus.CLAIMED,
-            now=now,
-            run=run,
-            claimed_by=task.claimed_by,
-            reason="attempts_exhausted" if exhausted else "role_paused" if held_by_pause else "lease_expired",
+        events.append(
+            _event(
+                task,
+                event_type="task.dead_lettered" if exhausted else "task.lease_expired",
+                before=TaskStatus.CLAIMED,
+                now=now,
+                run=run,
+                claimed_by=task.claimed_by,
+                reason="attempts_exhausted" if exhausted else "lease_expired",
+            )
         )
-        event["metadata"]["before"]["attempt"] = attempt_before
-        events.append(event)
     audit.record_many(events)
     return Counter(event["event_type"] for event in events)
 

@@ -820,6 +820,23 @@ def _finish(task: Task, *, principal: Principal, trace_id: str, event_type: str,
     return task
 
 
+def renew_leases_passed_during_pause(*, paused_since: dict[str, datetime]) -> dict[str, int]:
+    """Renew, for TASK_LEASE_SECONDS from now, the leases of each role in `paused_since` (role -> when
+    its pause began) that passed while the role was paused, and return how many per role. Called by
+    the resume, in its transaction: a paused role's agents cannot heartbeat or complete, so their
+    leases ran out through no fault of theirs, and reclaim_tasks left them alone meanwhile. Renewed,
+    their claimers go on with the same lease token; a claimer that is gone lets the renewed lease
+    pass, and it is reclaimed then. Not audited, as a heartbeat is not; the resume's event counts them."""
+    now = timezone.now()
+    renewed_until = now + timedelta(seconds=int(settings.TASK_LEASE_SECONDS))
+    return {
+        role: Task.objects.filter(
+            status=TaskStatus.CLAIMED, to_role=role, lease_expires_at__gte=since, lease_expires_at__lt=now
+        ).update(lease_expires_at=renewed_until, updated_at=now)
+        for role, since in paused_since.items()
+    }
+
+
 def complete_task(
     *,
     principal: Principal,
