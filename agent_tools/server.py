@@ -10,7 +10,7 @@ import collections
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
@@ -24,13 +24,15 @@ from mcp_types import (
     INVALID_REQUEST,
     PARSE_ERROR,
     ErrorData,
+    Icon,
     JSONRPCError,
     JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
+    ToolAnnotations,
     jsonrpc_message_adapter,
 )
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_tools.client import (
     TRACE_ID_PATTERN,
@@ -298,6 +300,41 @@ class OrchestratorMCPServer(MCPServer):
     instead of dropping it silently, and answers the calls still running when stdin closes before
     it exits (MCP's stdio shutdown starts with the client closing the server's stdin; the SDK
     cancels what is in flight then, so a call whose effect happened, a routed task, went unanswered)."""
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """Register the tool refusing arguments it does not declare, as the API refuses unknown fields:
+        the SDK's argument models drop them, so `requiresApproval: true` routed a task with no gate and
+        no error (an outside review). The published schema says so too (additionalProperties false)."""
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=description,
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
+        # The SDK keeps its tools in a manager it offers no public reader of; mcp is pinned exactly.
+        tool = self._tool_manager.get_tool(name or fn.__name__)
+        assert tool is not None
+        lenient = tool.fn_metadata.arg_model
+        tool.fn_metadata.arg_model = type(
+            lenient.__name__,
+            (lenient,),
+            {"model_config": ConfigDict(**{**lenient.model_config, "extra": "forbid"})},
+        )
+        tool.parameters = {**tool.parameters, "additionalProperties": False}
 
     async def run_stdio_async(self) -> None:
         stdin = _StdinLines()

@@ -90,3 +90,31 @@ def test_a_request_the_api_refuses_is_a_tool_error_with_the_reason(api_url, issu
     assert unknown_task_is_error and unknown_task.startswith("Error executing tool request_approval: not_found"), (
         unknown_task
     )
+
+
+def test_arguments_a_tool_does_not_declare_are_tool_errors_that_name_them(api_url, issue_token):
+    # Found by an outside review: the SDK dropped them, so a misspelt gate routed a task with none.
+    outcomes = call_each_then_check_the_server_still_answers(
+        api_url,
+        issue_token("finance"),
+        [
+            ("send_task", {**VALID_TASK, "requiresApproval": True}),
+            ("send_task", {**VALID_TASK, "from_role": "manager"}),
+            ("request_approval", {"task_id": str(uuid.uuid4()), "approver_role": "manager", "expires": 5}),
+        ],
+    )
+
+    for (is_error, text), field in zip(outcomes, ["requiresApproval", "from_role", "expires"], strict=True):
+        assert is_error, text
+        assert field in text and "Extra inputs are not permitted" in text, text
+    assert Task.objects.count() == 1
+
+
+def test_every_tools_schema_states_that_it_takes_no_other_arguments(api_url, issue_token):
+    async def scenario(tools):
+        return await tools.list_tools()
+
+    listed = run_tools(api_url, issue_token("finance"), scenario)
+
+    assert listed.tools
+    assert all(tool.input_schema.get("additionalProperties") is False for tool in listed.tools)
