@@ -222,10 +222,10 @@ def _run_batches(kind: str, *, batch_size: int, run: str, on_batch: Callable[[st
 
 
 def count_due(*, now: datetime | None = None) -> int:
+    """The tasks reclaim_tasks would move now (a paused role's passed leases are left alone)."""
     now = now or timezone.now()
-    return Task.objects.filter(
-        Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) | Q(status__in=OPEN_STATUSES, deadline__lt=now)
-    ).count()
+    passed_lease = Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) & ~Q(to_role__in=list(_paused_roles()))
+    return Task.objects.filter(passed_lease | Q(status__in=OPEN_STATUSES, deadline__lt=now)).count()
 
 
 def reclaim_tasks(

@@ -50,8 +50,10 @@ def test_reclaim_leaves_a_paused_roles_passed_lease_alone(db, paused):
     pause(paused)
     lease_passed_at(task, timezone.now() - timedelta(seconds=5))
 
+    due = reclaim.count_due()
     counts = reclaim.reclaim_tasks()
 
+    assert due == 0
     assert counts == {"task.deadline_passed": 0, "task.lease_expired": 0, "task.dead_lettered": 0}
     task.refresh_from_db()
     assert (task.status, task.attempt) == ("claimed", 1)
