@@ -194,5 +194,10 @@ def logging_config(*, log_format, level):
             "django.db.backends": {"level": "INFO"},
             # Our request line records every 4xx already; Django's own keeps the 5xx tracebacks.
             "django.request": {"level": "ERROR"},
+            # At DEBUG they log each request line, path and query included: a webhook's or the
+            # witness's URL is often its own credential (a Slack path, ?token=), logged as its origin
+            # alone everywhere else (orchestrator.http.outbound.redacted). Found by an outside review.
+            "urllib3": {"level": "INFO"},
+            "requests": {"level": "INFO"},
         },
     }
