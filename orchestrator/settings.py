@@ -267,6 +267,9 @@ AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4)
 
 # --- Security (production: DEBUG=false) -------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and Prometheus speak plain HTTP to the server from inside, past the TLS proxy: a redirect to
+# https there fails the scrape, and some probes count a 3xx as healthy (found by an outside review).
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/v1/health/"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
