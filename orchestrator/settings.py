@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_fsm",
     # The console's partial updates (request.htmx) and the htmx script it serves from static files.
     "django_htmx",
@@ -308,6 +309,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orchestrator.http.schema.add_problem_responses",
     ],
+    # Swagger UI from our own static files, not a CDN's latest build: its script runs on the origin of
+    # the admin and the console, where it could act as any staff member who opens the docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # How long a process keeps a token's principal or a role's pause is a constant, not a setting:
