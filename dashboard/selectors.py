@@ -48,7 +48,8 @@ class RoleQueue:
 def queue_summary(*, now: datetime.datetime | None = None) -> list[RoleQueue]:
     """Per receiving role: live tasks by status, the oldest pending one, overdue leases and dead
     letters. Two grouped queries: the status counts, and routing's own queue_stats (the same
-    numbers the metrics page reports)."""
+    numbers the metrics page reports; it reads the paused roles first, whose passed leases are not
+    overdue)."""
     now = now or timezone.now()
     counts: dict[str, dict[str, int]] = {}
     rows = (

@@ -10,11 +10,11 @@ class PolicyConfig(AppConfig):
         # Routing and the HTTP kernel call these hooks; neither imports policy.
         from orchestrator.http.views import add_write_guard
         from policy import checks, selectors, services
-        from routing import reclaim
+        from routing import selectors as routing_selectors
         from routing import services as routing
 
         routing.add_route_step(services.enforce_route_policy, order=routing.AUTHORIZE_STEP_ORDER)
         add_write_guard(services.refuse_writes_of_paused_roles)
-        reclaim.read_paused_roles_with(selectors.paused_role_names)
+        routing_selectors.read_paused_roles_with(selectors.paused_role_names)
         post_migrate.connect(services.load_default_profiles_after_migrate, sender=self)
         checks.register()

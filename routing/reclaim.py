@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
+from routing import selectors
 from routing.models import Task, TaskStatus
 from routing.services import dead_letter_error, deadline_error
 
@@ -98,16 +99,6 @@ SELECT CASE WHEN moved.exhausted THEN 'task.dead_lettered' ELSE 'task.lease_expi
                THEN jsonb_build_object('shared_with_role', moved.to_role) ELSE '{}'::jsonb END
 FROM moved
 """
-
-
-# The roles paused now. The policy app owns pauses and registers how to read them
-# (read_paused_roles_with); routing never imports it.
-_paused_roles: Callable[[], Collection[str]] = frozenset
-
-
-def read_paused_roles_with(reader: Callable[[], Collection[str]]) -> None:
-    global _paused_roles
-    _paused_roles = reader
 
 
 def _event(task: Task, *, event_type: str, before: str, now: datetime, run: str, **extra: Any) -> dict[str, Any]:
@@ -200,7 +191,7 @@ def _run_batches(kind: str, *, batch_size: int, run: str, on_batch: Callable[[st
     while True:
         with transaction.atomic():
             now = timezone.now()
-            paused = frozenset(_paused_roles()) if kind == "lease" else frozenset()
+            paused = selectors.paused_roles() if kind == "lease" else frozenset()
             if connection.vendor == "postgresql":
                 sql = (
                     (_DEADLINE_BATCH_SQL, _DEADLINE_EVENTS_SQL)
@@ -224,7 +215,9 @@ def _run_batches(kind: str, *, batch_size: int, run: str, on_batch: Callable[[st
 def count_due(*, now: datetime | None = None) -> int:
     """The tasks reclaim_tasks would move now (a paused role's passed leases are left alone)."""
     now = now or timezone.now()
-    passed_lease = Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) & ~Q(to_role__in=list(_paused_roles()))
+    passed_lease = Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) & ~Q(
+        to_role__in=sorted(selectors.paused_roles())
+    )
     return Task.objects.filter(passed_lease | Q(status__in=OPEN_STATUSES, deadline__lt=now)).count()
 
 

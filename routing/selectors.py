@@ -2,6 +2,7 @@
 is written here once; sessions and approvals use it too."""
 
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,6 +57,20 @@ class RoleQueueStats:
     oldest_pending_age: timedelta | None
 
 
+# The roles paused now. The policy app owns pauses and registers how to read them
+# (read_paused_roles_with, from its AppConfig.ready); routing never imports it.
+_paused_roles: Callable[[], Collection[str]] = frozenset
+
+
+def read_paused_roles_with(reader: Callable[[], Collection[str]]) -> None:
+    global _paused_roles
+    _paused_roles = reader
+
+
+def paused_roles() -> frozenset[str]:
+    return frozenset(_paused_roles())
+
+
 def queue_stats(*, now: datetime | None = None) -> list[RoleQueueStats]:
     """Per role with any pending, claimed or dead-lettered task: pending, claimed, claimed with a
     passed lease (the agent is gone; reclaim_tasks or the next claim-next takes it over), dead
@@ -72,7 +87,11 @@ def queue_stats(*, now: datetime | None = None) -> list[RoleQueueStats]:
         .annotate(
             pending=Count("id", filter=pending),
             claimed=Count("id", filter=claimed),
-            overdue_leases=Count("id", filter=claimed & Q(lease_expires_at__lt=now)),
+            # A paused role's passed leases are not overdue: its agents cannot heartbeat, reclaim_tasks
+            # leaves them alone, and the resume renews them (an alert on them named a healthy job).
+            overdue_leases=Count(
+                "id", filter=claimed & Q(lease_expires_at__lt=now) & ~Q(to_role__in=sorted(paused_roles()))
+            ),
             dead_letters=Count("id", filter=dead_letter),
             oldest_pending_at=Min("created_at", filter=pending),
         )

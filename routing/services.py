@@ -19,8 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django_fsm import can_proceed
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -821,14 +821,22 @@ def _finish(task: Task, *, principal: Principal, trace_id: str, event_type: str,
 
 
 def renew_leases_passed_during_pause(*, paused_since: dict[str, datetime]) -> dict[str, int]:
-    """Renew, for TASK_LEASE_SECONDS from now, the leases of each role in `paused_since` (role -> when
-    its pause began) that passed while the role was paused, and return how many per role. Called by
-    the resume, in its transaction: a paused role's agents cannot heartbeat or complete, so their
-    leases ran out through no fault of theirs, and reclaim_tasks left them alone meanwhile. Renewed,
-    their claimers go on with the same lease token; a claimer that is gone lets the renewed lease
-    pass, and it is reclaimed then. Not audited, as a heartbeat is not; the resume's event counts them."""
+    """Renew, from now, the leases of each role in `paused_since` (role -> when its pause began) that
+    passed while the role was paused, and return how many per role. Called by the resume, in its
+    transaction: a paused role's agents cannot heartbeat or complete, so their leases ran out through
+    no fault of theirs, and reclaim_tasks left them alone meanwhile. Renewed, their claimers go on
+    with the same lease token; a claimer that is gone lets the renewed lease pass, and it is reclaimed
+    then. Not audited, as a heartbeat is not; the resume's event counts them."""
     now = timezone.now()
-    renewed_until = now + timedelta(seconds=int(settings.TASK_LEASE_SECONDS))
+    # As long as the claimer's own lease (from its claim or last heartbeat to its end), at least
+    # TASK_LEASE_SECONDS: a worker beats a third of the way into its lease, and a renewal of the
+    # default length ran out before a long-lease worker's next beat (an outside review).
+    own_lease = F("lease_expires_at") - Coalesce("heartbeat_at", "claimed_at")
+    lease = Least(
+        Greatest(own_lease, Value(timedelta(seconds=int(settings.TASK_LEASE_SECONDS)))),
+        Value(timedelta(seconds=int(settings.TASK_MAX_LEASE_SECONDS))),
+    )
+    renewed_until = ExpressionWrapper(Value(now) + lease, output_field=DateTimeField())
     return {
         role: Task.objects.filter(
             status=TaskStatus.CLAIMED, to_role=role, lease_expires_at__gte=since, lease_expires_at__lt=now

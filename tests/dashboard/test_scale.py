@@ -21,8 +21,9 @@ EVENTS = 300_000
 TASKS = 60_000
 BIG_TABLES = {Session._meta.db_table, AuditEvent._meta.db_table, Task._meta.db_table}
 ROLES = "ARRAY['finance','manager','engineering','marketing','support']"
-# Auth, session and permission lookups plus the page's own reads; a page must never grow with the data.
-MAX_QUERIES_PER_PAGE = 20
+# Auth, session and permission lookups plus the page's own reads (the overview's 21st since the queue
+# counts read the paused roles); a page must never grow with the data.
+MAX_QUERIES_PER_PAGE = 21
 
 
 def seed(cursor):

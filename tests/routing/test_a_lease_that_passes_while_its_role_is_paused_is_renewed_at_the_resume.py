@@ -18,6 +18,7 @@ from policy import services as policy
 from policy.models import ALL_ROLES, RolePause
 from routing import reclaim, services
 from routing.models import Task
+from routing.selectors import queue_stats
 
 SENDER = Principal(subject="test:sender", role="finance")
 WORKER = Principal(subject="test:worker", role="engineering")
@@ -124,3 +125,29 @@ def test_a_pause_of_another_role_changes_nothing(db):
     counts = reclaim.reclaim_tasks()
 
     assert counts["task.dead_lettered"] == 1
+
+
+def test_a_long_lease_is_renewed_for_as_long_as_the_claimer_asked(db, settings):
+    # A worker beats a third of the way into its lease: renewed for the default alone, a one-hour
+    # lease ran out before its next beat (an outside review).
+    settings.TASK_LEASE_SECONDS = 60
+    task = services.route_task(principal=SENDER, type="t", to_role="engineering", trace_id="t").task
+    task = services.claim_task(principal=WORKER, task_id=task.pk, trace_id="w", lease_seconds=3600)
+    paused_at = pause("engineering")
+    lease_passed_at(task, paused_at + timedelta(microseconds=1))
+    Task.objects.filter(pk=task.pk).update(claimed_at=paused_at - timedelta(seconds=3600))
+
+    resume("engineering")
+
+    task.refresh_from_db()
+    assert timedelta(seconds=3590) < task.lease_expires_at - timezone.now() <= timedelta(seconds=3600)
+
+
+def test_a_paused_roles_passed_lease_is_not_counted_overdue(db):
+    task = claimed()
+    pause("engineering")
+    lease_passed_at(task, timezone.now() - timedelta(seconds=5))
+
+    [engineering] = [row for row in queue_stats() if row.role == "engineering"]
+
+    assert (engineering.claimed, engineering.overdue_leases) == (1, 0)
