@@ -667,6 +667,12 @@ def _record_vote(
     # Distinct callers, not distinct credentials: a person signed in through OIDC and the agent JWT of
     # the same account are one caller (same_caller), as separation of duties sees them.
     own = next((vote for vote in stored if same_caller(principal.subject, vote[0])), None)
+    if own is not None and standing.account_made_after(own[0], own[2]):
+        # The vote of a deleted account whose username this caller's newer account took: not this
+        # caller's, and counted for nobody; it gives way, so this caller votes (the events keep it).
+        ApprovalVote.objects.filter(approval=approval, level=level, voter=own[0]).delete()
+        stored.remove(own)
+        own = None
     if own is None:
         vote = ApprovalVote.objects.create(
             approval=approval, level=level, voter=principal.subject, role=role, decision=decision, notes=notes

@@ -11,6 +11,7 @@ account's held roles are still asked, by the caller, through held_roles).
 
 import datetime
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth import get_user_model
 
@@ -43,9 +44,22 @@ def lapsed(
     return None
 
 
-def _person_lapsed(username: str, *, decides_for: str, acted_at: datetime.datetime, needs: Iterable[str]) -> str | None:
+def account_made_after(subject: str, moment: datetime.datetime) -> bool:
+    """Whether the person `subject` names has an account made after `moment`: the username of a deleted
+    account, taken again by someone else, who did not do what that account did."""
+    if not subject.startswith(_PERSON):
+        return False
+    user = _account(subject.removeprefix(_PERSON))
+    return user is not None and user.date_joined > moment
+
+
+def _account(username: str) -> Any:
     user_model = get_user_model()
-    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+
+
+def _person_lapsed(username: str, *, decides_for: str, acted_at: datetime.datetime, needs: Iterable[str]) -> str | None:
+    user = _account(username)
     if user is None:
         return "the person's account no longer exists"
     if user.date_joined > acted_at:

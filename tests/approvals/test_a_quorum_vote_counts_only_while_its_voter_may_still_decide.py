@@ -150,3 +150,12 @@ def test_a_new_account_reusing_a_deleted_voters_name_does_not_inherit_the_vote(q
 
     assert after.status == "pending"
     assert "made after" in last_vote_event(quorum_of_two).metadata["lapsed_votes"][0]["reason"]
+
+
+def test_a_new_account_reusing_a_deleted_voters_name_votes_for_itself_and_may_reject(quorum_of_two):
+    vote(principal_for_user(manager_person("ann")), quorum_of_two)
+    get_user_model().objects.get(username="ann").delete()
+
+    rejected = vote(principal_for_user(manager_person("ann")), quorum_of_two, decision="reject")
+
+    assert rejected.status == "rejected"
