@@ -243,6 +243,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 LOGIN_URL = "/admin/login/"
+# Where a sign-in without a safe `next` lands: Django's default, /accounts/profile/, is no page here.
+LOGIN_REDIRECT_URL = "/dashboard/"
 
 # Request bodies above this size answer 413 (see orchestrator.http.problems).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
@@ -600,6 +602,9 @@ OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 OIDC_AUTHENTICATE_CLASS = "orchestrator.identity.oidc_login.AuthenticationRequestView"
+# PKCE (S256) on the console's sign-in, as RFC 9700 asks of confidential clients too: a code stolen
+# on its way back cannot be redeemed without the verifier held in this browser's session.
+OIDC_USE_PKCE = True
 # Off by default: a superuser holds every permission and decides every role's approvals, so the
 # provider's staff group alone would grant what the approver groups are there to split (docs/auth.md).
 OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", False)
