@@ -457,6 +457,10 @@ _BEAT_JOBS = {
         "task": "orchestrator.http.jobs.purge_idempotency_keys",
         "schedule": env_int("PURGE_IDEMPOTENCY_KEYS_INTERVAL_SECONDS", 60 * 60),
     },
+    "clear_expired_sign_ins": {
+        "task": "orchestrator.identity.jobs.clear_expired_sign_ins",
+        "schedule": env_int("CLEAR_EXPIRED_SIGN_INS_INTERVAL_SECONDS", 60 * 60),
+    },
     "seal_audit": {
         "task": "audit.jobs.seal_audit",
         # Sealing also signs the checkpoints, so it runs at least every AUDIT_CHECKPOINT_SECONDS.

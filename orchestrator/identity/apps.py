@@ -11,6 +11,7 @@ class IdentityConfig(AppConfig):
         # People's rights exist only with Django's accounts; a project installing identity for its
         # token model alone (the benchmarks' naive app) has none to record.
         if apps.is_installed("django.contrib.auth"):
-            from orchestrator.identity import people
+            from orchestrator.identity import people, sign_ins
 
             people.connect()
+            sign_ins.connect()

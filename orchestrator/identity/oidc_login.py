@@ -24,7 +24,7 @@ from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
-from orchestrator.identity import held_roles, provider_http
+from orchestrator.identity import held_roles, provider_http, sign_ins
 from orchestrator.identity.acting import acting_as
 from orchestrator.identity.columns import fits_a_text_column, storable
 from orchestrator.identity.oidc import (
@@ -202,6 +202,10 @@ class AuthenticationRequestView(OIDCAuthenticationRequestView):
         except ProviderUnavailable:
             return HttpResponse("The identity provider is unavailable; retry later.", status=503)
         response: HttpResponse = super().get(request)
+        if not request.user.is_authenticated:
+            # An anonymous visit stores the round trip's state in a session row of its own: it lives
+            # as long as the round trip, not two weeks (orchestrator.identity.sign_ins).
+            request.session.set_expiry(sign_ins.PROVIDER_ROUND_TRIP_SECONDS)
         return response
 
 

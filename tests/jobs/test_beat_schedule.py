@@ -17,6 +17,7 @@ def test_the_beat_schedule_runs_each_job_at_its_interval():
         "expire_sessions": ("sessions.jobs.expire_sessions", 15 * 60),
         "expire_approvals": ("approvals.jobs.expire_approvals", 60),
         "purge_idempotency_keys": ("orchestrator.http.jobs.purge_idempotency_keys", 60 * 60),
+        "clear_expired_sign_ins": ("orchestrator.identity.jobs.clear_expired_sign_ins", 60 * 60),
         "seal_audit": ("audit.jobs.seal_audit", 60),
         "reclaim_tasks": ("routing.jobs.reclaim_tasks", 60),
         "remind_approvals": ("approvals.jobs.remind_approvals", 30),
