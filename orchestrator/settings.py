@@ -5,6 +5,7 @@ API tokens, so `make run` works on a bare machine. Production sets DATABASE_URL,
 REDIS_URL, SECRET_KEY, DEBUG=false and the OIDC_* variables (see .env.example).
 """
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -37,22 +38,30 @@ def env_bool(name, default=False):
     return word in _TRUE
 
 
-def _env_number(name, default, parse, kind):
+def _env_number(name, default, parse, kind, minimum):
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return parse(value)
+        number = parse(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from None
+    # nan and inf parse as floats; a bound below which the setting means nothing (a batch of 0 that
+    # delivered nothing and reported success, a timeout of 0) is refused at start, naming it.
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        bound = f" of at least {minimum}" if minimum is not None else ""
+        raise ImproperlyConfigured(
+            f"{name} must be a finite {kind.removeprefix('an ').removeprefix('a ')}{bound}, got {value!r}"
+        )
+    return number
 
 
-def env_int(name, default):
-    return _env_number(name, default, int, "an integer")
+def env_int(name, default, *, minimum=None):
+    return _env_number(name, default, int, "an integer", minimum)
 
 
-def env_float(name, default):
-    return _env_number(name, default, float, "a number")
+def env_float(name, default, *, minimum=None):
+    return _env_number(name, default, float, "a number", minimum)
 
 
 def env_list(name, default=""):
@@ -155,7 +164,7 @@ DATABASES: dict[str, dict[str, Any]] = {
     "default": dict(
         dj_database_url.parse(
             env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
             # Off by default: the check is a `SELECT 1` round trip before every request's first
             # query (a third of a read's time, docs/benchmarks.md). Without it a connection that
             # died with a database restart fails one request per worker with a 503, then reconnects.
@@ -247,7 +256,7 @@ LOGIN_URL = "/admin/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 
 # Request bodies above this size answer 413 (see orchestrator.http.problems).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
 # A list page (API, console, audit stream, webhook batch; the sealer's and the exports' batches)
 # ends after the row whose large columns bring it to this many bytes, so one request cannot load 200
 # rows of a MiB each (orchestrator.bounded_pages.bounded_page). Counted as the database holds the
@@ -266,7 +275,7 @@ JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
 if not 1 <= JSON_MAX_DEPTH <= 200:
     raise ImproperlyConfigured("JSON_MAX_DEPTH must be from 1 to 200")
 # Live audit streams one principal may hold open at once (each holds a server thread); past it, 429.
-AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4)
+AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4, minimum=1)
 
 # --- Security (production: DEBUG=false) -------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -276,7 +285,7 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/v1/health/"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -412,7 +421,7 @@ AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR")
 AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", 300)
 # A second party that keeps copies: each checkpoint is POSTed here; failures are retried next run.
 AUDIT_WITNESS_URL = env_str("AUDIT_WITNESS_URL")
-AUDIT_WITNESS_TIMEOUT_SECONDS = env_float("AUDIT_WITNESS_TIMEOUT_SECONDS", 5.0)
+AUDIT_WITNESS_TIMEOUT_SECONDS = env_float("AUDIT_WITNESS_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 
 # --- Celery (periodic jobs; docs/operations.md) -------------------------------------------
 # Production: the Redis broker, N workers, exactly one beat. Without a broker (the embedded
@@ -556,7 +565,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Links in emails and Slack messages: this origin + /dashboard/approvals/<id>/.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000")
 # Reminders (approval.reminder) at these fractions of each approval level's lifetime.
-APPROVAL_REMINDER_FRACTIONS = [float(f) for f in env_list("APPROVAL_REMINDER_FRACTIONS", "0.5,0.9")]
+try:
+    APPROVAL_REMINDER_FRACTIONS = [float(f) for f in env_list("APPROVAL_REMINDER_FRACTIONS", "0.5,0.9")]
+except ValueError:
+    raise ImproperlyConfigured(
+        "APPROVAL_REMINDER_FRACTIONS must be numbers separated by commas, such as 0.5,0.9"
+    ) from None
 # Email: SMTP when EMAIL_HOST is set, otherwise the console (make run prints the mails).
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_BACKEND = env_str(
@@ -572,15 +586,15 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orchestrator@localhost")
 # Webhooks: private, loopback, link-local and metadata addresses are refused unless this is true.
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
-WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # An event is retried (exponential backoff with jitter) until this long after it was recorded.
-WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600.0)
+WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600.0, minimum=0)
 WEBHOOK_BACKOFF_BASE_SECONDS = env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 5.0)
 WEBHOOK_BACKOFF_MAX_SECONDS = env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
 # After this many events in a row failed for good, the subscription is disabled and staff are told.
 WEBHOOK_MAX_CONSECUTIVE_FAILURES = env_int("WEBHOOK_MAX_CONSECUTIVE_FAILURES", 5)
 # Events one dispatcher pass delivers per subscription at most.
-WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500)
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500, minimum=1)
 
 # --- OIDC (agents' JWTs and humans' admin login); empty issuer = local tokens and accounts only.
 # docs/auth.md explains each value and how to set them for Keycloak.
@@ -591,8 +605,8 @@ OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM", "role")
 # Staff when the claim at this dotted path equals, or is a list containing, OIDC_STAFF_VALUE.
 OIDC_STAFF_CLAIM = env_str("OIDC_STAFF_CLAIM", "groups")
 OIDC_STAFF_VALUE = env_str("OIDC_STAFF_VALUE", "orchestrator-staff")
-OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 5)
-OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 30)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 5, minimum=1)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 30, minimum=0)
 OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 3600)
 # An unknown key refetches the JWKS at most this often, so forged tokens cannot flood the provider.
 OIDC_JWKS_MIN_REFETCH_SECONDS = env_int("OIDC_JWKS_MIN_REFETCH_SECONDS", 30)

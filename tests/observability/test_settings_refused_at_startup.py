@@ -51,6 +51,19 @@ def start(**env):
         ("SESSION_RETENTION_DAYS", "9999999999"),
         ("APPROVAL_TIMEOUT_SECONDS", "0"),
         ("APPROVAL_TIMEOUT_SECONDS", "1000000000000"),
+        # Found by a later review: each started, and failed or did nothing later without a word.
+        ("WEBHOOK_BATCH_SIZE", "0"),
+        ("WEBHOOK_BATCH_SIZE", "-1"),
+        ("MAX_REQUEST_BODY_BYTES", "0"),
+        ("AUDIT_STREAM_MAX_PER_PRINCIPAL", "0"),
+        ("OIDC_TIMEOUT", "0"),
+        ("OIDC_LEEWAY_SECONDS", "-100000"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "nan"),
+        ("WEBHOOK_RETRY_WINDOW_SECONDS", "inf"),
+        ("AUDIT_WITNESS_TIMEOUT_SECONDS", "-1"),
+        ("SECURE_HSTS_SECONDS", "-1"),
+        ("DATABASE_CONN_MAX_AGE", "-5"),
+        ("APPROVAL_REMINDER_FRACTIONS", "abc"),
     ],
 )
 def test_a_value_that_cannot_mean_what_was_meant_stops_the_start_naming_the_setting(name, value):
