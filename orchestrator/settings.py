@@ -5,6 +5,7 @@ API tokens, so `make run` works on a bare machine. Production sets DATABASE_URL,
 REDIS_URL, SECRET_KEY, DEBUG=false and the OIDC_* variables (see .env.example).
 """
 
+import datetime
 import math
 import os
 import tempfile
@@ -94,6 +95,8 @@ INSTALLED_APPS = [
     "django_fsm",
     # The console's partial updates (request.htmx) and the htmx script it serves from static files.
     "django_htmx",
+    # Failed password sign-ins counted and locked out (SIGN_IN_FAILURE_LIMIT), docs/auth.md.
+    "axes",
     # The kernel: HTTP plumbing, identity, operations (no domain app is imported by them).
     "orchestrator.http",
     "orchestrator.identity",
@@ -135,6 +138,8 @@ MIDDLEWARE = [
     "orchestrator.http.site_middleware.MessageMiddleware",
     "orchestrator.http.site_middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After the sign-in views, whose failures it counts: a locked-out sign-in gets its 429 page.
+    "orchestrator.http.site_middleware.AxesMiddleware",
     # Last, so its replays pass every middleware above as the views' answers do.
     "orchestrator.http.replay_copies.ReplayCopyMiddleware",
 ]
@@ -626,6 +631,27 @@ OIDC_USE_PKCE = True
 # Off by default: a superuser holds every permission and decides every role's approvals, so the
 # provider's staff group alone would grant what the approver groups are there to split (docs/auth.md).
 OIDC_STAFF_IS_SUPERUSER = env_bool("OIDC_STAFF_IS_SUPERUSER", False)
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# axes first: it refuses a sign-in locked out before any backend checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
-    AUTHENTICATION_BACKENDS.insert(0, "orchestrator.identity.oidc_login.OIDCBackend")
+    AUTHENTICATION_BACKENDS.insert(1, "orchestrator.identity.oidc_login.OIDCBackend")
+
+# Password sign-ins (the admin's form, the console's): after SIGN_IN_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused for SIGN_IN_LOCKOUT_MINUTES (429), however right the
+# password; a success clears the count. Per pair, so a guesser elsewhere cannot lock a person out
+# from every address. Nothing limited them before (an outside review). The provider's sign-in has
+# its own limits.
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failures are kept (axes_accessattempt, cleared by the cool-off); successful sign-ins are not
+# logged a second time (the audit log and the session table have them).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Lockouts are lifted with its commands (axes_reset, axes_reset_username): its admin pages would delete
+# rows outside any service and audit record.
+AXES_ENABLE_ADMIN = False
+# axes looks for its middleware by name; ours is its subclass that leaves the API's requests alone
+# (orchestrator.http.site_middleware), so its check cannot see it.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]

@@ -11,6 +11,7 @@ hands an API request straight to the next layer. They are subclasses, so Django'
 exactly the stack the server runs.
 """
 
+from axes.middleware import AxesMiddleware as _AxesMiddleware
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
@@ -44,4 +45,8 @@ class MessageMiddleware(_SiteOnly, _MessageMiddleware):
 
 
 class HtmxMiddleware(_SiteOnly, _HtmxMiddleware):
+    pass
+
+
+class AxesMiddleware(_SiteOnly, _AxesMiddleware):
     pass

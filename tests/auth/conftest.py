@@ -74,6 +74,7 @@ def oidc_login(provider, settings):
     settings.OIDC_RP_CLIENT_ID = "orchestrator-admin"
     settings.OIDC_RP_CLIENT_SECRET = "admin-client-secret"
     settings.AUTHENTICATION_BACKENDS = [
+        "axes.backends.AxesStandaloneBackend",
         "orchestrator.identity.oidc_login.OIDCBackend",
         "django.contrib.auth.backends.ModelBackend",
     ]

@@ -91,8 +91,15 @@ def test_production_refuses_to_start_without_a_secret_key():
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({}, ["django.contrib.auth.backends.ModelBackend"]),
-        (OIDC, ["orchestrator.identity.oidc_login.OIDCBackend", "django.contrib.auth.backends.ModelBackend"]),
+        ({}, ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]),
+        (
+            OIDC,
+            [
+                "axes.backends.AxesStandaloneBackend",
+                "orchestrator.identity.oidc_login.OIDCBackend",
+                "django.contrib.auth.backends.ModelBackend",
+            ],
+        ),
     ],
     ids=["local-auth", "oidc"],
 )

@@ -43,8 +43,7 @@ def test_a_completed_sign_in_gets_the_sessions_full_lifetime(oidc_login):
 
 
 def test_the_job_clears_the_expired_sign_ins_and_keeps_the_live_ones(client, django_user_model):
-    django_user_model.objects.create_user("olga", password="pw-for-tests", is_staff=True)
-    client.login(username="olga", password="pw-for-tests")
+    client.force_login(django_user_model.objects.create_user("olga", password="pw-for-tests", is_staff=True))
     Session.objects.create(session_key="x" * 32, session_data="", expire_date=timezone.now() - timedelta(days=1))
 
     jobs.clear_expired_sign_ins.apply().get()

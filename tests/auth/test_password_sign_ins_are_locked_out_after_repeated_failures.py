@@ -1,0 +1,60 @@
+"""Password sign-ins are limited: after SIGN_IN_FAILURE_LIMIT failures for one username from one
+address, that pair is refused (429) for SIGN_IN_LOCKOUT_MINUTES, even with the right password.
+Nothing limited them before: an outside review tried 60 wrong passwords on a superuser, then the
+right one signed in."""
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(django_user_model):
+    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
+
+
+def sign_in(browser, password, username="root"):
+    return browser.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+
+
+def test_after_the_limit_even_the_right_password_is_refused(root):
+    browser = Client()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert sign_in(browser, f"wrong-{attempt}").status_code == 200
+    assert sign_in(browser, "the-last-wrong-one").status_code == 429
+
+    locked = sign_in(browser, "the-right-one")
+
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in browser.session
+
+
+def test_a_success_below_the_limit_clears_the_count(root):
+    browser = Client()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        sign_in(browser, f"wrong-{attempt}")
+    assert sign_in(browser, "the-right-one").status_code == 302
+    browser.logout()
+
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        sign_in(browser, f"wrong-again-{attempt}")
+
+    assert sign_in(browser, "the-right-one").status_code == 302
+
+
+def test_the_lockout_is_of_that_username_from_that_address_alone(root, django_user_model):
+    django_user_model.objects.create_superuser("other", email="other@example.com", password="others-password")
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(), f"wrong-{attempt}")
+
+    other_user = sign_in(Client(), "others-password", username="other")
+    elsewhere = sign_in(Client(REMOTE_ADDR="10.1.2.3"), "the-right-one")
+
+    assert other_user.status_code == 302
+    assert elsewhere.status_code == 302
+
+
+def test_the_api_is_not_touched_by_it(finance):
+    assert finance.get("/api/v1/sessions").status_code == 200
