@@ -37,10 +37,9 @@ def test_staff_may_link_the_senders_or_the_recipients_session(make_agent, sessio
     assert response.status_code == 202, response.content
 
 
-@pytest.mark.django_db
-def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
-    session = session_record(role="manager")
-    notification = {
+def finance_to_marketing_linking(session):
+    """A notification record from finance to marketing, as export_json writes one, linking `session`."""
+    return {
         "id": str(uuid.uuid4()),
         "to_role": "marketing",
         "from_role": "finance",
@@ -49,6 +48,12 @@ def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
         "created_by": "token:finance",
         "session_id": session["id"],
     }
+
+
+@pytest.mark.django_db
+def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
+    session = session_record(role="manager")
+    notification = finance_to_marketing_linking(session)
 
     out, err = run(write(tmp_path, {"sessions": [session], "notifications": [notification]}))
 
@@ -61,15 +66,7 @@ def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
 @pytest.mark.django_db
 def test_an_overwrite_moving_a_linked_session_to_a_third_role_is_skipped(tmp_path):
     session = session_record(role="finance")
-    notification = {
-        "id": str(uuid.uuid4()),
-        "to_role": "marketing",
-        "from_role": "finance",
-        "message": "x",
-        "trace_id": "trace-import",
-        "created_by": "token:finance",
-        "session_id": session["id"],
-    }
+    notification = finance_to_marketing_linking(session)
     run(write(tmp_path, {"sessions": [session], "notifications": [notification]}))
 
     out, err = run(write(tmp_path, {"sessions": [{**session, "role": "manager"}]}, "moved.json"), "--overwrite")
