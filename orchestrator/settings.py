@@ -45,11 +45,13 @@ def _env_number(name, default, parse, kind, minimum):
         return default
     try:
         number = parse(value)
-    except ValueError:
+        # nan and inf parse as floats, and an integer past a float's range cannot be compared with one.
+        finite = math.isfinite(number)
+    except (ValueError, OverflowError):
         raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from None
-    # nan and inf parse as floats; a bound below which the setting means nothing (a batch of 0 that
-    # delivered nothing and reported success, a timeout of 0) is refused at start, naming it.
-    if not math.isfinite(number) or (minimum is not None and number < minimum):
+    # A bound below which the setting means nothing (a batch of 0 that delivered nothing and reported
+    # success, a timeout of 0) is refused at start, naming it.
+    if not finite or (minimum is not None and number < minimum):
         bound = f" of at least {minimum}" if minimum is not None else ""
         raise ImproperlyConfigured(
             f"{name} must be a finite {kind.removeprefix('an ').removeprefix('a ')}{bound}, got {value!r}"
@@ -286,7 +288,7 @@ AUDIT_STREAM_MAX_PER_PRINCIPAL = env_int("AUDIT_STREAM_MAX_PER_PRINCIPAL", 4, mi
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Probes and Prometheus speak plain HTTP to the server from inside, past the TLS proxy: a redirect to
 # https there fails the scrape, and some probes count a 3xx as healthy (found by an outside review).
-SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/v1/health/"]
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/v1/health(/|$)"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -572,6 +574,8 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000")
 # Reminders (approval.reminder) at these fractions of each approval level's lifetime.
 try:
     APPROVAL_REMINDER_FRACTIONS = [float(f) for f in env_list("APPROVAL_REMINDER_FRACTIONS", "0.5,0.9")]
+    if not all(0 < fraction < 1 for fraction in APPROVAL_REMINDER_FRACTIONS):
+        raise ValueError("a fraction outside (0, 1)")
 except ValueError:
     raise ImproperlyConfigured(
         "APPROVAL_REMINDER_FRACTIONS must be numbers separated by commas, such as 0.5,0.9"
@@ -587,17 +591,17 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", bool(EMAIL_HOST))
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orchestrator@localhost")
 # Webhooks: private, loopback, link-local and metadata addresses are refused unless this is true.
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # An event is retried (exponential backoff with jitter) until this long after it was recorded.
 WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600.0, minimum=0)
-WEBHOOK_BACKOFF_BASE_SECONDS = env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 5.0)
-WEBHOOK_BACKOFF_MAX_SECONDS = env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
+WEBHOOK_BACKOFF_BASE_SECONDS = env_float("WEBHOOK_BACKOFF_BASE_SECONDS", 5.0, minimum=0.1)
+WEBHOOK_BACKOFF_MAX_SECONDS = env_float("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, minimum=0.1)
 # After this many events in a row failed for good, the subscription is disabled and staff are told.
-WEBHOOK_MAX_CONSECUTIVE_FAILURES = env_int("WEBHOOK_MAX_CONSECUTIVE_FAILURES", 5)
+WEBHOOK_MAX_CONSECUTIVE_FAILURES = env_int("WEBHOOK_MAX_CONSECUTIVE_FAILURES", 5, minimum=1)
 # Events one dispatcher pass delivers per subscription at most.
 WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500, minimum=1)
 
@@ -612,9 +616,9 @@ OIDC_STAFF_CLAIM = env_str("OIDC_STAFF_CLAIM", "groups")
 OIDC_STAFF_VALUE = env_str("OIDC_STAFF_VALUE", "orchestrator-staff")
 OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 5, minimum=1)
 OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 30, minimum=0)
-OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 3600)
+OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 3600, minimum=0)
 # An unknown key refetches the JWKS at most this often, so forged tokens cannot flood the provider.
-OIDC_JWKS_MIN_REFETCH_SECONDS = env_int("OIDC_JWKS_MIN_REFETCH_SECONDS", 30)
+OIDC_JWKS_MIN_REFETCH_SECONDS = env_int("OIDC_JWKS_MIN_REFETCH_SECONDS", 30, minimum=0)
 # Endpoints come from OIDC_ISSUER/.well-known/openid-configuration unless set here.
 OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
 OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
@@ -645,6 +649,10 @@ AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the failure that locked, not from the last refused try: else a guesser keeps
+# a person locked out for good with one try a quarter of an hour.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_WHITELIST_CALLABLE = "orchestrator.identity.sign_ins.not_a_password_sign_in"
 # Failures are kept (axes_accessattempt, cleared by the cool-off); successful sign-ins are not
 # logged a second time (the audit log and the session table have them).
 AXES_DISABLE_ACCESS_LOG = True

@@ -839,8 +839,13 @@ def renew_leases_passed_during_pause(*, paused_since: dict[str, datetime]) -> di
     renewed_until = ExpressionWrapper(Value(now) + lease, output_field=DateTimeField())
     return {
         role: Task.objects.filter(
-            status=TaskStatus.CLAIMED, to_role=role, lease_expires_at__gte=since, lease_expires_at__lt=now
-        ).update(lease_expires_at=renewed_until, updated_at=now)
+            status=TaskStatus.CLAIMED,
+            to_role=role,
+            lease_expires_at__gte=since,
+            lease_expires_at__lt=now,
+            # heartbeat_at too: the lease is measured from it, and a second pause's renewal measured from
+            # the claim grew the lease by the first pause's length (an outside review).
+        ).update(lease_expires_at=renewed_until, heartbeat_at=now, updated_at=now)
         for role, since in paused_since.items()
     }
 

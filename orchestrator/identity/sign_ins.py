@@ -16,6 +16,14 @@ from django.contrib.auth.signals import user_logged_in
 PROVIDER_ROUND_TRIP_SECONDS = 15 * 60
 
 
+def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> bool:
+    """django-axes counts and locks password sign-ins alone (AXES_WHITELIST_CALLABLE). The provider's
+    callback authenticates without a username: counted, ten failed callbacks (a garbage code, a Back
+    button) locked every provider sign-in from that address out under one empty username (an outside
+    review). The provider limits its own sign-ins."""
+    return not (credentials or {}).get("username")
+
+
 def clear_expired() -> None:
     """Delete the expired sign-ins, as Django's `clearsessions` command does."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()

@@ -21,16 +21,19 @@ def production_redirects(settings):
 def test_the_scrape_and_the_probes_are_answered_over_plain_http(production_redirects):
     scrape = production_redirects.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
     live = production_redirects.get("/api/v1/health/live")
+    # The older combined path that docs/operations.md keeps for existing monitors.
+    combined = production_redirects.get("/api/v1/health")
     ready = production_redirects.get("/api/v1/health/ready")
 
     assert scrape.status_code == 200
     assert live.status_code == 200
+    assert combined.status_code in (200, 503)
     assert ready.status_code in (200, 503)
 
 
 @pytest.mark.django_db
 def test_every_other_path_is_still_redirected(production_redirects):
-    for path in ("/api/v1/sessions", "/dashboard/", "/admin/", "/metricsx", "/api/v1/healthz"):
+    for path in ("/api/v1/sessions", "/dashboard/", "/admin/", "/metricsx", "/metrics/", "/api/v1/healthz"):
         answer = production_redirects.get(path)
 
         assert answer.status_code == 301, path

@@ -64,6 +64,13 @@ def start(**env):
         ("SECURE_HSTS_SECONDS", "-1"),
         ("DATABASE_CONN_MAX_AGE", "-5"),
         ("APPROVAL_REMINDER_FRACTIONS", "abc"),
+        ("APPROVAL_REMINDER_FRACTIONS", "nan,inf"),
+        ("SECURE_HSTS_SECONDS", "1" + "0" * 400),
+        ("WEBHOOK_BACKOFF_BASE_SECONDS", "-5"),
+        ("WEBHOOK_BACKOFF_MAX_SECONDS", "0"),
+        ("OIDC_JWKS_MIN_REFETCH_SECONDS", "-1"),
+        ("EMAIL_TIMEOUT", "0"),
+        ("WEBHOOK_MAX_CONSECUTIVE_FAILURES", "0"),
     ],
 )
 def test_a_value_that_cannot_mean_what_was_meant_stops_the_start_naming_the_setting(name, value):

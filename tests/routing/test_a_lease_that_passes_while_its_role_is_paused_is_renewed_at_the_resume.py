@@ -151,3 +151,18 @@ def test_a_paused_roles_passed_lease_is_not_counted_overdue(db):
     [engineering] = [row for row in queue_stats() if row.role == "engineering"]
 
     assert (engineering.claimed, engineering.overdue_leases) == (1, 0)
+
+
+def test_a_renewed_lease_is_measured_from_its_renewal_so_a_second_pause_renews_no_longer(db, settings):
+    # The renewal's length is the lease's end less its last heartbeat (or claim): measured from the
+    # claim, a second pause's renewal grew by the first pause's length, up to TASK_MAX_LEASE_SECONDS.
+    settings.TASK_LEASE_SECONDS = 300
+    task = claimed()
+    paused_at = pause("engineering")
+    lease_passed_at(task, paused_at + timedelta(microseconds=1))
+
+    resume("engineering")
+
+    task.refresh_from_db()
+    assert task.heartbeat_at is not None
+    assert task.lease_expires_at - task.heartbeat_at == timedelta(seconds=300)
