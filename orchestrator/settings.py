@@ -578,7 +578,7 @@ try:
         raise ValueError("a fraction outside (0, 1)")
 except ValueError:
     raise ImproperlyConfigured(
-        "APPROVAL_REMINDER_FRACTIONS must be numbers separated by commas, such as 0.5,0.9"
+        "APPROVAL_REMINDER_FRACTIONS must be numbers between 0 and 1 separated by commas, such as 0.5,0.9"
     ) from None
 # Email: SMTP when EMAIL_HOST is set, otherwise the console (make run prints the mails).
 EMAIL_HOST = env_str("EMAIL_HOST")
@@ -640,7 +640,7 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contri
 if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
     AUTHENTICATION_BACKENDS.insert(1, "orchestrator.identity.oidc_login.OIDCBackend")
 
-# Password sign-ins (the admin's form, the console's): after SIGN_IN_FAILURE_LIMIT failures for one
+# Password sign-ins (the admin's form, where the console sends people too): after SIGN_IN_FAILURE_LIMIT failures for one
 # username from one address, that pair is refused for SIGN_IN_LOCKOUT_MINUTES (429), however right the
 # password; a success clears the count. Per pair, so a guesser elsewhere cannot lock a person out
 # from every address. Nothing limited them before (an outside review). The provider's sign-in has
