@@ -1249,29 +1249,28 @@ def _verify_checkpoints(
             f"{len(stored) - len(files)} newest checkpoint(s) have no file yet (written by the next sealing run)"
         )
     head = AuditChainHead.objects.defer("sealed_at").filter(pk=1).first()
-    waiting = AuditEvent.objects.filter(seal_seq__isnull=True).count() if stored else 0
-    if (head is None or head.seal_seq <= covered) and waiting:
-        # The sealer signs at the end of each run, an empty checkpoint when it sealed nothing, so a
-        # stale newest checkpoint with events waiting to be sealed means the sealer has stopped (a
-        # row it cannot read, a job no longer scheduled) and those events can be rewritten unseen.
+    # Events no checkpoint covers can be rewritten, hashes and all, unseen: a pause in signing holds
+    # that window open for sealed ones (an outside review held it open with one planted row), and a
+    # stopped sealer for the events waiting to be sealed. The sealer signs at the end of each run, an
+    # empty checkpoint when it sealed nothing, so once signing began a stale newest checkpoint with
+    # events waiting means the sealer has stopped (a row it cannot read, a job no longer scheduled).
+    head_seq = head.seal_seq if head is not None else 0
+    sealed_uncovered = head_seq > covered
+    if sealed_uncovered:
+        at_risk, what_stopped = f"seq {covered + 1} to {head_seq} are sealed", "signing"
+    else:
+        waiting = AuditEvent.objects.filter(seal_seq__isnull=True).count() if stored else 0
+        at_risk, what_stopped = (f"{waiting} event(s) wait to be sealed", "sealing") if waiting else ("", "")
+    if at_risk:
         stopped = _signing_stopped(stored)
         if stopped is not None:
             return result(
-                f"{waiting} event(s) wait to be sealed but {stopped}: sealing has stopped (seal_audit's log says "
-                "why), and until a checkpoint covers them they can be rewritten unseen",
+                f"{at_risk} but {stopped}: {what_stopped} has stopped (seal_audit's log says why), and until a "
+                "checkpoint covers them they can be rewritten unseen",
                 covered,
             )
-    if head is not None and head.seal_seq > covered:
-        stopped = _signing_stopped(stored)
-        if stopped is not None:
-            # Events no checkpoint covers can be rewritten, hashes and all, unseen: a pause in signing
-            # is that window held open (an outside review held it open with one planted row).
-            return result(
-                f"seq {covered + 1} to {head.seal_seq} are sealed but {stopped}: signing has stopped "
-                "(seal_audit's log says why), and until a checkpoint covers them they can be rewritten unseen",
-                covered,
-            )
-        notes.append(f"seq {covered + 1} to {head.seal_seq} are sealed but not yet in a checkpoint")
+        if sealed_uncovered:
+            notes.append(f"{at_risk} but not yet in a checkpoint")
     return result(None, covered)
 
 
