@@ -142,9 +142,7 @@ def _deadline_batch_portable(*, now: datetime, limit: int, run: str) -> Counter[
 
 def _lease_batch_portable(*, now: datetime, limit: int, run: str, paused: Collection[str]) -> Counter[str]:
     tasks = list(
-        Task.objects.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now)
-        .exclude(to_role__in=paused)
-        .order_by("lease_expires_at")[:limit]
+        Task.objects.filter(selectors.overdue_lease(now=now, paused=paused)).order_by("lease_expires_at")[:limit]
     )
     events = []
     for task in tasks:
@@ -215,10 +213,8 @@ def _run_batches(kind: str, *, batch_size: int, run: str, on_batch: Callable[[st
 def count_due(*, now: datetime | None = None) -> int:
     """The tasks reclaim_tasks would move now (a paused role's passed leases are left alone)."""
     now = now or timezone.now()
-    passed_lease = Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) & ~Q(
-        to_role__in=sorted(selectors.paused_roles())
-    )
-    return Task.objects.filter(passed_lease | Q(status__in=OPEN_STATUSES, deadline__lt=now)).count()
+    overdue = selectors.overdue_lease(now=now, paused=selectors.paused_roles())
+    return Task.objects.filter(overdue | Q(status__in=OPEN_STATUSES, deadline__lt=now)).count()
 
 
 def reclaim_tasks(

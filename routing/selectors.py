@@ -71,6 +71,13 @@ def paused_roles() -> frozenset[str]:
     return frozenset(_paused_roles())
 
 
+def overdue_lease(*, now: datetime, paused: Collection[str]) -> Q:
+    """A claimed task whose lease passed before `now`, of a role not in `paused`: its agent is gone,
+    and reclaim_tasks hands it out again. A paused role's agents cannot heartbeat or complete, so its
+    passed leases wait for the resume, which renews them (routing.services)."""
+    return Q(status=TaskStatus.CLAIMED, lease_expires_at__lt=now) & ~Q(to_role__in=sorted(paused))
+
+
 def queue_stats(*, now: datetime | None = None) -> list[RoleQueueStats]:
     """Per role with any pending, claimed or dead-lettered task: pending, claimed, claimed with a
     passed lease (the agent is gone; reclaim_tasks or the next claim-next takes it over), dead
@@ -87,11 +94,8 @@ def queue_stats(*, now: datetime | None = None) -> list[RoleQueueStats]:
         .annotate(
             pending=Count("id", filter=pending),
             claimed=Count("id", filter=claimed),
-            # A paused role's passed leases are not overdue: its agents cannot heartbeat, reclaim_tasks
-            # leaves them alone, and the resume renews them (an alert on them named a healthy job).
-            overdue_leases=Count(
-                "id", filter=claimed & Q(lease_expires_at__lt=now) & ~Q(to_role__in=sorted(paused_roles()))
-            ),
+            # Not a paused role's passed leases: an alert on them named a healthy reclaim job.
+            overdue_leases=Count("id", filter=overdue_lease(now=now, paused=paused_roles())),
             dead_letters=Count("id", filter=dead_letter),
             oldest_pending_at=Min("created_at", filter=pending),
         )
