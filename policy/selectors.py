@@ -3,9 +3,8 @@
 from rest_framework.exceptions import NotFound
 
 from orchestrator.identity.principal import Principal
-from orchestrator.identity.roles import known_roles
 from policy import services
-from policy.models import ALL_ROLES, ProfileVersion, RolePause
+from policy.models import ProfileVersion, RolePause
 
 
 def active_version_for(*, principal: Principal, role: str) -> ProfileVersion:
@@ -41,5 +40,5 @@ def paused_roles() -> list[RolePause]:
 
 def paused_role_names() -> set[str]:
     """Every role paused now, a pause of every role ('*') named as each known role."""
-    paused = set(RolePause.objects.values_list("role", flat=True))
-    return set(known_roles()) | paused if ALL_ROLES in paused else paused
+    pauses = RolePause.objects.values_list("role", flat=True)
+    return {role for pause_role in pauses for role in services.roles_paused_by(pause_role)}

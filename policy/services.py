@@ -1476,6 +1476,11 @@ def resume_role(*, principal: Principal, role: str, trace_id: str) -> list[str]:
     return resumed
 
 
+def roles_paused_by(pause_role: str) -> list[str]:
+    """The roles a pause row names: one role, or every known role for ALL_ROLES."""
+    return known_roles() if pause_role == ALL_ROLES else [pause_role]
+
+
 def _paused_since(lifted: dict[str, datetime.datetime]) -> dict[str, datetime.datetime]:
     """Each role no pause holds any longer, with when the earliest of its `lifted` pauses began (a
     pause of every role, '*', counting for each): the window in which its leases passed unrenewable."""
@@ -1484,7 +1489,7 @@ def _paused_since(lifted: dict[str, datetime.datetime]) -> dict[str, datetime.da
         return {}
     since: dict[str, datetime.datetime] = {}
     for name, paused_at in lifted.items():
-        for role in known_roles() if name == ALL_ROLES else [name]:
+        for role in roles_paused_by(name):
             if role not in still_paused:
                 since[role] = min(paused_at, since.get(role, paused_at))
     return since
