@@ -1,5 +1,5 @@
 """Records as export_json writes them, for the import tests (a session, a task, an approval gating
-it), and import_json run on a file of them."""
+it, a notification), and import_json run on a file of them."""
 
 import io
 import json
@@ -43,6 +43,18 @@ def session_record(**fields):
         "owner": "token:1",
         "created_at": "2026-01-01T00:00:00+00:00",
         "updated_at": "2026-01-01T00:00:00+00:00",
+        **fields,
+    }
+
+
+def notification_record(**fields):
+    return {
+        "id": str(uuid.uuid4()),
+        "to_role": "manager",
+        "from_role": "finance",
+        "message": "hello",
+        "trace_id": "trace-import",
+        "created_by": "token:finance",
         **fields,
     }
 

@@ -8,7 +8,6 @@ task routed in the future (not claimable until then, also once staff requeue it)
 Such a record is reported and skipped, nothing of it written. A minute of clock skew between the
 instances is allowed. Found by an outside review."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -20,7 +19,7 @@ from approvals.services import MAX_EXPIRES_IN_SECONDS
 from notifications.models import Notification
 from routing.models import Task
 from sessions.models import Session, SessionMessage
-from tests.jobs.import_records import approval_record, session_record, task_record
+from tests.jobs.import_records import approval_record, notification_record, session_record, task_record
 from transfer import services as transfer
 
 pytestmark = pytest.mark.django_db
@@ -30,18 +29,6 @@ LONGEST_TEXT = 100_000  # the API's max_length for a transcript message and a no
 
 def ahead(**delta):
     return (timezone.now() + timedelta(**delta)).isoformat()
-
-
-def notification_record(**fields):
-    return {
-        "id": str(uuid.uuid4()),
-        "to_role": "manager",
-        "from_role": "finance",
-        "message": "hello",
-        "trace_id": "trace-import",
-        "created_by": "token:finance",
-        **fields,
-    }
 
 
 def claimed_task(lease_expires_at):

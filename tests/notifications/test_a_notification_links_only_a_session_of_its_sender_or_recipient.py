@@ -3,13 +3,11 @@ third role's session would leak to a role that cannot see it. Found by an outsid
 token (which may read any session) and import_json both linked a manager session to a notification
 from finance to marketing, and marketing's inbox listed the manager session's id."""
 
-import uuid
-
 import pytest
 
 from notifications.models import Notification
 from sessions.models import Session
-from tests.jobs.import_records import run, session_record, write
+from tests.jobs.import_records import notification_record, run, session_record, write
 
 
 def test_staff_cannot_link_a_third_roles_session(make_agent, manager):
@@ -37,23 +35,10 @@ def test_staff_may_link_the_senders_or_the_recipients_session(make_agent, sessio
     assert response.status_code == 202, response.content
 
 
-def finance_to_marketing_linking(session):
-    """A notification record from finance to marketing, as export_json writes one, linking `session`."""
-    return {
-        "id": str(uuid.uuid4()),
-        "to_role": "marketing",
-        "from_role": "finance",
-        "message": "x",
-        "trace_id": "trace-import",
-        "created_by": "token:finance",
-        "session_id": session["id"],
-    }
-
-
 @pytest.mark.django_db
 def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
     session = session_record(role="manager")
-    notification = finance_to_marketing_linking(session)
+    notification = notification_record(to_role="marketing", session_id=session["id"])
 
     out, err = run(write(tmp_path, {"sessions": [session], "notifications": [notification]}))
 
@@ -66,7 +51,7 @@ def test_import_skips_a_notification_linking_a_third_roles_session(tmp_path):
 @pytest.mark.django_db
 def test_an_overwrite_moving_a_linked_session_to_a_third_role_is_skipped(tmp_path):
     session = session_record(role="finance")
-    notification = finance_to_marketing_linking(session)
+    notification = notification_record(to_role="marketing", session_id=session["id"])
     run(write(tmp_path, {"sessions": [session], "notifications": [notification]}))
 
     out, err = run(write(tmp_path, {"sessions": [{**session, "role": "manager"}]}, "moved.json"), "--overwrite")
