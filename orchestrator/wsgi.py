@@ -11,7 +11,12 @@ from django.conf import settings  # noqa: E402
 from orchestrator.telemetry import otel  # noqa: E402
 
 otel.configure()
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from orchestrator.http.request_framing import body_read_whole  # noqa: E402  (needs the apps loaded above)
+
+# What the servers run: Django, told of a body that ends before its Content-Length.
+application = body_read_whole(django_application)
 
 from orchestrator.ops.checks import log_start_up_warnings  # noqa: E402  (needs the settings above)
 

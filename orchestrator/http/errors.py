@@ -4,6 +4,7 @@ Kept apart from the handlers so that services (and the parser) can raise them wi
 DRF's view machinery.
 """
 
+from django.core.exceptions import BadRequest
 from rest_framework import exceptions, status
 
 
@@ -42,6 +43,17 @@ class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is larger than the server accepts."
     default_code = "request_too_large"
+
+
+class BodyCutShort(BadRequest, exceptions.ParseError):
+    """The connection closed before the body's Content-Length bytes arrived
+    (orchestrator.http.request_framing.body_read_whole). Django's BadRequest wherever it is raised, so
+    Django answers it with a 400 outside the API's views too: as the OSError Django turns into
+    UnreadablePostError, CSRF's check would pass over it and read the form as empty, and anything else
+    would answer it with a 500. DRF's ParseError inside the API's views: a problem+json 400."""
+
+    default_detail = "The request body ended before its Content-Length: nothing of the request was carried out."
+    default_code = "body_cut_short"
 
 
 class Unprocessable(exceptions.APIException):

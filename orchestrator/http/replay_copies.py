@@ -63,6 +63,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections
 from rest_framework.exceptions import APIException
 
+from orchestrator.http.errors import BodyCutShort
 from orchestrator.http.idempotency import (
     HEADER,
     UNSAFE_METHODS,
@@ -73,6 +74,7 @@ from orchestrator.http.idempotency import (
     parse_key,
 )
 from orchestrator.http.models import IdempotencyRecord
+from orchestrator.http.problems import problem_response
 from orchestrator.http.site_middleware import API_PREFIX
 from orchestrator.identity.authentication import principal_for_bearer
 from orchestrator.identity.principal import Principal
@@ -663,6 +665,9 @@ class ReplayCopyMiddleware:
                     except DatabaseError:
                         # The view answers as it does with the database down (503), or as it answers anyway.
                         replayed = None
+                    except BodyCutShort as cut:
+                        # The view could not read the body again: it is answered here, as the view would.
+                        return problem_response(400, str(cut.detail), code=cut.default_code)
                     if replayed is not None:
                         return replayed
         return self.get_response(request)

@@ -13,10 +13,17 @@ default's server (runserver, wsgiref) passes the header through, and Django's `r
 and on the console's forms. RFC 9110 allows only ASCII digits there ("-5" and " 5" are refused too,
 as gunicorn refuses them), and more than 19 of them (even zeros) are refused as well: `int()` refuses
 more than 4300, and no body is that long.
+
+A body that ends before its Content-Length is refused with a 400 (body_read_whole). gunicorn and the
+embedded default's server hand the application whatever arrived before the connection closed, and
+Django reads that as the whole body: a claimer killed between sending its headers and its body
+claimed a task with the default five-minute lease instead of the 1 s it asked for (the chaos run
+found it), and a form cut after a field would be read without the fields that followed.
 """
 
 from django.http import HttpResponse, HttpResponseBadRequest
 
+from orchestrator.http.errors import BodyCutShort
 from orchestrator.http.problems import problem_response
 from orchestrator.http.site_middleware import API_PREFIX
 
@@ -27,6 +34,53 @@ LENGTH_REQUIRED = "Send the body with a Content-Length: a body in Transfer-Encod
 # U+0000 is malformed input anywhere (docs/api.md); in a path segment it reached lookups that answered
 # 404 for a role or an id no request can name (an outside review).
 NUL_IN_PATH = "The path holds U+0000, which no role, id or route has."
+
+
+class _WholeBody:
+    """A request's wsgi.input that raises BodyCutShort where the stream ends before `length` bytes,
+    instead of handing back what came. Django reads it through its LimitedStream, with read() and
+    readline() only."""
+
+    def __init__(self, stream, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        wanted = self._left if size is None or size < 0 else min(size, self._left)
+        chunks = []
+        # A short read is the stream's end with gunicorn and wsgiref alike; asking again costs nothing
+        # then, and keeps a stream that does return short reads midway from being taken for cut.
+        while wanted > 0:
+            chunk = self._stream.read(wanted)
+            if not chunk:
+                raise BodyCutShort()
+            chunks.append(chunk)
+            wanted -= len(chunk)
+            self._left -= len(chunk)
+        return b"".join(chunks)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        wanted = self._left if size is None or size < 0 else min(size, self._left)
+        if wanted == 0:
+            return b""
+        line = self._stream.readline(wanted)
+        self._left -= len(line)
+        if not line.endswith(b"\n") and len(line) < wanted:
+            raise BodyCutShort()
+        return line
+
+
+def body_read_whole(application):
+    """Wrap a WSGI application so that a request body cut short is a BodyCutShort when it is read
+    (orchestrator.wsgi). A Content-Length that is not a number is left to ContentLengthMiddleware."""
+
+    def application_reading_whole_bodies(environ, start_response):
+        length = environ.get("CONTENT_LENGTH", "")
+        if length.isascii() and length.isdigit() and len(length) <= _MOST_DIGITS and int(length) > 0:
+            environ["wsgi.input"] = _WholeBody(environ["wsgi.input"], int(length))
+        return application(environ, start_response)
+
+    return application_reading_whole_bodies
 
 
 class ContentLengthMiddleware:

@@ -67,6 +67,29 @@ def api_server(transactional_db):
         server.wait(10)
 
 
+def undrained_queue():
+    """What a queue that did not drain in time looks like: the count per status, each open task's
+    lease, and every other database session's transaction (a lock held open would keep a task from
+    both claim-next and reclaim, which skip locked rows)."""
+    open_tasks = Task.objects.filter(status__in=["pending", "claimed"]).values(
+        "id", "status", "attempt", "max_attempts", "lease_expires_at", "heartbeat_at", "claimed_at", "not_before"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, xact_start, now() - state_change, left(query, 200) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        sessions = cursor.fetchall()
+        cursor.execute("SELECT now()")
+        (now,) = cursor.fetchone()
+    return {
+        "statuses": Counter(Task.objects.values_list("status", flat=True)),
+        "now": now,
+        "open": list(open_tasks[:10]),
+        "sessions": sessions,
+    }
+
+
 def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_server, issue_token, tmp_path):
     sender = Principal(subject="test:sender", role="finance")
     poisoned = set(random.sample(range(TASKS), POISONED))
@@ -97,11 +120,15 @@ def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_se
     # The job, as beat would run it (every minute in production; here every half second).
     stop = threading.Event()
     reclaimed = Counter()
+    reclaim_failures = []
 
     def reclaimer():
         try:
             while not stop.wait(0.5):
                 reclaimed.update(reclaim.reclaim_tasks())
+        except BaseException as exc:
+            reclaim_failures.append(exc)
+            raise
         finally:
             connection.close()
 
@@ -112,7 +139,8 @@ def test_500_tasks_under_8_randomly_killed_claimers_each_end_exactly_once(api_se
     began = time.monotonic()
     try:
         while Task.objects.filter(status__in=["pending", "claimed"]).exists():
-            assert time.monotonic() - began < TIME_LIMIT_SECONDS, Counter(Task.objects.values_list("status", flat=True))
+            assert not reclaim_failures, f"reclaim_tasks raised: {reclaim_failures[0]!r}"
+            assert time.monotonic() - began < TIME_LIMIT_SECONDS, undrained_queue()
             # Often enough that a quiet machine, which drains the queue in about 10 s, still sees
             # a score of kills; a busy one (60-90 s) sees many more.
             time.sleep(random.uniform(0.3, 0.8))
