@@ -14,11 +14,13 @@ and on the console's forms. RFC 9110 allows only ASCII digits there ("-5" and " 
 as gunicorn refuses them), and more than 19 of them (even zeros) are refused as well: `int()` refuses
 more than 4300, and no body is that long.
 
-A body that ends before its Content-Length is refused with a 400 (body_read_whole). gunicorn and the
-embedded default's server hand the application whatever arrived before the connection closed, and
-Django reads that as the whole body: a claimer killed between sending its headers and its body
-claimed a task with the default five-minute lease instead of the 1 s it asked for (the chaos run
-found it), and a form cut after a field would be read without the fields that followed.
+A body that ends before its Content-Length, or whose connection is reset, is refused with a 400
+(body_read_whole). gunicorn and the embedded default's server hand the application whatever arrived
+before the connection closed, and Django reads that as the whole body: a claimer killed between
+sending its headers and its body claimed a task with the default five-minute lease instead of the
+1 s it asked for (the chaos run found it), and a form cut after a field would be read without the
+fields that followed. Outside the API the body is read here, before any view, so that a view which
+never reads it does not run on a cut request either.
 """
 
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -45,13 +47,23 @@ class _WholeBody:
         self._stream = stream
         self._left = length
 
+    @staticmethod
+    def _read(read, size: int) -> bytes:
+        try:
+            return read(size)
+        except OSError as exc:
+            # A connection reset mid-body (a client closing with SO_LINGER 0, a balancer timing it
+            # out) is a cut too. Left an OSError, Django makes it an UnreadablePostError, which CSRF's
+            # check passes over (reading the form as empty) and anything else answers with a 500.
+            raise BodyCutShort() from exc
+
     def read(self, size: int | None = -1, /) -> bytes:
         wanted = self._left if size is None or size < 0 else min(size, self._left)
         chunks = []
         # A short read is the stream's end with gunicorn and wsgiref alike; asking again costs nothing
         # then, and keeps a stream that does return short reads midway from being taken for cut.
         while wanted > 0:
-            chunk = self._stream.read(wanted)
+            chunk = self._read(self._stream.read, wanted)
             if not chunk:
                 raise BodyCutShort()
             chunks.append(chunk)
@@ -63,7 +75,7 @@ class _WholeBody:
         wanted = self._left if size is None or size < 0 else min(size, self._left)
         if wanted == 0:
             return b""
-        line = self._stream.readline(wanted)
+        line = self._read(self._stream.readline, wanted)
         self._left -= len(line)
         if not line.endswith(b"\n") and len(line) < wanted:
             raise BodyCutShort()
@@ -99,4 +111,9 @@ class ContentLengthMiddleware:
             if request.path_info.startswith(API_PREFIX):
                 return problem_response(400, REFUSAL, code="malformed_content_length")
             return HttpResponseBadRequest(REFUSAL, content_type="text/plain; charset=utf-8")
+        if length and int(length) and not request.path_info.startswith(API_PREFIX):
+            # Read whole before anything runs, so a body cut short is refused even by a view that never
+            # reads it (a console action that takes no fields). The API's every write reads its body
+            # before its transaction begins (orchestrator.http.idempotency), after authentication.
+            request.body  # noqa: B018
         return self.get_response(request)

@@ -7,8 +7,10 @@ Real gunicorn, real sockets: the test client has no connection to close."""
 import http.client
 import json
 import socket
+import struct
 import time
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 
@@ -16,7 +18,7 @@ from orchestrator.identity.principal import Principal
 from routing import services
 from routing.models import Task, TaskStatus
 from sessions.models import Session
-from tests.observability.conftest import start_gunicorn, stop
+from tests.observability.conftest import once, request_lines, start_gunicorn, stop
 
 
 @pytest.fixture
@@ -44,6 +46,69 @@ def send(server, method, path, *, length, parts, headers=None, pause=0.0):
     body = answer.read()
     sock.close()
     return answer.status, dict(answer.getheaders()), body
+
+
+def send_then_reset(server, method, path, *, length, part, headers):
+    """Send the headers and `part` of the body, then reset the connection (SO_LINGER 0), as a client
+    killed with data unread or a balancer timing the connection out does: the server's read fails
+    instead of ending. The answer goes nowhere; the server's log line tells it."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + part)
+    time.sleep(0.2)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def logged_statuses(server, method, route):
+    """The statuses the server logged for `method` on the route named `route`, once it logged any."""
+
+    def statuses():
+        lines = server.log.read_text().splitlines()
+        return [line["status"] for line in request_lines(lines) if (line["method"], line["route"]) == (method, route)]
+
+    return once(statuses, bool)
+
+
+def csrf_cookie(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/admin/login/")
+    page = connection.getresponse()
+    page.read()
+    return page.getheader("Set-Cookie").split(";")[0]
+
+
+def signed_in(server, django_user_model):
+    """Sign a new superuser in to the admin: (the Cookie header of its session, its CSRF token)."""
+    django_user_model.objects.create_superuser("operator", "operator@example.com", "a long sign-in secret")
+    cookie = csrf_cookie(server)
+    form = urlencode(
+        {"csrfmiddlewaretoken": cookie.split("=", 1)[1], "username": "operator", "password": "a long sign-in secret"}
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request(
+        "POST",
+        "/admin/login/",
+        form,
+        {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 302
+    fresh = {
+        header.split("=", 1)[0]: header.split(";")[0] for name, header in answer.getheaders() if name == "Set-Cookie"
+    }
+    cookies = f"{fresh['csrftoken']}; {fresh['sessionid']}"
+    return cookies, fresh["csrftoken"].split("=", 1)[1]
+
+
+def still_signed_in(server, cookies):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/admin/", headers={"Cookie": cookies})
+    answer = connection.getresponse()
+    answer.read()
+    return answer.status == 200
 
 
 def agent_headers(token, **extra):
@@ -132,11 +197,7 @@ def test_a_retry_cut_short_is_a_400_where_this_host_holds_a_copy_of_the_answer(s
 
 
 def test_a_console_form_cut_after_a_field_is_a_400(server):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", "/admin/login/")
-    page = connection.getresponse()
-    page.read()
-    cookie = page.getheader("Set-Cookie").split(";")[0]
+    cookie = csrf_cookie(server)
     token = cookie.split("=", 1)[1]
     form = f"csrfmiddlewaretoken={token}&username=admin&password=secret".encode()
 
@@ -178,3 +239,58 @@ def test_the_task_left_by_a_claimer_killed_before_its_body_is_claimed_again_with
     assert status == 200
     assert json.loads(answer)["task_id"] == str(task.pk)
     assert Task.objects.get(pk=task.pk).attempt == 1
+
+
+def test_a_claim_whose_connection_is_reset_mid_body_is_a_400_not_a_500_and_claims_nothing(server, issue_token):
+    task = routed_task()
+    body = json.dumps({"lease_seconds": 1, "padding": "x" * 2000}).encode()
+
+    send_then_reset(
+        server,
+        "POST",
+        "/api/v1/tasks/claim-next",
+        length=len(body),
+        part=body[:30],
+        headers=agent_headers(issue_token("engineering")),
+    )
+
+    assert logged_statuses(server, "POST", "tasks-claim-next") == [400]
+    assert "Internal Server Error" not in server.log.read_text()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.PENDING
+
+
+def test_a_sign_out_whose_connection_is_reset_mid_body_signs_nobody_out(server, django_user_model):
+    # A reset read was Django's UnreadablePostError: a 500 here, and with the CSRF token in a header (as
+    # htmx sends it) CSRF's check passed over it and a view read the form as empty.
+    cookies, token = signed_in(server, django_user_model)
+
+    send_then_reset(
+        server,
+        "POST",
+        "/admin/logout/",
+        length=2000,
+        part=b"next=/",
+        headers={"Cookie": cookies, "X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    time.sleep(0.5)
+    assert still_signed_in(server, cookies)
+    assert "Internal Server Error" not in server.log.read_text()
+
+
+def test_a_console_request_whose_view_reads_no_body_is_refused_when_its_body_is_cut(server, django_user_model):
+    # Signing out takes no fields; a body cut short is refused before the view runs all the same.
+    cookies, token = signed_in(server, django_user_model)
+
+    status, _, _ = send(
+        server,
+        "POST",
+        "/admin/logout/",
+        length=100,
+        parts=[b"{}"],
+        headers={"Cookie": cookies, "X-CSRFToken": token, "Content-Type": "application/json"},
+    )
+
+    assert status == 400
+    assert still_signed_in(server, cookies)
