@@ -133,6 +133,8 @@ MIDDLEWARE = [
     # logged nor counted.
     *([] if DEBUG else ["orchestrator.http.site_middleware.WhiteNoiseMiddleware"]),
     "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
+    # Below the telemetry, so its refusals are logged and counted; above everything that may read the body.
+    "orchestrator.http.request_framing.PageBodyMiddleware",
     "orchestrator.http.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

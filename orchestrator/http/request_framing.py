@@ -19,13 +19,14 @@ A body that ends before its Content-Length, or whose connection is reset, is ref
 before the connection closed, and Django reads that as the whole body: a claimer killed between
 sending its headers and its body claimed a task with the default five-minute lease instead of the
 1 s it asked for (the chaos run found it), and a form cut after a field would be read without the
-fields that followed. Outside the API the body is read here, before any view, so that a view which
-never reads it does not run on a cut request either.
+fields that followed. Outside the API the body is read before any view (PageBodyMiddleware), so that
+a view which never reads it does not run on a cut request either.
 """
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest
 
-from orchestrator.http.errors import BodyCutShort
+from orchestrator.http.errors import BodyCutShort, RequestTooLarge
 from orchestrator.http.problems import problem_response
 from orchestrator.http.site_middleware import API_PREFIX
 
@@ -36,6 +37,7 @@ LENGTH_REQUIRED = "Send the body with a Content-Length: a body in Transfer-Encod
 # U+0000 is malformed input anywhere (docs/api.md); in a path segment it reached lookups that answered
 # 404 for a role or an id no request can name (an outside review).
 NUL_IN_PATH = "The path holds U+0000, which no role, id or route has."
+TOO_LARGE = str(RequestTooLarge.default_detail)
 
 
 class _WholeBody:
@@ -111,9 +113,32 @@ class ContentLengthMiddleware:
             if request.path_info.startswith(API_PREFIX):
                 return problem_response(400, REFUSAL, code="malformed_content_length")
             return HttpResponseBadRequest(REFUSAL, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+class PageBodyMiddleware:
+    """Outside the API, a request's body is read whole before the session, CSRF, the sign-in or any
+    view sees it, so a body cut short is refused even where no view reads it (a console action that
+    takes no fields). Below the request telemetry, so the refusal has its request line and trace id.
+
+    The API reads each write's body itself, after authentication and before its transaction
+    (orchestrator.http.idempotency): a stranger gets its 401 with the body unread. Here the body is
+    read before anyone is known, as CSRF's check already read a form's for anyone holding the cookie
+    it hands out; at most DATA_UPLOAD_MAX_MEMORY_SIZE of it, a larger one being refused unread."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        length = request.META.get("CONTENT_LENGTH")
         if length and int(length) and not request.path_info.startswith(API_PREFIX):
-            # Read whole before anything runs, so a body cut short is refused even by a view that never
-            # reads it (a console action that takes no fields). The API's every write reads its body
-            # before its transaction begins (orchestrator.http.idempotency), after authentication.
-            request.body  # noqa: B018
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if limit is not None and int(length) > limit:
+                # Answered here, as the API answers it (413): Django's own refusal of it is an ERROR
+                # line, which anyone could then write with one header.
+                return HttpResponse(TOO_LARGE, status=413, content_type="text/plain; charset=utf-8")
+            try:
+                request.body  # noqa: B018
+            except BodyCutShort as cut:
+                return HttpResponseBadRequest(str(cut.detail), content_type="text/plain; charset=utf-8")
         return self.get_response(request)

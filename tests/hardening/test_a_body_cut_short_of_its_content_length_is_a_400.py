@@ -61,14 +61,14 @@ def send_then_reset(server, method, path, *, length, part, headers):
     sock.close()
 
 
-def logged_statuses(server, method, route):
-    """The statuses the server logged for `method` on the route named `route`, once it logged any."""
+def logged_statuses(server, method, route, *, count=1):
+    """The statuses the server logged for `method` on the route named `route`, once it logged `count`."""
 
     def statuses():
         lines = server.log.read_text().splitlines()
         return [line["status"] for line in request_lines(lines) if (line["method"], line["route"]) == (method, route)]
 
-    return once(statuses, bool)
+    return once(statuses, lambda found: len(found) >= count)
 
 
 def csrf_cookie(server):
@@ -194,6 +194,8 @@ def test_a_retry_cut_short_is_a_400_where_this_host_holds_a_copy_of_the_answer(s
     assert status == 400
     assert json.loads(answer)["type"].endswith("/body_cut_short")
     assert Session.objects.count() == 1
+    # Logged and counted under the route it was for, though answered before URL resolution.
+    assert logged_statuses(server, "POST", "sessions", count=3) == [201, 201, 400]
 
 
 def test_a_console_form_cut_after_a_field_is_a_400(server):
@@ -294,3 +296,5 @@ def test_a_console_request_whose_view_reads_no_body_is_refused_when_its_body_is_
 
     assert status == 400
     assert still_signed_in(server, cookies)
+    # Refused before URL resolution, yet logged and counted like any request.
+    assert logged_statuses(server, "POST", "unmatched") == [400]
