@@ -125,15 +125,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orchestrator.http.tracing.TraceIdMiddleware",
-    # Below the trace, so its refusal carries one; above everything that may read the body.
-    "orchestrator.http.request_framing.ContentLengthMiddleware",
     # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
     # dashboard; with DEBUG on, runserver serves them from the apps. Below the trace, so every response
     # carries one; above the request telemetry, so a console page's dozens of static files are neither
     # logged nor counted.
     *([] if DEBUG else ["orchestrator.http.site_middleware.WhiteNoiseMiddleware"]),
     "orchestrator.telemetry.middleware.RequestTelemetryMiddleware",
-    # Below the telemetry, so its refusals are logged and counted; above everything that may read the body.
+    # Below the telemetry, so their refusals are logged and counted (with the trace id); above
+    # everything that may read the body.
+    "orchestrator.http.request_framing.ContentLengthMiddleware",
     "orchestrator.http.request_framing.PageBodyMiddleware",
     "orchestrator.http.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

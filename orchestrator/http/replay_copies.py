@@ -635,8 +635,10 @@ def _replay(request):
     try:
         body = request.body
     except BodyCutShort:
-        # Counted under the route its key's answer was for: this request never reaches URL resolution.
+        # Logged and counted under the route its key's answer was for, and its caller: this request
+        # never reaches URL resolution or the view's authentication.
         request.route_name = route
+        request.user = principal
         raise
     fingerprint = fingerprint_of(
         request.method, request.get_full_path(), body, acting_as=f"{principal.role}\x00{principal.is_staff}"

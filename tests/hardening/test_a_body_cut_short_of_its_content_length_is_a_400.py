@@ -189,10 +189,14 @@ def test_a_retry_cut_short_is_a_400_where_this_host_holds_a_copy_of_the_answer(s
         status, _, _ = send(server, "POST", "/api/v1/sessions", length=len(body), parts=[body], headers=headers)
         assert status == 201
 
-    status, _, answer = send(server, "POST", "/api/v1/sessions", length=len(body), parts=[body[:5]], headers=headers)
+    status, answer_headers, answer = send(
+        server, "POST", "/api/v1/sessions", length=len(body), parts=[body[:5]], headers=headers
+    )
 
     assert status == 400
     assert json.loads(answer)["type"].endswith("/body_cut_short")
+    # Answered by the copy's middleware, not the view (whose answers name the methods it allows).
+    assert "Allow" not in answer_headers
     assert Session.objects.count() == 1
     # Logged and counted under the route it was for, though answered before URL resolution.
     assert logged_statuses(server, "POST", "sessions", count=3) == [201, 201, 400]
@@ -298,3 +302,30 @@ def test_a_console_request_whose_view_reads_no_body_is_refused_when_its_body_is_
     assert still_signed_in(server, cookies)
     # Refused before URL resolution, yet logged and counted like any request.
     assert logged_statuses(server, "POST", "unmatched") == [400]
+
+
+@pytest.mark.parametrize(
+    "method,path,headers",
+    [
+        ("POST", "/api/v1/sessions", {"Transfer-Encoding": "chunked"}),
+        ("GET", "/api/v1/sessions/%00", {}),
+        ("POST", "/admin/logout/", {"Content-Length": "2000000"}),
+    ],
+    ids=["chunked", "nul-in-path", "page-body-too-large"],
+)
+def test_a_refusal_of_the_framing_has_its_request_line(server, method, path, headers):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{name}: {value}" for name, value in headers.items())]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (b"0\r\n\r\n" if "Transfer-Encoding" in headers else b""))
+    answer = http.client.HTTPResponse(sock)
+    answer.begin()
+    answer.read()
+    sock.close()
+
+    assert answer.status in (400, 411, 413)
+    [line] = once(
+        lambda: [line for line in request_lines(server.log.read_text().splitlines()) if line["route"] == "unmatched"],
+        bool,
+    )
+    assert (line["method"], line["status"]) == (method, answer.status)
+    assert line["trace_id"] == answer.getheader("X-Trace-Id")
