@@ -46,7 +46,7 @@ class RequestTooLarge(exceptions.APIException):
 
 
 class BodyCutShort(BadRequest, exceptions.ParseError):
-    """The connection closed before the body's Content-Length bytes arrived
+    """The connection closed, or was reset, before the body's Content-Length bytes arrived
     (orchestrator.http.request_framing.body_read_whole). Django's BadRequest wherever it is raised, so
     Django answers it with a 400 outside the API's views too: as the OSError Django turns into
     UnreadablePostError, CSRF's check would pass over it and read the form as empty, and anything else
