@@ -40,6 +40,11 @@ NUL_IN_PATH = "The path holds U+0000, which no role, id or route has."
 TOO_LARGE = str(RequestTooLarge.default_detail)
 
 
+def _is_a_length(text: str) -> bool:
+    """Whether a Content-Length header is one this app reads: ASCII digits, at most _MOST_DIGITS."""
+    return text.isascii() and text.isdigit() and len(text) <= _MOST_DIGITS
+
+
 class _WholeBody:
     """A request's wsgi.input that raises BodyCutShort where the stream ends before `length` bytes,
     instead of handing back what came. Django reads it through its LimitedStream, with read() and
@@ -90,7 +95,7 @@ def body_read_whole(application):
 
     def application_reading_whole_bodies(environ, start_response):
         length = environ.get("CONTENT_LENGTH", "")
-        if length.isascii() and length.isdigit() and len(length) <= _MOST_DIGITS and int(length) > 0:
+        if _is_a_length(length) and int(length) > 0:
             environ["wsgi.input"] = _WholeBody(environ["wsgi.input"], int(length))
         return application(environ, start_response)
 
@@ -109,7 +114,7 @@ class ContentLengthMiddleware:
         if "\x00" in request.path_info and request.path_info.startswith(API_PREFIX):
             return problem_response(400, NUL_IN_PATH, code="malformed_path")
         length = request.META.get("CONTENT_LENGTH")
-        if length and not (length.isascii() and length.isdigit() and len(length) <= _MOST_DIGITS):
+        if length and not _is_a_length(length):
             if request.path_info.startswith(API_PREFIX):
                 return problem_response(400, REFUSAL, code="malformed_content_length")
             return HttpResponseBadRequest(REFUSAL, content_type="text/plain; charset=utf-8")
@@ -130,10 +135,11 @@ class PageBodyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        length = request.META.get("CONTENT_LENGTH")
-        if length and int(length) and not request.path_info.startswith(API_PREFIX):
+        # ContentLengthMiddleware, above, has refused any length that is not a number.
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length and not request.path_info.startswith(API_PREFIX):
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            if limit is not None and int(length) > limit:
+            if limit is not None and length > limit:
                 # Answered here, as the API answers it (413): Django's own refusal of it is an ERROR
                 # line, which anyone could then write with one header.
                 return HttpResponse(TOO_LARGE, status=413, content_type="text/plain; charset=utf-8")
