@@ -124,6 +124,8 @@ INSTALLED_APPS = [
 # looks for them by name, and they cost an API request almost nothing.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Second, so that every answer below carries it: refusals and static files too.
+    "orchestrator.http.content_security.ContentSecurityPolicyMiddleware",
     "orchestrator.http.tracing.TraceIdMiddleware",
     # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
     # dashboard; with DEBUG on, runserver serves them from the apps. Below the trace, so every response
@@ -299,6 +301,23 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Every answer's Content-Security-Policy (orchestrator.http.content_security; docs/decisions.md, "A
+# content security policy"): scripts, styles, images and requests from this origin only, no plugin,
+# no <base>, forms sent only here, never in a frame. Styles may also be inline: the console places
+# each step of a trace's timeline with a style attribute, and Swagger UI and htmx write <style>;
+# escaping keeps agents' text out of those, as out of everything else.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -332,6 +351,9 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files, not a CDN's latest build: its script runs on the origin of
     # the admin and the console, where it could act as any staff member who opens the docs.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would send the schema's address to validator.swagger.io for it,
+    # and the content security policy refuses the image anyway.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

@@ -22,3 +22,10 @@ def test_the_scripts_it_names_are_files_we_ship(client, db):
 
     for source in re.findall(r'src="/static/([^"?]+)', html):
         assert finders.find(source), source
+
+
+def test_the_page_sends_the_schema_address_to_no_validator(client, db):
+    # Swagger UI's default shows a badge fetched from validator.swagger.io with the schema's address.
+    script = client.get("/api/docs/?script=").content.decode()
+
+    assert '"validatorUrl": null' in script, script

@@ -1,6 +1,8 @@
 """A real headless Chromium drives every console page: signs in through the admin login, decides
 approvals by mouse and by keyboard, watches the overview update live, checks each page with
-axe-core at desktop and phone widths, and screenshots each page (into docs/screenshots under `make screenshots`)."""
+axe-core at desktop and phone widths, and screenshots each page (into docs/screenshots under `make screenshots`).
+It also loads the console, the admin and the API docs under their Content-Security-Policy: nothing
+of theirs is refused, and a script slipped into a page does not run."""
 
 import os
 import threading
@@ -56,6 +58,8 @@ def browser(tmp_path):
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ]:
         options.add_argument(flag)
+    # The console's messages, where Chromium reports what the page's Content-Security-Policy refused.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(WAIT_SECONDS)
     yield driver
@@ -233,3 +237,60 @@ def test_every_page_passes_axe_at_desktop_and_phone_width_and_is_screenshotted(
             assert browser.save_screenshot(str(screenshots / f"{name}-{label}.png"))
 
     assert problems == {}, "\n".join(f"{page}: {problem}" for page, found in problems.items() for problem in found)
+
+
+def refused_by_the_policy(browser):
+    """What Chromium reported refusing under the page's Content-Security-Policy since the last call."""
+    return [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def slip_in_a_script(browser):
+    """Add an inline <script> to the page, as markup that escaped escaping would; True if it ran."""
+    return browser.execute_script(
+        "window.slippedIn = false;"
+        "const script = document.createElement('script');"
+        "script.textContent = 'window.slippedIn = true';"
+        "document.body.appendChild(script);"
+        "return window.slippedIn;"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_console_the_admin_and_the_api_docs_work_under_their_content_security_policy(
+    browser, live_server, staff_user
+):
+    routed, session = a_working_system()
+    sign_in(browser, live_server, staff_user.username)
+    pages = {
+        **PAGES,
+        "admin index": ("/admin/", "content"),
+        "admin tasks": ("/admin/routing/task/", "changelist"),
+        "admin task": (f"/admin/routing/task/{routed.task.id}/change/", "content-main"),
+        "admin approvals": ("/admin/approvals/approval/", "changelist"),
+        "api docs": ("/api/docs/", "operations-tag-sessions"),
+    }
+
+    refused = {}
+    for name, (path, landmark) in pages.items():
+        browser.get(live_server.url + path.format(session_id=session.id, approval_id=routed.approval_id))
+        wait_for(browser, By.ID, landmark)
+        if messages := refused_by_the_policy(browser):
+            refused[name] = messages
+    # What the last page loaded after its landmark showed.
+    threading.Event().wait(1)
+    if messages := refused_by_the_policy(browser):
+        refused["after the last page"] = messages
+
+    assert refused == {}, "\n".join(f"{page}: {message}" for page, found in refused.items() for message in found)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_script_slipped_into_a_console_page_does_not_run(browser, live_server, staff_user):
+    sign_in(browser, live_server, staff_user.username)
+
+    assert slip_in_a_script(browser) is False
+    assert any("script-src 'self'" in message for message in refused_by_the_policy(browser))
+
+    # The same script runs on a page without the policy: the check above can fail.
+    browser.get("data:text/html,<p>no policy here</p>")
+    assert slip_in_a_script(browser) is True
