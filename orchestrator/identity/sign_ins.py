@@ -1,4 +1,5 @@
-"""The people's sign-ins, kept in Django's session store (the console's and the admin's).
+"""The people's sign-ins, kept in Django's session store (the console's and the admin's), and the
+lockouts of password sign-ins (django-axes), which are on the audit record.
 
 Nothing else empties that store: an expired sign-in stays a row until it is cleared, and with OIDC
 login on every anonymous visit to /oidc/authenticate/ stores one (the state and nonce of the provider
@@ -8,12 +9,21 @@ expires with the round trip (PROVIDER_ROUND_TRIP_SECONDS), and clear_expired run
 from importlib import import_module
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
+
+from orchestrator.identity import tokens
+from orchestrator.telemetry.logs import current_trace_id
 
 # Long enough to sign in at the provider (a password manager, a second factor); a sign-in that
 # completes is given the session's full lifetime again (_full_lifetime).
 PROVIDER_ROUND_TRIP_SECONDS = 15 * 60
+
+LOCKED_OUT_EVENT = "person.locked_out"
+# Who locks a person out: the sign-in's guard, on its own rule, not the anonymous client that failed.
+SIGN_IN_GUARD = "system:sign_in_guard"
 
 
 def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> bool:
@@ -36,5 +46,39 @@ def _full_lifetime(sender: Any, request: Any, **_: Any) -> None:
         request.session.set_expiry(None)
 
 
+def _record_lockout(sender: Any, request: Any, username: str | None, ip_address: str | None, **_: Any) -> None:
+    """A failed password sign-in locked (username, address) out: one `person.locked_out` event for the
+    account the username names, in the failure's own transaction.
+
+    Only the failure that locks: axes sends the same signal for every try refused during the lockout
+    (it leaves `axes_failures_since_start` unset for those), and an event per try would let anyone
+    write to the audit log as fast as they can post a form. Only an account that exists: a made-up
+    name is locked out all the same and logged by axes, but writes no event, so cycling names writes
+    nothing. Two failures that cross the limit at the same moment may each record one."""
+    if request is None or getattr(request, "axes_failures_since_start", None) is None or not username:
+        return
+    people = get_user_model()._default_manager
+    person = people.filter(**{get_user_model().USERNAME_FIELD: username}).first()
+    if person is None:
+        return
+    trace_id = current_trace_id.get()
+    tokens.record_audit_event(
+        event_type=LOCKED_OUT_EVENT,
+        actor=SIGN_IN_GUARD,
+        role=None,
+        actor_role="",
+        trace_id="" if trace_id == "-" else trace_id,
+        target_type="person",
+        target_id=person.pk,
+        metadata={
+            "username": username,
+            "address": ip_address or "",
+            "failures": request.axes_failures_since_start,
+            "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        },
+    )
+
+
 def connect() -> None:
     user_logged_in.connect(_full_lifetime, dispatch_uid="identity.sign_ins.full_lifetime")
+    user_locked_out.connect(_record_lockout, dispatch_uid="identity.sign_ins.record_lockout")

@@ -1,0 +1,118 @@
+"""A password sign-in lockout of an account that exists is one `person.locked_out` audit event: who
+was locked out, from which address, after how many failures. Lockouts were only logged (an outside
+review). Only the locking failure writes one: the tries refused during the lockout and the lockouts
+of made-up names write none, so no stranger can fill the append-only log by posting a form."""
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.test import Client
+
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(django_user_model):
+    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
+
+
+def sign_in(browser, password, username="root"):
+    return browser.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+
+
+def lockouts():
+    return list(AuditEvent.objects.filter(event_type="person.locked_out").order_by("id"))
+
+
+def fail_to_the_limit(browser, username="root"):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(browser, f"wrong-{attempt}", username=username)
+
+
+def test_the_failure_that_locks_an_account_records_one_event(root):
+    browser = Client(REMOTE_ADDR="203.0.113.9")
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        sign_in(browser, f"wrong-{attempt}")
+    assert lockouts() == []
+
+    assert sign_in(browser, "the-last-wrong-one").status_code == 429
+
+    [event] = lockouts()
+    assert (event.actor, event.role, event.target_type, event.target_id) == (
+        "system:sign_in_guard",
+        "",
+        "person",
+        str(root.pk),
+    )
+    assert event.metadata == {
+        "username": "root",
+        "address": "203.0.113.9",
+        "failures": settings.AXES_FAILURE_LIMIT,
+        "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        "actor_role": "",
+    }
+
+
+def test_tries_refused_during_the_lockout_record_nothing_more(root):
+    browser = Client()
+    fail_to_the_limit(browser)
+
+    for attempt in range(3 * settings.AXES_FAILURE_LIMIT):
+        assert sign_in(browser, "the-right-one" if attempt % 2 else f"again-{attempt}").status_code == 429
+
+    assert len(lockouts()) == 1
+
+
+def test_lockouts_of_names_nobody_holds_record_nothing(root):
+    for name in ("admin", "administrator", "Root", "root\u200b"):
+        fail_to_the_limit(Client(), username=name)
+
+    assert AccessAttempt.objects.count() == 4
+    assert lockouts() == []
+
+
+def test_the_name_is_read_as_the_sign_in_form_reads_it(root):
+    # The form strips the spaces around a username: "root " signs in as root, and locks root out.
+    fail_to_the_limit(Client(), username=" root ")
+
+    [event] = lockouts()
+    assert (event.target_id, event.metadata["username"]) == (str(root.pk), "root")
+
+
+def test_failures_below_the_limit_record_nothing(root):
+    browser = Client()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        sign_in(browser, f"wrong-{attempt}")
+    assert sign_in(browser, "the-right-one").status_code == 302
+
+    assert lockouts() == []
+
+
+def test_each_address_that_locks_the_account_out_records_its_own(root):
+    fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.1"))
+    fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.2"))
+
+    assert [event.metadata["address"] for event in lockouts()] == ["198.51.100.1", "198.51.100.2"]
+
+
+def test_a_lockout_after_the_cool_off_is_a_new_event(root):
+    browser = Client()
+    fail_to_the_limit(browser)
+    passed = settings.AXES_COOLOFF_TIME + timedelta(minutes=1)
+    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - passed)
+
+    fail_to_the_limit(browser)
+
+    assert len(lockouts()) == 2
+
+
+def test_agents_do_not_read_it(root, finance, staff):
+    fail_to_the_limit(Client())
+    [event] = lockouts()
+
+    assert finance.get(f"/api/v1/audit/{event.pk}").status_code == 404
+    assert staff.get(f"/api/v1/audit/{event.pk}").status_code == 200
