@@ -123,9 +123,10 @@ INSTALLED_APPS = [
 # people's pages). CSRF and frame denial stay Django's own classes for every path: the deploy check
 # looks for them by name, and they cost an API request almost nothing.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    # Second, so that every answer below carries it: refusals and static files too.
+    # First, so that every answer carries its headers: the https redirect and the refusal of an unknown
+    # Host (both SecurityMiddleware's own), refusals before any view and static files too.
     "orchestrator.http.content_security.ContentSecurityPolicyMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "orchestrator.http.tracing.TraceIdMiddleware",
     # Under gunicorn (DEBUG=false) whitenoise serves the collected static files of the admin and
     # dashboard; with DEBUG on, runserver serves them from the apps. Below the trace, so every response

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
-from orchestrator.http.content_security import HEADER, policy_header
+from orchestrator.http.content_security import HEADER, RESOURCE_POLICY_HEADER, policy_header
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +69,22 @@ def test_a_refusal_before_any_view_carries_it(finance, client):
 
     assert [answer.status_code for answer in refused] == [400, 400]
     assert all(directives(answer)["frame-ancestors"] == ["'none'"] for answer in refused)
+
+
+def test_the_https_redirect_and_an_unknown_host_refused_carry_it():
+    # Both are answered by Django's SecurityMiddleware itself, before anything below it runs.
+    with override_settings(SECURE_SSL_REDIRECT=True):
+        redirect = Client().get("/admin/")
+    unknown_host = Client().get("/admin/", HTTP_HOST="elsewhere.example")
+
+    assert [redirect.status_code, unknown_host.status_code] == [301, 400]
+    assert all(directives(answer)["script-src"] == ["'self'"] for answer in [redirect, unknown_host])
+
+
+@pytest.mark.parametrize("path", ["/api/docs/?script=", "/admin/login/", "/api/v1/health"])
+def test_no_other_site_may_load_an_answer_as_its_own_resource(client, path):
+    # The docs' initialiser is a script file that holds a CSRF token (an outside review).
+    assert client.get(path)[RESOURCE_POLICY_HEADER] == "same-origin"
 
 
 def test_an_unauthenticated_api_call_carries_it(anonymous):
