@@ -671,6 +671,13 @@ if OIDC_ISSUER and OIDC_RP_CLIENT_ID:
 # from every address. Nothing limited them before (an outside review). The provider's sign-in has
 # its own limits.
 AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 10, minimum=1)
+# How many proxies in front of the server append the address they saw to X-Forwarded-For (nginx's
+# $proxy_add_x_forwarded_for does): a sign-in is then counted under the address the outermost of them
+# saw, the Nth entry from the right. 0 (the default) counts the connection's own address: a client
+# cannot choose it, but behind a proxy every client shares the proxy's, and one guesser locked a
+# username out for everyone (docs/auth.md). Set it only when nothing reaches the server but through them.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "orchestrator.identity.sign_ins.client_address"
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True

@@ -6,6 +6,7 @@ login on every anonymous visit to /oidc/authenticate/ stores one (the state and 
 round trip) for the cookie's lifetime, two weeks (found by an outside review). Such a visit's row now
 expires with the round trip (PROVIDER_ROUND_TRIP_SECONDS), and clear_expired runs on the beat."""
 
+import ipaddress
 from importlib import import_module
 from typing import Any
 
@@ -32,6 +33,25 @@ def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> 
     button) locked every provider sign-in from that address out under one empty username (an outside
     review). The provider limits its own sign-ins."""
     return not (credentials or {}).get("username")
+
+
+def client_address(request: Any) -> str | None:
+    """The address a password sign-in is counted under (AXES_CLIENT_IP_CALLABLE): the connection's,
+    or behind TRUSTED_PROXY_COUNT proxies the one the outermost of them saw, which it appended to
+    X-Forwarded-For (the Nth entry from the right). What a client wrote to the left of that is never
+    read. A header with fewer entries, or an entry that is no address, falls back to the connection's:
+    a client must not be able to choose its bucket."""
+    connection = request.META.get("REMOTE_ADDR")
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if not proxies:
+        return connection
+    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < proxies:
+        return connection
+    try:
+        return str(ipaddress.ip_address(forwarded[-proxies]))
+    except ValueError:
+        return connection
 
 
 def clear_expired() -> None:

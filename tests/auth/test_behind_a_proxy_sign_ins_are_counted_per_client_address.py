@@ -1,0 +1,88 @@
+"""Behind TRUSTED_PROXY_COUNT proxies that append to X-Forwarded-For, a password sign-in is counted
+under the address the outermost proxy saw, so one guesser no longer locks a username out for every
+client of the proxy (all of whom shared its address). What a client writes into the header itself is
+never read."""
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.test import Client, override_settings
+
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+PROXY = "10.0.0.2"
+
+
+@pytest.fixture
+def root(django_user_model):
+    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
+
+
+def through_the_proxy(forwarded_for):
+    return Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for)
+
+
+def sign_in(browser, password):
+    return browser.post("/admin/login/?next=/admin/", {"username": "root", "password": password})
+
+
+def fail_to_the_limit(browser):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(browser, f"wrong-{attempt}")
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_a_guesser_behind_the_proxy_locks_out_only_itself(root):
+    fail_to_the_limit(through_the_proxy("198.51.100.7"))
+
+    assert sign_in(through_the_proxy("198.51.100.7"), "the-right-one").status_code == 429
+    assert sign_in(through_the_proxy("198.51.100.8"), "the-right-one").status_code == 302
+    [event] = AuditEvent.objects.filter(event_type="person.locked_out")
+    assert event.metadata["address"] == "198.51.100.7"
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_what_the_client_wrote_before_the_proxys_entry_is_not_read(root):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(through_the_proxy(f"192.0.2.{attempt}, 198.51.100.7"), f"wrong-{attempt}")
+
+    assert sign_in(through_the_proxy("203.0.113.1, 198.51.100.7"), "the-right-one").status_code == 429
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["198.51.100.7"]
+
+
+@override_settings(TRUSTED_PROXY_COUNT=2)
+def test_with_two_proxies_the_outer_ones_entry_counts(root):
+    fail_to_the_limit(through_the_proxy("192.0.2.1, 198.51.100.7, 10.0.0.1"))
+
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["198.51.100.7"]
+
+
+@pytest.mark.parametrize("forwarded_for", ["", "not-an-address", "198.51.100.7:443", "198.51.100.7, "])
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_a_missing_or_malformed_entry_counts_under_the_connections_address(root, forwarded_for):
+    sign_in(through_the_proxy(forwarded_for), "wrong")
+
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == [PROXY]
+
+
+@override_settings(TRUSTED_PROXY_COUNT=2)
+def test_fewer_entries_than_proxies_count_under_the_connections_address(root):
+    sign_in(through_the_proxy("198.51.100.7"), "wrong")
+
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == [PROXY]
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_an_ipv6_entry_is_counted_in_one_spelling(root):
+    sign_in(through_the_proxy("2001:DB8:0:0::1"), "wrong")
+    sign_in(through_the_proxy("2001:db8::1"), "wrong")
+
+    assert list(AccessAttempt.objects.values_list("ip_address", "failures_since_start")) == [("2001:db8::1", 2)]
+
+
+def test_without_trusted_proxies_the_header_is_not_read(root):
+    fail_to_the_limit(through_the_proxy("198.51.100.7"))
+
+    assert sign_in(through_the_proxy("198.51.100.8"), "the-right-one").status_code == 429
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == [PROXY]
