@@ -6,6 +6,7 @@ login on every anonymous visit to /oidc/authenticate/ stores one (the state and 
 round trip) for the cookie's lifetime, two weeks (found by an outside review). Such a visit's row now
 expires with the round trip (PROVIDER_ROUND_TRIP_SECONDS), and clear_expired runs on the beat."""
 
+import hashlib
 import ipaddress
 from importlib import import_module
 from typing import Any
@@ -14,9 +15,9 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
+from django.core.cache import cache
 
 from orchestrator.identity import tokens
-from orchestrator.telemetry.logs import current_trace_id
 
 # Long enough to sign in at the provider (a password manager, a second factor); a sign-in that
 # completes is given the session's full lifetime again (_full_lifetime).
@@ -25,6 +26,10 @@ PROVIDER_ROUND_TRIP_SECONDS = 15 * 60
 LOCKED_OUT_EVENT = "person.locked_out"
 # Who locks a person out: the sign-in's guard, on its own rule, not the anonymous client that failed.
 SIGN_IN_GUARD = "system:sign_in_guard"
+# How long the record of a lockout keeps the rest of its burst from recording it again: longer than
+# failures in flight together take to finish, shorter than the shortest cool-off (a minute), so the
+# next lockout of the same pair is always recorded.
+_BURST_SECONDS = 30
 
 
 def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> bool:
@@ -68,26 +73,34 @@ def _full_lifetime(sender: Any, request: Any, **_: Any) -> None:
 
 def _record_lockout(sender: Any, request: Any, username: str | None, ip_address: str | None, **_: Any) -> None:
     """A failed password sign-in locked (username, address) out: one `person.locked_out` event for the
-    account the username names, in the failure's own transaction.
+    account the username names, written once axes has stored the failure (its own transaction).
 
     Only the failure that locks: axes sends the same signal for every try refused during the lockout
     (it leaves `axes_failures_since_start` unset for those), and an event per try would let anyone
-    write to the audit log as fast as they can post a form. Only an account that exists: a made-up
-    name is locked out all the same and logged by axes, but writes no event, so cycling names writes
-    nothing. Two failures that cross the limit at the same moment may each record one."""
+    write to the audit log as fast as they can post a form. Failures in flight together all cross the
+    limit (axes checks the count before the password's slow hash and adds to it after), so the first
+    to claim the pair in the cache records it and the rest of the burst does not; a cache that cannot
+    answer records (more events, never none). Only an account that exists: a made-up name is locked
+    out all the same and logged by axes, but writes no event, so cycling names writes nothing. No
+    trace id: the client chose the request's, and the event would be filed under another's trace.
+
+    Should the event fail to be written, the lockout holds all the same (axes committed it) and the
+    failure is logged as an ERROR by Django's request handling."""
     if request is None or getattr(request, "axes_failures_since_start", None) is None or not username:
         return
     people = get_user_model()._default_manager
     person = people.filter(**{get_user_model().USERNAME_FIELD: username}).first()
     if person is None:
         return
-    trace_id = current_trace_id.get()
+    pair = hashlib.sha256(f"{person.pk}\x00{ip_address or ''}".encode()).hexdigest()
+    if cache.add(f"identity:lockout-recorded:{pair}", True, timeout=_BURST_SECONDS) is False:
+        return
     tokens.record_audit_event(
         event_type=LOCKED_OUT_EVENT,
         actor=SIGN_IN_GUARD,
         role=None,
         actor_role="",
-        trace_id="" if trace_id == "-" else trace_id,
+        trace_id="",
         target_type="person",
         target_id=person.pk,
         metadata={
