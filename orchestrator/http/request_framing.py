@@ -24,6 +24,7 @@ a view which never reads it does not run on a cut request either.
 """
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, HttpResponseBadRequest
 
 from orchestrator.http.errors import BodyCutShort, RequestTooLarge
@@ -105,6 +106,12 @@ def body_read_whole(application):
 class ContentLengthMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
+        # Every body is bounded (here, in the API's parser and in the replay copies): Django reads None
+        # as no limit, which those comparisons cannot take, so a settings file that sets it stops the
+        # server starting rather than answer each request with a body with a 500.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if type(limit) is not int or limit < 1:
+            raise ImproperlyConfigured(f"DATA_UPLOAD_MAX_MEMORY_SIZE must be a number of bytes, not {limit!r}")
 
     def __call__(self, request):
         if "HTTP_TRANSFER_ENCODING" in request.META:

@@ -1,0 +1,22 @@
+"""DATA_UPLOAD_MAX_MEMORY_SIZE = None is Django's "no limit", which the env variable cannot set but a
+settings file can: every body-size check here compares with it, and each request with a body became a
+500 (an outside review). Such a value now stops the server starting."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+
+
+@pytest.mark.parametrize("limit", [None, 0, -1, "1048576", 1.5, True])
+def test_a_limit_that_is_no_number_of_bytes_stops_the_server_starting(limit):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=limit):
+        with pytest.raises(ImproperlyConfigured, match="DATA_UPLOAD_MAX_MEMORY_SIZE"):
+            Client().get("/api/v1/health")
+
+
+@pytest.mark.django_db
+def test_a_small_limit_is_taken(finance):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2048):
+        response = finance.post("/api/v1/sessions", {"metadata": {"pad": "x" * 4096}}, format="json")
+
+    assert response.status_code == 413
