@@ -28,7 +28,7 @@ LOCKED_OUT_EVENT = "person.locked_out"
 SIGN_IN_GUARD = "system:sign_in_guard"
 # How long the record of a lockout keeps the rest of its burst from recording it again: longer than
 # failures in flight together take to finish, shorter than the shortest cool-off (a minute), so the
-# next lockout of the same pair is always recorded.
+# next lockout of the same pair is recorded, unless a manual reset (axes_reset) let it come sooner.
 _BURST_SECONDS = 30
 
 
@@ -40,23 +40,46 @@ def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> 
     return not (credentials or {}).get("username")
 
 
-def client_address(request: Any) -> str | None:
+# Where a connection has no address of its own (gunicorn on a unix socket sets REMOTE_ADDR to ""), or
+# it is none: every such sign-in is counted under this one, as clients behind a proxy share its address.
+# axes' column holds addresses alone, and NULL there matched no earlier failure: no lockout at all.
+NO_ADDRESS = "0.0.0.0"
+
+
+def _counted_address(text: str) -> str | None:
+    """`text` as the address a sign-in is counted under; None if it is not an IP address.
+
+    One spelling per client: IPv6 in its short form, an IPv4-mapped IPv6 address as the IPv4 one, and
+    IPv6 counted per /64, the least a subscriber or a host is given (counted per address, anyone with
+    one network had more addresses than a lockout could count). A zone id (`fe80::1%eth0`) names no
+    client: refused."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.scope_id is not None:
+        return None
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address), 64), strict=False).network_address)
+
+
+def client_address(request: Any) -> str:
     """The address a password sign-in is counted under (AXES_CLIENT_IP_CALLABLE): the connection's,
     or behind TRUSTED_PROXY_COUNT proxies the one the outermost of them saw, which it appended to
     X-Forwarded-For (the Nth entry from the right). What a client wrote to the left of that is never
     read. A header with fewer entries, or an entry that is no address, falls back to the connection's:
     a client must not be able to choose its bucket."""
-    connection = request.META.get("REMOTE_ADDR")
+    connection = _counted_address(request.META.get("REMOTE_ADDR") or "") or NO_ADDRESS
     proxies = settings.TRUSTED_PROXY_COUNT
     if not proxies:
         return connection
-    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
     if len(forwarded) < proxies:
         return connection
-    try:
-        return str(ipaddress.ip_address(forwarded[-proxies]))
-    except ValueError:
-        return connection
+    return _counted_address(forwarded[-proxies]) or connection
 
 
 def clear_expired() -> None:
@@ -93,8 +116,18 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     if person is None:
         return
     pair = hashlib.sha256(f"{person.pk}\x00{ip_address or ''}".encode()).hexdigest()
-    if cache.add(f"identity:lockout-recorded:{pair}", True, timeout=_BURST_SECONDS) is False:
+    mark = f"identity:lockout-recorded:{pair}"
+    if cache.add(mark, True, timeout=_BURST_SECONDS) is False:
         return
+    try:
+        _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
+    except BaseException:
+        # The rest of the burst must not take the record as written.
+        cache.delete(mark)
+        raise
+
+
+def _write_lockout(person: Any, *, username: str, ip_address: str | None, failures: int) -> None:
     tokens.record_audit_event(
         event_type=LOCKED_OUT_EVENT,
         actor=SIGN_IN_GUARD,
@@ -106,7 +139,7 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
         metadata={
             "username": username,
             "address": ip_address or "",
-            "failures": request.axes_failures_since_start,
+            "failures": failures,
             "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         },
     )
