@@ -269,6 +269,10 @@ LOGIN_REDIRECT_URL = "/dashboard/"
 
 # Request bodies above this size answer 413 (see orchestrator.http.problems).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+# Past 1 GiB (what the agent client reads at most) a body is no request an agent sends, and from 2**63
+# the readers' bound overflows into a 500 on every write (an outside review).
+if DATA_UPLOAD_MAX_MEMORY_SIZE > 1024**3:
+    raise ImproperlyConfigured("MAX_REQUEST_BODY_BYTES must be at most 1073741824 (1 GiB)")
 # A list page (API, console, audit stream, webhook batch; the sealer's and the exports' batches)
 # ends after the row whose large columns bring it to this many bytes, so one request cannot load 200
 # rows of a MiB each (orchestrator.bounded_pages.bounded_page). Counted as the database holds the

@@ -110,8 +110,8 @@ class ContentLengthMiddleware:
         # as no limit, which those comparisons cannot take, so a settings file that sets it stops the
         # server starting rather than answer each request with a body with a 500.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if type(limit) is not int or limit < 1:
-            raise ImproperlyConfigured(f"DATA_UPLOAD_MAX_MEMORY_SIZE must be a number of bytes, not {limit!r}")
+        if type(limit) is not int or not 1 <= limit <= 1024**3:
+            raise ImproperlyConfigured(f"DATA_UPLOAD_MAX_MEMORY_SIZE must be 1 to 1073741824 bytes, not {limit!r}")
 
     def __call__(self, request):
         if "HTTP_TRANSFER_ENCODING" in request.META:

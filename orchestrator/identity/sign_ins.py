@@ -46,24 +46,42 @@ def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> 
 NO_ADDRESS = "0.0.0.0"
 
 
-def _counted_address(text: str) -> str | None:
+def _counted_address(text: str, *, zone: bool = False) -> str | None:
     """`text` as the address a sign-in is counted under; None if it is not an IP address.
 
-    One spelling per client: IPv6 in its short form, an IPv4-mapped IPv6 address as the IPv4 one, and
-    IPv6 counted per /64, the least a subscriber or a host is given (counted per address, anyone with
-    one network had more addresses than a lockout could count). A zone id (`fe80::1%eth0`) names no
-    client: refused."""
+    One spelling per client: IPv6 in its short form, and IPv6 counted per /64, the least a subscriber
+    or a host is given (counted per address, anyone with one network had more addresses than a
+    lockout could count). An IPv6 address that carries an IPv4 client's (IPv4-mapped, NAT64's
+    64:ff9b::/96, 6to4, Teredo) is counted as that IPv4 address: per /64, every IPv4 client behind
+    one translator shared a bucket (an outside review). A zone id (`fe80::1%eth0`) is refused in what a
+    proxy wrote, and dropped from the connection's own address (`zone`)."""
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv4Address):
         return str(address)
-    if address.scope_id is not None:
+    if address.scope_id is not None and not zone:
         return None
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+    address = ipaddress.IPv6Address(int(address))
+    if embedded := _ipv4_inside(address):
+        return str(embedded)
     return str(ipaddress.IPv6Network((int(address), 64), strict=False).network_address)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _ipv4_inside(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
 
 
 def client_address(request: Any) -> str:
@@ -72,7 +90,7 @@ def client_address(request: Any) -> str:
     X-Forwarded-For (the Nth entry from the right). What a client wrote to the left of that is never
     read. A header with fewer entries, or an entry that is no address, falls back to the connection's:
     a client must not be able to choose its bucket."""
-    connection = _counted_address(request.META.get("REMOTE_ADDR") or "") or NO_ADDRESS
+    connection = _counted_address(request.META.get("REMOTE_ADDR") or "", zone=True) or NO_ADDRESS
     proxies = settings.TRUSTED_PROXY_COUNT
     if not proxies:
         return connection
@@ -138,7 +156,8 @@ def _write_lockout(person: Any, *, username: str, ip_address: str | None, failur
         target_id=person.pk,
         metadata={
             "username": username,
-            "address": ip_address or "",
+            # An IPv6 bucket is a /64 network (_counted_address): said so, lest it read as one host.
+            "address": f"{ip_address}/64" if ip_address and ":" in ip_address else ip_address or "",
             "failures": failures,
             "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         },
