@@ -11,8 +11,8 @@ attributes wherever they stand, so escaping stays the first wall.
 own script, image or style: the API docs' initialiser (/api/docs/?script=) is a script file holding a
 CSRF token, and nothing here is meant to be embedded elsewhere.
 
-The header is one constant string, built once from settings.CONTENT_SECURITY_POLICY: every answer
-pays one dictionary write for it, API answers included, which the benchmarks measure. django-csp
+The policy is one constant string, built once from settings.CONTENT_SECURITY_POLICY: every answer
+pays two header writes for both, API answers included, which the benchmarks measure. django-csp
 builds its header again for every answer and brings nonces and per-view changes that nothing here
 needs (docs/dependencies.md).
 """

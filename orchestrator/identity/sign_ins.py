@@ -64,7 +64,7 @@ def _counted_address(text: str, *, zone: bool = False) -> str | None:
     if address.scope_id is not None and not zone:
         return None
     address = ipaddress.IPv6Address(int(address))
-    if embedded := _ipv4_inside(address):
+    if (embedded := _ipv4_inside(address)) is not None:
         return str(embedded)
     return str(ipaddress.IPv6Network((int(address), 64), strict=False).network_address)
 
