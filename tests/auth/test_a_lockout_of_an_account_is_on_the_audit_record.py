@@ -17,26 +17,13 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client, RequestFactory, override_settings
 
 from audit.models import AuditEvent
+from tests.auth.password_sign_ins import fail_to_the_limit, sign_in
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
-
-
-def sign_in(browser, password, username="root"):
-    return browser.post("/admin/login/?next=/admin/", {"username": username, "password": password})
-
-
 def lockouts():
     return list(AuditEvent.objects.filter(event_type="person.locked_out").order_by("id"))
-
-
-def fail_to_the_limit(browser, username="root"):
-    for attempt in range(settings.AXES_FAILURE_LIMIT):
-        sign_in(browser, f"wrong-{attempt}", username=username)
 
 
 def test_the_failure_that_locks_an_account_records_one_event(root):

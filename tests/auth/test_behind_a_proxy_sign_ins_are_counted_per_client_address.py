@@ -9,27 +9,14 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from audit.models import AuditEvent
+from tests.auth.password_sign_ins import fail_to_the_limit, sign_in
 
 pytestmark = pytest.mark.django_db
 PROXY = "10.0.0.2"
 
 
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
-
-
 def through_the_proxy(forwarded_for):
     return Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for)
-
-
-def sign_in(browser, password):
-    return browser.post("/admin/login/?next=/admin/", {"username": "root", "password": password})
-
-
-def fail_to_the_limit(browser):
-    for attempt in range(settings.AXES_FAILURE_LIMIT):
-        sign_in(browser, f"wrong-{attempt}")
 
 
 @override_settings(TRUSTED_PROXY_COUNT=1)

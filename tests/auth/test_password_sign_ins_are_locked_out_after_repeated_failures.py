@@ -13,17 +13,9 @@ from django.test import Client
 
 from tests.auth.browser_login import STAFF
 from tests.auth.browser_login import sign_in as sign_in_at_the_provider
+from tests.auth.password_sign_ins import sign_in
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
-
-
-def sign_in(browser, password, username="root"):
-    return browser.post("/admin/login/?next=/admin/", {"username": username, "password": password})
 
 
 def test_after_the_limit_even_the_right_password_is_refused(root):
