@@ -145,8 +145,8 @@ class PageBodyMiddleware:
         # ContentLengthMiddleware, above, has refused any length that is not a number.
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length and not request.path_info.startswith(API_PREFIX):
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            if limit is not None and length > limit:
+            # The limit is a number of bytes (ContentLengthMiddleware refuses to start with anything else).
+            if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 # Answered here, as the API answers it (413): Django's own refusal of it is an ERROR
                 # line, which anyone could then write with one header.
                 return HttpResponse(TOO_LARGE, status=413, content_type="text/plain; charset=utf-8")
