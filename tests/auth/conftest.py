@@ -6,14 +6,13 @@ from rest_framework.test import APIClient
 from orchestrator.identity import oidc
 
 from .browser_login import reload_urls
-from .password_sign_ins import RIGHT_PASSWORD
 from .provider import AUDIENCE, Provider, new_rsa_key
 
 
 @pytest.fixture
 def root(django_user_model):
     """A superuser whose password sign-ins the lockout tests guess at."""
-    return django_user_model.objects.create_superuser("root", email="root@example.com", password=RIGHT_PASSWORD)
+    return django_user_model.objects.create_superuser("root", email="root@example.com", password="the-right-one")
 
 
 @pytest.fixture(scope="session")

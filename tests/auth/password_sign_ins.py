@@ -3,8 +3,6 @@ is the account they aim at."""
 
 from django.conf import settings
 
-RIGHT_PASSWORD = "the-right-one"
-
 
 def sign_in(browser, password, username="root"):
     return browser.post("/admin/login/?next=/admin/", {"username": username, "password": password})
