@@ -149,10 +149,13 @@ def lock_id_of(principal, key):
 KEY_ANSWERED = "IK001"
 KEY_IN_FLIGHT = "IK002"
 _CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
-_CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, %s)"
+# On PostgreSQL a key's times are the database's: the claim is given no time (NULL: its statement's own,
+# migration http 0004), and the record's are written and read against statement_timestamp(). One clock
+# for every worker, and no timestamp for the web side to bind into SQL, the costliest value it binds.
+_CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, NULL)"
 _READ_SQL = (
     "SELECT fingerprint, status_code, response_body, response_headers, expires_at FROM orchestrator_idempotencyrecord"
-    " WHERE principal = %s AND key = %s AND expires_at > %s"
+    " WHERE principal = %s AND key = %s AND expires_at > statement_timestamp()"
 )
 
 
@@ -196,12 +199,18 @@ _RECORD_COLUMNS = (
 
 
 @functools.cache
-def _record_insert_sql(vendor):
+def _record_insert_sql(vendor, ttl_seconds):
     quote = connection.ops.quote_name
-    # The headers go as JSON text: PostgreSQL is told to read it as jsonb, SQLite keeps JSON as text.
-    values = [
-        "%s::jsonb" if vendor == "postgresql" and column == "response_headers" else "%s" for column in _RECORD_COLUMNS
-    ]
+    values = ["%s"] * len(_RECORD_COLUMNS)
+    if vendor == "postgresql":
+        # The headers go as JSON text, which PostgreSQL is told to read as jsonb (SQLite keeps JSON as
+        # text), and the record's times are the statement's (_CLAIM_SQL).
+        values[_RECORD_COLUMNS.index("response_headers")] = "%s::jsonb"
+        values[_RECORD_COLUMNS.index("created_at")] = "statement_timestamp()"
+        # The TTL is a setting, not a request's value; int() keeps it a plain number in the SQL.
+        values[_RECORD_COLUMNS.index("expires_at")] = (
+            f"statement_timestamp() + make_interval(secs => {int(ttl_seconds)})"
+        )
     return (
         f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(map(quote, _RECORD_COLUMNS))})"
         f" VALUES ({', '.join(values)})"
@@ -212,11 +221,12 @@ def _record_insert(*, principal, key, method, path, fingerprint, response, now):
     """(SQL, parameters) of the INSERT of the key's IdempotencyRecord, its values in the database's own
     terms. Written by hand rather than through a model instance and the ORM's field conversions: those
     cost a keyed write about 30 us of CPU in a tight loop and several times that inside a request
-    (docs/benchmarks.md), for ten plain values."""
+    (docs/benchmarks.md), for ten plain values. `now` is the record's creation time on SQLite, and None
+    on PostgreSQL, where the record takes its statement's time."""
     ops = connection.ops
     headers = {header: response[header] for header in STORED_HEADERS if response.has_header(header)}
-    sql = _record_insert_sql(connection.vendor)
-    expires_at = now + timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    ttl_seconds = settings.IDEMPOTENCY_TTL_SECONDS
+    sql = _record_insert_sql(connection.vendor, ttl_seconds)
     params = [
         principal,
         key,
@@ -226,9 +236,12 @@ def _record_insert(*, principal, key, method, path, fingerprint, response, now):
         response.status_code,
         response.content,
         orjson.dumps(headers).decode(),
-        ops.adapt_datetimefield_value(now),
-        ops.adapt_datetimefield_value(expires_at),
     ]
+    if now is not None:
+        params += [
+            ops.adapt_datetimefield_value(now),
+            ops.adapt_datetimefield_value(now + timedelta(seconds=ttl_seconds)),
+        ]
     return sql, params
 
 
@@ -302,10 +315,9 @@ def _execute(view, request, respond):
     fingerprint = fingerprint_of(
         request.method, path, request.body, acting_as=f"{principal.role}\x00{principal.is_staff}"
     )
-    now = timezone.now()
     with request_transaction() as work:
         try:
-            return _respond_once(view, request, respond, work, subject, key, path, fingerprint, now)
+            return _respond_once(view, request, respond, work, subject, key, path, fingerprint)
         except _KeyRefused as refusal:
             # Whatever the handler did is rolled back, and what it asked to write after a rollback (a
             # refusal kept on record) belongs to a request that never ran.
@@ -314,10 +326,10 @@ def _execute(view, request, respond):
                 work.roll_back()
                 raise IdempotencyKeyInFlight() from None
             # The stored answer is read in the ROLLBACK's round trip where the database allows it.
-            row = work.roll_back_then_read(_READ_SQL, [subject, key, now])
+            row = work.roll_back_then_read(_READ_SQL, [subject, key])
     if row is NOT_READ_YET:
         with connection.cursor() as cursor:
-            cursor.execute(_READ_SQL, [subject, key, now])
+            cursor.execute(_READ_SQL, [subject, key])
             row = cursor.fetchone()
     if row is None:
         # Expired or purged between the claim and this read: the key is new again; the client's retry
@@ -331,17 +343,19 @@ def _execute(view, request, respond):
     return stored.replay(fingerprint)
 
 
-def _respond_once(view, request, respond, work, subject, key, path, fingerprint, now):
+def _respond_once(view, request, respond, work, subject, key, path, fingerprint):
     """Inside the request's transaction: the key claimed (or found answered), the handler run, and its
     answer stored with the COMMIT of its effects. Raises _KeyRefused when the key is not this
     request's to run."""
     claim = None
+    now = None
     if connection.vendor == "postgresql":
-        claim = work.check_first(_CLAIM_SQL, [lock_id_of(subject, key), subject, key, now], refusals=_CLAIM_REFUSALS)
+        claim = work.check_first(_CLAIM_SQL, [lock_id_of(subject, key), subject, key], refusals=_CLAIM_REFUSALS)
         if claim.refused is not None:
             # Run at once (nothing can be owed with server-side binding or another isolation level).
             raise _KeyRefused(claim.refused)
     else:
+        now = timezone.now()
         expired_id, stored = _read_serialised(subject, key, now)
         if stored is not None:
             return stored.replay(fingerprint)

@@ -38,7 +38,7 @@ def test_without_the_lock_the_unique_constraint_alone_still_lets_one_of_fifty_co
     # As on a backend without advisory locks: every racer runs the handler, and all but the
     # first to commit fail on the (principal, key) constraint and roll their effects back.
     # The claim replaced by a statement that reads nothing and locks nothing.
-    monkeypatch.setattr(idempotency, "_CLAIM_SQL", "SELECT %s::bigint, %s::text, %s::text, %s::timestamptz")
+    monkeypatch.setattr(idempotency, "_CLAIM_SQL", "SELECT %s::bigint, %s::text, %s::text")
     caller = live_caller("finance")
 
     responses = burst(caller, "POST", "/sessions", {"role": "finance"}, key=new_key())
