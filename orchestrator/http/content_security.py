@@ -48,7 +48,9 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
-        if HEADER not in response:
+        if HEADER not in response and not (response.status_code == 500 and settings.DEBUG):
+            # Under DEBUG a 500 is Django's technical page, whose own inline script (showing a frame's
+            # variables) the policy would block; it never reaches anyone but a developer.
             response[HEADER] = self.header
         if RESOURCE_POLICY_HEADER not in response:
             response[RESOURCE_POLICY_HEADER] = "same-origin"

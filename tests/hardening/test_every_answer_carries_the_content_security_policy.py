@@ -111,3 +111,35 @@ def test_the_server_reads_the_policy_from_settings():
         response = Client().get("/no-such-page/")
 
     assert response[HEADER] == "default-src 'none'"
+
+
+@pytest.fixture
+def a_failing_page(monkeypatch):
+    """GET /admin/login/ raises, as a bug would."""
+    from django.contrib.admin import sites
+
+    def explode(self, request):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sites.AdminSite, "each_context", explode)
+    client = Client(raise_request_exception=False)
+    return lambda: client.get("/admin/login/", HTTP_ACCEPT="text/html")
+
+
+def test_a_server_error_carries_it(a_failing_page):
+    response = a_failing_page()
+
+    assert response.status_code == 500
+    assert directives(response)["script-src"] == ["'self'"]
+
+
+def test_under_debug_djangos_error_page_runs_its_own_inline_script(a_failing_page):
+    # The technical 500 page shows a frame's variables with an inline script, which the policy
+    # would block; DEBUG never serves anyone but a developer (django-csp leaves it out too).
+    with override_settings(DEBUG=True):
+        response = a_failing_page()
+
+    assert response.status_code == 500
+    assert "<script>" in response.content.decode()
+    assert HEADER not in response
+    assert response[RESOURCE_POLICY_HEADER] == "same-origin"
