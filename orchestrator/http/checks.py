@@ -1,7 +1,10 @@
-"""System checks of the HTTP kernel that need the database (`check --database`, migrate)."""
+"""System checks of the HTTP kernel: the body limit, and what needs the database (`check --database`,
+migrate)."""
 
 from django.core import checks
 from django.db import DatabaseError, connections
+
+from orchestrator.http.request_framing import body_limit_problem
 
 # PostgreSQL's message levels from the lowest up. log_min_error_statement at any of these logs the
 # statement of every ERROR.
@@ -38,5 +41,21 @@ def refusals_keep_request_data_out_of_the_log(app_configs, databases=None, **kwa
     ]
 
 
+def every_body_is_bounded(app_configs, **kwargs):
+    """The limit the server refuses to start with (ContentLengthMiddleware), found by `check` and
+    migrate before any server starts."""
+    problem = body_limit_problem()
+    if not problem:
+        return []
+    return [
+        checks.Error(
+            problem,
+            hint="Leave DATA_UPLOAD_MAX_MEMORY_SIZE to MAX_REQUEST_BODY_BYTES in the environment (docs/auth.md).",
+            id="http.E001",
+        )
+    ]
+
+
 def register():
     checks.register(refusals_keep_request_data_out_of_the_log, checks.Tags.database)
+    checks.register(every_body_is_bounded, checks.Tags.security)

@@ -38,6 +38,20 @@ LENGTH_REQUIRED = "Send the body with a Content-Length: a body in Transfer-Encod
 # U+0000 is malformed input anywhere (docs/api.md); in a path segment it reached lookups that answered
 # 404 for a role or an id no request can name (an outside review).
 NUL_IN_PATH = "The path holds U+0000, which no role, id or route has."
+_MOST_BODY_BYTES = 1024**3
+
+
+def body_limit_problem():
+    """What is wrong with DATA_UPLOAD_MAX_MEMORY_SIZE, or "". Every body is bounded by it (here, in the
+    API's parser and in the replay copies): Django reads None as no limit, which those comparisons
+    cannot take, and only a settings file can set it so (MAX_REQUEST_BODY_BYTES is checked where the
+    settings read it)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if type(limit) is not int or not 1 <= limit <= _MOST_BODY_BYTES:
+        return f"DATA_UPLOAD_MAX_MEMORY_SIZE must be 1 to {_MOST_BODY_BYTES} bytes, not {limit!r}"
+    return ""
+
+
 TOO_LARGE = str(RequestTooLarge.default_detail)
 
 
@@ -106,12 +120,11 @@ def body_read_whole(application):
 class ContentLengthMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        # Every body is bounded (here, in the API's parser and in the replay copies): Django reads None
-        # as no limit, which those comparisons cannot take, so a settings file that sets it stops the
-        # server starting rather than answer each request with a body with a 500.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if type(limit) is not int or not 1 <= limit <= 1024**3:
-            raise ImproperlyConfigured(f"DATA_UPLOAD_MAX_MEMORY_SIZE must be 1 to 1073741824 bytes, not {limit!r}")
+        # A settings file's bad limit stops the server starting rather than answer each request with a
+        # body with a 500 (body_limit_problem; `manage.py check` reports it before, as http.E001).
+        problem = body_limit_problem()
+        if problem:
+            raise ImproperlyConfigured(problem)
 
     def __call__(self, request):
         if "HTTP_TRANSFER_ENCODING" in request.META:

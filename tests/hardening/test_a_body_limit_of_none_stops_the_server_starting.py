@@ -8,6 +8,8 @@ import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import Client, override_settings
 
 
@@ -38,3 +40,14 @@ def test_a_limit_past_a_gibibyte_in_the_environment_stops_the_server_starting(tm
 
     assert started.returncode != 0
     assert "MAX_REQUEST_BODY_BYTES must be at most 1073741824" in started.stderr
+
+
+@pytest.mark.parametrize("limit", [None, 0, 1024**3 + 1])
+def test_the_system_check_names_a_limit_that_is_no_number_of_bytes_before_any_server_starts(limit):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=limit):
+        with pytest.raises(SystemCheckError, match=r"http\.E001.*DATA_UPLOAD_MAX_MEMORY_SIZE"):
+            call_command("check")
+
+
+def test_the_system_check_takes_the_limit_the_environment_sets():
+    call_command("check")
