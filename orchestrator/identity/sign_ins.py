@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
+from django.db.models.signals import post_delete
 
 from orchestrator.identity import tokens
 
@@ -28,7 +29,8 @@ LOCKED_OUT_EVENT = "person.locked_out"
 SIGN_IN_GUARD = "system:sign_in_guard"
 # How long the record of a lockout keeps the rest of its burst from recording it again: longer than
 # failures in flight together take to finish, shorter than the shortest cool-off (a minute), so the
-# next lockout of the same pair is recorded, unless a manual reset (axes_reset) let it come sooner.
+# next lockout of the same pair is recorded. A reset sooner (axes_reset, a sign-in that succeeds)
+# forgets the record with the failures (_forget_recorded_lockout).
 _BURST_SECONDS = 30
 
 
@@ -133,8 +135,7 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     person = people.filter(**{get_user_model().USERNAME_FIELD: username}).first()
     if person is None:
         return
-    pair = hashlib.sha256(f"{person.pk}\x00{ip_address or ''}".encode()).hexdigest()
-    mark = f"identity:lockout-recorded:{pair}"
+    mark = _burst_mark(person.pk, ip_address)
     if cache.add(mark, True, timeout=_BURST_SECONDS) is False:
         return
     try:
@@ -143,6 +144,20 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
         # The rest of the burst must not take the record as written.
         cache.delete(mark)
         raise
+
+
+def _burst_mark(person_pk: Any, ip_address: str | None) -> str:
+    pair = hashlib.sha256(f"{person_pk}\x00{ip_address or ''}".encode()).hexdigest()
+    return f"identity:lockout-recorded:{pair}"
+
+
+def _forget_recorded_lockout(sender: Any, instance: Any, **_: Any) -> None:
+    """The failures behind a lockout are gone (an operator's axes_reset, a sign-in that succeeded, the
+    cool-off's cleanup): the pair's next lockout is a new one, recorded even within _BURST_SECONDS of
+    the last (before, one that followed a manual reset that soon was not)."""
+    person = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: instance.username}).first()
+    if person is not None:
+        cache.delete(_burst_mark(person.pk, instance.ip_address))
 
 
 def _write_lockout(person: Any, *, username: str, ip_address: str | None, failures: int) -> None:
@@ -165,5 +180,9 @@ def _write_lockout(person: Any, *, username: str, ip_address: str | None, failur
 
 
 def connect() -> None:
+    # Models are importable only once the apps are (connect runs in IdentityConfig.ready).
+    from axes.models import AccessAttempt
+
     user_logged_in.connect(_full_lifetime, dispatch_uid="identity.sign_ins.full_lifetime")
     user_locked_out.connect(_record_lockout, dispatch_uid="identity.sign_ins.record_lockout")
+    post_delete.connect(_forget_recorded_lockout, sender=AccessAttempt, dispatch_uid="identity.sign_ins.forget_lockout")

@@ -3,6 +3,7 @@ was locked out, from which address, after how many failures. Lockouts were only 
 review). Only the locking failure writes one: the tries refused during the lockout and the lockouts
 of made-up names write none, so no stranger can fill the append-only log by posting a form."""
 
+import io
 import re
 import threading
 from datetime import timedelta
@@ -13,6 +14,7 @@ from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client, RequestFactory, override_settings
 
@@ -192,3 +194,35 @@ def test_a_lockout_whose_event_failed_to_be_written_is_recorded_by_the_next_fail
     user_locked_out.send("axes", request=request, username="root", ip_address="198.51.100.7")
 
     assert [event.metadata["address"] for event in lockouts()] == ["198.51.100.7"]
+
+
+@pytest.mark.parametrize("reset", ["axes_reset", "axes_reset_username", "a sign-in that succeeds"])
+def test_a_lockout_soon_after_its_failures_were_reset_is_a_new_event(root, reset):
+    # Within the burst's 30 s: the record of the first lockout goes with the failures behind it.
+    browser = Client()
+    fail_to_the_limit(browser)
+    if reset == "axes_reset":
+        call_command("axes_reset", stdout=io.StringIO())
+    elif reset == "axes_reset_username":
+        call_command("axes_reset_username", "root", stdout=io.StringIO())
+    else:
+        AccessAttempt.objects.update(failures_since_start=1)
+        assert sign_in(browser, "the-right-one").status_code == 302
+    assert not AccessAttempt.objects.exists()
+
+    fail_to_the_limit(browser)
+
+    assert len(lockouts()) == 2
+
+
+def test_a_reset_of_another_pair_keeps_the_burst_of_this_one(root):
+    fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.3"))
+    fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.4"))
+    AccessAttempt.objects.filter(ip_address="198.51.100.3").delete()
+
+    # The same burst's late failures from .4 (axes refuses them; its lockout is still on record).
+    request = RequestFactory().post("/admin/login/")
+    request.axes_failures_since_start = settings.AXES_FAILURE_LIMIT + 1
+    user_locked_out.send("axes", request=request, username="root", ip_address="198.51.100.4")
+
+    assert [event.metadata["address"] for event in lockouts()] == ["198.51.100.3", "198.51.100.4"]
