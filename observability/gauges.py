@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import BigIntegerField, Count, Min, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Coalesce, Greatest, Least, Now
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
@@ -185,7 +185,8 @@ def audit_checkpoints(now):
 
 @gauge_source
 def idempotency(now):
-    row = IdempotencyRecord.objects.aggregate(total=Count("id"), expired=Count("id", filter=Q(expires_at__lte=now)))
+    # Expired by the database's clock, as the claim and the purge read it (orchestrator.http.idempotency).
+    row = IdempotencyRecord.objects.aggregate(total=Count("id"), expired=Count("id", filter=Q(expires_at__lte=Now())))
     records = gauge(
         "orchestrator_idempotency_records",
         "Stored idempotency records; expired ones wait for purge_idempotency_keys.",

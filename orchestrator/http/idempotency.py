@@ -19,11 +19,12 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
+from django.db.models.functions import Now
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
@@ -108,7 +109,9 @@ class RecordedAnswer:
     subject: str
     key: str
     stored: StoredResponse
-    expires_at: datetime
+    # How long the record has left, by the database's clock when it was read: a copy's life is counted
+    # from then on this host's clock, whatever the difference between the two.
+    expires_in: timedelta
 
 
 def parse_key(value):
@@ -149,13 +152,17 @@ def lock_id_of(principal, key):
 KEY_ANSWERED = "IK001"
 KEY_IN_FLIGHT = "IK002"
 _CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
-# On PostgreSQL a key's times are the database's: the claim is given no time (NULL: its statement's own,
-# migration http 0004), and the record's are written and read against statement_timestamp(). One clock
-# for every worker, and no timestamp for the web side to bind into SQL, the costliest value it binds.
-_CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, NULL)"
+# On PostgreSQL a key's times are the database's: the claim judges a record's life by the time its
+# statement began, the record is written with that clock's times (_record_insert_sql), and the purge
+# reads the same clock. One clock for every host, and no timestamp for the web side to bind into SQL,
+# where one cost about twice a string or an integer (docs/benchmarks.md, twenty-seventh session).
+_CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, statement_timestamp())"
+# The answer of a key the claim found answered, and how long its record has left. No expiry test: the
+# claim judged the record live, and a record that lapsed since is still the answer to a retry that came
+# while it lived.
 _READ_SQL = (
-    "SELECT fingerprint, status_code, response_body, response_headers, expires_at FROM orchestrator_idempotencyrecord"
-    " WHERE principal = %s AND key = %s AND expires_at > statement_timestamp()"
+    "SELECT fingerprint, status_code, response_body, response_headers, expires_at - statement_timestamp()"
+    " FROM orchestrator_idempotencyrecord WHERE principal = %s AND key = %s"
 )
 
 
@@ -332,14 +339,13 @@ def _execute(view, request, respond):
             cursor.execute(_READ_SQL, [subject, key])
             row = cursor.fetchone()
     if row is None:
-        # Expired or purged between the claim and this read: the key is new again; the client's retry
-        # runs it.
+        # Purged between the claim and this read: the key is new again; the client's retry runs it.
         raise IdempotencyKeyInFlight()
     stored = _stored_from_row(*row[:4])
     if work.outermost:
         # Read from a committed record (inside an enclosing transaction, a test's, it may not be): for a
         # copy that answers this key's next retry before the view (ApiView.dispatch).
-        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_at=row[4])
+        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_in=row[4])
     return stored.replay(fingerprint)
 
 
@@ -408,12 +414,16 @@ def _respond_once(view, request, respond, work, subject, key, path, fingerprint)
 
 
 def purge_idempotency_keys(*, now=None) -> int:
-    """Delete the records past their TTL; return how many were deleted.
+    """Delete the records past their TTL by the database's clock (or past `now`); return how many were
+    deleted.
 
-    Batched so a large backlog never holds one long transaction; safe to run beside traffic,
-    since a record refreshed meanwhile no longer matches the expiry filter of its batch.
+    The database's clock, which stamped them (_record_insert_sql): a purge host whose own clock runs
+    ahead would delete answers still live, and their retries would run again. Batched so a large
+    backlog never holds one long transaction; safe to run beside traffic, since a record refreshed
+    meanwhile no longer matches the expiry filter of its batch.
     """
-    now = now or timezone.now()
+    if now is None:
+        now = Now()
     deleted = 0
     while True:
         batch = list(

@@ -1,15 +1,17 @@
-"""On PostgreSQL a key's record is stamped, and its life judged, by the database's clock (migration http
-0004): a web worker whose clock is off neither shortens nor stretches it, and a worker of the release
-before, which still sends its own time, is judged by that time while a release rolls out."""
+"""On PostgreSQL a key's record is stamped, its life judged and its purge timed by the database's clock:
+a host whose clock is off (an API worker, the purge's) neither shortens a stored answer's life, which
+would run its key again, nor stretches it."""
 
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from orchestrator.http.idempotency import KEY_ANSWERED, lock_id_of
+from orchestrator.db import RequestTransaction
+from orchestrator.http.idempotency import purge_idempotency_keys
 from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
 
@@ -91,27 +93,44 @@ def test_a_record_the_database_holds_expired_is_run_again_whatever_the_workers_c
     assert Session.objects.count() == 2
 
 
-def claim(subject, key, at_time):
-    """Call the claim as a worker of the release before 0004 does, with its own time (or NULL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, %s)",
-            [lock_id_of(subject, key), subject, key, at_time],
-        )
+def test_a_purge_on_a_host_whose_clock_runs_ahead_deletes_no_live_answer(client_for, new_key, web_clock_off_by):
+    # Found by an outside review of this change: the purge read its own host's clock.
+    client, key = client_for("finance"), new_key()
+    post(client, key)
+    web_clock_off_by(timedelta(seconds=TTL + 60))
+
+    assert purge_idempotency_keys() == 0
+    assert post(client, key)["Idempotent-Replayed"] == "true"
+    assert Session.objects.count() == 1
 
 
-def test_a_claim_sent_with_a_time_judges_the_record_by_that_time(client_for, new_key):
-    key = new_key()
-    subject = post(client_for("finance"), key).json()["owner"]
+def test_a_purge_deletes_what_the_database_holds_expired(client_for, new_key, web_clock_off_by):
+    client = client_for("finance")
+    post(client, new_key())
+    IdempotencyRecord.objects.update(expires_at=database_now() - timedelta(seconds=1))
+    web_clock_off_by(-timedelta(hours=2))
 
-    # By a time past its expiry the record is gone and the key is free (its DELETE rolls back here).
-    with transaction.atomic():
-        claim(subject, key, database_now() + timedelta(seconds=TTL + 60))
-        assert not IdempotencyRecord.objects.filter(key=key).exists()
-        transaction.set_rollback(True)
-    # By the database's own time (NULL) it is a live answer, and so by a time within its life.
-    for at_time in (None, database_now() + timedelta(seconds=TTL - 60)):
-        with pytest.raises(Exception) as refused, transaction.atomic():
-            claim(subject, key, at_time)
-        assert getattr(refused.value.__cause__, "sqlstate", None) == KEY_ANSWERED
-    assert IdempotencyRecord.objects.filter(key=key).exists()
+    assert purge_idempotency_keys() == 1
+
+
+def test_a_record_that_lapses_between_the_claim_and_the_read_is_still_the_retrys_answer(
+    client_for, new_key, monkeypatch
+):
+    # The claim found it live; the read comes a round trip later (an outside review saw a 409 there,
+    # then the key run again).
+    client, key = client_for("finance"), new_key()
+    first = post(client, key)
+    IdempotencyRecord.objects.update(expires_at=database_now() + timedelta(milliseconds=300))
+    read_after_the_rollback = RequestTransaction.roll_back_then_read
+
+    def slow_read(self, sql, params):
+        time.sleep(0.6)
+        return read_after_the_rollback(self, sql, params)
+
+    monkeypatch.setattr(RequestTransaction, "roll_back_then_read", slow_read)
+
+    again = post(client, key)
+
+    assert again.status_code == 201, again.content
+    assert again["Idempotent-Replayed"] == "true" and again.content == first.content
+    assert Session.objects.count() == 1

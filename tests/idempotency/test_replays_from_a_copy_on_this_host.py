@@ -245,6 +245,26 @@ def test_a_copy_lives_no_longer_than_its_record(client_for, new_key):
     assert expires_at <= time.time() + 30
 
 
+def test_a_copy_lives_no_longer_than_its_record_by_the_databases_clock_whatever_this_hosts_says(
+    client_for, new_key, monkeypatch
+):
+    # The record has 20 s left by the database's clock, and this host's clock is an hour behind it: the
+    # copy still lives 20 s, counted on this host (an outside review: it lived the copy's whole 300 s).
+    client, key = client_for("finance"), new_key()
+    post(client, key)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orchestrator_idempotencyrecord SET expires_at = clock_timestamp() + interval '20 seconds'"
+        )
+    real_time = time.time
+    monkeypatch.setattr(replay_copies.time, "time", lambda: real_time() - 3600)
+
+    assert post(client, key)["Idempotent-Replayed"] == "true"
+
+    ((_, expires_at, _),) = copies()
+    assert expires_at <= replay_copies.time.time() + 20
+
+
 def test_a_tampered_copy_is_not_used(client_for, new_key, sent, caplog, fresh_copy_file):
     client, key = client_for("finance"), new_key()
     first = answered_and_retried(client, key)
