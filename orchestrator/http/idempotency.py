@@ -157,11 +157,12 @@ _CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
 # reads the same clock. One clock for every host, and no timestamp for the web side to bind into SQL,
 # where one cost about twice a string or an integer (docs/benchmarks.md, twenty-seventh session).
 _CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, statement_timestamp())"
-# The answer of a key the claim found answered, and how long its record has left. No expiry test: the
+# The answer of a key the claim found answered, its expiry and the database's time. No expiry test: the
 # claim judged the record live, and a record that lapsed since is still the answer to a retry that came
-# while it lived.
+# while it lived. Two timestamps rather than their difference: psycopg reads an interval only in
+# PostgreSQL's default IntervalStyle, which a database or role may set otherwise (an outside review).
 _READ_SQL = (
-    "SELECT fingerprint, status_code, response_body, response_headers, expires_at - statement_timestamp()"
+    "SELECT fingerprint, status_code, response_body, response_headers, expires_at, statement_timestamp()"
     " FROM orchestrator_idempotencyrecord WHERE principal = %s AND key = %s"
 )
 
@@ -345,7 +346,7 @@ def _execute(view, request, respond):
     if work.outermost:
         # Read from a committed record (inside an enclosing transaction, a test's, it may not be): for a
         # copy that answers this key's next retry before the view (ApiView.dispatch).
-        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_in=row[4])
+        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_in=row[4] - row[5])
     return stored.replay(fingerprint)
 
 
