@@ -11,12 +11,13 @@ import ipaddress
 from importlib import import_module
 from typing import Any
 
+from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
-from django.db.models.signals import post_delete
+from django.db.models import Max, Min
 
 from orchestrator.identity import tokens
 
@@ -27,11 +28,9 @@ PROVIDER_ROUND_TRIP_SECONDS = 15 * 60
 LOCKED_OUT_EVENT = "person.locked_out"
 # Who locks a person out: the sign-in's guard, on its own rule, not the anonymous client that failed.
 SIGN_IN_GUARD = "system:sign_in_guard"
-# How long the record of a lockout keeps the rest of its burst from recording it again: longer than
-# failures in flight together take to finish, shorter than the shortest cool-off (a minute), so the
-# next lockout of the same pair is recorded. A reset sooner (axes_reset, a sign-in that succeeds)
-# forgets the record with the failures (_forget_recorded_lockout).
-_BURST_SECONDS = 30
+# How long the note of a recorded lockout is kept past the cool-off: by then every failure behind it has
+# expired, so a later lockout is a new one anyway (_record_lockout).
+_NOTE_MARGIN_SECONDS = 60
 
 
 def not_a_password_sign_in(request: Any, credentials: dict[str, Any] | None) -> bool:
@@ -120,12 +119,15 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
 
     Only the failure that locks: axes sends the same signal for every try refused during the lockout
     (it leaves `axes_failures_since_start` unset for those), and an event per try would let anyone
-    write to the audit log as fast as they can post a form. Failures in flight together all cross the
-    limit (axes checks the count before the password's slow hash and adds to it after), so the first
-    to claim the pair in the cache records it and the rest of the burst does not; a cache that cannot
-    answer records (more events, never none). Only an account that exists: a made-up name is locked
-    out all the same and logged by axes, but writes no event, so cycling names writes nothing. No
-    trace id: the client chose the request's, and the event would be filed under another's trace.
+    write to the audit log as fast as they can post a form. One event for the failures behind a
+    lockout: the cache notes the newest of axes' rows for the pair (one per User-Agent) when it records,
+    and a later lockout records again only once every one of those rows is gone (an operator's
+    axes_reset, a sign-in that succeeded, each row's cool-off). So failures in flight together (all
+    cross the limit at once: axes checks the count before the password's slow hash and adds to it
+    after), and failures sent under new User-Agents as older rows expire, record one event; a cache
+    that cannot answer records (more events, never none). Only an account that exists: a made-up name
+    is locked out all the same and logged by axes, but writes no event, so cycling names writes nothing.
+    No trace id: the client chose the request's, and the event would be filed under another's trace.
 
     Should the event fail to be written, the lockout holds all the same (axes committed it) and the
     failure is logged as an ERROR by Django's request handling."""
@@ -135,29 +137,33 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     person = people.filter(**{get_user_model().USERNAME_FIELD: username}).first()
     if person is None:
         return
-    mark = _burst_mark(person.pk, ip_address)
-    if cache.add(mark, True, timeout=_BURST_SECONDS) is False:
+    rows = AccessAttempt.objects.filter(username=username, ip_address=ip_address).aggregate(
+        oldest=Min("id"), newest=Max("id")
+    )
+    note = _lockout_note(person.pk, ip_address)
+    newest = rows["newest"] or 0
+    timeout = settings.AXES_COOLOFF_TIME.total_seconds() + _NOTE_MARGIN_SECONDS
+    noted = cache.get(note)
+    if noted is None:
+        # The first of a burst to get here records it; the rest find the note.
+        if cache.add(note, newest, timeout=timeout) is False:
+            return
+    elif rows["oldest"] is None or rows["oldest"] <= noted:
+        # A failure behind the recorded lockout is still counted: the same lockout.
         return
+    else:
+        cache.set(note, newest, timeout=timeout)
     try:
         _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
     except BaseException:
-        # The rest of the burst must not take the record as written.
-        cache.delete(mark)
+        # The failures after this one must not take the record as written.
+        cache.delete(note)
         raise
 
 
-def _burst_mark(person_pk: Any, ip_address: str | None) -> str:
+def _lockout_note(person_pk: Any, ip_address: str | None) -> str:
     pair = hashlib.sha256(f"{person_pk}\x00{ip_address or ''}".encode()).hexdigest()
     return f"identity:lockout-recorded:{pair}"
-
-
-def _forget_recorded_lockout(sender: Any, instance: Any, **_: Any) -> None:
-    """The failures behind a lockout are gone (an operator's axes_reset, a sign-in that succeeded, the
-    cool-off's cleanup): the pair's next lockout is a new one, recorded even within _BURST_SECONDS of
-    the last (before, one that followed a manual reset that soon was not)."""
-    person = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: instance.username}).first()
-    if person is not None:
-        cache.delete(_burst_mark(person.pk, instance.ip_address))
 
 
 def _write_lockout(person: Any, *, username: str, ip_address: str | None, failures: int) -> None:
@@ -180,9 +186,5 @@ def _write_lockout(person: Any, *, username: str, ip_address: str | None, failur
 
 
 def connect() -> None:
-    # Models are importable only once the apps are (connect runs in IdentityConfig.ready).
-    from axes.models import AccessAttempt
-
     user_logged_in.connect(_full_lifetime, dispatch_uid="identity.sign_ins.full_lifetime")
     user_locked_out.connect(_record_lockout, dispatch_uid="identity.sign_ins.record_lockout")
-    post_delete.connect(_forget_recorded_lockout, sender=AccessAttempt, dispatch_uid="identity.sign_ins.forget_lockout")

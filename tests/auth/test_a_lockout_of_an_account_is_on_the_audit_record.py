@@ -215,12 +215,43 @@ def test_a_lockout_soon_after_its_failures_were_reset_is_a_new_event(root, reset
     assert len(lockouts()) == 2
 
 
-def test_a_reset_of_another_pair_keeps_the_burst_of_this_one(root):
+def test_failures_under_new_user_agents_as_older_ones_expire_record_no_new_event(root):
+    # axes keeps a row per User-Agent and expires each on its own: each expiry brought the pair under the
+    # limit, the next failure over it, and each such lockout was recorded (an outside review: 11 events).
+    address = "198.51.100.20"
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"agent-{attempt}"), f"wrong-{attempt}")
+    passed = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        AccessAttempt.objects.filter(user_agent=f"agent-{attempt}").update(
+            attempt_time=AccessAttempt.objects.get(user_agent=f"agent-{attempt}").attempt_time - passed
+        )
+        browser = Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"another-{attempt}")
+        assert sign_in(browser, "still-wrong").status_code == 429
+
+    assert len(lockouts()) == 1
+
+
+def test_once_every_failure_behind_the_recorded_lockout_has_expired_the_next_is_a_new_event(root):
+    address = "198.51.100.21"
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"agent-{attempt}"), f"wrong-{attempt}")
+    passed = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.order_by("attempt_time").first().attempt_time - passed
+    )
+
+    fail_to_the_limit(Client(REMOTE_ADDR=address))
+
+    assert len(lockouts()) == 2
+
+
+def test_a_reset_of_another_pair_keeps_the_record_of_this_one(root):
     fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.3"))
     fail_to_the_limit(Client(REMOTE_ADDR="198.51.100.4"))
     AccessAttempt.objects.filter(ip_address="198.51.100.3").delete()
 
-    # The same burst's late failures from .4 (axes refuses them; its lockout is still on record).
+    # A late failure of .4's burst (axes refuses it; its lockout is on record already).
     request = RequestFactory().post("/admin/login/")
     request.axes_failures_since_start = settings.AXES_FAILURE_LIMIT + 1
     user_locked_out.send("axes", request=request, username="root", ip_address="198.51.100.4")
