@@ -109,9 +109,9 @@ class RecordedAnswer:
     subject: str
     key: str
     stored: StoredResponse
-    # How long the record has left, by the database's clock when it was read: a copy's life is counted
-    # from then on this host's clock, whatever the difference between the two.
-    expires_in: timedelta
+    # The seconds the record had left, by the database's clock when it was read: a copy's life is
+    # counted from then on this host's clock, whatever the difference between the two.
+    seconds_left: float
 
 
 def parse_key(value):
@@ -157,12 +157,14 @@ _CLAIM_REFUSALS = frozenset({KEY_ANSWERED, KEY_IN_FLIGHT})
 # reads the same clock. One clock for every host, and no timestamp for the web side to bind into SQL,
 # where one cost about twice a string or an integer (docs/benchmarks.md, twenty-seventh session).
 _CLAIM_SQL = "SELECT orchestrator_claim_idempotency_key(%s, %s, %s, statement_timestamp())"
-# The answer of a key the claim found answered, its expiry and the database's time. No expiry test: the
+# The answer of a key the claim found answered, and the seconds its record has left. No expiry test: the
 # claim judged the record live, and a record that lapsed since is still the answer to a retry that came
-# while it lived. Two timestamps rather than their difference: psycopg reads an interval only in
-# PostgreSQL's default IntervalStyle, which a database or role may set otherwise (an outside review).
+# while it lived. Seconds as a number: psycopg reads an interval only in PostgreSQL's default
+# IntervalStyle and a timestamp only in an ISO DateStyle, which a database or role may set otherwise
+# (outside reviews of this read).
 _READ_SQL = (
-    "SELECT fingerprint, status_code, response_body, response_headers, expires_at, statement_timestamp()"
+    "SELECT fingerprint, status_code, response_body, response_headers,"
+    " extract(epoch FROM expires_at - statement_timestamp())::float8"
     " FROM orchestrator_idempotencyrecord WHERE principal = %s AND key = %s"
 )
 
@@ -346,7 +348,7 @@ def _execute(view, request, respond):
     if work.outermost:
         # Read from a committed record (inside an enclosing transaction, a test's, it may not be): for a
         # copy that answers this key's next retry before the view (ApiView.dispatch).
-        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, expires_in=row[4] - row[5])
+        request.replayed_answer = RecordedAnswer(subject=subject, key=key, stored=stored, seconds_left=row[4])
     return stored.replay(fingerprint)
 
 

@@ -541,7 +541,7 @@ def _copy(answer, *, route, headers, authorization):
     stored = answer.stored
     if len(stored.body) > _MAX_COPIED_BODY_BYTES:
         return False
-    life = min(answer.expires_in.total_seconds(), settings.IDEMPOTENCY_REPLAY_COPY_SECONDS)
+    life = min(answer.seconds_left, settings.IDEMPOTENCY_REPLAY_COPY_SECONDS)
     if life <= 0:
         # The record lapsed after the claim found it live: its next retry runs anew, as the database says.
         return False

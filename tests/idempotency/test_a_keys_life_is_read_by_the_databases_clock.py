@@ -136,19 +136,31 @@ def test_a_record_that_lapses_between_the_claim_and_the_read_is_still_the_retrys
     assert Session.objects.count() == 1
 
 
-@pytest.mark.parametrize("style", ["iso_8601", "sql_standard", "postgres_verbose"])
-def test_a_retry_is_replayed_whatever_interval_style_the_database_session_has(client_for, new_key, style):
-    # psycopg reads intervals only in the default style; a read of one made every retry the database
-    # answered a 500 (an outside review of this change).
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "intervalstyle = 'iso_8601'",
+        "intervalstyle = 'sql_standard'",
+        "intervalstyle = 'postgres_verbose'",
+        "datestyle = 'SQL, DMY'",
+        "datestyle = 'German'",
+    ],
+)
+def test_a_retry_is_replayed_whatever_interval_or_date_style_the_database_session_has(client_for, new_key, setting):
+    # psycopg reads intervals only in the default style and timestamps only in an ISO one; the read of
+    # either made every retry the database answered a 500 (outside reviews of this change).
     client, key = client_for("finance"), new_key()
+    # The caller's token is read (with its timestamps) before the style changes, and then cached.
+    assert post(client, new_key()).status_code == 201
     with connection.cursor() as cursor:
-        cursor.execute(f"SET intervalstyle = '{style}'")
+        cursor.execute(f"SET {setting}")
     try:
         first = post(client, key)
         again = post(client, key)
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("RESET intervalstyle")
+            cursor.execute("RESET intervalstyle; RESET datestyle")
 
+    assert first.status_code == 201, first.content
     assert again.status_code == 201, again.content
     assert again["Idempotent-Replayed"] == "true" and again.content == first.content
