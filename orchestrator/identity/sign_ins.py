@@ -151,6 +151,10 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     elif rows["oldest"] is None or rows["oldest"] <= noted:
         # A failure behind the recorded lockout is still counted: the same lockout.
         return
+    elif cache.add(f"{note}:after:{noted}", True, timeout=timeout) is False:
+        # A new lockout, which another failure of its burst claimed first (an outside review saw a
+        # burst record two when the note was replaced by a plain set).
+        return
     else:
         cache.set(note, newest, timeout=timeout)
     try:

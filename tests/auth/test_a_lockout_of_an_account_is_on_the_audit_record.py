@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.test import Client, RequestFactory, override_settings
 
 from audit.models import AuditEvent
@@ -257,3 +258,27 @@ def test_a_reset_of_another_pair_keeps_the_record_of_this_one(root):
     user_locked_out.send("axes", request=request, username="root", ip_address="198.51.100.4")
 
     assert [event.metadata["address"] for event in lockouts()] == ["198.51.100.3", "198.51.100.4"]
+
+
+def test_a_burst_after_the_recorded_lockouts_failures_expired_records_one_event(root, monkeypatch):
+    # The second lockout's burst: another worker's failure locks at the moment this one has read the
+    # old note (an outside review counted two events when the note was replaced by a plain set).
+    address = "198.51.100.40"
+    fail_to_the_limit(Client(REMOTE_ADDR=address))
+    passed = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - passed)
+    late = RequestFactory().post("/admin/login/")
+    late.axes_failures_since_start = settings.AXES_FAILURE_LIMIT + 1
+    read_the_note, once = cache.get, [True]
+
+    def get_while_another_worker_locks(key, *args, **kwargs):
+        noted = read_the_note(key, *args, **kwargs)
+        if once and key.startswith("identity:lockout-recorded:"):
+            once.clear()
+            user_locked_out.send("axes", request=late, username="root", ip_address=address)
+        return noted
+
+    monkeypatch.setattr(cache, "get", get_while_another_worker_locks)
+    fail_to_the_limit(Client(REMOTE_ADDR=address))
+
+    assert len(lockouts()) == 2
