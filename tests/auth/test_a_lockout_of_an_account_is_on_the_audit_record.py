@@ -100,9 +100,8 @@ def test_a_lockout_after_the_cool_off_is_a_new_event(root):
     fail_to_the_limit(browser)
     passed = settings.AXES_COOLOFF_TIME + timedelta(minutes=1)
     AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - passed)
-    # The burst's mark in the cache lasts 30 s, under the shortest cool-off: it is gone by now too.
-    cache.clear()
 
+    # The first lockout's note is still in the cache; the failures behind it are gone.
     fail_to_the_limit(browser)
 
     assert len(lockouts()) == 2
@@ -176,8 +175,8 @@ def test_failures_in_flight_together_record_one_event(live_server, root):
 
 
 def test_a_lockout_whose_event_failed_to_be_written_is_recorded_by_the_next_failure(root):
-    # The burst's mark is taken before the write: left in place, it would keep the rest of the burst
-    # from recording what the failed write did not (an outside review).
+    # The note is taken before the write: left in place, it would keep the rest of the burst from
+    # recording what the failed write did not (an outside review).
     request = RequestFactory().post("/admin/login/")
     request.axes_failures_since_start = settings.AXES_FAILURE_LIMIT
     with connection.cursor() as cursor:
@@ -199,7 +198,7 @@ def test_a_lockout_whose_event_failed_to_be_written_is_recorded_by_the_next_fail
 
 @pytest.mark.parametrize("reset", ["axes_reset", "axes_reset_username", "a sign-in that succeeds"])
 def test_a_lockout_soon_after_its_failures_were_reset_is_a_new_event(root, reset):
-    # Within the burst's 30 s: the record of the first lockout goes with the failures behind it.
+    # Soon after the first: once the failures behind a recorded lockout are gone, the next is new.
     browser = Client()
     fail_to_the_limit(browser)
     if reset == "axes_reset":
