@@ -215,12 +215,17 @@ def test_a_lockout_soon_after_its_failures_were_reset_is_a_new_event(root, reset
     assert len(lockouts()) == 2
 
 
+def fail_to_the_limit_under_one_user_agent_each(address):
+    """The pair's failures from `address`, each under its own User-Agent "agent-<n>": a row of axes' each."""
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"agent-{attempt}"), f"wrong-{attempt}")
+
+
 def test_failures_under_new_user_agents_as_older_ones_expire_record_no_new_event(root):
     # axes keeps a row per User-Agent and expires each on its own: each expiry brought the pair under the
     # limit, the next failure over it, and each such lockout was recorded (an outside review: 11 events).
     address = "198.51.100.20"
-    for attempt in range(settings.AXES_FAILURE_LIMIT):
-        sign_in(Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"agent-{attempt}"), f"wrong-{attempt}")
+    fail_to_the_limit_under_one_user_agent_each(address)
     passed = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
     for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
         AccessAttempt.objects.filter(user_agent=f"agent-{attempt}").update(
@@ -234,8 +239,7 @@ def test_failures_under_new_user_agents_as_older_ones_expire_record_no_new_event
 
 def test_once_every_failure_behind_the_recorded_lockout_has_expired_the_next_is_a_new_event(root):
     address = "198.51.100.21"
-    for attempt in range(settings.AXES_FAILURE_LIMIT):
-        sign_in(Client(REMOTE_ADDR=address, HTTP_USER_AGENT=f"agent-{attempt}"), f"wrong-{attempt}")
+    fail_to_the_limit_under_one_user_agent_each(address)
     passed = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
     AccessAttempt.objects.update(
         attempt_time=AccessAttempt.objects.order_by("attempt_time").first().attempt_time - passed

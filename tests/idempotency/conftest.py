@@ -37,6 +37,16 @@ def client_for(issue_token):
     return make
 
 
+# A stored answer's life in the tests that move records' clocks by hand (short_ttl).
+SHORT_TTL_SECONDS = 60
+
+
+@pytest.fixture
+def short_ttl():
+    with override_settings(IDEMPOTENCY_TTL_SECONDS=SHORT_TTL_SECONDS):
+        yield
+
+
 @pytest.fixture
 def replays_from_the_database():
     """Retries answered by the database, as on a host that holds no copy of the answer (another host,

@@ -3,25 +3,17 @@
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from orchestrator.http.idempotency import purge_idempotency_keys
 from orchestrator.http.models import IdempotencyRecord
 from sessions.models import Session
+from tests.idempotency.conftest import SHORT_TTL_SECONDS as TTL
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("short_ttl", "replays_from_the_database"),
 ]
-
-TTL = 60
-
-
-@pytest.fixture
-def short_ttl():
-    with override_settings(IDEMPOTENCY_TTL_SECONDS=TTL):
-        yield
 
 
 def post(client, key):
