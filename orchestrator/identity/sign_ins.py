@@ -8,18 +8,26 @@ expires with the round trip (PROVIDER_ROUND_TRIP_SECONDS), and clear_expired run
 
 import hashlib
 import ipaddress
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
 from typing import Any
 
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Max, Min
 
 from orchestrator.identity import tokens
+
+logger = logging.getLogger(__name__)
 
 # Long enough to sign in at the provider (a password manager, a second factor); a sign-in that
 # completes is given the session's full lifetime again (_full_lifetime).
@@ -28,6 +36,10 @@ PROVIDER_ROUND_TRIP_SECONDS = 15 * 60
 LOCKED_OUT_EVENT = "person.locked_out"
 # Who locks a person out: the sign-in's guard, on its own rule, not the anonymous client that failed.
 SIGN_IN_GUARD = "system:sign_in_guard"
+# How long a password sign-in waits for the one before it from the same address to the same username
+# (one_sign_in_at_a_time). The wait is for at most the limit's password hashes; after it the sign-in is
+# refused, not counted, and the person asked to try again.
+SIGN_IN_WAIT_SECONDS = 10.0
 # How long the note of a recorded lockout is kept past the cool-off: by then every failure behind it has
 # expired, so a later lockout is a new one anyway (_record_lockout).
 _NOTE_MARGIN_SECONDS = 60
@@ -101,6 +113,74 @@ def client_address(request: Any) -> str:
     return _counted_address(forwarded[-proxies]) or connection
 
 
+class SignInBusy(Exception):
+    """Another sign-in of the same username from the same address held the turn past SIGN_IN_WAIT_SECONDS."""
+
+
+@contextmanager
+def one_sign_in_at_a_time(*, username: str, address: str) -> Iterator[None]:
+    """Run one password sign-in of `username` from `address` (the pair axes counts) at a time, in a
+    transaction that commits its failure before the next sign-in of the pair reads the count.
+
+    axes checks the count before the password's slow hash and adds to it after: a burst sent together
+    had as many passwords checked past the limit as the server ran sign-ins at once (an outside review
+    counted the burst's failures). Here the next of the pair waits on a transaction-level advisory
+    lock (held through a transaction-mode pooler) and finds the lockout once the limit is reached, so
+    no more than SIGN_IN_FAILURE_LIMIT passwords are checked per cool-off. SQLite, the development
+    default, serialises nothing here. Raises SignInBusy past SIGN_IN_WAIT_SECONDS."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('lock_timeout')")
+                (lock_timeout,) = cursor.fetchone()
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", [f"{max(1, int(SIGN_IN_WAIT_SECONDS * 1000))}ms"]
+                )
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [sign_in_lock_key(username, address)])
+                # axes' own row locks wait as they did before.
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+                raise SignInBusy from None
+            raise
+        yield
+
+
+def sign_in_lock_key(username: str, address: str) -> int:
+    """The advisory lock of one_sign_in_at_a_time for the pair."""
+    digest = hashlib.sha256(f"sign-in\x00{username}\x00{address}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SignInForm(AdminAuthenticationForm):
+    """The admin's sign-in form (the console sends people to it), its password checked one at a time
+    per username and address (one_sign_in_at_a_time). A refusal is raised after the transaction has
+    committed the failure axes recorded: raised inside it, the rollback would uncount the try."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        if not username or self.request is None:
+            return super().clean()
+        refusal: ValidationError | None = None
+        try:
+            with one_sign_in_at_a_time(username=username, address=client_address(self.request)):
+                try:
+                    cleaned = super().clean()
+                except ValidationError as exc:
+                    refusal = exc
+        except SignInBusy:
+            raise ValidationError(
+                "Another sign-in to this account from your address is being checked. Try again in a moment.",
+                code="busy",
+            ) from None
+        if refusal is not None:
+            raise refusal
+        return cleaned
+
+
 def clear_expired() -> None:
     """Delete the expired sign-ins, as Django's `clearsessions` command does."""
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
@@ -129,8 +209,8 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     is locked out all the same and logged by axes, but writes no event, so cycling names writes nothing.
     No trace id: the client chose the request's, and the event would be filed under another's trace.
 
-    Should the event fail to be written, the lockout holds all the same (axes committed it) and the
-    failure is logged as an ERROR by Django's request handling."""
+    Should the event fail to be written, the lockout holds all the same (the failure is committed) and
+    the error is logged; the note is taken back, so the pair's next lockout records."""
     if request is None or getattr(request, "axes_failures_since_start", None) is None or not username:
         return
     people = get_user_model()._default_manager
@@ -158,9 +238,15 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     else:
         cache.set(note, newest, timeout=timeout)
     try:
-        _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
-    except BaseException:
+        # A savepoint: the sign-in's transaction (one_sign_in_at_a_time) still commits the failure that
+        # locked, so the lockout holds without its event.
+        with transaction.atomic():
+            _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
+    except DatabaseError:
         # The failures after this one must not take the record as written.
+        cache.delete(note)
+        logger.exception("The lockout of a person could not be recorded; the next failure of the pair records it")
+    except BaseException:
         cache.delete(note)
         raise
 

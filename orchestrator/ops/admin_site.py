@@ -88,6 +88,14 @@ class _ListsRefuseUnreadableLookups:
 
 
 class OrchestratorAdminSite(AdminSite):
+    @property
+    def login_form(self):
+        # Password sign-ins checked one at a time per username and address. Imported here: this module
+        # is loaded with the app registry (OrchestratorAdminConfig), before models can be.
+        from orchestrator.identity.sign_ins import SignInForm
+
+        return SignInForm
+
     def admin_view(self, view, cacheable=False):
         # Every admin view runs as its signed-in person, so a change of someone's rights there is
         # recorded with who made it (orchestrator.identity.people). Anyone else is sent to the login.

@@ -1,6 +1,9 @@
 """Password sign-ins at the admin's form, as the lockout tests send them; `root` (tests/auth/conftest.py)
 is the account they aim at."""
 
+import re
+
+import requests
 from django.conf import settings
 
 
@@ -11,3 +14,9 @@ def sign_in(browser, password, username="root"):
 def fail_to_the_limit(browser, username="root"):
     for attempt in range(settings.AXES_FAILURE_LIMIT):
         sign_in(browser, f"wrong-{attempt}", username=username)
+
+
+def login_form(url):
+    """The CSRF cookie and the login form's token from a live server: what a browser holds before it posts."""
+    page = requests.get(f"{url}/admin/login/")
+    return page.cookies.get_dict(), re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
