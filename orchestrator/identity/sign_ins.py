@@ -245,7 +245,9 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     except DatabaseError:
         # The failures after this one must not take the record as written.
         cache.delete(note)
-        logger.exception("The lockout of a person could not be recorded; the next failure of the pair records it")
+        logger.exception(
+            "The lockout of a person could not be recorded; the lockout holds, and its pair's next lockout is recorded"
+        )
     except BaseException:
         cache.delete(note)
         raise
