@@ -22,7 +22,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.core.validators import MaxLengthValidator
+from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Min
 
 from orchestrator.identity import tokens
@@ -113,6 +114,11 @@ def client_address(request: Any) -> str:
     return _counted_address(forwarded[-proxies]) or connection
 
 
+# The two-key form of the pair's advisory lock: its own space, apart from the one-key locks of the
+# Idempotency-Keys, which are built from hashes too.
+SIGN_IN_LOCK_NAMESPACE = 0x7369676E
+
+
 class SignInBusy(Exception):
     """Another sign-in of the same username from the same address held the turn past SIGN_IN_WAIT_SECONDS."""
 
@@ -139,37 +145,49 @@ def one_sign_in_at_a_time(*, username: str, address: str) -> Iterator[None]:
                 cursor.execute(
                     "SELECT set_config('lock_timeout', %s, true)", [f"{max(1, int(SIGN_IN_WAIT_SECONDS * 1000))}ms"]
                 )
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [sign_in_lock_key(username, address)])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)",
+                    [SIGN_IN_LOCK_NAMESPACE, sign_in_lock_key(username, address)],
+                )
                 # axes' own row locks wait as they did before.
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
         except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            # lock_not_available, or query_canceled where the server's statement_timeout is the shorter.
+            if getattr(exc.__cause__, "sqlstate", None) in ("55P03", "57014"):
                 raise SignInBusy from None
             raise
         yield
 
 
 def sign_in_lock_key(username: str, address: str) -> int:
-    """The advisory lock of one_sign_in_at_a_time for the pair."""
-    digest = hashlib.sha256(f"sign-in\x00{username}\x00{address}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    """The pair's key under SIGN_IN_LOCK_NAMESPACE. Two pairs that share one wait for each other, no more."""
+    digest = hashlib.sha256(f"{username}\x00{address}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 class SignInForm(AdminAuthenticationForm):
     """The admin's sign-in form (the console sends people to it), its password checked one at a time
-    per username and address (one_sign_in_at_a_time). A refusal is raised after the transaction has
-    committed the failure axes recorded: raised inside it, the rollback would uncount the try."""
+    per username and address (one_sign_in_at_a_time). Whatever the check raises is raised after the
+    transaction has committed the failure axes recorded: raised inside it, the rollback would uncount
+    the try, and a fault after axes' write would leave the pair never locked out (an outside review).
+    A database error that broke the transaction rolls it back instead, as it did axes' write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Django sets the username's max_length without its validator: a longer name reached axes,
+        # whose column it overflowed (a 500).
+        self.fields["username"].validators.append(MaxLengthValidator(self.username_field.max_length or 254))
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username")
         if not username or self.request is None:
             return super().clean()
-        refusal: ValidationError | None = None
+        refusal: Exception | None = None
         try:
             with one_sign_in_at_a_time(username=username, address=client_address(self.request)):
                 try:
                     cleaned = super().clean()
-                except ValidationError as exc:
+                except Exception as exc:
                     refusal = exc
         except SignInBusy:
             raise ValidationError(
@@ -213,6 +231,18 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     the error is logged; the note is taken back, so the pair's next lockout records."""
     if request is None or getattr(request, "axes_failures_since_start", None) is None or not username:
         return
+    try:
+        # A savepoint: the sign-in's transaction (one_sign_in_at_a_time) still commits the failure that
+        # locked, whatever keeps its event from being recorded, so the lockout holds without it.
+        with transaction.atomic():
+            _record_new_lockout(request, username=username, ip_address=ip_address)
+    except Exception:
+        logger.exception(
+            "The lockout of a person could not be recorded; the lockout holds, and its pair's next lockout is recorded"
+        )
+
+
+def _record_new_lockout(request: Any, *, username: str, ip_address: str | None) -> None:
     people = get_user_model()._default_manager
     person = people.filter(**{get_user_model().USERNAME_FIELD: username}).first()
     if person is None:
@@ -238,17 +268,9 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     else:
         cache.set(note, newest, timeout=timeout)
     try:
-        # A savepoint: the sign-in's transaction (one_sign_in_at_a_time) still commits the failure that
-        # locked, so the lockout holds without its event.
-        with transaction.atomic():
-            _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
-    except DatabaseError:
-        # The failures after this one must not take the record as written.
-        cache.delete(note)
-        logger.exception(
-            "The lockout of a person could not be recorded; the lockout holds, and its pair's next lockout is recorded"
-        )
+        _write_lockout(person, username=username, ip_address=ip_address, failures=request.axes_failures_since_start)
     except BaseException:
+        # The failures after this one must not take the record as written.
         cache.delete(note)
         raise
 

@@ -19,12 +19,12 @@ from tests.auth.password_sign_ins import login_form
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def try_password(url, form, password, *, user_agent="browser"):
+def try_password(url, form, password, *, username="root", user_agent="browser"):
     cookies, token = form
     return requests.post(
         f"{url}/admin/login/",
         cookies=cookies,
-        data={"csrfmiddlewaretoken": token, "username": "root", "password": password},
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password},
         headers={"Referer": f"{url}/admin/login/", "User-Agent": user_agent},
         allow_redirects=False,
     )
@@ -70,7 +70,7 @@ def test_a_try_that_waits_too_long_for_its_turn_is_refused_uncounted(live_server
     form = login_form(live_server.url)
     key = sign_ins.sign_in_lock_key("root", "127.0.0.1")
     with psycopg.connect(**connection.get_connection_params()) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", [sign_ins.SIGN_IN_LOCK_NAMESPACE, key])
 
         answer = try_password(live_server.url, form, "the-right-one")
 
@@ -78,3 +78,28 @@ def test_a_try_that_waits_too_long_for_its_turn_is_refused_uncounted(live_server
     assert "is being checked. Try again in a moment." in answer.text
     assert counted_failures() == 0
     assert try_password(live_server.url, form, "the-right-one").status_code == 302
+
+
+def test_a_wait_the_servers_statement_timeout_cuts_short_is_a_busy_refusal_too(root):
+    key = sign_ins.sign_in_lock_key("root", "127.0.0.1")
+    with psycopg.connect(**connection.get_connection_params()) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", [sign_ins.SIGN_IN_LOCK_NAMESPACE, key])
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 300")
+        try:
+            with (
+                pytest.raises(sign_ins.SignInBusy),
+                sign_ins.one_sign_in_at_a_time(username="root", address="127.0.0.1"),
+            ):
+                pass
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+
+
+def test_a_username_longer_than_any_account_holds_is_refused_by_the_form_uncounted(live_server, root):
+    answer = try_password(live_server.url, login_form(live_server.url), "wrong", username="r" * 300)
+
+    assert answer.status_code == 200
+    assert "Ensure this value has at most 150 characters" in answer.text
+    assert counted_failures() == 0

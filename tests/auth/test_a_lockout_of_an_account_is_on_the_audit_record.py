@@ -19,6 +19,7 @@ from django.db.models import F
 from django.test import Client, RequestFactory, override_settings
 
 from audit.models import AuditEvent
+from orchestrator.identity import sign_ins
 from tests.auth.password_sign_ins import fail_to_the_limit, login_form, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -190,6 +191,21 @@ def test_a_lockout_whose_event_failed_to_be_written_holds_and_the_next_lockout_r
     fail_to_the_limit(browser)
 
     assert [event.metadata["address"] for event in lockouts()] == ["198.51.100.7"]
+
+
+def test_a_lockout_whose_event_fails_for_any_other_reason_holds_too(root, monkeypatch, caplog):
+    # Only database errors were kept apart: anything else rolled the sign-in's transaction back with the
+    # failure that locked, and the pair was never locked out (an outside review).
+    def fail(*args, **kwargs):
+        raise ValueError("the audit log is misconfigured")
+
+    monkeypatch.setattr(sign_ins, "_write_lockout", fail)
+    browser = Client()
+    fail_to_the_limit(browser)
+
+    assert sum(AccessAttempt.objects.values_list("failures_since_start", flat=True)) == settings.AXES_FAILURE_LIMIT
+    assert sign_in(browser, "the-right-one").status_code == 429
+    assert "the audit log is misconfigured" in caplog.text
 
 
 @pytest.mark.parametrize("reset", ["axes_reset", "axes_reset_username", "a sign-in that succeeds"])
