@@ -41,8 +41,10 @@ the HTTP load comes from `wrk` (installed with apt-get when missing and possible
 Python keep-alive load generator (one http.client connection per thread).
 """
 
+import atexit
 import concurrent.futures
 import contextlib
+import functools
 import http.client
 import os
 import re
@@ -158,7 +160,8 @@ def require_durable_database():
 
 
 def app_env(url, **extra):
-    """The environment for our app on `url`: production-like (DEBUG off), plain HTTP on loopback."""
+    """The environment for our app on `url`: production-like (DEBUG off, static files collected),
+    plain HTTP on loopback."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="orchestrator.settings",
@@ -168,11 +171,28 @@ def app_env(url, **extra):
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
-        # whitenoise warns once per worker that collectstatic has not run; the API serves no static files.
-        PYTHONWARNINGS="ignore:No directory at:UserWarning",
+        STATIC_ROOT=str(collected_static_root()),
     )
     env.update({key: str(value) for key, value in extra.items()})
     return env
+
+
+@functools.cache
+def collected_static_root():
+    """A STATIC_ROOT filled by `collectstatic` once per run, as a deployment's is: without it each
+    worker logged ops.W001 at start, hundreds of lines through a run. Removed when the run ends."""
+    root = Path(tempfile.mkdtemp(prefix="orch-bench-static-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "orchestrator.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
+        "STATIC_ROOT": str(root),
+    }
+    command = [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"]
+    subprocess.run(command, cwd=BASE_DIR, env=env, check=True, capture_output=True)
+    return root
 
 
 def manage(url, *args, env=None):
