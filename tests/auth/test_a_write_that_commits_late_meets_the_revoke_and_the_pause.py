@@ -121,19 +121,30 @@ def test_a_route_decided_under_a_replaced_profile_is_refused_when_it_commits_lat
     policy.upsert_profile(document=FINANCE, actor="test", source="test")
     clock = [access_cache.now()]
     monkeypatch.setattr(access_cache, "now", lambda: clock[0])
+    # The activation commits, then waits out the API writes in flight, this request among them: the
+    # step goes on once it has committed, not once it returns (it returns after the request ends).
+    committed = threading.Event()
+    wait_out = access_cache._wait_out
+
+    def committed_then_wait_out():
+        committed.set()
+        wait_out()
+
+    monkeypatch.setattr(access_cache, "_wait_out", committed_then_wait_out)
+
+    def activate():
+        try:
+            tightened = copy.deepcopy(FINANCE)
+            tightened["may_route_to"] = [{"role": "manager", "types": ["*"]}]
+            policy.upsert_profile(document=tightened, actor="test", source="test")
+        finally:
+            connection.close()
+
+    activation = threading.Thread(target=activate)
 
     def activate_meanwhile(routed):
-        def activate():
-            try:
-                tightened = copy.deepcopy(FINANCE)
-                tightened["may_route_to"] = [{"role": "manager", "types": ["*"]}]
-                policy.upsert_profile(document=tightened, actor="test", source="test")
-            finally:
-                connection.close()
-
-        activation = threading.Thread(target=activate)
         activation.start()
-        activation.join(30)
+        assert committed.wait(30)
         clock[0] += access_cache.RECHECK_AFTER_SECONDS + 0.1
 
     monkeypatch.setattr(routing, "_route_steps", [*routing._route_steps, (1000, activate_meanwhile)])
@@ -141,6 +152,7 @@ def test_a_route_decided_under_a_replaced_profile_is_refused_when_it_commits_lat
     response = finance.post(
         "/api/v1/tasks/route", {"type": "payment", "to_role": "engineering", "payload": {"amount": 10}}, format="json"
     )
+    activation.join(30)
 
     assert response.status_code == 409, response.content
     assert response.json()["type"].endswith("/profile_changed")
