@@ -16,9 +16,14 @@ INLINE_MESSAGES = 200
 
 class _FirstMessages(BaseInlineFormSet):
     def get_queryset(self):
-        messages = super().get_queryset().order_by("id")
-        first = messages.filter(pk__in=list(messages.values_list("pk", flat=True)[:INLINE_MESSAGES]))
-        return with_shown_head(first, "content")
+        # Built once, as Django's own get_queryset is: the formset asks for it again for every form
+        # it builds, and a new queryset each time made two queries per message (29 s for a page of
+        # 200, found by timing the test suite).
+        if not hasattr(self, "_first_messages"):
+            messages = super().get_queryset().order_by("id")
+            first = messages.filter(pk__in=list(messages.values_list("pk", flat=True)[:INLINE_MESSAGES]))
+            self._first_messages = with_shown_head(first, "content")
+        return self._first_messages
 
 
 class SessionMessageInline(admin.TabularInline):
