@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
@@ -42,6 +43,18 @@ def _flush_past_the_audit_trigger():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """The people the fixtures make get passwords hashed with MD5, as Django's testing guide advises:
+    production's PBKDF2 takes about 0.23 s per hash on these machines, paid by every fixture that makes
+    a person with a password and every sign-in. Production's hashers stay listed after it, so a
+    password hashed by them still verifies. The sign-in tests (tests/auth) keep production's own."""
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+    ):
         yield
 
 

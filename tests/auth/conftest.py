@@ -1,12 +1,20 @@
 """A real OIDC provider process (see provider.py) and the settings that point at it."""
 
 import pytest
+from django.conf import global_settings
 from rest_framework.test import APIClient
 
 from orchestrator.identity import oidc
 
 from .browser_login import reload_urls
 from .provider import AUDIENCE, Provider, new_rsa_key
+
+
+@pytest.fixture(autouse=True)
+def _production_password_hashing(settings):
+    """Sign-ins are checked with production's hashers here: how long a password check takes is part of
+    what these tests race against (tests/conftest.py gives the rest of the suite a fast one)."""
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 
 
 @pytest.fixture
