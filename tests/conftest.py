@@ -51,7 +51,8 @@ def _fast_password_hashing():
     """The people the fixtures make get passwords hashed with MD5, as Django's testing guide advises:
     production's PBKDF2 takes about 0.23 s per hash on these machines, paid by every fixture that makes
     a person with a password and every sign-in. Production's hashers stay listed after it, so a
-    password hashed by them still verifies. The sign-in tests (tests/auth) keep production's own."""
+    password hashed by them still verifies. Tests of sign-ins sent together ask for production's own
+    (production_password_hashing in tests/auth/conftest.py)."""
     with override_settings(
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
     ):

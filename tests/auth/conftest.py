@@ -10,10 +10,10 @@ from .browser_login import reload_urls
 from .provider import AUDIENCE, Provider, new_rsa_key
 
 
-@pytest.fixture(autouse=True)
-def _production_password_hashing(settings):
-    """Sign-ins are checked with production's hashers here: how long a password check takes is part of
-    what these tests race against (tests/conftest.py gives the rest of the suite a fast one)."""
+@pytest.fixture
+def production_password_hashing(settings):
+    """Passwords checked with production's hashers, for the tests of tries sent together: how long a
+    check takes is the window they race in (tests/conftest.py gives the rest of the suite a fast one)."""
     settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 
 

@@ -16,7 +16,7 @@ from django.db import connection
 from orchestrator.identity import sign_ins
 from tests.auth.password_sign_ins import login_form
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("production_password_hashing")]
 
 
 def try_password(url, form, password, *, username="root", user_agent="browser"):

@@ -140,6 +140,7 @@ def test_without_a_cache_to_ask_the_lockout_is_still_recorded(root):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("production_password_hashing")
 def test_failures_in_flight_together_record_one_event(live_server, root):
     # axes checks the count before the password's slow hash and adds to it after: every failure of a
     # burst saw the limit crossed (an outside review counted 11 events from 20 parallel tries).
