@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib.auth.hashers import make_password
 
 from orchestrator.identity.principal import Principal
 from routing import services
@@ -85,7 +86,10 @@ def csrf_cookie(server):
 
 def signed_in(server, django_user_model):
     """Sign a new superuser in to the admin: (the Cookie header of its session, its CSRF token)."""
-    django_user_model.objects.create_superuser("operator", "operator@example.com", "a long sign-in secret")
+    operator = django_user_model.objects.create_superuser("operator", "operator@example.com")
+    # Hashed as production hashes: the server is another process, without the suite's fast hasher.
+    operator.password = make_password("a long sign-in secret", hasher="pbkdf2_sha256")
+    operator.save(update_fields=["password"])
     cookie = csrf_cookie(server)
     form = urlencode(
         {"csrfmiddlewaretoken": cookie.split("=", 1)[1], "username": "operator", "password": "a long sign-in secret"}
