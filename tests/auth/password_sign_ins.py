@@ -4,6 +4,7 @@ is the account they aim at."""
 import re
 
 import requests
+from axes.models import AccessAttempt
 from django.conf import settings
 
 
@@ -20,3 +21,8 @@ def login_form(url):
     """The CSRF cookie and the login form's token from a live server: what a browser holds before it posts."""
     page = requests.get(f"{url}/admin/login/")
     return page.cookies.get_dict(), re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+
+def counted_failures():
+    """The failures axes counts, over every pair and User-Agent."""
+    return sum(AccessAttempt.objects.values_list("failures_since_start", flat=True))

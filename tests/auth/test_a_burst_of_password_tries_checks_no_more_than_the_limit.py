@@ -9,12 +9,11 @@ from collections import Counter
 import psycopg
 import pytest
 import requests
-from axes.models import AccessAttempt
 from django.conf import settings
 from django.db import connection
 
 from orchestrator.identity import sign_ins
-from tests.auth.password_sign_ins import login_form
+from tests.auth.password_sign_ins import counted_failures, login_form
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("production_password_hashing")]
 
@@ -28,10 +27,6 @@ def try_password(url, form, password, *, username="root", user_agent="browser"):
         headers={"Referer": f"{url}/admin/login/", "User-Agent": user_agent},
         allow_redirects=False,
     )
-
-
-def counted_failures():
-    return sum(AccessAttempt.objects.values_list("failures_since_start", flat=True))
 
 
 def test_a_burst_of_wrong_passwords_has_the_limit_checked_and_the_rest_refused(live_server, root):

@@ -159,15 +159,21 @@ def require_durable_database():
     return f"durable ({described})"
 
 
+# Every process of our app a benchmark starts, its servers and its commands alike: as production runs.
+_PRODUCTION_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "orchestrator.settings",
+    "DEBUG": "false",
+    "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
+}
+
+
 def app_env(url, **extra):
     """The environment for our app on `url`: production-like (DEBUG off, static files collected),
     plain HTTP on loopback."""
     env = dict(os.environ)
+    env.update(_PRODUCTION_SETTINGS)
     env.update(
-        DJANGO_SETTINGS_MODULE="orchestrator.settings",
         DATABASE_URL=url,
-        DEBUG="false",
-        SECRET_KEY="bench-secret-key-not-for-production-0123456789abcdef",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
@@ -183,13 +189,7 @@ def collected_static_root():
     worker logged ops.W001 at start, hundreds of lines through a run. Removed when the run ends."""
     root = Path(tempfile.mkdtemp(prefix="orch-bench-static-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "orchestrator.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
-        "STATIC_ROOT": str(root),
-    }
+    env = {**os.environ, **_PRODUCTION_SETTINGS, "STATIC_ROOT": str(root)}
     command = [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"]
     subprocess.run(command, cwd=BASE_DIR, env=env, check=True, capture_output=True)
     return root
