@@ -220,9 +220,9 @@ def _record_lockout(sender: Any, request: Any, username: str | None, ip_address:
     write to the audit log as fast as they can post a form. One event for the failures behind a
     lockout: the cache notes the newest of axes' rows for the pair (one per User-Agent) when it records,
     and a later lockout records again only once every one of those rows is gone (an operator's
-    axes_reset, a sign-in that succeeded, each row's cool-off). So failures in flight together (all
-    cross the limit at once: axes checks the count before the password's slow hash and adds to it
-    after), and failures sent under new User-Agents as older rows expire, record one event; a cache
+    axes_reset, a sign-in that succeeded, each row's cool-off). So failures that cross the limit
+    together (where SignInForm does not check them one at a time: SQLite, or a sign-in outside that
+    form), and failures sent under new User-Agents as older rows expire, record one event; a cache
     that cannot answer records (more events, never none). Only an account that exists: a made-up name
     is locked out all the same and logged by axes, but writes no event, so cycling names writes nothing.
     No trace id: the client chose the request's, and the event would be filed under another's trace.
