@@ -30,7 +30,7 @@ from orchestrator.bounded_pages import bounded_page, more_may_follow
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "orchestrator:audit:committed"
+_CHANNEL_PREFIX = "orchestrator:audit:committed"
 # After Redis fails, the announcer waits this long before trying again.
 _ANNOUNCE_BACKOFF_SECONDS = 5.0
 # At most one wake-up per process this often: the commits of a busy worker share one PUBLISH
@@ -51,6 +51,13 @@ def _redis():
 
             _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2)
         return _client
+
+
+def channel_of(client) -> str:
+    """The wake-up channel of the installation on the Redis database of `client` (a client or its
+    pubsub). Redis hands a PUBLISH to the subscribers of every database number, so installations
+    sharing one Redis server on different databases would otherwise wake each other's streams."""
+    return f"{_CHANNEL_PREFIX}:db{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 class _Announcer:
@@ -79,7 +86,8 @@ class _Announcer:
             self._wanted.wait()
             self._wanted.clear()
             try:
-                _redis().publish(CHANNEL, b"")
+                client = _redis()
+                client.publish(channel_of(client), b"")
             except Exception as exc:
                 logger.warning("audit stream wake-up not published (streams fall back to polling): %s", exc)
                 time.sleep(_ANNOUNCE_BACKOFF_SECONDS)
@@ -105,7 +113,7 @@ class Wakeup:
         if client is not None:
             try:
                 self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-                self._pubsub.subscribe(CHANNEL)
+                self._pubsub.subscribe(channel_of(client))
             except Exception as exc:
                 logger.warning("audit stream polls without Redis wake-ups: %s", exc)
                 self._pubsub = None

@@ -1,6 +1,7 @@
 """Commits that wrote audit events wake open streams through Redis, without the request waiting on it."""
 
 import time
+import urllib.parse
 
 import redis
 from django.conf import settings
@@ -17,10 +18,17 @@ def first_message(subscriber, timeout=10):
     return None
 
 
-def subscribe():
-    subscriber = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
-    subscriber.subscribe(stream.CHANNEL)
+def subscribe(url=None):
+    # The client is not kept: a client dropped after the subscription would close its connection.
+    subscriber = redis.Redis.from_url(url or settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(stream.channel_of(subscriber))
     return subscriber
+
+
+def on_another_database(url):
+    parts = urllib.parse.urlsplit(url)
+    other = 1 + int(parts.path.strip("/") or 0)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{other % 16}"))
 
 
 def test_an_announcement_reaches_a_subscriber_of_the_wakeup_channel():
@@ -33,7 +41,23 @@ def test_an_announcement_reaches_a_subscriber_of_the_wakeup_channel():
     finally:
         subscriber.close()
 
-    assert message is not None and message["channel"] == stream.CHANNEL.encode()
+    assert message is not None and message["channel"] == stream.channel_of(stream._redis()).encode()
+
+
+def test_an_installation_on_another_redis_database_of_the_same_server_is_not_woken():
+    # Redis hands a PUBLISH to the subscribers of every database number: the channel names the one.
+    here, elsewhere = subscribe(), subscribe(on_another_database(settings.REDIS_URL))
+    try:
+        for _ in range(50):
+            stream.announce()
+        woken_here = first_message(here)
+        woken_elsewhere = first_message(elsewhere, timeout=1)
+    finally:
+        here.close()
+        elsewhere.close()
+
+    assert woken_here is not None
+    assert woken_elsewhere is None
 
 
 def test_the_announcer_survives_redis_being_unreachable_and_announces_once_it_is_back(monkeypatch):
