@@ -47,11 +47,16 @@ run: install
 	$(BIN)/python manage.py run_jobs & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The suite in parallel: one pytest-xdist worker per core, at most four, each with its own throwaway
+# PostgreSQL and Redis (scripts/services.sh SERVICE_SETS; tests/settings.py).
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+PYTEST_ARGS ?= --numprocesses $(TEST_WORKERS)
+
 test: lint
 	./scripts/services.sh install
-	@status=0; ./scripts/services.sh start >/dev/null && \
-	  $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
-	  ./scripts/services.sh stop; exit $$status
+	@status=0; SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh start >/dev/null && \
+	  SERVICE_SETS=$(TEST_WORKERS) $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	  SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh stop; exit $$status
 
 # Benchmarks run on a PostgreSQL of their own, durable as production runs it (fsync and
 # synchronous_commit on), on ports apart from the test server's.

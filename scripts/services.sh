@@ -3,7 +3,8 @@
 #   scripts/services.sh install   apt packages if missing
 #   scripts/services.sh start     init + start both (idempotent), print the env to use
 #   scripts/services.sh stop      stop both and delete their data
-# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR. The test server trades
+# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR; SERVICE_SETS=N runs N sets
+# (below). The test server trades
 # durability for speed (fsync off); PG_DURABLE=1 (make bench) configures it as production runs it:
 # fsync, synchronous_commit and full_page_writes on.
 set -euo pipefail
@@ -73,9 +74,23 @@ stop() {
   rm -rf "$SERVICES_DIR"
 }
 
+# SERVICE_SETS=N starts (or stops) N sets, the k-th on PG_PORT + 10k and REDIS_PORT + 10k: one per
+# pytest-xdist worker (tests/settings.py), since PostgreSQL's snapshots and advisory locks are shared
+# by every database of a server.
+for_each_set() {
+  local base_pg=$PG_PORT base_redis=$REDIS_PORT base_dir=$SERVICES_DIR
+  for k in $(seq 0 $((${SERVICE_SETS:-1} - 1))); do
+    PG_PORT=$((base_pg + 10 * k)) REDIS_PORT=$((base_redis + 10 * k))
+    SERVICES_DIR=$base_dir
+    [ "$k" -eq 0 ] || SERVICES_DIR=$base_dir-set$k
+    PG_DATA=$SERVICES_DIR/pg
+    "$@"
+  done
+}
+
 case "${1:-}" in
   install) install_packages ;;
-  start) install_packages; start ;;
-  stop) stop ;;
+  start) install_packages; for_each_set start ;;
+  stop) for_each_set stop ;;
   *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
 esac
