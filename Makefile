@@ -83,8 +83,9 @@ screenshots: install-dev
 services-start:
 	./scripts/services.sh start
 
+# Every worker's set, so it also cleans up after an interrupted `make test`.
 services-stop:
-	./scripts/services.sh stop
+	SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh stop
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache
