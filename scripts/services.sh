@@ -76,10 +76,13 @@ stop() {
 
 # SERVICE_SETS=N starts (or stops) N sets, the k-th on PG_PORT + 10k and REDIS_PORT + 10k: one per
 # pytest-xdist worker (tests/settings.py), since PostgreSQL's snapshots and advisory locks are shared
-# by every database of a server.
+# by every database of a server. Keep other servers' ports off base + 10, + 20 and + 30.
 for_each_set() {
-  local base_pg=$PG_PORT base_redis=$REDIS_PORT base_dir=$SERVICES_DIR
-  for k in $(seq 0 $((${SERVICE_SETS:-1} - 1))); do
+  local sets=${SERVICE_SETS:-1} base_pg=$PG_PORT base_redis=$REDIS_PORT base_dir=${SERVICES_DIR%/}
+  case $sets in
+    '' | *[!0-9]* | 0*) echo "SERVICE_SETS must be a positive number, not '$sets'" >&2; exit 2 ;;
+  esac
+  for k in $(seq 0 $((sets - 1))); do
     PG_PORT=$((base_pg + 10 * k)) REDIS_PORT=$((base_redis + 10 * k))
     SERVICES_DIR=$base_dir
     [ "$k" -eq 0 ] || SERVICES_DIR=$base_dir-set$k

@@ -5,33 +5,33 @@ Set in the environment, so servers and commands the tests start inherit the same
 import os
 import urllib.parse
 
+from tests.service_sets import SET_PORT_STEP, claim_a_service_set
+
 os.environ.setdefault("DEBUG", "true")
 
-# Under pytest-xdist, worker k > 0 uses the k-th set of throwaway services `make test` starts
-# (scripts/services.sh, SERVICE_SETS): its own PostgreSQL server and Redis, ports 10 k above the first.
-# A database of its own on a shared server would not do: a server's snapshots and advisory locks span
-# its databases, so one worker's open transaction would hold back another's audit streams and
-# webhook passes (they read up to the oldest transaction still running), and its cache.clear()
-# would empty the other's Redis. The servers and commands the tests start inherit these variables.
-# A process the worker starts with these settings inherits its environment, already moved: the marker
-# keeps it from moving the ports a second time.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-if _WORKER and os.environ.get("TEST_SERVICE_SET") != str(_WORKER):
-    if _WORKER >= int(os.environ.get("SERVICE_SETS", "1")):
-        raise RuntimeError(
-            f"pytest-xdist worker {_WORKER} has no services of its own: run the suite in parallel with "
-            "`make test`, or set SERVICE_SETS for scripts/services.sh start to the number of workers."
-        )
-    _STEP = 10 * _WORKER
+# Under pytest-xdist each worker claims a set of the throwaway services `make test` starts
+# (scripts/services.sh, SERVICE_SETS): its own PostgreSQL server and Redis, set k on the ports 10 k
+# above the first. A database of its own on a shared server would not do: a server's snapshots and
+# advisory locks span its databases, so one worker's open transaction would hold back another's audit
+# streams and webhook passes (they read up to the oldest transaction still running), and its
+# cache.clear() would empty the other's Redis. The servers and commands the tests start inherit
+# these variables, and the marker TEST_SERVICE_SET keeps them from claiming a set again.
+if os.environ.get("PYTEST_XDIST_WORKER") and "TEST_SERVICE_SET" not in os.environ:
+    _database = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    if _database.port is None:
+        raise RuntimeError("DATABASE_URL names no port: the workers' services are found by port.")
+    _set = claim_a_service_set(int(os.environ.get("SERVICE_SETS", "1")), _database.port)
+    os.environ["TEST_SERVICE_SET"] = str(_set)
     for _url_name, _port_name in (("DATABASE_URL", "PG_PORT"), ("REDIS_URL", "REDIS_PORT")):
+        if _set == 0 or not os.environ.get(_url_name):
+            continue
         _parts = urllib.parse.urlsplit(os.environ[_url_name])
         if _parts.port is None:
             raise RuntimeError(f"{_url_name} names no port: the workers' services are found by port.")
-        _port = _parts.port + _STEP
+        _port = _parts.port + SET_PORT_STEP * _set
         _netloc = f"{_parts.netloc.rsplit(':', 1)[0]}:{_port}"
         os.environ[_url_name] = urllib.parse.urlunsplit(_parts._replace(netloc=_netloc))
         os.environ[_port_name] = str(_port)
-    os.environ["TEST_SERVICE_SET"] = str(_WORKER)
 
 from orchestrator.settings import *  # noqa: E402, F403
 
