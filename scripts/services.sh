@@ -3,10 +3,9 @@
 #   scripts/services.sh install   apt packages if missing
 #   scripts/services.sh start     init + start both (idempotent), print the env to use
 #   scripts/services.sh stop      stop both and delete their data
-# Ports and the data folder come from PG_PORT, REDIS_PORT, SERVICES_DIR; SERVICE_SETS=N runs N sets
-# (below). The test server trades
-# durability for speed (fsync off); PG_DURABLE=1 (make bench) configures it as production runs it:
-# fsync, synchronous_commit and full_page_writes on.
+# Ports and the data folder come from PG_PORT, REDIS_PORT and SERVICES_DIR, the number of sets from
+# SERVICE_SETS (below). The test server trades durability for speed (fsync off); PG_DURABLE=1
+# (make bench) configures it as production runs it: fsync, synchronous_commit and full_page_writes on.
 set -euo pipefail
 
 PG_PORT=${PG_PORT:-25432}
@@ -76,7 +75,8 @@ stop() {
 
 # SERVICE_SETS=N starts (or stops) N sets, the k-th on PG_PORT + 10k and REDIS_PORT + 10k: one per
 # pytest-xdist worker (tests/settings.py), since PostgreSQL's snapshots and advisory locks are shared
-# by every database of a server. Keep other servers' ports off base + 10, + 20 and + 30.
+# by every database of a server. Keep other servers' ports off base + 10, + 20 and + 30. The step
+# of 10 is tests/service_sets.py's SET_PORT_STEP too.
 for_each_set() {
   local sets=${SERVICE_SETS:-1} base_pg=$PG_PORT base_redis=$REDIS_PORT base_dir=${SERVICES_DIR%/}
   case $sets in

@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import IO
 
+# The ports of set k are the first set's plus k steps, as scripts/services.sh starts them.
 SET_PORT_STEP = 10
 # Kept open, and with them their locks, for the life of the process.
 _claimed: list[IO[str]] = []
