@@ -29,6 +29,21 @@ pytest_plugins = ["tests.fuzzing"]
 KEPT_BY_THE_FLUSH = frozenset({"django_content_type", "auth_permission"})
 
 
+# A table this big after a test had more than a few rows written to it. TRUNCATE gives its file back;
+# DELETE keeps it at its size, so once truncated a table is measured small again.
+_FEW_PAGES_BYTES = 8 * 8192
+
+
+def _holds_more_than_a_few_pages(connection, tables):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND pg_relation_size(c.oid) > %s)",
+            [list(tables), _FEW_PAGES_BYTES],
+        )
+        return cursor.fetchone()[0]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_the_audit_trigger():
     """Transactional tests end with Django's flush, which empties every table; the audit table's
@@ -37,17 +52,19 @@ def _flush_past_the_audit_trigger():
 
     It empties them with one DELETE per table where Django sends one TRUNCATE of all: on the suite's
     nearly empty tables 6 ms against 40, paid by every transactional test. Under replica no foreign
-    key is checked, so the order does not matter, and neither resets a sequence. A flush asked to
-    reset sequences keeps Django's TRUNCATE ... RESTART IDENTITY."""
+    key is checked, so the order does not matter, and neither resets a sequence. After a test that
+    filled a table (the console's scale tests seed tens of thousands of rows), Django's TRUNCATE
+    runs instead: deleting them would be slower, and would leave the next tests scanning the dead
+    rows until autovacuum came by. So does a flush asked to reset sequences."""
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     original_sql_flush = DatabaseOperations.sql_flush
     original_execute_sql_flush = DatabaseOperations.execute_sql_flush
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
-        if reset_sequences:
-            return original_sql_flush(self, style, tables, reset_sequences=True, allow_cascade=allow_cascade)
         emptied = [table for table in tables if table not in KEPT_BY_THE_FLUSH]
+        if reset_sequences or _holds_more_than_a_few_pages(self.connection, emptied):
+            return original_sql_flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
         if not emptied:
             return []
         return [
