@@ -51,12 +51,14 @@ run: install
 # PostgreSQL and Redis (scripts/services.sh SERVICE_SETS; tests/settings.py).
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 PYTEST_ARGS ?= --numprocesses $(TEST_WORKERS)
+# services-stop stops every worker's set too, so it also cleans up after an interrupted `make test`.
+test services-stop: export SERVICE_SETS = $(TEST_WORKERS)
 
 test: lint
 	./scripts/services.sh install
-	@status=0; SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh start >/dev/null && \
-	  SERVICE_SETS=$(TEST_WORKERS) $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
-	  SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh stop; exit $$status
+	@status=0; ./scripts/services.sh start >/dev/null && \
+	  $(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	  ./scripts/services.sh stop; exit $$status
 
 # Benchmarks run on a PostgreSQL of their own, durable as production runs it (fsync and
 # synchronous_commit on), on ports apart from the test server's.
@@ -83,9 +85,8 @@ screenshots: install-dev
 services-start:
 	./scripts/services.sh start
 
-# Every worker's set, so it also cleans up after an interrupted `make test`.
 services-stop:
-	SERVICE_SETS=$(TEST_WORKERS) ./scripts/services.sh stop
+	./scripts/services.sh stop
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -34,8 +34,8 @@ KEPT_BY_THE_FLUSH = frozenset({"django_content_type", "auth_permission"})
 _FEW_PAGES_BYTES = 8 * 8192
 
 
-def _holds_more_than_a_few_pages(connection, tables):
-    with connection.cursor() as cursor:
+def _holds_more_than_a_few_pages(database, tables):
+    with database.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = current_schema() AND c.relname = ANY(%s) AND pg_relation_size(c.oid) > %s)",

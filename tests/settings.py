@@ -23,8 +23,8 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "TEST_SERVICE_SET" not in os.enviro
     _set = claim_a_service_set(int(os.environ.get("SERVICE_SETS", "1")), _database.port)
     os.environ["TEST_SERVICE_SET"] = str(_set)
     for _url_name, _port_name in (("DATABASE_URL", "PG_PORT"), ("REDIS_URL", "REDIS_PORT")):
-        if _set == 0 or not os.environ.get(_url_name):
-            continue
+        if not _set or not os.environ.get(_url_name):
+            continue  # set 0 is where the variables point already
         _parts = urllib.parse.urlsplit(os.environ[_url_name])
         if _parts.port is None:
             raise RuntimeError(f"{_url_name} names no port: the workers' services are found by port.")
