@@ -4,7 +4,9 @@ errors, a fresh connection after a lost one, a statement deallocated or made sta
 elsewhere prepared again, the transaction's writes seen, statements counted; and psycopg's own
 prepared statements stay off, so it remembers none of the statements Django sends."""
 
+import contextlib
 import datetime
+import tempfile
 import uuid
 import zoneinfo
 
@@ -12,6 +14,7 @@ import pytest
 from django.db import DataError, OperationalError, connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from psycopg import pq
 
 from orchestrator.db import get_by_pk, owe_insert, request_transaction
 from orchestrator.postgresql.base import _statement_name
@@ -117,26 +120,56 @@ def test_a_read_after_its_statement_was_deallocated_prepares_it_again(reset):
     assert get_by_pk(Session, session.pk).pk == session.pk
 
 
+@contextlib.contextmanager
+def _queries_sent(sent):
+    """Append to `sent` the first word of each message this connection sends to the server meanwhile,
+    as libpq traces them: a simple-protocol query's first word, or "Bind" for a protocol-level
+    execution."""
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        for line in trace:
+            direction, _length, kind, *rest = line.rstrip("\n").split("\t")
+            if direction == "F" and kind == "Query":
+                sent.append(rest[0].strip().strip('"').split(" ", 1)[0])
+            elif direction == "F" and kind == "Bind":
+                sent.append("Bind")
+
+
 def test_a_statement_found_gone_is_prepared_again_without_a_deallocate():
     # Behind a transaction pooler "gone" means the EXECUTE reached another server session; a
     # DEALLOCATE would then reach yet another one and drop the statement it holds.
     session = _stored_session()
     assert get_by_pk(Session, session.pk) is not None
-    reader, made_for, executes = connection._prepared_reads
-    sent = []
-
-    class Recording(type(reader)):
-        def execute(self, query, params=None, **kwargs):
-            sent.append(str(query).split(" ", 1)[0])
-            return super().execute(query, params, **kwargs)
-
-    connection._prepared_reads = Recording(connection.connection), made_for, executes
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
+    sent = []
 
-    assert get_by_pk(Session, session.pk).pk == session.pk
-    assert get_by_pk(Session, session.pk).pk == session.pk
+    with _queries_sent(sent):
+        assert get_by_pk(Session, session.pk).pk == session.pk
+        assert get_by_pk(Session, session.pk).pk == session.pk
+
     assert sent == ["EXECUTE", "SELECT", "PREPARE", "EXECUTE"]
+
+
+def test_a_prepared_read_sends_one_simple_query_and_no_bind():
+    # PgBouncer (1.21 and later, max_prepared_statements) tracks protocol-level statements and drops
+    # a client whose Bind names one it does not know, as one made by SQL PREPARE.
+    session = _stored_session()
+    assert get_by_pk(Session, session.pk) is not None
+    sent = []
+
+    with _queries_sent(sent):
+        assert get_by_pk(Session, session.pk).pk == session.pk
+        assert get_by_pk(Session, uuid.uuid4()) is None
+
+    assert sent == ["EXECUTE", "EXECUTE"]
 
 
 def _from_another_connection(sql):
@@ -218,29 +251,30 @@ def test_a_second_migration_landing_during_the_retry_does_not_fail_the_read():
     assert get_by_pk(Session, session.pk) is not None
     table = Session._meta.db_table
     original = Session._meta.get_field("owner").db_type(connection)
-    reader, made_for, executes = connection._prepared_reads
-    failed = []
+    reader, transformer, made_for, prepared = connection._prepared_reads
+    landed = []
 
     class SecondMigrationDuringTheRetry(type(reader)):
-        """Lands a second type change right after the first statement the retry sends (DEALLOCATE
-        aside): between a PREPARE and its EXECUTE, if the retry prepared again."""
+        """Lands a second type change right after the first statement the retry sends through the
+        cursor (DEALLOCATE aside): between a PREPARE and its EXECUTE, if the retry prepared again."""
 
         def execute(self, query, params=None, **kwargs):
-            try:
-                result = super().execute(query, params, **kwargs)
-            except Exception:
-                failed.append(query)
-                raise
-            if failed and len(failed) == 1 and not str(query).startswith("DEALLOCATE"):
-                failed.append("second migration")
+            result = super().execute(query, params, **kwargs)
+            if not landed and not str(query).startswith("DEALLOCATE"):
+                landed.append(str(query).split(" ", 1)[0])
                 _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE varchar(300)')
             return result
 
-    connection._prepared_reads = SecondMigrationDuringTheRetry(connection.connection), made_for, executes
+    connection._prepared_reads = (
+        SecondMigrationDuringTheRetry(connection.connection),
+        transformer,
+        made_for,
+        prepared,
+    )
     _from_another_connection(f'ALTER TABLE "{table}" ALTER COLUMN "owner" TYPE text')
     try:
         assert get_by_pk(Session, session.pk).owner == "token:1"
-        assert failed[-1] == "second migration"
+        assert landed == ["SELECT"]
         assert get_by_pk(Session, session.pk).owner == "token:1"
     finally:
         connection.close()

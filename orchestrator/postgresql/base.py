@@ -20,9 +20,9 @@ and two kinds of them carry nothing the application waits for:
 
 One more kind of round trip costs less than it does with Django's cursors: a read by primary key
 outside a transaction (`fetch_one`, used by orchestrator.db.get_by_pk for GET /sessions/{id}) runs
-a statement this backend PREPAREd on the server, through a cursor kept with the connection, so the
-server does not analyse it again (nor plan it, once on a generic plan) and no cursor wrapper is
-built around it.
+a statement this backend PREPAREd on the server, so the server does not analyse it again (nor plan
+it, once on a generic plan), and sends its EXECUTE through libpq's own blocking call rather than
+through a cursor.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
 statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
@@ -42,7 +42,7 @@ from django.db.backends.postgresql.operations import DatabaseOperations as Postg
 from django.db.backends.postgresql.psycopg_any import IsolationLevel, register_tzloader
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
-from psycopg import adapt, pq
+from psycopg import abc, adapt, pq
 from psycopg.types.datetime import TimestamptzLoader
 
 _BEGIN = "BEGIN"
@@ -105,9 +105,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The transaction's owed check (orchestrator.db.FirstCheck) and its literal SQL, until it is sent.
         self.owed_check = None
         self._owed_check_sql = ""
-        # fetch_one's cursor, the (connection, time zone) it was made for, and the EXECUTE of each
-        # statement it prepared there.
-        self._prepared_reads: tuple[psycopg.ClientCursor, tuple, dict[str, str]] | None = None
+        # fetch_one's cursor, the transformer that binds its parameters and loads its rows, the
+        # (connection, time zone) they were made for, and the EXECUTE of each statement prepared there.
+        self._prepared_reads: tuple[psycopg.ClientCursor, abc.Transformer, tuple, dict[str, bytes]] | None = None
         # The cursor that binds owed statements into literal SQL and sends strings whose results nobody
         # reads, and the connection it was made for.
         self._binder: tuple[psycopg.ClientCursor, object] | None = None
@@ -259,10 +259,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         transaction-mode pooler (TRANSACTION_POOLING: a prepared statement lives in one server
         session, and the pooler hands each statement outside a transaction to any).
 
-        SQL-level PREPARE rather than psycopg's own prepared statements: those need the connection's
-        prepare_threshold, which Django keeps off, and turned on psycopg would remember the text of
-        every statement Django sends (literals and request data included) and forget its statements
-        at every ROLLBACK."""
+        Prepared by this backend rather than by psycopg: psycopg's own prepared statements need the
+        connection's prepare_threshold, which Django keeps off, and turned on psycopg would remember
+        the text of every statement Django sends (literals and request data included) and forget its
+        statements at every ROLLBACK. The EXECUTE is SQL too, the same simple-protocol string a
+        client-side cursor sends (a pooler that tracks protocol-level statements must not see a Bind
+        naming one it does not know), but it goes out through libpq's own blocking call
+        (`PGconn.exec_`, the GIL released while it waits), with the cursor's transformer binding the
+        parameters and loading the row as the cursor would: psycopg's cursor sends the same string
+        through its non-blocking wait loop in Python, about 25 us more of a read's CPU
+        (docs/benchmarks.md, thirtieth session)."""
         if (
             self.in_atomic_block
             or self.queries_logged
@@ -278,35 +284,49 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.ensure_connection()
         self.validate_thread_sharing()
         with self.wrap_database_errors:
-            reader, executes = self._reader()
-            execute = executes.get(sql) or self._prepare(reader, executes, sql)
-            try:
-                reader.execute(execute, params)
-            except psycopg.Error as exc:
-                if exc.sqlstate not in _PREPARED_STATEMENT_LOST:
-                    raise
-                del executes[sql]
-                if exc.sqlstate == _PREPARED_STATEMENT_STALE:
+            reader, transformer, prepared = self._reader()
+            execute = prepared.get(sql) or self._prepare(reader, prepared, sql)
+            if params:
+                execute += b"(" + b", ".join(transformer.as_literal(param) for param in params) + b")"
+            result = self.connection.pgconn.exec_(execute)
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                if self.connection.pgconn.status == pq.ConnStatus.BAD:
+                    # What psycopg's cursor raises for a connection lost under it (no SQLSTATE).
+                    raise psycopg.OperationalError(result.error_message.decode(errors="replace").strip())
+                error = psycopg.errors.error_from_result(result, encoding=self.connection.info.encoding)
+                if error.sqlstate not in _PREPARED_STATEMENT_LOST:
+                    raise error
+                del prepared[sql]
+                if error.sqlstate == _PREPARED_STATEMENT_STALE:
                     with contextlib.suppress(psycopg.Error):
                         reader.execute(f"DEALLOCATE {_statement_name(sql)}")
                 # Unprepared, so a second migration landing now cannot make this read fail again.
                 reader.execute(sql, params)
-            return reader.fetchone()
+                return reader.fetchone()
+            if not result.ntuples:
+                return None
+            transformer.set_pgresult(result)
+            return transformer.load_row(0, tuple)
 
-    def _reader(self) -> tuple["psycopg.ClientCursor", dict[str, str]]:
-        reader, made_for, executes = self._prepared_reads or (None, None, {})
+    def _reader(self) -> tuple["psycopg.ClientCursor", abc.Transformer, dict[str, bytes]]:
         # A new connection, or a time zone changed under the settings (tests), needs a new cursor.
-        if reader is None or made_for != (self.connection, self.timezone):
-            if made_for is None or made_for[0] is not self.connection:
-                executes = {}
-            reader = psycopg.ClientCursor(self.connection)
-            self._load_timestamps_in_time_zone(reader)
-            self._prepared_reads = reader, (self.connection, self.timezone), executes
-        return reader, executes
+        if self._prepared_reads is not None and self._prepared_reads[2] == (self.connection, self.timezone):
+            reader, transformer, _, prepared = self._prepared_reads
+            return reader, transformer, prepared
+        if self._prepared_reads is None or self._prepared_reads[2][0] is not self.connection:
+            prepared = {}
+        else:
+            prepared = self._prepared_reads[3]
+        reader = psycopg.ClientCursor(self.connection)
+        self._load_timestamps_in_time_zone(reader)
+        # Made from the cursor, so it has the cursor's loaders (the time zone's included).
+        transformer = adapt.Transformer(reader)
+        self._prepared_reads = reader, transformer, (self.connection, self.timezone), prepared
+        return reader, transformer, prepared
 
     @staticmethod
-    def _prepare(reader, executes: dict[str, str], sql: str) -> str:
-        """PREPARE `sql` on the reader's connection; its EXECUTE, with the same placeholders."""
+    def _prepare(reader, prepared: dict[str, bytes], sql: str) -> bytes:
+        """PREPARE `sql` on the reader's connection; its EXECUTE, without the parameters."""
         if "%%" in sql or "%(" in sql:
             raise ValueError("fetch_one takes %s placeholders only")
         name = _statement_name(sql)
@@ -318,8 +338,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # The session already has it (a pooler's session not reset): a name is this text's hash,
             # so it is this statement, and a stale one is found out at its EXECUTE.
             pass
-        execute = executes[sql] = f"EXECUTE {name}({', '.join(['%s'] * len(rest))})" if rest else f"EXECUTE {name}"
-        return execute
+        prepared[sql] = f"EXECUTE {name}".encode()
+        return prepared[sql]
 
     # --- Django's transaction hooks --------------------------------------------------------------
 
