@@ -6,12 +6,14 @@ prepared statements stay off, so it remembers none of the statements Django send
 
 import contextlib
 import datetime
+import signal
 import tempfile
+import time
 import uuid
 import zoneinfo
 
 import pytest
-from django.db import DataError, OperationalError, connection, connections, transaction
+from django.db import DataError, OperationalError, ProgrammingError, connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from psycopg import pq
@@ -208,8 +210,10 @@ def test_a_lost_connection_is_djangos_operational_error_and_the_next_connection_
             cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
     finally:
         other.close()
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError) as lost:
         get_by_pk(Session, session.pk)
+    # The server's own reason, not libpq's "server closed the connection" that follows it.
+    assert lost.value.__cause__.sqlstate == "57P01"
     # What Django does between requests: an unusable connection is closed, the next one opened.
     connection.close_if_unusable_or_obsolete()
     assert get_by_pk(Session, session.pk).pk == session.pk
@@ -298,3 +302,29 @@ def test_a_transaction_opened_without_atomic_reads_through_djangos_cursor():
 def test_sql_with_escapes_or_named_placeholders_is_refused(sql):
     with pytest.raises(ValueError, match="placeholders"):
         connection.fetch_one(sql, ["x"])
+
+
+def test_a_signal_reaches_its_handler_while_a_read_waits_and_ctrl_c_cancels_the_read():
+    # gunicorn ends a worker past its timeout from a signal handler; Ctrl-C also cancels on the server.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    began = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            connection.fetch_one("SELECT pg_sleep(%s)", [30])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - began < 15
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+    assert connection.fetch_one("SELECT %s::int", [7]) == (7,)
+
+
+def test_a_statement_that_returns_no_rows_is_refused_as_a_programming_error():
+    session = _stored_session()
+    with pytest.raises(ProgrammingError):
+        connection.fetch_one('UPDATE "agent_sessions_session" SET "owner" = %s WHERE "id" = %s', ["x", session.pk])
+    assert get_by_pk(Session, session.pk) is not None

@@ -42,7 +42,7 @@ from django.db.backends.postgresql.operations import DatabaseOperations as Postg
 from django.db.backends.postgresql.psycopg_any import IsolationLevel, register_tzloader
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
-from psycopg import abc, adapt, pq
+from psycopg import abc, adapt, generators, pq
 from psycopg.types.datetime import TimestamptzLoader
 
 _BEGIN = "BEGIN"
@@ -264,11 +264,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         the text of every statement Django sends (literals and request data included) and forget its
         statements at every ROLLBACK. The EXECUTE is SQL too, the same simple-protocol string a
         client-side cursor sends (a pooler that tracks protocol-level statements must not see a Bind
-        naming one it does not know), but it goes out through libpq's own blocking call
-        (`PGconn.exec_`, the GIL released while it waits), with the cursor's transformer binding the
-        parameters and loading the row as the cursor would: psycopg's cursor sends the same string
-        through its non-blocking wait loop in Python, about 25 us more of a read's CPU
-        (docs/benchmarks.md, thirtieth session)."""
+        naming one it does not know), but without the cursor: it is sent on the connection's PGconn
+        and waited for with psycopg's own generator and wait, the ones its cursor runs, and the
+        parameters are bound and the row loaded by a transformer made from the kept cursor. The
+        cursor's own bookkeeping around that wait cost a read about 25 us of CPU (docs/benchmarks.md,
+        thirtieth session)."""
         if (
             self.in_atomic_block
             or self.queries_logged
@@ -288,12 +288,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
             execute = prepared.get(sql) or self._prepare(reader, prepared, sql)
             if params:
                 execute += b"(" + b", ".join(transformer.as_literal(param) for param in params) + b")"
-            result = self.connection.pgconn.exec_(execute)
-            if result.status != pq.ExecStatus.TUPLES_OK:
-                if self.connection.pgconn.status == pq.ConnStatus.BAD:
-                    # What psycopg's cursor raises for a connection lost under it (no SQLSTATE).
-                    raise psycopg.OperationalError(result.error_message.decode(errors="replace").strip())
-                error = psycopg.errors.error_from_result(result, encoding=self.connection.info.encoding)
+            self.connection.pgconn.send_query(execute)
+            # psycopg's own wait, as under its cursor: a signal's handler runs while the read waits
+            # (gunicorn's worker timeout, Ctrl-C, which also cancels the read on the server), and a
+            # session ended by the server is raised with the server's SQLSTATE.
+            results = self.connection.wait(generators.execute(self.connection.pgconn))
+            # The first error is the one to raise, as psycopg's cursor does: after a session ended by
+            # the server comes libpq's own "server closed the connection", which has no SQLSTATE.
+            failed = next((result for result in results if result.status == pq.ExecStatus.FATAL_ERROR), None)
+            if failed is not None:
+                error = psycopg.errors.error_from_result(failed, encoding=self.connection.info.encoding)
                 if error.sqlstate not in _PREPARED_STATEMENT_LOST:
                     raise error
                 del prepared[sql]
@@ -303,6 +307,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 # Unprepared, so a second migration landing now cannot make this read fail again.
                 reader.execute(sql, params)
                 return reader.fetchone()
+            if [result.status for result in results] != [pq.ExecStatus.TUPLES_OK]:
+                raise psycopg.ProgrammingError("fetch_one runs one statement that returns rows.")
+            (result,) = results
             if not result.ntuples:
                 return None
             transformer.set_pgresult(result)
