@@ -21,8 +21,8 @@ and two kinds of them carry nothing the application waits for:
 One more kind of round trip costs less than it does with Django's cursors: a read by primary key
 outside a transaction (`fetch_one`, used by orchestrator.db.get_by_pk for GET /sessions/{id}) runs
 a statement this backend PREPAREd on the server, so the server does not analyse it again (nor plan
-it, once on a generic plan), and sends its EXECUTE through libpq's own blocking call rather than
-through a cursor.
+it, once on a generic plan), and sends its EXECUTE on the connection itself rather than through a
+cursor.
 
 Commit and rollback then work on the transaction that BEGIN opened; a transaction that ran no
 statement has nothing to end. A string the server could not parse, or psycopg refused to send, ran
