@@ -267,7 +267,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         naming one it does not know), but without the cursor: it is sent on the connection's PGconn
         and waited for with psycopg's own generator and wait, the ones its cursor runs, and the
         parameters are bound and the row loaded by a transformer made from the kept cursor. The
-        cursor's own bookkeeping around that wait cost a read about 25 us of CPU (docs/benchmarks.md,
+        cursor's own bookkeeping around that wait cost a read 8 to 10 us of CPU (docs/benchmarks.md,
         thirtieth session)."""
         if (
             self.in_atomic_block
