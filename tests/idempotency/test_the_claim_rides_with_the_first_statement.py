@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
+from orchestrator.http import replay_copies
 from policy import services as policy
 from routing.models import Task
 from sessions.models import Session
@@ -114,7 +115,10 @@ def test_a_replay_is_two_round_trips_the_refused_string_and_the_rollback_with_th
     retry = post(client, "/api/v1/sessions", {"role": "finance"}, key)
 
     assert retry["Idempotent-Replayed"] == "true" and retry.content == first.content
-    assert len(sent) == 2, "\n---\n".join(sent)
-    assert sent[0].startswith("BEGIN; SELECT orchestrator_claim_idempotency_key(")
-    assert sent[1].startswith("ROLLBACK; SELECT fingerprint, status_code, response_body")
+    # Making this host's copy of the answer reads the database's identity, at most once a second per
+    # process: whether this retry does depends on when the worker last did, not on the request.
+    request = [statement for statement in sent if statement != replay_copies._DATABASE_IDENTITY_SQL]
+    assert len(request) == 2, "\n---\n".join(sent)
+    assert request[0].startswith("BEGIN; SELECT orchestrator_claim_idempotency_key(")
+    assert request[1].startswith("ROLLBACK; SELECT fingerprint, status_code, response_body")
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
